@@ -1,0 +1,84 @@
+/**
+ * Typed errors for every layer. One base class, a stable string `code` per
+ * kind of error, details as typed fields (never only in the message).
+ */
+
+/** Every error code that trustroot's TPM core can raise. */
+export type ErrorCode =
+  | ParseErrorCode
+  | EncodeErrorCode
+  | 'tpm.rc'
+  | TransportErrorCode
+  | 'crypto.argument';
+
+/** Base class: `err.code` is stable and safe to switch on. */
+export class TrustrootError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export type ParseErrorCode =
+  | 'parse.truncated' // input ended inside a field
+  | 'parse.trailing' // bytes left over after a complete structure
+  | 'parse.size' // a size field disagrees with the content it frames, or exceeds its maximum
+  | 'parse.count' // a list count beyond its maximum
+  | 'parse.selector' // a union selector with no variant
+  | 'parse.value' // a value outside its TPMI set or range
+  | 'parse.reserved' // a reserved attribute bit is set
+  | 'parse.constant' // a magic value is wrong
+  | 'parse.tag' // an unknown command/response tag or command code
+  | 'parse.handle'; // a handle outside the allowed range
+
+/** Bytes that do not decode: names the structure path and the byte offset. */
+export class ParseError extends TrustrootError {
+  declare readonly code: ParseErrorCode;
+  /** Dotted structure path, e.g. `TPMT_PUBLIC.parameters.symmetric.keyBits`. */
+  readonly path: string;
+  /** Offset in the input where the failing field starts. */
+  readonly offset: number;
+  constructor(code: ParseErrorCode, detail: string, path: string, offset: number) {
+    super(code, `${detail} at ${path || '<root>'} (offset ${offset})`);
+    this.path = path;
+    this.offset = offset;
+  }
+}
+
+export type EncodeErrorCode = 'encode.value' | 'encode.size' | 'encode.selector';
+
+/** A value that cannot be marshaled (out of range, too long, unknown selector). */
+export class EncodeError extends TrustrootError {
+  declare readonly code: EncodeErrorCode;
+  readonly path: string;
+  constructor(code: EncodeErrorCode, detail: string, path: string) {
+    super(code, `${detail} at ${path || '<root>'}`);
+    this.path = path;
+  }
+}
+
+export type TransportErrorCode =
+  | 'transport.timeout'
+  | 'transport.aborted'
+  | 'transport.closed'
+  | 'transport.connect'
+  | 'transport.protocol'
+  | 'transport.busy';
+
+/** A transport failed to deliver a command or its response. */
+export class TransportError extends TrustrootError {
+  declare readonly code: TransportErrorCode;
+  constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/** A caller passed an argument a crypto helper cannot use (e.g. a KDF length of 0). */
+export class ArgumentError extends TrustrootError {
+  declare readonly code: 'crypto.argument';
+  constructor(message: string) {
+    super('crypto.argument', message);
+  }
+}
