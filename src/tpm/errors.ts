@@ -30,7 +30,8 @@ export type ParseErrorCode =
   | 'parse.value' // a value outside its TPMI set or range
   | 'parse.reserved' // a reserved attribute bit is set
   | 'parse.constant' // a magic value is wrong
-  | 'parse.tag' // an unknown command/response tag or command code
+  | 'parse.tag' // an unknown command/response tag
+  | 'parse.command' // an unknown command code
   | 'parse.handle'; // a handle outside the allowed range
 
 /** Bytes that do not decode: names the structure path and the byte offset. */
