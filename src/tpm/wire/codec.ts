@@ -127,6 +127,25 @@ export function values<const V extends number>(name: string, size: 1 | 2 | 4, al
   );
 }
 
+const nullVariants = new WeakMap<Codec<number>, Codec<number>>();
+
+/**
+ * The spec's "+" suffix (`TPMI_ALG_HASH+`, `TPMI_DH_OBJECT+`): the same value
+ * set with its NULL allowed — TPM_ALG_NULL (0x0010) for algorithm sets,
+ * TPM_RH_NULL (0x40000007) for handle sets. Memoized, so `orNull(X)` is one codec.
+ */
+export function orNull<V extends number>(c: Codec<V>): Codec<V | 0x0010 | 0x40000007> {
+  const hit = nullVariants.get(c as Codec<number>);
+  if (hit) return hit as Codec<V | 0x0010 | 0x40000007>;
+  const n = c.node;
+  let out: Codec<number>;
+  if (n.kind === 'values') out = values(`${c.name}+`, n.size, [...n.values, 0x0010]);
+  else if (n.kind === 'handle') out = handleSet(`${c.name}+`, n.ranges, [...n.values, 0x40000007]);
+  else throw new Error(`schema: orNull(${c.name}): only TPMI value and handle sets have a NULL`);
+  nullVariants.set(c as Codec<number>, out);
+  return out as Codec<V | 0x0010 | 0x40000007>;
+}
+
 /** A magic value that must be present as given (TPM_GENERATED_VALUE). */
 export function constant<const V extends number>(name: string, size: 1 | 2 | 4, value: V): Codec<V> {
   return codec<V>(

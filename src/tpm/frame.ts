@@ -1,0 +1,315 @@
+/**
+ * Command and response framing (Part 1 §18 "Command/Response Structure",
+ * Part 3 §5 "Command Processing"), in both directions:
+ *
+ *   client: encodeCommand / frameCommand → bytes → parseResponse
+ *   TPM:    bytes → parseCommand (splitCommand + decodeHandles + decodeParams) → encodeResponse / encodeErrorResponse
+ *
+ * Everything is driven by the command records in commands/; no command has
+ * marshaling code of its own.
+ */
+import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from './command.js';
+import { TPM_ST } from './constants.js';
+import { LIMITS } from './limits.js';
+import { TpmError } from './rc.js';
+import { TPMS_AUTH_COMMAND, TPMS_AUTH_RESPONSE } from './types/index.js';
+import { Reader, Writer } from './wire/io.js';
+import type { Codec } from './wire/codec.js';
+import { commandByCode } from './commands/index.js';
+
+export type AuthCommand = TPMS_AUTH_COMMAND;
+export type AuthResponse = TPMS_AUTH_RESPONSE;
+
+const HEADER_SIZE = 10;
+
+// ---------------------------------------------------------------------------
+// Parameters and handles (shared by both directions)
+
+/** Marshals a command's parameter area (the bytes that go into cpHash). */
+export function encodeParams<C extends AnyCommand>(cmd: C, params: CommandParams<C>): Uint8Array {
+  const w = new Writer();
+  w.within(cmd.paramsCodec.name, () => cmd.paramsCodec.write(w, params as never));
+  return w.finish();
+}
+
+/** Unmarshals a command's parameter area; all bytes must be used. */
+export function decodeParams<C extends AnyCommand>(cmd: C, paramBytes: Uint8Array): CommandParams<C> {
+  return readAll(cmd.paramsCodec as Codec<unknown>, paramBytes) as CommandParams<C>;
+}
+
+/** Marshals a response's parameter area (the bytes that go into rpHash). */
+export function encodeResponseParams<C extends AnyCommand>(cmd: C, params: ResponseParams<C>): Uint8Array {
+  const w = new Writer();
+  w.within(cmd.responseCodec.name, () => cmd.responseCodec.write(w, params as never));
+  return w.finish();
+}
+
+export function decodeResponseParams<C extends AnyCommand>(cmd: C, paramBytes: Uint8Array): ResponseParams<C> {
+  return readAll(cmd.responseCodec as Codec<unknown>, paramBytes) as ResponseParams<C>;
+}
+
+function readAll(c: Codec<unknown>, bytes: Uint8Array): unknown {
+  const r = new Reader(bytes);
+  return r.within(c.name, () => {
+    const v = c.read(r);
+    r.finish();
+    return v;
+  });
+}
+
+/** Checks each handle value against the command's declared handle type and names them. */
+export function decodeHandles<C extends AnyCommand>(cmd: C, values: readonly number[]): CommandHandles<C> {
+  const out: Record<string, number> = {};
+  const w = new Writer(4 * values.length);
+  cmd.handleNames.forEach((name, i) => w.u32(values[i]!));
+  const r = new Reader(w.finish());
+  r.within(`${cmd.name}.handles`, () => {
+    for (const name of cmd.handleNames) out[name] = r.within(name, () => cmd.handles[name]!.codec.read(r));
+  });
+  return out as CommandHandles<C>;
+}
+
+function handleValues(cmd: AnyCommand, handles: Record<string, number>): number[] {
+  return cmd.handleNames.map((n) => handles[n]!);
+}
+
+// ---------------------------------------------------------------------------
+// Client direction
+
+export interface FrameCommandOptions {
+  /** Authorization sessions (TPMS_AUTH_COMMAND), at most three; none means TPM_ST_NO_SESSIONS. */
+  readonly sessions?: readonly AuthCommand[];
+}
+
+/**
+ * Frames a command from already-marshaled parameters. The client uses this
+ * after computing cpHash and HMACs over `paramBytes` (possibly encrypted).
+ */
+export function frameCommand<C extends AnyCommand>(
+  cmd: C,
+  handles: CommandHandles<C>,
+  paramBytes: Uint8Array,
+  options: FrameCommandOptions = {},
+): Uint8Array {
+  const sessions = options.sessions ?? [];
+  const w = new Writer(HEADER_SIZE + 4 * cmd.handleNames.length + paramBytes.length + 64);
+  w.within(`${cmd.name}.command`, () => {
+    if (sessions.length > LIMITS.MAX_SESSIONS) w.fail('encode.size', `${sessions.length} sessions, at most ${LIMITS.MAX_SESSIONS}`);
+    w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+    w.u32(0);
+    w.u32(cmd.code);
+    const values = handleValues(cmd, handles as Record<string, number>);
+    cmd.handleNames.forEach((name, i) => w.within(name, () => cmd.handles[name]!.codec.write(w, values[i]!)));
+    if (sessions.length > 0) {
+      const at = w.length;
+      w.u32(0);
+      sessions.forEach((s, i) => w.within(`authorization[${i}]`, () => TPMS_AUTH_COMMAND.write(w, s)));
+      w.patchU32(at, w.length - at - 4);
+    }
+    w.bytes(paramBytes);
+    if (w.length > LIMITS.MAX_COMMAND_SIZE) w.fail('encode.size', `command of ${w.length} bytes exceeds ${LIMITS.MAX_COMMAND_SIZE}`);
+    w.patchU32(2, w.length);
+  });
+  return w.finish();
+}
+
+/** Marshals a whole command: handles, optional sessions and parameters. */
+export function encodeCommand<C extends AnyCommand>(
+  cmd: C,
+  handles: CommandHandles<C>,
+  params: CommandParams<C>,
+  options: FrameCommandOptions = {},
+): Uint8Array {
+  return frameCommand(cmd, handles, encodeParams(cmd, params), options);
+}
+
+export interface ParsedResponse<C extends AnyCommand> {
+  readonly handles: ResponseHandles<C>;
+  readonly params: ResponseParams<C>;
+  /** The response parameter area exactly as received (for rpHash and decryption). */
+  readonly paramBytes: Uint8Array;
+  readonly sessions: readonly AuthResponse[];
+}
+
+export interface SplitResponse {
+  readonly tag: number;
+  readonly handleValues: readonly number[];
+  readonly paramBytes: Uint8Array;
+  readonly sessions: readonly AuthResponse[];
+}
+
+/**
+ * Splits a response into handles, parameter area and authorizations without
+ * decoding the parameters (the client may have to decrypt them first).
+ * A response code other than success throws a TpmError.
+ */
+export function splitResponse(cmd: AnyCommand, bytes: Uint8Array, sessionCount = 0): SplitResponse {
+  const r = new Reader(bytes);
+  return r.within(`${cmd.name}.response`, () => {
+    const { tag, rc } = readHeader(r, 'response', LIMITS.MAX_RESPONSE_SIZE, [TPM_ST.NO_SESSIONS, TPM_ST.SESSIONS, TPM_ST.RSP_COMMAND]);
+    if (rc !== 0) {
+      if (bytes.length !== HEADER_SIZE) r.fail('parse.size', `error response of ${bytes.length} bytes; an error response is the header only`, 2);
+      throw new TpmError(rc, { commandCode: cmd.code });
+    }
+    const expected = sessionCount > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS;
+    if (tag !== expected) r.fail('parse.tag', `tag 0x${tag.toString(16)} for a command sent with ${sessionCount} session(s)`, 0);
+    const values = r.within('handles', () => cmd.responseHandleNames.map(() => r.u32()));
+    let paramBytes: Uint8Array;
+    const sessions: AuthResponse[] = [];
+    if (tag === TPM_ST.SESSIONS) {
+      const at = r.offset;
+      const size = r.within('parameterSize', () => r.u32());
+      if (size > r.remaining) r.fail('parse.size', `parameterSize ${size} exceeds the ${r.remaining} remaining byte(s)`, at);
+      paramBytes = r.take(size);
+      r.within('authorizations', () => {
+        for (let i = 0; i < sessionCount; i++) sessions.push(r.within(`[${i}]`, () => TPMS_AUTH_RESPONSE.read(r)));
+      });
+      r.finish();
+    } else {
+      paramBytes = r.take(r.remaining);
+    }
+    return { tag, handleValues: values, paramBytes, sessions };
+  });
+}
+
+/** Parses a whole response to `cmd` (sent with `sessionCount` sessions). */
+export function parseResponse<C extends AnyCommand>(cmd: C, bytes: Uint8Array, sessionCount = 0): ParsedResponse<C> {
+  const split = splitResponse(cmd, bytes, sessionCount);
+  const handles: Record<string, number> = {};
+  cmd.responseHandleNames.forEach((n, i) => (handles[n] = split.handleValues[i]!));
+  return {
+    handles: handles as ResponseHandles<C>,
+    params: decodeResponseParams(cmd, split.paramBytes),
+    paramBytes: split.paramBytes,
+    sessions: split.sessions,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// TPM direction
+
+export interface SplitCommand {
+  readonly tag: number;
+  readonly code: number;
+  readonly command: AnyCommand;
+  readonly handleValues: readonly number[];
+  readonly sessions: readonly AuthCommand[];
+  /** The parameter area exactly as received (for cpHash and decryption). */
+  readonly paramBytes: Uint8Array;
+}
+
+/**
+ * Splits a command into header, handle area, authorization area and
+ * parameter area (Part 3 §5.2–5.4). Parameters stay undecoded so that a
+ * TPM can check handles and sessions first and decrypt the first parameter.
+ */
+export function splitCommand(bytes: Uint8Array, lookup: (code: number) => AnyCommand | undefined = commandByCode): SplitCommand {
+  const r = new Reader(bytes);
+  return r.within('command', () => {
+    const { tag, rc: code } = readHeader(r, 'command', LIMITS.MAX_COMMAND_SIZE, [TPM_ST.NO_SESSIONS, TPM_ST.SESSIONS]);
+    const cmd = lookup(code);
+    if (cmd === undefined) return r.fail('parse.command', `unknown command code 0x${code.toString(16)}`, 6);
+    return r.within(cmd.name, () => {
+      const handleValues = r.within('handles', () => cmd.handleNames.map((n) => r.within(n, () => r.u32())));
+      const sessions: AuthCommand[] = [];
+      if (tag === TPM_ST.SESSIONS) {
+        const at = r.offset;
+        const size = r.within('authorizationSize', () => r.u32());
+        // Part 3 §5.4: the smallest authorization is 9 bytes (handle, two empty TPM2Bs, attributes).
+        if (size < 9 || size > r.remaining) r.fail('parse.size', `authorizationSize ${size} with ${r.remaining} byte(s) left`, at);
+        r.window(size, () =>
+          r.within('authorizations', () => {
+            while (r.remaining > 0) {
+              if (sessions.length === LIMITS.MAX_SESSIONS) r.fail('parse.count', `more than ${LIMITS.MAX_SESSIONS} sessions`);
+              sessions.push(r.within(`[${sessions.length}]`, () => TPMS_AUTH_COMMAND.read(r)));
+            }
+          }),
+        );
+      }
+      return { tag, code, command: cmd, handleValues, sessions, paramBytes: r.take(r.remaining) };
+    });
+  });
+}
+
+export interface ParsedCommand<C extends AnyCommand = AnyCommand> {
+  readonly command: C;
+  readonly handles: CommandHandles<C>;
+  readonly params: CommandParams<C>;
+  readonly sessions: readonly AuthCommand[];
+  readonly paramBytes: Uint8Array;
+}
+
+/** Parses a whole command as a TPM receives it. */
+export function parseCommand(bytes: Uint8Array, lookup?: (code: number) => AnyCommand | undefined): ParsedCommand {
+  const split = splitCommand(bytes, lookup);
+  return {
+    command: split.command,
+    handles: decodeHandles(split.command, split.handleValues),
+    params: decodeParams(split.command, split.paramBytes),
+    sessions: split.sessions,
+    paramBytes: split.paramBytes,
+  };
+}
+
+export interface FrameResponseOptions {
+  /** Authorizations to return, one per command session; their presence selects TPM_ST_SESSIONS. */
+  readonly sessions?: readonly AuthResponse[];
+}
+
+/** Frames a successful response from already-marshaled parameters (after rpHash/encryption). */
+export function frameResponse<C extends AnyCommand>(
+  cmd: C,
+  handles: ResponseHandles<C>,
+  paramBytes: Uint8Array,
+  options: FrameResponseOptions = {},
+): Uint8Array {
+  const sessions = options.sessions ?? [];
+  const w = new Writer(HEADER_SIZE + 8 + paramBytes.length + 64);
+  w.within(`${cmd.name}.response`, () => {
+    w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+    w.u32(0);
+    w.u32(0);
+    for (const n of cmd.responseHandleNames) w.u32((handles as Record<string, number>)[n]!);
+    if (sessions.length > 0) w.u32(paramBytes.length);
+    w.bytes(paramBytes);
+    sessions.forEach((s, i) => w.within(`authorization[${i}]`, () => TPMS_AUTH_RESPONSE.write(w, s)));
+    if (w.length > LIMITS.MAX_RESPONSE_SIZE) w.fail('encode.size', `response of ${w.length} bytes exceeds ${LIMITS.MAX_RESPONSE_SIZE}`);
+    w.patchU32(2, w.length);
+  });
+  return w.finish();
+}
+
+/** Marshals a whole successful response. */
+export function encodeResponse<C extends AnyCommand>(
+  cmd: C,
+  handles: ResponseHandles<C>,
+  params: ResponseParams<C>,
+  options: FrameResponseOptions = {},
+): Uint8Array {
+  return frameResponse(cmd, handles, encodeResponseParams(cmd, params), options);
+}
+
+/** An error response: the 10-byte header only (Part 3 §5.1), tag NO_SESSIONS. */
+export function encodeErrorResponse(rc: number): Uint8Array {
+  const w = new Writer(HEADER_SIZE);
+  w.u16(TPM_ST.NO_SESSIONS);
+  w.u32(HEADER_SIZE);
+  w.u32(rc >>> 0);
+  return w.finish();
+}
+
+// ---------------------------------------------------------------------------
+
+function readHeader(r: Reader, what: string, max: number, tags: readonly number[]): { tag: number; rc: number } {
+  return r.within('header', () => {
+    if (r.remaining < HEADER_SIZE) r.fail('parse.truncated', `a ${what} needs at least ${HEADER_SIZE} bytes, got ${r.remaining}`);
+    const tag = r.within('tag', () => r.u16());
+    if (!tags.includes(tag)) r.fail('parse.tag', `tag 0x${tag.toString(16)}`, 0);
+    const size = r.within(`${what}Size`, () => r.u32());
+    if (size !== r.bytes.length) r.fail('parse.size', `${what}Size ${size} but ${r.bytes.length} byte(s) received`, 2);
+    if (size > max) r.fail('parse.size', `${what}Size ${size} exceeds ${max}`, 2);
+    const rc = r.within(what === 'command' ? 'commandCode' : 'responseCode', () => r.u32());
+    return { tag, rc };
+  });
+}
+
