@@ -66,7 +66,8 @@ export type TransportErrorCode =
   | 'transport.closed'
   | 'transport.connect'
   | 'transport.protocol'
-  | 'transport.busy';
+  | 'transport.busy'
+  | 'transport.control'; // a control/platform channel answered a command with a non-zero result
 
 /** A transport failed to deliver a command or its response. */
 export class TransportError extends TrustrootError {

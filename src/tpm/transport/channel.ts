@@ -1,0 +1,433 @@
+/**
+ * What the swtpm, mssim and in-process transports share: a one-at-a-time
+ * command queue with deadlines, abort and close; a TCP connect with a timeout;
+ * a socket reader that hands out exact byte counts; and a persistent
+ * connection that is dropped (and lazily re-made) whenever an exchange fails,
+ * so a late reply can never reach the next command.
+ */
+import { Socket } from 'node:net';
+import { TransportError } from '../errors.js';
+
+/** Per-call limits: an absolute timeout (queueing included) and a caller's signal. */
+export interface Deadline {
+  readonly signal?: AbortSignal | undefined;
+  readonly timeoutMs?: number | undefined;
+}
+
+/** A caller's abort reason, as the transport error it becomes. */
+export function abortError(reason: unknown): TransportError {
+  if (reason instanceof TransportError) return reason;
+  return new TransportError('transport.aborted', 'the command was aborted', { cause: reason });
+}
+
+export function closedError(what: string): TransportError {
+  return new TransportError('transport.closed', `${what} is closed`);
+}
+
+interface Job {
+  readonly ctl: AbortController;
+  readonly start: () => void;
+}
+
+/**
+ * Runs jobs one at a time, in order. Each job gets an internal signal that
+ * fires (with a TransportError as reason) on timeout, on the caller's abort or
+ * on close; the caller is rejected at once, but the next job starts only
+ * after the aborted one has settled (the peer or engine is never handed two
+ * commands at once).
+ */
+export class CommandQueue {
+  readonly #what: string;
+  readonly #defaultTimeoutMs: number;
+  readonly #waiting: Job[] = [];
+  readonly #live = new Set<AbortController>();
+  #busy = false;
+  #closed = false;
+
+  constructor(what: string, defaultTimeoutMs: number) {
+    this.#what = what;
+    this.#defaultTimeoutMs = defaultTimeoutMs;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Jobs queued behind the running one. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Queue `job`. `onAbortInFlight` runs if the job is cancelled while running
+   * (a socket transport destroys its connection there).
+   */
+  run<T>(
+    job: (signal: AbortSignal) => Promise<T>,
+    deadline: Deadline = {},
+    onAbortInFlight?: (reason: TransportError) => void,
+  ): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError(this.#what));
+    const { signal } = deadline;
+    if (signal?.aborted) return Promise.reject(abortError(signal.reason));
+    const timeoutMs = deadline.timeoutMs ?? this.#defaultTimeoutMs;
+
+    return new Promise<T>((resolve, reject) => {
+      const ctl = new AbortController();
+      let running = false;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const onCallerAbort = (): void => ctl.abort(abortError(signal?.reason));
+
+      const settle = (err: unknown, value?: T): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onCallerAbort);
+        this.#live.delete(ctl);
+        if (err === undefined) resolve(value as T);
+        else reject(err);
+      };
+
+      ctl.signal.addEventListener(
+        'abort',
+        () => {
+          const reason = abortError(ctl.signal.reason);
+          if (running) onAbortInFlight?.(reason);
+          settle(reason);
+        },
+        { once: true },
+      );
+      signal?.addEventListener('abort', onCallerAbort, { once: true });
+      if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
+        timer = setTimeout(
+          () => ctl.abort(new TransportError('transport.timeout', `${this.#what}: no response within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }
+      this.#live.add(ctl);
+
+      const start = (): void => {
+        running = true;
+        let p: Promise<T>;
+        try {
+          p = job(ctl.signal);
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.then(
+          (v) => settle(undefined, v),
+          (e: unknown) => settle(ctl.signal.aborted ? abortError(ctl.signal.reason) : e),
+        ).finally(() => {
+          this.#busy = false;
+          this.#pump();
+        });
+      };
+      this.#waiting.push({ ctl, start });
+      this.#pump();
+    });
+  }
+
+  /** Reject everything queued or running with `transport.closed`; later runs reject too. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = closedError(this.#what);
+    for (const ctl of [...this.#live]) ctl.abort(err);
+    this.#waiting.length = 0;
+  }
+
+  #pump(): void {
+    while (!this.#busy) {
+      const next = this.#waiting.shift();
+      if (next === undefined) return;
+      if (next.ctl.signal.aborted) continue; // cancelled while queued: never sent
+      this.#busy = true;
+      next.start();
+    }
+  }
+}
+
+/** Open a TCP connection with Nagle off (tpm-peers.md §6.5). Failures are `transport.connect`. */
+export function connectTcp(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const socket = new Socket();
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: TransportError): void => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const onError = (e: Error): void =>
+      fail(new TransportError('transport.connect', `cannot connect to ${host}:${port}: ${e.message}`, { cause: e }));
+    const onAbort = (): void => fail(abortError(signal.reason));
+    const cleanup = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+    };
+    if (signal.aborted) {
+      reject(abortError(signal.reason));
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', onError);
+    if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
+      timer = setTimeout(
+        () => fail(new TransportError('transport.connect', `cannot connect to ${host}:${port}: timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    }
+    socket.connect({ host, port, noDelay: true }, () => {
+      cleanup();
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * A connected socket read as a byte stream: `read(n)` resolves with exactly n
+ * bytes. Every socket event has a listener, so nothing is ever emitted
+ * unhandled; the first failure is kept and rejects all later reads.
+ */
+export class FramedSocket {
+  readonly socket: Socket;
+  readonly #maxBuffered: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #waiter: { n: number; resolve: (b: Uint8Array) => void; reject: (e: TransportError) => void } | undefined;
+  #failure: TransportError | undefined;
+
+  constructor(socket: Socket, what: string, maxBuffered: number) {
+    this.socket = socket;
+    this.#maxBuffered = maxBuffered;
+    socket.on('data', (chunk: Buffer) => {
+      if (this.#failure) return;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered > this.#maxBuffered) {
+        this.fail(new TransportError('transport.protocol', `${what}: peer sent more than ${this.#maxBuffered} bytes unasked`));
+        return;
+      }
+      this.#deliver();
+    });
+    socket.on('end', () => this.fail(new TransportError('transport.closed', `${what}: peer closed the connection`)));
+    socket.on('close', () => this.fail(new TransportError('transport.closed', `${what}: connection closed`)));
+    socket.on('error', (e: Error) =>
+      this.fail(new TransportError('transport.closed', `${what}: connection failed: ${e.message}`, { cause: e })),
+    );
+  }
+
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /** Bytes received and not yet read. Non-zero between exchanges means the peer is out of step. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** One write per frame: swtpm frames by its first read() (tpm-peers.md §2.3, §6.2). */
+  write(bytes: Uint8Array): void {
+    if (this.#failure) throw this.#failure;
+    this.socket.write(bytes);
+  }
+
+  read(n: number): Promise<Uint8Array> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#waiter) return Promise.reject(new TransportError('transport.busy', 'a read is already pending'));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#waiter = { n, resolve, reject };
+      this.#deliver();
+    });
+  }
+
+  async readU32(): Promise<number> {
+    return getU32(await this.read(4), 0);
+  }
+
+  /** Record the failure, reject the pending read and destroy the socket. Idempotent. */
+  fail(err: TransportError): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    this.#chunks = [];
+    this.#buffered = 0;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    this.socket.destroy();
+    w?.reject(err);
+  }
+
+  /** Half-close and wait (bounded) for the peer to close too. */
+  end(graceMs: number): Promise<void> {
+    if (this.#failure || this.socket.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.fail(closedError('connection')), graceMs);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        this.fail(closedError('connection'));
+        resolve();
+      });
+      this.socket.end();
+    });
+  }
+
+  #deliver(): void {
+    const w = this.#waiter;
+    if (!w || this.#buffered < w.n) return;
+    this.#waiter = undefined;
+    w.resolve(this.#take(w.n));
+  }
+
+  #take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const head = this.#chunks[0]!;
+      const k = Math.min(head.length, n - off);
+      out.set(head.subarray(0, k), off);
+      off += k;
+      if (k === head.length) this.#chunks.shift();
+      else this.#chunks[0] = head.subarray(k);
+    }
+    this.#buffered -= n;
+    return out;
+  }
+}
+
+export interface ChannelOptions {
+  /** Names the peer in error messages, e.g. `swtpm 127.0.0.1:2321`. */
+  readonly what: string;
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+  /** Bound on bytes buffered from the peer (a response plus its framing). */
+  readonly maxBuffered: number;
+}
+
+/**
+ * One persistent TCP connection, one exchange at a time. The connection is
+ * made on first use; any failed, timed-out or aborted exchange destroys it,
+ * and the next exchange reconnects.
+ */
+export class SocketChannel {
+  readonly #opts: ChannelOptions;
+  readonly #queue: CommandQueue;
+  #io: FramedSocket | undefined;
+  #connecting: AbortController | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: ChannelOptions) {
+    this.#opts = opts;
+    this.#queue = new CommandQueue(opts.what, opts.timeoutMs);
+  }
+
+  get closed(): boolean {
+    return this.#queue.closed;
+  }
+
+  /** Whether a connection is currently open (it may still be re-made later). */
+  get connected(): boolean {
+    return this.#io !== undefined && !this.#io.failed;
+  }
+
+  /** Run `exchange` on the connection, after every earlier exchange has finished. */
+  exchange<T>(exchange: (io: FramedSocket, signal: AbortSignal) => Promise<T>, deadline?: Deadline): Promise<T> {
+    return this.#queue.run(
+      async (signal) => {
+        const io = await this.#connect(signal);
+        io.socket.ref();
+        try {
+          // Cancelled while connecting: do not send a command nobody waits for.
+          if (signal.aborted) throw abortError(signal.reason);
+          if (io.buffered > 0) {
+            throw new TransportError('transport.protocol', `${this.#opts.what}: ${io.buffered} unexpected bytes before the command`);
+          }
+          return await exchange(io, signal);
+        } catch (e) {
+          // The stream's position is unknown after any failure: start afresh next time.
+          this.#drop(e instanceof TransportError ? e : new TransportError('transport.protocol', String(e), { cause: e }));
+          throw e;
+        } finally {
+          // An idle connection must not keep the process alive.
+          if (this.#queue.waiting === 0 && !io.failed) io.socket.unref();
+        }
+      },
+      deadline,
+      (reason) => this.#drop(reason),
+    );
+  }
+
+  /**
+   * Reject pending exchanges with `transport.closed`, write `goodbye` (if any)
+   * on a live connection, and close it. Idempotent.
+   */
+  close(goodbye?: Uint8Array): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#queue.close();
+    const io = this.#io;
+    this.#closing = (async () => {
+      if (!io || io.failed) return;
+      if (goodbye) {
+        try {
+          io.write(goodbye);
+        } catch {
+          return;
+        }
+      }
+      await io.end(1000);
+    })();
+    return this.#closing;
+  }
+
+  /** Drop the current connection without closing the channel (it reconnects on next use). */
+  reset(): void {
+    this.#drop(new TransportError('transport.closed', `${this.#opts.what}: connection reset`));
+  }
+
+  async #connect(signal: AbortSignal): Promise<FramedSocket> {
+    if (this.#io && !this.#io.failed) return this.#io;
+    this.#io = undefined;
+    const ctl = new AbortController();
+    const onAbort = (): void => ctl.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#connecting = ctl;
+    try {
+      const socket = await connectTcp(this.#opts.host, this.#opts.port, this.#opts.connectTimeoutMs, ctl.signal);
+      this.#io = new FramedSocket(socket, this.#opts.what, this.#opts.maxBuffered);
+      return this.#io;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.#connecting = undefined;
+    }
+  }
+
+  #drop(reason: TransportError): void {
+    this.#connecting?.abort(reason);
+    const io = this.#io;
+    this.#io = undefined;
+    io?.fail(reason);
+  }
+}
+
+/** Big-endian u32 at `off`. */
+export function getU32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}
+
+/** Big-endian u32 into `b` at `off`. */
+export function putU32(b: Uint8Array, off: number, v: number): void {
+  b[off] = (v >>> 24) & 0xff;
+  b[off + 1] = (v >>> 16) & 0xff;
+  b[off + 2] = (v >>> 8) & 0xff;
+  b[off + 3] = v & 0xff;
+}
+
+/** A big-endian u32 as 4 bytes. */
+export function be32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  putU32(b, 0, v);
+  return b;
+}
