@@ -1,0 +1,29 @@
+/**
+ * Part 3 §19 "Ephemeral EC Keys".
+ */
+import { command, authHandle } from '../command.js';
+import { TPM_CC } from '../constants.js';
+import { TPM2B_ECC_PARAMETER, TPM2B_ECC_POINT, TPM2B_SENSITIVE_DATA, TPMI_DH_OBJECT, TPMI_ECC_CURVE } from '../types/index.js';
+import { u16 } from '../wire/codec.js';
+
+/** First phase of an anonymous (ECDAA) signing operation. */
+export const Commit = command({
+  name: 'Commit',
+  code: TPM_CC.Commit,
+  spec: 'Part 3 §19.2',
+  handles: { signHandle: authHandle(TPMI_DH_OBJECT, 'USER') },
+  params: { P1: TPM2B_ECC_POINT, s2: TPM2B_SENSITIVE_DATA, y2: TPM2B_ECC_PARAMETER },
+  responseHandles: {},
+  response: { K: TPM2B_ECC_POINT, L: TPM2B_ECC_POINT, E: TPM2B_ECC_POINT, counter: u16 },
+});
+
+/** Makes an ephemeral ECC key for a two-phase key exchange. */
+export const EC_Ephemeral = command({
+  name: 'EC_Ephemeral',
+  code: TPM_CC.EC_Ephemeral,
+  spec: 'Part 3 §19.3',
+  handles: {},
+  params: { curveID: TPMI_ECC_CURVE },
+  responseHandles: {},
+  response: { Q: TPM2B_ECC_POINT, counter: u16 },
+});

@@ -1,0 +1,331 @@
+/**
+ * The registry of command records (Part 3): every declared command by name,
+ * the list of all of them, and lookup by command code for the marshaler
+ * (frame.ts) and the software TPM's dispatch.
+ */
+import type { AnyCommand } from '../command.js';
+import { Startup, Shutdown } from './startup.js';
+import { SelfTest, IncrementalSelfTest, GetTestResult } from './testing.js';
+import { StartAuthSession, PolicyRestart } from './session.js';
+import {
+  Create,
+  Load,
+  LoadExternal,
+  ReadPublic,
+  ActivateCredential,
+  MakeCredential,
+  Unseal,
+  ObjectChangeAuth,
+  CreateLoaded,
+} from './object.js';
+import { Duplicate, Rewrap, Import } from './duplication.js';
+import { RSA_Encrypt, RSA_Decrypt, ECDH_KeyGen, ECDH_ZGen, ECC_Parameters, ZGen_2Phase } from './asymmetric.js';
+import { EncryptDecrypt, EncryptDecrypt2, Hash, HMAC } from './symmetric.js';
+import { GetRandom, StirRandom } from './random.js';
+import { HMAC_Start, HashSequenceStart, SequenceUpdate, SequenceComplete, EventSequenceComplete } from './sequences.js';
+import { Certify, CertifyCreation, Quote, GetSessionAuditDigest, GetCommandAuditDigest, GetTime } from './attestation.js';
+import { Commit, EC_Ephemeral } from './ephemeral.js';
+import { VerifySignature, Sign } from './signing.js';
+import { SetCommandCodeAuditStatus } from './audit.js';
+import { PCR_Extend, PCR_Event, PCR_Read, PCR_Allocate, PCR_SetAuthPolicy, PCR_SetAuthValue, PCR_Reset } from './integrity.js';
+import {
+  PolicySigned,
+  PolicySecret,
+  PolicyTicket,
+  PolicyOR,
+  PolicyPCR,
+  PolicyLocality,
+  PolicyNV,
+  PolicyCounterTimer,
+  PolicyCommandCode,
+  PolicyPhysicalPresence,
+  PolicyCpHash,
+  PolicyNameHash,
+  PolicyDuplicationSelect,
+  PolicyAuthorize,
+  PolicyAuthValue,
+  PolicyPassword,
+  PolicyGetDigest,
+  PolicyNvWritten,
+  PolicyTemplate,
+  PolicyAuthorizeNV,
+} from './policy.js';
+import {
+  CreatePrimary,
+  HierarchyControl,
+  SetPrimaryPolicy,
+  ChangePPS,
+  ChangeEPS,
+  Clear,
+  ClearControl,
+  HierarchyChangeAuth,
+} from './hierarchy.js';
+import { DictionaryAttackLockReset, DictionaryAttackParameters } from './dictionary.js';
+import { ContextSave, ContextLoad, FlushContext, EvictControl } from './context.js';
+import { ReadClock, ClockSet, ClockRateAdjust } from './clock.js';
+import { GetCapability, TestParms } from './capability.js';
+import {
+  NV_DefineSpace,
+  NV_UndefineSpace,
+  NV_UndefineSpaceSpecial,
+  NV_ReadPublic,
+  NV_Write,
+  NV_Increment,
+  NV_Extend,
+  NV_SetBits,
+  NV_WriteLock,
+  NV_GlobalWriteLock,
+  NV_Read,
+  NV_ReadLock,
+  NV_ChangeAuth,
+  NV_Certify,
+} from './nv.js';
+
+export {
+  Startup,
+  Shutdown,
+  SelfTest,
+  IncrementalSelfTest,
+  GetTestResult,
+  StartAuthSession,
+  PolicyRestart,
+  Create,
+  Load,
+  LoadExternal,
+  ReadPublic,
+  ActivateCredential,
+  MakeCredential,
+  Unseal,
+  ObjectChangeAuth,
+  CreateLoaded,
+  Duplicate,
+  Rewrap,
+  Import,
+  RSA_Encrypt,
+  RSA_Decrypt,
+  ECDH_KeyGen,
+  ECDH_ZGen,
+  ECC_Parameters,
+  ZGen_2Phase,
+  EncryptDecrypt,
+  EncryptDecrypt2,
+  Hash,
+  HMAC,
+  GetRandom,
+  StirRandom,
+  HMAC_Start,
+  HashSequenceStart,
+  SequenceUpdate,
+  SequenceComplete,
+  EventSequenceComplete,
+  Certify,
+  CertifyCreation,
+  Quote,
+  GetSessionAuditDigest,
+  GetCommandAuditDigest,
+  GetTime,
+  Commit,
+  EC_Ephemeral,
+  VerifySignature,
+  Sign,
+  SetCommandCodeAuditStatus,
+  PCR_Extend,
+  PCR_Event,
+  PCR_Read,
+  PCR_Allocate,
+  PCR_SetAuthPolicy,
+  PCR_SetAuthValue,
+  PCR_Reset,
+  PolicySigned,
+  PolicySecret,
+  PolicyTicket,
+  PolicyOR,
+  PolicyPCR,
+  PolicyLocality,
+  PolicyNV,
+  PolicyCounterTimer,
+  PolicyCommandCode,
+  PolicyPhysicalPresence,
+  PolicyCpHash,
+  PolicyNameHash,
+  PolicyDuplicationSelect,
+  PolicyAuthorize,
+  PolicyAuthValue,
+  PolicyPassword,
+  PolicyGetDigest,
+  PolicyNvWritten,
+  PolicyTemplate,
+  PolicyAuthorizeNV,
+  CreatePrimary,
+  HierarchyControl,
+  SetPrimaryPolicy,
+  ChangePPS,
+  ChangeEPS,
+  Clear,
+  ClearControl,
+  HierarchyChangeAuth,
+  DictionaryAttackLockReset,
+  DictionaryAttackParameters,
+  ContextSave,
+  ContextLoad,
+  FlushContext,
+  EvictControl,
+  ReadClock,
+  ClockSet,
+  ClockRateAdjust,
+  GetCapability,
+  TestParms,
+  NV_DefineSpace,
+  NV_UndefineSpace,
+  NV_UndefineSpaceSpecial,
+  NV_ReadPublic,
+  NV_Write,
+  NV_Increment,
+  NV_Extend,
+  NV_SetBits,
+  NV_WriteLock,
+  NV_GlobalWriteLock,
+  NV_Read,
+  NV_ReadLock,
+  NV_ChangeAuth,
+  NV_Certify,
+};
+
+/** Every declared command, in Part 3 order. */
+export const ALL_COMMANDS: readonly AnyCommand[] = [
+  // startup
+  Startup,
+  Shutdown,
+  // testing
+  SelfTest,
+  IncrementalSelfTest,
+  GetTestResult,
+  // session
+  StartAuthSession,
+  PolicyRestart,
+  // object
+  Create,
+  Load,
+  LoadExternal,
+  ReadPublic,
+  ActivateCredential,
+  MakeCredential,
+  Unseal,
+  ObjectChangeAuth,
+  CreateLoaded,
+  // duplication
+  Duplicate,
+  Rewrap,
+  Import,
+  // asymmetric
+  RSA_Encrypt,
+  RSA_Decrypt,
+  ECDH_KeyGen,
+  ECDH_ZGen,
+  ECC_Parameters,
+  ZGen_2Phase,
+  // symmetric
+  EncryptDecrypt,
+  EncryptDecrypt2,
+  Hash,
+  HMAC,
+  // random
+  GetRandom,
+  StirRandom,
+  // sequences
+  HMAC_Start,
+  HashSequenceStart,
+  SequenceUpdate,
+  SequenceComplete,
+  EventSequenceComplete,
+  // attestation
+  Certify,
+  CertifyCreation,
+  Quote,
+  GetSessionAuditDigest,
+  GetCommandAuditDigest,
+  GetTime,
+  // ephemeral
+  Commit,
+  EC_Ephemeral,
+  // signing
+  VerifySignature,
+  Sign,
+  // audit
+  SetCommandCodeAuditStatus,
+  // integrity
+  PCR_Extend,
+  PCR_Event,
+  PCR_Read,
+  PCR_Allocate,
+  PCR_SetAuthPolicy,
+  PCR_SetAuthValue,
+  PCR_Reset,
+  // policy
+  PolicySigned,
+  PolicySecret,
+  PolicyTicket,
+  PolicyOR,
+  PolicyPCR,
+  PolicyLocality,
+  PolicyNV,
+  PolicyCounterTimer,
+  PolicyCommandCode,
+  PolicyPhysicalPresence,
+  PolicyCpHash,
+  PolicyNameHash,
+  PolicyDuplicationSelect,
+  PolicyAuthorize,
+  PolicyAuthValue,
+  PolicyPassword,
+  PolicyGetDigest,
+  PolicyNvWritten,
+  PolicyTemplate,
+  PolicyAuthorizeNV,
+  // hierarchy
+  CreatePrimary,
+  HierarchyControl,
+  SetPrimaryPolicy,
+  ChangePPS,
+  ChangeEPS,
+  Clear,
+  ClearControl,
+  HierarchyChangeAuth,
+  // dictionary
+  DictionaryAttackLockReset,
+  DictionaryAttackParameters,
+  // context
+  ContextSave,
+  ContextLoad,
+  FlushContext,
+  EvictControl,
+  // clock
+  ReadClock,
+  ClockSet,
+  ClockRateAdjust,
+  // capability
+  GetCapability,
+  TestParms,
+  // nv
+  NV_DefineSpace,
+  NV_UndefineSpace,
+  NV_UndefineSpaceSpecial,
+  NV_ReadPublic,
+  NV_Write,
+  NV_Increment,
+  NV_Extend,
+  NV_SetBits,
+  NV_WriteLock,
+  NV_GlobalWriteLock,
+  NV_Read,
+  NV_ReadLock,
+  NV_ChangeAuth,
+  NV_Certify,
+];
+
+const BY_CODE: ReadonlyMap<number, AnyCommand> = new Map(ALL_COMMANDS.map((c) => [c.code, c]));
+
+/** The record of the command with this TPM_CC, or undefined if trustroot does not declare it. */
+export function commandByCode(code: number): AnyCommand | undefined {
+  return BY_CODE.get(code);
+}
