@@ -424,6 +424,28 @@ describe.each<Framing>(['raw', 'ms'])('%s framing against local peers', (framing
     }
   });
 
+  it('a peer that answers and hangs up at once: the answer arrives, the next command reconnects', async () => {
+    const peer = await startPeer(framing, (req) => {
+      const rsp = tagged(req.conn);
+      if (framing === 'ms') {
+        req.respond(rsp);
+        req.socket.end();
+        return;
+      }
+      req.socket.write(rsp.subarray(0, 10)); // header, then body and FIN together
+      setTimeout(() => req.socket.end(rsp.subarray(10)), 5);
+    });
+    const t = transportFor(framing, peer);
+    try {
+      expect(tagOf(await t.send(GET_RANDOM_8))).toBe(1);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(tagOf(await t.send(GET_RANDOM_8))).toBe(2);
+    } finally {
+      await t.close();
+      await peer.close();
+    }
+  });
+
   it('peer closing mid-response: transport.closed', async () => {
     const peer = await startPeer(framing, (req) => {
       req.socket.end(framing === 'raw' ? Buffer.from('8001000000', 'hex') : be(20));

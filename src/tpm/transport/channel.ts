@@ -189,18 +189,22 @@ export function connectTcp(host: string, port: number, timeoutMs: number, signal
 /**
  * A connected socket read as a byte stream: `read(n)` resolves with exactly n
  * bytes. Every socket event has a listener, so nothing is ever emitted
- * unhandled; the first failure is kept and rejects all later reads.
+ * unhandled. Bytes that arrived before the peer closed stay readable (a peer
+ * may answer and hang up at once); a local failure discards them.
  */
 export class FramedSocket {
   readonly socket: Socket;
+  readonly #what: string;
   readonly #maxBuffered: number;
   #chunks: Buffer[] = [];
   #buffered = 0;
   #waiter: { n: number; resolve: (b: Uint8Array) => void; reject: (e: TransportError) => void } | undefined;
+  /** Set once the connection is unusable: reads beyond the buffered bytes reject with it. */
   #failure: TransportError | undefined;
 
   constructor(socket: Socket, what: string, maxBuffered: number) {
     this.socket = socket;
+    this.#what = what;
     this.#maxBuffered = maxBuffered;
     socket.on('data', (chunk: Buffer) => {
       if (this.#failure) return;
@@ -212,13 +216,14 @@ export class FramedSocket {
       }
       this.#deliver();
     });
-    socket.on('end', () => this.fail(new TransportError('transport.closed', `${what}: peer closed the connection`)));
-    socket.on('close', () => this.fail(new TransportError('transport.closed', `${what}: connection closed`)));
+    socket.on('end', () => this.#peerGone(new TransportError('transport.closed', `${what}: peer closed the connection`)));
+    socket.on('close', () => this.#peerGone(new TransportError('transport.closed', `${what}: connection closed`)));
     socket.on('error', (e: Error) =>
-      this.fail(new TransportError('transport.closed', `${what}: connection failed: ${e.message}`, { cause: e })),
+      this.#peerGone(new TransportError('transport.closed', `${what}: connection failed: ${e.message}`, { cause: e })),
     );
   }
 
+  /** Whether the connection can no longer carry a new command. */
   get failed(): boolean {
     return this.#failure !== undefined;
   }
@@ -235,11 +240,11 @@ export class FramedSocket {
   }
 
   read(n: number): Promise<Uint8Array> {
+    if (this.#waiter) return Promise.reject(new TransportError('transport.busy', `${this.#what}: a read is already pending`));
+    if (this.#buffered >= n) return Promise.resolve(this.#take(n));
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#waiter) return Promise.reject(new TransportError('transport.busy', 'a read is already pending'));
     return new Promise<Uint8Array>((resolve, reject) => {
       this.#waiter = { n, resolve, reject };
-      this.#deliver();
     });
   }
 
@@ -247,21 +252,30 @@ export class FramedSocket {
     return getU32(await this.read(4), 0);
   }
 
-  /** Record the failure, reject the pending read and destroy the socket. Idempotent. */
+  /** A local decision (timeout, abort, bad framing): discard everything and destroy. Idempotent. */
   fail(err: TransportError): void {
-    if (this.#failure) return;
-    this.#failure = err;
     this.#chunks = [];
     this.#buffered = 0;
-    const w = this.#waiter;
-    this.#waiter = undefined;
+    this.#peerGone(err);
     this.socket.destroy();
-    w?.reject(err);
+  }
+
+  #peerGone(err: TransportError): void {
+    if (this.#failure) return;
+    this.#failure = err;
+    const w = this.#waiter;
+    if (w && this.#buffered < w.n) {
+      this.#waiter = undefined;
+      w.reject(err);
+    }
   }
 
   /** Half-close and wait (bounded) for the peer to close too. */
   end(graceMs: number): Promise<void> {
-    if (this.#failure || this.socket.destroyed) return Promise.resolve();
+    if (this.#failure || this.socket.destroyed) {
+      this.socket.destroy();
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => this.fail(closedError('connection')), graceMs);
       this.socket.once('close', () => {
@@ -389,6 +403,7 @@ export class SocketChannel {
 
   async #connect(signal: AbortSignal): Promise<FramedSocket> {
     if (this.#io && !this.#io.failed) return this.#io;
+    this.#io?.fail(new TransportError('transport.closed', `${this.#opts.what}: replaced by a new connection`));
     this.#io = undefined;
     const ctl = new AbortController();
     const onAbort = (): void => ctl.abort(signal.reason);
