@@ -79,14 +79,14 @@ export class CommandQueue {
       let timer: NodeJS.Timeout | undefined;
       const onCallerAbort = (): void => ctl.abort(abortError(signal?.reason));
 
-      const settle = (err: unknown, value?: T): void => {
+      const settle = (ok: boolean, result: unknown): void => {
         if (settled) return;
         settled = true;
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onCallerAbort);
         this.#live.delete(ctl);
-        if (err === undefined) resolve(value as T);
-        else reject(err);
+        if (ok) resolve(result as T);
+        else reject(result);
       };
 
       ctl.signal.addEventListener(
@@ -94,7 +94,7 @@ export class CommandQueue {
         () => {
           const reason = abortError(ctl.signal.reason);
           if (running) onAbortInFlight?.(reason);
-          settle(reason);
+          settle(false, reason);
         },
         { once: true },
       );
@@ -116,8 +116,8 @@ export class CommandQueue {
           p = Promise.reject(e);
         }
         p.then(
-          (v) => settle(undefined, v),
-          (e: unknown) => settle(ctl.signal.aborted ? abortError(ctl.signal.reason) : e),
+          (v) => settle(true, v),
+          (e: unknown) => settle(false, ctl.signal.aborted ? abortError(ctl.signal.reason) : e),
         ).finally(() => {
           this.#busy = false;
           this.#pump();
@@ -394,11 +394,6 @@ export class SocketChannel {
       await io.end(1000);
     })();
     return this.#closing;
-  }
-
-  /** Drop the current connection without closing the channel (it reconnects on next use). */
-  reset(): void {
-    this.#drop(new TransportError('transport.closed', `${this.#opts.what}: connection reset`));
   }
 
   async #connect(signal: AbortSignal): Promise<FramedSocket> {
