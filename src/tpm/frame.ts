@@ -61,7 +61,7 @@ function readAll(c: Codec<unknown>, bytes: Uint8Array): unknown {
 export function decodeHandles<C extends AnyCommand>(cmd: C, values: readonly number[]): CommandHandles<C> {
   const out: Record<string, number> = {};
   const w = new Writer(4 * values.length);
-  cmd.handleNames.forEach((name, i) => w.u32(values[i]!));
+  cmd.handleNames.forEach((_name, i) => w.u32(values[i]!));
   const r = new Reader(w.finish());
   r.within(`${cmd.name}.handles`, () => {
     for (const name of cmd.handleNames) out[name] = r.within(name, () => cmd.handles[name]!.codec.read(r));
