@@ -9,7 +9,8 @@ export type ErrorCode =
   | EncodeErrorCode
   | 'tpm.rc'
   | TransportErrorCode
-  | 'crypto.argument';
+  | 'crypto.argument'
+  | 'crypto.unsupported';
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -82,5 +83,16 @@ export class ArgumentError extends TrustrootError {
   declare readonly code: 'crypto.argument';
   constructor(message: string) {
     super('crypto.argument', message);
+  }
+}
+
+/** A TPM algorithm that is valid but that this runtime cannot compute (e.g. SM3 when OpenSSL lacks it). */
+export class UnsupportedAlgorithmError extends TrustrootError {
+  declare readonly code: 'crypto.unsupported';
+  /** The TPM_ALG_ID that was asked for. */
+  readonly alg: number;
+  constructor(alg: number, message: string) {
+    super('crypto.unsupported', message);
+    this.alg = alg;
   }
 }
