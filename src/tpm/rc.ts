@@ -268,7 +268,7 @@ export const TPM_RC_DESCRIPTIONS: Readonly<Record<TpmRcName, string>> = {
   NOT_USED: 'reserved value that a TPM must never return',
 };
 
-/** Only these mean "send the same command again" (Part 1 §"Response Code Details" / Part 3 §5). */
+/** Only these say the TPM did not run the command and the same bytes may simply be sent again; other warnings need the caller to act first (flush, wait for NV, leave lockout). */
 const RETRYABLE: ReadonlySet<number> = new Set([TPM_RC.RETRY, TPM_RC.YIELDED, TPM_RC.TESTING]);
 
 /** Some early TPMs return 0x030 for BAD_TAG (Part 2 notes the old, mistaken value). */
