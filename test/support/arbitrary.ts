@@ -40,6 +40,8 @@ function build(c: Codec<unknown>, cap: number, items: number): fc.Arbitrary<unkn
       return fc.integer({ min: 0, max: n.size === 4 ? 0xffffffff : n.size === 2 ? 0xffff : 0xff });
     case 'int8':
       return fc.integer({ min: -128, max: 127 });
+    case 'int32':
+      return fc.integer({ min: -0x80000000, max: 0x7fffffff });
     case 'u64':
       return fc.bigInt({ min: 0n, max: 0xffffffffffffffffn });
     case 'values':

@@ -12,6 +12,7 @@ import { Reader, Writer } from './io.js';
 export type Node =
   | { readonly kind: 'uint'; readonly size: 1 | 2 | 4 }
   | { readonly kind: 'int8' }
+  | { readonly kind: 'int32' }
   | { readonly kind: 'u64' }
   | { readonly kind: 'values'; readonly size: 1 | 2 | 4; readonly values: readonly number[] }
   | { readonly kind: 'constant'; readonly size: 1 | 2 | 4; readonly value: number }
@@ -84,6 +85,17 @@ export const i8: Codec<number> = codec<number>(
     w.i8(v);
   },
   (r) => r.i8(),
+);
+
+/** INT32 (PolicySigned/PolicySecret `expiration`), two's complement on the wire. */
+export const i32: Codec<number> = codec<number>(
+  'INT32',
+  { kind: 'int32' },
+  (w, v) => {
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) w.fail('encode.value', `${String(v)} is not an INT32`);
+    w.u32(v >>> 0);
+  },
+  (r) => r.u32() | 0,
 );
 
 /** UINT64 is a `bigint`, never a lossy `number`. */
