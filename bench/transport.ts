@@ -6,6 +6,7 @@
  */
 import { MssimTransport, SwtpmTransport, type Transport } from '../src/tpm/transport/index.js';
 import { startSwtpm } from '../test/support/swtpm.js';
+import { rate } from './measure.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 
@@ -19,24 +20,11 @@ const OPS = [
   { op: 'PCR_Read(sha256, 0-7)', command: PCR_READ_SHA256_0_7 },
 ] as const;
 
-/** Round trips per second of `command` for about `ms` (after a short warm-up); every response must have rc 0. */
-async function roundTrips(t: Transport, command: Uint8Array, ms: number): Promise<number> {
-  const once = async (): Promise<void> => {
-    const rsp = await t.send(command);
-    const rc = Buffer.from(rsp).readUInt32BE(6);
-    if (rc !== 0) throw new Error(`TPM returned rc 0x${rc.toString(16)}`);
-  };
-  const warmUntil = performance.now() + Math.min(200, ms / 5);
-  while (performance.now() < warmUntil) await once();
-  let n = 0;
-  const start = performance.now();
-  let now = start;
-  while (now < start + ms) {
-    for (let i = 0; i < 16; i++) await once(); // batches keep clock reads out of the loop
-    n += 16;
-    now = performance.now();
-  }
-  return n / ((now - start) / 1000);
+/** Sends `command` and insists on rc 0, so an error response never counts as a round trip. */
+async function roundTrip(t: Transport, command: Uint8Array): Promise<void> {
+  const rsp = await t.send(command);
+  const rc = Buffer.from(rsp).readUInt32BE(6);
+  if (rc !== 0) throw new Error(`TPM returned rc 0x${rc.toString(16)}`);
 }
 
 export async function benchTransports(ms = 1000): Promise<Array<{ name: string; opsPerSec: number }>> {
@@ -51,7 +39,7 @@ export async function benchTransports(ms = 1000): Promise<Array<{ name: string; 
       const t = make();
       try {
         for (const { op, command } of OPS) {
-          rows.push({ name: `${kind} ${op}`, opsPerSec: await roundTrips(t, command, ms) });
+          rows.push({ name: `${kind} ${op}`, opsPerSec: await rate(() => roundTrip(t, command), ms) });
         }
       } finally {
         await t.close();

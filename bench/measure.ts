@@ -1,0 +1,40 @@
+/**
+ * A small side-by-side benchmark runner: each case runs for a fixed wall-clock
+ * budget after a warm-up, and the table shows operations per second and the
+ * ratio to the first row of its group (machines are noisy; ratios within one
+ * run are what to compare).
+ */
+export interface BenchRow {
+  readonly group: string;
+  readonly name: string;
+  readonly opsPerSec: number;
+}
+
+/** Runs `fn` repeatedly for about `ms` milliseconds and returns operations per second. */
+export async function rate(fn: () => unknown | Promise<unknown>, ms = 1000): Promise<number> {
+  const warm = performance.now() + Math.min(200, ms / 5);
+  while (performance.now() < warm) await fn();
+  let n = 0;
+  const start = performance.now();
+  const end = start + ms;
+  let now = start;
+  while (now < end) {
+    // Batches keep the clock reads out of the measurement for fast operations.
+    for (let i = 0; i < 16; i++) await fn();
+    n += 16;
+    now = performance.now();
+  }
+  return n / ((now - start) / 1000);
+}
+
+export function printTable(rows: readonly BenchRow[]): void {
+  const first = new Map<string, number>();
+  for (const r of rows) if (!first.has(r.group)) first.set(r.group, r.opsPerSec);
+  const lines = rows.map((r) => [r.group, r.name, Math.round(r.opsPerSec).toLocaleString('en-US'), `${(r.opsPerSec / first.get(r.group)!).toFixed(2)}×`]);
+  const head = ['group', 'case', 'ops/s', 'vs first of group'];
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  console.log(fmt(head));
+  console.log(`|${widths.map((w, i) => (i >= 2 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`);
+  for (const l of lines) console.log(fmt(l));
+}

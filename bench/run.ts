@@ -1,0 +1,17 @@
+/**
+ * `npm run bench`: one table, side by side in one run.
+ *  - marshal and unmarshal per second for TPMT_PUBLIC, TPMS_ATTEST and a whole Quote response;
+ *  - round trips per second to a private swtpm for GetRandom and PCR_Read, over both transports.
+ */
+import { benchMarshal } from './marshal.js';
+import { printTable, type BenchRow } from './measure.js';
+import { benchTransports } from './transport.js';
+
+const ms = Number(process.env['BENCH_MS'] ?? 1000);
+const rows: BenchRow[] = [...(await benchMarshal(ms))];
+try {
+  for (const r of await benchTransports(ms)) rows.push({ group: 'swtpm round trip', name: r.name, opsPerSec: r.opsPerSec });
+} catch (e) {
+  console.error(`swtpm round trips skipped: ${e instanceof Error ? e.message : String(e)}`);
+}
+printTable(rows);

@@ -1,0 +1,48 @@
+/**
+ * PCR selections (Part 2 §10.6.2 TPMS_PCR_SELECTION): PCR n is bit (n mod 8)
+ * of byte ⌊n/8⌋ of pcrSelect. Pure helpers shared by the client (reading all
+ * banks in pages), the verifier (what a quote covers) and policy digests.
+ */
+import { ArgumentError } from './errors.js';
+import { LIMITS } from './limits.js';
+import type { TPMS_PCR_SELECTION } from './types/index.js';
+
+/** A selection of `indices` in bank `hash`; `sizeofSelect` 3 covers the PC Client's 24 PCRs. */
+export function pcrSelection(hash: TPMS_PCR_SELECTION['hash'], indices: Iterable<number>, sizeofSelect = 3): TPMS_PCR_SELECTION {
+  if (!Number.isInteger(sizeofSelect) || sizeofSelect < 0 || sizeofSelect > LIMITS.PCR_SELECT_MAX) {
+    throw new ArgumentError(`sizeofSelect ${sizeofSelect} is outside 0..${LIMITS.PCR_SELECT_MAX}`);
+  }
+  const pcrSelect = new Uint8Array(sizeofSelect);
+  for (const i of indices) {
+    if (!Number.isInteger(i) || i < 0 || i >= sizeofSelect * 8) throw new ArgumentError(`PCR ${i} does not fit a ${sizeofSelect}-byte selection`);
+    pcrSelect[i >> 3]! |= 1 << (i & 7);
+  }
+  return { hash, pcrSelect };
+}
+
+/** The PCR indices a selection names, ascending (the order a TPM returns and digests them). */
+export function pcrIndices(selection: TPMS_PCR_SELECTION): number[] {
+  const out: number[] = [];
+  selection.pcrSelect.forEach((byte, i) => {
+    for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(i * 8 + bit);
+  });
+  return out;
+}
+
+/**
+ * What is left of `wanted` once `got` has been read: PCR_Read returns at most
+ * eight digests (TPML_DIGEST) and says which in pcrSelectionOut (Part 3 §22.4),
+ * so reading a whole bank takes several calls. Empty banks are dropped.
+ */
+export function subtractSelections(wanted: readonly TPMS_PCR_SELECTION[], got: readonly TPMS_PCR_SELECTION[]): TPMS_PCR_SELECTION[] {
+  const out: TPMS_PCR_SELECTION[] = [];
+  for (const w of wanted) {
+    const rest = w.pcrSelect.slice();
+    for (const g of got) {
+      if (g.hash !== w.hash) continue;
+      for (let i = 0; i < rest.length && i < g.pcrSelect.length; i++) rest[i]! &= ~g.pcrSelect[i]!;
+    }
+    if (rest.some((b) => b !== 0)) out.push({ hash: w.hash, pcrSelect: rest });
+  }
+  return out;
+}
