@@ -216,6 +216,34 @@ describe('handle areas', () => {
   });
 });
 
+describe('handle checks on the TPM side', () => {
+  it('parseCommand rejects a handle outside the declared set', () => {
+    const q = registry.Quote;
+    const params: CommandParams<typeof q> = { qualifyingData: new Uint8Array(0), inScheme: { scheme: 0x0010 }, PCRselect: [] };
+    const bytes = encodeCommand(q, { signHandle: 0x80000001 }, params);
+    expect(parseCommand(bytes).handles).toEqual({ signHandle: 0x80000001 });
+    expect(parseCommand(encodeCommand(q, { signHandle: TPM_RH_NULL }, params)).handles).toEqual({ signHandle: TPM_RH_NULL });
+    const nvIndex = bytes.slice();
+    new DataView(nvIndex.buffer).setUint32(10, 0x01000001);
+    expect(() => parseCommand(nvIndex)).toThrow(expect.objectContaining({ code: 'parse.handle' }));
+    // A Duplicate's objectHandle may not be NULL (no "+"), its newParentHandle may.
+    const d = registry.Duplicate;
+    const dParams: CommandParams<typeof d> = { encryptionKeyIn: new Uint8Array(0), symmetricAlg: { algorithm: 0x0010 } };
+    expect(() => encodeCommand(d, { objectHandle: TPM_RH_NULL, newParentHandle: TPM_RH_NULL }, dParams)).toThrow();
+    expect(parseCommand(encodeCommand(d, { objectHandle: 0x81000001, newParentHandle: TPM_RH_NULL }, dParams)).handles).toEqual({
+      objectHandle: 0x81000001,
+      newParentHandle: TPM_RH_NULL,
+    });
+  });
+
+  it('parseCommand rejects a command cut inside its handle area', () => {
+    const bytes = encodeCommand(registry.PolicyRestart, { sessionHandle: 0x03000000 }, {});
+    const cut = bytes.slice(0, 12);
+    new DataView(cut.buffer).setUint32(2, cut.length);
+    expect(() => parseCommand(cut)).toThrow(expect.objectContaining({ code: 'parse.truncated' }));
+  });
+});
+
 describe('parameter encryption (first parameter is a TPM2B)', () => {
   const cases: [string, boolean, boolean][] = [
     ['Create', true, true],

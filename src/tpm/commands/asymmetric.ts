@@ -1,7 +1,7 @@
 /**
  * Part 3 §14 "Asymmetric Primitives".
  */
-import { command, authHandle, handle } from '../command.js';
+import { authHandle, command, handle } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   TPM2B_DATA,

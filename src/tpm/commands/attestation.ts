@@ -1,7 +1,7 @@
 /**
  * Part 3 §18 "Attestation Commands".
  */
-import { command, authHandle, handle } from '../command.js';
+import { authHandle, command, handle } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   TPM2B_ATTEST,

@@ -1,7 +1,7 @@
 /**
  * Part 3 §21 "Command Audit".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import { TPMI_ALG_HASH, TPMI_RH_PROVISION, TPML_CC } from '../types/index.js';
 import { orNull } from '../wire/codec.js';

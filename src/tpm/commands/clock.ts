@@ -1,7 +1,7 @@
 /**
  * Part 3 §29 "Clocks and Timers".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import { TPMI_RH_PROVISION, TPMS_TIME_INFO, TPM_CLOCK_ADJUST } from '../types/index.js';
 import { u64 } from '../wire/codec.js';

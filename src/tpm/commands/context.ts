@@ -1,7 +1,7 @@
 /**
  * Part 3 §28 "Context Management".
  */
-import { command, authHandle, handle } from '../command.js';
+import { authHandle, command, handle } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import { TPMI_DH_CONTEXT, TPMI_DH_OBJECT, TPMI_DH_PERSISTENT, TPMI_RH_PROVISION, TPMS_CONTEXT } from '../types/index.js';
 

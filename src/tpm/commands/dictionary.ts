@@ -1,7 +1,7 @@
 /**
  * Part 3 §25 "Dictionary Attack Functions".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import { TPMI_RH_LOCKOUT } from '../types/index.js';
 import { u32 } from '../wire/codec.js';

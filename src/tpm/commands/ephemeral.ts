@@ -1,7 +1,7 @@
 /**
  * Part 3 §19 "Ephemeral EC Keys".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import { TPM2B_ECC_PARAMETER, TPM2B_ECC_POINT, TPM2B_SENSITIVE_DATA, TPMI_DH_OBJECT, TPMI_ECC_CURVE } from '../types/index.js';
 import { u16 } from '../wire/codec.js';

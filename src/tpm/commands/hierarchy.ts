@@ -1,7 +1,7 @@
 /**
  * Part 3 §24 "Hierarchy Commands".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   TPM2B_AUTH,

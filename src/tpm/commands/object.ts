@@ -1,7 +1,7 @@
 /**
  * Part 3 §12 "Object Commands".
  */
-import { command, authHandle, handle } from '../command.js';
+import { authHandle, command, handle } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   TPM2B_AUTH,

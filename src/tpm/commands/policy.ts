@@ -1,7 +1,7 @@
 /**
  * Part 3 §23 "Enhanced Authorization (EA) Commands".
  */
-import { command, authHandle, handle } from '../command.js';
+import { authHandle, command, handle } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   INT32,

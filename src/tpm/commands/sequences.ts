@@ -1,7 +1,7 @@
 /**
  * Part 3 §17 "Hash/HMAC/Event Sequences".
  */
-import { command, authHandle } from '../command.js';
+import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
 import {
   TPM2B_AUTH,
