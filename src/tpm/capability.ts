@@ -1,9 +1,14 @@
 /**
  * GetCapability paging (Part 3 §30.2): a TPM returns as much as fits and sets
  * moreData; the next call starts at the property after the last one returned.
- * What "the property" of an item is depends on the capability.
+ * What "the property" of an item is depends on the capability. The pure rules
+ * come first; readCapability applies them over a transport.
  */
-import { PT_FIXED, PT_VAR, TPM_CAP, TPM_HT, TPM_RH } from './constants.js';
+import { GetCapability } from './commands/index.js';
+import { PT_FIXED, PT_VAR, TPM_CAP, type TPM_CAP_VALUE, TPM_HT, TPM_RH } from './constants.js';
+import { TransportError } from './errors.js';
+import { runCommand, type RunResult } from './run.js';
+import type { SendOptions, Transport } from './transport/transport.js';
 import { TPMA_CC, type TPMS_CAPABILITY_DATA } from './types/index.js';
 
 /**
@@ -61,3 +66,37 @@ export function nextProperty(data: TPMS_CAPABILITY_DATA): number | undefined {
       return next(data.data.at(-1));
   }
 }
+
+/** The items of a capability's pages, typed by the capability (TPMS_CAPABILITY_DATA narrows on `capability`). */
+export type CapabilityItem<C extends TPM_CAP_VALUE> = Extract<TPMS_CAPABILITY_DATA, { capability: C }>['data'][number];
+
+/**
+ * Every item of `capability`, from each start of `listingStarts` (or the
+ * given ones), following moreData page by page. The number of pages is
+ * bounded, so a TPM that always says "more" cannot keep the caller forever.
+ */
+export async function readCapability<C extends TPM_CAP_VALUE>(
+  transport: Transport,
+  capability: C,
+  starts: readonly number[] = listingStarts(capability),
+  options: SendOptions = {},
+): Promise<CapabilityItem<C>[]> {
+  const items: CapabilityItem<C>[] = [];
+  for (const start of starts) {
+    let property: number | undefined = start;
+    for (let page = 0; property !== undefined; page++) {
+      if (page === MAX_CAPABILITY_PAGES) throw new TransportError('transport.protocol', `GetCapability(0x${capability.toString(16)}) still had more data after ${page} pages`);
+      const { params }: RunResult<typeof GetCapability> = await runCommand(transport, GetCapability, {}, { capability, property, propertyCount: MAX_PROPERTY_COUNT }, options);
+      const data = params.capabilityData;
+      if (data.capability !== capability) throw new TransportError('transport.protocol', `asked for capability 0x${capability.toString(16)}, got 0x${data.capability.toString(16)}`);
+      items.push(...(data.data as CapabilityItem<C>[]));
+      property = params.moreData === 1 ? nextProperty(data) : undefined;
+    }
+  }
+  return items;
+}
+
+/** The largest propertyCount worth asking for: the TPM caps it to what fits its buffer. */
+const MAX_PROPERTY_COUNT = 0xffff;
+/** More pages than any TPM's handle space or property list needs (Part 2 MAX_CAP_BUFFER pages). */
+const MAX_CAPABILITY_PAGES = 4096;

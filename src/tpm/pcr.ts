@@ -3,8 +3,13 @@
  * of byte ⌊n/8⌋ of pcrSelect. Pure helpers shared by the client (reading all
  * banks in pages), the verifier (what a quote covers) and policy digests.
  */
-import { ArgumentError } from './errors.js';
+import { readCapability } from './capability.js';
+import { PCR_Read } from './commands/index.js';
+import { TPM_CAP } from './constants.js';
+import { ArgumentError, TransportError } from './errors.js';
 import { LIMITS } from './limits.js';
+import { runCommand, type RunResult } from './run.js';
+import type { SendOptions, Transport } from './transport/transport.js';
 import type { TPMS_PCR_SELECTION } from './types/index.js';
 
 /** A selection of `indices` in bank `hash`; `sizeofSelect` 3 covers the PC Client's 24 PCRs. */
@@ -45,4 +50,36 @@ export function subtractSelections(wanted: readonly TPMS_PCR_SELECTION[], got: r
     if (rest.some((b) => b !== 0)) out.push({ hash: w.hash, pcrSelect: rest });
   }
   return out;
+}
+
+/**
+ * Reads every PCR of `selections` (by default all banks the TPM allocates),
+ * in as many PCR_Read calls as it takes. Returns bank → PCR index → value.
+ * A TPM that returns nothing new for a call is an error rather than a loop.
+ */
+export async function readPcrs(
+  transport: Transport,
+  selections?: readonly TPMS_PCR_SELECTION[],
+  options: SendOptions = {},
+): Promise<Map<number, Map<number, Uint8Array>>> {
+  let wanted = (selections ?? (await readCapability(transport, TPM_CAP.PCRS, undefined, options))).filter((s) => s.pcrSelect.some((b) => b !== 0));
+  const values = new Map<number, Map<number, Uint8Array>>();
+  while (wanted.length > 0) {
+    const { params }: RunResult<typeof PCR_Read> = await runCommand(transport, PCR_Read, {}, { pcrSelectionIn: wanted }, options);
+    const digests = params.pcrValues;
+    let next = 0;
+    for (const sel of params.pcrSelectionOut) {
+      const bank = values.get(sel.hash) ?? new Map<number, Uint8Array>();
+      values.set(sel.hash, bank);
+      for (const i of pcrIndices(sel)) {
+        const d = digests[next++];
+        if (d === undefined) throw new TransportError('transport.protocol', 'PCR_Read returned fewer digests than its selection names');
+        bank.set(i, d);
+      }
+    }
+    if (next !== digests.length) throw new TransportError('transport.protocol', 'PCR_Read returned more digests than its selection names');
+    if (next === 0) break; // nothing more the TPM will give (e.g. a PCR it does not implement)
+    wanted = subtractSelections(wanted, params.pcrSelectionOut);
+  }
+  return values;
 }
