@@ -153,7 +153,8 @@ export function splitResponse(cmd: AnyCommand, bytes: Uint8Array, sessionCount =
     }
     const expected = sessionCount > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS;
     if (tag !== expected) r.fail('parse.tag', `tag 0x${tag.toString(16)} for a command sent with ${sessionCount} session(s)`, 0);
-    const values = r.within('handles', () => cmd.responseHandleNames.map(() => r.u32()));
+    // Each response handle is checked against its declared type, as decodeHandles does for command handles.
+    const values = r.within('handles', () => cmd.responseHandleNames.map((n) => r.within(n, () => cmd.responseHandles[n]!.read(r))));
     let paramBytes: Uint8Array;
     const sessions: AuthResponse[] = [];
     if (tag === TPM_ST.SESSIONS) {
