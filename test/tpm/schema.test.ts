@@ -3,9 +3,10 @@
  * property for every exported codec, schema invariants, and decoding failures
  * with their exact code, path and offset.
  */
+import { eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TPM_ALG, TPM_ECC, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { ParseError } from '../../src/tpm/errors.js';
 import { type Codec, decode, encode, struct, u16, u8, union } from '../../src/tpm/wire/codec.js';
 import * as types from '../../src/tpm/types/index.js';
@@ -33,37 +34,9 @@ const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\
 
 // tpm-spec-facts.md §8: the low-range EK templates (EK Credential Profile, templates L-1 and L-2).
 const EK_POLICY = unhex('837197674484B3F81A90CC8D46A5D724FD52D76E06520B64F2A1DA1B331469AA');
-const EK_ATTRIBUTES = TPMA_OBJECT.of({
-  fixedTPM: true,
-  fixedParent: true,
-  sensitiveDataOrigin: true,
-  adminWithPolicy: true,
-  restricted: true,
-  decrypt: true,
-});
-const AES128CFB = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB } as const;
-
-const RSA_EK: TPMT_PUBLIC = {
-  type: TPM_ALG.RSA,
-  nameAlg: TPM_ALG.SHA256,
-  objectAttributes: EK_ATTRIBUTES,
-  authPolicy: EK_POLICY,
-  parameters: { symmetric: AES128CFB, scheme: { scheme: TPM_ALG.NULL }, keyBits: 2048, exponent: 0 },
-  unique: new Uint8Array(256),
-};
-const ECC_EK: TPMT_PUBLIC = {
-  type: TPM_ALG.ECC,
-  nameAlg: TPM_ALG.SHA256,
-  objectAttributes: EK_ATTRIBUTES,
-  authPolicy: EK_POLICY,
-  parameters: {
-    symmetric: AES128CFB,
-    scheme: { scheme: TPM_ALG.NULL },
-    curveID: TPM_ECC.NIST_P256,
-    kdf: { scheme: TPM_ALG.NULL },
-  },
-  unique: { x: new Uint8Array(32), y: new Uint8Array(32) },
-};
+// The templates under test come from src/tpm/templates.ts; the expected bytes below are written out independently.
+const RSA_EK: TPMT_PUBLIC = rsaEkTemplate();
+const ECC_EK: TPMT_PUBLIC = eccEkTemplate();
 
 /** The modulus of an RSA public area: the union narrows on `type`. */
 function modulusOf(p: TPMT_PUBLIC): Uint8Array | undefined {
@@ -85,7 +58,8 @@ const QUOTE: TPMS_ATTEST = {
 
 describe('known answers: EK templates (tpm-spec-facts §8)', () => {
   it('objectAttributes of the EK is 0x000300B2', () => {
-    expect(TPMA_OBJECT.toWord(EK_ATTRIBUTES)).toBe(0x000300b2);
+    expect(TPMA_OBJECT.toWord(RSA_EK.objectAttributes)).toBe(0x000300b2);
+    expect(TPMA_OBJECT.toWord(ECC_EK.objectAttributes)).toBe(0x000300b2);
   });
 
   it('RSA-2048 EK template marshals to 314 bytes with the documented prefix and decodes back', () => {

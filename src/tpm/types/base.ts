@@ -4,6 +4,7 @@
  */
 import { TPM_ALG as A, TPM_ST } from '../constants.js';
 import { LIMITS, SIZEOF_TPMT_HA, SIZEOF_TPMU_NAME } from '../limits.js';
+import { digestSize } from '../crypto/hash.js';
 import { fixed, type Infer, orNull, sized, struct, union, values } from '../wire/codec.js';
 import { TPMA_ALGORITHM } from './attributes.js';
 import { TPMI_ALG_HASH, TPMI_RH_HIERARCHY } from './interfaces.js';
@@ -23,28 +24,16 @@ export type TPMS_ALGORITHM_DESCRIPTION = Infer<typeof TPMS_ALGORITHM_DESCRIPTION
 // ---------------------------------------------------------------------------
 // Part 2 §10.3: hash/digest structures
 
-/** Digest size in bytes of each hash algorithm (TPMU_HA's members). */
-export const DIGEST_SIZE = {
-  [A.SHA1]: 20,
-  [A.SHA256]: 32,
-  [A.SHA384]: 48,
-  [A.SHA512]: 64,
-  [A.SM3_256]: 32,
-  [A.SHA3_256]: 32,
-  [A.SHA3_384]: 48,
-  [A.SHA3_512]: 64,
-} as const satisfies Record<TPMI_ALG_HASH, number>;
-
 /** Part 2 §10.3.2: TPMU_HA, one fixed-size digest per hash; NULL has none. */
 const TPMU_HA = union('TPMU_HA', 'hashAlg', {
-  [A.SHA1]: fixed('TPMU_HA.sha1', DIGEST_SIZE[A.SHA1]),
-  [A.SHA256]: fixed('TPMU_HA.sha256', DIGEST_SIZE[A.SHA256]),
-  [A.SHA384]: fixed('TPMU_HA.sha384', DIGEST_SIZE[A.SHA384]),
-  [A.SHA512]: fixed('TPMU_HA.sha512', DIGEST_SIZE[A.SHA512]),
-  [A.SM3_256]: fixed('TPMU_HA.sm3_256', DIGEST_SIZE[A.SM3_256]),
-  [A.SHA3_256]: fixed('TPMU_HA.sha3_256', DIGEST_SIZE[A.SHA3_256]),
-  [A.SHA3_384]: fixed('TPMU_HA.sha3_384', DIGEST_SIZE[A.SHA3_384]),
-  [A.SHA3_512]: fixed('TPMU_HA.sha3_512', DIGEST_SIZE[A.SHA3_512]),
+  [A.SHA1]: fixed('TPMU_HA.sha1', digestSize(A.SHA1)),
+  [A.SHA256]: fixed('TPMU_HA.sha256', digestSize(A.SHA256)),
+  [A.SHA384]: fixed('TPMU_HA.sha384', digestSize(A.SHA384)),
+  [A.SHA512]: fixed('TPMU_HA.sha512', digestSize(A.SHA512)),
+  [A.SM3_256]: fixed('TPMU_HA.sm3_256', digestSize(A.SM3_256)),
+  [A.SHA3_256]: fixed('TPMU_HA.sha3_256', digestSize(A.SHA3_256)),
+  [A.SHA3_384]: fixed('TPMU_HA.sha3_384', digestSize(A.SHA3_384)),
+  [A.SHA3_512]: fixed('TPMU_HA.sha3_512', digestSize(A.SHA3_512)),
   [A.NULL]: null,
 });
 

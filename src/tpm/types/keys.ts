@@ -401,23 +401,29 @@ export const TPMT_PUBLIC_PARMS = struct('TPMT_PUBLIC_PARMS', {
 });
 export type TPMT_PUBLIC_PARMS = Infer<typeof TPMT_PUBLIC_PARMS>;
 
+/** TPMT_PUBLIC's layout with a given TPMU_PUBLIC_ID (the real one, or TPMS_DERIVE in a derivation template). */
+function publicArea<const U extends Record<(typeof PUBLIC_TYPES)[number], Codec<unknown>>>(unique: U) {
+  return struct('TPMT_PUBLIC', {
+    type: TPMI_ALG_PUBLIC,
+    nameAlg: orNull(TPMI_ALG_HASH),
+    objectAttributes: TPMA_OBJECT,
+    authPolicy: TPM2B_DIGEST,
+    parameters: union('TPMU_PUBLIC_PARMS', 'type', PUBLIC_PARMS),
+    unique: union('TPMU_PUBLIC_ID', 'type', unique),
+  });
+}
+const PUBLIC_TYPES = [A.KEYEDHASH, A.SYMCIPHER, A.RSA, A.ECC] as const;
+
 /**
  * §12.2.4: the public area of an object. `unique` is TPMU_PUBLIC_ID: the
  * modulus (RSA), the point (ECC) or a digest (keyedHash, symcipher).
  * nameAlg admits NULL (LoadExternal's "+"); Create/CreatePrimary reject it.
  */
-export const TPMT_PUBLIC = struct('TPMT_PUBLIC', {
-  type: TPMI_ALG_PUBLIC,
-  nameAlg: orNull(TPMI_ALG_HASH),
-  objectAttributes: TPMA_OBJECT,
-  authPolicy: TPM2B_DIGEST,
-  parameters: union('TPMU_PUBLIC_PARMS', 'type', PUBLIC_PARMS),
-  unique: union('TPMU_PUBLIC_ID', 'type', {
-    [A.KEYEDHASH]: TPM2B_DIGEST,
-    [A.SYMCIPHER]: TPM2B_DIGEST,
-    [A.RSA]: TPM2B_PUBLIC_KEY_RSA,
-    [A.ECC]: TPMS_ECC_POINT,
-  }),
+export const TPMT_PUBLIC = publicArea({
+  [A.KEYEDHASH]: TPM2B_DIGEST,
+  [A.SYMCIPHER]: TPM2B_DIGEST,
+  [A.RSA]: TPM2B_PUBLIC_KEY_RSA,
+  [A.ECC]: TPMS_ECC_POINT,
 });
 export type TPMT_PUBLIC = Infer<typeof TPMT_PUBLIC>;
 
@@ -433,18 +439,11 @@ export type TPM2B_PUBLIC_OPTIONAL = Infer<typeof TPM2B_PUBLIC_OPTIONAL>;
  * derivation parent. Same layout as TPMT_PUBLIC except that `unique` is the
  * TPMS_DERIVE (label, context) the key is derived from, whatever the type.
  */
-export const TPMT_PUBLIC_DERIVE = struct('TPMT_PUBLIC', {
-  type: TPMI_ALG_PUBLIC,
-  nameAlg: orNull(TPMI_ALG_HASH),
-  objectAttributes: TPMA_OBJECT,
-  authPolicy: TPM2B_DIGEST,
-  parameters: union('TPMU_PUBLIC_PARMS', 'type', PUBLIC_PARMS),
-  unique: union('TPMU_PUBLIC_ID', 'type', {
-    [A.KEYEDHASH]: TPMS_DERIVE,
-    [A.SYMCIPHER]: TPMS_DERIVE,
-    [A.RSA]: TPMS_DERIVE,
-    [A.ECC]: TPMS_DERIVE,
-  }),
+export const TPMT_PUBLIC_DERIVE = publicArea({
+  [A.KEYEDHASH]: TPMS_DERIVE,
+  [A.SYMCIPHER]: TPMS_DERIVE,
+  [A.RSA]: TPMS_DERIVE,
+  [A.ECC]: TPMS_DERIVE,
 });
 export type TPMT_PUBLIC_DERIVE = Infer<typeof TPMT_PUBLIC_DERIVE>;
 
