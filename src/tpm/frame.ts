@@ -48,8 +48,9 @@ export function decodeResponseParams<C extends AnyCommand>(cmd: C, paramBytes: U
   return readAll(cmd.responseCodec as Codec<unknown>, paramBytes) as ResponseParams<C>;
 }
 
-function readAll(c: Codec<unknown>, bytes: Uint8Array): unknown {
-  const r = new Reader(bytes);
+/** Reads `c` from exactly bytes[start, end); offsets in errors are offsets in `bytes` (the whole frame, when parsing one). */
+function readAll(c: Codec<unknown>, bytes: Uint8Array, start = 0, end = bytes.length): unknown {
+  const r = new Reader(bytes, start, end);
   return r.within(c.name, () => {
     const v = c.read(r);
     r.finish();
@@ -59,10 +60,15 @@ function readAll(c: Codec<unknown>, bytes: Uint8Array): unknown {
 
 /** Checks each handle value against the command's declared handle type and names them. */
 export function decodeHandles<C extends AnyCommand>(cmd: C, values: readonly number[]): CommandHandles<C> {
-  const out: Record<string, number> = {};
   const w = new Writer(4 * values.length);
   cmd.handleNames.forEach((_name, i) => w.u32(values[i]!));
-  const r = new Reader(w.finish());
+  return readHandles(cmd, w.finish(), 0);
+}
+
+/** Reads and checks the handle area that starts at bytes[start]. */
+function readHandles<C extends AnyCommand>(cmd: C, bytes: Uint8Array, start: number): CommandHandles<C> {
+  const out: Record<string, number> = {};
+  const r = new Reader(bytes, start);
   r.within(`${cmd.name}.handles`, () => {
     for (const name of cmd.handleNames) out[name] = r.within(name, () => cmd.handles[name]!.codec.read(r));
   });
@@ -178,9 +184,11 @@ export function parseResponse<C extends AnyCommand>(cmd: C, bytes: Uint8Array, s
   const split = splitResponse(cmd, bytes, sessionCount);
   const handles: Record<string, number> = {};
   cmd.responseHandleNames.forEach((n, i) => (handles[n] = split.handleValues[i]!));
+  // The parameters are decoded in place, so that a ParseError's offset is an offset in `bytes`.
+  const at = HEADER_SIZE + 4 * cmd.responseHandleNames.length + (split.tag === TPM_ST.SESSIONS ? 4 : 0);
   return {
     handles: handles as ResponseHandles<C>,
-    params: decodeResponseParams(cmd, split.paramBytes),
+    params: readAll(cmd.responseCodec as Codec<unknown>, bytes, at, at + split.paramBytes.length) as ResponseParams<C>,
     paramBytes: split.paramBytes,
     sessions: split.sessions,
   };
@@ -243,10 +251,11 @@ export interface ParsedCommand<C extends AnyCommand = AnyCommand> {
 /** Parses a whole command as a TPM receives it. */
 export function parseCommand(bytes: Uint8Array, lookup?: (code: number) => AnyCommand | undefined): ParsedCommand {
   const split = splitCommand(bytes, lookup);
+  // Handles and parameters are decoded in place, so that a ParseError's offset is an offset in `bytes`.
   return {
     command: split.command,
-    handles: decodeHandles(split.command, split.handleValues),
-    params: decodeParams(split.command, split.paramBytes),
+    handles: readHandles(split.command, bytes, HEADER_SIZE),
+    params: readAll(split.command.paramsCodec as Codec<unknown>, bytes, bytes.length - split.paramBytes.length) as CommandParams<AnyCommand>,
     sessions: split.sessions,
     paramBytes: split.paramBytes,
   };
