@@ -10,6 +10,7 @@ import {
   CreatePrimary,
   FlushContext,
   GetCapability,
+  GetCommandAuditDigest,
   GetRandom,
   NV_DefineSpace,
   NV_Read,
@@ -19,9 +20,12 @@ import {
   PCR_Extend,
   PCR_Read,
   ReadPublic,
+  SetCommandCodeAuditStatus,
   Startup,
 } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CAP, TPM_HT, TPM_NT, TPM_RH, TPM_SU, TPM_PT } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_HT, TPM_NT, TPM_RH, TPM_ST, TPM_SU, TPM_PT } from '../../src/tpm/constants.js';
+import { cpHash, rpHash } from '../../src/tpm/cphash.js';
+import { encodeParams, frameCommand, parseResponse } from '../../src/tpm/frame.js';
 import { nvName, objectName } from '../../src/tpm/names.js';
 import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
@@ -196,6 +200,45 @@ describeWithSwtpm('TPM core against swtpm', () => {
     }
     const gone = await runCommand(t, NV_ReadPublic, { nvIndex }, {}).catch((e: unknown) => e);
     expect(isRc(gone, TPM_RC.HANDLE)).toBe(true);
+  });
+
+  it('cpHash and rpHash equal what swtpm folds into its command audit digest', async () => {
+    // Part 3 §21.2 / §18.6: an audited command extends auditDigest = H(auditDigest ‖ cpHash ‖ rpHash).
+    await runCommand(t, SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.SHA256, setList: [], clearList: [] });
+    await runCommand(t, SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [GetRandom.code], clearList: [] });
+    const auditDigest = async (): Promise<Uint8Array> => {
+      const { params } = await runCommand(t, GetCommandAuditDigest, { privacyHandle: TPM_RH.ENDORSEMENT, signHandle: TPM_RH.NULL }, { qualifyingData: new Uint8Array(0), inScheme: { scheme: TPM_ALG.NULL } });
+      const info = params.auditInfo;
+      if (info.type !== TPM_ST.ATTEST_COMMAND_AUDIT) throw new Error(`attest type 0x${info.type.toString(16)}`);
+      expect(info.attested.digestAlg).toBe(TPM_ALG.SHA256);
+      return info.attested.auditDigest;
+    };
+    const before = await auditDigest();
+    // An audited command whose response parameters we keep exactly as received.
+    const paramBytes = encodeParams(GetRandom, { bytesRequested: 12 });
+    const response = await t.send(frameCommand(GetRandom, {}, paramBytes));
+    const parsed = parseResponse(GetRandom, response);
+    expect(parsed.params.randomBytes.length).toBe(12);
+    const after = await auditDigest();
+    const cp = cpHash(TPM_ALG.SHA256, GetRandom.code, [], paramBytes);
+    const rp = rpHash(TPM_ALG.SHA256, GetRandom.code, parsed.paramBytes);
+    expect(Buffer.from(after)).toEqual(createHash('sha256').update(before).update(cp).update(rp).digest());
+    // And the formula is not satisfied by chance: a wrong rpHash gives another digest.
+    expect(Buffer.from(after)).not.toEqual(createHash('sha256').update(before).update(cp).update(rpHash(TPM_ALG.SHA256, GetRandom.code, new Uint8Array(14))).digest());
+
+    // A command with a handle: cpHash covers the object's Name, computed from its public area.
+    await runCommand(t, SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [ReadPublic.code], clearList: [GetRandom.code] });
+    const srk = await runCommand(t, CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), outsideInfo: new Uint8Array(0), creationPCR: [] });
+    try {
+      const d0 = await auditDigest();
+      const rsp = parseResponse(ReadPublic, await t.send(frameCommand(ReadPublic, { objectHandle: srk.handles.objectHandle }, new Uint8Array(0))));
+      const d1 = await auditDigest();
+      const cpRead = cpHash(TPM_ALG.SHA256, ReadPublic.code, [objectName(srk.params.outPublic)], new Uint8Array(0));
+      expect(Buffer.from(d1)).toEqual(createHash('sha256').update(d0).update(cpRead).update(rpHash(TPM_ALG.SHA256, ReadPublic.code, rsp.paramBytes)).digest());
+    } finally {
+      await runCommand(t, FlushContext, {}, { flushHandle: srk.handles.objectHandle });
+    }
+    await runCommand(t, SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [], clearList: [ReadPublic.code] });
   });
 
   it('the mssim transport carries the same commands through swtpm’s command port', async () => {
