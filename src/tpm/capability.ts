@@ -39,7 +39,8 @@ export function listingStarts(capability: number): number[] {
  * (nothing after it). Callers stop when moreData is NO.
  */
 export function nextProperty(data: TPMS_CAPABILITY_DATA): number | undefined {
-  const next = (v: number | undefined): number | undefined => (v === undefined ? undefined : (v + 1) >>> 0);
+  // Nothing follows the last value of the 32-bit space (wrapping to 0 would restart the listing).
+  const next = (v: number | undefined): number | undefined => (v === undefined || v >= 0xffffffff ? undefined : v + 1);
   switch (data.capability) {
     case TPM_CAP.ALGS:
       return next(data.data.at(-1)?.alg);
@@ -90,6 +91,9 @@ export async function readCapability<C extends TPM_CAP_VALUE>(
       const data = params.capabilityData;
       if (data.capability !== capability) throw new TransportError('transport.protocol', `asked for capability 0x${capability.toString(16)}, got 0x${data.capability.toString(16)}`);
       items.push(...(data.data as CapabilityItem<C>[]));
+      if (params.moreData === 1 && data.data.length === 0) {
+        throw new TransportError('transport.protocol', `GetCapability(0x${capability.toString(16)}) said moreData with an empty page`);
+      }
       property = params.moreData === 1 ? nextProperty(data) : undefined;
     }
   }

@@ -52,6 +52,10 @@ export function subtractSelections(wanted: readonly TPMS_PCR_SELECTION[], got: r
   return out;
 }
 
+function countSelected(selections: readonly TPMS_PCR_SELECTION[]): number {
+  return selections.reduce((n, s) => n + pcrIndices(s).length, 0);
+}
+
 /**
  * Reads every PCR of `selections` (by default all banks the TPM allocates),
  * in as many PCR_Read calls as it takes. Returns bank → PCR index → value.
@@ -79,7 +83,12 @@ export async function readPcrs(
     }
     if (next !== digests.length) throw new TransportError('transport.protocol', 'PCR_Read returned more digests than its selection names');
     if (next === 0) break; // nothing more the TPM will give (e.g. a PCR it does not implement)
-    wanted = subtractSelections(wanted, params.pcrSelectionOut);
+    const rest = subtractSelections(wanted, params.pcrSelectionOut);
+    // Each answer must name only PCRs still wanted, so every call shrinks the selection and the loop ends.
+    if (countSelected(wanted) - countSelected(rest) !== next) {
+      throw new TransportError('transport.protocol', 'PCR_Read returned PCRs that were not asked for');
+    }
+    wanted = rest;
   }
   return values;
 }

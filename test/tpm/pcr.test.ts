@@ -250,10 +250,9 @@ describe('readPcrs pages through PCR_Read (at most 8 digests per call)', () => {
     expect((e as Error).message).toContain('fewer');
   });
 
-  // KNOWN BUG in src/tpm/pcr.ts (not fixed here): readPcrs stops only when an answer is empty, so a TPM
-  // that keeps answering PCRs it was not asked for (nothing new) makes it loop forever. The fake gives up
-  // after 50 calls so that this test ends; `it.fails` turns red once readPcrs rejects with transport.protocol.
-  it.fails('a TPM that answers PCRs it was not asked for is transport.protocol, not an endless loop', async () => {
+  // A TPM that keeps answering PCRs it was not asked for must not keep readPcrs looping; the fake
+  // gives up after 50 calls so that a regression ends as a failure rather than a hang.
+  it('a TPM that answers PCRs it was not asked for is transport.protocol, not an endless loop', async () => {
     let calls = 0;
     const transport = inProcessTransport({
       execute: (command) => {
