@@ -123,6 +123,7 @@ export { digestSize, hash, hmac, isHashAlg, isHashSupported, type TpmHashAlg } f
 export { kdfa, kdfe, KDF_MAX_BITS } from './crypto/kdf.js';
 export { pcrIndices, pcrSelection, readPcrs, subtractSelections } from './pcr.js';
 export { listingStarts, nextProperty, readCapability, type CapabilityItem } from './capability.js';
+export { describeTpm, propertyText, type CapabilityListings, type TpmDescription } from './description.js';
 export { passwordAuth, runCommand, type RunOptions, type RunResult } from './run.js';
 export { EK_POLICY_A_SHA256, eccEkTemplate, eccSrkTemplate, rsaEkTemplate, rsaSrkTemplate } from './templates.js';
 export {
