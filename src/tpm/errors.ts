@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'tpm.rc'
   | TransportErrorCode
   | 'crypto.argument'
-  | 'crypto.unsupported';
+  | 'crypto.unsupported'
+  | PolicyErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -94,5 +95,25 @@ export class UnsupportedAlgorithmError extends TrustrootError {
   constructor(alg: number, message: string) {
     super('crypto.unsupported', message);
     this.alg = alg;
+  }
+}
+
+export type PolicyErrorCode = 'policy.argument'; // a policy command's argument that the TPM (or a sane policy) refuses
+
+/**
+ * A policy-digest update given an argument the TPM would refuse (PolicyOR with
+ * 1 or 9 branches, a cpHashA of the wrong size) or that makes the policy
+ * unsatisfiable. Names the policy command and its Part 3 parameter.
+ */
+export class PolicyError extends TrustrootError {
+  declare readonly code: PolicyErrorCode;
+  /** The policy command, e.g. `PolicyOR`. */
+  readonly command: string;
+  /** The argument, by its Part 3 parameter name (e.g. `pHashList`), or `policyDigest` for the running digest. */
+  readonly parameter: string;
+  constructor(command: string, parameter: string, message: string, options?: { cause?: unknown }) {
+    super('policy.argument', `${command}: ${parameter}: ${message}`, options);
+    this.command = command;
+    this.parameter = parameter;
   }
 }
