@@ -7,7 +7,8 @@
  */
 import { readCapability } from '../tpm/capability.js';
 import { CreatePrimary, FlushContext, ReadPublic, Startup } from '../tpm/commands/index.js';
-import { constantName, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../tpm/constants.js';
+import { constantName, TPM_ALG, TPM_CAP, TPM_RH, TPM_SU } from '../tpm/constants.js';
+import { describeTpm } from '../tpm/description.js';
 import { objectName } from '../tpm/names.js';
 import { readPcrs } from '../tpm/pcr.js';
 import { runCommand } from '../tpm/run.js';
@@ -18,25 +19,21 @@ import { startSwtpm } from './swtpm-process.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-/** A TPM_PT value that holds four ASCII characters (manufacturer, vendor strings). */
-function ascii4(v: number | undefined): string {
-  if (v === undefined) return '';
-  return Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff])
-    .toString('latin1')
-    .replace(/\0+$/, '');
-}
-
-async function describeTpm(t: Transport, out: (line: string) => void): Promise<void> {
-  const props = new Map((await readCapability(t, TPM_CAP.TPM_PROPERTIES)).map((p) => [p.property, p.value]));
-  const get = (pt: number): number | undefined => props.get(pt);
-  const fw1 = get(TPM_PT.FIRMWARE_VERSION_1) ?? 0;
-  const fw2 = get(TPM_PT.FIRMWARE_VERSION_2) ?? 0;
+async function describeAndPrint(t: Transport, out: (line: string) => void): Promise<void> {
+  const d = describeTpm({
+    properties: await readCapability(t, TPM_CAP.TPM_PROPERTIES),
+    algorithms: await readCapability(t, TPM_CAP.ALGS),
+    commands: await readCapability(t, TPM_CAP.COMMANDS),
+    pcrs: await readCapability(t, TPM_CAP.PCRS),
+    eccCurves: await readCapability(t, TPM_CAP.ECC_CURVES),
+  });
   out('TPM properties');
-  out(`  family          ${ascii4(get(TPM_PT.FAMILY_INDICATOR))}, level ${get(TPM_PT.LEVEL)}, revision ${((get(TPM_PT.REVISION) ?? 0) / 100).toFixed(2)} (${get(TPM_PT.YEAR)} day ${get(TPM_PT.DAY_OF_YEAR)})`);
-  out(`  manufacturer    ${ascii4(get(TPM_PT.MANUFACTURER))}`);
-  out(`  vendor          ${[TPM_PT.VENDOR_STRING_1, TPM_PT.VENDOR_STRING_2, TPM_PT.VENDOR_STRING_3, TPM_PT.VENDOR_STRING_4].map((p) => ascii4(get(p))).join('')}`);
-  out(`  firmware        0x${fw1.toString(16).padStart(8, '0')} 0x${fw2.toString(16).padStart(8, '0')}`);
-  out(`  limits          ${get(TPM_PT.PCR_COUNT)} PCRs, commands ≤ ${get(TPM_PT.MAX_COMMAND_SIZE)} B, NV buffer ${get(TPM_PT.NV_BUFFER_MAX)} B, ${get(TPM_PT.HR_TRANSIENT_MIN)} loaded objects, ${get(TPM_PT.HR_LOADED_MIN)} loaded sessions`);
+  out(`  family          ${d.spec.family}, level ${d.spec.level}, revision ${(d.spec.revision / 100).toFixed(2)} (${d.spec.year} day ${d.spec.dayOfYear})`);
+  out(`  manufacturer    ${d.manufacturer}`);
+  out(`  vendor          ${d.vendorString}`);
+  out(`  firmware        0x${d.firmwareVersion.toString(16).padStart(16, '0')}`);
+  out(`  limits          ${d.limits.pcrCount} PCRs, commands ≤ ${d.limits.maxCommandSize} B, NV buffer ${d.limits.nvBufferMax} B, ${d.limits.loadedObjects} loaded objects, ${d.limits.loadedSessions} loaded sessions`);
+  out(`  implements      ${d.commands.length} commands, ${d.algorithms.length} algorithms, ${d.eccCurves.length} ECC curves`);
 
   out('PCR banks');
   const banks = await readPcrs(t);
@@ -73,7 +70,7 @@ export async function demo(out: (line: string) => void = console.log): Promise<b
   const t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
   try {
     await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-    await describeTpm(t, out);
+    await describeAndPrint(t, out);
     out('Endorsement keys (TCG EK Credential Profile, low range)');
     const rsa = await createEk(t, 'RSA-2048 (L-1)', rsaEkTemplate(), out);
     const ecc = await createEk(t, 'ECC P-256 (L-2)', eccEkTemplate(), out);
