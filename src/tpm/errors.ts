@@ -117,3 +117,16 @@ export class PolicyError extends TrustrootError {
     this.parameter = parameter;
   }
 }
+
+export type CryptoErrorCode =
+  | 'crypto.key' // a key unusable for the operation: wrong type, attributes, scheme or curve, or a private key that does not match its public area
+  | 'crypto.decrypt' // a secret that does not decrypt: OAEP failure, a point off the curve, a wrong size (a TPM answers TPM_RC_VALUE / TPM_RC_ECC_POINT)
+  | 'crypto.integrity'; // an integrity HMAC that does not match (a TPM answers TPM_RC_INTEGRITY)
+
+/** A key, secret or wrapped blob rejected by the protection math (secret.ts, credential.ts, duplication.ts). */
+export class CryptoError extends TrustrootError {
+  declare readonly code: CryptoErrorCode;
+  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
