@@ -11,7 +11,8 @@ export type ErrorCode =
   | TransportErrorCode
   | 'crypto.argument'
   | 'crypto.unsupported'
-  | PolicyErrorCode;
+  | PolicyErrorCode
+  | SessionErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -128,5 +129,24 @@ export class CryptoError extends TrustrootError {
   declare readonly code: CryptoErrorCode;
   constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+}
+
+export type SessionErrorCode =
+  | 'session.invalid' // a session use the TPM would refuse, or a handle without the Name a session needs; refused before sending
+  | 'session.closed' // the session was flushed, ended by continueSession = false, or broken by a bad response
+  | 'session.hmac'; // a response authorization does not verify (HMAC, nonce or password-session fields)
+
+/**
+ * An authorization session problem found by the caller's side (a TPM's own
+ * refusals are TpmErrors). `sessionIndex` is the position in the command's
+ * authorization area (0-based) when one session is at fault.
+ */
+export class SessionError extends TrustrootError {
+  declare readonly code: SessionErrorCode;
+  readonly sessionIndex?: number;
+  constructor(code: SessionErrorCode, message: string, options?: { sessionIndex?: number; cause?: unknown }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.sessionIndex !== undefined) this.sessionIndex = options.sessionIndex;
   }
 }

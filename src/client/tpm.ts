@@ -1,0 +1,703 @@
+/**
+ * The client's `Tpm`: runs any command declared in the core with typed
+ * handles, parameters and authorization sessions, and returns the typed
+ * response or throws a typed error (design.md, "Client").
+ *
+ * Handles carry their Name (an `Entity`), computed from a public area the
+ * caller has checked, so cpHash needs no extra ReadPublic and cannot be
+ * steered by a lying TPM. Sessions are objects (session.ts); the math is the
+ * core's (session-crypto.ts), shared with the software TPM.
+ *
+ * Every response authorization is verified (Part 1 §19.6.10); a response that
+ * fails verification breaks the sessions of that command, which are then
+ * flushed. A TPM error leaves sessions as the TPM leaves them: unchanged and
+ * open (the reference's ExecuteCommand skips BuildResponseSession on error).
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from '../tpm/command.js';
+import {
+  FlushContext,
+  HierarchyChangeAuth,
+  NV_ChangeAuth,
+  NV_UndefineSpaceSpecial,
+  PolicyAuthValue,
+  PolicyPassword,
+  PolicyRestart,
+  StartAuthSession,
+} from '../tpm/commands/index.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_HT, TPM_RH, TPM_RS_PW, TPM_SE, handleType } from '../tpm/constants.js';
+import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
+import { digestSize, isHashSupported } from '../tpm/crypto/hash.js';
+import { ParseError, SessionError } from '../tpm/errors.js';
+import { decodeResponseParams, encodeParams, frameCommand, splitResponse, type SplitResponse } from '../tpm/frame.js';
+import { handleName, objectName } from '../tpm/names.js';
+import { TpmError } from '../tpm/rc.js';
+import {
+  commandHmac,
+  decryptResponseParameter,
+  encryptCommandParameter,
+  extendAuditDigest,
+  extraNonces,
+  isBindEntity,
+  responseHmac,
+  sessionHmacKey,
+  sessionKey as computeSessionKey,
+  type SessionRole,
+} from '../tpm/session-crypto.js';
+import type { SendOptions, Transport } from '../tpm/transport/transport.js';
+import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
+import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
+
+/**
+ * An entity the client can name: its handle, its Name (nameAlg ‖ digest of a
+ * public area the caller has checked; for PCRs, permanent handles and
+ * sessions the 4-byte handle), and its authValue if the caller knows it.
+ */
+export interface Entity {
+  readonly handle: number;
+  readonly name: Uint8Array;
+  readonly authValue?: Uint8Array;
+}
+
+/**
+ * A handle argument: a number for entities named by their handle (PCRs,
+ * permanent handles, sessions) or when no session needs the Name, otherwise
+ * an Entity (an AuthSession is one too).
+ */
+export type Handle = number | Entity;
+
+/** An authorization or an extra session for one command. */
+export type Authorization = PasswordSession | AuthSession | SessionUse;
+
+export type RunHandles<C extends AnyCommand> = { readonly [K in keyof CommandHandles<C>]: Handle };
+
+export interface TpmRunOptions extends SendOptions {
+  /**
+   * One authorization per handle that needs one, in handle order (an
+   * undefined entry, or a missing one, means a password with the entity's
+   * authValue), then up to the third session, extra sessions that only
+   * encrypt, decrypt or audit.
+   */
+  readonly sessions?: readonly (Authorization | undefined)[];
+}
+
+export interface TpmRunResult<C extends AnyCommand> {
+  readonly handles: ResponseHandles<C>;
+  readonly params: ResponseParams<C>;
+}
+
+export interface StartAuthSessionOptions extends SendOptions {
+  /** Default 'hmac'. */
+  readonly type?: SessionType;
+  /** The session hash (authHash); default SHA-256. */
+  readonly hashAlg?: number;
+  /**
+   * Bind entity: its authValue joins the session key (Part 1 §19.6.11). Give
+   * an Entity with its authValue; a number stands for a permanent handle
+   * with an empty authValue.
+   */
+  readonly bind?: Handle;
+  /**
+   * Salt the session with a key loaded on the TPM (Part 1 §19.6.13): `key` is
+   * its handle and `public` the public area the caller trusts (the EK's, a
+   * storage key's); the salt is encrypted to that public area. If `key` is an
+   * Entity, its Name must match `public`.
+   */
+  readonly salt?: { readonly key: Handle; readonly public: TPMT_PUBLIC };
+  /**
+   * Parameter encryption algorithm; default AES-128-CFB. XOR is
+   * `{ algorithm: TPM_ALG.XOR, keyBits: hashAlg }`; `{ algorithm: TPM_ALG.NULL }` disables encryption.
+   */
+  readonly symmetric?: TPMT_SYM_DEF;
+  /** Size of the caller's nonces, 16 up to the session hash's digest size; default the digest size. */
+  readonly nonceSize?: number;
+}
+
+/** Something `flush` can remove from the TPM: a transient object or session, by handle or as an object. */
+export type Flushable = number | Entity | AuthSession;
+
+/** Collects transient objects and sessions and flushes them all when the scope ends. */
+export interface FlushScope {
+  /** Registers `resource` for flushing at the end of the scope (last registered, first flushed) and returns it. */
+  defer<T extends Flushable>(resource: T): T;
+}
+
+const AES_128_CFB: TPMT_SYM_DEF = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
+const EMPTY = new Uint8Array(0);
+
+type Slot =
+  | { readonly kind: 'password'; readonly index: number; readonly authValue: Uint8Array }
+  | {
+      readonly kind: 'session';
+      readonly index: number;
+      readonly session: AuthSession;
+      readonly state: SessionState;
+      readonly attributes: Required<SessionUse['attributes']>;
+      /** The entity this session authorizes, or undefined for an extra session. */
+      readonly entity: { readonly name: Uint8Array; readonly authValue: Uint8Array } | undefined;
+      nonceCaller: Uint8Array;
+    };
+
+function invalid(message: string, sessionIndex?: number): SessionError {
+  return new SessionError('session.invalid', message, sessionIndex !== undefined ? { sessionIndex } : undefined);
+}
+
+function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function handleValue(h: Handle, what: string): number {
+  const v = typeof h === 'number' ? h : h?.handle;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw invalid(`${what}: expected a handle number or an Entity`);
+  return v >>> 0;
+}
+
+/** A Name for a handle: the Entity's, or the handle itself for the types named by their handle (Part 1 §16.2). */
+function nameOf(h: Handle, what: string): Uint8Array {
+  if (typeof h !== 'number') {
+    if (!(h.name instanceof Uint8Array)) throw invalid(`${what}: the Entity has no Name`);
+    return h.name;
+  }
+  const ht = handleType(h);
+  if (ht === TPM_HT.TRANSIENT || ht === TPM_HT.PERSISTENT || ht === TPM_HT.NV_INDEX) {
+    throw invalid(`${what} ${hex(h)} is named by its public area: pass an Entity with its Name when an HMAC or policy session is used`);
+  }
+  return handleName(h);
+}
+
+function authValueOf(h: Handle): Uint8Array {
+  return typeof h === 'number' ? EMPTY : (h.authValue ?? EMPTY);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function isSessionHandle(h: number): boolean {
+  const ht = handleType(h);
+  return ht === TPM_HT.HMAC_SESSION || ht === TPM_HT.POLICY_SESSION;
+}
+
+/**
+ * A TPM behind a transport. Commands are serialized: each `run` waits for the
+ * previous one, so session nonces stay in order.
+ */
+export class Tpm {
+  readonly transport: Transport;
+  #queue: Promise<unknown> = Promise.resolve();
+  /** Sessions this Tpm started and that are not known to be closed. */
+  readonly #sessions = new Map<number, AuthSession>();
+
+  constructor(transport: Transport) {
+    this.transport = transport;
+  }
+
+  /** Closes the transport (sessions and objects on the TPM are left as they are). */
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  /**
+   * Runs `cmd` with `handles` and `params` and returns its decoded response.
+   *
+   * @throws SessionError `session.invalid` before sending for a session use
+   *   the TPM would refuse (decrypt on a command whose first parameter is not a
+   *   TPM2B, encrypt when the response has none, audit/encrypt/decrypt on a
+   *   password, more than one decrypt/encrypt/audit session, more than three
+   *   sessions, a trial session, a handle without the Name a session needs),
+   *   `session.closed` for a closed or broken session, `session.hmac` when a
+   *   response authorization does not verify;
+   *   TpmError when the TPM answers with an error code; ParseError when the
+   *   response does not decode; EncodeError for parameters that cannot be
+   *   marshaled; TransportError from the transport.
+   */
+  run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions = {}): Promise<TpmRunResult<C>> {
+    return this.#serialize(() => this.#run(cmd, handles, params, options));
+  }
+
+  #serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions): Promise<TpmRunResult<C>> {
+    const handleArgs = cmd.handleNames.map((n) => (handles as Record<string, Handle>)[n]!);
+    const handleValues: Record<string, number> = {};
+    cmd.handleNames.forEach((n, i) => (handleValues[n] = handleValue(handleArgs[i]!, `handle ${n}`)));
+
+    const slots = this.#plan(cmd, handleArgs, options.sessions ?? []);
+    const sessionSlots = slots.filter((s): s is Extract<Slot, { kind: 'session' }> => s.kind === 'session');
+    let paramBytes = encodeParams(cmd, params);
+
+    // Names enter cpHash only, which only HMAC and policy sessions need.
+    const names = sessionSlots.length > 0 ? cmd.handleNames.map((n, i) => nameOf(handleArgs[i]!, `handle ${n}`)) : [];
+
+    for (const s of sessionSlots) s.nonceCaller = new Uint8Array(randomBytes(s.state.nonceTPM.length));
+
+    // Parameter encryption happens before cpHash: cpHash covers the parameters as sent (Part 1 §18.7).
+    const dec = sessionSlots.find((s) => s.attributes.decrypt);
+    if (dec !== undefined) {
+      paramBytes = encryptCommandParameter(
+        {
+          hashAlg: dec.session.hashAlg,
+          symmetric: dec.session.symmetric,
+          key: sessionHmacKey(dec.state.sessionKey, dec.entity?.authValue),
+          nonceCaller: dec.nonceCaller,
+          nonceTPM: dec.state.nonceTPM,
+        },
+        paramBytes,
+      );
+    }
+
+    const cpHashes = new Map<number, Uint8Array>();
+    const cpHashFor = (alg: number): Uint8Array => {
+      let h = cpHashes.get(alg);
+      if (h === undefined) cpHashes.set(alg, (h = computeCpHash(alg, cmd.code, names, paramBytes)));
+      return h;
+    };
+
+    const roles: SessionRole[] = slots.map((s) =>
+      s.kind === 'password'
+        ? { authorizes: true, password: true, decrypt: false, encrypt: false, nonceTPM: EMPTY }
+        : { authorizes: s.entity !== undefined, password: false, decrypt: s.attributes.decrypt, encrypt: s.attributes.encrypt, nonceTPM: s.state.nonceTPM },
+    );
+
+    const auths: TPMS_AUTH_COMMAND[] = slots.map((s, i) => {
+      if (s.kind === 'password') {
+        return { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: TPMA_SESSION.of({ continueSession: true }), hmac: s.authValue };
+      }
+      const attributes = TPMA_SESSION.of(s.attributes);
+      if (s.entity !== undefined && s.session.type === 'policy' && s.state.policyPassword) {
+        // PolicyPassword: the authValue goes in clear in the HMAC field (Part 3 §23.18).
+        return { sessionHandle: s.session.handle, nonce: s.nonceCaller, sessionAttributes: attributes, hmac: s.entity.authValue };
+      }
+      const hmac = commandHmac({
+        hashAlg: s.session.hashAlg,
+        key: sessionHmacKey(s.state.sessionKey, this.#includedAuth(s)),
+        cpHash: cpHashFor(s.session.hashAlg),
+        nonceCaller: s.nonceCaller,
+        nonceTPM: s.state.nonceTPM,
+        ...extraNonces(roles, i),
+        attributes: TPMA_SESSION.toWord(attributes),
+      });
+      return { sessionHandle: s.session.handle, nonce: s.nonceCaller, sessionAttributes: attributes, hmac };
+    });
+
+    const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, paramBytes, { sessions: auths });
+    const response = await this.transport.send(bytes, sendOptions(options));
+
+    let split: SplitResponse;
+    try {
+      split = splitResponse(cmd, response, slots.length);
+    } catch (e) {
+      // A TPM error: nothing changed on the TPM's side for the sessions (no new nonce, no flush).
+      if (e instanceof TpmError) throw e;
+      // An unreadable response: the TPM may have rolled the nonces or created an object.
+      await this.#abandon(sessionSlots, cmd, response);
+      throw e;
+    }
+
+    try {
+      this.#verify(cmd, slots, split, params);
+    } catch (e) {
+      await this.#abandon(sessionSlots, cmd, response);
+      throw e;
+    }
+
+    // The response verified: adopt the new nonces and session state.
+    sessionSlots.forEach((s) => {
+      const r = split.sessions[s.index]!;
+      s.state.nonceTPM = r.nonce.slice();
+      if (s.attributes.audit) {
+        // First audited use or auditReset starts the digest at zeros and unbinds the session (reference InitAuditSession).
+        if (s.state.auditDigest === undefined || s.attributes.auditReset) {
+          s.state.auditDigest = new Uint8Array(digestSize(s.session.hashAlg));
+          s.state.bind = undefined;
+        }
+        s.state.auditDigest = extendAuditDigest(s.session.hashAlg, s.state.auditDigest, cpHashFor(s.session.hashAlg), computeRpHash(s.session.hashAlg, cmd.code, split.paramBytes));
+      }
+      if (!s.attributes.continueSession) this.#closed(s.session, 'closed');
+      // A policy session's data resets when its nonce rolls (reference UpdateInternalSession).
+      else if (s.session.type === 'policy' && s.entity !== undefined) s.state.policyAuthValue = s.state.policyPassword = false;
+    });
+
+    let responseParams = split.paramBytes;
+    const enc = sessionSlots.find((s) => s.attributes.encrypt);
+    if (enc !== undefined) {
+      responseParams = decryptResponseParameter(
+        {
+          hashAlg: enc.session.hashAlg,
+          symmetric: enc.session.symmetric,
+          key: sessionHmacKey(enc.state.sessionKey, enc.entity === undefined ? undefined : this.#responseAuthValue(cmd, enc, params)),
+          nonceCaller: enc.nonceCaller,
+          nonceTPM: enc.state.nonceTPM,
+        },
+        responseParams,
+      );
+    }
+
+    const outHandles: Record<string, number> = {};
+    cmd.responseHandleNames.forEach((n, i) => (outHandles[n] = split.handleValues[i]!));
+    let decoded: ResponseParams<C>;
+    try {
+      decoded = decodeResponseParams(cmd, responseParams);
+    } catch (e) {
+      // The TPM did its work (and the sessions verified), but the caller cannot use the result: drop what it created.
+      await this.#flushQuietly(createdHandles(split.handleValues));
+      throw e;
+    }
+    this.#afterSuccess(cmd, handleValues, decoded);
+    return { handles: outHandles as ResponseHandles<C>, params: decoded };
+  }
+
+  /** Resolves and checks the authorization area before anything is sent. */
+  #plan(cmd: AnyCommand, handleArgs: readonly Handle[], given: readonly (Authorization | undefined)[]): Slot[] {
+    if (!Array.isArray(given)) throw invalid('options.sessions must be an array');
+    const count = Math.max(cmd.authCount, given.length);
+    if (count > 3) throw invalid(`${count} sessions; a command carries at most 3 (Part 1 §18.6)`);
+    const authHandles = cmd.handleNames.map((n, i) => ({ n, i })).filter(({ n }) => cmd.handles[n]!.auth !== null);
+    const slots: Slot[] = [];
+    const seen = new Set<AuthSession>();
+    let decrypts = 0;
+    let encrypts = 0;
+    let audits = 0;
+    for (let i = 0; i < count; i++) {
+      const a = given[i];
+      const authorizes = i < authHandles.length;
+      const target = authorizes ? handleArgs[authHandles[i]!.i]! : undefined;
+      const use: SessionUse | undefined = a === undefined ? undefined : a instanceof PasswordSession || a instanceof AuthSession ? a.use() : a;
+      if (a !== undefined && (use === undefined || typeof use !== 'object' || !(use.session instanceof PasswordSession || use.session instanceof AuthSession))) {
+        throw invalid(`sessions[${i}] is not a password, a session or session.use(…)`, i);
+      }
+      if (use === undefined || use.session instanceof PasswordSession) {
+        const at = use?.attributes;
+        if (!authorizes) throw invalid(`sessions[${i}]: ${cmd.name} has ${cmd.authCount} authorization(s); an extra session must be an HMAC session that decrypts, encrypts or audits`, i);
+        if (at && (at.decrypt || at.encrypt || at.audit || at.auditExclusive || at.auditReset)) {
+          throw invalid(`sessions[${i}]: a password session cannot decrypt, encrypt or audit (Part 1 §19.8.4)`, i);
+        }
+        if (at && !at.continueSession) throw invalid(`sessions[${i}]: a password session always continues`, i);
+        const pw = use?.session as PasswordSession | undefined;
+        slots.push({ kind: 'password', index: i, authValue: pw?.authValue ?? authValueOf(target!) });
+        continue;
+      }
+      const session = use.session;
+      const at = use.attributes;
+      const state = sessionState(session);
+      if (state.owner !== this) throw invalid(`sessions[${i}]: session ${hex(session.handle)} belongs to another Tpm`, i);
+      if (state.status !== 'open') throw new SessionError('session.closed', `sessions[${i}]: session ${hex(session.handle)} is ${state.status}`, { sessionIndex: i });
+      if (seen.has(session)) throw invalid(`sessions[${i}]: session ${hex(session.handle)} appears twice`, i);
+      seen.add(session);
+      if (session.type === 'trial') throw invalid(`sessions[${i}]: a trial session only computes a policy digest; it cannot authorize, encrypt or audit`, i);
+      if (!authorizes && !at.decrypt && !at.encrypt && !at.audit) throw invalid(`sessions[${i}]: an extra session must decrypt, encrypt or audit`, i);
+      if (at.decrypt) {
+        if (!cmd.commandEncryptable) throw invalid(`sessions[${i}]: decrypt, but the first parameter of ${cmd.name} is not a TPM2B`, i);
+        if (++decrypts > 1) throw invalid(`sessions[${i}]: only one session may decrypt`, i);
+        if (!session.canEncrypt) throw invalid(`sessions[${i}]: decrypt, but the session was started without a symmetric algorithm`, i);
+      }
+      if (at.encrypt) {
+        if (!cmd.responseEncryptable) throw invalid(`sessions[${i}]: encrypt, but the response of ${cmd.name} has no TPM2B first parameter`, i);
+        if (++encrypts > 1) throw invalid(`sessions[${i}]: only one session may encrypt`, i);
+        if (!session.canEncrypt) throw invalid(`sessions[${i}]: encrypt, but the session was started without a symmetric algorithm`, i);
+      }
+      if (at.audit) {
+        if (session.type !== 'hmac') throw invalid(`sessions[${i}]: only an HMAC session can audit`, i);
+        if (++audits > 1) throw invalid(`sessions[${i}]: only one session may audit`, i);
+      }
+      const entity = target === undefined ? undefined : { name: nameOf(target, `handle ${authHandles[i]!.n}`), authValue: authValueOf(target) };
+      slots.push({ kind: 'session', index: i, session, state, attributes: at, entity, nonceCaller: EMPTY });
+    }
+    return slots;
+  }
+
+  /** The authValue in a session's HMAC key, or undefined when it stays out (Part 1 §19.6.10–11; reference CheckAuthSession). */
+  #includedAuth(s: Extract<Slot, { kind: 'session' }>, authValue = s.entity?.authValue): Uint8Array | undefined {
+    if (s.entity === undefined || authValue === undefined) return undefined;
+    if (s.session.type === 'policy') return s.state.policyAuthValue || s.state.policyPassword ? authValue : undefined;
+    if (s.state.bind !== undefined && isBindEntity(s.state.bind, s.entity)) return undefined;
+    return authValue;
+  }
+
+  /**
+   * The authValue of the authorized entity when the TPM builds the response:
+   * the new one after HierarchyChangeAuth and NV_ChangeAuth, none after
+   * NV_UndefineSpaceSpecial deleted the index (reference ComputeResponseHMAC).
+   */
+  #responseAuthValue(cmd: AnyCommand, s: Extract<Slot, { kind: 'session' }>, params: unknown): Uint8Array | undefined {
+    if (s.entity === undefined) return undefined;
+    if (s.index === 0 && (cmd.code === HierarchyChangeAuth.code || cmd.code === NV_ChangeAuth.code)) return (params as { newAuth: Uint8Array }).newAuth;
+    if (s.index === 0 && cmd.code === NV_UndefineSpaceSpecial.code) return EMPTY;
+    return s.entity.authValue;
+  }
+
+  /** Checks every response authorization; throws SessionError `session.hmac` on the first that fails. */
+  #verify(cmd: AnyCommand, slots: readonly Slot[], split: SplitResponse, params: unknown): void {
+    const rpHashes = new Map<number, Uint8Array>();
+    slots.forEach((s, i) => {
+      const r: TPMS_AUTH_RESPONSE = split.sessions[i]!;
+      if (s.kind === 'password') {
+        // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
+        if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
+          throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
+        }
+        return;
+      }
+      if (r.nonce.length !== s.state.nonceTPM.length) {
+        throw new SessionError('session.hmac', `session ${i}: nonceTPM of ${r.nonce.length} bytes, expected ${s.state.nonceTPM.length}`, { sessionIndex: i });
+      }
+      const sent = s.attributes;
+      const got = r.sessionAttributes;
+      // The TPM echoes the attributes, except auditExclusive, which it reports (reference UpdateAuditSessionStatus).
+      if (got.continueSession !== sent.continueSession || got.decrypt !== sent.decrypt || got.encrypt !== sent.encrypt || got.audit !== sent.audit) {
+        throw new SessionError('session.hmac', `session ${i}: the response's session attributes differ from the command's`, { sessionIndex: i });
+      }
+      let expected: Uint8Array;
+      if (s.entity !== undefined && s.session.type === 'policy' && s.state.policyPassword) {
+        expected = EMPTY; // reference BuildSingleResponseAuth: no HMAC for a PolicyPassword session
+      } else {
+        const alg = s.session.hashAlg;
+        let rp = rpHashes.get(alg);
+        if (rp === undefined) rpHashes.set(alg, (rp = computeRpHash(alg, cmd.code, split.paramBytes)));
+        expected = responseHmac({
+          hashAlg: alg,
+          key: sessionHmacKey(s.state.sessionKey, this.#includedAuth(s, this.#responseAuthValue(cmd, s, params))),
+          rpHash: rp,
+          nonceTPM: r.nonce,
+          nonceCaller: s.nonceCaller,
+          attributes: TPMA_SESSION.toWord(got),
+        });
+      }
+      if (!equalBytes(r.hmac, expected)) {
+        throw new SessionError('session.hmac', `session ${i} (${hex(s.session.handle)}): the response HMAC does not verify`, { sessionIndex: i });
+      }
+    });
+  }
+
+  /**
+   * After a response that cannot be trusted: the sessions' nonces are unknown,
+   * so they are broken and flushed; anything the command created is flushed.
+   */
+  async #abandon(sessionSlots: readonly Extract<Slot, { kind: 'session' }>[], cmd: AnyCommand, response: Uint8Array): Promise<void> {
+    const created = createdHandlesFromRaw(cmd, response);
+    for (const s of sessionSlots) this.#closed(s.session, 'broken');
+    await this.#flushQuietly([...created, ...sessionSlots.map((s) => s.session.handle)]);
+  }
+
+  async #flushQuietly(handles: readonly number[]): Promise<void> {
+    for (const h of handles) {
+      try {
+        await this.#exec(FlushContext, {}, { flushHandle: h });
+      } catch {
+        // Best effort: the handle may already be gone, or the TPM unreachable.
+      }
+    }
+  }
+
+  #closed(session: AuthSession, status: 'closed' | 'broken'): void {
+    sessionState(session).status = status;
+    this.#sessions.delete(session.handle);
+  }
+
+  /** Session bookkeeping for commands that change a session's state outside the authorization area. */
+  #afterSuccess(cmd: AnyCommand, handleValues: Record<string, number>, params: unknown): void {
+    if (cmd.code === FlushContext.code) {
+      const h = (params as { flushHandle: number }).flushHandle;
+      const s = this.#sessions.get(h);
+      if (s !== undefined) this.#closed(s, 'closed');
+      return;
+    }
+    const policy = handleValues['policySession'];
+    if (policy === undefined) return;
+    const s = this.#sessions.get(policy);
+    if (s === undefined || s.type !== 'policy') return;
+    const st = sessionState(s);
+    if (cmd.code === PolicyAuthValue.code) st.policyAuthValue = true;
+    else if (cmd.code === PolicyPassword.code) st.policyPassword = true;
+    else if (cmd.code === PolicyRestart.code) st.policyAuthValue = st.policyPassword = false;
+  }
+
+  /** Runs a command with no sessions, inside the serialized section. */
+  async #exec<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: SendOptions = {}): Promise<TpmRunResult<C>> {
+    return this.#run(cmd, handles, params, options);
+  }
+
+  /**
+   * Starts an HMAC, policy or trial session (Part 3 §11.1). The session key
+   * is computed here from the bind entity's authValue and the salt; neither
+   * travels in clear.
+   * @throws SessionError `session.invalid` for unusable options (before sending); TpmError; ParseError; TransportError.
+   */
+  startAuthSession(options: StartAuthSessionOptions = {}): Promise<AuthSession> {
+    return this.#serialize(() => this.#startAuthSession(options));
+  }
+
+  async #startAuthSession(options: StartAuthSessionOptions): Promise<AuthSession> {
+    const type = options.type ?? 'hmac';
+    const sessionType = type === 'hmac' ? TPM_SE.HMAC : type === 'policy' ? TPM_SE.POLICY : type === 'trial' ? TPM_SE.TRIAL : undefined;
+    if (sessionType === undefined) throw invalid(`session type ${String(type)}: expected 'hmac', 'policy' or 'trial'`);
+    const hashAlg = options.hashAlg ?? TPM_ALG.SHA256;
+    if (!isHashSupported(hashAlg)) throw invalid(`session hash 0x${Number(hashAlg).toString(16)} is not a hash this client can compute`);
+    const size = digestSize(hashAlg);
+    const nonceSize = options.nonceSize ?? size;
+    // Part 3 §11.1: nonceCaller is 16 bytes up to the digest size (TPM_RC_SIZE otherwise).
+    if (!Number.isInteger(nonceSize) || nonceSize < 16 || nonceSize > size) throw invalid(`nonceSize ${String(nonceSize)}: expected 16..${size}`);
+    const symmetric = options.symmetric ?? AES_128_CFB;
+    if (symmetric.algorithm !== TPM_ALG.NULL && symmetric.algorithm !== TPM_ALG.XOR && (!('mode' in symmetric) || symmetric.mode !== TPM_ALG.CFB)) {
+      throw invalid('a session cipher must use CFB mode (Part 3 §11.1, TPM_RC_MODE)');
+    }
+
+    let bind: { name: Uint8Array; authValue: Uint8Array } | undefined;
+    if (options.bind !== undefined) bind = { name: nameOf(options.bind, 'bind'), authValue: authValueOf(options.bind) };
+
+    let salt = EMPTY;
+    let encryptedSalt = EMPTY;
+    let tpmKey: number = TPM_RH.NULL;
+    if (options.salt !== undefined) {
+      tpmKey = handleValue(options.salt.key, 'salt.key');
+      const { key, public: pub } = options.salt;
+      if (typeof key !== 'number') {
+        const expected = objectName(pub);
+        if (!equalBytes(expected, key.name)) throw invalid('salt: the key\'s Name does not match the public area given');
+      }
+      void pub;
+      throw invalid('salted sessions need src/tpm/secret.ts (not yet available)');
+    }
+
+    const nonceCaller = new Uint8Array(randomBytes(nonceSize));
+    const bindHandle = options.bind === undefined ? TPM_RH.NULL : handleValue(options.bind, 'bind');
+    const r = await this.#run(
+      StartAuthSession,
+      { tpmKey, bind: bindHandle },
+      { nonceCaller, encryptedSalt, sessionType, symmetric, authHash: hashAlg },
+      sendOptions(options),
+    );
+    const handle = r.handles.sessionHandle;
+    const nonceTPM = r.params.nonceTPM;
+    if (!isSessionHandle(handle) || nonceTPM.length !== nonceSize) {
+      await this.#flushQuietly([handle]);
+      throw new ParseError('parse.value', `StartAuthSession returned handle ${hex(handle)} with a ${nonceTPM.length}-byte nonce (sent ${nonceSize})`, 'StartAuthSession.response', 0);
+    }
+    const key = computeSessionKey({ hashAlg, bindAuthValue: bind?.authValue, salt, nonceTPM, nonceCaller });
+    let session!: AuthSession;
+    const state: SessionState = {
+      owner: this,
+      nonceTPM: nonceTPM.slice(),
+      sessionKey: key,
+      // Only an HMAC session counts as bound for the HMAC key; a policy session's bind only feeds the session key (reference SessionCreate).
+      bind: type === 'hmac' ? bind : undefined,
+      status: 'open',
+      auditDigest: undefined,
+      policyAuthValue: false,
+      policyPassword: false,
+      flush: () => this.flush(session),
+    };
+    session = new AuthSession({ handle, type, hashAlg, symmetric, salted: options.salt !== undefined, bound: bind !== undefined }, state);
+    this.#sessions.set(handle, session);
+    return session;
+  }
+
+  /**
+   * Flushes a transient object or a session (FlushContext, Part 3 §28.4). A
+   * session already closed is not sent again; a session the TPM no longer has
+   * counts as flushed.
+   */
+  flush(resource: Flushable): Promise<void> {
+    return this.#serialize(async () => {
+      if (resource instanceof AuthSession) {
+        const st = sessionState(resource);
+        if (st.owner !== this) throw invalid(`session ${hex(resource.handle)} belongs to another Tpm`);
+        if (st.status === 'closed') return;
+        try {
+          await this.#exec(FlushContext, {}, { flushHandle: resource.handle });
+        } catch (e) {
+          // A broken session may already be gone.
+          if (!(st.status === 'broken' && e instanceof TpmError)) throw e;
+        }
+        this.#closed(resource, 'closed');
+        return;
+      }
+      const h = handleValue(resource, 'flush');
+      if (!(h >= HANDLE_RANGE.TRANSIENT[0] && h <= HANDLE_RANGE.TRANSIENT[1]) && !isSessionHandle(h)) {
+        throw invalid(`flush: ${hex(h)} is not a transient object or a session (persistent objects are removed with EvictControl)`);
+      }
+      await this.#exec(FlushContext, {}, { flushHandle: h });
+    });
+  }
+
+  /**
+   * Runs `fn` with a resource and flushes it afterwards, also when `fn`
+   * throws: `await tpm.using(load(…), (key) => sign(key))`. When `resource` is a
+   * promise that rejects, there is nothing to flush and the rejection passes through.
+   */
+  async using<T extends Flushable, R>(resource: T | Promise<T>, fn: (resource: T) => Promise<R> | R): Promise<R> {
+    const r = await resource;
+    try {
+      return await fn(r);
+    } finally {
+      await this.#flushAfterUse(r);
+    }
+  }
+
+  /** Starts a session, runs `fn` with it, and flushes it afterwards (unless `fn` closed it). */
+  withSession<R>(options: StartAuthSessionOptions, fn: (session: AuthSession) => Promise<R> | R): Promise<R> {
+    return this.using(this.startAuthSession(options), fn);
+  }
+
+  /**
+   * Runs `fn` with a scope that collects transient objects and sessions; all
+   * of them are flushed when `fn` settles, last registered first.
+   */
+  async scope<R>(fn: (scope: FlushScope) => Promise<R> | R): Promise<R> {
+    const held: Flushable[] = [];
+    const scope: FlushScope = {
+      defer: (resource) => {
+        held.push(resource);
+        return resource;
+      },
+    };
+    try {
+      return await fn(scope);
+    } finally {
+      const errors: unknown[] = [];
+      for (const r of held.reverse()) {
+        try {
+          await this.#flushAfterUse(r);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+      // A failure of fn takes precedence (the finally block rethrows it); otherwise report the first flush failure.
+      if (errors.length > 0) throw errors[0];
+    }
+  }
+
+  async #flushAfterUse(r: Flushable): Promise<void> {
+    if (r instanceof AuthSession && sessionState(r).status === 'closed') return;
+    await this.flush(r);
+  }
+}
+
+function sendOptions(o: SendOptions): SendOptions {
+  return {
+    ...(o.locality !== undefined ? { locality: o.locality } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  };
+}
+
+/** Transient objects and sessions a successful command created, from its response handles. */
+function createdHandles(values: readonly number[]): number[] {
+  return values.filter((h) => (h >= HANDLE_RANGE.TRANSIENT[0] && h <= HANDLE_RANGE.TRANSIENT[1]) || isSessionHandle(h));
+}
+
+/** The same from a response that failed to parse: read the handle area directly when the header says success. */
+function createdHandlesFromRaw(cmd: AnyCommand, response: Uint8Array): number[] {
+  const n = cmd.responseHandleNames.length;
+  if (n === 0 || response.length < 10 + 4 * n) return [];
+  const view = new DataView(response.buffer, response.byteOffset, response.byteLength);
+  if (view.getUint32(6) !== 0) return [];
+  const values: number[] = [];
+  for (let i = 0; i < n; i++) values.push(view.getUint32(10 + 4 * i));
+  return createdHandles(values);
+}
+
