@@ -36,6 +36,7 @@ import {
   commandHmac,
   decryptResponseParameter,
   encryptCommandParameter,
+  encryptSalt,
   extendAuditDigest,
   extraNonces,
   isBindEntity,
@@ -549,8 +550,8 @@ export class Tpm {
     let bind: { name: Uint8Array; authValue: Uint8Array } | undefined;
     if (options.bind !== undefined) bind = { name: nameOf(options.bind, 'bind'), authValue: authValueOf(options.bind) };
 
-    let salt = EMPTY;
-    let encryptedSalt = EMPTY;
+    let salt: Uint8Array = EMPTY;
+    let encryptedSalt: Uint8Array = EMPTY;
     let tpmKey: number = TPM_RH.NULL;
     if (options.salt !== undefined) {
       tpmKey = handleValue(options.salt.key, 'salt.key');
@@ -559,8 +560,14 @@ export class Tpm {
         const expected = objectName(pub);
         if (!equalBytes(expected, key.name)) throw invalid('salt: the key\'s Name does not match the public area given');
       }
-      void pub;
-      throw invalid('salted sessions need src/tpm/secret.ts (not yet available)');
+      let secret: { seed: Uint8Array; encryptedSecret: Uint8Array };
+      try {
+        secret = encryptSalt(pub);
+      } catch (e) {
+        throw new SessionError('session.invalid', `salt: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+      salt = secret.seed;
+      encryptedSalt = secret.encryptedSecret;
     }
 
     const nonceCaller = new Uint8Array(randomBytes(nonceSize));

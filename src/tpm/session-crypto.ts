@@ -11,12 +11,13 @@
  * SessionCreate, CryptUtil.c CryptParameterEncryption/ParmEncryptSym/
  * CryptXORObfuscation), whose comments quote the Part 1 equations.
  */
-import { createCipheriv, createDecipheriv, getCiphers } from 'node:crypto';
+import { createCipheriv, createDecipheriv, getCiphers, type KeyObject } from 'node:crypto';
 import { TPM_ALG } from './constants.js';
 import { digestSize, hash, hmac } from './crypto/hash.js';
 import { kdfa } from './crypto/kdf.js';
 import { ArgumentError, ParseError, UnsupportedAlgorithmError } from './errors.js';
-import type { TPMT_SYM_DEF } from './types/index.js';
+import { decryptSecret, encryptSecret, type EncryptedSecret, type EncryptSecretOptions } from './secret.js';
+import type { TPMT_PUBLIC, TPMT_SYM_DEF } from './types/index.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -329,4 +330,24 @@ export function encryptResponseParameter(c: ParameterCipherInput, paramBytes: Ui
 /** Client: decrypts the first response parameter of an encrypt session. */
 export function decryptResponseParameter(c: ParameterCipherInput, paramBytes: Uint8Array): Uint8Array {
   return cryptFirstParameter(c, paramBytes, 'response', false);
+}
+
+// ---------------------------------------------------------------------------
+// Salts
+
+/**
+ * A salt for StartAuthSession, encrypted to the tpmKey (Part 1 §19.6.13
+ * "Salted sessions": RSA-OAEP with label "SECRET", or an ephemeral ECDH with
+ * KDFe "SECRET" whose encryptedSalt is the marshaled TPMS_ECC_POINT). The
+ * primitive is the one MakeCredential ("IDENTITY") and duplication
+ * ("DUPLICATE") use, in secret.ts. `seed` is the salt for {@link sessionKey};
+ * `encryptedSecret` is StartAuthSession's `encryptedSalt`.
+ */
+export function encryptSalt(tpmKey: TPMT_PUBLIC, options?: EncryptSecretOptions): EncryptedSecret {
+  return encryptSecret(tpmKey, 'SECRET', options);
+}
+
+/** The TPM side of {@link encryptSalt}: the salt from encryptedSalt, with the tpmKey's private key (reference CryptSecretDecrypt). */
+export function decryptSalt(privateKey: KeyObject, tpmKey: TPMT_PUBLIC, encryptedSalt: Uint8Array): Uint8Array {
+  return decryptSecret(privateKey, tpmKey, 'SECRET', encryptedSalt);
 }
