@@ -8,8 +8,9 @@
  * - pure update functions `updatePolicyX(hashAlg, policyDigest, args) → policyDigest`,
  *   one per policy command, whose `args` use the command's Part 3 parameter
  *   names (a TPM implementation passes its decoded parameters plus the Names
- *   of the handles). They check exactly what a TPM checks in a trial session,
- *   so a software TPM refuses what a hardware TPM refuses;
+ *   of the handles). They refuse what a TPM refuses even in a trial session
+ *   (and an empty pcrDigest, which only a TPM can fill in from its PCRs), so a
+ *   software TPM built on them refuses what a hardware TPM refuses;
  * - `PolicyCalculator`, a small builder over them for users, which also
  *   refuses arguments that can only give an unsatisfiable policy (a PolicyOR
  *   branch or a pcrDigest of the wrong size, a Name that is not a Name).
@@ -108,7 +109,7 @@ export function extendPolicy(hashAlg: number, policyDigest: Uint8Array, commandC
   return hash(hashAlg, policyDigest, u32be(commandCode), ...parts);
 }
 
-/** The policyDigest of a fresh session: digestSize(hashAlg) zero bytes (Part 1 §19.7.4). */
+/** The policyDigest of a fresh session: digestSize(hashAlg) zero bytes (StartAuthSession, Part 3 §11.1; PolicyRestart, §11.2). */
 export function zeroPolicy(hashAlg: number): Uint8Array {
   return new Uint8Array(digestSize(hashAlg));
 }
@@ -234,7 +235,7 @@ export function updatePolicyTicket(hashAlg: number, policyDigest: Uint8Array, ar
   policyDigestArg(c, hashAlg, policyDigest);
   const tag = args.ticket?.tag;
   const code = tag === TPM_ST.AUTH_SIGNED ? TPM_CC.PolicySigned : tag === TPM_ST.AUTH_SECRET ? TPM_CC.PolicySecret : undefined;
-  if (code === undefined) throw new PolicyError(c, 'ticket', `tag 0x${Number(tag).toString(16)} is neither TPM_ST_AUTH_SIGNED nor TPM_ST_AUTH_SECRET`);
+  if (code === undefined) throw new PolicyError(c, 'ticket', `tag ${typeof tag === 'number' ? `0x${tag.toString(16)}` : String(tag)} is neither TPM_ST_AUTH_SIGNED nor TPM_ST_AUTH_SECRET`);
   return contextUpdate(hashAlg, policyDigest, code, nameArg(c, 'authName', args.authName), nonceArg(c, 'policyRef', args.policyRef));
 }
 

@@ -450,7 +450,7 @@ describeWithSwtpm('policy digests against swtpm (PolicyGetDigest)', () => {
     }
   }
   const trial = async (alg: number, body: (s: Session) => Promise<unknown>): Promise<Uint8Array> => (await inSession(TPM_SE.TRIAL, alg, body)).digest;
-  /** A policy session used as an authorization: no HMAC key (no PolicyAuthValue, unbound, unsalted), so an empty HMAC (Part 1 §19.6.14). */
+  /** A policy session used as an authorization: no HMAC key (no PolicyAuthValue, unbound, unsalted), so an empty HMAC is accepted (the reference's ComputeCommandHMAC: no key, no HMAC). */
   const policyAuth = (s: Session): TPMS_AUTH_COMMAND => ({ sessionHandle: s.handle, nonce: randomBytes(16), sessionAttributes: TPMA_SESSION.of({ continueSession: true }), hmac: EMPTY });
   const ecdsa = (message: Uint8Array): TPMT_SIGNATURE => {
     const sig = sign('sha256', message, { key: signKey, dsaEncoding: 'ieee-p1363' });
