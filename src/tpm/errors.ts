@@ -9,6 +9,7 @@ export type ErrorCode =
   | EncodeErrorCode
   | 'tpm.rc'
   | TransportErrorCode
+  | TctiErrorCode
   | 'crypto.argument'
   | 'crypto.unsupported'
   | PolicyErrorCode
@@ -70,13 +71,29 @@ export type TransportErrorCode =
   | 'transport.connect'
   | 'transport.protocol'
   | 'transport.busy'
-  | 'transport.control'; // a control/platform channel answered a command with a non-zero result
+  | 'transport.control' // a control/platform channel answered a command with a non-zero result
+  | 'transport.unsupported'; // the transport cannot carry what was asked (e.g. locality 1..4 over the kernel device)
 
 /** A transport failed to deliver a command or its response. */
 export class TransportError extends TrustrootError {
   declare readonly code: TransportErrorCode;
   constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
+  }
+}
+
+export type TctiErrorCode =
+  | 'tcti.invalid' // a connection string or its configuration is malformed
+  | 'tcti.scheme'; // no transport is registered under the scheme, or a registration is refused
+
+/** A TCTI connection string (`swtpm:host=…,port=…`) that cannot be used. */
+export class TctiError extends TrustrootError {
+  declare readonly code: TctiErrorCode;
+  /** The connection string as given (cut at 256 characters). */
+  readonly tcti: string;
+  constructor(code: TctiErrorCode, message: string, tcti: string) {
+    super(code, message);
+    this.tcti = tcti.length > 256 ? `${tcti.slice(0, 256)}…` : tcti;
   }
 }
 
