@@ -16,7 +16,7 @@
  * - innerIntegrity = H_object.nameAlg(u16 ‖ TPMT_SENSITIVE ‖ Name), inner IV zero
  * - seed       = encryptSecret(parent, "DUPLICATE") (secret.ts)
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createECDH, createPrivateKey, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TPM_ALG } from './constants.js';
 import { digestSize, hash, hmac, isHashAlg } from './crypto/hash.js';
 import { kdfa } from './crypto/kdf.js';
@@ -305,7 +305,10 @@ export function externalObject(key: ExternalKey, options: ExternalObjectOptions 
   if (key.type === 'hmac') {
     const hashAlg = key.hashAlg ?? TPM_ALG.SHA256;
     if (!isHashAlg(hashAlg)) throw new ArgumentError(`hashAlg ${hexAlg(Number(hashAlg))} is not a hash algorithm`);
-    if (bits.length === 0 || bits.length > 128) throw new CryptoError('crypto.key', `HMAC key of ${bits.length} byte(s) (1..128 fits a TPM2B_SENSITIVE_DATA)`);
+    // ObjectLoad (CryptUtil.c): an HMAC key is at most the block size of the scheme's hash (TPM_RC_KEY_SIZE).
+    const blocks: Record<number, number> = { [TPM_ALG.SHA384]: 128, [TPM_ALG.SHA512]: 128, [TPM_ALG.SHA3_256]: 136, [TPM_ALG.SHA3_384]: 104, [TPM_ALG.SHA3_512]: 72 };
+    const block = Math.min(blocks[hashAlg] ?? 64, 128); // 128: TPM2B_SENSITIVE_DATA's room for a key
+    if (bits.length === 0 || bits.length > block) throw new CryptoError('crypto.key', `HMAC key of ${bits.length} byte(s); 1..${block} for this hash`);
     return {
       publicArea: { type: TPM_ALG.KEYEDHASH, ...common, parameters: { scheme: { scheme: TPM_ALG.HMAC, details: { hashAlg } } }, unique } as TPMT_PUBLIC,
       sensitive: { sensitiveType: TPM_ALG.KEYEDHASH, authValue, seedValue, sensitive: bits },
@@ -522,7 +525,10 @@ export function keyFromSensitive(publicArea: TPMT_PUBLIC, sensitive: TPMT_SENSIT
     const p = bigFrom(sensitive.sensitive.subarray(0, publicArea.parameters.keyBits / 16));
     if (p < 2n || n % p !== 0n) throw new CryptoError('crypto.key', 'the prime does not divide the modulus');
     const q = n / p;
-    const d = modInverse(e, (p - 1n) * (q - 1n));
+    // d = e⁻¹ mod λ(n), λ = lcm(p−1, q−1), the exponent OpenSSL itself derives (so keys compare equal).
+    const gcd = (a: bigint, b: bigint): bigint => (b === 0n ? a : gcd(b, a % b));
+    const lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);
+    const d = modInverse(e, lambda);
     try {
       return createPrivateKey({
         key: {
@@ -552,15 +558,24 @@ export function keyFromSensitive(publicArea: TPMT_PUBLIC, sensitive: TPMT_SENSIT
       out.set(v, curve.size - v.length);
       return Buffer.from(out).toString('base64url');
     };
+    let key: KeyObject;
     try {
-      // OpenSSL checks that d·G equals (x, y).
-      return createPrivateKey({
+      key = createPrivateKey({
         key: { kty: 'EC', crv: jwkCrv, x: pad(publicArea.unique.x), y: pad(publicArea.unique.y), d: pad(sensitive.sensitive) },
         format: 'jwk',
       });
     } catch (cause) {
-      throw new CryptoError('crypto.key', 'ECC private key does not match the public point', { cause });
+      throw new CryptoError('crypto.key', 'ECC private key rejected by node:crypto', { cause });
     }
+    // A JWK import keeps the given (x, y) without checking d·G: derive the point from d (ObjectLoad's TPM_RC_BINDING).
+    const ecdh = createECDH(curve.nodeName);
+    ecdh.setPrivateKey(Buffer.from(pad(sensitive.sensitive), 'base64url'));
+    const derived = ecdh.getPublicKey(null, 'uncompressed');
+    const toB64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    if (toB64(derived.subarray(1, 1 + curve.size)) !== pad(publicArea.unique.x) || toB64(derived.subarray(1 + curve.size)) !== pad(publicArea.unique.y)) {
+      throw new CryptoError('crypto.key', 'ECC private scalar does not match the public point');
+    }
+    return key;
   }
   if (
     (publicArea.type === TPM_ALG.KEYEDHASH && sensitive.sensitiveType === TPM_ALG.KEYEDHASH) ||
