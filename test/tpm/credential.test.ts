@@ -6,6 +6,7 @@
  * swtpm's TPM2_MakeCredential output opened by our activateCredential.
  */
 import { createCipheriv, createHmac, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activateCredential, makeCredential } from '../../src/tpm/credential.js';
 import {
@@ -20,7 +21,7 @@ import {
 } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SE, TPM_SU } from '../../src/tpm/constants.js';
 import { kdfa } from '../../src/tpm/crypto/kdf.js';
-import { ArgumentError, CryptoError, ParseError } from '../../src/tpm/errors.js';
+import { ArgumentError, CryptoError, ParseError, TrustrootError } from '../../src/tpm/errors.js';
 import { frameCommand, parseResponse } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
@@ -138,6 +139,22 @@ describe('makeCredential / activateCredential in software', () => {
     const a = makeCredential(eccEk, akName, cred);
     const b = makeCredential(eccEk, akName, cred);
     expect(codeOf(() => activateCredential(p256.privateKey, eccEk, akName, a.credentialBlob, b.secret))).toBe('crypto.integrity');
+  });
+});
+
+describe('activateCredential on arbitrary bytes', () => {
+  it('never fails with anything but a typed error (outside input: blob and secret), RSA and ECC EKs', () => {
+    for (const kp of [rsa, p256]) {
+      const ek = ekArea(kp.publicKey);
+      const good = makeCredential(ek, akName, new Uint8Array(16));
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 120 }), fc.uint8Array({ maxLength: 300 }), fc.boolean(), (blob, secret, keepSecret) => {
+          const e = thrown(() => activateCredential(kp.privateKey, ek, akName, blob, keepSecret ? good.secret : secret));
+          expect(e).toBeInstanceOf(TrustrootError);
+        }),
+        { numRuns: 150 },
+      );
+    }
   });
 });
 

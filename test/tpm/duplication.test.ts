@@ -7,6 +7,7 @@
  * parent opened with unwrapDuplicate; layouts recomputed by hand.
  */
 import { createCipheriv, createHash, createHmac, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign as nodeSign, verify } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Create,
@@ -36,7 +37,7 @@ import {
   wrapDuplicate,
   wrapExternalKey,
 } from '../../src/tpm/duplication.js';
-import { ArgumentError, ParseError } from '../../src/tpm/errors.js';
+import { ArgumentError, ParseError, TrustrootError } from '../../src/tpm/errors.js';
 import { frameCommand, parseResponse } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
 import { isRc, TPM_RC, type TpmError } from '../../src/tpm/rc.js';
@@ -206,6 +207,21 @@ describe('external objects and duplication blobs in software', () => {
     const e = externalObject({ type: 'ecc', privateKey: eccKey.privateKey });
     expect(codeOf(() => keyFromSensitive(e.publicArea, { ...e.sensitive, sensitive: new Uint8Array(32).fill(7) } as TPMT_SENSITIVE))).toBe('crypto.key');
     expect(thrown(() => wrapDuplicate(pub, e.publicArea, h.sensitive))).toBeInstanceOf(ArgumentError);
+  });
+});
+
+describe('unwrapDuplicate on arbitrary bytes', () => {
+  it('never fails with anything but a typed error (outside input: duplicate, inSymSeed, inner key)', () => {
+    const pub = parentArea(eccParent.publicKey);
+    const good = wrapExternalKey(pub, { type: 'hmac', key: hmacKey }, { innerWrap: true });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 140 }), fc.boolean(), fc.boolean(), (dup, seed, keepSeed, inner) => {
+        const blob = { ...good, duplicate: dup, inSymSeed: keepSeed ? good.inSymSeed : seed, ...(inner ? {} : { symmetricAlg: { algorithm: TPM_ALG.NULL } as const }) };
+        const e = thrown(() => unwrapDuplicate(eccParent.privateKey, pub, blob));
+        expect(e).toBeInstanceOf(TrustrootError);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
