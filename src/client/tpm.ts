@@ -348,7 +348,7 @@ export class Tpm {
       await this.#flushQuietly(createdHandles(split.handleValues));
       throw e;
     }
-    this.#afterSuccess(cmd, handleValues, decoded);
+    this.#afterSuccess(cmd, handleValues, params);
     return { handles: outHandles as ResponseHandles<C>, params: decoded };
   }
 

@@ -30,14 +30,12 @@ import {
   NV_DefineSpace,
   NV_Read,
   NV_ReadPublic,
-  NV_UndefineSpace,
   NV_Write,
   PolicyAuthValue,
   PolicyGetDigest,
   PolicyPassword,
   PolicyRestart,
   Quote,
-  ReadPublic,
   Sign,
   Startup,
   Unseal,
@@ -130,7 +128,7 @@ const ECDSA_KEY: TPMT_PUBLIC = {
   unique: { x: new Uint8Array(0), y: new Uint8Array(0) },
 };
 
-function sealedTemplate(authPolicy = new Uint8Array(0), userWithAuth = true): TPMT_PUBLIC {
+function sealedTemplate(authPolicy: Uint8Array = new Uint8Array(0), userWithAuth = true): TPMT_PUBLIC {
   return {
     type: TPM_ALG.KEYEDHASH,
     nameAlg: TPM_ALG.SHA256,
@@ -545,5 +543,319 @@ for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
         }
       }
     });
+
+    const digestOf = (m: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(m).digest());
+    const sign = (sessions: readonly Authorization[], key: Entity = f.signKey) =>
+      f.tpm.run(Sign, { keyHandle: key }, { digest: digestOf(fresh(8)), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }, { sessions });
+    const withWrongAuth = (e: Entity): Entity => ({ ...e, authValue: utf8('not-the-auth') });
+
+    describe('invalid combinations, refused before anything is sent', () => {
+      const refused = async (p: () => Promise<unknown>, code: 'session.invalid' | 'session.closed' = 'session.invalid'): Promise<SessionError> => {
+        const before = f.probe.count;
+        const err = await rejection(p());
+        expect(err).toBeInstanceOf(SessionError);
+        expect((err as SessionError).code).toBe(code);
+        expect(f.probe.count).toBe(before);
+        return err as SessionError;
+      };
+
+      it('more than three sessions, two decrypt or two encrypt sessions, a session twice', async () => {
+        await f.tpm.scope(async (scope) => {
+          const s1 = scope.defer(await f.tpm.startAuthSession({}));
+          const s2 = scope.defer(await f.tpm.startAuthSession({}));
+          const s3 = scope.defer(await f.tpm.startAuthSession({}));
+          await refused(() => sign([password(), s1.use({ audit: true }), s2.use({ decrypt: true }), s3.use({ encrypt: false, decrypt: true })]));
+          await refused(() => sign([s1.use({ decrypt: true }), s2.use({ decrypt: true })]));
+          const e = await refused(() => f.tpm.run(Unseal, { itemHandle: f.sealed }, {}, { sessions: [s1.use({ encrypt: true }), s2.use({ encrypt: true })] }));
+          expect(e.sessionIndex).toBe(1);
+          await refused(() => sign([s1, s1.use({ decrypt: true })]));
+          await refused(() => sign([s1, s2, s3, password()]));
+        });
+      });
+
+      it('trial sessions, audit on a policy session, extra sessions that do nothing, extra passwords, a password that ends', async () => {
+        await f.tpm.withSession({ type: 'trial' }, async (trial) => {
+          await refused(() => sign([trial]));
+        });
+        await f.tpm.withSession({ type: 'policy' }, async (policy) => {
+          await refused(() => sign([policy.use({ audit: true })]));
+        });
+        await f.tpm.withSession({}, async (s) => {
+          await refused(() => sign([password(), s]));
+          await refused(() => sign([password(), password()]));
+          await refused(() => sign([password().use({ continueSession: false })]));
+          await refused(() => sign([password().use({ decrypt: true })]));
+          await refused(() => sign([password().use({ encrypt: true })]));
+        });
+      });
+
+      it('parameter encryption with a session that has no cipher', async () => {
+        await f.tpm.withSession({ symmetric: { algorithm: TPM_ALG.NULL } }, async (s) => {
+          await refused(() => sign([s.use({ decrypt: true })]));
+          await refused(() => f.tpm.run(Unseal, { itemHandle: f.sealed }, {}, { sessions: [s.use({ encrypt: true })] }));
+          await sign([s]); // still fine for authorization
+        });
+      });
+
+      it('a handle without the Name an HMAC session needs; a session of another Tpm; a closed session', async () => {
+        await f.tpm.withSession({}, async (s) => {
+          await refused(() => f.tpm.run(Sign, { keyHandle: f.signKey.handle }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }, { sessions: [s] }));
+          // A password needs no Name: the bare handle works (with the auth given explicitly).
+          await f.tpm.run(Sign, { keyHandle: f.signKey.handle }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }, { sessions: [password(f.signKey.authValue)] });
+          const other = new Tpm(f.probe);
+          await refused(() => other.run(Sign, { keyHandle: f.signKey }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }, { sessions: [s] }));
+        });
+        const s = await f.tpm.startAuthSession({});
+        await sign([s.use({ continueSession: false })]);
+        expect(s.isOpen).toBe(false);
+        expect(s.status).toBe('closed');
+        await refused(() => sign([s]), 'session.closed');
+        await s.flush(); // a no-op: nothing sent
+      });
+
+      it('bad StartAuthSession options', async () => {
+        await refused(() => f.tpm.startAuthSession({ nonceSize: 8 }));
+        await refused(() => f.tpm.startAuthSession({ hashAlg: 0x1234 }));
+        await refused(() => f.tpm.startAuthSession({ symmetric: { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CBC } }));
+        // A salt key whose Name does not match the public area given: the salt would go to the wrong key.
+        await refused(() => f.tpm.startAuthSession({ salt: { key: f.srk, public: f.rsaSrkPublic } }));
+        // A key that cannot receive a salt (a signing key).
+        await refused(() => f.tpm.startAuthSession({ salt: { key: f.signKey, public: f.signPublic } }));
+        await refused(() => f.tpm.startAuthSession({ bind: f.signKey.handle }));
+      });
+    });
+
+    describe('swtpm refuses the invalid cells too (hand-framed)', () => {
+      const raw = async (bytes: Uint8Array): Promise<unknown> => {
+        const rsp = await f.probe.inner.send(bytes);
+        const rc = new DataView(rsp.buffer, rsp.byteOffset).getUint32(6);
+        return rc === 0 ? 0 : new TpmError(rc);
+      };
+      const auth = (sessionHandle: number, attrs: Parameters<typeof TPMA_SESSION.of>[0], hmac: Uint8Array = new Uint8Array(32)) => ({
+        sessionHandle,
+        nonce: sessionHandle === TPM_RS_PW ? new Uint8Array(0) : fresh(32),
+        sessionAttributes: TPMA_SESSION.of(attrs),
+        hmac,
+      });
+
+      it('decrypt on NV_Read, encrypt on NV_Write, audit on a password: TPM_RC_ATTRIBUTES', async () => {
+        await f.tpm.withSession({}, async (s) => {
+          const read = frameCommand(NV_Read, { authHandle: NV_INDEX, nvIndex: NV_INDEX }, encodeParams(NV_Read, { size: 8, offset: 0 }), {
+            sessions: [auth(s.handle, { continueSession: true, decrypt: true })],
+          });
+          const e1 = await raw(read);
+          expect(isRc(e1, TPM_RC.ATTRIBUTES)).toBe(true);
+          expect((e1 as TpmError).session).toBe(1);
+          const write = frameCommand(NV_Write, { authHandle: NV_INDEX, nvIndex: NV_INDEX }, encodeParams(NV_Write, { data: fresh(8), offset: 0 }), {
+            sessions: [auth(s.handle, { continueSession: true, encrypt: true })],
+          });
+          expect(isRc(await raw(write), TPM_RC.ATTRIBUTES)).toBe(true);
+          const signBytes = frameCommand(Sign, { keyHandle: f.signKey.handle }, encodeParams(Sign, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }), {
+            sessions: [auth(TPM_RS_PW, { continueSession: true, audit: true }, f.signKey.authValue)],
+          });
+          expect(isRc(await raw(signBytes), TPM_RC.ATTRIBUTES)).toBe(true);
+          // The TPM refused before touching the session: the client's state is still in step.
+          await sign([s]);
+        });
+      });
+    });
+
+    describe('bad input', () => {
+      it('wrong auth: password and HMAC sessions get AUTH_FAIL/BAD_AUTH, and the session stays usable', async () => {
+        const isAuthError = (e: unknown): boolean => isRc(e, TPM_RC.BAD_AUTH) || isRc(e, TPM_RC.AUTH_FAIL);
+        expect(isAuthError(await rejection(sign([], withWrongAuth(f.signKey))))).toBe(true);
+        for (const opts of [{}, { bind: f.signKey }, { salt: { key: f.srk, public: f.srkPublic }, bind: TPM_RH.OWNER }]) {
+          await f.tpm.withSession(opts, async (s) => {
+            const e = await rejection(sign([s], withWrongAuth(f.signKey)));
+            expect(e).toBeInstanceOf(TpmError);
+            expect(isAuthError(e)).toBe(true);
+            expect((e as TpmError).session).toBe(1);
+            expect(s.isOpen).toBe(true);
+            await sign([s]);
+            await sign([s.use({ decrypt: true })]);
+          });
+        }
+      });
+
+      it('a response HMAC that does not verify: session.hmac, the session broken and flushed', async () => {
+        const s = await f.tpm.startAuthSession({ bind: f.signKey });
+        // The response HMAC is the last field of the response.
+        f.probe.tamper = (cmd, rsp) => (codeOf(cmd) === Sign.code ? flipLast(rsp) : undefined);
+        const e = await rejection(sign([s]));
+        expect(e).toBeInstanceOf(SessionError);
+        expect((e as SessionError).code).toBe('session.hmac');
+        expect((e as SessionError).sessionIndex).toBe(0);
+        expect(s.status).toBe('broken');
+        const before = f.probe.count;
+        expect(((await rejection(sign([s]))) as SessionError).code).toBe('session.closed');
+        expect(f.probe.count).toBe(before);
+        await s.flush();
+      });
+
+      it('a tampered encrypted response parameter fails the HMAC before it is decrypted', async () => {
+        const s = await f.tpm.startAuthSession({ salt: { key: f.srk, public: f.srkPublic } });
+        // Unseal's response: header 10, parameterSize 4, outData size 2, then the ciphertext.
+        f.probe.tamper = (cmd, rsp) => (codeOf(cmd) === Unseal.code ? flipAt(rsp, 16) : undefined);
+        const e = await rejection(f.tpm.run(Unseal, { itemHandle: f.sealed }, {}, { sessions: [s.use({ encrypt: true })] }));
+        expect((e as SessionError).code).toBe('session.hmac');
+        expect(s.status).toBe('broken');
+      });
+
+      it('a flipped HMAC on a Load response: the object it loaded is flushed', async () => {
+        const s = await f.tpm.startAuthSession({});
+        f.probe.tamper = (cmd, rsp) => (codeOf(cmd) === Load.code ? flipLast(rsp) : undefined);
+        const e = await rejection(f.tpm.run(Load, { parentHandle: f.srk }, f.sealedBlob, { sessions: [s] }));
+        expect((e as SessionError).code).toBe('session.hmac');
+      });
+
+      it('a password response that carries an HMAC is refused', async () => {
+        f.probe.tamper = (cmd, rsp) => {
+          if (codeOf(cmd) !== Unseal.code) return undefined;
+          // Replace the empty response hmac (last 2 bytes 0000) with a 1-byte one.
+          const out = new Uint8Array(rsp.length + 1);
+          out.set(rsp.subarray(0, rsp.length - 2));
+          out.set([0, 1, 0xaa], rsp.length - 2);
+          new DataView(out.buffer).setUint32(2, out.length);
+          return out;
+        };
+        expect(((await rejection(f.tpm.run(Unseal, { itemHandle: f.sealed }, {}))) as SessionError).code).toBe('session.hmac');
+      });
+
+      it('truncated responses: a typed ParseError, sessions broken and flushed, loaded objects flushed', async () => {
+        const cut = (keep: (n: number) => number, fixSize: boolean) => (cmd: Uint8Array, rsp: Uint8Array) => {
+          if (codeOf(cmd) !== Load.code) return undefined;
+          const out = rsp.slice(0, keep(rsp.length));
+          if (fixSize) new DataView(out.buffer).setUint32(2, out.length);
+          return out;
+        };
+        for (const fixSize of [false, true]) {
+          const s = await f.tpm.startAuthSession({});
+          // Cut inside the authorization area: the header's size is left stale, or fixed so that parsing reaches the cut.
+          f.probe.tamper = cut((n) => n - 3, fixSize);
+          const e = await rejection(f.tpm.run(Load, { parentHandle: f.srk }, f.sealedBlob, { sessions: [s] }));
+          expect(e).toBeInstanceOf(ParseError);
+          expect((e as ParseError).code).toBe(fixSize ? 'parse.truncated' : 'parse.size');
+          expect(s.status).toBe('broken');
+          await expectNoLeaks(f);
+        }
+        // Without sessions too: the handle area survived, so the object is flushed.
+        f.probe.tamper = cut(() => 30, true);
+        expect(await rejection(f.tpm.run(Load, { parentHandle: f.srk }, f.sealedBlob))).toBeInstanceOf(ParseError);
+        // A response shorter than its header.
+        f.probe.tamper = (cmd, rsp) => (codeOf(cmd) === GetRandom.code ? rsp.slice(0, 6) : undefined);
+        expect(((await rejection(f.tpm.run(GetRandom, {}, { bytesRequested: 8 }))) as ParseError).code).toBe('parse.truncated');
+      });
+
+      it('response parameters that do not decode: ParseError', async () => {
+        // GetRandom without sessions: make randomBytes claim more bytes than there are.
+        f.probe.tamper = (cmd, rsp) => {
+          if (codeOf(cmd) !== GetRandom.code) return undefined;
+          const out = rsp.slice();
+          new DataView(out.buffer).setUint16(10, 9);
+          return out;
+        };
+        expect(await rejection(f.tpm.run(GetRandom, {}, { bytesRequested: 8 }))).toBeInstanceOf(ParseError);
+      });
+    });
+
+    describe('policy sessions', () => {
+      async function policyDigest(steps: (s: AuthSession) => Promise<unknown>): Promise<Uint8Array> {
+        return f.tpm.withSession({ type: 'trial' }, async (t) => {
+          await steps(t);
+          return (await f.tpm.run(PolicyGetDigest, { policySession: t }, {})).params.policyDigest;
+        });
+      }
+
+      it('PolicyAuthValue and PolicyPassword authorize an object whose policy demands them; the session resets after use', async () => {
+        const digest = await policyDigest((t) => f.tpm.run(PolicyAuthValue, { policySession: t }, {}));
+        // PolicyPassword gives the same digest (Part 3 §23.18: it updates with TPM_CC_PolicyAuthValue).
+        expect(await policyDigest((t) => f.tpm.run(PolicyPassword, { policySession: t }, {}))).toEqual(digest);
+        const data = fresh(16);
+        const auth = utf8('policy-object-auth');
+        const c = await f.tpm.run(Create, { parentHandle: f.srk }, { inSensitive: { userAuth: auth, data }, inPublic: sealedTemplate(digest, false), ...NO_CREATION });
+        await f.tpm.using(
+          f.tpm.run(Load, { parentHandle: f.srk }, { inPrivate: c.params.outPrivate, inPublic: c.params.outPublic }).then((l) => l.handles.objectHandle),
+          async (h) => {
+            const obj: Entity = { handle: h, name: objectName(c.params.outPublic), authValue: auth };
+            await f.tpm.withSession({ type: 'policy', salt: { key: f.srk, public: f.srkPublic } }, async (p) => {
+              // Without the policy command the digest does not match.
+              expect(isRc(await rejection(f.tpm.run(Unseal, { itemHandle: obj }, {}, { sessions: [p] })), TPM_RC.POLICY_FAIL)).toBe(true);
+              await f.tpm.run(PolicyAuthValue, { policySession: p }, {});
+              // The authValue is in the HMAC key: a wrong one fails, and the session keeps its policy state.
+              const bad = await rejection(f.tpm.run(Unseal, { itemHandle: { ...obj, authValue: utf8('wrong') } }, {}, { sessions: [p] }));
+              expect(isRc(bad, TPM_RC.AUTH_FAIL) || isRc(bad, TPM_RC.BAD_AUTH)).toBe(true);
+              expect((await f.tpm.run(Unseal, { itemHandle: obj }, {}, { sessions: [p.use({ encrypt: true })] })).params.outData).toEqual(data);
+              // The nonce rolled, so the policy was reset: it must be satisfied again.
+              expect(isRc(await rejection(f.tpm.run(Unseal, { itemHandle: obj }, {}, { sessions: [p] })), TPM_RC.POLICY_FAIL)).toBe(true);
+              await f.tpm.run(PolicyPassword, { policySession: p }, {});
+              expect((await f.tpm.run(Unseal, { itemHandle: obj }, {}, { sessions: [p] })).params.outData).toEqual(data);
+              // PolicyRestart clears it.
+              await f.tpm.run(PolicyPassword, { policySession: p }, {});
+              await f.tpm.run(PolicyRestart, { sessionHandle: p }, {});
+              expect(isRc(await rejection(f.tpm.run(Unseal, { itemHandle: obj }, {}, { sessions: [p] })), TPM_RC.POLICY_FAIL)).toBe(true);
+            });
+          },
+        );
+      });
+    });
+
+    describe('authValue changes and object lifetimes', () => {
+      it('HierarchyChangeAuth on an HMAC session: the response is verified with the new authValue', async () => {
+        const newAuth = utf8('owner-2');
+        await f.tpm.withSession({ salt: { key: f.srk, public: f.srkPublic } }, async (s) => {
+          await f.tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth }, { sessions: [s.use({ decrypt: true })] });
+          const owner: Entity = { handle: TPM_RH.OWNER, name: handleName(TPM_RH.OWNER), authValue: newAuth };
+          await f.tpm.run(HierarchyChangeAuth, { authHandle: owner }, { newAuth: new Uint8Array(0) }, { sessions: [s] });
+          await f.tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: new Uint8Array(0) }, { sessions: [s] });
+        });
+      });
+
+      it('using/withSession/scope flush what they hold when the body throws', async () => {
+        const boom = new Error('boom');
+        const load = () => f.tpm.run(Load, { parentHandle: f.srk }, f.sealedBlob).then((l) => l.handles.objectHandle);
+        expect(await rejection(f.tpm.using(load(), () => Promise.reject(boom)))).toBe(boom);
+        await expectNoLeaks(f);
+        let held: AuthSession | undefined;
+        expect(await rejection(f.tpm.withSession({}, (s) => ((held = s), Promise.reject(boom))))).toBe(boom);
+        expect(held?.isOpen).toBe(false);
+        await expectNoLeaks(f);
+        expect(
+          await rejection(
+            f.tpm.scope(async (scope) => {
+              scope.defer(await load());
+              scope.defer(await f.tpm.startAuthSession({ type: 'policy' }));
+              scope.defer(await load());
+              throw boom;
+            }),
+          ),
+        ).toBe(boom);
+        await expectNoLeaks(f);
+        // A resource that never arrived: the rejection passes through, nothing to flush.
+        const failedLoad = f.tpm.run(Load, { parentHandle: f.srk }, { ...f.sealedBlob, inPrivate: new Uint8Array(40) }).then((l) => l.handles.objectHandle);
+        expect(await rejection(f.tpm.using(failedLoad, () => 1))).toBeInstanceOf(TpmError);
+        // A session closed inside the body is not flushed twice.
+        expect(await f.tpm.withSession({}, async (s) => (await sign([s.use({ continueSession: false })]), 7))).toBe(7);
+      });
+
+      it('AuthSession is AsyncDisposable; flush refuses persistent handles', async () => {
+        const s = await f.tpm.startAuthSession({});
+        await s[Symbol.asyncDispose]();
+        expect(s.isOpen).toBe(false);
+        expect(((await rejection(f.tpm.flush(f.srk))) as SessionError).code).toBe('session.invalid');
+        // FlushContext run directly on a session is noticed.
+        const t = await f.tpm.startAuthSession({});
+        await f.tpm.run(FlushContext, {}, { flushHandle: t.handle });
+        expect(t.isOpen).toBe(false);
+      });
+    });
   });
+}
+
+function flipAt(b: Uint8Array, i: number): Uint8Array {
+  const out = b.slice();
+  out[i]! ^= 0x01;
+  return out;
+}
+function flipLast(b: Uint8Array): Uint8Array {
+  return flipAt(b, b.length - 1);
 }
