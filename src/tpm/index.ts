@@ -59,12 +59,14 @@ export {
   ArgumentError,
   EncodeError,
   ParseError,
+  SessionError,
   TransportError,
   TrustrootError,
   UnsupportedAlgorithmError,
   type EncodeErrorCode,
   type ErrorCode,
   type ParseErrorCode,
+  type SessionErrorCode,
   type TransportErrorCode,
 } from './errors.js';
 export {
@@ -118,6 +120,27 @@ export {
   type SplitResponse,
 } from './frame.js';
 export { cpHash, rpHash } from './cphash.js';
+export {
+  commandHmac,
+  decryptCommandParameter,
+  decryptResponseParameter,
+  decryptSalt,
+  encryptCommandParameter,
+  encryptResponseParameter,
+  encryptSalt,
+  extendAuditDigest,
+  extraNonces,
+  isBindEntity,
+  responseHmac,
+  sessionHmacKey,
+  sessionKey,
+  trimAuthValue,
+  type CommandHmacInput,
+  type ParameterCipherInput,
+  type ResponseHmacInput,
+  type SessionKeyInput,
+  type SessionRole,
+} from './session-crypto.js';
 export { handleName, nameFromPublicBytes, nvName, objectName, qualifiedName } from './names.js';
 export { digestSize, hash, hmac, isHashAlg, isHashSupported, type TpmHashAlg } from './crypto/hash.js';
 export { kdfa, kdfe, KDF_MAX_BITS } from './crypto/kdf.js';
