@@ -22,15 +22,13 @@ import {
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SE, TPM_SU } from '../../src/tpm/constants.js';
 import { kdfa } from '../../src/tpm/crypto/kdf.js';
 import { ArgumentError, CryptoError, ParseError, TrustrootError } from '../../src/tpm/errors.js';
-import { frameCommand, parseResponse } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccPointOf } from '../../src/tpm/secret.js';
 import { eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPM2B_PUBLIC, TPMA_OBJECT, TPMA_SESSION, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
-import { encode } from '../../src/tpm/wire/codec.js';
+import { TPMA_OBJECT, TPMA_SESSION, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 /** An EK-shaped public area (EK Credential Profile L-1 / L-2 attributes) around a node:crypto key. */
@@ -199,11 +197,9 @@ describeWithSwtpm('credentials against swtpm', () => {
     }
   }
 
-  /** LoadExternal of a public area only. Its schema record has a non-optional inPrivate, so the empty TPM2B_SENSITIVE is framed here. */
+  /** LoadExternal of a public area only (inPrivate empty, Part 3 §12.3), in the NULL hierarchy. */
   async function loadExternalPublic(pub: TPMT_PUBLIC): Promise<number> {
-    const params = Buffer.concat([Buffer.from([0, 0]), encode(TPM2B_PUBLIC, pub), Buffer.from([0x40, 0x00, 0x00, 0x07])]); // hierarchy TPM_RH_NULL
-    const response = await t.send(frameCommand(LoadExternal, {}, new Uint8Array(params)));
-    return parseResponse(LoadExternal, response).handles.objectHandle;
+    return (await runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: pub, hierarchy: TPM_RH.NULL })).handles.objectHandle;
   }
 
   beforeAll(async () => {

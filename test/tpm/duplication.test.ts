@@ -38,14 +38,13 @@ import {
   wrapExternalKey,
 } from '../../src/tpm/duplication.js';
 import { ArgumentError, ParseError, TrustrootError } from '../../src/tpm/errors.js';
-import { frameCommand, parseResponse } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
 import { isRc, TPM_RC, type TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccPointOf } from '../../src/tpm/secret.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPM2B_PUBLIC, TPMA_OBJECT, TPMA_SESSION, TPMT_SENSITIVE, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
+import { TPMA_OBJECT, TPMA_SESSION, TPMT_SENSITIVE, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
@@ -342,10 +341,9 @@ describeWithSwtpm('TPM2_Import and TPM2_Duplicate against swtpm', () => {
   }
 
   describe('TPM2_Duplicate to an external parent, opened with unwrapDuplicate', () => {
-    /** LoadExternal of a public area only; the record's inPrivate is not optional, so the empty TPM2B_SENSITIVE is framed here. */
+    /** LoadExternal of a public area only (inPrivate empty, Part 3 §12.3), in the NULL hierarchy. */
     async function loadExternalPublic(pub: TPMT_PUBLIC): Promise<number> {
-      const params = Buffer.concat([Buffer.from([0, 0]), encode(TPM2B_PUBLIC, pub), Buffer.from([0x40, 0x00, 0x00, 0x07])]);
-      return parseResponse(LoadExternal, await t.send(frameCommand(LoadExternal, {}, new Uint8Array(params)))).handles.objectHandle;
+      return (await runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: pub, hierarchy: TPM_RH.NULL })).handles.objectHandle;
     }
     const u32 = (n: number) => Uint8Array.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
     // Part 3 §23.11 PolicyCommandCode from the zero digest: H(0³² ‖ TPM_CC_PolicyCommandCode ‖ TPM_CC_Duplicate).

@@ -7,9 +7,9 @@
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { command } from '../../src/tpm/command.js';
 import {
   FlushContext,
+  LoadExternal,
   NV_DefineSpace,
   NV_ReadPublic,
   NV_UndefineSpace,
@@ -86,15 +86,10 @@ import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { rsaEkTemplate, rsaSrkTemplate, eccSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
 import {
-  TPM2B_NAME,
-  TPM2B_PUBLIC,
-  TPM2B_SENSITIVE_OPTIONAL,
-  TPM_HANDLE,
   TPMA_LOCALITY,
   TPMA_NV,
   TPMA_OBJECT,
   TPMA_SESSION,
-  TPMI_RH_HIERARCHY,
   TPMT_HA,
   type TPMS_AUTH_COMMAND,
   type TPMS_NV_PUBLIC,
@@ -102,7 +97,7 @@ import {
   type TPMT_SIGNATURE,
   type TPMT_TK_AUTH,
 } from '../../src/tpm/types/index.js';
-import { encode, orNull } from '../../src/tpm/wire/codec.js';
+import { encode } from '../../src/tpm/wire/codec.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -383,17 +378,6 @@ describe('properties', () => {
 // ---------------------------------------------------------------------------
 // Against swtpm
 
-/** LoadExternal as Part 3 §12.3 has it: inPrivate may be empty (a public key alone). */
-const LoadExternalPublic = command({
-  name: 'LoadExternal',
-  code: TPM_CC.LoadExternal,
-  spec: 'Part 3 §12.3',
-  handles: {},
-  params: { inPrivate: TPM2B_SENSITIVE_OPTIONAL, inPublic: TPM2B_PUBLIC, hierarchy: orNull(TPMI_RH_HIERARCHY) },
-  responseHandles: { objectHandle: TPM_HANDLE },
-  response: { name: TPM2B_NAME },
-});
-
 interface Session {
   readonly handle: number;
   readonly nonceTPM: Uint8Array;
@@ -479,7 +463,7 @@ describeWithSwtpm('policy digests against swtpm (PolicyGetDigest)', () => {
       },
       unique: { x: Buffer.from(jwk.x!, 'base64url'), y: Buffer.from(jwk.y!, 'base64url') },
     } as TPMT_PUBLIC;
-    const loaded = await runCommand(t, LoadExternalPublic, {}, { inPrivate: null, inPublic: signPub, hierarchy: TPM_RH.OWNER });
+    const loaded = await runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: signPub, hierarchy: TPM_RH.OWNER });
     keyHandle = loaded.handles.objectHandle;
     keyName = objectName(signPub);
     expect(toHex(loaded.params.name)).toBe(toHex(keyName));

@@ -3,7 +3,7 @@
  */
 import { authHandle, command } from '../command.js';
 import { TPM_CC } from '../constants.js';
-import { TPM2B_ECC_PARAMETER, TPM2B_ECC_POINT, TPM2B_SENSITIVE_DATA, TPMI_DH_OBJECT, TPMI_ECC_CURVE } from '../types/index.js';
+import { TPM2B_ECC_PARAMETER, TPM2B_ECC_POINT, TPM2B_ECC_POINT_OPTIONAL, TPM2B_SENSITIVE_DATA, TPMI_DH_OBJECT, TPMI_ECC_CURVE } from '../types/index.js';
 import { u16 } from '../wire/codec.js';
 
 /** First phase of an anonymous (ECDAA) signing operation. */
@@ -12,9 +12,10 @@ export const Commit = command({
   code: TPM_CC.Commit,
   spec: 'Part 3 §19.2',
   handles: { signHandle: authHandle(TPMI_DH_OBJECT, 'USER') },
-  params: { P1: TPM2B_ECC_POINT, s2: TPM2B_SENSITIVE_DATA, y2: TPM2B_ECC_PARAMETER },
+  // Part 3 §19.2: P1 may be empty (then E is), and s2/y2 may be empty (then K and L are).
+  params: { P1: TPM2B_ECC_POINT_OPTIONAL, s2: TPM2B_SENSITIVE_DATA, y2: TPM2B_ECC_PARAMETER },
   responseHandles: {},
-  response: { K: TPM2B_ECC_POINT, L: TPM2B_ECC_POINT, E: TPM2B_ECC_POINT, counter: u16 },
+  response: { K: TPM2B_ECC_POINT_OPTIONAL, L: TPM2B_ECC_POINT_OPTIONAL, E: TPM2B_ECC_POINT_OPTIONAL, counter: u16 },
 });
 
 /** Makes an ephemeral ECC key for a two-phase key exchange. */

@@ -13,7 +13,7 @@ import {
   TPM2B_NAME,
   TPM2B_PRIVATE,
   TPM2B_PUBLIC,
-  TPM2B_SENSITIVE,
+  TPM2B_SENSITIVE_OPTIONAL,
   TPM2B_SENSITIVE_CREATE,
   TPM2B_SENSITIVE_DATA,
   TPM2B_TEMPLATE,
@@ -66,7 +66,7 @@ export const LoadExternal = command({
   spec: 'Part 3 §12.3',
   handles: {},
   params: {
-    inPrivate: TPM2B_SENSITIVE,
+    inPrivate: TPM2B_SENSITIVE_OPTIONAL, // Part 3 §12.3: empty when loading only a public key
     inPublic: TPM2B_PUBLIC, // TPM2B_PUBLIC+: nameAlg may be TPM_ALG_NULL here
     hierarchy: orNull(TPMI_RH_HIERARCHY),
   },
