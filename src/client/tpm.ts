@@ -645,6 +645,14 @@ export class Tpm {
     }
   }
 
+  /**
+   * Wraps a transient object or session for `await using`:
+   * `await using key = tpm.disposable(handle)` flushes it when the block ends, also on errors.
+   */
+  disposable<T extends Flushable>(resource: T): { readonly resource: T; [Symbol.asyncDispose](): Promise<void> } {
+    return { resource, [Symbol.asyncDispose]: () => this.#flushAfterUse(resource) };
+  }
+
   /** Starts a session, runs `fn` with it, and flushes it afterwards (unless `fn` closed it). */
   withSession<R>(options: StartAuthSessionOptions, fn: (session: AuthSession) => Promise<R> | R): Promise<R> {
     return this.using(this.startAuthSession(options), fn);

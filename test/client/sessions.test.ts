@@ -837,10 +837,21 @@ for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
         expect(await f.tpm.withSession({}, async (s) => (await sign([s.use({ continueSession: false })]), 7))).toBe(7);
       });
 
-      it('AuthSession is AsyncDisposable; flush refuses persistent handles', async () => {
-        const s = await f.tpm.startAuthSession({});
-        await s[Symbol.asyncDispose]();
-        expect(s.isOpen).toBe(false);
+      it('`await using` flushes sessions and objects at the end of a block; flush refuses persistent handles', async () => {
+        let outer: AuthSession | undefined;
+        const boom = new Error('boom');
+        const e = await rejection(
+          (async () => {
+            await using s = await f.tpm.startAuthSession({});
+            await using key = f.tpm.disposable((await f.tpm.run(Load, { parentHandle: f.srk }, f.sealedBlob)).handles.objectHandle);
+            outer = s;
+            expect(await handles(f.tpm, 0x80000000)).toEqual([key.resource]);
+            throw boom;
+          })(),
+        );
+        expect(e).toBe(boom);
+        expect(outer?.isOpen).toBe(false);
+        await expectNoLeaks(f);
         expect(((await rejection(f.tpm.flush(f.srk))) as SessionError).code).toBe('session.invalid');
         // FlushContext run directly on a session is noticed.
         const t = await f.tpm.startAuthSession({});
