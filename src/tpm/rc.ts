@@ -167,7 +167,7 @@ export const TPM_RC_DESCRIPTIONS: Readonly<Record<TpmRcName, string>> = {
   BAD_TAG: 'the command tag is not one the TPM knows (a TPM 1.2 answers every TPM 2.0 command this way)',
 
   INITIALIZE: 'the TPM has not been started with TPM2_Startup, or Startup was sent a second time',
-  FAILURE: 'the TPM is in failure mode and only answers GetTestResult and GetCapability',
+  FAILURE: 'an internal operation failed; usually the TPM is in failure mode and only answers GetTestResult and GetCapability (libtpms also answers it for some bad secrets without entering failure mode)',
   SEQUENCE: 'a hash/HMAC/event sequence handle was used with the wrong command',
   PRIVATE: 'reserved code that current TPMs do not return',
   HMAC: 'reserved code that current TPMs do not return',
