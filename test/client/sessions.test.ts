@@ -677,6 +677,16 @@ for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
         }
       });
 
+      it('a TPM error leaves the session as the TPM leaves it: open even when continueSession was clear (the reference ExecuteCommand skips BuildResponseSession on errors)', async () => {
+        const s = await f.tpm.startAuthSession({});
+        const e = await rejection(sign([s.use({ continueSession: false })], withWrongAuth(f.signKey)));
+        expect(e).toBeInstanceOf(TpmError);
+        expect(s.isOpen).toBe(true);
+        expect(await handles(f.tpm, 0x02000000)).toEqual([s.handle]);
+        await sign([s.use({ continueSession: false })]);
+        expect(s.isOpen).toBe(false);
+      });
+
       it('a response HMAC that does not verify: session.hmac, the session broken and flushed', async () => {
         const s = await f.tpm.startAuthSession({ bind: f.signKey });
         // The response HMAC is the last field of the response.
@@ -756,6 +766,38 @@ for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
         };
         expect(await rejection(f.tpm.run(GetRandom, {}, { bytesRequested: 8 }))).toBeInstanceOf(ParseError);
       });
+    });
+
+    describe('audit sessions', () => {
+      const auditDigestOnTpm = async (s: AuthSession): Promise<string> => {
+        const d = await f.tpm.run(
+          GetSessionAuditDigest,
+          { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: TPM_RH.NULL, sessionHandle: s },
+          { qualifyingData: new Uint8Array(0), inScheme: { scheme: TPM_ALG.NULL } },
+        );
+        const info = d.params.auditInfo;
+        if (info.type !== TPM_ST.ATTEST_SESSION_AUDIT) throw new Error('not a session audit');
+        return Buffer.from(info.attested.sessionDigest).toString('hex');
+      };
+
+      it('a bound session that starts auditing is no longer bound (reference InitAuditSession); auditReset restarts the digest', async () => {
+        await f.tpm.withSession({ bind: f.signKey }, async (s) => {
+          await sign([s]); // bound: the key's authValue stays out of the HMAC key
+          await sign([s.use({ audit: true })]);
+          await sign([s.use({ audit: true })]); // now unbound: the authValue is in the HMAC key
+          const twice = audit(s);
+          expect(await auditDigestOnTpm(s)).toBe(twice);
+          await sign([s.use({ audit: true, auditReset: true })]);
+          const reset = audit(s);
+          expect(reset).not.toBe(twice);
+          expect(await auditDigestOnTpm(s)).toBe(reset);
+          // Commands without the audit attribute leave the digest alone.
+          await sign([s]);
+          expect(await auditDigestOnTpm(s)).toBe(reset);
+        });
+      });
+
+      const audit = (s: AuthSession): string => Buffer.from(s.auditDigest!).toString('hex');
     });
 
     describe('policy sessions', () => {
