@@ -320,28 +320,27 @@ export class Tpm {
       }
       if (!s.attributes.continueSession) this.#closed(s.session, 'closed');
       // A policy session's data resets when its nonce rolls (reference UpdateInternalSession).
-      else if (s.session.type === 'policy' && s.entity !== undefined) s.state.policyAuthValue = s.state.policyPassword = false;
+      else if (s.session.type === 'policy') s.state.policyAuthValue = s.state.policyPassword = false;
     });
-
-    let responseParams = split.paramBytes;
-    const enc = sessionSlots.find((s) => s.attributes.encrypt);
-    if (enc !== undefined) {
-      responseParams = decryptResponseParameter(
-        {
-          hashAlg: enc.session.hashAlg,
-          symmetric: enc.session.symmetric,
-          key: sessionHmacKey(enc.state.sessionKey, enc.entity === undefined ? undefined : this.#responseAuthValue(cmd, enc, params)),
-          nonceCaller: enc.nonceCaller,
-          nonceTPM: enc.state.nonceTPM,
-        },
-        responseParams,
-      );
-    }
 
     const outHandles: Record<string, number> = {};
     cmd.responseHandleNames.forEach((n, i) => (outHandles[n] = split.handleValues[i]!));
     let decoded: ResponseParams<C>;
     try {
+      let responseParams = split.paramBytes;
+      const enc = sessionSlots.find((s) => s.attributes.encrypt);
+      if (enc !== undefined) {
+        responseParams = decryptResponseParameter(
+          {
+            hashAlg: enc.session.hashAlg,
+            symmetric: enc.session.symmetric,
+            key: sessionHmacKey(enc.state.sessionKey, enc.entity === undefined ? undefined : this.#responseAuthValue(cmd, enc, params)),
+            nonceCaller: enc.nonceCaller,
+            nonceTPM: enc.state.nonceTPM,
+          },
+          responseParams,
+        );
+      }
       decoded = decodeResponseParams(cmd, responseParams);
     } catch (e) {
       // The TPM did its work (and the sessions verified), but the caller cannot use the result: drop what it created.
