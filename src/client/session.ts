@@ -82,6 +82,8 @@ export interface SessionState {
   /** Identifies the Tpm that owns the session. */
   readonly owner: object;
   nonceTPM: Uint8Array;
+  /** The caller's nonce of the last command (or of StartAuthSession). */
+  nonceCaller: Uint8Array;
   readonly sessionKey: Uint8Array;
   /** Name and authValue of the bind entity of a bound HMAC session; cleared when the session becomes an audit session (reference InitAuditSession). */
   bind: { readonly name: Uint8Array; readonly authValue: Uint8Array } | undefined;
@@ -155,6 +157,11 @@ export class AuthSession {
   /** 'broken' after a response that did not verify: its nonces can no longer be trusted. */
   get status(): 'open' | 'closed' | 'broken' {
     return sessionState(this).status;
+  }
+
+  /** The caller's nonce of the last command that used the session, or of StartAuthSession (a copy). */
+  get nonceCaller(): Uint8Array {
+    return sessionState(this).nonceCaller.slice();
   }
 
   /** The TPM's latest nonce (a copy). */

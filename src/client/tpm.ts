@@ -310,6 +310,7 @@ export class Tpm {
     sessionSlots.forEach((s) => {
       const r = split.sessions[s.index]!;
       s.state.nonceTPM = r.nonce.slice();
+      s.state.nonceCaller = s.nonceCaller;
       if (s.attributes.audit) {
         // First audited use or auditReset starts the digest at zeros and unbinds the session (reference InitAuditSession).
         if (s.state.auditDigest === undefined || s.attributes.auditReset) {
@@ -588,6 +589,7 @@ export class Tpm {
     const state: SessionState = {
       owner: this,
       nonceTPM: nonceTPM.slice(),
+      nonceCaller,
       sessionKey: key,
       // Only an HMAC session counts as bound for the HMAC key; a policy session's bind only feeds the session key (reference SessionCreate).
       bind: type === 'hmac' ? bind : undefined,

@@ -666,12 +666,19 @@ for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
         expect(isAuthError(await rejection(sign([], withWrongAuth(f.signKey))))).toBe(true);
         for (const opts of [{}, { bind: f.signKey }, { salt: { key: f.srk, public: f.srkPublic }, bind: TPM_RH.OWNER }]) {
           await f.tpm.withSession(opts, async (s) => {
+            const [nc, nt] = [s.nonceCaller, s.nonceTPM];
             const e = await rejection(sign([s], withWrongAuth(f.signKey)));
+            // No new nonces were adopted from an error response.
+            expect([s.nonceCaller, s.nonceTPM]).toEqual([nc, nt]);
             expect(e).toBeInstanceOf(TpmError);
             expect(isAuthError(e)).toBe(true);
             expect((e as TpmError).session).toBe(1);
             expect(s.isOpen).toBe(true);
             await sign([s]);
+            // A successful command rolls both nonces, fresh and of the session's nonce size.
+            expect(s.nonceTPM).not.toEqual(nt);
+            expect(s.nonceCaller).not.toEqual(nc);
+            expect(s.nonceCaller.length).toBe(32);
             await sign([s.use({ decrypt: true })]);
           });
         }
