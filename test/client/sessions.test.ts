@@ -442,6 +442,13 @@ const VARIANTS: readonly Variant[] = [
   { name: 'decrypt XOR', needsDecrypt: true, make: (f) => one(f, { symmetric: XOR, bind: TPM_RH.OWNER }, (s) => s.use({ decrypt: true })) },
   { name: 'encrypt XOR', needsEncrypt: true, make: (f) => one(f, { symmetric: XOR }, (s) => s.use({ encrypt: true })) },
   {
+    // The XOR mask uses the session hash, not the hash named in the TPMT_SYM_DEF (reference CryptParameterEncryption).
+    name: 'decrypt+encrypt XOR, keyBits SHA-1 on a SHA-256 session',
+    needsDecrypt: true,
+    needsEncrypt: true,
+    make: (f) => one(f, { symmetric: { algorithm: TPM_ALG.XOR, keyBits: TPM_ALG.SHA1 } }, (s) => s.use({ decrypt: true, encrypt: true })),
+  },
+  {
     // The authorizing HMAC session's command HMAC includes the other session's nonceTPM (Part 1 §19.6.10).
     name: 'HMAC authorization + separate salted decrypt session',
     needsDecrypt: true,
