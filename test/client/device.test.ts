@@ -184,206 +184,228 @@ if (REAL_DEVICE) {
       it('needs python3', () => undefined);
     });
   } else {
-    describeWithSwtpm('device transport through a pty stand-in for /dev/tpmrm0', () => {
-      let sw: SwtpmInstance;
-      let relay: PtyTpm;
-      const transports: DeviceTransport[] = [];
-      /** A fresh transport on the stand-in; closed after the test. */
-      const fresh = (opts: ConstructorParameters<typeof DeviceTransport>[0] = {}): DeviceTransport => {
-        const t = new DeviceTransport({ path: relay.path, ...opts });
-        transports.push(t);
-        return t;
-      };
+    for (const mode of ['zero', 'eagain'] as const) {
+      const reads = mode === 'zero' ? 'read() = 0 while waiting, like a TPM device' : 'read() = EAGAIN while waiting, like a terminal';
+      describeWithSwtpm(`device transport through a pty stand-in for /dev/tpmrm0 (${reads})`, () => {
+        let sw: SwtpmInstance;
+        let relay: PtyTpm;
+        const transports: DeviceTransport[] = [];
+        /** A fresh transport on the stand-in; closed after the test. */
+        const fresh = (opts: ConstructorParameters<typeof DeviceTransport>[0] = {}): DeviceTransport => {
+          const t = new DeviceTransport({ path: relay.path, ...opts });
+          transports.push(t);
+          return t;
+        };
 
-      beforeAll(async () => {
-        sw = await startSwtpm();
-        relay = await startPtyTpm(sw.port);
-        const t = new DeviceTransport({ path: relay.path });
-        // TPM2_Startup through the device itself.
-        await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-        await t.close();
-      });
-      afterEach(async () => {
-        await Promise.all(transports.splice(0).map((t) => t.close()));
-      });
-      afterAll(async () => {
-        await relay?.stop();
-        await sw?.stop();
-      });
+        beforeAll(async () => {
+          sw = await startSwtpm();
+          relay = await startPtyTpm(sw.port, mode);
+          const t = new DeviceTransport({ path: relay.path });
+          // TPM2_Startup through the device itself.
+          await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+          await t.close();
+        });
+        afterEach(async () => {
+          await Promise.all(transports.splice(0).map((t) => t.close()));
+        });
+        afterAll(async () => {
+          await relay?.stop();
+          await sw?.stop();
+        });
 
-      describe('what any device must do', () => {
-        deviceBehaviour(
-          () => new DeviceTransport({ path: relay.path }),
-          () => relay,
-        );
-      });
+        describe('what any device must do', () => {
+          deviceBehaviour(
+            () => new DeviceTransport({ path: relay.path }),
+            () => relay,
+          );
+        });
 
-      it('the stand-in is a raw character device: every byte value passes unchanged both ways', async () => {
-        const t = fresh();
-        // Random bytes hit CR, NL, XON/XOFF, ^C and 0xFF, which a cooked terminal would translate or act on.
-        for (let i = 0; i < 4; i++) {
-          const data = randomBytes(48);
-          data[0] = 0x0d;
-          data[1] = 0x0a;
-          data[2] = 0x03;
-          data[3] = 0x11;
-          data[4] = 0x13;
-          data[5] = 0xff;
-          const hash = await runCommand(t, Hash, {}, { data, hashAlg: TPM_ALG.SHA256, hierarchy: TPM_RH.NULL });
-          expect(Buffer.from(hash.params.outHash)).toEqual(createHash('sha256').update(data).digest());
-        }
-      });
+        it('the stand-in is a raw character device: every byte value passes unchanged both ways', async () => {
+          const t = fresh();
+          // Random bytes hit CR, NL, XON/XOFF, ^C and 0xFF, which a cooked terminal would translate or act on.
+          for (let i = 0; i < 4; i++) {
+            const data = randomBytes(48);
+            data[0] = 0x0d;
+            data[1] = 0x0a;
+            data[2] = 0x03;
+            data[3] = 0x11;
+            data[4] = 0x13;
+            data[5] = 0xff;
+            const hash = await runCommand(t, Hash, {}, { data, hashAlg: TPM_ALG.SHA256, hierarchy: TPM_RH.NULL });
+            expect(Buffer.from(hash.params.outHash)).toEqual(createHash('sha256').update(data).digest());
+          }
+        });
 
-      it('times out when the device withholds its answer; the descriptor is closed, the late answer dropped, and the next command works', async () => {
-        const t = fresh();
-        await random(t, 4);
-        const mark = relay.mark();
-        relay.next({ do: 'hold' });
-        const started = performance.now();
-        const err = await transportError(random(t, 8, { timeoutMs: 300 }), 'transport.timeout');
-        const elapsed = performance.now() - started;
-        expect(elapsed).toBeGreaterThanOrEqual(290);
-        expect(elapsed).toBeLessThan(2000);
-        expect(err.message).toMatch(/300 ms/);
-        await relay.waitFor('held', mark);
-        // The transport closed its descriptor (the last opener of the slave is gone) ...
-        await relay.waitFor('closed', mark);
-        // ... so the held answer went with it, as a kernel TPM drops a closed file's response.
-        await relay.waitFor('discarded', mark);
-        // The next command opens the device again and gets its own answer (16 bytes, not the 8 withheld).
-        const after = relay.mark();
-        await random(t, 16);
-        expect(relay.events.slice(after).map((e) => e.ev)).toEqual(expect.arrayContaining(['opened', 'command', 'answered']));
-      });
-
-      it('an abort gives up at once and leaves the device usable', async () => {
-        const t = fresh();
-        // Aborted before sending: nothing reaches the device.
-        const mark0 = relay.mark();
-        const pre = new AbortController();
-        pre.abort(new Error('not wanted'));
-        await transportError(random(t, 8, { signal: pre.signal }), 'transport.aborted');
-        expect(relay.events.slice(mark0).some((e) => e.ev === 'command')).toBe(false);
-
-        const mark = relay.mark();
-        relay.next({ do: 'hold' });
-        const ctl = new AbortController();
-        const p = random(t, 8, { signal: ctl.signal });
-        await relay.waitFor('held', mark);
-        const reason = new Error('caller gave up');
-        const abortedAt = performance.now();
-        ctl.abort(reason);
-        const err = await transportError(p, 'transport.aborted');
-        expect(performance.now() - abortedAt).toBeLessThan(100);
-        expect(err.cause).toBe(reason);
-        await relay.waitFor('closed', mark);
-        await relay.waitFor('discarded', mark);
-        await random(t, 16);
-      });
-
-      it('close() with a command in flight and one queued rejects both with transport.closed and closes the descriptor', async () => {
-        const t = fresh();
-        await random(t, 4);
-        const mark = relay.mark();
-        relay.next({ do: 'hold' });
-        const inFlight = random(t, 8);
-        await relay.waitFor('held', mark);
-        const queued = random(t, 9);
-        const rejected = Promise.all([transportError(inFlight, 'transport.closed'), transportError(queued, 'transport.closed')]);
-        await t.close();
-        await rejected;
-        await relay.waitFor('closed', mark);
-        // The queued command never reached the device.
-        expect(relay.events.slice(mark).filter((e) => e.ev === 'command')).toHaveLength(1);
-      });
-
-      it('an answer cut short is a timeout (never a short response), and the next command works', async () => {
-        const t = fresh();
-        for (const keep of [6, 15]) {
+        it('assembles an answer that arrives in pieces, up to the size in its header', async () => {
+          const t = fresh();
+          await random(t, 1);
           const mark = relay.mark();
-          relay.next({ do: 'truncate', keep });
-          await transportError(random(t, 10, { timeoutMs: 250 }), 'transport.timeout');
-          await relay.waitFor('closed', mark);
-          await random(t, 12);
-        }
-      });
+          for (const at of [3, 10, 12, 43]) {
+            relay.next({ do: 'split', at, ms: 30 });
+            const started = performance.now();
+            await random(t, 32);
+            expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+          }
+          // One open carried them all: nothing was taken for a failure.
+          expect(relay.events.slice(mark).some((e) => e.ev === 'closed' || e.ev === 'opened')).toBe(false);
+        });
 
-      it('garbage answers are transport.protocol errors at once; after each the device is reopened and works', async () => {
-        const t = fresh();
-        const cases: { hex: string; match: RegExp }[] = [
-          { hex: '80010000000500000000', match: /response size 5 outside/ }, // size below the header
-          { hex: '800100100000000000000000', match: /response size 1048576 outside/ }, // size above any TPM's
-          { hex: 'deadbeef000a00000000', match: /not a TPM response tag/ }, // not a response tag
-        ];
-        for (const c of cases) {
+        it('times out when the device withholds its answer; the descriptor is closed, the late answer dropped, and the next command works', async () => {
+          const t = fresh();
+          await random(t, 4);
           const mark = relay.mark();
-          relay.next({ do: 'replace', hex: c.hex });
+          relay.next({ do: 'hold' });
           const started = performance.now();
-          const err = await transportError(random(t, 8, { timeoutMs: 5000 }), 'transport.protocol');
-          expect(err.message).toMatch(c.match);
-          expect(performance.now() - started).toBeLessThan(1000);
+          const err = await transportError(random(t, 8, { timeoutMs: 300 }), 'transport.timeout');
+          const elapsed = performance.now() - started;
+          expect(elapsed).toBeGreaterThanOrEqual(290);
+          expect(elapsed).toBeLessThan(2000);
+          expect(err.message).toMatch(/300 ms/);
+          await relay.waitFor('held', mark);
+          // The transport closed its descriptor (the last opener of the slave is gone) ...
+          await relay.waitFor('closed', mark);
+          // ... so the held answer went with it, as a kernel TPM drops a closed file's response.
+          await relay.waitFor('discarded', mark);
+          // The next command opens the device again and gets its own answer (16 bytes, not the 8 withheld).
+          const after = relay.mark();
+          await random(t, 16);
+          expect(relay.events.slice(after).map((e) => e.ev)).toEqual(expect.arrayContaining(['opened', 'command', 'answered']));
+        });
+
+        it('an abort gives up at once and leaves the device usable', async () => {
+          const t = fresh();
+          // Each fault test first makes one exchange, so events from earlier tests are behind its marks.
+          await random(t, 2);
+          // Aborted before sending: nothing reaches the device.
+          const mark0 = relay.mark();
+          const pre = new AbortController();
+          pre.abort(new Error('not wanted'));
+          await transportError(random(t, 8, { signal: pre.signal }), 'transport.aborted');
+          expect(relay.events.slice(mark0).some((e) => e.ev === 'command')).toBe(false);
+
+          const mark = relay.mark();
+          relay.next({ do: 'hold' });
+          const ctl = new AbortController();
+          const p = random(t, 8, { signal: ctl.signal });
+          await relay.waitFor('held', mark);
+          const reason = new Error('caller gave up');
+          const abortedAt = performance.now();
+          ctl.abort(reason);
+          const err = await transportError(p, 'transport.aborted');
+          expect(performance.now() - abortedAt).toBeLessThan(100);
+          expect(err.cause).toBe(reason);
+          await relay.waitFor('closed', mark);
+          await relay.waitFor('discarded', mark);
+          await random(t, 16);
+        });
+
+        it('close() with a command in flight and one queued rejects both with transport.closed and closes the descriptor', async () => {
+          const t = fresh();
+          await random(t, 4);
+          const mark = relay.mark();
+          relay.next({ do: 'hold' });
+          const inFlight = random(t, 8);
+          await relay.waitFor('held', mark);
+          const queued = random(t, 9);
+          const rejected = Promise.all([transportError(inFlight, 'transport.closed'), transportError(queued, 'transport.closed')]);
+          await t.close();
+          await rejected;
+          await relay.waitFor('closed', mark);
+          // The queued command never reached the device.
+          expect(relay.events.slice(mark).filter((e) => e.ev === 'command')).toHaveLength(1);
+        });
+
+        it('an answer cut short is a timeout (never a short response), and the next command works', async () => {
+          const t = fresh();
+          await random(t, 2);
+          for (const keep of [6, 15]) {
+            const mark = relay.mark();
+            relay.next({ do: 'truncate', keep });
+            await transportError(random(t, 10, { timeoutMs: 250 }), 'transport.timeout');
+            await relay.waitFor('closed', mark);
+            await random(t, 12);
+          }
+        });
+
+        it('garbage answers are transport.protocol errors at once; after each the device is reopened and works', async () => {
+          const t = fresh();
+          await random(t, 2);
+          const cases: { hex: string; match: RegExp }[] = [
+            { hex: '80010000000500000000', match: /response size 5 outside/ }, // size below the header
+            { hex: '800100100000000000000000', match: /response size 1048576 outside/ }, // size above any TPM's
+            { hex: 'deadbeef000a00000000', match: /not a TPM response tag/ }, // not a response tag
+          ];
+          for (const c of cases) {
+            const mark = relay.mark();
+            relay.next({ do: 'replace', hex: c.hex });
+            const started = performance.now();
+            const err = await transportError(random(t, 8, { timeoutMs: 5000 }), 'transport.protocol');
+            expect(err.message).toMatch(c.match);
+            expect(performance.now() - started).toBeLessThan(1000);
+            await relay.waitFor('closed', mark);
+            await random(t, 8);
+          }
+          // A device that says more than the header's size is out of step.
+          const mark = relay.mark();
+          relay.next({ do: 'append', hex: 'ffff' });
+          const err = await transportError(random(t, 8), 'transport.protocol');
+          expect(err.message).toMatch(/beyond the response size/);
           await relay.waitFor('closed', mark);
           await random(t, 8);
-        }
-        // A device that says more than the header's size is out of step.
-        const mark = relay.mark();
-        relay.next({ do: 'append', hex: 'ffff' });
-        const err = await transportError(random(t, 8), 'transport.protocol');
-        expect(err.message).toMatch(/beyond the response size/);
-        await relay.waitFor('closed', mark);
-        await random(t, 8);
+        });
+
+        it('a well-formed TPM error response is passed through, not a transport error', async () => {
+          const t = fresh();
+          relay.next({ do: 'replace', hex: '80010000000a00000922' });
+          const err = await random(t, 8).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(TpmError);
+          expect(isRc(err, TPM_RC.RETRY)).toBe(true);
+          await random(t, 8);
+        });
+
+        it('open errors are typed; the fallback device is used only when asked and only when the first is missing', async () => {
+          const missing = '/nonexistent/trustroot/tpmrm0';
+          const noDevice = new DeviceTransport({ path: missing });
+          transports.push(noDevice);
+          const err = await transportError(noDevice.open(), 'transport.connect');
+          expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+          expect(err.message).toContain(missing);
+          await transportError(noDevice.send(getRandom(4)), 'transport.connect');
+
+          const regular = new DeviceTransport({ path: import.meta.filename });
+          transports.push(regular);
+          expect((await transportError(regular.open(), 'transport.connect')).message).toMatch(/not a character device/);
+
+          const withFallback = fresh({ path: missing, fallback: relay.path });
+          await withFallback.open();
+          expect(withFallback.openedPath).toBe(relay.path);
+          await random(withFallback, 8);
+
+          // The fallback is not tried when the first device exists but cannot be used.
+          const noFallback = new DeviceTransport({ path: import.meta.filename, fallback: relay.path });
+          transports.push(noFallback);
+          await transportError(noFallback.open(), 'transport.connect');
+          expect(noFallback.openedPath).toBeUndefined();
+
+          expect(new DeviceTransport({ fallback: true }).fallback).toBe('/dev/tpm0');
+          expect(new DeviceTransport().path).toBe(TPMRM_DEVICE);
+          expect(() => new DeviceTransport({ pollIntervalMs: 0 })).toThrow(RangeError);
+        });
+
+        it('a deadline counts the time spent queued behind a command the device does not answer', async () => {
+          // With the first command held, the second waits its turn and times out while still queued.
+          const t = fresh();
+          await random(t, 2);
+          const mark = relay.mark();
+          relay.next({ do: 'hold' });
+          const first = random(t, 8, { timeoutMs: 400 });
+          await relay.waitFor('held', mark);
+          await transportError(random(t, 8, { timeoutMs: 100 }), 'transport.timeout');
+          await transportError(first, 'transport.timeout');
+          await relay.waitFor('closed', mark);
+          await random(t, 8);
+        });
       });
-
-      it('a well-formed TPM error response is passed through, not a transport error', async () => {
-        const t = fresh();
-        relay.next({ do: 'replace', hex: '80010000000a00000922' });
-        const err = await random(t, 8).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(TpmError);
-        expect(isRc(err, TPM_RC.RETRY)).toBe(true);
-        await random(t, 8);
-      });
-
-      it('open errors are typed; the fallback device is used only when asked and only when the first is missing', async () => {
-        const missing = '/nonexistent/trustroot/tpmrm0';
-        const noDevice = new DeviceTransport({ path: missing });
-        transports.push(noDevice);
-        const err = await transportError(noDevice.open(), 'transport.connect');
-        expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
-        expect(err.message).toContain(missing);
-        await transportError(noDevice.send(getRandom(4)), 'transport.connect');
-
-        const regular = new DeviceTransport({ path: import.meta.filename });
-        transports.push(regular);
-        expect((await transportError(regular.open(), 'transport.connect')).message).toMatch(/not a character device/);
-
-        const withFallback = fresh({ path: missing, fallback: relay.path });
-        await withFallback.open();
-        expect(withFallback.openedPath).toBe(relay.path);
-        await random(withFallback, 8);
-
-        // The fallback is not tried when the first device exists but cannot be used.
-        const noFallback = new DeviceTransport({ path: import.meta.filename, fallback: relay.path });
-        transports.push(noFallback);
-        await transportError(noFallback.open(), 'transport.connect');
-        expect(noFallback.openedPath).toBeUndefined();
-
-        expect(new DeviceTransport({ fallback: true }).fallback).toBe('/dev/tpm0');
-        expect(new DeviceTransport().path).toBe(TPMRM_DEVICE);
-        expect(() => new DeviceTransport({ pollIntervalMs: 0 })).toThrow(RangeError);
-      });
-
-      it('a deadline counts the time spent queued behind a command the device does not answer', async () => {
-        // With the first command held, the second waits its turn and times out while still queued.
-        const t = fresh();
-        const mark = relay.mark();
-        relay.next({ do: 'hold' });
-        const first = random(t, 8, { timeoutMs: 400 });
-        await relay.waitFor('held', mark);
-        await transportError(random(t, 8, { timeoutMs: 100 }), 'transport.timeout');
-        await transportError(first, 'transport.timeout');
-        await relay.waitFor('closed', mark);
-        await random(t, 8);
-      });
-    });
+    }
   }
 }

@@ -12,7 +12,10 @@ its own answer: when the last opener closes the slave, anything it had not
 read and any answer still owed to it are thrown away. (A pty's input queue
 outlives close(), so the relay flushes it itself.)
 
-Usage: pty-relay.py HOST PORT. Control on stdin, one JSON object per line:
+Usage: pty-relay.py HOST PORT [zero-reads]. With zero-reads the slave's read()
+returns 0 when nothing is there (VMIN = VTIME = 0), as a kernel TPM device's
+read does before its answer is ready; otherwise it fails with EAGAIN, as a
+nonblocking terminal's does. Control on stdin, one JSON object per line:
   {"next": ACTION}    what to do with the next command (queued, in order), where ACTION is
                       {"do": "pass"}                 forward, answer (the default)
                       {"do": "hold"}                 forward, keep the answer until "release" or close
@@ -20,6 +23,7 @@ Usage: pty-relay.py HOST PORT. Control on stdin, one JSON object per line:
                       {"do": "append", "hex": h}     forward, answer followed by extra bytes
                       {"do": "replace", "hex": h}    do not forward; answer these bytes
                       {"do": "delay", "ms": n}       forward, answer after n ms
+                      {"do": "split", "at": n, "ms": m}  forward, answer n bytes, then the rest m ms later
   {"release": true}   write the held answer now
 Events on stdout, one JSON object per line: ready (with path), opened, closed,
 command (cc, size), answered, held, released, discarded, truncated.
@@ -55,10 +59,16 @@ def recv_exact(sock, n):
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    zero_reads = len(sys.argv) > 3 and sys.argv[3] == "zero-reads"
     master, slave = pty.openpty()
     # Raw mode on the slave's termios (set through the master): no echo, no
     # CR/NL translation, no signals, 8-bit clean, read() returns what is there.
     tty.setraw(master)
+    if zero_reads:
+        attrs = termios.tcgetattr(master)
+        attrs[6][termios.VMIN] = 0
+        attrs[6][termios.VTIME] = 0
+        termios.tcsetattr(master, termios.TCSANOW, attrs)
     path = os.ttyname(slave)
     os.close(slave)
 
@@ -90,7 +100,7 @@ def main():
     probe = select.poll()
     probe.register(master, select.POLLIN)
 
-    emit("ready", path=path)
+    emit("ready", path=path, zero_reads=zero_reads)
     while True:
         # Is anyone holding the slave open? The master reports HUP while nobody does.
         hup = any(ev & select.POLLHUP for _, ev in probe.poll(0))
@@ -174,6 +184,11 @@ def main():
                 emit("truncated", size=len(rsp), keep=action["keep"])
             elif do == "append":
                 answer(rsp + bytes.fromhex(action["hex"]))
+                emit("answered", size=len(rsp))
+            elif do == "split":
+                answer(rsp[: action["at"]])
+                time.sleep(action["ms"] / 1000)
+                answer(rsp[action["at"] :])
                 emit("answered", size=len(rsp))
             elif do == "delay":
                 time.sleep(action["ms"] / 1000)

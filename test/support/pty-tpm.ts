@@ -20,7 +20,8 @@ export type RelayAction =
   | { readonly do: 'truncate'; readonly keep: number }
   | { readonly do: 'append'; readonly hex: string }
   | { readonly do: 'replace'; readonly hex: string }
-  | { readonly do: 'delay'; readonly ms: number };
+  | { readonly do: 'delay'; readonly ms: number }
+  | { readonly do: 'split'; readonly at: number; readonly ms: number };
 
 export interface RelayEvent {
   readonly ev: 'ready' | 'opened' | 'closed' | 'command' | 'answered' | 'held' | 'released' | 'discarded' | 'truncated' | 'garbage';
@@ -69,9 +70,17 @@ export function ptySupport(): PtySupport {
   return support;
 }
 
+/**
+ * How the slave's read() says "nothing yet": `eagain` as a nonblocking
+ * terminal does, or `zero` (VMIN = VTIME = 0) as a kernel TPM device does
+ * before its answer is ready (tpm_common_read returns 0).
+ */
+export type PtyReadMode = 'eagain' | 'zero';
+
 /** Start a relay in front of swtpm's raw command port on 127.0.0.1. */
-export async function startPtyTpm(swtpmPort: number, host = '127.0.0.1'): Promise<PtyTpm> {
-  const child: ChildProcessWithoutNullStreams = spawn(PYTHON, [RELAY, host, String(swtpmPort)], { stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startPtyTpm(swtpmPort: number, mode: PtyReadMode = 'zero', host = '127.0.0.1'): Promise<PtyTpm> {
+  const args = [RELAY, host, String(swtpmPort), ...(mode === 'zero' ? ['zero-reads'] : [])];
+  const child: ChildProcessWithoutNullStreams = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const killOnExit = (): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
