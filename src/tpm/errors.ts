@@ -12,6 +12,7 @@ export type ErrorCode =
   | TctiErrorCode
   | 'crypto.argument'
   | 'crypto.unsupported'
+  | IdentityErrorCode
   | PolicyErrorCode
   | SessionErrorCode;
 
@@ -165,5 +166,29 @@ export class SessionError extends TrustrootError {
   constructor(code: SessionErrorCode, message: string, options?: { sessionIndex?: number; cause?: unknown }) {
     super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     if (options?.sessionIndex !== undefined) this.sessionIndex = options.sessionIndex;
+  }
+}
+
+export type IdentityErrorCode =
+  | 'identity.argument' // a template or option the EK/AK operations refuse before sending (an AK that is not a restricted signing key)
+  | 'identity.mismatch' // a public area the TPM holds or returned differs from the template it must follow, or its Name from the one computed
+  | 'identity.policy' // an EK authPolicy that is none of the EK Credential Profile's policies, so no session can satisfy it here
+  | 'identity.certificate'; // an EK certificate NV Index that cannot be read or holds no complete DER certificate
+
+/**
+ * The endorsement and attestation keys (src/client/ek.ts, ak.ts): an EK or
+ * AK that does not match its template, an EK policy this client cannot
+ * satisfy, an EK certificate index without a certificate. `handle` names the
+ * persistent handle, transient object or NV Index concerned, `fields` the
+ * template fields that differ.
+ */
+export class IdentityError extends TrustrootError {
+  declare readonly code: IdentityErrorCode;
+  readonly handle?: number;
+  readonly fields?: readonly string[];
+  constructor(code: IdentityErrorCode, message: string, options?: { handle?: number; fields?: readonly string[]; cause?: unknown }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.handle !== undefined) this.handle = options.handle;
+    if (options?.fields !== undefined) this.fields = [...options.fields];
   }
 }
