@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'crypto.unsupported'
   | IdentityErrorCode
   | PolicyErrorCode
-  | SessionErrorCode;
+  | SessionErrorCode
+  | ClientErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -166,6 +167,25 @@ export class SessionError extends TrustrootError {
   constructor(code: SessionErrorCode, message: string, options?: { sessionIndex?: number; cause?: unknown }) {
     super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     if (options?.sessionIndex !== undefined) this.sessionIndex = options.sessionIndex;
+  }
+}
+
+export type ClientErrorCode =
+  | 'client.pcrs-changed' // PCRs changed between a quote and the read of their values, on every attempt
+  | 'client.argument' // an argument a high-level operation refuses before sending (wrong key kind, oversize data, a label without its NUL)
+  | 'client.name' // a Name the TPM returned differs from the Name computed from the public area the client checked
+  | 'client.response'; // a TPM answer that decodes but does not fit the request (a public area unlike the template, no progress in a loop)
+
+/**
+ * A high-level client operation (src/client) refused an argument, found the
+ * TPM's answer inconsistent with what was asked or with itself, or found the
+ * TPM's state moving under it (another process extending PCRs between a
+ * Quote and the PCR_Read that should match it).
+ */
+export class ClientError extends TrustrootError {
+  declare readonly code: ClientErrorCode;
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }
 
