@@ -16,6 +16,11 @@ export interface SwtpmOptions {
   readonly notNeedInit?: boolean;
   /** How long to wait for the command port (default 10 s). */
   readonly startTimeoutMs?: number;
+  /**
+   * Run on this existing state folder (e.g. one `swtpm_setup` prepared)
+   * instead of a fresh one; stop() removes it all the same.
+   */
+  readonly stateDir?: string;
 }
 
 export interface SwtpmInstance {
@@ -32,7 +37,7 @@ export const SWTPM_BINARY = process.env['TRUSTROOT_SWTPM'] ?? 'swtpm';
 
 /** Start swtpm on a free port pair; retries if another process takes the ports first. */
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<SwtpmInstance> {
-  const stateDir = await mkdtemp(join(tmpdir(), 'trustroot-swtpm-'));
+  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'trustroot-swtpm-')));
   let lastError: unknown;
   for (let attempt = 0; attempt < 8; attempt++) {
     const port = await freePortPair();
