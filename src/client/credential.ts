@@ -12,15 +12,16 @@
  * is started, satisfied, used once and flushed here, also when a step fails.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { ActivateCredential, PolicyOR, PolicySecret } from '../tpm/commands/index.js';
+import { ActivateCredential, PolicySecret } from '../tpm/commands/index.js';
 import { TPM_RH } from '../tpm/constants.js';
 import { digestSize, isHashAlg } from '../tpm/crypto/hash.js';
 import { ClientError, IdentityError } from '../tpm/errors.js';
-import { handleName, objectName } from '../tpm/names.js';
-import { EK_POLICY_INDEX, ekPolicyA, ekPolicyB, ekPolicyC } from '../tpm/policy.js';
+import { objectName } from '../tpm/names.js';
+import { EK_POLICY_INDEX, ekPolicyA, ekPolicyB } from '../tpm/policy.js';
 import type { SendOptions } from '../tpm/transport/transport.js';
 import type { TPMT_PUBLIC } from '../tpm/types/index.js';
-import type { AuthSession } from './session.js';
+import { satisfyEkPolicy } from './ek.js';
+import { password, type AuthSession } from './session.js';
 import type { Authorization, Entity, Handle, Tpm } from './tpm.js';
 
 const EMPTY = new Uint8Array(0);
@@ -29,7 +30,8 @@ export interface ActivateCredentialOptions extends SendOptions {
   /**
    * The EK's public area (as the caller checked it, e.g. against the EK
    * certificate): checked against `ek.name`, and its authPolicy picks how the
-   * policy is satisfied (PolicyA or PolicyB). Without it, PolicyA is assumed.
+   * policy is satisfied (PolicyA or PolicyB). Default: `ek.publicArea` (an
+   * `Ek` from getEk carries it); without either, PolicyA is assumed.
    */
   readonly ekPublic?: TPMT_PUBLIC;
   /** The endorsement hierarchy's authValue, for PolicySecret (default empty). */
@@ -59,14 +61,10 @@ function nameAlgOf(name: Uint8Array, what: string): number {
   return alg;
 }
 
-type EkPolicy = 'A' | 'B' | 'custom';
-
-/** Which EK Credential Profile policy `ekPublic.authPolicy` is (profile §B.6; policy.ts computes them). */
-function ekPolicyKind(ekPublic: TPMT_PUBLIC, hashAlg: number): EkPolicy | undefined {
+/** Whether `ekPublic.authPolicy` is PolicyA or PolicyB of the EK Credential Profile (policy.ts computes them). */
+function isProfilePolicy(ekPublic: TPMT_PUBLIC, hashAlg: number): boolean {
   const policy = ekPublic.authPolicy;
-  if (sameBytes(policy, ekPolicyA(hashAlg))) return 'A';
-  if (hashAlg in EK_POLICY_INDEX && sameBytes(policy, ekPolicyB(hashAlg))) return 'B';
-  return undefined;
+  return sameBytes(policy, ekPolicyA(hashAlg)) || (hashAlg in EK_POLICY_INDEX && sameBytes(policy, ekPolicyB(hashAlg)));
 }
 
 /**
@@ -75,20 +73,21 @@ function ekPolicyKind(ekPublic: TPMT_PUBLIC, hashAlg: number): EkPolicy | undefi
  * `ak` and decrypts it with the seed only `ek` can recover.
  *
  * @param ak the object the credential is bound to (activateHandle, ADMIN role), usually the AK.
- * @param ek the EK (keyHandle, USER role through its policy), with the Name of its checked public area.
+ * @param ek the EK (keyHandle, USER role through its policy), with the Name of its checked public area, e.g. an
+ *   `Ek` from getEk (ek.ts).
  * @param credentialBlob TPM2B_ID_OBJECT content from makeCredential.
  * @param secret TPM2B_ENCRYPTED_SECRET content from makeCredential.
  * @returns the credential (certInfo).
  * @throws ClientError `client.name` when `ekPublic` does not match `ek.name`; IdentityError `identity.policy`
- *   when its policy is not the profile's and no `satisfyEkPolicy` is given; TpmError (TPM_RC_INTEGRITY for a blob made for another Name or another EK,
- *   TPM_RC_POLICY_FAIL when the policy is not satisfied, TPM_RC_AUTH_FAIL/BAD_AUTH for a wrong endorsement or
+ *   when its policy is not the profile's and no `satisfyEkPolicy` is given; TpmError (TPM_RC_INTEGRITY for a
+ *   blob made for another Name or another EK, TPM_RC_POLICY_FAIL when the policy is not satisfied, TPM_RC_AUTH_FAIL/BAD_AUTH for a wrong endorsement or
  *   AK authValue); SessionError; TransportError. Nothing stays loaded on the TPM.
  * @example const nonce = await activateCredential(tpm, ak, ek, blob.credentialBlob, blob.secret);
  */
 export async function activateCredential(
   tpm: Tpm,
   ak: Handle,
-  ek: Entity,
+  ek: Entity & { readonly publicArea?: TPMT_PUBLIC },
   credentialBlob: Uint8Array,
   secret: Uint8Array,
   options: ActivateCredentialOptions = {},
@@ -96,17 +95,13 @@ export async function activateCredential(
   if (!(credentialBlob instanceof Uint8Array) || !(secret instanceof Uint8Array)) throw new ClientError('client.argument', 'credentialBlob and secret: expected Uint8Arrays');
   if (ek === null || typeof ek !== 'object') throw new ClientError('client.argument', 'ek: expected an Entity with the EK\'s Name');
   const hashAlg = nameAlgOf(ek.name, 'ek.name');
-  let kind: EkPolicy = 'A';
-  if (options.ekPublic !== undefined) {
-    if (!sameBytes(objectName(options.ekPublic), ek.name)) throw new ClientError('client.name', 'ekPublic: its Name is not ek.name');
-    kind = ekPolicyKind(options.ekPublic, hashAlg) ?? 'custom';
-  }
-  if (options.satisfyEkPolicy !== undefined) kind = 'custom';
-  if (kind === 'custom' && options.satisfyEkPolicy === undefined) {
+  const ekPublic = options.ekPublic ?? ek.publicArea;
+  if (ekPublic !== undefined && !sameBytes(objectName(ekPublic), ek.name)) throw new ClientError('client.name', 'ekPublic: its Name is not ek.name');
+  const custom = options.satisfyEkPolicy;
+  // Refused before anything is sent: no session could satisfy an unknown policy.
+  if (custom === undefined && ekPublic !== undefined && !isProfilePolicy(ekPublic, hashAlg)) {
     throw new IdentityError('identity.policy', 'the EK\'s authPolicy is neither PolicyA nor PolicyB of the EK Credential Profile: pass satisfyEkPolicy');
   }
-  const endorsement: Handle =
-    options.endorsementAuth === undefined ? TPM_RH.ENDORSEMENT : { handle: TPM_RH.ENDORSEMENT, name: handleName(TPM_RH.ENDORSEMENT), authValue: options.endorsementAuth };
   const send: SendOptions = {
     ...(options.locality !== undefined ? { locality: options.locality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
@@ -115,15 +110,20 @@ export async function activateCredential(
 
   // The policy session's hash must be the EK's nameAlg: the TPM compares its digest with authPolicy (Part 1 §19.7.1).
   return tpm.withSession({ type: 'policy', hashAlg, ...send }, async (session) => {
-    if (kind === 'custom') {
-      await options.satisfyEkPolicy!(session);
+    if (custom !== undefined) {
+      await custom(session);
+    } else if (ekPublic !== undefined) {
+      // PolicyA or PolicyB, as ek.ts satisfies them for every use of the EK.
+      await satisfyEkPolicy(tpm, session, ekPublic, { ...send, ...(options.endorsementAuth !== undefined ? { endorsementAuth: options.endorsementAuth } : {}) });
     } else {
-      // PolicySecret with the endorsement hierarchy's auth (Part 3 §23.4); no expiration, so no nonceTPM binding needed.
-      await tpm.run(PolicySecret, { authHandle: endorsement, policySession: session }, { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 }, send);
-      if (kind === 'B') {
-        // PolicyB = PolicyOR(PolicyA, PolicyC): after PolicySecret the session digest is PolicyA, one of the branches (Part 3 §23.6).
-        await tpm.run(PolicyOR, { policySession: session }, { pHashList: [ekPolicyA(hashAlg), ekPolicyC(hashAlg)] }, send);
-      }
+      // PolicyA without a public area to look at: PolicySecret with the endorsement hierarchy's auth (Part 3 §23.4);
+      // no expiration, so no nonceTPM binding is needed.
+      await tpm.run(
+        PolicySecret,
+        { authHandle: TPM_RH.ENDORSEMENT, policySession: session },
+        { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 },
+        { ...send, sessions: [password(options.endorsementAuth ?? EMPTY)] },
+      );
     }
     const r = await tpm.run(
       ActivateCredential,

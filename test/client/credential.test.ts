@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { activateCredential } from '../../src/client/credential.js';
+import { createEk } from '../../src/client/ek.js';
 import { password, Tpm, type Entity } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { CreatePrimary, FlushContext, HierarchyChangeAuth, PolicyCommandCode, Startup } from '../../src/tpm/commands/index.js';
@@ -128,6 +129,17 @@ describeWithSwtpm('activateCredential against swtpm', () => {
       expect(isRc(e, TPM_RC.POLICY_FAIL)).toBe(true);
       await expectNoLeaks(ek.entity.handle);
     });
+  });
+
+  it('an Ek from createEk (ek.ts) carries its public area: PolicyB is recognized without ekPublic', async () => {
+    const ek = await createEk(tpm, { template: 'H-2', persistentHandle: false });
+    try {
+      const blob = makeCredential(ek.publicArea, ak.name, utf8('from ek.ts'));
+      expect(Buffer.from(await activateCredential(tpm, ak, ek, blob.credentialBlob, blob.secret)).toString()).toBe('from ek.ts');
+      await expectNoLeaks(ek.handle);
+    } finally {
+      await tpm.flush(ek);
+    }
   });
 
   it('the endorsement password: a wrong one fails PolicySecret (TPM_RC_BAD_AUTH), the right one works', async () => {
