@@ -26,7 +26,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { TPM_ALG } from '../tpm/constants.js';
 import { digestSize, isHashAlg } from '../tpm/crypto/hash.js';
 import { EncodeError, ParseError } from '../tpm/errors.js';
-import { LIMITS } from '../tpm/limits.js';
+import { LIMITS, SIZEOF_TPMS_CONTEXT_DATA } from '../tpm/limits.js';
 import { publicKeyFromArea } from '../tpm/secret.js';
 import {
   TPM2B_CONTEXT_DATA,
@@ -72,13 +72,17 @@ function readAll<T>(bytes: Uint8Array, path: string, fn: (r: Reader) => T): T {
 
 /** The tools' header: magic, then a version (lib/files.c files_read_header). */
 function readHeader(r: Reader, versions: readonly number[]): number {
-  const at = r.offset;
-  const magic = r.within('magic', () => r.u32());
-  if (magic !== TPM2_TOOLS_MAGIC) r.fail('parse.constant', `magic 0x${magic.toString(16)} is not tpm2-tools' 0xbadcc0de`, at);
-  const vAt = r.offset;
-  const version = r.within('version', () => r.u32());
-  if (!versions.includes(version)) r.fail('parse.value', `version ${version}, expected ${versions.join(' or ')}`, vAt);
-  return version;
+  r.within('magic', () => {
+    const at = r.offset;
+    const magic = r.u32();
+    if (magic !== TPM2_TOOLS_MAGIC) r.fail('parse.constant', `magic 0x${magic.toString(16)} is not tpm2-tools' 0xbadcc0de`, at);
+  });
+  return r.within('version', () => {
+    const at = r.offset;
+    const version = r.u32();
+    if (!versions.includes(version)) r.fail('parse.value', `version ${version}, expected ${versions.join(' or ')}`, at);
+    return version;
+  });
 }
 
 function writeHeader(w: Writer, version: number): void {
@@ -624,39 +628,42 @@ function readContextBody(r: Reader): ContextFile {
   const hierarchy = r.within('hierarchy', () => HIERARCHY.read(r));
   const savedHandle = r.within('savedHandle', () => TPMI_DH_SAVED.read(r));
   const sequence = r.within('sequence', () => r.u64());
-  const blob = r.within('contextBlob', () => TPM2B_CONTEXT_DATA.read(r));
   const context = (contextBlob: Uint8Array): TPMS_CONTEXT => ({ sequence, savedHandle, hierarchy, contextBlob });
-  if (blob.length < 4 || blob[0] !== 0 || blob[1] !== 0 || blob[2] !== 0 || blob[3] !== 0) {
-    return { context: context(blob), metadata: undefined };
-  }
-  const inner = new Reader(blob);
-  const metadata = r.within('contextBlob', () =>
-    inner.within('IESYS_CONTEXT_DATA', () => {
-      inner.u32(); // reserved
-      const tpmContext = inner.within('tpmContext', () => TPM2B_CONTEXT_DATA.read(inner));
-      inner.within('esysMetadata.size', () => inner.u16());
-      const handle = inner.within('handle', () => inner.u32());
-      const name = inner.within('name', () => TPM2B_NAME.read(inner));
-      const typeAt = inner.offset;
-      const rsrcType = inner.within('rsrcType', () => inner.u32());
-      let resource: EsysResource;
-      if (rsrcType === RSRC.key) resource = { type: 'key', public: inner.within('misc', () => TPM2B_PUBLIC.read(inner)) };
-      else if (rsrcType === RSRC.nv) resource = { type: 'nv', public: inner.within('misc', () => TPM2B_NV_PUBLIC.read(inner)) };
-      else if (rsrcType === RSRC.session) resource = { type: 'session', data: inner.take(inner.remaining) };
-      else if (rsrcType === RSRC.none) resource = { type: 'none' };
-      else resource = inner.fail('parse.selector', `rsrcType ${rsrcType} is not an IESYSC_RESOURCE_TYPE`, typeAt);
-      inner.finish();
-      return { tpmContext, meta: { handle, name, resource } };
-    }),
-  );
-  return { context: context(metadata.tpmContext), metadata: metadata.meta };
+  // Read in place, so errors inside ESAPI's part carry the file's path and offsets.
+  return r.within('contextBlob', () => {
+    const at = r.offset;
+    const size = r.u16();
+    if (size > SIZEOF_TPMS_CONTEXT_DATA) r.fail('parse.size', `size ${size} exceeds ${SIZEOF_TPMS_CONTEXT_DATA}`, at);
+    return r.window(size, (): ContextFile => {
+      const o = r.offset;
+      const b = r.bytes;
+      if (size < 4 || b[o] !== 0 || b[o + 1] !== 0 || b[o + 2] !== 0 || b[o + 3] !== 0) return { context: context(r.take(size)), metadata: undefined };
+      return r.within('IESYS_CONTEXT_DATA', () => {
+        r.within('reserved', () => r.u32());
+        const tpmContext = r.within('tpmContext', () => TPM2B_CONTEXT_DATA.read(r));
+        r.within('esysMetadata.size', () => r.u16());
+        const handle = r.within('handle', () => r.u32());
+        const name = r.within('name', () => TPM2B_NAME.read(r));
+        const typeAt = r.offset;
+        const rsrcType = r.within('rsrcType', () => r.u32());
+        let resource: EsysResource;
+        if (rsrcType === RSRC.key) resource = { type: 'key', public: r.within('misc', () => TPM2B_PUBLIC.read(r)) };
+        else if (rsrcType === RSRC.nv) resource = { type: 'nv', public: r.within('misc', () => TPM2B_NV_PUBLIC.read(r)) };
+        else if (rsrcType === RSRC.session) resource = { type: 'session', data: r.take(r.remaining) };
+        else if (rsrcType === RSRC.none) resource = { type: 'none' };
+        else resource = r.fail('parse.selector', `rsrcType ${rsrcType} is not an IESYSC_RESOURCE_TYPE`, typeAt);
+        if (r.remaining > 0) r.fail('parse.trailing', `${r.remaining} byte(s) after ESAPI's metadata`);
+        return { context: context(tpmContext), metadata: { handle, name, resource } };
+      });
+    });
+  });
 }
 
 /**
  * Reads a `-c` context file (tpm2-tools lib/files.c files_load_tpm_context):
  * header version 1, hierarchy, savedHandle, sequence, contextBlob; inside the
  * blob, ESAPI's metadata when present. Errors inside the blob name
- * `ContextFile.contextBlob.IESYS_CONTEXT_DATA…` with offsets into the blob.
+ * `ContextFile.contextBlob.IESYS_CONTEXT_DATA…`, with offsets in the file.
  */
 export function readContextFile(bytes: Uint8Array): ContextFile {
   return readAll(bytes, 'ContextFile', (r) => {
@@ -732,12 +739,18 @@ export interface SessionFile {
 export function readSessionFile(bytes: Uint8Array): SessionFile {
   return readAll(bytes, 'SessionFile', (r) => {
     readHeader(r, [2]);
-    const typeAt = r.offset;
-    const sessionType = r.within('sessionType', () => r.u8());
-    if (sessionType !== 0x00 && sessionType !== 0x01 && sessionType !== 0x03) r.fail('parse.value', `session type 0x${sessionType.toString(16)} is not a TPM_SE`, typeAt);
-    const hashAt = r.offset;
-    const authHash = r.within('authHash', () => r.u16());
-    if (!isHashAlg(authHash)) r.fail('parse.value', `authHash 0x${authHash.toString(16)} is not a hash algorithm`, hashAt);
+    const sessionType = r.within('sessionType', () => {
+      const at = r.offset;
+      const t = r.u8();
+      if (t !== 0x00 && t !== 0x01 && t !== 0x03) r.fail('parse.value', `session type 0x${t.toString(16)} is not a TPM_SE`, at);
+      return t;
+    });
+    const authHash = r.within('authHash', () => {
+      const at = r.offset;
+      const h = r.u16();
+      if (!isHashAlg(h)) r.fail('parse.value', `authHash 0x${h.toString(16)} is not a hash algorithm`, at);
+      return h;
+    });
     const context = r.within('context', () => {
       readHeader(r, [1]);
       return readContextBody(r);
