@@ -29,7 +29,7 @@ import {
   ReadPublic,
   TestParms,
 } from '../tpm/commands/index.js';
-import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, constantName } from '../tpm/constants.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_ECC, TPM_NT, TPM_PT, TPM_RH, constantName } from '../tpm/constants.js';
 import { isHashSupported } from '../tpm/crypto/hash.js';
 import { IdentityError, UnsupportedAlgorithmError } from '../tpm/errors.js';
 import { nvName, objectName } from '../tpm/names.js';
@@ -112,7 +112,12 @@ function templateInfo(id: EkTemplateId | undefined): EkTemplateInfo {
 }
 
 /** The size `unique` must have for a real key of the template's type (modulus bytes; coordinate bytes of the curve). */
-const COORDINATE_BYTES: Readonly<Record<number, number>> = { 0x0003: 32, 0x0004: 48, 0x0005: 66, 0x0020: 32 };
+const COORDINATE_BYTES: Readonly<Record<number, number>> = {
+  [TPM_ECC.NIST_P256]: 32,
+  [TPM_ECC.NIST_P384]: 48,
+  [TPM_ECC.NIST_P521]: 66,
+  [TPM_ECC.SM2_P256]: 32,
+};
 
 function uniqueLooksLikeAKey(pub: TPMT_PUBLIC): boolean {
   if (pub.type === TPM_ALG.RSA) return pub.unique.length * 8 === pub.parameters.keyBits;
