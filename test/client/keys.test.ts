@@ -32,6 +32,7 @@ import {
   type LoadedKey,
 } from '../../src/client/keys.js';
 import { password, Tpm } from '../../src/client/index.js';
+import { withRetry } from '../../src/client/retry.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { Sign, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
@@ -96,7 +97,8 @@ describeWithSwtpm('client keys against swtpm', () => {
 
   beforeAll(async () => {
     sw = await startSwtpm();
-    liar = new Liar(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }));
+    // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
+    liar = new Liar(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
     tpm = new Tpm(liar);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     const primary = await createPrimary(tpm, TPM_RH.OWNER, eccStorageTemplate({ attributes: NOT_DA }));
