@@ -122,7 +122,7 @@ describeWithSwtpm('attestation against swtpm', () => {
   let fixture: number[];
   const akAuth = new TextEncoder().encode('ak-password');
 
-  async function primary(hierarchy: number, template: TPMT_PUBLIC, userAuth = empty) {
+  async function primary(hierarchy: number, template: TPMT_PUBLIC, userAuth: Uint8Array = empty) {
     const r = await tpm.run(CreatePrimary, { primaryHandle: hierarchy }, { inSensitive: { userAuth, data: empty }, inPublic: template, outsideInfo: empty, creationPCR: [] });
     const name = objectName(r.params.outPublic);
     expect(Buffer.from(r.params.name)).toEqual(Buffer.from(name));
