@@ -32,6 +32,7 @@ import {
 import { TPM_ALG, TPM_RH, TPM_ST } from '../tpm/constants.js';
 import { digestSize, isHashAlg } from '../tpm/crypto/hash.js';
 import { ClientError } from '../tpm/errors.js';
+import { LIMITS, SIZEOF_TPMT_HA } from '../tpm/limits.js';
 import { handleName } from '../tpm/names.js';
 import { pcrIndices, readPcrs } from '../tpm/pcr.js';
 import { pcrDigest } from '../tpm/policy.js';
@@ -98,6 +99,11 @@ function checkBytes(v: unknown, what: string, max = 0xffff): Uint8Array {
   return v;
 }
 
+/** qualifyingData is a TPM2B_DATA: at most sizeof(TPMT_HA) bytes (Part 2 §10.4.3). */
+function checkQualifyingData(v: unknown): void {
+  checkBytes(v, 'qualifyingData', SIZEOF_TPMT_HA);
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
@@ -158,7 +164,7 @@ function schemeHashAlg(scheme: TPMT_SIG_SCHEME): number | undefined {
  *
  * @param signKey the AK (sessions[0] authorizes it, USER role), or TPM_RH_NULL for an unsigned quote.
  * @param pcrs the selection to quote; the TPM signs the part of it that it implements.
- * @param qualifyingData the verifier's nonce (at most a TPM2B_DATA: 64 bytes).
+ * @param qualifyingData the verifier's nonce (a TPM2B_DATA: at most 66 bytes).
  * @throws ClientError `client.pcrs-changed` when every attempt saw the PCRs change after the quote;
  *   `client.response` for an attestation that does not match the request, or PCRs quoted that PCR_Read does not
  *   return; `client.argument`; ParseError; TpmError; SessionError; TransportError.
@@ -171,7 +177,7 @@ export async function quote(
   qualifyingData: Uint8Array,
   options: QuoteOptions = {},
 ): Promise<QuoteResult> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
+  checkQualifyingData(qualifyingData);
   const attempts = options.attempts ?? 3;
   if (!Number.isInteger(attempts) || attempts < 1) throw new ClientError('client.argument', `attempts ${String(attempts)}: expected a positive integer`);
   const scheme = options.scheme ?? NULL_SCHEME;
@@ -196,7 +202,10 @@ export async function quote(
       return { ...a, pcrValues, pcrDigestAlg };
     }
     if (attempt >= attempts) {
-      throw new ClientError('client.pcrs-changed', `the quoted PCRs changed before they could be read, ${attempts} time(s) in a row`);
+      throw new ClientError(
+        'client.pcrs-changed',
+        `pcrDigest did not match the PCR values read right after the quote, ${attempts} time(s) in a row: the PCRs keep changing (or the TPM's digest is wrong)`,
+      );
     }
   }
 }
@@ -217,7 +226,7 @@ export async function certify(
   qualifyingData: Uint8Array,
   options: AttestOptions = {},
 ): Promise<Attestation<typeof TPM_ST.ATTEST_CERTIFY>> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
+  checkQualifyingData(qualifyingData);
   const r = await tpm.run(Certify, { objectHandle: object, signHandle: signKey }, { qualifyingData, inScheme: options.scheme ?? NULL_SCHEME }, runOptions(options));
   const a = attestation('Certify', TPM_ST.ATTEST_CERTIFY, r.params.certifyInfo, r.params.signature, qualifyingData);
   checkName('Certify', object, a.attest.attested.name);
@@ -256,8 +265,8 @@ export async function certifyCreation(
   qualifyingData: Uint8Array,
   options: AttestOptions = {},
 ): Promise<Attestation<typeof TPM_ST.ATTEST_CREATION>> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
-  checkBytes(creation?.creationHash, 'creationHash', 64);
+  checkQualifyingData(qualifyingData);
+  checkBytes(creation?.creationHash, 'creationHash', LIMITS.MAX_DIGEST);
   const r = await tpm.run(
     CertifyCreation,
     { signHandle: signKey, objectHandle: object },
@@ -276,7 +285,7 @@ export async function certifyCreation(
  * @throws ClientError (`client.response`, `client.argument`); TpmError; SessionError; TransportError.
  */
 export async function getTime(tpm: Tpm, signKey: Handle, qualifyingData: Uint8Array, options: PrivacyAttestOptions = {}): Promise<Attestation<typeof TPM_ST.ATTEST_TIME>> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
+  checkQualifyingData(qualifyingData);
   const r = await tpm.run(
     GetTime,
     { privacyAdminHandle: endorsement(options.endorsementAuth), signHandle: signKey },
@@ -301,7 +310,7 @@ export async function getSessionAuditDigest(
   qualifyingData: Uint8Array,
   options: PrivacyAttestOptions = {},
 ): Promise<Attestation<typeof TPM_ST.ATTEST_SESSION_AUDIT>> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
+  checkQualifyingData(qualifyingData);
   const r = await tpm.run(
     GetSessionAuditDigest,
     { privacyAdminHandle: endorsement(options.endorsementAuth), signHandle: signKey, sessionHandle: session },
@@ -324,7 +333,7 @@ export async function getCommandAuditDigest(
   qualifyingData: Uint8Array,
   options: PrivacyAttestOptions = {},
 ): Promise<Attestation<typeof TPM_ST.ATTEST_COMMAND_AUDIT>> {
-  checkBytes(qualifyingData, 'qualifyingData', 64);
+  checkQualifyingData(qualifyingData);
   const r = await tpm.run(
     GetCommandAuditDigest,
     { privacyHandle: endorsement(options.endorsementAuth), signHandle: signKey },

@@ -333,7 +333,7 @@ describeWithSwtpm('attestation against swtpm', () => {
     expect(e1).toBeInstanceOf(TpmError);
     expect(isRc(e1, TPM_RC.BAD_AUTH)).toBe(true);
 
-    const e2 = await quote(tpm, ak, [pcrSelection(TPM_ALG.SHA256, [0])], new Uint8Array(65)).catch((x: unknown) => x);
+    const e2 = await quote(tpm, ak, [pcrSelection(TPM_ALG.SHA256, [0])], new Uint8Array(67)).catch((x: unknown) => x);
     expect((e2 as ClientError).code).toBe('client.argument');
 
     // The response's extraData altered in transit: the client refuses the attestation.
