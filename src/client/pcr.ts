@@ -6,12 +6,12 @@
  * PCRs are named by their handle (0..23 on a PC Client TPM) and authorized by
  * their authValue, which is empty unless PCR_SetAuthValue gave one.
  */
-import { GetCapability, PCR_Allocate, PCR_Event, PCR_Extend, PCR_Reset } from '../tpm/commands/index.js';
+import { GetCapability, PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_CAP, TPM_RH } from '../tpm/constants.js';
 import { digestSize, hash as softwareHash, isHashSupported } from '../tpm/crypto/hash.js';
 import { ClientError } from '../tpm/errors.js';
 import { handleName } from '../tpm/names.js';
-import { pcrSelection, readPcrs } from '../tpm/pcr.js';
+import { pcrIndices, pcrSelection, subtractSelections } from '../tpm/pcr.js';
 import type { SendOptions } from '../tpm/transport/transport.js';
 import type { TPMI_ALG_HASH, TPMS_PCR_SELECTION, TPMT_HA } from '../tpm/types/index.js';
 import type { Entity, Handle, Tpm, TpmRunOptions } from './tpm.js';
@@ -63,15 +63,43 @@ export async function pcrBanks(tpm: Tpm, options: SendOptions = {}): Promise<TPM
   return (await implementedBanks(tpm, options)).filter((s) => s.pcrSelect.some((b) => b !== 0));
 }
 
+function selectedCount(selections: readonly TPMS_PCR_SELECTION[]): number {
+  return selections.reduce((n, s) => n + pcrIndices(s).length, 0);
+}
+
 /**
- * Reads PCR values (PCR_Read, Part 3 §22.4), as many calls as it takes: every
- * PCR of every allocated bank by default, or the given selections.
- * The core's readPcrs checks that each answer names only PCRs asked for.
+ * Reads PCR values (PCR_Read, Part 3 §22.4): every PCR of every allocated
+ * bank by default, or the given selections. A TPM returns at most eight
+ * digests per call and says which in pcrSelectionOut, so this asks again for
+ * the rest until nothing is left. Commands go through the Tpm, in order with
+ * the caller's other commands (an extend queued before stays before).
  *
- * @throws TpmError; TransportError (`transport.protocol` for an answer that does not fit its selection).
+ * @throws ClientError `client.response` for an answer whose digests do not fit its selection or that names PCRs
+ *   not asked for; TpmError; TransportError.
  */
-export function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
-  return readPcrs(tpm.transport, selections, options);
+export async function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
+  let wanted = (selections ?? (await pcrBanks(tpm, options))).filter((s) => s.pcrSelect.some((b) => b !== 0));
+  const values: PcrValues = new Map();
+  while (wanted.length > 0) {
+    const r = await tpm.run(PCR_Read, {}, { pcrSelectionIn: wanted }, sendOnly(options));
+    const got = r.params.pcrSelectionOut;
+    const digests = r.params.pcrValues;
+    const named = got.flatMap((s) => pcrIndices(s).map((index) => ({ bank: s.hash, index })));
+    if (named.length !== digests.length) {
+      throw new ClientError('client.response', `PCR_Read named ${named.length} PCR(s) and returned ${digests.length} digest(s)`);
+    }
+    // A TPM that returns nothing more (a PCR it does not implement) ends the loop rather than spinning.
+    if (named.length === 0) break;
+    const rest = subtractSelections(wanted, got);
+    if (selectedCount(wanted) - selectedCount(rest) !== named.length) throw new ClientError('client.response', 'PCR_Read returned PCRs that were not asked for');
+    named.forEach(({ bank, index }, k) => {
+      let m = values.get(bank);
+      if (m === undefined) values.set(bank, (m = new Map()));
+      m.set(index, digests[k]!);
+    });
+    wanted = rest;
+  }
+  return values;
 }
 
 /**

@@ -7,17 +7,18 @@
  * Startup(CLEAR), and the test puts the four banks back afterwards.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm } from '../../src/client/index.js';
 import { expectedPcr, pcrAllocate, pcrBanks, pcrEvent, pcrExtend, pcrExtendData, pcrRead, pcrReset } from '../../src/client/pcr.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { Startup } from '../../src/tpm/commands/index.js';
+import { PCR_Read, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { ClientError } from '../../src/tpm/errors.js';
-import { pcrSelection } from '../../src/tpm/pcr.js';
+import { encodeResponse, parseCommand } from '../../src/tpm/frame.js';
+import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
-import type { TPMT_HA } from '../../src/tpm/types/index.js';
+import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const BANKS = [
@@ -174,5 +175,61 @@ describeWithSwtpm('client PCRs against swtpm', () => {
     await transport.control.init();
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     expect((await pcrBanks(tpm)).map((s) => s.hash).sort()).toEqual(BANKS.map(([alg]) => alg).sort());
+  });
+});
+
+/**
+ * PCR_Read paging and its checks against an in-process TPM that answers from a
+ * rule given per test: a TPM returns at most eight digests per call (Part 3
+ * §22.4), and an answer that names PCRs not asked for, or whose digests do not
+ * match its selection, must be refused rather than looped on or trusted.
+ */
+describe('pcrRead against an in-process PCR_Read', () => {
+  const digestFor = (bank: number, i: number): Uint8Array => Uint8Array.of(bank, i, ...new Uint8Array(30));
+  const fake = (answer: (asked: TPMS_PCR_SELECTION[]) => { out: TPMS_PCR_SELECTION[]; digests?: Uint8Array[] }) => {
+    let calls = 0;
+    const tpm = new Tpm({
+      send: async (command) => {
+        calls++;
+        const parsed = parseCommand(command);
+        const asked = (parsed.params as { pcrSelectionIn: TPMS_PCR_SELECTION[] }).pcrSelectionIn;
+        const { out, digests } = answer(asked);
+        const values = digests ?? out.flatMap((s) => pcrIndices(s).map((i) => digestFor(s.hash, i)));
+        return encodeResponse(PCR_Read, {}, { pcrUpdateCounter: 1, pcrSelectionOut: out, pcrValues: values });
+      },
+      close: async () => undefined,
+    });
+    return { tpm, calls: () => calls };
+  };
+  /** The first eight PCRs asked for, as a real TPM answers. */
+  const firstEight = (asked: TPMS_PCR_SELECTION[]): { out: TPMS_PCR_SELECTION[] } => {
+    let left = 8;
+    const out = asked.map((s) => {
+      const take = pcrIndices(s).slice(0, left);
+      left -= take.length;
+      return pcrSelection(s.hash, take);
+    });
+    return { out };
+  };
+
+  it('asks again until every PCR is read (24 PCRs of two banks: six calls)', async () => {
+    const f = fake(firstEight);
+    const all = Array.from({ length: 24 }, (_, i) => i);
+    const v = await pcrRead(f.tpm, [pcrSelection(TPM_ALG.SHA256, all), pcrSelection(TPM_ALG.SHA1, all)]);
+    expect(f.calls()).toBe(6);
+    for (const bank of [TPM_ALG.SHA256, TPM_ALG.SHA1]) {
+      expect([...v.get(bank)!.keys()]).toEqual(all);
+      for (const i of all) expect([...v.get(bank)!.get(i)!.subarray(0, 2)]).toEqual([bank, i]);
+    }
+  });
+
+  it('refuses PCRs not asked for, digests that do not match the selection, and stops on an empty answer', async () => {
+    const extra = fake(() => ({ out: [pcrSelection(TPM_ALG.SHA256, [0, 1])] }));
+    expect(((await rejection(pcrRead(extra.tpm, [pcrSelection(TPM_ALG.SHA256, [0])]))) as ClientError).code).toBe('client.response');
+    const short = fake((asked) => ({ out: asked, digests: [digestFor(TPM_ALG.SHA256, 0)] }));
+    expect(((await rejection(pcrRead(short.tpm, [pcrSelection(TPM_ALG.SHA256, [0, 1])]))) as ClientError).code).toBe('client.response');
+    const none = fake(() => ({ out: [] }));
+    expect((await pcrRead(none.tpm, [pcrSelection(TPM_ALG.SHA256, [6])])).size).toBe(0);
+    expect(none.calls()).toBe(1);
   });
 });
