@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: one table, side by side in one run.
  *  - marshal and unmarshal per second for TPMT_PUBLIC, TPMS_ATTEST and a whole Quote response;
- *  - round trips per second to a private swtpm for GetRandom and PCR_Read, over both transports.
+ *  - round trips per second to a private swtpm for GetRandom and PCR_Read, over both transports;
+ *  - the client's overhead: GetRandom, PCR_Read, Sign and Quote through the client next to raw bytes (bench/client.ts).
  */
+import { benchClient } from './client.js';
 import { benchMarshal } from './marshal.js';
 import { printTable, type BenchRow } from './measure.js';
 import { benchTransports } from './transport.js';
@@ -14,4 +16,5 @@ try {
 } catch (e) {
   console.error(`swtpm round trips skipped: ${e instanceof Error ? e.message : String(e)}`);
 }
+rows.push(...(await benchClient(ms).catch((e: unknown) => (console.error(`client overhead skipped: ${String(e)}`), []))));
 printTable(rows);

@@ -63,8 +63,15 @@ export async function pcrBanks(tpm: Tpm, options: SendOptions = {}): Promise<TPM
   return (await implementedBanks(tpm, options)).filter((s) => s.pcrSelect.some((b) => b !== 0));
 }
 
+/** How many PCRs the selections name (bits set in their pcrSelect bitmaps). */
 function selectedCount(selections: readonly TPMS_PCR_SELECTION[]): number {
-  return selections.reduce((n, s) => n + pcrIndices(s).length, 0);
+  let n = 0;
+  for (const s of selections) {
+    for (let byte of s.pcrSelect) {
+      for (; byte !== 0; byte &= byte - 1) n++;
+    }
+  }
+  return n;
 }
 
 /**
@@ -84,19 +91,20 @@ export async function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION
     const r = await tpm.run(PCR_Read, {}, { pcrSelectionIn: wanted }, sendOnly(options));
     const got = r.params.pcrSelectionOut;
     const digests = r.params.pcrValues;
-    const named = got.flatMap((s) => pcrIndices(s).map((index) => ({ bank: s.hash, index })));
-    if (named.length !== digests.length) {
-      throw new ClientError('client.response', `PCR_Read named ${named.length} PCR(s) and returned ${digests.length} digest(s)`);
+    const named = selectedCount(got);
+    if (named !== digests.length) {
+      throw new ClientError('client.response', `PCR_Read named ${named} PCR(s) and returned ${digests.length} digest(s)`);
     }
     // A TPM that returns nothing more (a PCR it does not implement) ends the loop rather than spinning.
-    if (named.length === 0) break;
+    if (named === 0) break;
     const rest = subtractSelections(wanted, got);
-    if (selectedCount(wanted) - selectedCount(rest) !== named.length) throw new ClientError('client.response', 'PCR_Read returned PCRs that were not asked for');
-    named.forEach(({ bank, index }, k) => {
-      let m = values.get(bank);
-      if (m === undefined) values.set(bank, (m = new Map()));
-      m.set(index, digests[k]!);
-    });
+    if (selectedCount(wanted) - selectedCount(rest) !== named) throw new ClientError('client.response', 'PCR_Read returned PCRs that were not asked for');
+    let k = 0;
+    for (const s of got) {
+      let m = values.get(s.hash);
+      if (m === undefined) values.set(s.hash, (m = new Map()));
+      for (const index of pcrIndices(s)) m.set(index, digests[k++]!);
+    }
     wanted = rest;
   }
   return values;
