@@ -72,8 +72,9 @@ import { ClientError } from '../../src/tpm/errors.js';
 import { handleName } from '../../src/tpm/names.js';
 import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
-import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
+import { rejection, WireProbe } from '../support/probe.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const digestOf = (alg: string, ...parts: Uint8Array[]): Buffer => {
@@ -84,42 +85,6 @@ const digestOf = (alg: string, ...parts: Uint8Array[]): Buffer => {
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const NOT_DA = { noDA: true } as const;
 const PSS = cryptoConstants.RSA_PKCS1_PSS_PADDING;
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Counts commands by code, and can rewrite the next response to one command code. */
-class Wire implements Transport {
-  readonly inner: Transport;
-  readonly counts = new Map<number, number>();
-  edit: { cc: number; fn: (rsp: Uint8Array) => Uint8Array } | undefined;
-  constructor(inner: Transport) {
-    this.inner = inner;
-  }
-  async send(command: Uint8Array, options?: SendOptions): Promise<Uint8Array> {
-    const cc = Buffer.from(command).readUInt32BE(6);
-    this.counts.set(cc, (this.counts.get(cc) ?? 0) + 1);
-    const rsp = await this.inner.send(command, options);
-    if (this.edit !== undefined && this.edit.cc === cc) {
-      const fn = this.edit.fn;
-      this.edit = undefined;
-      return fn(rsp.slice());
-    }
-    return rsp;
-  }
-  count(cc: number): number {
-    return this.counts.get(cc) ?? 0;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 /** A P-256 / RSA public area for a node:crypto public key, as LoadExternal takes it. */
 function externalPublic(publicKey: KeyObject, template: TPMT_PUBLIC): TPMT_PUBLIC {
@@ -133,14 +98,14 @@ function externalPublic(publicKey: KeyObject, template: TPMT_PUBLIC): TPMT_PUBLI
 
 describeWithSwtpm('client crypto against swtpm', () => {
   let sw: SwtpmInstance;
-  let wire: Wire;
+  let wire: WireProbe;
   let tpm: Tpm;
   let srk: LoadedKey;
 
   beforeAll(async () => {
     sw = await startSwtpm();
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
-    wire = new Wire(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
+    wire = new WireProbe(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
     tpm = new Tpm(wire);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     srk = await tpm.using(createPrimary(tpm, TPM_RH.OWNER, eccStorageTemplate({ attributes: NOT_DA })), (p) => persist(tpm, p, 0x81000001));

@@ -40,9 +40,10 @@ import { externalObject } from '../../src/tpm/duplication.js';
 import { ClientError } from '../../src/tpm/errors.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
-import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, TPMT_PUBLIC, type TPMS_CONTEXT } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
+import { rejection, WireProbe } from '../support/probe.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
@@ -56,40 +57,9 @@ const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const NOT_DA = { noDA: true } as const;
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) } as const;
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Rewrites the response to the next command with code `cc` (a TPM that lies). */
-class Liar implements Transport {
-  readonly inner: Transport;
-  edit: { cc: number; fn: (rsp: Uint8Array) => Uint8Array } | undefined;
-  constructor(inner: Transport) {
-    this.inner = inner;
-  }
-  async send(command: Uint8Array, options?: SendOptions): Promise<Uint8Array> {
-    const rsp = await this.inner.send(command, options);
-    const cc = Buffer.from(command).readUInt32BE(6);
-    if (this.edit !== undefined && this.edit.cc === cc) {
-      const fn = this.edit.fn;
-      this.edit = undefined;
-      return fn(rsp.slice());
-    }
-    return rsp;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
 describeWithSwtpm('client keys against swtpm', () => {
   let sw: SwtpmInstance;
-  let liar: Liar;
+  let liar: WireProbe;
   let tpm: Tpm;
   let srk: LoadedKey; // ECC storage key, persistent at 0x81000001 so it takes no transient slot between commands
 
@@ -98,7 +68,7 @@ describeWithSwtpm('client keys against swtpm', () => {
   beforeAll(async () => {
     sw = await startSwtpm();
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
-    liar = new Liar(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
+    liar = new WireProbe(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
     tpm = new Tpm(liar);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     const primary = await createPrimary(tpm, TPM_RH.OWNER, eccStorageTemplate({ attributes: NOT_DA }));

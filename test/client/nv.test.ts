@@ -36,9 +36,10 @@ import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/
 import { ClientError } from '../../src/tpm/errors.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
-import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMS_NV_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
+import { rejection, WireProbe } from '../support/probe.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
@@ -51,46 +52,10 @@ const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const nameOf = (pub: TPMS_NV_PUBLIC): string => hexOf(Buffer.concat([Buffer.from([0, 0x0b]), sha256(encode(TPMS_NV_PUBLIC, pub))]));
 const NO_DA = { NO_DA: true } as const;
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Counts commands by code, and can rewrite the next response to one command code. */
-class Wire implements Transport {
-  readonly inner: Transport;
-  readonly counts = new Map<number, number>();
-  edit: { cc: number; fn: (rsp: Uint8Array) => Uint8Array } | undefined;
-  constructor(inner: Transport) {
-    this.inner = inner;
-  }
-  async send(command: Uint8Array, options?: SendOptions): Promise<Uint8Array> {
-    const cc = Buffer.from(command).readUInt32BE(6);
-    this.counts.set(cc, (this.counts.get(cc) ?? 0) + 1);
-    const rsp = await this.inner.send(command, options);
-    if (this.edit?.cc === cc) {
-      const fn = this.edit.fn;
-      this.edit = undefined;
-      return fn(rsp.slice());
-    }
-    return rsp;
-  }
-  count(cc: number): number {
-    return this.counts.get(cc) ?? 0;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
 describeWithSwtpm('client NV against swtpm', () => {
   let sw: SwtpmInstance;
   let swtpm: SwtpmTransport;
-  let wire: Wire;
+  let wire: WireProbe;
   let tpm: Tpm;
   let next = 0x01500100;
   const index = (): number => next++;
@@ -104,7 +69,7 @@ describeWithSwtpm('client NV against swtpm', () => {
     sw = await startSwtpm();
     swtpm = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
-    wire = new Wire(withRetry(swtpm));
+    wire = new WireProbe(withRetry(swtpm));
     tpm = new Tpm(wire);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
   }, 30_000);

@@ -19,6 +19,7 @@ import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../src/tpm/types/index.js';
+import { rejection } from '../support/probe.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const BANKS = [
@@ -34,15 +35,6 @@ const H = (name: string, ...parts: Uint8Array[]): Buffer => {
 };
 const hexOf = (b: Uint8Array | undefined): string => Buffer.from(b ?? new Uint8Array(0)).toString('hex');
 const digestIn = (d: TPMT_HA): Uint8Array => ('digest' in d ? d.digest : new Uint8Array(0));
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describeWithSwtpm('client PCRs against swtpm', () => {
   let sw: SwtpmInstance;

@@ -1,0 +1,49 @@
+/**
+ * Test helpers for client suites: a transport wrapper that counts commands by
+ * code and can play a lying TPM (rewrite the next response to one command),
+ * and a helper that returns a promise's rejection.
+ */
+import type { SendOptions, Transport } from '../../src/tpm/transport/index.js';
+
+/** The error `p` rejects with; fails the test when it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Counts commands by command code, and rewrites the next response to the command code given in `edit`. */
+export class WireProbe implements Transport {
+  readonly inner: Transport;
+  readonly counts = new Map<number, number>();
+  /** Applied once, to the next response to a command with code `cc`. */
+  edit: { cc: number; fn: (response: Uint8Array) => Uint8Array } | undefined;
+
+  constructor(inner: Transport) {
+    this.inner = inner;
+  }
+
+  async send(command: Uint8Array, options?: SendOptions): Promise<Uint8Array> {
+    const cc = new DataView(command.buffer, command.byteOffset, command.byteLength).getUint32(6);
+    this.counts.set(cc, (this.counts.get(cc) ?? 0) + 1);
+    const response = await this.inner.send(command, options);
+    const edit = this.edit;
+    if (edit !== undefined && edit.cc === cc) {
+      this.edit = undefined;
+      return edit.fn(response.slice());
+    }
+    return response;
+  }
+
+  /** Commands with code `cc` sent so far. */
+  count(cc: number): number {
+    return this.counts.get(cc) ?? 0;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
