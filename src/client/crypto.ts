@@ -35,6 +35,7 @@ import { PT_FIXED, PT_VAR, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST } from '../t
 import { digestSize, isHashAlg, nodeHashName } from '../tpm/crypto/hash.js';
 import { ClientError } from '../tpm/errors.js';
 import { LIMITS } from '../tpm/limits.js';
+import { handleName } from '../tpm/names.js';
 import { eccCurve, publicKeyFromArea } from '../tpm/secret.js';
 import type { SendOptions } from '../tpm/transport/transport.js';
 import type {
@@ -624,7 +625,8 @@ export async function eventSequence(tpm: Tpm, data: Uint8Array, options: EventSe
   const start = await tpm.run(HashSequenceStart, {}, { auth, hashAlg: TPM_ALG.NULL }, sendOnly(options));
   const seq = sequenceEntity(start.handles.sequenceHandle, auth);
   const pcr = options.pcr ?? TPM_RH.NULL;
-  const pcrEntity: Handle = pcr === TPM_RH.NULL ? pcr : { handle: pcr, name: Uint8Array.of(pcr >>> 24, (pcr >>> 16) & 0xff, (pcr >>> 8) & 0xff, pcr & 0xff), authValue: options.pcrAuth ?? EMPTY };
+  // A PCR is named by its handle (Part 1 §16.2) and authorized by its authValue, empty unless PCR_SetAuthValue set one.
+  const pcrEntity: Handle = pcr === TPM_RH.NULL ? pcr : { handle: pcr, name: handleName(pcr), authValue: options.pcrAuth ?? EMPTY };
   return withSequence(tpm, seq.handle, async () => {
     const last = await feedSequence(tpm, seq, data, chunk, options);
     const r = await tpm.run(EventSequenceComplete, { pcrHandle: pcrEntity, sequenceHandle: seq }, { buffer: last }, sendOnly(options));
