@@ -5,8 +5,12 @@
  * answer. With TRUSTROOT_TEST_DEVICE=/dev/tpmrm0 the tests that need no fault
  * injection run against that device instead.
  */
+import { spawn } from 'node:child_process';
 import { createHash, pbkdf2, randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceTransport, TPMRM_DEVICE } from '../../src/client/transport/device.js';
 import { CreatePrimary, FlushContext, GetRandom, Hash, Startup } from '../../src/tpm/commands/index.js';
@@ -142,6 +146,40 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
       expect(poolMs).toBeLessThan(200);
     }
     expect(maxGap).toBeLessThan(100);
+  });
+
+  it('a transport left open (never closed) does not keep the process alive', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trustroot-device-'));
+    try {
+      const script = join(dir, 'forgotten.mts');
+      const device = pathToFileURL(join(import.meta.dirname, '../../src/client/transport/device.ts')).href;
+      await writeFile(
+        script,
+        [
+          `import { DeviceTransport } from ${JSON.stringify(device)};`,
+          // One opened only (as openTransport does), one that has exchanged a command.
+          `const opened = new DeviceTransport({ path: ${JSON.stringify(t.path)} });`,
+          `await opened.open();`,
+          `const used = new DeviceTransport({ path: ${JSON.stringify(t.path)} });`,
+          `const r = await used.send(Uint8Array.from(Buffer.from('80010000000c0000017b0008', 'hex')));`,
+          `console.log('answered', r.length);`,
+        ].join('\n'),
+      );
+      const started = performance.now();
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, sig) => resolve([c, sig])));
+      clearTimeout(killer);
+      expect(out).toContain('answered 20');
+      expect(signal, out).toBeNull();
+      expect(code, out).toBe(0);
+      expect(performance.now() - started).toBeLessThan(15_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('close() is idempotent, and a closed transport refuses to send', async () => {

@@ -251,12 +251,12 @@ class DeviceHandle {
         tags: RESPONSE_TAGS,
       },
     });
-    // An idle device must not keep the process alive; exchange() refs it while a command is out.
-    this.#worker.unref();
     this.exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
 
     this.#worker.on('message', (m: ThreadMessage) => {
       if (m.t === 'open') {
+        // An idle device must not keep the process alive.
+        if (!this.#pending) this.#worker.unref();
         if (m.ok) this.#openSettle?.(undefined, m.path);
         else this.#fail(openError(this.#what, m));
         return;
@@ -282,6 +282,8 @@ class DeviceHandle {
       this.#fail(new TransportError('transport.closed', `${what}: device thread failed: ${e.message}`, { cause: e })),
     );
     this.#worker.on('exit', () => this.#fail(new TransportError('transport.closed', `${what}: device closed`)));
+    // Adding a 'message' listener refs a worker, so the thread keeps the process alive from
+    // here until the open settles; after that only while a command is out (exchange()).
   }
 
   /** Whether this open can carry another command. */
