@@ -12,7 +12,9 @@
  * own epoll set. So a dedicated worker thread (not a pool thread) owns the file
  * descriptor: it writes each command in one write() and polls with
  * nonblocking reads (0 or EAGAIN: nothing yet), napping between polls on an
- * Atomics.wait that the main thread can cut short.
+ * Atomics.wait that the main thread can cut short. (Kernels before 4.20 ignore
+ * O_NONBLOCK and execute the command inside write(); that too happens on the
+ * device's own thread.) Each thread costs about 8 MiB of memory.
  *
  * After a timeout, an abort or any failure the open is abandoned: its thread
  * closes the descriptor and exits (the kernel drops a late answer together
