@@ -12,6 +12,7 @@ export type ErrorCode =
   | TctiErrorCode
   | 'crypto.argument'
   | 'crypto.unsupported'
+  | CryptoErrorCode
   | IdentityErrorCode
   | PolicyErrorCode
   | SessionErrorCode
@@ -118,6 +119,19 @@ export class UnsupportedAlgorithmError extends TrustrootError {
   }
 }
 
+export type CryptoErrorCode =
+  | 'crypto.key' // a key unusable for the operation: wrong type, attributes, scheme or curve, or a private key that does not match its public area
+  | 'crypto.decrypt' // a secret that does not decrypt: OAEP failure, a point off the curve, a wrong size (a TPM answers TPM_RC_VALUE / TPM_RC_ECC_POINT)
+  | 'crypto.integrity'; // an integrity HMAC that does not match (a TPM answers TPM_RC_INTEGRITY)
+
+/** A key, secret or wrapped blob rejected by the protection math (secret.ts, credential.ts, duplication.ts). */
+export class CryptoError extends TrustrootError {
+  declare readonly code: CryptoErrorCode;
+  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
 export type PolicyErrorCode = 'policy.argument'; // a policy command's argument that the TPM (or a sane policy) refuses
 
 /**
@@ -135,19 +149,6 @@ export class PolicyError extends TrustrootError {
     super('policy.argument', `${command}: ${parameter}: ${message}`, options);
     this.command = command;
     this.parameter = parameter;
-  }
-}
-
-export type CryptoErrorCode =
-  | 'crypto.key' // a key unusable for the operation: wrong type, attributes, scheme or curve, or a private key that does not match its public area
-  | 'crypto.decrypt' // a secret that does not decrypt: OAEP failure, a point off the curve, a wrong size (a TPM answers TPM_RC_VALUE / TPM_RC_ECC_POINT)
-  | 'crypto.integrity'; // an integrity HMAC that does not match (a TPM answers TPM_RC_INTEGRITY)
-
-/** A key, secret or wrapped blob rejected by the protection math (secret.ts, credential.ts, duplication.ts). */
-export class CryptoError extends TrustrootError {
-  declare readonly code: CryptoErrorCode;
-  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
   }
 }
 
