@@ -186,7 +186,7 @@ export async function quote(
     const a = attestation('Quote', TPM_ST.ATTEST_QUOTE, r.params.quoted, r.params.signature, qualifyingData);
     const signed = a.attest.attested.pcrSelect;
     // Only the PCRs of the signed selection: a verifier must not use any other (verifier-pitfalls.md).
-    const pcrValues = signed.some((s) => s.pcrSelect.some((b) => b !== 0)) ? await readPcrs(tpm.transport, signed, sendOptions(options)) : new Map<number, Map<number, Uint8Array>>();
+    const pcrValues = signed.some((s) => s.pcrSelect.some((b) => b !== 0)) ? await readPcrs(tpm.channel, signed, sendOptions(options)) : new Map<number, Map<number, Uint8Array>>();
     for (const sel of signed) {
       for (const i of pcrIndices(sel)) {
         if (pcrValues.get(sel.hash)?.get(i) === undefined) {

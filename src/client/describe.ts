@@ -21,7 +21,7 @@ import type { Tpm } from './tpm.js';
  * @example const d = await describe(tpm); console.log(d.manufacturer, d.firmwareVersion.toString(16));
  */
 export async function describe(tpm: Tpm, options: SendOptions = {}): Promise<TpmDescription> {
-  const t = tpm.transport;
+  const t = tpm.channel; // through the Tpm's queue, in order with other commands
   // One listing after another: GetCapability needs no session, and the transport keeps commands in order.
   const properties = await readCapability(t, TPM_CAP.TPM_PROPERTIES, undefined, options);
   const algorithms = await readCapability(t, TPM_CAP.ALGS, undefined, options);

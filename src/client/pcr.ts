@@ -6,12 +6,13 @@
  * PCRs are named by their handle (0..23 on a PC Client TPM) and authorized by
  * their authValue, which is empty unless PCR_SetAuthValue gave one.
  */
-import { GetCapability, PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../tpm/commands/index.js';
+import { readCapability } from '../tpm/capability.js';
+import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Reset } from '../tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_CAP, TPM_RH } from '../tpm/constants.js';
 import { digestSize, hash as softwareHash, isHashSupported } from '../tpm/crypto/hash.js';
 import { ClientError } from '../tpm/errors.js';
 import { handleName } from '../tpm/names.js';
-import { pcrIndices, pcrSelection, subtractSelections } from '../tpm/pcr.js';
+import { pcrSelection, readPcrs } from '../tpm/pcr.js';
 import type { SendOptions } from '../tpm/transport/transport.js';
 import type { TPMI_ALG_HASH, TPMS_PCR_SELECTION, TPMT_HA } from '../tpm/types/index.js';
 import type { Entity, Handle, Tpm, TpmRunOptions } from './tpm.js';
@@ -47,10 +48,7 @@ function pcrEntity(pcr: number, authValue: Uint8Array | undefined): Entity {
 
 /** TPM_CAP_PCRS: every bank the TPM implements, with the PCRs allocated in it (none for an unallocated bank). */
 async function implementedBanks(tpm: Tpm, options: SendOptions): Promise<TPMS_PCR_SELECTION[]> {
-  const r = await tpm.run(GetCapability, {}, { capability: TPM_CAP.PCRS, property: 0, propertyCount: 1 }, sendOnly(options));
-  const data = r.params.capabilityData;
-  if (data.capability !== TPM_CAP.PCRS) throw new ClientError('client.response', `asked for TPM_CAP_PCRS, got capability 0x${data.capability.toString(16)}`);
-  return data.data;
+  return readCapability(tpm.channel, TPM_CAP.PCRS, undefined, sendOnly(options));
 }
 
 /**
@@ -63,51 +61,17 @@ export async function pcrBanks(tpm: Tpm, options: SendOptions = {}): Promise<TPM
   return (await implementedBanks(tpm, options)).filter((s) => s.pcrSelect.some((b) => b !== 0));
 }
 
-/** How many PCRs the selections name (bits set in their pcrSelect bitmaps). */
-function selectedCount(selections: readonly TPMS_PCR_SELECTION[]): number {
-  let n = 0;
-  for (const s of selections) {
-    for (let byte of s.pcrSelect) {
-      for (; byte !== 0; byte &= byte - 1) n++;
-    }
-  }
-  return n;
-}
-
 /**
  * Reads PCR values (PCR_Read, Part 3 §22.4): every PCR of every allocated
- * bank by default, or the given selections. A TPM returns at most eight
- * digests per call and says which in pcrSelectionOut, so this asks again for
- * the rest until nothing is left. Commands go through the Tpm, in order with
- * the caller's other commands (an extend queued before stays before).
+ * bank by default, or the given selections, paging as the core's readPcrs
+ * does. Commands go through the Tpm's queue, in order with the caller's other
+ * commands (an extend queued before stays before).
  *
- * @throws ClientError `client.response` for an answer whose digests do not fit its selection or that names PCRs
- *   not asked for; TpmError; TransportError.
+ * @throws TransportError `transport.protocol` for an answer whose digests do not fit its selection or that names
+ *   PCRs not asked for; TpmError; TransportError.
  */
 export async function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
-  let wanted = (selections ?? (await pcrBanks(tpm, options))).filter((s) => s.pcrSelect.some((b) => b !== 0));
-  const values: PcrValues = new Map();
-  while (wanted.length > 0) {
-    const r = await tpm.run(PCR_Read, {}, { pcrSelectionIn: wanted }, sendOnly(options));
-    const got = r.params.pcrSelectionOut;
-    const digests = r.params.pcrValues;
-    const named = selectedCount(got);
-    if (named !== digests.length) {
-      throw new ClientError('client.response', `PCR_Read named ${named} PCR(s) and returned ${digests.length} digest(s)`);
-    }
-    // A TPM that returns nothing more (a PCR it does not implement) ends the loop rather than spinning.
-    if (named === 0) break;
-    const rest = subtractSelections(wanted, got);
-    if (selectedCount(wanted) - selectedCount(rest) !== named) throw new ClientError('client.response', 'PCR_Read returned PCRs that were not asked for');
-    let k = 0;
-    for (const s of got) {
-      let m = values.get(s.hash);
-      if (m === undefined) values.set(s.hash, (m = new Map()));
-      for (const index of pcrIndices(s)) m.set(index, digests[k++]!);
-    }
-    wanted = rest;
-  }
-  return values;
+  return readPcrs(tpm.channel, selections ?? (await pcrBanks(tpm, options)), sendOnly(options));
 }
 
 /**

@@ -47,6 +47,7 @@ import {
 } from '../tpm/session-crypto.js';
 import type { SendOptions, Transport } from '../tpm/transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
+import { RetryTransport, withRetry, type RetryOptions } from './retry.js';
 import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
 
 /**
@@ -185,12 +186,28 @@ function isSessionHandle(h: number): boolean {
  */
 export class Tpm {
   readonly transport: Transport;
+  /**
+   * The transport seen through this Tpm's queue: raw commands sent here wait
+   * their turn behind earlier run() calls, so the core's password-only helpers
+   * (readPcrs, readCapability) can be used without overtaking queued commands.
+   */
+  readonly channel: Transport;
   #queue: Promise<unknown> = Promise.resolve();
   /** Sessions this Tpm started and that are not known to be closed. */
   readonly #sessions = new Map<number, AuthSession>();
 
-  constructor(transport: Transport) {
-    this.transport = transport;
+  /**
+   * `transport` is wrapped in retry with back-off (src/client/retry.ts) unless
+   * it already retries or `options.retry` is false: TPMs answer TPM_RC_RETRY,
+   * YIELDED and TESTING in normal work (libtpms on the first use of a new RSA
+   * key), and such a command has not run, so resending it is always right.
+   */
+  constructor(transport: Transport, options: { readonly retry?: RetryOptions | false } = {}) {
+    this.transport = options.retry === false || transport instanceof RetryTransport ? transport : withRetry(transport, options.retry);
+    this.channel = {
+      send: (command, sendOptions) => this.#serialize(() => this.transport.send(command, sendOptions)),
+      close: () => this.close(),
+    };
   }
 
   /** Closes the transport (sessions and objects on the TPM are left as they are). */

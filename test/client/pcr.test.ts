@@ -13,7 +13,7 @@ import { expectedPcr, pcrAllocate, pcrBanks, pcrEvent, pcrExtend, pcrExtendData,
 import { readCapability } from '../../src/tpm/capability.js';
 import { PCR_Read, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
-import { ClientError } from '../../src/tpm/errors.js';
+import { ClientError, type TransportError } from '../../src/tpm/errors.js';
 import { encodeResponse, parseCommand } from '../../src/tpm/frame.js';
 import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
 import { isRc, TPM_RC } from '../../src/tpm/rc.js';
@@ -217,9 +217,9 @@ describe('pcrRead against an in-process PCR_Read', () => {
 
   it('refuses PCRs not asked for, digests that do not match the selection, and stops on an empty answer', async () => {
     const extra = fake(() => ({ out: [pcrSelection(TPM_ALG.SHA256, [0, 1])] }));
-    expect(((await rejection(pcrRead(extra.tpm, [pcrSelection(TPM_ALG.SHA256, [0])]))) as ClientError).code).toBe('client.response');
+    expect(((await rejection(pcrRead(extra.tpm, [pcrSelection(TPM_ALG.SHA256, [0])]))) as TransportError).code).toBe('transport.protocol');
     const short = fake((asked) => ({ out: asked, digests: [digestFor(TPM_ALG.SHA256, 0)] }));
-    expect(((await rejection(pcrRead(short.tpm, [pcrSelection(TPM_ALG.SHA256, [0, 1])]))) as ClientError).code).toBe('client.response');
+    expect(((await rejection(pcrRead(short.tpm, [pcrSelection(TPM_ALG.SHA256, [0, 1])]))) as TransportError).code).toBe('transport.protocol');
     const none = fake(() => ({ out: [] }));
     expect((await pcrRead(none.tpm, [pcrSelection(TPM_ALG.SHA256, [6])])).size).toBe(0);
     expect(none.calls()).toBe(1);
