@@ -16,7 +16,8 @@ export type ErrorCode =
   | IdentityErrorCode
   | PolicyErrorCode
   | SessionErrorCode
-  | ClientErrorCode;
+  | ClientErrorCode
+  | EvidenceErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -211,5 +212,28 @@ export class IdentityError extends TrustrootError {
     super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     if (options?.handle !== undefined) this.handle = options.handle;
     if (options?.fields !== undefined) this.fields = [...options.fields];
+  }
+}
+
+export type EvidenceErrorCode =
+  | 'evidence.eventlog' // a TCG PC Client event log that does not parse (truncated, sizes beyond the log, bad Spec ID event, unknown algorithm)
+  | 'evidence.ima' // an IMA measurement list (binary or ASCII) that does not parse
+  | 'evidence.certificate' // an EK or CA certificate that does not parse, even leniently
+  | 'evidence.policy' // an attestation policy document that does not validate against its schema
+  | 'evidence.file' // an evidence file (PCR values JSON, clockInfo JSON, a bundle) in no format we read
+  | 'evidence.argument'; // an argument a verifier function refuses (an empty challenge, a key of the wrong kind)
+
+/**
+ * Evidence a verifier (src/attest) cannot read: the parsers of event logs,
+ * IMA lists, certificates and policies throw this, never an untyped error.
+ * `offset` is the byte (or line, for text forms) where reading failed, when known.
+ * A verification that reads its input but rejects it returns a Verdict instead.
+ */
+export class EvidenceError extends TrustrootError {
+  declare readonly code: EvidenceErrorCode;
+  readonly offset?: number;
+  constructor(code: EvidenceErrorCode, message: string, options?: { offset?: number; cause?: unknown }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    if (options?.offset !== undefined) this.offset = options.offset;
   }
 }
