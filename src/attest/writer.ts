@@ -143,7 +143,7 @@ export type ImaTemplate = 'ima-ng' | 'ima-sig' | 'ima-buf' | 'ima';
  */
 export type ImaKernel = 'per-bank' | 'sha1-padded';
 
-export interface ImaFileEntry {
+export interface ImaFileConfig {
   readonly kind?: 'file';
   readonly path: string;
   /** The file's bytes (its digest is computed), or `digest` (already computed with `hashAlg`). */
@@ -157,7 +157,7 @@ export interface ImaFileEntry {
   readonly pcr?: number;
 }
 
-export interface ImaBufferEntry {
+export interface ImaBufferConfig {
   readonly kind: 'buffer';
   /** The event name, e.g. `kexec-cmdline` or a keyring name. */
   readonly name: string;
@@ -169,14 +169,14 @@ export interface ImaBufferEntry {
 }
 
 /** A ToMToU / open-writers violation: zero digests in the list, all-ones extends. */
-export interface ImaViolationEntry {
+export interface ImaViolationConfig {
   readonly kind: 'violation';
   readonly path: string;
   readonly template?: ImaTemplate;
   readonly pcr?: number;
 }
 
-export type ImaEntry = ImaFileEntry | ImaBufferEntry | ImaViolationEntry;
+export type ImaEntryConfig = ImaFileConfig | ImaBufferConfig | ImaViolationConfig;
 
 export interface ImaConfig {
   /** Template of entries that name none (default `ima-ng`). */
@@ -190,7 +190,7 @@ export interface ImaConfig {
   /** Start with boot_aggregate (default true; false e.g. to replay a captured list). */
   readonly bootAggregate?: boolean;
   /** Measurements after boot_aggregate (default: a few system files). */
-  readonly entries?: readonly ImaEntry[];
+  readonly entries?: readonly ImaEntryConfig[];
   /**
    * The template-hash column of the lists: SHA-1 (the classic
    * `*_runtime_measurements` files, default) or another bank, as the
@@ -993,7 +993,7 @@ export function writeImaList(config: ImaConfig, banksIn: readonly TpmHashAlg[], 
     drafts.push({ pcr: defaultPcr, template, name: 'boot_aggregate', violation: false, hashAlg: bank, digest, signature: new Uint8Array(0), buffer: new Uint8Array(0) });
   }
 
-  const entries: readonly ImaEntry[] = config.entries ?? DEFAULT_IMA_FILES.map((path) => ({ path, content: utf8(`trustroot test file: ${path}`) }));
+  const entries: readonly ImaEntryConfig[] = config.entries ?? DEFAULT_IMA_FILES.map((path) => ({ path, content: utf8(`trustroot test file: ${path}`) }));
   entries.forEach((e, i) => {
     const what = `ima entry ${i}`;
     const t = checkTemplate(e.template ?? (e.kind === 'buffer' ? 'ima-buf' : template), `${what} template`);
