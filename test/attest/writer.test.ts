@@ -464,6 +464,93 @@ describe('measured-boot writer against logs from real machines (test/fixtures/wr
   });
 });
 
+describe('corpus mutations (test/support/evidence-mutations.ts)', () => {
+  const m = writeMeasuredBoot({ banks: [TPM_ALG.SHA1, TPM_ALG.SHA256] });
+  const log = m.eventLog;
+  const sep = m.events.find((e) => e.typeName === 'SEPARATOR' && e.pcr === 0)!;
+
+  const walkError = (bytes: Uint8Array): unknown => {
+    try {
+      walkEventLog(bytes);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  };
+
+  it('flipDigest flips one bit of one bank, and only the replay of that PCR in that bank moves', () => {
+    const out = mutate.flipDigest(log, sep.index, { bank: TPM_ALG.SHA256, bit: 9 });
+    const diff = [...out].flatMap((b, i) => (b !== log[i] ? [i] : []));
+    expect(diff.length).toBe(1);
+    expect(out[diff[0]!]! ^ log[diff[0]!]!).toBe(2);
+    const before = replayWalked(log);
+    const after = replayWalked(out);
+    expect(hex(after.get(TPM_ALG.SHA256)!.get(0))).not.toBe(hex(before.get(TPM_ALG.SHA256)!.get(0)));
+    expect(hex(after.get(TPM_ALG.SHA1)!.get(0))).toBe(hex(before.get(TPM_ALG.SHA1)!.get(0)));
+    expect(hex(after.get(TPM_ALG.SHA256)!.get(1))).toBe(hex(before.get(TPM_ALG.SHA256)!.get(1)));
+    expect(log).toEqual(m.eventLog); // the input is left alone
+  });
+
+  it('retagEvent changes the type and nothing else: the replay is the same, the meaning is not', () => {
+    const action = m.events.find((e) => e.typeName === 'EFI_ACTION')!;
+    const out = mutate.retagEvent(log, action.index, EV_IPL);
+    expect(walkEventLog(out).events[action.index]!.type).toBe(EV_IPL);
+    expect([...out].filter((b, i) => b !== log[i]).length).toBeLessThanOrEqual(4);
+    expectSameValues(replayWalked(out), replayWalked(log));
+  });
+
+  it('truncations: mid-record bytes fail the walk; whole events leave a shorter, walkable log', () => {
+    expect(walkError(mutate.truncate(log, sep.offset + 5))).toBeInstanceOf(EvidenceError);
+    expect(walkError(mutate.truncate(log, -1))).toBeInstanceOf(EvidenceError);
+    const short = mutate.truncateEvents(log, 5);
+    expect(walkEventLog(short).events.length).toBe(5);
+    expect(hex(short)).toBe(hex(log.subarray(0, m.events[5]!.offset)));
+  });
+
+  it('oversizeEvent claims data past the end (the walk refuses, with the offset of the data); zeroLengthEvent keeps the log walkable', () => {
+    const over = mutate.oversizeEvent(log, sep.index);
+    expect(over.length).toBe(log.length);
+    const err = walkError(over) as EvidenceError;
+    expect(err).toBeInstanceOf(EvidenceError);
+    expect(err.code).toBe('evidence.eventlog');
+    expect(err.offset).toBe(sep.offset + sep.length - 4);
+    const zero = mutate.zeroLengthEvent(log, sep.index);
+    const walked = walkEventLog(zero);
+    expect(walked.events.length).toBe(m.events.length);
+    expect(walked.events[sep.index]!.dataSize).toBe(0);
+    expect(zero.length).toBe(log.length - 4);
+    expectSameValues(replayWalked(zero), replayWalked(log)); // the digests are still there
+  });
+
+  it('badSpecIdDigestSize makes the digests misalign: the walk fails or reads other events than were written', () => {
+    for (const size of [21, 19, 0, 0xffff]) {
+      const out = mutate.badSpecIdDigestSize(log, TPM_ALG.SHA1, size);
+      expect(walkEventLog(log).algorithms[0]!.size).toBe(20);
+      const err = walkError(out);
+      if (err === undefined) expect(walkEventLog(out).events.map((e) => e.type)).not.toEqual(m.events.map((e) => e.type));
+      else expect(err).toBeInstanceOf(EvidenceError);
+    }
+  });
+
+  it('reorderIma swaps entries in binary and ASCII forms alike, and the replayed PCR 10 changes', () => {
+    const ima = m.ima!;
+    const bin = mutate.reorderIma(ima.binary, 1, 2);
+    const txt = mutate.reorderIma(ima.ascii, 1, 2);
+    expect(bin.length).toBe(ima.binary.length);
+    const lines = ima.ascii.split('\n');
+    expect(txt.split('\n')).toEqual([lines[0], lines[2], lines[1], ...lines.slice(3)]);
+    const e = walkImaBinary(bin);
+    expect(Buffer.from(e[1]!.fields[1]!).toString('latin1')).toBe(`${ima.entries[2]!.name}\0`);
+    expect(hex(replayIma(bin, TPM_ALG.SHA256, 'per-bank'))).not.toBe(hex(replayIma(ima.binary, TPM_ALG.SHA256, 'per-bank')));
+    // truncateIma: a prefix of the list, which replays to a value the TPM held earlier.
+    const two = mutate.truncateIma(ima.binary, 2);
+    expect(walkImaBinary(two).length).toBe(2);
+    expect(mutate.truncateIma(ima.ascii, 2)).toBe(`${lines[0]}\n${lines[1]}\n`);
+    const first2 = replayExtends(ima.extends.filter((x) => x.bank === TPM_ALG.SHA256).slice(0, 2));
+    expect(hex(replayIma(two, TPM_ALG.SHA256, 'per-bank'))).toBe(hex(first2.get(TPM_ALG.SHA256)!.get(10)));
+  });
+});
+
 const tools = tpm2ToolsSupport();
 const describeWithEventlogTool = tools.available || tools.required ? describe : describe.skip;
 
