@@ -95,9 +95,14 @@ function looksUtf16(b: Uint8Array): boolean {
   return b.length >= 2 && b[0] !== 0 && b[1] === 0;
 }
 
+/** Text up to its first NUL (firmware pads version strings with binary after it), as UTF-16LE or UTF-8. */
 function bestEffortText(b: Uint8Array): { text: string; encoding: 'ascii' | 'utf-16le' } {
-  if (looksUtf16(b)) return { text: stripNuls(utf16.decode(b.subarray(0, b.length & ~1))), encoding: 'utf-16le' };
-  return { text: stripNuls(utf8.decode(b)), encoding: 'ascii' };
+  const cut = (s: string): string => {
+    const nul = s.indexOf('\0');
+    return nul < 0 ? s : s.slice(0, nul);
+  };
+  if (looksUtf16(b)) return { text: cut(utf16.decode(b.subarray(0, b.length & ~1))), encoding: 'utf-16le' };
+  return { text: cut(utf8.decode(b)), encoding: 'ascii' };
 }
 
 // ---------------------------------------------------------------------------
@@ -463,7 +468,7 @@ function parseCrtmVersion(data: Uint8Array): EventBody {
 }
 
 function parsePostCode(data: Uint8Array): EventBody {
-  const text = stripNuls(utf8.decode(data));
+  const text = bestEffortText(data).text;
   if (text.length > 0 && isPrintableAscii(new TextEncoder().encode(text))) return { kind: 'post-code', text, base: undefined, length: undefined };
   if (data.length === 16) {
     const v = new DataView(data.buffer, data.byteOffset, 16);
