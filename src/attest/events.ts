@@ -806,15 +806,30 @@ function isVariableNamed(d: DecodedEvent, name: string, guid: string): d is Deco
   return d.body.kind === 'uefi-variable' && d.body.variable.name === name && d.body.variable.guid === guid;
 }
 
+/** The UEFI variable an event's data holds, whatever the event's claimed type (undefined when the data is not one). */
+function variableIn(d: DecodedEvent): UefiVariable | undefined {
+  if (d.body.kind === 'uefi-variable') return d.body.variable;
+  if (d.event.eventType === EV.NO_ACTION) return undefined;
+  try {
+    const v = parseVariable(d.event.data, d.event.dataOffset);
+    return v.trailing === 0 ? v : undefined;
+  } catch {
+    return undefined; // not a variable: nothing to count
+  }
+}
+
 /**
  * Secure Boot state from the SecureBoot variable measured into PCR 7 (PFP
- * §3.3.4.8). Every PCR 7 event whose body is that variable counts, whatever
- * its type: a relabelled copy beside an attacker's makes the state
- * `unknown` (`variable.duplicate`) instead of letting either win.
+ * §3.3.4.8). Every PCR 7 event whose data is that variable counts, whatever
+ * its type: a relabelled original beside an attacker's copy makes the state
+ * `unknown` (`variable.duplicate`) instead of letting either win. PCR 7's
+ * separator is found by type or by digest, so a relabelled one still marks
+ * the end of the firmware's events.
  */
 export function secureBootState(decoded: readonly DecodedEvent[]): SecureBootState {
   const pcr7 = decoded.filter((d) => d.event.pcrIndex === 7);
-  const sepIndex = pcr7.find((d) => d.event.eventType === EV.SEPARATOR)?.event.index ?? Number.POSITIVE_INFINITY;
+  // The first separator by type or by digest: a relabelled separator still ends the firmware's part of PCR 7.
+  const sepIndex = pcr7.find((d) => d.event.eventType === EV.SEPARATOR || (d.event.eventType !== EV.NO_ACTION && d.event.digests.some(isSeparatorDigest)))?.event.index ?? Number.POSITIVE_INFINITY;
   const databases: { PK?: SignatureDatabase; KEK?: SignatureDatabase; db?: SignatureDatabase; dbx?: SignatureDatabase } = {};
   for (const name of ['PK', 'KEK', 'db', 'dbx'] as const) {
     const d = pcr7.find((x) => x.event.eventType === EV.EFI_VARIABLE_DRIVER_CONFIG && x.event.index < sepIndex && isVariableNamed(x, name, SIGNATURE_DATABASES.get(name)!));
@@ -832,7 +847,11 @@ export function secureBootState(decoded: readonly DecodedEvent[]): SecureBootSta
       digestVerified: d.binding.status === 'verified',
     }));
   const base = { databases, authorities };
-  const carriers = pcr7.filter((d) => isVariableNamed(d, 'SecureBoot', EFI_GUID.GLOBAL_VARIABLE));
+  // Every PCR 7 event whose data is the SecureBoot variable, whatever its type: a relabelled original counts.
+  const carriers = pcr7.filter((d) => {
+    const v = variableIn(d);
+    return v !== undefined && v.name === 'SecureBoot' && v.guid === EFI_GUID.GLOBAL_VARIABLE;
+  });
   const unknown = (reason: string, d: DecodedEvent | undefined): SecureBootState => ({ state: 'unknown', reason, digestVerified: false, eventIndex: d?.event.index, ...base });
   if (carriers.length === 0) return unknown('variable.absent', undefined);
   if (carriers.length > 1) return unknown('variable.duplicate', carriers[1]);
@@ -840,7 +859,7 @@ export function secureBootState(decoded: readonly DecodedEvent[]): SecureBootSta
   if (d.event.eventType !== EV.EFI_VARIABLE_DRIVER_CONFIG) return unknown('variable.type', d);
   if (d.event.index > sepIndex) return unknown('variable.after-separator', d);
   if (d.binding.status !== 'verified') return unknown('variable.digest-mismatch', d);
-  const value = d.body.kind === 'uefi-variable' ? d.body.variable.data : new Uint8Array(0);
+  const value = variableIn(d)!.data;
   if (value.length === 0) return unknown('variable.empty', d);
   if (value.length !== 1 || value[0]! > 1) return unknown('variable.value', d);
   const enabled = value[0] === 1;
