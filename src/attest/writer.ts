@@ -60,7 +60,7 @@ export interface MeasuredFile {
 }
 
 /** One EFI_SIGNATURE_LIST (UEFI 2.x §32.4.1): signatures of one type and one size. */
-export interface SignatureList {
+export interface SignatureListConfig {
   /** `x509` (EFI_CERT_X509_GUID, DER certificates), `sha256` (EFI_CERT_SHA256_GUID, 32-byte hashes), or a GUID. */
   readonly type: 'x509' | 'sha256' | string;
   /** SignatureOwner of every entry (GUID string; default the trustroot owner GUID). */
@@ -70,15 +70,15 @@ export interface SignatureList {
 }
 
 /** A Secure Boot variable's value: signature lists, or the raw variable bytes (to replay a captured value). */
-export type SignatureDatabase = readonly SignatureList[] | Uint8Array;
+export type SignatureDatabaseConfig = readonly SignatureListConfig[] | Uint8Array;
 
 export interface SecureBootConfig {
   /** The SecureBoot variable (1 byte): 1 = on. Default true. */
   readonly enabled?: boolean;
-  readonly pk?: SignatureDatabase;
-  readonly kek?: SignatureDatabase;
-  readonly db?: SignatureDatabase;
-  readonly dbx?: SignatureDatabase;
+  readonly pk?: SignatureDatabaseConfig;
+  readonly kek?: SignatureDatabaseConfig;
+  readonly db?: SignatureDatabaseConfig;
+  readonly dbx?: SignatureDatabaseConfig;
   /**
    * The db entry that verified the first stage, logged as EV_EFI_VARIABLE_AUTHORITY
    * (EFI_SIGNATURE_DATA: owner GUID ‖ certificate). Default: the default db certificate.
@@ -89,7 +89,7 @@ export interface SecureBootConfig {
 }
 
 /** A GPT partition (UEFI 2.x §5.3.3) for the EV_EFI_GPT_EVENT. */
-export interface GptPartition {
+export interface GptPartitionConfig {
   /** PartitionTypeGUID. */
   readonly type: string;
   /** UniquePartitionGUID. */
@@ -107,7 +107,7 @@ export interface DiskConfig {
   readonly guid?: string;
   /** Last LBA of the disk (default 0x3FFFFF: a 2 GiB disk of 512-byte sectors). */
   readonly lastLba?: bigint;
-  readonly partitions?: readonly GptPartition[];
+  readonly partitions?: readonly GptPartitionConfig[];
 }
 
 export interface BootChainConfig {
@@ -575,11 +575,11 @@ function variableData(vendor: string, name: string, data: Uint8Array): Uint8Arra
 }
 
 /** EFI_SIGNATURE_LIST × n (UEFI 2.x §32.4.1), no SignatureHeader. */
-function signatureDatabase(value: SignatureDatabase, what: string): Uint8Array {
+function signatureDatabase(value: SignatureDatabaseConfig, what: string): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (!Array.isArray(value)) bad(`${what}: expected signature lists or bytes`);
   const w = new LeWriter();
-  for (const list of value as readonly SignatureList[]) {
+  for (const list of value as readonly SignatureListConfig[]) {
     const type = list.type === 'x509' ? GUID.CERT_X509 : list.type === 'sha256' ? GUID.CERT_SHA256 : list.type;
     if (list.entries.length === 0) bad(`${what}: an empty signature list`);
     const size = checkBytes(list.entries[0], `${what} entry`).length;
@@ -598,7 +598,7 @@ function signatureDatabase(value: SignatureDatabase, what: string): Uint8Array {
 }
 
 /** A UEFI device path (UEFI 2.x §10.3): a hard-drive node for partition 1 of the default disk, a file-path node, the end node. */
-function devicePathFor(path: string, partition: GptPartition | undefined): Uint8Array {
+function devicePathFor(path: string, partition: GptPartitionConfig | undefined): Uint8Array {
   const w = new LeWriter();
   if (partition !== undefined) {
     // Media / Hard Drive (type 4, subtype 1, 42 bytes): partition number, start, size, GPT signature.
@@ -613,7 +613,7 @@ function devicePathFor(path: string, partition: GptPartition | undefined): Uint8
 }
 
 /** UEFI_IMAGE_LOAD_EVENT (PFP §10.2.3). */
-function imageLoadEvent(image: BootImage, defaultAddress: bigint, partition: GptPartition | undefined): Uint8Array {
+function imageLoadEvent(image: BootImage, defaultAddress: bigint, partition: GptPartitionConfig | undefined): Uint8Array {
   const devicePath = image.devicePath ?? devicePathFor(image.path, partition);
   return new LeWriter()
     .u64(image.loadAddress ?? defaultAddress)
@@ -636,7 +636,7 @@ function loadOption(description: string, devicePath: Uint8Array): Uint8Array {
 
 const DEFAULT_DISK_LAST_LBA = 0x3fffffn;
 
-function defaultPartitions(lastLba: bigint): GptPartition[] {
+function defaultPartitions(lastLba: bigint): GptPartitionConfig[] {
   return [
     { type: GUID.ESP_TYPE, guid: GUID.ESP, firstLba: 2048n, lastLba: 206847n, name: 'EFI System Partition' },
     { type: GUID.LINUX_FS_TYPE, guid: GUID.ROOT, firstLba: 206848n, lastLba: lastLba - 34n, name: 'root' },
@@ -649,7 +649,7 @@ function gptEvent(disk: DiskConfig): Uint8Array {
   const partitions = disk.partitions ?? defaultPartitions(lastLba);
   const ENTRIES = 128;
   const ENTRY_SIZE = 128;
-  const entry = (p: GptPartition): Uint8Array => {
+  const entry = (p: GptPartitionConfig): Uint8Array => {
     const name = p.name ?? '';
     if (name.length > 36) bad(`GPT partition name ${JSON.stringify(name)} is longer than 36 characters`);
     const nameBytes = new Uint8Array(72);
@@ -741,7 +741,7 @@ export function writeEventLog(config: Omit<MeasuredBootConfig, 'ima'> = {}): Wri
   }
 
   // PCR 7: the Secure Boot policy; EV_EFI_VARIABLE_DRIVER_CONFIG hashes the whole UEFI_VARIABLE_DATA (PFP §10.4.4).
-  const x509 = (cert: Uint8Array): SignatureList[] => [{ type: 'x509', entries: [cert] }];
+  const x509 = (cert: Uint8Array): SignatureListConfig[] => [{ type: 'x509', entries: [cert] }];
   const dbCert = testCertificate('db');
   const variables: [string, string, Uint8Array][] = [
     [GUID.GLOBAL_VARIABLE, 'SecureBoot', Uint8Array.of(secureBootOn ? 1 : 0)],
