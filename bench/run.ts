@@ -2,8 +2,10 @@
  * `npm run bench`: one table, side by side in one run.
  *  - marshal and unmarshal per second for TPMT_PUBLIC, TPMS_ATTEST and a whole Quote response;
  *  - round trips per second to a private swtpm for GetRandom and PCR_Read, over both transports;
- *  - the client's overhead: GetRandom, PCR_Read, Sign and Quote through the client next to raw bytes (bench/client.ts).
+ *  - the client's overhead: GetRandom, PCR_Read, Sign and Quote through the client next to raw bytes (bench/client.ts);
+ *  - event-log verification time for a 50 KB UEFI log (bench/attest-eventlog.ts).
  */
+import { benchEventLog } from './attest-eventlog.js';
 import { benchClient } from './client.js';
 import { benchMarshal } from './marshal.js';
 import { printTable, type BenchRow } from './measure.js';
@@ -17,4 +19,5 @@ try {
   console.error(`swtpm round trips skipped: ${e instanceof Error ? e.message : String(e)}`);
 }
 rows.push(...(await benchClient(ms).catch((e: unknown) => (console.error(`client overhead skipped: ${String(e)}`), []))));
+rows.push(...(await benchEventLog(ms)));
 printTable(rows);
