@@ -107,12 +107,20 @@ interface SignatureOutcome {
   readonly quirk?: boolean;
 }
 
+/** Issuer keys by certificate: roots and intermediates verify many certificates, and importing a key costs more than a verification. */
+const KEYS = new WeakMap<ParsedCertificate, KeyObject | null>();
+
 function publicKeyOf(cert: ParsedCertificate): KeyObject | undefined {
-  try {
-    return createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
-  } catch {
-    return undefined;
+  let k = KEYS.get(cert);
+  if (k === undefined) {
+    try {
+      k = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+    } catch {
+      k = null;
+    }
+    KEYS.set(cert, k);
   }
+  return k ?? undefined;
 }
 
 /**
