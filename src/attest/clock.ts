@@ -64,6 +64,7 @@ export interface ClockResult {
 }
 
 const SEVERITIES: readonly Severity[] = ['pass', 'warn', 'fail'];
+const U64_END = 1n << 64n;
 
 function hex64(v: bigint): string {
   return `0x${v.toString(16).padStart(16, '0')}`;
@@ -85,12 +86,12 @@ function checkState(s: ClockState, what: string): void {
     throw new EvidenceError('evidence.argument', `${what}: ${m}`);
   };
   if (s === null || typeof s !== 'object') bad('expected { clock, resetCount, restartCount, safe }');
-  if (typeof s.clock !== 'bigint' || s.clock < 0n || s.clock >= 1n << 64n) bad('clock must be a UINT64 bigint');
+  if (typeof s.clock !== 'bigint' || s.clock < 0n || s.clock >= U64_END) bad('clock must be a UINT64 bigint');
   for (const k of ['resetCount', 'restartCount'] as const) {
     if (!Number.isInteger(s[k]) || s[k] < 0 || s[k] > 0xffffffff) bad(`${k} must be a UINT32`);
   }
   if (typeof s.safe !== 'boolean') bad('safe must be a boolean');
-  if (s.firmwareVersion !== undefined && (typeof s.firmwareVersion !== 'bigint' || s.firmwareVersion < 0n || s.firmwareVersion >= 1n << 64n)) {
+  if (s.firmwareVersion !== undefined && (typeof s.firmwareVersion !== 'bigint' || s.firmwareVersion < 0n || s.firmwareVersion >= U64_END)) {
     bad('firmwareVersion must be a UINT64 bigint');
   }
 }
@@ -212,7 +213,7 @@ function u64From(v: unknown, what: string): bigint {
     n = BigInt(v);
   } else if (typeof v === 'string' && v.length <= 20 && /^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/.test(v)) n = BigInt(v);
   else return bad();
-  if (n < 0n || n >= 1n << 64n) bad();
+  if (n < 0n || n >= U64_END) bad();
   return n;
 }
 
