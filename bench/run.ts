@@ -4,10 +4,12 @@
  *  - round trips per second to a private swtpm for GetRandom and PCR_Read, over both transports;
  *  - the client's overhead: GetRandom, PCR_Read, Sign and Quote through the client next to raw bytes (bench/client.ts);
  *  - quote verifications per second, verifyQuote next to bare crypto.verify, ECDSA P-256 and RSA-2048 AKs, 8 and 24 PCRs (bench/attest-quote.ts);
- *  - event-log verification time for a 50 KB UEFI log (bench/attest-eventlog.ts).
+ *  - event-log verification time for a 50 KB UEFI log (bench/attest-eventlog.ts);
+ *  - IMA list parsing and replay, entries per second (bench/attest-ima.ts).
  */
 import { benchEventLog } from './attest-eventlog.js';
 import { benchQuoteVerify } from './attest-quote.js';
+import { benchIma } from './attest-ima.js';
 import { benchClient } from './client.js';
 import { benchMarshal } from './marshal.js';
 import { printTable, type BenchRow } from './measure.js';
@@ -23,4 +25,5 @@ try {
 rows.push(...(await benchClient(ms).catch((e: unknown) => (console.error(`client overhead skipped: ${String(e)}`), []))));
 rows.push(...(await benchQuoteVerify(ms).catch((e: unknown) => (console.error(`quote verification skipped: ${String(e)}`), []))));
 rows.push(...(await benchEventLog(ms)));
+rows.push(...(await benchIma(ms)));
 printTable(rows);

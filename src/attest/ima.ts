@@ -25,7 +25,7 @@
  * open-writers) lists an all-zero template hash and extends 0xFF: the bank's
  * size of 0xFF since 5.8, 20 bytes of 0xFF zero-padded before.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { TPM_ALG } from '../tpm/constants.js';
 import { digestSize, isHashAlg, isHashSupported, nodeHashName } from '../tpm/crypto/hash.js';
 import { EvidenceError } from '../tpm/errors.js';
@@ -229,10 +229,17 @@ function isZero(b: Uint8Array): boolean {
   return true;
 }
 
-function hashOf(node: string, ...parts: Uint8Array[]): Uint8Array {
-  const h = createHash(node);
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+/**
+ * H(data), one shot: node:crypto's `hash` (Node ≥ 20.12) allocates far less
+ * than a Hash object per call, and hashing is most of a replay's cost.
+ * Returns a Buffer (a Uint8Array); values that leave the module go through `plain`.
+ */
+const digestOf: (node: string, data: Uint8Array) => Uint8Array =
+  typeof oneShotHash === 'function' ? (node, data) => oneShotHash(node, data, 'buffer') : (node, data) => createHash(node).update(data).digest();
+
+/** A plain Uint8Array (not a Buffer view of a shared pool) for values handed to callers. */
+function plain(b: Uint8Array): Uint8Array {
+  return b.constructor === Uint8Array ? b : new Uint8Array(b);
 }
 
 function checkCount(name: string, v: unknown, def: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -729,7 +736,7 @@ export function makeImaEntry(spec: ImaEntrySpec): ImaEntry {
     }
   }
   const violation = spec.violation === true;
-  const templateHash = violation ? new Uint8Array(digestSize(alg)) : hashOf(nodeHashName(alg), templateData);
+  const templateHash = violation ? new Uint8Array(digestSize(alg)) : plain(digestOf(nodeHashName(alg), templateData));
   const base0 = { index, pcr, template, templateHash, templateHashAlg: alg, templateData, fields, violation, offset: 0, end: 0 };
   return withDecoded(base0, decodeFields(fields, 0, 'makeImaEntry'));
 }
@@ -922,6 +929,9 @@ type Running = Map<number, Map<string, Partial<Record<ImaKernelBehaviour, Uint8A
 
 const DEFAULT_WINDOW = 128;
 
+/** What a pre-5.8 kernel extends for a violation: 20 bytes of 0xFF (zero-padded per bank). */
+const VIOLATION_SHA1 = new Uint8Array(20).fill(0xff);
+
 /**
  * Validates a state read back from storage (it is plain JSON).
  * @throws EvidenceError `evidence.argument` naming what is wrong.
@@ -1033,10 +1043,35 @@ class Replayer {
   readonly running: Running;
   private readonly banks: readonly Bank[];
   private readonly allowed: Map<string, readonly ImaKernelBehaviour[]>;
-  constructor(banks: readonly Bank[], start: Running, allowed: Map<string, readonly ImaKernelBehaviour[]>) {
+  /** H_listAlg(templateData) of entries whose template hash was checked: reused, not recomputed. */
+  private readonly known: ReadonlyMap<ImaEntry, Uint8Array>;
+  /** PCR ‖ digest, per bank: one buffer per bank instead of one per extend. */
+  private readonly scratch = new Map<number, Uint8Array>();
+  /** The zero-padded SHA-1 digest, per bank. */
+  private readonly padded = new Map<number, Uint8Array>();
+  constructor(banks: readonly Bank[], start: Running, allowed: Map<string, readonly ImaKernelBehaviour[]>, known: ReadonlyMap<ImaEntry, Uint8Array> = new Map()) {
     this.banks = banks;
     this.running = cloneRunning(start);
     this.allowed = allowed;
+    this.known = known;
+  }
+
+  /** PCR_new = H(PCR_old ‖ digest) (Part 1 §17.5.1 "PCR Extend"). */
+  private extendOne(bank: Bank, old: Uint8Array, digest: Uint8Array): Uint8Array {
+    let buf = this.scratch.get(bank.alg);
+    if (buf === undefined) {
+      buf = new Uint8Array(2 * bank.size);
+      this.scratch.set(bank.alg, buf);
+    }
+    buf.set(old, 0);
+    buf.set(digest, bank.size);
+    return digestOf(bank.node, buf);
+  }
+
+  /** H_bank(templateData), from the template check when it used the same hash. */
+  private dataDigest(e: ImaEntry, bank: Bank): Uint8Array {
+    const k = bank.alg === e.templateHashAlg ? this.known.get(e) : undefined;
+    return k ?? digestOf(bank.node, e.templateData!);
   }
 
   /** The start value of a PCR never extended: zeros (PCRs 0–16, where IMA lives). */
@@ -1061,7 +1096,7 @@ class Replayer {
     const sha1Hash = (): Uint8Array | undefined => {
       if (sha1 === null) {
         if (e.templateHashAlg === TPM_ALG.SHA1) sha1 = e.templateHash;
-        else sha1 = e.templateData !== undefined ? hashOf('sha1', e.templateData) : undefined;
+        else sha1 = e.templateData !== undefined ? digestOf('sha1', e.templateData) : undefined;
       }
       return sha1;
     };
@@ -1072,23 +1107,28 @@ class Replayer {
       let bhDigest: Uint8Array | undefined;
       if (bh !== undefined) {
         if (e.violation) bhDigest = new Uint8Array(bank.size).fill(0xff);
-        else if (e.templateData !== undefined) bhDigest = hashOf(bank.node, e.templateData);
+        else if (e.templateData !== undefined) bhDigest = this.dataDigest(e, bank);
         else if (e.templateHashAlg === bank.alg) bhDigest = e.templateHash;
         if (bhDigest === undefined) delete o['bank-hash'];
-        else o['bank-hash'] = hashOf(bank.node, bh, bhDigest);
+        else o['bank-hash'] = this.extendOne(bank, bh, bhDigest);
       }
       if (ps !== undefined) {
         let psDigest: Uint8Array | undefined;
         if (bank.size >= 20) {
-          const d = e.violation ? new Uint8Array(20).fill(0xff) : sha1Hash();
+          const d = e.violation ? VIOLATION_SHA1 : sha1Hash();
           if (d !== undefined) {
-            psDigest = new Uint8Array(bank.size);
+            psDigest = this.padded.get(bank.alg);
+            if (psDigest === undefined) {
+              psDigest = new Uint8Array(bank.size);
+              this.padded.set(bank.alg, psDigest);
+            }
+            // Bytes 20.. stay zero: only the first 20 are ever written.
             psDigest.set(d);
           }
         }
         if (psDigest === undefined) delete o['padded-sha1'];
         else if (bh !== undefined && bhDigest !== undefined && sameBytes(bh, ps) && sameBytes(bhDigest, psDigest)) o['padded-sha1'] = o['bank-hash'];
-        else o['padded-sha1'] = hashOf(bank.node, ps, psDigest);
+        else o['padded-sha1'] = this.extendOne(bank, ps, psDigest);
       }
     }
   }
@@ -1282,13 +1322,16 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
   // ---- template hashes of the new entries.
   const mismatched: number[] = [];
   let notComputable = 0;
+  const known = new Map<ImaEntry, Uint8Array>();
   for (const e of fresh) {
     if (e.violation) continue;
     if (e.templateData === undefined) {
       notComputable++;
       continue;
     }
-    if (!sameBytes(hashOf(nodeHashName(e.templateHashAlg), e.templateData), e.templateHash)) mismatched.push(e.index);
+    const d = digestOf(nodeHashName(e.templateHashAlg), e.templateData);
+    known.set(e, d);
+    if (!sameBytes(d, e.templateHash)) mismatched.push(e.index);
   }
   if (mismatched.length > 0) {
     checks.push(fail('ima.template-hash', 'template-hash.mismatch', `the template hash of ${plural(mismatched.length, 'entry')} (${listIndices(mismatched)}) is not the hash of its template data`));
@@ -1299,7 +1342,7 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
   }
 
   // ---- replay and the quote.
-  const replayer = new Replayer(banks, prevRunning, allowed);
+  const replayer = new Replayer(banks, prevRunning, allowed, known);
   let k = fresh.length;
   let matchedBy = new Map<string, readonly ImaKernelBehaviour[]>();
   let advance = true;
@@ -1331,19 +1374,22 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
       if (unquoted.length > 0 && fresh.some((e) => unquoted.includes(e.pcr))) {
         checks.push(warn('ima.replay', 'replay.pcr-not-quoted', `entries extend PCR ${unquoted.join(', ')}, which the quote does not cover: those are not verified`));
       }
-      const matchAt = (): Map<string, readonly ImaKernelBehaviour[]> | undefined => {
-        const res = new Map<string, readonly ImaKernelBehaviour[]>();
-        for (const bank of usable) {
-          const ok = allowed.get(bank.name)!.filter((beh) =>
-            targets.get(bank.name)!.every(([p, want]) => {
-              const got = replayer.value(p, bank, beh);
-              return got !== undefined && sameBytes(got, want);
-            }),
-          );
-          if (ok.length === 0) return undefined;
-          res.set(bank.name, ok);
+      const plan = usable.map((bank) => ({ bank, behaviours: allowed.get(bank.name)!, targets: targets.get(bank.name)! }));
+      const holds = (bank: Bank, beh: ImaKernelBehaviour, want: readonly [number, Uint8Array][]): boolean => {
+        for (const [p, value] of want) {
+          const got = replayer.value(p, bank, beh);
+          if (got === undefined || !sameBytes(got, value)) return false;
         }
-        return res;
+        return true;
+      };
+      // Checked after every entry: allocates nothing until every bank matches.
+      const matchAt = (): Map<string, readonly ImaKernelBehaviour[]> | undefined => {
+        for (const { bank, behaviours, targets: want } of plan) {
+          let any = false;
+          for (const beh of behaviours) if ((any = holds(bank, beh, want))) break;
+          if (!any) return undefined;
+        }
+        return new Map(plan.map(({ bank, behaviours, targets: want }) => [bank.name, behaviours.filter((beh) => holds(bank, beh, want))]));
       };
       // The quote may have been taken while entries were appended: try every prefix, shortest first.
       let found = matchAt();
@@ -1470,7 +1516,7 @@ function pcrValuesOf(r: Running, banks: readonly Bank[], decided: Readonly<Recor
     if (beh !== undefined) {
       for (const [p, o] of objs) {
         const v = o[beh];
-        if (v !== undefined) m.set(p, v);
+        if (v !== undefined) m.set(p, plain(v));
       }
     }
     out.set(b.alg, m);
