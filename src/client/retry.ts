@@ -15,7 +15,7 @@
  * seen without the wrapper.
  */
 import { decodeResponseCode } from '../tpm/rc.js';
-import { CommandQueue, abortError, getU32 } from '../tpm/transport/channel.js';
+import { CommandQueue, abortError, closedError, getU32 } from '../tpm/transport/channel.js';
 import type { SendOptions, Transport } from '../tpm/transport/transport.js';
 
 export interface RetryOptions {
@@ -146,34 +146,58 @@ export class RetryTransport implements Transport {
 
   send(command: Uint8Array, options: SendOptions = {}): Promise<Uint8Array> {
     const sentAt = performance.now();
+    // A copy: every attempt must send the same bytes, whatever the caller does with its buffer.
+    const bytes = command.slice();
+    return this.#queue.run((signal) => this.#attempts(bytes, options, sentAt, signal, undefined), options);
+  }
+
+  /**
+   * The same retries for a caller that already sends one command at a time
+   * and leaves `command` alone until the promise settles (the client's Tpm,
+   * whose own queue orders its commands). The first attempt goes straight to
+   * the inner transport, without this transport's queue, copy and per-command
+   * AbortController, so a command the TPM runs at once costs one inner send;
+   * only a warning enters the queue, for the back-offs and further attempts,
+   * under the same budgets as send(). A command sent through send() meanwhile
+   * may reach the TPM before a retry of this one.
+   */
+  async sendSerialized(command: Uint8Array, options: SendOptions = {}): Promise<Uint8Array> {
+    if (this.#queue.closed) throw closedError('retrying transport');
+    const sentAt = performance.now();
+    const first = await this.inner.send(command, options);
+    // Success is the common answer: no need to decode the code to know it is not a warning.
+    if ((first.length >= 10 && getU32(first, 6) === 0) || !isRetryableResponse(first)) return first;
+    const left = options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs) ? { ...options, timeoutMs: Math.max(1, sentAt + options.timeoutMs - performance.now()) } : options;
+    return this.#queue.run((signal) => this.#attempts(command.slice(), options, sentAt, signal, first), left);
+  }
+
+  /** Sends `bytes` until the answer is not a warning or a budget runs out; `first` is an answer to a first attempt already made. */
+  async #attempts(bytes: Uint8Array, options: SendOptions, sentAt: number, signal: AbortSignal, first: Uint8Array | undefined): Promise<Uint8Array> {
     const s = this.#settings;
     const deadline = options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs) ? sentAt + options.timeoutMs : Infinity;
     const budgetEnd = Math.min(deadline, sentAt + s.maxElapsedMs);
-    // A copy: every attempt must send the same bytes, whatever the caller does with its buffer.
-    const bytes = command.slice();
     const commandCode = bytes.length >= 10 ? getU32(bytes, 6) : 0;
-    return this.#queue.run(
-      async (signal) => {
-        for (let attempt = 1; ; attempt++) {
-          const inner: SendOptions = {
-            signal,
-            ...(options.locality !== undefined ? { locality: options.locality } : {}),
-            ...(Number.isFinite(deadline) ? { timeoutMs: Math.max(1, deadline - performance.now()) } : {}),
-          };
-          const response = await this.inner.send(bytes, inner);
-          if (response.length < 10) return response; // not ours to judge: the caller's parser reports it
-          const rc = decodeResponseCode(getU32(response, 6));
-          if (!rc.retryable || attempt >= s.maxAttempts) return response;
-          const nominal = Math.min(s.maxDelayMs, s.initialDelayMs * s.multiplier ** (attempt - 1));
-          const delayMs = nominal * (1 - s.jitter * s.random());
-          // No back-off that would outlast the caller's deadline or the retry budget: answer now.
-          if (performance.now() + delayMs > budgetEnd) return response;
-          s.onRetry?.({ commandCode, attempt, rc: rc.rc, rcName: rc.name, delayMs });
-          await sleep(delayMs, signal);
-        }
-      },
-      options,
-    );
+    let response = first;
+    for (let attempt = 1; ; attempt++) {
+      if (response === undefined) {
+        const inner: SendOptions = {
+          signal,
+          ...(options.locality !== undefined ? { locality: options.locality } : {}),
+          ...(Number.isFinite(deadline) ? { timeoutMs: Math.max(1, deadline - performance.now()) } : {}),
+        };
+        response = await this.inner.send(bytes, inner);
+      }
+      if (response.length < 10) return response; // not ours to judge: the caller's parser reports it
+      const rc = decodeResponseCode(getU32(response, 6));
+      if (!rc.retryable || attempt >= s.maxAttempts) return response;
+      const nominal = Math.min(s.maxDelayMs, s.initialDelayMs * s.multiplier ** (attempt - 1));
+      const delayMs = nominal * (1 - s.jitter * s.random());
+      // No back-off that would outlast the caller's deadline or the retry budget: answer now.
+      if (performance.now() + delayMs > budgetEnd) return response;
+      s.onRetry?.({ commandCode, attempt, rc: rc.rc, rcName: rc.name, delayMs });
+      await sleep(delayMs, signal);
+      response = undefined;
+    }
   }
 
   /** Reject queued sends and back-offs with `transport.closed`, then close the inner transport. Idempotent. */

@@ -12,26 +12,52 @@
  * fails verification breaks the sessions of that command, which are then
  * flushed. A TPM error leaves sessions as the TPM leaves them: unchanged and
  * open (the reference's ExecuteCommand skips BuildResponseSession on error).
+ *
+ * A lost response (the transport fails after the command may have reached the
+ * TPM: the connection closed, a timeout, an abort) is treated as "the TPM may
+ * have run it": the sessions it used are broken, and the Tpm flushes them and
+ * whatever the command may have created or left behind before its next
+ * command (see `RecoveryOptions`).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readCapability } from '../tpm/capability.js';
 import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from '../tpm/command.js';
 import {
+  ChangeEPS,
+  ChangePPS,
+  Clear,
+  ContextSave,
+  EventSequenceComplete,
   FlushContext,
   HierarchyChangeAuth,
+  HierarchyControl,
   NV_ChangeAuth,
   NV_UndefineSpaceSpecial,
   PolicyAuthValue,
   PolicyPassword,
   PolicyRestart,
+  SequenceComplete,
   StartAuthSession,
+  ALL_COMMANDS,
+  Startup,
 } from '../tpm/commands/index.js';
-import { HANDLE_RANGE, TPM_ALG, TPM_HT, TPM_RH, TPM_RS_PW, TPM_SE, handleType } from '../tpm/constants.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_HT, TPM_RH, TPM_RS_PW, TPM_SE, handleType } from '../tpm/constants.js';
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize, isHashSupported } from '../tpm/crypto/hash.js';
-import { ParseError, SessionError } from '../tpm/errors.js';
-import { decodeResponseParams, encodeParams, frameCommand, splitResponse, type SplitResponse } from '../tpm/frame.js';
+import { ParseError, SessionError, TransportError } from '../tpm/errors.js';
+import {
+  decodeResponseParams,
+  encodeParams,
+  frameCommand,
+  parseCommand,
+  splitResponse,
+  type FrameCommandOptions,
+  type ParsedCommand,
+  type SplitResponse,
+} from '../tpm/frame.js';
 import { handleName, objectName } from '../tpm/names.js';
 import { TpmError } from '../tpm/rc.js';
+import { runCommand } from '../tpm/run.js';
 import {
   commandHmac,
   decryptResponseParameter,
@@ -45,10 +71,12 @@ import {
   sessionKey as computeSessionKey,
   type SessionRole,
 } from '../tpm/session-crypto.js';
+import { abortError, getU32 } from '../tpm/transport/channel.js';
 import type { SendOptions, Transport } from '../tpm/transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
 import { RetryTransport, withRetry, type RetryOptions } from './retry.js';
 import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
+
 
 /**
  * An entity the client can name: its handle, its Name (nameAlg ‖ digest of a
@@ -124,21 +152,85 @@ export interface FlushScope {
   defer<T extends Flushable>(resource: T): T;
 }
 
+
+/**
+ * What the Tpm does after a lost response: a transport failure after which
+ * the command may have run on the TPM, so its result, the sessions' new nonces
+ * and any handle it created never reached the client.
+ *
+ * The sessions the command used (or named, or flushed) are always broken and
+ * flushed. With `flushUnknown` (the default) the Tpm also lists the transient
+ * objects and loaded sessions (GetCapability TPM_CAP_HANDLES, Part 3 §30.2)
+ * after a lost command that can create one (Load, CreatePrimary,
+ * CreateLoaded, LoadExternal, ContextLoad, HashSequenceStart, HMAC_Start,
+ * StartAuthSession) or remove one (FlushContext, SequenceComplete,
+ * EventSequenceComplete), and flushes every handle it does not know to be
+ * loaded through it. That is safe when this Tpm is the only user of what it
+ * can see: behind a resource manager (/dev/tpmrm0, tpm2-abrmd) each
+ * connection sees only its own handles, and a TCP simulator (swtpm, mssim)
+ * serves one client at a time. Turn it off when other programs share the TPM
+ * without a resource manager (/dev/tpm0 in turn with other users, a
+ * simulator whose connection is handed around): their objects would look
+ * unknown.
+ */
+export interface RecoveryOptions {
+  /** List loaded handles after a lost command and flush those this Tpm does not know (default true). */
+  readonly flushUnknown?: boolean;
+  /**
+   * Time for one clean-up attempt, all its commands together (default 2000
+   * ms). A clean-up that cannot finish, because the TPM is still unreachable
+   * or busy with the lost command, is tried again before the next command.
+   */
+  readonly timeoutMs?: number;
+}
+
+export interface TpmOptions {
+  /** Retry TPM_RC_RETRY, YIELDED and TESTING with back-off (default on, RETRY_DEFAULTS); false leaves the transport as given. */
+  readonly retry?: RetryOptions | false;
+  readonly recovery?: RecoveryOptions;
+}
+
+/** Defaults of RecoveryOptions. */
+export const RECOVERY_DEFAULTS = { flushUnknown: true, timeoutMs: 2000 } as const;
+
 const AES_128_CFB: TPMT_SYM_DEF = { algorithm: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB };
 const EMPTY = new Uint8Array(0);
+/** A password's attributes: continueSession, and nothing else (Part 1 §19.8.4). Shared, never changed. */
+const PASSWORD_ATTRIBUTES = TPMA_SESSION.of({ continueSession: true });
 
-type Slot =
-  | { readonly kind: 'password'; readonly index: number; readonly authValue: Uint8Array }
-  | {
-      readonly kind: 'session';
-      readonly index: number;
-      readonly session: AuthSession;
-      readonly state: SessionState;
-      readonly attributes: Required<SessionUse['attributes']>;
-      /** The entity this session authorizes, or undefined for an extra session. */
-      readonly entity: { readonly name: Uint8Array; readonly authValue: Uint8Array } | undefined;
-      nonceCaller: Uint8Array;
-    };
+type PasswordSlot = { readonly kind: 'password'; readonly index: number; readonly authValue: Uint8Array };
+type SessionSlot = {
+  readonly kind: 'session';
+  readonly index: number;
+  readonly session: AuthSession;
+  readonly state: SessionState;
+  readonly attributes: Required<SessionUse['attributes']>;
+  /** The entity this session authorizes, or undefined for an extra session. */
+  readonly entity: { readonly name: Uint8Array; readonly authValue: Uint8Array } | undefined;
+  nonceCaller: Uint8Array;
+};
+type Slot = PasswordSlot | SessionSlot;
+
+const NO_SLOTS: readonly Slot[] = Object.freeze([]);
+const NO_SESSION_SLOTS: readonly SessionSlot[] = Object.freeze([]);
+const NO_AUTHORIZATIONS: readonly (Authorization | undefined)[] = Object.freeze([]);
+
+/**
+ * Clean-up owed to the TPM after lost responses and responses that could not
+ * be trusted; done before the next command, best effort.
+ */
+interface Recovery {
+  /** Handles to flush, with the session object when it is one of ours. */
+  readonly flush: Map<number, AuthSession | undefined>;
+  /** List the loaded transient objects and sessions, forget known ones that are gone, flush unknown ones. */
+  list: boolean;
+}
+
+/**
+ * Transport failures that happen before a command leaves the client: nothing
+ * reached the TPM. Every other failure may come after the TPM got the command.
+ */
+const NOT_SENT: ReadonlySet<string> = new Set(['transport.connect', 'transport.unsupported']);
 
 function invalid(message: string, sessionIndex?: number): SessionError {
   return new SessionError('session.invalid', message, sessionIndex !== undefined ? { sessionIndex } : undefined);
@@ -148,10 +240,16 @@ function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-function handleValue(h: Handle, what: string): number {
+/** The handle value of a handle argument, or undefined when it is not one. */
+function rawHandle(h: Handle): number | undefined {
   const v = typeof h === 'number' ? h : h?.handle;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw invalid(`${what}: expected a handle number or an Entity`);
-  return v >>> 0;
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v >>> 0 : undefined;
+}
+
+function handleValue(h: Handle, what: string): number {
+  const v = rawHandle(h);
+  if (v === undefined) throw invalid(`${what}: expected a handle number or an Entity`);
+  return v;
 }
 
 /** A Name for a handle: the Entity's, or the handle itself for the types named by their handle (Part 1 §16.2). */
@@ -180,6 +278,31 @@ function isSessionHandle(h: number): boolean {
   return ht === TPM_HT.HMAC_SESSION || ht === TPM_HT.POLICY_SESSION;
 }
 
+function isTransient(h: number): boolean {
+  return h >= HANDLE_RANGE.TRANSIENT[0] && h <= HANDLE_RANGE.TRANSIENT[1];
+}
+
+/** Indices of a command's handles that need an authorization, computed once per command. */
+const authIndexCache = new WeakMap<AnyCommand, readonly number[]>();
+function authIndices(cmd: AnyCommand): readonly number[] {
+  let a = authIndexCache.get(cmd);
+  if (a === undefined) {
+    const list: number[] = [];
+    cmd.handleNames.forEach((n, i) => {
+      if (cmd.handles[n]!.auth !== null) list.push(i);
+    });
+    authIndexCache.set(cmd, (a = list));
+  }
+  return a;
+}
+
+/**
+ * Commands after which the client's list of loaded handles may be wrong
+ * unless it looks: they flush transient objects of whole hierarchies (Part 3
+ * §24.2 HierarchyControl, §24.4 ChangePPS, §24.5 ChangeEPS, §24.6 Clear).
+ */
+const FLUSHES_HIERARCHY: ReadonlySet<number> = new Set([HierarchyControl.code, ChangePPS.code, ChangeEPS.code, Clear.code]);
+
 /**
  * A TPM behind a transport. Commands are serialized: each `run` waits for the
  * previous one, so session nonces stay in order.
@@ -190,28 +313,57 @@ export class Tpm {
    * The transport seen through this Tpm's queue: raw commands sent here wait
    * their turn behind earlier run() calls, so the core's password-only helpers
    * (readPcrs, readCapability) can be used without overtaking queued commands.
+   * Handles created or flushed through it are tracked as for run().
    */
   readonly channel: Transport;
   #queue: Promise<unknown> = Promise.resolve();
   /** Sessions this Tpm started and that are not known to be closed. */
   readonly #sessions = new Map<number, AuthSession>();
+  /** `transport` when it retries: the Tpm's own commands take its path for serialized callers. */
+  readonly #retry: RetryTransport | undefined;
+  readonly #flushUnknown: boolean;
+  readonly #recoveryMs: number;
+  /**
+   * Transient objects and loaded sessions known to be on the TPM through this
+   * Tpm: added from the response handles of successful commands, removed when
+   * a command flushes them (FlushContext §28.4; SequenceComplete §17.6 and
+   * EventSequenceComplete §17.7 flush their sequence; ContextSave §28.2
+   * unloads a session but not an object; a session ends with
+   * continueSession clear; Startup §9.3 follows _TPM_Init, which flushed
+   * everything). Only read after a lost response, to tell our handles from
+   * ones nobody knows.
+   */
+  readonly #loaded = new Set<number>();
+  /** Broken sessions already flushed: their handle may now be another session's, so flush() must not send it again. */
+  readonly #gone = new WeakSet<AuthSession>();
+  #pending: Recovery | undefined;
+  #recoveryQueued = false;
+  #closing = false;
 
   /**
    * `transport` is wrapped in retry with back-off (src/client/retry.ts) unless
    * it already retries or `options.retry` is false: TPMs answer TPM_RC_RETRY,
    * YIELDED and TESTING in normal work (libtpms on the first use of a new RSA
    * key), and such a command has not run, so resending it is always right.
+   * `options.recovery`: see RecoveryOptions.
    */
-  constructor(transport: Transport, options: { readonly retry?: RetryOptions | false } = {}) {
+  constructor(transport: Transport, options: TpmOptions = {}) {
     this.transport = options.retry === false || transport instanceof RetryTransport ? transport : withRetry(transport, options.retry);
+    this.#retry = this.transport instanceof RetryTransport ? this.transport : undefined;
+    const recovery = options.recovery ?? {};
+    this.#flushUnknown = recovery.flushUnknown ?? RECOVERY_DEFAULTS.flushUnknown;
+    this.#recoveryMs = recovery.timeoutMs ?? RECOVERY_DEFAULTS.timeoutMs;
+    if (!(this.#recoveryMs > 0)) throw new RangeError(`recovery.timeoutMs must be > 0, got ${String(this.#recoveryMs)}`);
     this.channel = {
-      send: (command, sendOptions) => this.#serialize(() => this.transport.send(command, sendOptions)),
+      send: (command, sendOptions) => this.#serialize(() => this.#channelSend(command, sendOptions ?? {})),
       close: () => this.close(),
     };
   }
 
-  /** Closes the transport (sessions and objects on the TPM are left as they are). */
+  /** Closes the transport (sessions and objects on the TPM are left as they are, and owed clean-up is dropped). */
   close(): Promise<void> {
+    this.#closing = true;
+    this.#pending = undefined;
     return this.transport.close();
   }
 
@@ -227,7 +379,8 @@ export class Tpm {
    *   response authorization does not verify;
    *   TpmError when the TPM answers with an error code; ParseError when the
    *   response does not decode; EncodeError for parameters that cannot be
-   *   marshaled; TransportError from the transport.
+   *   marshaled; TransportError from the transport (the sessions the command
+   *   used are then broken: the TPM may have run it).
    */
   run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions = {}): Promise<TpmRunResult<C>> {
     return this.#serialize(() => this.#run(cmd, handles, params, options));
@@ -235,21 +388,101 @@ export class Tpm {
 
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(() => undefined);
+    this.#queue = next.catch(ignore);
     return next;
   }
 
-  async #run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions): Promise<TpmRunResult<C>> {
-    const handleArgs = cmd.handleNames.map((n) => (handles as Record<string, Handle>)[n]!);
-    const handleValues: Record<string, number> = {};
-    cmd.handleNames.forEach((n, i) => (handleValues[n] = handleValue(handleArgs[i]!, `handle ${n}`)));
+  /**
+   * Plans and sends one command. Not async itself: the checks before sending
+   * throw synchronously (a rejection for callers behind #serialize), and the
+   * common path returns the sending step's promise without another wrap.
+   */
+  #run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions): Promise<TpmRunResult<C>> {
+    if (this.#pending !== undefined) return this.#settle(options).then((o) => this.#start(cmd, handles, params, o));
+    return this.#start(cmd, handles, params, options);
+  }
 
-    const slots = this.#plan(cmd, handleArgs, options.sessions ?? []);
-    const sessionSlots = slots.filter((s): s is Extract<Slot, { kind: 'session' }> => s.kind === 'session');
+  #start<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions): Promise<TpmRunResult<C>> {
+    const handleNames = cmd.handleNames;
+    const n = handleNames.length;
+    const handleArgs = new Array<Handle>(n);
+    const handleValues: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const name = handleNames[i]!;
+      const h = (handles as Record<string, Handle>)[name]!;
+      const v = rawHandle(h);
+      if (v === undefined) throw invalid(`handle ${name}: expected a handle number or an Entity`);
+      handleArgs[i] = h;
+      handleValues[name] = v;
+    }
+    const slots = this.#plan(cmd, handleArgs, options.sessions ?? NO_AUTHORIZATIONS);
+    let sessionSlots: SessionSlot[] | undefined;
+    for (const s of slots) if (s.kind === 'session') (sessionSlots ??= []).push(s);
+    return sessionSlots === undefined
+      ? this.#runPasswords(cmd, handleValues, params, slots as readonly PasswordSlot[], options)
+      : this.#runSessions(cmd, handleArgs, handleValues, params, slots, sessionSlots, options);
+  }
+
+  /**
+   * The path of commands without HMAC or policy sessions: no nonces, cpHash or
+   * response HMACs, only the passwords' empty acknowledgements to check.
+   */
+  async #runPasswords<C extends AnyCommand>(
+    cmd: C,
+    handleValues: Record<string, number>,
+    params: CommandParams<C>,
+    slots: readonly PasswordSlot[],
+    options: SendOptions,
+  ): Promise<TpmRunResult<C>> {
+    const count = slots.length;
+    let frame: FrameCommandOptions | undefined;
+    if (count > 0) {
+      const auths = new Array<TPMS_AUTH_COMMAND>(count);
+      for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
+      frame = { sessions: auths };
+    }
+    const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, encodeParams(cmd, params), frame);
+    const response = await this.#transmit(bytes, options);
+
+    let split: SplitResponse;
+    try {
+      split = splitResponse(cmd, response, count);
+      for (let i = 0; i < count; i++) {
+        const r = split.sessions[i]!;
+        // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
+        if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
+          throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
+        }
+      }
+    } catch (e) {
+      if (e instanceof TpmError) throw e;
+      await this.#abandon(NO_SESSION_SLOTS, cmd, response);
+      throw e;
+    }
+    let decoded: ResponseParams<C>;
+    try {
+      decoded = decodeResponseParams(cmd, split.paramBytes);
+    } catch (e) {
+      await this.#flushQuietly(createdHandles(split.handleValues));
+      throw e;
+    }
+    this.#afterSuccess(cmd, handleValues, params, split.handleValues);
+    return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
+  }
+
+  async #runSessions<C extends AnyCommand>(
+    cmd: C,
+    handleArgs: readonly Handle[],
+    handleValues: Record<string, number>,
+    params: CommandParams<C>,
+    slots: readonly Slot[],
+    sessionSlots: readonly SessionSlot[],
+    options: SendOptions,
+  ): Promise<TpmRunResult<C>> {
     let paramBytes = encodeParams(cmd, params);
 
     // Names enter cpHash only, which only HMAC and policy sessions need.
-    const names = sessionSlots.length > 0 ? cmd.handleNames.map((n, i) => nameOf(handleArgs[i]!, `handle ${n}`)) : [];
+    const names = cmd.handleNames.map((n, i) => nameOf(handleArgs[i]!, `handle ${n}`));
 
     for (const s of sessionSlots) s.nonceCaller = new Uint8Array(randomBytes(s.state.nonceTPM.length));
 
@@ -283,7 +516,7 @@ export class Tpm {
 
     const auths: TPMS_AUTH_COMMAND[] = slots.map((s, i) => {
       if (s.kind === 'password') {
-        return { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: TPMA_SESSION.of({ continueSession: true }), hmac: s.authValue };
+        return { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: s.authValue };
       }
       const attributes = TPMA_SESSION.of(s.attributes);
       if (s.entity !== undefined && s.session.type === 'policy' && s.state.policyPassword) {
@@ -303,7 +536,7 @@ export class Tpm {
     });
 
     const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, paramBytes, { sessions: auths });
-    const response = await this.transport.send(bytes, sendOptions(options));
+    const response = await this.#transmit(bytes, options);
 
     let split: SplitResponse;
     try {
@@ -341,8 +574,6 @@ export class Tpm {
       else if (s.session.type === 'policy') s.state.policyAuthValue = s.state.policyPassword = false;
     });
 
-    const outHandles: Record<string, number> = {};
-    cmd.responseHandleNames.forEach((n, i) => (outHandles[n] = split.handleValues[i]!));
     let decoded: ResponseParams<C>;
     try {
       let responseParams = split.paramBytes;
@@ -365,45 +596,95 @@ export class Tpm {
       await this.#flushQuietly(createdHandles(split.handleValues));
       throw e;
     }
-    this.#afterSuccess(cmd, handleValues, params);
-    return { handles: outHandles as ResponseHandles<C>, params: decoded };
+    this.#afterSuccess(cmd, handleValues, params, split.handleValues);
+    return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
+  }
+
+  /**
+   * Sends one command of run(). A failure of the transport after the command
+   * may have left the client is a lost response (see #lost).
+   */
+  async #transmit(bytes: Uint8Array, options: SendOptions): Promise<Uint8Array> {
+    const signal = options.signal;
+    // Refused here rather than by the transport, so that it is known that nothing was sent.
+    if (signal !== undefined && signal.aborted) throw abortError(signal.reason);
+    try {
+      return await this.#send(bytes, options);
+    } catch (e) {
+      this.#lost(e, bytes);
+      throw e;
+    }
+  }
+
+  #send(bytes: Uint8Array, options: SendOptions): Promise<Uint8Array> {
+    const r = this.#retry;
+    // The Tpm sends one command at a time, so a retrying transport needs no queue of its own for it.
+    return r !== undefined ? r.sendSerialized(bytes, options) : this.transport.send(bytes, options);
+  }
+
+  /** A raw command through `channel`: sent in turn, with the same lost-response handling and handle tracking as run(). */
+  async #channelSend(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
+    if (this.#pending !== undefined) options = await this.#settle(options);
+    const code = command.length >= 10 ? getU32(command, 6) : 0;
+    const signal = options.signal;
+    if (signal !== undefined && signal.aborted) throw abortError(signal.reason);
+    let response: Uint8Array;
+    try {
+      response = await this.#send(command, options);
+    } catch (e) {
+      this.#lost(e, command);
+      throw e;
+    }
+    if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
+    return response;
   }
 
   /** Resolves and checks the authorization area before anything is sent. */
-  #plan(cmd: AnyCommand, handleArgs: readonly Handle[], given: readonly (Authorization | undefined)[]): Slot[] {
+  #plan(cmd: AnyCommand, handleArgs: readonly Handle[], given: readonly (Authorization | undefined)[]): readonly Slot[] {
     if (!Array.isArray(given)) throw invalid('options.sessions must be an array');
     const count = Math.max(cmd.authCount, given.length);
+    if (count === 0) return NO_SLOTS;
     if (count > 3) throw invalid(`${count} sessions; a command carries at most 3 (Part 1 §18.6)`);
-    const authHandles = cmd.handleNames.map((n, i) => ({ n, i })).filter(({ n }) => cmd.handles[n]!.auth !== null);
+    const authIdx = authIndices(cmd);
     const slots: Slot[] = [];
-    const seen = new Set<AuthSession>();
+    let seen: Set<AuthSession> | undefined;
     let decrypts = 0;
     let encrypts = 0;
     let audits = 0;
     for (let i = 0; i < count; i++) {
       const a = given[i];
-      const authorizes = i < authHandles.length;
-      const target = authorizes ? handleArgs[authHandles[i]!.i]! : undefined;
-      const use: SessionUse | undefined = a === undefined ? undefined : a instanceof PasswordSession || a instanceof AuthSession ? a.use() : a;
-      if (a !== undefined && (use === undefined || typeof use !== 'object' || !(use.session instanceof PasswordSession || use.session instanceof AuthSession))) {
+      const authorizes = i < authIdx.length;
+      const target = authorizes ? handleArgs[authIdx[i]!]! : undefined;
+      // A session or password given as itself means its default use (continueSession only), as `x.use()` would give.
+      let session: PasswordSession | AuthSession | undefined;
+      let at: Required<SessionUse['attributes']> | undefined;
+      if (a === undefined) {
+        session = undefined;
+      } else if (a instanceof PasswordSession) {
+        session = a;
+      } else if (a instanceof AuthSession) {
+        session = a;
+        at = DEFAULT_USE;
+      } else if (typeof a === 'object' && a !== null && (a.session instanceof PasswordSession || a.session instanceof AuthSession)) {
+        session = a.session;
+        at = a.attributes;
+      } else {
         throw invalid(`sessions[${i}] is not a password, a session or session.use(…)`, i);
       }
-      if (use === undefined || use.session instanceof PasswordSession) {
-        const at = use?.attributes;
+      if (session === undefined || session instanceof PasswordSession) {
         if (!authorizes) throw invalid(`sessions[${i}]: ${cmd.name} has ${cmd.authCount} authorization(s); an extra session must be an HMAC session that decrypts, encrypts or audits`, i);
         if (at && (at.decrypt || at.encrypt || at.audit || at.auditExclusive || at.auditReset)) {
           throw invalid(`sessions[${i}]: a password session cannot decrypt, encrypt or audit (Part 1 §19.8.4)`, i);
         }
         if (at && !at.continueSession) throw invalid(`sessions[${i}]: a password session always continues`, i);
-        const pw = use?.session as PasswordSession | undefined;
-        slots.push({ kind: 'password', index: i, authValue: pw?.authValue ?? authValueOf(target!) });
+        slots.push({ kind: 'password', index: i, authValue: session?.authValue ?? authValueOf(target!) });
         continue;
       }
-      const session = use.session;
-      const at = use.attributes;
+      at ??= DEFAULT_USE;
       const state = sessionState(session);
       if (state.owner !== this) throw invalid(`sessions[${i}]: session ${hex(session.handle)} belongs to another Tpm`, i);
       if (state.status !== 'open') throw new SessionError('session.closed', `sessions[${i}]: session ${hex(session.handle)} is ${state.status}`, { sessionIndex: i });
+      seen ??= new Set<AuthSession>();
       if (seen.has(session)) throw invalid(`sessions[${i}]: session ${hex(session.handle)} appears twice`, i);
       seen.add(session);
       if (session.type === 'trial') throw invalid(`sessions[${i}]: a trial session only computes a policy digest; it cannot authorize, encrypt or audit`, i);
@@ -422,7 +703,7 @@ export class Tpm {
         if (session.type !== 'hmac') throw invalid(`sessions[${i}]: only an HMAC session can audit`, i);
         if (++audits > 1) throw invalid(`sessions[${i}]: only one session may audit`, i);
       }
-      const entity = target === undefined ? undefined : { name: nameOf(target, `handle ${authHandles[i]!.n}`), authValue: authValueOf(target) };
+      const entity = target === undefined ? undefined : { name: nameOf(target, `handle ${cmd.handleNames[authIdx[i]!]!}`), authValue: authValueOf(target) };
       slots.push({ kind: 'session', index: i, session, state, attributes: at, entity, nonceCaller: EMPTY });
     }
     return slots;
@@ -491,33 +772,42 @@ export class Tpm {
     });
   }
 
+
   /**
    * After a response that cannot be trusted: the sessions' nonces are unknown,
    * so they are broken and flushed; anything the command created is flushed.
    */
-  async #abandon(sessionSlots: readonly Extract<Slot, { kind: 'session' }>[], cmd: AnyCommand, response: Uint8Array): Promise<void> {
-    const created = createdHandlesFromRaw(cmd, response);
-    for (const s of sessionSlots) this.#closed(s.session, 'broken');
-    await this.#flushQuietly([...created, ...sessionSlots.map((s) => s.session.handle)]);
+  async #abandon(sessionSlots: readonly SessionSlot[], cmd: AnyCommand, response: Uint8Array): Promise<void> {
+    const owed = this.#owed();
+    for (const s of sessionSlots) {
+      this.#closed(s.session, 'broken');
+      owed.flush.set(s.session.handle, s.session);
+    }
+    // Handles read from an unverified response: never one this Tpm already holds (a lying TPM must not get the caller's key flushed).
+    for (const h of createdHandlesFromRaw(cmd, response)) if (!this.#loaded.has(h) && !owed.flush.has(h)) owed.flush.set(h, undefined);
+    await this.#recover(undefined);
   }
 
+  /** Flushes handles best effort (errors swallowed; what the TPM cannot be reached for stays owed). */
   async #flushQuietly(handles: readonly number[]): Promise<void> {
-    for (const h of handles) {
-      try {
-        await this.#exec(FlushContext, {}, { flushHandle: h });
-      } catch {
-        // Best effort: the handle may already be gone, or the TPM unreachable.
-      }
-    }
+    if (handles.length === 0) return;
+    const owed = this.#owed();
+    for (const h of handles) if (!owed.flush.has(h)) owed.flush.set(h, undefined);
+    await this.#recover(undefined);
   }
 
   #closed(session: AuthSession, status: 'closed' | 'broken'): void {
     sessionState(session).status = status;
-    this.#sessions.delete(session.handle);
+    // The handle may already be another session's, once a broken session was flushed.
+    if (this.#sessions.get(session.handle) === session) {
+      this.#sessions.delete(session.handle);
+      this.#loaded.delete(session.handle);
+    }
   }
 
-  /** Session bookkeeping for commands that change a session's state outside the authorization area. */
-  #afterSuccess(cmd: AnyCommand, handleValues: Record<string, number>, params: unknown): void {
+  /** Bookkeeping after a successful command: sessions changed outside the authorization area, and loaded handles. */
+  #afterSuccess(cmd: AnyCommand, handleValues: Readonly<Record<string, number>>, params: unknown, created: readonly number[]): void {
+    this.#track(cmd.code, handleValues, params, created);
     if (cmd.code === FlushContext.code) {
       const h = (params as { flushHandle: number }).flushHandle;
       const s = this.#sessions.get(h);
@@ -532,6 +822,174 @@ export class Tpm {
     if (cmd.code === PolicyAuthValue.code) st.policyAuthValue = true;
     else if (cmd.code === PolicyPassword.code) st.policyPassword = true;
     else if (cmd.code === PolicyRestart.code) st.policyAuthValue = st.policyPassword = false;
+  }
+
+  /** Keeps #loaded in step with a successful command (see #loaded for the Part 3 sections). */
+  #track(code: number, handles: Readonly<Record<string, number>>, params: unknown, created: readonly number[]): void {
+    for (const h of created) if (isTransient(h) || isSessionHandle(h)) this.#loaded.add(h);
+    switch (code) {
+      case FlushContext.code:
+        this.#loaded.delete((params as { flushHandle: number }).flushHandle);
+        break;
+      case SequenceComplete.code:
+      case EventSequenceComplete.code:
+        this.#loaded.delete(handles['sequenceHandle']!);
+        break;
+      case ContextSave.code: {
+        // A saved session is no longer loaded; a saved object still is (Part 3 §28.2).
+        const h = handles['saveHandle']!;
+        if (isSessionHandle(h)) this.#loaded.delete(h);
+        break;
+      }
+      case Startup.code:
+        this.#loaded.clear();
+        break;
+      default:
+        // Objects of whole hierarchies went: look which of ours are left before the next command.
+        if (FLUSHES_HIERARCHY.has(code) && this.#flushUnknown) this.#owed().list = true;
+    }
+  }
+
+  /** #track for a raw command sent through `channel` (only for the commands #track cares about). */
+  #trackRaw(command: Uint8Array, response: Uint8Array): void {
+    let parsed: ParsedCommand;
+    try {
+      parsed = parseCommand(command);
+    } catch {
+      return; // not a command the core knows: nothing to learn from it
+    }
+    const n = parsed.command.responseHandleNames.length;
+    const created: number[] = [];
+    // The response handle area follows the 10-byte header (Part 1 §18.8).
+    for (let i = 0; i < n && response.length >= 14 + 4 * i; i++) created.push(getU32(response, 10 + 4 * i));
+    this.#track(parsed.command.code, parsed.handles as Record<string, number>, parsed.params, created);
+  }
+
+  #owed(): Recovery {
+    return (this.#pending ??= { flush: new Map(), list: false });
+  }
+
+  /**
+   * A lost response: the transport failed after `command` may have reached the
+   * TPM, which may then have run it. Every session the command used or named is
+   * broken (its nonceTPM may have rolled) and owed a flush, as is whatever the
+   * command flushes (it may still be there); a command that creates a handle
+   * (or flushes hierarchies) makes the Tpm look at what is loaded. The
+   * clean-up is queued behind this command, so it runs before any later one.
+   */
+  #lost(e: unknown, command: Uint8Array): void {
+    if (this.#closing) return;
+    if (e instanceof TransportError && NOT_SENT.has(e.code)) return;
+    const owed = this.#owed();
+    const broken = (s: AuthSession): void => {
+      this.#closed(s, 'broken');
+      owed.flush.set(s.handle, s);
+    };
+    let parsed: ParsedCommand | undefined;
+    try {
+      parsed = parseCommand(command);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined) {
+      owed.list = true; // a command the core cannot read (sent through channel): assume the worst
+    } else {
+      const handles = parsed.handles as Record<string, number>;
+      for (const h of Object.values(handles)) {
+        const s = this.#sessions.get(h);
+        if (s !== undefined) broken(s);
+      }
+      for (const a of parsed.sessions) {
+        const s = this.#sessions.get(a.sessionHandle);
+        if (s !== undefined) broken(s);
+      }
+      const code = parsed.command.code;
+      let gone: number | undefined;
+      if (code === FlushContext.code) gone = (parsed.params as { flushHandle: number }).flushHandle;
+      else if (code === SequenceComplete.code || code === EventSequenceComplete.code) gone = handles['sequenceHandle'];
+      if (gone !== undefined) {
+        const s = this.#sessions.get(gone);
+        if (s !== undefined) broken(s);
+        else {
+          this.#loaded.delete(gone);
+          if (!owed.flush.has(gone)) owed.flush.set(gone, undefined);
+        }
+      }
+      if (parsed.command.responseHandleNames.length > 0 || FLUSHES_HIERARCHY.has(code)) owed.list = true;
+    }
+    if (!this.#recoveryQueued) {
+      this.#recoveryQueued = true;
+      this.#serialize(async () => {
+        this.#recoveryQueued = false;
+        await this.#recover(undefined);
+      }).catch(() => undefined);
+    }
+  }
+
+  /** Does the clean-up owed before a command, within the caller's timeout (what it takes is taken off the command's). */
+  async #settle<O extends SendOptions>(options: O): Promise<O> {
+    const start = performance.now();
+    await this.#recover(options);
+    const t = options.timeoutMs;
+    return t === undefined || !Number.isFinite(t) ? options : { ...options, timeoutMs: Math.max(1, t - (performance.now() - start)) };
+  }
+
+  /**
+   * The clean-up owed, best effort, within recovery.timeoutMs (and the
+   * caller's timeout and signal): flush the handles owed; then, if asked and
+   * flushUnknown is on, list the transient objects and loaded sessions
+   * (TPM_CAP_HANDLES from TRANSIENT_FIRST and from LOADED_SESSION_FIRST,
+   * which lists HMAC and policy sessions), forget known handles that are gone,
+   * and flush the ones this Tpm does not know. Never throws: while the TPM
+   * cannot be reached the work stays owed for the next command; an answer
+   * that is not useful (a TPM error, a listing that does not parse) ends it.
+   */
+  async #recover(options: SendOptions | undefined): Promise<void> {
+    const owed = this.#pending;
+    if (owed === undefined || this.#closing) return;
+    const end = performance.now() + Math.min(this.#recoveryMs, options?.timeoutMs ?? Infinity);
+    const signal = options?.signal;
+    const step = (): SendOptions => ({ timeoutMs: Math.max(1, end - performance.now()), ...(signal !== undefined ? { signal } : {}) });
+    for (const [h, s] of [...owed.flush]) {
+      if (!(await this.#flushHandle(h, step()))) return;
+      owed.flush.delete(h);
+      if (s !== undefined) this.#gone.add(s);
+    }
+    if (owed.list && this.#flushUnknown) {
+      let listed: number[];
+      try {
+        listed = [
+          ...(await readCapability(this.transport, TPM_CAP.HANDLES, [HANDLE_RANGE.TRANSIENT[0]], step())),
+          ...(await readCapability(this.transport, TPM_CAP.HANDLES, [HANDLE_RANGE.HMAC_SESSION[0]], step())),
+        ];
+      } catch (e) {
+        if (e instanceof TransportError) return;
+        listed = [];
+      }
+      const present = new Set(listed);
+      for (const h of this.#loaded) if (!present.has(h)) this.#loaded.delete(h);
+      for (const h of listed) {
+        if (this.#loaded.has(h) || !(isTransient(h) || isSessionHandle(h))) continue;
+        if (!(await this.#flushHandle(h, step()))) return;
+      }
+    }
+    owed.list = false;
+    if (this.#pending === owed && owed.flush.size === 0) this.#pending = undefined;
+  }
+
+  /**
+   * FlushContext (Part 3 §28.4) outside run(), for the clean-up. True when the
+   * handle is gone: flushed, or the TPM answered with an error (it has no such
+   * handle any more; nothing better to try). False when the TPM could not be reached.
+   */
+  async #flushHandle(h: number, options: SendOptions): Promise<boolean> {
+    try {
+      await runCommand(this.transport, FlushContext, {}, { flushHandle: h }, options);
+    } catch (e) {
+      if (e instanceof TransportError) return false;
+    }
+    this.#loaded.delete(h);
+    return true;
   }
 
   /** Runs a command with no sessions, inside the serialized section. */
@@ -621,17 +1079,24 @@ export class Tpm {
     return session;
   }
 
+
   /**
    * Flushes a transient object or a session (FlushContext, Part 3 §28.4). A
-   * session already closed is not sent again; a session the TPM no longer has
-   * counts as flushed.
+   * session already closed, or broken and already flushed by the Tpm, is not
+   * sent again; a session the TPM no longer has counts as flushed.
    */
   flush(resource: Flushable): Promise<void> {
     return this.#serialize(async () => {
+      if (this.#pending !== undefined) await this.#recover(undefined);
       if (resource instanceof AuthSession) {
         const st = sessionState(resource);
         if (st.owner !== this) throw invalid(`session ${hex(resource.handle)} belongs to another Tpm`);
         if (st.status === 'closed') return;
+        if (this.#gone.has(resource)) {
+          // Flushed by the clean-up: its handle may belong to a newer session now.
+          st.status = 'closed';
+          return;
+        }
         try {
           await this.#exec(FlushContext, {}, { flushHandle: resource.handle });
         } catch (e) {
@@ -642,7 +1107,7 @@ export class Tpm {
         return;
       }
       const h = handleValue(resource, 'flush');
-      if (!(h >= HANDLE_RANGE.TRANSIENT[0] && h <= HANDLE_RANGE.TRANSIENT[1]) && !isSessionHandle(h)) {
+      if (!isTransient(h) && !isSessionHandle(h)) {
         throw invalid(`flush: ${hex(h)} is not a transient object or a session (persistent objects are removed with EvictControl)`);
       }
       await this.#exec(FlushContext, {}, { flushHandle: h });
@@ -710,6 +1175,7 @@ export class Tpm {
   }
 }
 
+
 function sendOptions(o: SendOptions): SendOptions {
   return {
     ...(o.locality !== undefined ? { locality: o.locality } : {}),
@@ -734,3 +1200,37 @@ function createdHandlesFromRaw(cmd: AnyCommand, response: Uint8Array): number[] 
   return createdHandles(values);
 }
 
+/** The default use of a session passed as itself: continueSession only (as `session.use()`). Shared, never changed. */
+const DEFAULT_USE: Required<SessionUse['attributes']> = Object.freeze({
+  continueSession: true,
+  decrypt: false,
+  encrypt: false,
+  audit: false,
+  auditExclusive: false,
+  auditReset: false,
+});
+
+const ignore = (): undefined => undefined;
+
+/** Response handles by name. */
+function responseHandles(cmd: AnyCommand, values: readonly number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const names = cmd.responseHandleNames;
+  for (let i = 0; i < names.length; i++) out[names[i]!] = values[i]!;
+  return out;
+}
+
+/** Commands whose success changes what is loaded: every command with a response handle, and those #track handles. */
+const TRACKED: ReadonlySet<number> = new Set([
+  ...ALL_COMMANDS.filter((c) => c.responseHandleNames.length > 0).map((c) => c.code),
+  FlushContext.code,
+  SequenceComplete.code,
+  EventSequenceComplete.code,
+  ContextSave.code,
+  Startup.code,
+  ...FLUSHES_HIERARCHY,
+]);
+
+function tracksHandles(code: number): boolean {
+  return TRACKED.has(code);
+}
