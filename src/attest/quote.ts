@@ -196,7 +196,12 @@ export function checkSignature(prefix: string, ak: PreparedAk, message: Uint8Arr
       throw e;
     }
   } else {
-    if (signature === null || typeof signature !== 'object') throw new EvidenceError('evidence.argument', 'signature: expected a TPMT_SIGNATURE or its bytes');
+    // A decoded signature from the caller: it must be one the schema can marshal, or reading it could go astray.
+    try {
+      encode(TPMT_SIGNATURE, signature);
+    } catch (e) {
+      throw new EvidenceError('evidence.argument', `signature: expected a TPMT_SIGNATURE or its bytes (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
     sig = signature;
   }
   const alg = sig.sigAlg;
@@ -373,6 +378,13 @@ function checkPcrValuesShape(values: PcrValues): void {
   }
 }
 
+function checkSelectionShape(sel: unknown): void {
+  const ok =
+    Array.isArray(sel) &&
+    sel.every((s: unknown) => typeof s === 'object' && s !== null && Number.isInteger((s as TPMS_PCR_SELECTION).hash) && (s as TPMS_PCR_SELECTION).pcrSelect instanceof Uint8Array);
+  if (!ok) throw new EvidenceError('evidence.argument', 'pcrSelection: expected TPMS_PCR_SELECTION[] ({ hash, pcrSelect: Uint8Array })');
+}
+
 function sameSelection(a: readonly TPMS_PCR_SELECTION[], b: readonly TPMS_PCR_SELECTION[]): boolean {
   if (a.length !== b.length) return false;
   for (let k = 0; k < a.length; k++) {
@@ -522,8 +534,8 @@ export function verifyQuote(evidence: QuoteEvidence, expectations: QuoteExpectat
     throw new EvidenceError('evidence.argument', 'expectations: a quote is checked against a challenge at a time `now`');
   }
   checkPcrValuesShape(evidence?.pcrValues);
+  if (evidence.pcrSelection !== undefined) checkSelectionShape(evidence.pcrSelection);
   const c = verifyCommon('quote', TPM_ST.ATTEST_QUOTE, evidence, expectations, { challenge: expectations.challenge, now: expectations.now });
-  if (evidence.pcrSelection !== undefined && !Array.isArray(evidence.pcrSelection)) throw new EvidenceError('evidence.argument', 'pcrSelection: expected an array');
   const { checks, attest } = c;
   if (attest === undefined) return verdict(checks);
   if (attest.type === TPM_ST.ATTEST_QUOTE) {

@@ -163,6 +163,8 @@ describe('a real quote from a Google Cloud Shielded VM vTPM', () => {
       ['AK object', () => verifyQuote(ok, { ...exp, ak: { type: 1 } as unknown as TPMT_PUBLIC })],
       ['policy with a prepared AK', () => verifyQuote(ok, { ...exp, ak: prepareAk(gcpAk), akPolicy: {} })],
       ['previous state', () => verifyQuote(ok, { ...exp, previous: { clock: 1, resetCount: 0, restartCount: 0, safe: true } as unknown as ClockState })],
+      ['signature object', () => verifyQuote({ ...ok, signature: { sigAlg: TPM_ALG.RSASSA } as never }, exp)],
+      ['pcrSelection', () => verifyQuote({ ...ok, pcrSelection: [{ hash: TPM_ALG.SHA1 }] as never }, exp)],
     ];
     for (const [what, fn] of bad) {
       const e = thrown(fn);
