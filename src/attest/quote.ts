@@ -168,7 +168,7 @@ const SIG_NAMES: Readonly<Record<number, string>> = {
 };
 const sigName = (alg: number): string => SIG_NAMES[alg] ?? `0x${alg.toString(16)}`;
 
-interface SignatureResult {
+export interface SignatureResult {
   readonly check: Check;
   /** The hash the signature says it used, when the signature decoded with a supported scheme. */
   readonly hashAlg?: number;
