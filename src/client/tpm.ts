@@ -49,10 +49,10 @@ import {
   decodeResponseParams,
   encodeParams,
   frameCommand,
-  parseCommand,
+  decodeParams,
+  splitCommand,
   splitResponse,
   type FrameCommandOptions,
-  type ParsedCommand,
   type SplitResponse,
 } from '../tpm/frame.js';
 import { handleName, objectName } from '../tpm/names.js';
@@ -852,17 +852,13 @@ export class Tpm {
 
   /** #track for a raw command sent through `channel` (only for the commands #track cares about). */
   #trackRaw(command: Uint8Array, response: Uint8Array): void {
-    let parsed: ParsedCommand;
-    try {
-      parsed = parseCommand(command);
-    } catch {
-      return; // not a command the core knows: nothing to learn from it
-    }
-    const n = parsed.command.responseHandleNames.length;
+    const c = readCommand(command);
+    if (c === undefined) return; // not a command the core can read: nothing to learn from it
+    const n = c.cmd.responseHandleNames.length;
     const created: number[] = [];
     // The response handle area follows the 10-byte header (Part 1 §18.8).
     for (let i = 0; i < n && response.length >= 14 + 4 * i; i++) created.push(getU32(response, 10 + 4 * i));
-    this.#track(parsed.command.code, parsed.handles as Record<string, number>, parsed.params, created);
+    this.#track(c.cmd.code, c.handles, c.flushHandle === undefined ? undefined : { flushHandle: c.flushHandle }, created);
   }
 
   #owed(): Recovery {
@@ -885,28 +881,20 @@ export class Tpm {
       this.#closed(s, 'broken');
       owed.flush.set(s.handle, s);
     };
-    let parsed: ParsedCommand | undefined;
-    try {
-      parsed = parseCommand(command);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined) {
+    const c = readCommand(command);
+    if (c === undefined) {
       owed.list = true; // a command the core cannot read (sent through channel): assume the worst
     } else {
-      const handles = parsed.handles as Record<string, number>;
-      for (const h of Object.values(handles)) {
+      for (const h of Object.values(c.handles)) {
         const s = this.#sessions.get(h);
         if (s !== undefined) broken(s);
       }
-      for (const a of parsed.sessions) {
-        const s = this.#sessions.get(a.sessionHandle);
+      for (const h of c.sessions) {
+        const s = this.#sessions.get(h);
         if (s !== undefined) broken(s);
       }
-      const code = parsed.command.code;
-      let gone: number | undefined;
-      if (code === FlushContext.code) gone = (parsed.params as { flushHandle: number }).flushHandle;
-      else if (code === SequenceComplete.code || code === EventSequenceComplete.code) gone = handles['sequenceHandle'];
+      const code = c.cmd.code;
+      const gone = code === SequenceComplete.code || code === EventSequenceComplete.code ? c.handles['sequenceHandle'] : c.flushHandle;
       if (gone !== undefined) {
         const s = this.#sessions.get(gone);
         if (s !== undefined) broken(s);
@@ -915,7 +903,7 @@ export class Tpm {
           if (!owed.flush.has(gone)) owed.flush.set(gone, undefined);
         }
       }
-      if (parsed.command.responseHandleNames.length > 0 || FLUSHES_HIERARCHY.has(code)) owed.list = true;
+      if (c.cmd.responseHandleNames.length > 0 || FLUSHES_HIERARCHY.has(code)) owed.list = true;
     }
     if (!this.#recoveryQueued) {
       this.#recoveryQueued = true;
@@ -1211,6 +1199,25 @@ const DEFAULT_USE: Required<SessionUse['attributes']> = Object.freeze({
 });
 
 const ignore = (): undefined => undefined;
+
+/**
+ * What the bookkeeping needs from a raw command: its handles by name, the
+ * sessions in its authorization area, and for FlushContext the handle it
+ * flushes. Only the frame is read, never the other parameters, which a
+ * decrypt session may have encrypted. Undefined when the core cannot read it.
+ */
+function readCommand(command: Uint8Array): { cmd: AnyCommand; handles: Record<string, number>; sessions: number[]; flushHandle: number | undefined } | undefined {
+  try {
+    const split = splitCommand(command);
+    const cmd = split.command;
+    const handles: Record<string, number> = {};
+    cmd.handleNames.forEach((n, i) => (handles[n] = split.handleValues[i]!));
+    const flushHandle = cmd.code === FlushContext.code ? decodeParams(FlushContext, split.paramBytes).flushHandle : undefined;
+    return { cmd, handles, sessions: split.sessions.map((a) => a.sessionHandle), flushHandle };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Response handles by name. */
 function responseHandles(cmd: AnyCommand, values: readonly number[]): Record<string, number> {

@@ -147,6 +147,7 @@ interface Fixture {
   lossy: Lossy;
   tpm: Tpm;
   srk: Entity;
+  srkPublic: TPMT_PUBLIC;
   signKey: Entity;
   signPublic: TPMT_PUBLIC;
   blob: { inPrivate: TPM2B_PRIVATE; inPublic: TPMT_PUBLIC };
@@ -183,7 +184,7 @@ async function setUp(): Promise<Fixture> {
   await tpm.run(NV_DefineSpace, { authHandle: TPM_RH.OWNER }, { auth: nvAuth, publicInfo: nvPublic });
   await tpm.run(NV_Write, { authHandle: { handle: NV_INDEX, name: EMPTY, authValue: nvAuth }, nvIndex: NV_INDEX }, { data: new Uint8Array(16), offset: 0 });
   const nv: Entity = { handle: NV_INDEX, name: nvName({ ...nvPublic, attributes: { ...nvPublic.attributes, WRITTEN: true } }), authValue: nvAuth };
-  return { sw, lossy, tpm, srk, signKey, signPublic: c.params.outPublic, blob, nv };
+  return { sw, lossy, tpm, srk, srkPublic: p.params.outPublic, signKey, signPublic: c.params.outPublic, blob, nv };
 }
 
 /** Transient objects, loaded sessions and saved sessions on swtpm, each listing unfiltered. */
@@ -350,6 +351,23 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
     expect(after.slice(0, -1)).toEqual([FlushContext.code, GetCapability.code, GetCapability.code, FlushContext.code]);
     expect(f.lossy.flushedSince(from)).toContain(s.handle);
     expect(await loaded(f.tpm)).toEqual(NOTHING);
+  });
+
+  it('a lost command whose first parameter a session encrypted: the session is broken all the same, the object flushed', async () => {
+    const s = await f.tpm.startAuthSession({ salt: { key: f.srk, public: f.srkPublic } });
+    const from = f.lossy.sent.length;
+    f.lossy.armed = { cc: CreatePrimary.code, loss: 'closed after the TPM ran it' };
+    const inSensitive = { userAuth: new Uint8Array(randomBytes(16)), data: EMPTY };
+    const e = await rejection(
+      f.tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive, inPublic: eccSrkTemplate(), ...NO_CREATION }, { sessions: [s.use({ decrypt: true })] }),
+    );
+    expect(e).toBeInstanceOf(TransportError);
+    // The secret went encrypted (the parameter no longer parses as a TPMS_SENSITIVE_CREATE), yet the session is known to be used.
+    expect(Buffer.from(f.lossy.sent[from]!).indexOf(Buffer.from(inSensitive.userAuth))).toBe(-1);
+    expect(s.status).toBe('broken');
+    expect(await loaded(f.tpm)).toEqual(NOTHING);
+    expect(f.lossy.flushedSince(from)).toContain(s.handle);
+    expect(f.lossy.flushedSince(from).filter(isTransient)).toHaveLength(1);
   });
 
   it('a raw Load through tpm.channel whose answer is lost is cleaned up as well', async () => {
