@@ -107,6 +107,9 @@ interface SignatureOutcome {
   readonly quirk?: boolean;
 }
 
+/** Bytes of a scalar per curve, for the P1363 form of a lenient ECDSA signature. */
+const CURVE_BYTES: Readonly<Record<string, number>> = { prime192v1: 24, secp224r1: 28, prime256v1: 32, secp384r1: 48, secp521r1: 66 };
+
 /** Issuer keys by certificate: roots and intermediates verify many certificates, and importing a key costs more than a verification. */
 const KEYS = new WeakMap<ParsedCertificate, KeyObject | null>();
 
@@ -168,9 +171,8 @@ export function verifyCertificateSignature(cert: ParsedCertificate, issuer: Pars
       if (!ok) {
         // A CA that wrote r or s with redundant octets or BER lengths: the values are what count.
         const parts = ecdsaSignatureParts(sig);
-        const bits = key.asymmetricKeyDetails?.namedCurve === 'secp521r1' ? 521 : key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 384 : 256;
-        const size = Math.ceil(bits / 8);
-        if (parts !== undefined && parts.r.length <= size && parts.s.length <= size) {
+        const size = CURVE_BYTES[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? 0;
+        if (parts !== undefined && size > 0 && parts.r.length <= size && parts.s.length <= size) {
           const p1363 = new Uint8Array(2 * size);
           p1363.set(parts.r, size - parts.r.length);
           p1363.set(parts.s, 2 * size - parts.s.length);
@@ -303,6 +305,7 @@ export function verifyEkChain(leaf: ParsedCertificate, options: ChainOptions): C
       const caBelow = path.slice(1).filter((c) => !c.selfIssued).length;
       const linkChecks = [
         pass('ekcert.chain.signature', 'signature.valid', sig.detail),
+        ...(sig.quirk ? [warn('ekcert.chain.encoding', 'signature.not-der', `${sig.detail}: ECDSA-Sig-Value not in DER`)] : []),
         ...(sig.weakHash ? [warn('ekcert.chain.algorithm', 'hash.sha1', `${sig.detail}: SHA-1 signatures are weak`)] : []),
         ...issuerChecks(ca, anchor, caBelow, at),
       ];

@@ -481,30 +481,39 @@ function scanEncoding(bytes: Uint8Array, t: Tlv, depth: number, q: QuirkSink): v
 // ---------------------------------------------------------------------------
 // PEM
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
-
 /** Text when `input` is a string or bytes that look like PEM; undefined for binary. */
 function asPemText(input: Uint8Array | string): string | undefined {
   if (typeof input === 'string') return input;
-  // Binary DER starts with 0x30; PEM starts with text (possibly after whitespace or explanatory lines).
+  // DER starts with a SEQUENCE (0x30); PEM with text, possibly explanatory lines before the armour.
+  if (input.length === 0 || input[0] === 0x30) return undefined;
   const head = Buffer.from(input.buffer, input.byteOffset, Math.min(input.byteLength, 4096)).toString('latin1');
   return head.includes('-----BEGIN ') ? Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('latin1') : undefined;
 }
 
+const CERTIFICATE_LABELS: ReadonlySet<string> = new Set(['CERTIFICATE', 'X509 CERTIFICATE', 'TRUSTED CERTIFICATE']);
+
+/**
+ * The CERTIFICATE blocks of PEM text (RFC 7468 §2, §5), other labels skipped.
+ * One pass with indexOf, so text with many BEGIN lines costs linear time.
+ */
 function pemCertificates(text: string): Uint8Array[] {
   if (text.length > MAX_BUNDLE_CHARS) throw certError(`PEM text of ${text.length} characters is too large`, 0);
   const out: Uint8Array[] = [];
-  PEM_BLOCK.lastIndex = 0;
-  for (let m = PEM_BLOCK.exec(text); m !== null; m = PEM_BLOCK.exec(text)) {
-    const label = m[1]!;
-    if (label !== 'CERTIFICATE' && label !== 'X509 CERTIFICATE' && label !== 'TRUSTED CERTIFICATE') continue;
+  for (let p = text.indexOf('-----BEGIN '); p >= 0; p = text.indexOf('-----BEGIN ', p)) {
+    const labelEnd = text.indexOf('-----', p + 11);
+    if (labelEnd < 0 || labelEnd - (p + 11) > 64) throw certError('PEM BEGIN line without its closing dashes', p);
+    const label = text.slice(p + 11, labelEnd);
+    const endLine = `-----END ${label}-----`;
+    const end = text.indexOf(endLine, labelEnd + 5);
+    if (end < 0) throw certError(`PEM block "${label.slice(0, 32)}" has no END line`, p);
+    const body = text.slice(labelEnd + 5, end);
+    p = end + endLine.length;
+    if (!CERTIFICATE_LABELS.has(label)) continue;
     // RFC 7468 §3: base64 with optional whitespace; anything else (headers, stray characters) is refused.
-    const body = m[2]!.replace(/\s+/g, '');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) {
-      throw certError(`PEM block ${out.length + 1} is not base64`, m.index);
-    }
-    out.push(new Uint8Array(Buffer.from(body, 'base64')));
-    if (out.length > MAX_BUNDLE_CERTIFICATES) throw certError(`more than ${MAX_BUNDLE_CERTIFICATES} certificates`, m.index);
+    const b64 = body.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) throw certError(`PEM block ${out.length + 1} is not base64`, labelEnd + 5);
+    out.push(new Uint8Array(Buffer.from(b64, 'base64')));
+    if (out.length > MAX_BUNDLE_CERTIFICATES) throw certError(`more than ${MAX_BUNDLE_CERTIFICATES} certificates`, p);
   }
   return out;
 }
@@ -682,10 +691,12 @@ function parseTime(bytes: Uint8Array, t: Tlv, q: QuirkSink, what: string): Date 
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     throw certError(`${what}: "${s}" is not a valid date`, t.start);
   }
-  const ms = Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59)) - offsetMinutes * 60_000;
-  const d = new Date(ms);
-  if (d.getUTCDate() !== day && offsetMinutes === 0) throw certError(`${what}: "${s}" is not a valid date`, t.start);
-  return d;
+  // setUTCFullYear, not Date.UTC: the latter maps years 0–99 to 1900–1999.
+  const local = new Date(0);
+  local.setUTCFullYear(year, month - 1, day);
+  local.setUTCHours(hour, minute, Math.min(second, 59), 0);
+  if (local.getUTCDate() !== day) throw certError(`${what}: "${s}" is not a valid date`, t.start);
+  return new Date(local.getTime() - offsetMinutes * 60_000);
 }
 
 /** A Name decoded with @peculiar/asn1-x509; its bytes stay as encoded. */

@@ -165,6 +165,8 @@ export interface CertSpec {
   readonly mutateTbs?: (tbs: Uint8Array) => Uint8Array;
   /** Override the SPKI (e.g. an RSAES-OAEP one). */
   readonly spki?: Uint8Array;
+  /** Rewrite the signature value after signing (e.g. a non-DER ECDSA-Sig-Value). */
+  readonly mutateSignature?: (signature: Uint8Array) => Uint8Array;
 }
 
 function signatureAlgorithm(signer: KeyObject, choice: SignatureChoice): { alg: Uint8Array; hash: string; pss: boolean } {
@@ -204,7 +206,8 @@ export function makeCert(spec: CertSpec): Uint8Array {
   );
   if (spec.mutateTbs) tbs = spec.mutateTbs(tbs);
   const signature = sign(sa.hash, tbs, sa.pss ? { key: spec.signer, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 } : spec.signer);
-  return seq(tbs, spec.outerAlgorithm ?? sa.alg, bits(new Uint8Array(signature)));
+  const value = spec.mutateSignature ? spec.mutateSignature(new Uint8Array(signature)) : new Uint8Array(signature);
+  return seq(tbs, spec.outerAlgorithm ?? sa.alg, bits(value));
 }
 
 export interface Pair {
@@ -229,7 +232,7 @@ export interface HierarchyOptions {
   readonly now: Date;
   readonly rootName?: string;
   readonly intermediate?: Partial<Pick<CertSpec, 'notBefore' | 'notAfter' | 'extensions' | 'signature'>>;
-  readonly leaf?: Partial<Pick<CertSpec, 'notBefore' | 'notAfter' | 'extensions' | 'signature' | 'mutateTbs' | 'outerAlgorithm' | 'spki'>>;
+  readonly leaf?: Partial<Pick<CertSpec, 'notBefore' | 'notAfter' | 'extensions' | 'signature' | 'mutateTbs' | 'outerAlgorithm' | 'spki' | 'mutateSignature'>>;
   readonly leafKey?: Pair;
   readonly keys?: { readonly root?: Pair; readonly intermediate?: Pair };
 }
@@ -278,6 +281,7 @@ export function hierarchy(o: HierarchyOptions): Hierarchy {
     ...(o.leaf?.mutateTbs !== undefined ? { mutateTbs: o.leaf.mutateTbs } : {}),
     ...(o.leaf?.outerAlgorithm !== undefined ? { outerAlgorithm: o.leaf.outerAlgorithm } : {}),
     ...(o.leaf?.spki !== undefined ? { spki: o.leaf.spki } : {}),
+    ...(o.leaf?.mutateSignature !== undefined ? { mutateSignature: o.leaf.mutateSignature } : {}),
   });
   return { root, intermediate, leaf, keys };
 }

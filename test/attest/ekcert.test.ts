@@ -213,6 +213,10 @@ describe('real EK certificates (fixtures from published test data)', () => {
     expect((two as EvidenceError).code).toBe('evidence.certificate');
     const badPem = thrown(() => parseCertificate(pem(npct75x).replace('MII', 'M!I')));
     expect(badPem).toMatchObject({ code: 'evidence.certificate' });
+    // Many BEGIN lines without an END cost one pass, not one pass each.
+    const started = performance.now();
+    expect(thrown(() => parseCertificates('-----BEGIN CERTIFICATE-----\n'.repeat(200_000)))).toMatchObject({ code: 'evidence.certificate', offset: 0 });
+    expect(performance.now() - started).toBeLessThan(2_000);
     // A PEM block with padding inside is no certificate: trailing bytes are only tolerated in raw NV data.
     expect(thrown(() => parseCertificate(pem(padded)))).toMatchObject({ code: 'evidence.certificate', offset: npct75x.length });
   });
@@ -370,6 +374,24 @@ describe('chains of a generated CA hierarchy', () => {
     const leaf = makeCert({ subject: seq(), issuer: sortedIssuer, key: keys.leaf.publicKey, signer: keys.intermediate.privateKey, issuerKey: keys.intermediate.publicKey, ...window, extensions: leafExts });
     expect(parseCertificate(ca).quirks.map((q) => q.code)).toContain('der.set-order');
     expect(verifyEkCertificate({ certificate: leaf, roots: bundle(ca), at: now }).chain?.status).toBe('verified');
+  });
+
+  it('an ECDSA signature value that is not DER (r with a redundant zero octet) is tolerated by value, with a warning', () => {
+    const padR = (sig: Uint8Array): Uint8Array => {
+      // 30 L 02 rl r… 02 sl s…: r gets one more leading 0x00 (BER, not DER: X.690 §8.3.2).
+      expect(sig[0]).toBe(0x30);
+      const rl = sig[3]!;
+      const r = sig.subarray(4, 4 + rl);
+      const rest = sig.subarray(4 + rl);
+      return seq(Uint8Array.of(0x02, rl + 1, 0x00, ...r), rest);
+    };
+    const h = hierarchy({ now, keys, leafKey: keys.leaf, leaf: { mutateSignature: padR } });
+    const v = verify(h);
+    expect(v.chain?.status).toBe('verified');
+    expect(outcome(v, 'ekcert.chain.encoding')).toBe('warn:signature.not-der');
+    // The same padding around a wrong value still fails.
+    const wrong = hierarchy({ now, keys, leafKey: keys.leaf, leaf: { mutateSignature: (sig) => padR(flip(sig, sig.length - 1)) } });
+    expect(verify(wrong).chain).toMatchObject({ status: 'invalid', reason: 'signature.invalid' });
   });
 
   it('same-named CAs: key identifiers pick the right one; without them the wrong one fails and the right one verifies', () => {
