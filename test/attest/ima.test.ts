@@ -528,13 +528,11 @@ describe('allowlist and denylist findings', () => {
 
 describe('fuzzing (fixed seed)', () => {
   it('20,000 random, built and mutated real lists: only typed errors, binary lists re-encode exactly', () => {
-    const started = performance.now();
     const stats = fuzzIma(20261129, 20_000);
     expect(stats.untyped).toEqual([]);
     expect(stats.inputs).toBeGreaterThanOrEqual(20_000);
     // The fuzzer reaches past the header: many inputs parse, many fail deep inside.
     expect(stats.parsed).toBeGreaterThan(1000);
     expect(stats.codes.get('evidence.ima') ?? 0).toBeGreaterThan(1000);
-    expect(performance.now() - started).toBeLessThan(30_000);
   });
 });
