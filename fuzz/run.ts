@@ -1,9 +1,18 @@
 /**
- * Long fuzz run (`npm run fuzz`): ≥ 10 million inputs through the command and
- * response parsers with a random seed that it prints, so a failure can be
- * replayed with `npm run fuzz -- --seed N`. Exits non-zero on any untyped error.
+ * Long fuzz run (`npm run fuzz`): every parser of outside input, with a random
+ * seed that it prints so a failure can be replayed with
+ * `npm run fuzz -- --seed N [--only NAME] [--scale F]`:
+ *  - tpm: ≥ 10 million TPM commands and responses (issue 3);
+ *  - attest-*: ≥ 1 million inputs each for TPMS_ATTEST/quotes, EK certificates,
+ *    event logs and IMA lists (issue 5), and the policy parser when present.
+ * Exits non-zero on any untyped exception (or an accepted mutant quote).
  */
 import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fuzzAttest } from './attest-attest.js';
+import { fuzzEkCert } from './attest-ekcert.js';
+import { fuzzEventLog } from './attest-eventlog.js';
+import { fuzzIma } from './attest-ima.js';
 import { fuzzParsers } from './parsers.js';
 
 function arg(name: string): string | undefined {
@@ -11,22 +20,56 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const seed = Number(arg('seed') ?? randomInt(0, 2 ** 31));
-const total = Number(arg('iterations') ?? 10_000_000);
-const chunk = 500_000;
-console.log(`fuzz: seed ${seed}, ${total} inputs (replay: npm run fuzz -- --seed ${seed} --iterations ${total})`);
-
-const started = Date.now();
-let done = 0;
-let failures = 0;
-for (let round = 0; done < total; round++) {
-  const n = Math.min(chunk, total - done);
-  const stats = fuzzParsers({ seed: seed + round, iterations: n });
-  done += stats.inputs;
-  failures += stats.untypedCount;
-  for (const u of stats.untyped) console.log(`UNTYPED (seed ${seed + round}): ${u.input}\n${u.error}`);
-  const rate = Math.round(done / ((Date.now() - started) / 1000));
-  console.log(`  ${done} inputs, ${stats.parsed} parsed in last chunk, ${rate}/s, codes: ${[...stats.codes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
+interface Stats {
+  inputs: number;
+  untypedCount: number;
+  untyped: readonly { input: string; error: string }[];
+  codes: Map<string, number>;
+  acceptedMutants?: number;
 }
-console.log(failures === 0 ? `fuzz: ${done} inputs, 0 untyped exceptions` : `fuzz: ${failures} untyped exception(s)`);
+
+interface Target {
+  readonly name: string;
+  readonly inputs: number;
+  /** Runs one chunk; chunks keep memory flat and print progress. */
+  readonly run: (seed: number, n: number) => Stats | Promise<Stats>;
+  readonly chunk: number;
+}
+
+const targets: Target[] = [
+  { name: 'tpm', inputs: 10_000_000, chunk: 500_000, run: (seed, n) => fuzzParsers({ seed, iterations: n }) },
+  { name: 'attest-quote', inputs: 1_000_000, chunk: 100_000, run: fuzzAttest },
+  { name: 'attest-ekcert', inputs: 1_000_000, chunk: 100_000, run: fuzzEkCert },
+  { name: 'attest-eventlog', inputs: 1_000_000, chunk: 100_000, run: (seed, n) => fuzzEventLog(seed, n) },
+  { name: 'attest-ima', inputs: 1_000_000, chunk: 100_000, run: fuzzIma },
+];
+// The policy parser's fuzzer joins when it exists (issue 5 point 5).
+if (existsSync(new URL('./attest-policy.ts', import.meta.url))) {
+  const mod = (await import(new URL('./attest-policy.ts', import.meta.url).href)) as { fuzzPolicy?: (seed: number, n: number) => Stats };
+  if (mod.fuzzPolicy) targets.push({ name: 'attest-policy', inputs: 1_000_000, chunk: 100_000, run: mod.fuzzPolicy });
+}
+
+const seed = Number(arg('seed') ?? randomInt(0, 2 ** 31));
+const only = arg('only');
+const scale = Number(arg('scale') ?? 1);
+const chosen = targets.filter((t) => only === undefined || t.name === only);
+console.log(`fuzz: seed ${seed} (replay: npm run fuzz -- --seed ${seed}${only ? ` --only ${only}` : ''}${scale !== 1 ? ` --scale ${scale}` : ''})`);
+
+let failures = 0;
+for (const t of chosen) {
+  const total = Math.max(1, Math.round(t.inputs * scale));
+  const started = Date.now();
+  let done = 0;
+  for (let round = 0; done < total; round++) {
+    const stats = await t.run(seed + round, Math.min(t.chunk, total - done));
+    if (stats.inputs === 0) break;
+    done += stats.inputs;
+    failures += stats.untypedCount + (stats.acceptedMutants ?? 0);
+    for (const u of stats.untyped) console.log(`UNTYPED in ${t.name} (seed ${seed + round}): ${u.input.slice(0, 400)}\n${u.error}`);
+    if (stats.acceptedMutants) console.log(`ACCEPTED MUTANT QUOTE in ${t.name} (seed ${seed + round}): ${stats.acceptedMutants}`);
+  }
+  const secs = (Date.now() - started) / 1000;
+  console.log(`  ${t.name.padEnd(16)} ${done.toLocaleString('en-US').padStart(12)} inputs in ${secs.toFixed(0)} s (${Math.round(done / secs).toLocaleString('en-US')}/s)`);
+}
+console.log(failures === 0 ? 'fuzz: 0 untyped exceptions' : `fuzz: ${failures} failure(s)`);
 process.exit(failures === 0 ? 0 : 1);
