@@ -1332,7 +1332,9 @@ function crossCheckDescription(cert: ParsedCertificate, d: TpmDescription | unde
   if (tpm?.versionId === undefined) {
     out.push(notPerformed('ekcert.version', 'version.not-in-certificate', 'the certificate names no tpmVersion in id: form'));
   } else {
-    // By convention tpmVersion is FIRMWARE_VERSION_1 at manufacturing; a firmware update raises it legitimately.
+    // tpmVersion is the firmware at manufacturing, compared with FIRMWARE_VERSION_1: Nuvoton writes that word as is
+    // (id:00070002), Infineon a shorter major/minor form (id:053f for 5.63), so only a lower value counts as odd;
+    // a firmware update raises it legitimately.
     const current = Number(d.firmwareVersion >> 32n) >>> 0;
     const certified = tpm.versionId;
     const show = (v: number): string => `0x${v.toString(16).padStart(8, '0')}`;
