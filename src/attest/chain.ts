@@ -99,7 +99,8 @@ export interface ChainResult {
 // ---------------------------------------------------------------------------
 // Signatures
 
-interface SignatureOutcome {
+/** The result of one signature check: `reason` is `signature.valid` or why not. */
+export interface SignatureOutcome {
   readonly ok: boolean;
   readonly reason: string;
   readonly detail: string;
