@@ -117,6 +117,7 @@ export {
   type ChainOptions,
   type ChainResult,
   type ChainStatus,
+  type SignatureOutcome,
   type EkCertificateInput,
   type EkCertificateVerification,
   type TrustBundle,
