@@ -317,6 +317,11 @@ export class Tpm {
    */
   readonly channel: Transport;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Jobs queued or running in #serialize. */
+  #busy = 0;
+  readonly #done = (): void => {
+    this.#busy--;
+  };
   /** Sessions this Tpm started and that are not known to be closed. */
   readonly #sessions = new Map<number, AuthSession>();
   /** `transport` when it retries: the Tpm's own commands take its path for serialized callers. */
@@ -387,8 +392,19 @@ export class Tpm {
   }
 
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(ignore);
+    let next: Promise<T>;
+    if (this.#busy === 0) {
+      // Nothing queued or running: start now rather than a microtask later.
+      try {
+        next = fn();
+      } catch (e) {
+        next = Promise.reject(e);
+      }
+    } else {
+      next = this.#queue.then(fn, fn);
+    }
+    this.#busy++;
+    this.#queue = next.then(this.#done, this.#done);
     return next;
   }
 
@@ -442,7 +458,14 @@ export class Tpm {
       frame = { sessions: auths };
     }
     const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, encodeParams(cmd, params), frame);
-    const response = await this.#transmit(bytes, options);
+    notAborted(options);
+    let response: Uint8Array;
+    try {
+      response = await this.#send(bytes, options);
+    } catch (e) {
+      this.#lost(e, bytes);
+      throw e;
+    }
 
     let split: SplitResponse;
     try {
@@ -536,7 +559,14 @@ export class Tpm {
     });
 
     const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, paramBytes, { sessions: auths });
-    const response = await this.#transmit(bytes, options);
+    notAborted(options);
+    let response: Uint8Array;
+    try {
+      response = await this.#send(bytes, options);
+    } catch (e) {
+      this.#lost(e, bytes);
+      throw e;
+    }
 
     let split: SplitResponse;
     try {
@@ -601,21 +631,9 @@ export class Tpm {
   }
 
   /**
-   * Sends one command of run(). A failure of the transport after the command
-   * may have left the client is a lost response (see #lost).
+   * Sends one command. A failure of the transport after the command may have
+   * left the client is a lost response: callers hand it to #lost.
    */
-  async #transmit(bytes: Uint8Array, options: SendOptions): Promise<Uint8Array> {
-    const signal = options.signal;
-    // Refused here rather than by the transport, so that it is known that nothing was sent.
-    if (signal !== undefined && signal.aborted) throw abortError(signal.reason);
-    try {
-      return await this.#send(bytes, options);
-    } catch (e) {
-      this.#lost(e, bytes);
-      throw e;
-    }
-  }
-
   #send(bytes: Uint8Array, options: SendOptions): Promise<Uint8Array> {
     const r = this.#retry;
     // The Tpm sends one command at a time, so a retrying transport needs no queue of its own for it.
@@ -626,8 +644,7 @@ export class Tpm {
   async #channelSend(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
     if (this.#pending !== undefined) options = await this.#settle(options);
     const code = command.length >= 10 ? getU32(command, 6) : 0;
-    const signal = options.signal;
-    if (signal !== undefined && signal.aborted) throw abortError(signal.reason);
+    notAborted(options);
     let response: Uint8Array;
     try {
       response = await this.#send(command, options);
@@ -1198,8 +1215,6 @@ const DEFAULT_USE: Required<SessionUse['attributes']> = Object.freeze({
   auditReset: false,
 });
 
-const ignore = (): undefined => undefined;
-
 /**
  * What the bookkeeping needs from a raw command: its handles by name, the
  * sessions in its authorization area, and for FlushContext the handle it
@@ -1217,6 +1232,12 @@ function readCommand(command: Uint8Array): { cmd: AnyCommand; handles: Record<st
   } catch {
     return undefined;
   }
+}
+
+/** Refuses a command whose caller has given up already: here rather than in the transport, so it is known that nothing was sent. */
+function notAborted(options: SendOptions): void {
+  const signal = options.signal;
+  if (signal !== undefined && signal.aborted) throw abortError(signal.reason);
 }
 
 /** Response handles by name. */
