@@ -416,15 +416,9 @@ function manufacturerText(cert: ParsedCertificate): string {
 }
 
 function versionText(cert: ParsedCertificate): string {
-  const t = cert.tpm;
-  if (t?.version === undefined) return '(not in the certificate)';
-  const digits = /^id:([0-9A-Fa-f]+)$/.exec(t.version.trim())?.[1]?.length;
-  if (t.versionId === undefined || digits === undefined) return t.version;
-  // Vendors write FIRMWARE_VERSION_1 as is, major.minor in 16-bit halves (Nuvoton id:00070002 = 7.2), or a
-  // shorter form with a byte each (Infineon id:053f = 5.63); see ekcert.ts crossCheckDescription.
-  if (digits === 8) return `${t.version} (${t.versionId >>> 16}.${t.versionId & 0xffff})`;
-  if (digits <= 4) return `${t.version} (${(t.versionId >>> 8) & 0xff}.${t.versionId & 0xff})`;
-  return t.version;
+  // As written: vendors encode it differently (Nuvoton id:00070002, Infineon id:053f, swtpm a date, id:20191023),
+  // so no reading of it as major.minor would be right for all of them.
+  return cert.tpm?.version ?? '(not in the certificate)';
 }
 
 function chainText(chain: ChainResult | undefined): string {
