@@ -893,6 +893,7 @@ export class Tpm {
   #lost(e: unknown, command: Uint8Array): void {
     if (this.#closing) return;
     if (e instanceof TransportError && NOT_SENT.has(e.code)) return;
+    const before = this.#pending;
     const owed = this.#owed();
     const broken = (s: AuthSession): void => {
       this.#closed(s, 'broken');
@@ -900,7 +901,7 @@ export class Tpm {
     };
     const c = readCommand(command);
     if (c === undefined) {
-      owed.list = true; // a command the core cannot read (sent through channel): assume the worst
+      owed.list = this.#flushUnknown; // a command the core cannot read (sent through channel): assume the worst
     } else {
       for (const h of Object.values(c.handles)) {
         const s = this.#sessions.get(h);
@@ -920,7 +921,12 @@ export class Tpm {
           if (!owed.flush.has(gone)) owed.flush.set(gone, undefined);
         }
       }
-      if (c.cmd.responseHandleNames.length > 0 || FLUSHES_HIERARCHY.has(code)) owed.list = true;
+      if (c.cmd.responseHandleNames.length > 0 || FLUSHES_HIERARCHY.has(code)) owed.list = this.#flushUnknown;
+    }
+    if (owed.flush.size === 0 && !owed.list) {
+      // Nothing this command can have left behind (a lost GetRandom, say).
+      if (before === undefined) this.#pending = undefined;
+      return;
     }
     if (!this.#recoveryQueued) {
       this.#recoveryQueued = true;

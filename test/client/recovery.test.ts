@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthSession, Tpm, type Entity } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
+  Clear,
   Create,
   CreatePrimary,
   EvictControl,
@@ -433,5 +434,19 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
       expect(f.lossy.sent.slice(from).map(codeOf)).toEqual([Load.code, Sign.code, FlushContext.code]);
     });
     expect(await loaded(f.tpm)).toEqual(NOTHING);
+  });
+
+  // Last: Clear removes the fixture's persistent keys and NV index.
+  it('after Clear flushed the objects it knew, the Tpm looks again, so a new object on a freed handle is not taken for a known one', async () => {
+    const primary = () => f.tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+    const known = (await primary()).handles.objectHandle;
+    await f.tpm.run(Clear, { authHandle: TPM_RH.LOCKOUT }, {}); // flushes the storage hierarchy's transient objects (Part 3 §24.6)
+    expect((await loaded(f.tpm)).objects).toEqual([]);
+    const from = f.lossy.sent.length;
+    f.lossy.armed = { cc: CreatePrimary.code, loss: 'closed after the TPM ran it' };
+    expect(await rejection(primary())).toBeInstanceOf(TransportError);
+    expect(await loaded(f.tpm)).toEqual(NOTHING);
+    // swtpm gave the lost object the freed handle, and the clean-up flushed it.
+    expect(f.lossy.flushedSince(from)).toEqual([known]);
   });
 });
