@@ -2,7 +2,8 @@
  * `trustroot attest …`: the attestation library (src/attest) for people who
  * hold evidence files today, most of them written by tpm2-tools.
  *
- *   verify-quote --ak AK --quote MSG --sig SIG --pcrs PCRS --nonce HEX [--ek EKPUB] [--previous CLOCKINFO] [--policy FILE] [--json]
+ *   verify-quote --ak AK --quote MSG --sig SIG --pcrs PCRS --nonce HEX [--ek EKPUB] [--previous CLOCKINFO] [--policy FILE]
+ *                [--eventlog FILE] [--ima FILE] [--json]
  *   ek-cert FILE [--roots DIR] [--intermediates DIR] [--at TIME] [--json]
  *   eventlog FILE [--json]
  *   ima FILE [--banks LIST] [--template-hash ALG] [--json]
@@ -22,17 +23,18 @@ import type { Command } from 'commander';
 import { akQualifiedName } from '../attest/ak.js';
 import { trustBundle, verifyEkCertificate, type ChainResult, type TrustBundle } from '../attest/chain.js';
 import { classifyTpm, type TpmClassification } from '../attest/classify.js';
-import { clockStateToJson, type ClockPolicy } from '../attest/clock.js';
+import { clockStateToJson } from '../attest/clock.js';
 import { parseCertificate, parseCertificates, type CertificatePublicKey, type ParsedCertificate } from '../attest/ekcert.js';
-import { bankName, parseEventLog, replay, type EventLog, type Replay } from '../attest/eventlog.js';
-import { checkEvents, decodeEvents, kernelCommandLines, secureBootState, type DecodedEvent, type EventBody } from '../attest/events.js';
+import { bankName, parseEventLog, replay, type EventLog, type PcrBanks, type Replay } from '../attest/eventlog.js';
+import { checkEvents, decodeEvents, kernelCommandLines, secureBootState, verifyEventLog, type DecodedEvent, type EventBody } from '../attest/events.js';
 import { parseImaList, replayIma, type ImaEntry, type ImaList, type ImaReplayResult } from '../attest/ima.js';
-import { verifyQuote, type SignedAttest } from '../attest/quote.js';
+import { akPolicyOf, clockPolicyOf, evaluatePolicy, eventLogEvidence, parsePolicy, type Policy } from '../attest/policy.js';
+import { verifyQuote, type PcrValues, type QuoteVerdict, type SignedAttest } from '../attest/quote.js';
 import { notPerformed, verdict, type Check, type Verdict } from '../attest/verdict.js';
 import { TPM_ALG, TPM_PT, TPM_ST } from '../tpm/constants.js';
 import { describeTpm, type TpmDescription } from '../tpm/description.js';
 import { TrustrootError } from '../tpm/errors.js';
-import { pcrIndices } from '../tpm/pcr.js';
+import { pcrIndices, pcrSelection } from '../tpm/pcr.js';
 import type { TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { bankByName, parseNonceHex, readAkFile, readClockFile, readEkFile, readPcrFile, readQuoteFile, readSignatureBytes, type AkFile } from './evidence.js';
 
@@ -196,6 +198,10 @@ export interface VerifyQuoteOptions {
   readonly ek?: string;
   readonly previous?: string;
   readonly policy?: string;
+  /** The device's event log: replayed against the quoted PCRs, and given to the policy. */
+  readonly eventlog?: string;
+  /** The device's IMA list: replayed against the quoted PCR 10, and given to the policy. */
+  readonly ima?: string;
   readonly json?: boolean;
 }
 
@@ -236,6 +242,22 @@ function noExpiry(): Check {
   return notPerformed('quote.challenge', 'challenge.no-expiry', "a nonce given on the command line has no lifetime: whether it is fresh is the caller's to know");
 }
 
+/** The supplied PCR values of exactly the signed selection (what may be compared with logs). */
+function signedValues(attest: SignedAttest, values: PcrValues): PcrBanks {
+  const out = new Map<number, Map<number, Uint8Array>>();
+  if (attest.type !== TPM_ST.ATTEST_QUOTE) return out;
+  for (const s of attest.attested.pcrSelect) {
+    for (const i of pcrIndices(s)) {
+      const v = values.get(s.hash)?.get(i);
+      if (v === undefined) continue;
+      let m = out.get(s.hash);
+      if (m === undefined) out.set(s.hash, (m = new Map()));
+      m.set(i, v);
+    }
+  }
+  return out;
+}
+
 async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promise<ExitCode> {
   const small = (file: string, what: string): Promise<Uint8Array> => readInput(ctx, file, what, MAX_SMALL_FILE);
   const nonce = parse('--nonce', o.nonce, () => parseNonceHex(o.nonce));
@@ -245,9 +267,9 @@ async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promi
   const pcrBytes = await small(o.pcrs, 'PCR values');
   const ekBytes = o.ek === undefined ? undefined : await small(o.ek, 'EK');
   const prevBytes = o.previous === undefined ? undefined : await small(o.previous, 'clock state');
-  if (o.policy !== undefined) {
-    throw new Unusable(`--policy ${o.policy}: policy files are not supported by this build yet (src/attest/policy.ts)`);
-  }
+  const policyBytes = o.policy === undefined ? undefined : await readInput(ctx, o.policy, 'policy', MAX_LOG_FILE);
+  const logBytes = o.eventlog === undefined ? undefined : await readInput(ctx, o.eventlog, 'event log', MAX_LOG_FILE);
+  const imaBytes = o.ima === undefined ? undefined : await readInput(ctx, o.ima, 'IMA list', MAX_LOG_FILE);
 
   const ak: AkFile = parse('AK', o.ak, () => readAkFile(akBytes));
   const quote = parse('quote', o.quote, () => readQuoteFile(quoteBytes));
@@ -255,8 +277,10 @@ async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promi
   const pcrs = parse('PCR values', o.pcrs, () => readPcrFile(pcrBytes));
   const ek = ekBytes === undefined ? undefined : parse('EK', o.ek!, () => readEkFile(ekBytes));
   const previous = prevBytes === undefined ? undefined : parse('clock state', o.previous!, () => readClockFile(prevBytes));
+  const policy: Policy | undefined = policyBytes === undefined ? undefined : parse('policy', o.policy!, () => parsePolicy(policyBytes));
+  const log = logBytes === undefined ? undefined : parse('event log', o.eventlog!, () => parseEventLog(logBytes));
+  const imaList = imaBytes === undefined ? undefined : parse('IMA list', o.ima!, () => parseImaList(imaBytes));
   const akQn = ek !== undefined && ak.kind === 'public' ? parse('EK', o.ek!, () => akQualifiedName(ek, ak.publicArea)) : undefined;
-  const clockPolicy: ClockPolicy | undefined = undefined;
 
   const at = now(ctx);
   // The command line carries a nonce, not a challenge record: it is checked as issued and expiring now,
@@ -270,7 +294,8 @@ async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promi
       challenge,
       now: at,
       ...(previous !== undefined ? { previous } : {}),
-      ...(clockPolicy !== undefined ? { clockPolicy } : {}),
+      // The policy's AK and clock rules, so the quote's verdict and the policy's agree.
+      ...(policy !== undefined ? { akPolicy: akPolicyOf(policy), clockPolicy: clockPolicyOf(policy) } : {}),
     },
   );
   const checks = result.checks.map((c): Check => {
@@ -280,6 +305,29 @@ async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promi
     }
     return c;
   });
+  const quoteVerdict: QuoteVerdict = { ...result, ...verdict(checks) };
+  // The logs are compared with the signed selection's values only; a quote that fails rejects the whole anyway.
+  const quoted = signedValues(quote.attest, pcrs.values);
+  if (log !== undefined) {
+    let selection = quote.attest.type === TPM_ST.ATTEST_QUOTE ? quote.attest.attested.pcrSelect : [];
+    if (imaList !== undefined) {
+      // The IMA list, not the firmware's log, accounts for the PCRs IMA extends (10 unless the kernel says otherwise).
+      const imaPcrs = new Set([10, ...imaList.entries.map((e) => e.pcr)]);
+      selection = selection.map((sel) => pcrSelection(sel.hash, pcrIndices(sel).filter((i) => !imaPcrs.has(i)), sel.pcrSelect.length));
+    }
+    checks.push(...verifyEventLog(log, quoted, selection).checks);
+  }
+  const imaResult = imaList === undefined ? undefined : replayIma(imaList.entries, undefined, { quoted });
+  if (imaResult !== undefined) checks.push(...imaResult.verdict.checks);
+  if (policy !== undefined) {
+    const pv = evaluatePolicy(policy, {
+      quote: quoteVerdict,
+      pcrValues: pcrs.values,
+      ...(log !== undefined ? { eventLog: eventLogEvidence(log) } : {}),
+      ...(imaResult !== undefined ? { ima: imaResult } : {}),
+    });
+    checks.push(...pv.checks);
+  }
   const v = verdict(checks);
   const keep = v.accepted && result.clock !== undefined ? clockStateToJson(result.clock) : undefined;
 
@@ -291,6 +339,7 @@ async function verifyQuoteCommand(ctx: CliContext, o: VerifyQuoteOptions): Promi
       checks: v.checks,
       quote: attestJson(quote.attest),
       pcrValues: { format: pcrs.format, ...(pcrs.labelled !== undefined ? { labelled: selectionText(pcrs.labelled) } : {}) },
+      ...(policy !== undefined ? { policy: policy.name ?? o.policy } : {}),
       ...(result.transition !== undefined ? { transition: result.transition } : {}),
       ...(keep !== undefined ? { clock: keep } : {}),
     });
@@ -735,7 +784,9 @@ export function addAttestCommands(program: Command, ctx: CliContext): Command {
     .requiredOption('--nonce <hex>', 'the nonce the quote must answer (tpm2_quote -q)')
     .option('--ek <file>', "the EK's TPM2B_PUBLIC, to check the AK's qualified name (qualifiedSigner)")
     .option('--previous <file>', 'the clockInfo of the last accepted quote, JSON {"clock", "resetCount", "restartCount", "safe"}')
-    .option('--policy <file>', 'an attestation policy file')
+    .option('--policy <file>', 'an attestation policy (JSON, src/attest/policy.ts): its AK and clock rules apply to the quote, its other rules to the evidence given')
+    .option('--eventlog <file>', "the device's TCG event log: replayed against the quoted PCRs")
+    .option('--ima <file>', "the device's IMA list: replayed against the quoted PCR 10")
     .option('--json', 'print the whole verdict as JSON')
     .action(async (options: VerifyQuoteOptions) => run(ctx, 'verify-quote', () => verifyQuoteCommand(ctx, options)));
 

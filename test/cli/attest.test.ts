@@ -863,6 +863,63 @@ describeWithSwtpm('verify-quote on tpm2-tools files against swtpm', () => {
       });
     });
 
+    describe('with --policy, --eventlog and --ima', () => {
+      async function quotedPcrs(): Promise<Map<number, string>> {
+        const v = readPcrValuesFile(await load('q1.pcrs'));
+        return new Map([0, 1, 2, 3, 4, 5, 6, 7, 10].map((p, i) => [p, hex(v.digests[i]!)]));
+      }
+      const withPolicy = (quote: keyof typeof nonce, policy: string, extra: readonly string[] = []): Promise<Run> =>
+        verify(quote, ['--ek', 'ek.pub', '--policy', policy, '--eventlog', 'eventlog.bin', '--ima', 'ima.bin', ...extra, '--json']);
+
+      it('the device\'s logs replay to the quote and its golden values, Secure Boot and IMA pass the policy: accepted', async () => {
+        const q = await quotedPcrs();
+        await save('golden-policy.json', JSON.stringify({ version: 1, name: 'golden', missing: 'not-performed', pcrs: { sha256: { '0': q.get(0), '7': q.get(7) } }, eventLog: { secureBoot: 'enabled' } }));
+        const r = await withPolicy('q1', 'golden-policy.json');
+        expect(r.code).toBe(0);
+        const c = checksOf(r);
+        expect(failuresOf(r)).toEqual([]);
+        expect(c.filter((x) => x.check === 'policy.pcr').map((x) => `${x.outcome}:${x.reason}`)).toEqual(['pass:pcr.match', 'pass:pcr.match']);
+        expect(c.find((x) => x.check === 'policy.secure-boot')!.outcome).toBe('pass');
+        expect(c.find((x) => x.check === 'policy.quote')).toMatchObject({ outcome: 'pass', reason: 'quote.accepted' });
+        // The log replays to every quoted PCR 0–7, and the IMA list to the quoted PCR 10.
+        expect(c.filter((x) => x.check === 'eventlog.replay' && x.outcome === 'pass')).toHaveLength(8);
+        expect(c.find((x) => x.check === 'ima.replay')).toMatchObject({ outcome: 'pass', reason: 'replay.match' });
+        expect(parsed<{ policy: string }>(r).policy).toBe('golden');
+      });
+
+      it('a golden value the device does not have: rejected by the policy rule', async () => {
+        const q = await quotedPcrs();
+        await save('wrong-policy.json', JSON.stringify({ version: 1, missing: 'not-performed', pcrs: { sha256: { '0': q.get(1), '7': q.get(7) } } }));
+        const r = await withPolicy('q1', 'wrong-policy.json');
+        expect([r.code, failuresOf(r)]).toEqual([1, ['policy.pcr:pcr.mismatch']]);
+      });
+
+      it('another machine\'s event log does not replay to this quote; without the IMA list, PCR 10 has a value but no log', async () => {
+        const r = await verify('q1', ['--eventlog', join(FIXTURES, 'eventlog', 'ge-rhel8-uefi.bin'), '--json']);
+        expect(r.code).toBe(1);
+        const failed = checksOf(r).filter((c) => c.outcome === 'fail');
+        expect(failed.filter((c) => c.reason === 'pcr.mismatch').map((c) => c.detail.slice(0, 13))).toEqual([0, 1, 4, 5, 7].map((p) => `sha256 PCR ${p}:`));
+        // PCRs 2, 3 and 6 hold nothing but a separator on both machines: those agree.
+        const matched = checksOf(r).filter((c) => c.check === 'eventlog.replay' && c.reason === 'pcr.match');
+        expect(matched.map((c) => c.detail.slice(0, 13))).toEqual([2, 3, 6].map((p) => `sha256 PCR ${p}:`));
+        expect(failed.filter((c) => c.reason !== 'pcr.mismatch').map((c) => `${c.check}:${c.reason}:${c.detail.slice(0, 14)}`)).toEqual(['eventlog.replay:pcr.unlogged:sha256 PCR 10:']);
+      });
+
+      it('a policy that refuses safe = 0: the power-cut quote is rejected by the clock rule', async () => {
+        await stateOf('q2', 'q2.state');
+        await save('strict-clock.json', JSON.stringify({ version: 1, missing: 'not-performed', clock: { unsafe: 'fail' } }));
+        const r = await verify('qc', ['--ek', 'ek.pub', '--previous', 'q2.state', '--policy', 'strict-clock.json', '--json']);
+        expect([r.code, failuresOf(r)]).toEqual([1, ['quote.clock:clock.unsafe', 'policy.quote:quote.rejected', 'policy.sha1:quote.rejected', 'policy.clock:quote.rejected']]);
+      });
+
+      it('a policy file that does not validate: exit 2, the JSON path named', async () => {
+        await save('bad-policy.json', JSON.stringify({ version: 1, pcrs: { sha256: { '0': 'xyz' } } }));
+        expectUnusable(await verify('q1', ['--policy', 'bad-policy.json']), /^trustroot attest verify-quote: policy bad-policy\.json: policy \$\.pcrs\.sha256\["0"\]: .*\[evidence\.policy\]$/);
+        await save('bad-policy.json', '{"version": 2}');
+        expectUnusable(await verify('q1', ['--policy', 'bad-policy.json']), /\[evidence\.policy\]$/);
+      });
+    });
+
     describe('unusable input (exit 2, one line)', () => {
       it('malformed files, each named', async () => {
         const msg = await load('q1.msg');
