@@ -1256,11 +1256,18 @@ function imaRules(ctx: Ctx): void {
       }
       let matched = false;
       for (const [bank, m] of quoted) {
-        const running = ima.pcrValues.get(bank);
-        if (running === undefined) continue;
-        const v = running.get(pcr) ?? new Uint8Array(m.get(pcr)!.length);
-        if (hex(v) !== hex(m.get(pcr)!)) {
-          problem = `the replay's ${bankName(bank)} PCR ${pcr} is ${short(hex(v))}, the quote holds ${short(hex(m.get(pcr)!))}`;
+        const name = bankName(bank);
+        if (!ima.state.banks.includes(name)) continue;
+        // The running values under every kernel behaviour still possible for this bank (state.pcrs; absent: never extended).
+        const decided = ima.behaviour[name];
+        const running = ima.state.pcrs[String(pcr)]?.[name];
+        const candidates = (['bank-hash', 'padded-sha1'] as const)
+          .filter((b) => decided === undefined || decided === 'either' || decided === b)
+          .map((b) => (running === undefined ? '00'.repeat(m.get(pcr)!.length) : running[b]))
+          .filter((x): x is string => x !== undefined);
+        const want = hex(m.get(pcr)!);
+        if (!candidates.includes(want)) {
+          problem = `the replay's ${name} PCR ${pcr} is ${candidates.map(short).join(' or ') || 'unknown'}, the quote holds ${short(want)}`;
           break;
         }
         matched = true;
@@ -1309,7 +1316,7 @@ function shortName(s: string): string {
  * `policy.tpm.type` (with minimumType or allowUnknownType): pass `type.allowed`; fail `type.software-refused`,
  *   `type.below-minimum`, `type.unknown-refused`; `tpm.missing`.
  * `policy.tpm.ek-chain` (with ekChain): pass `ek.verified`, `ek.pre-registered`, `ek.not-required`; fail
- *   `ek.key-mismatch`, `ek.certificate-rejected`, `ek.not-verified` (the chain is incomplete or invalid, or
+ *   `ek.key-mismatch`, `ek.key-unchecked` (verified without the EK public area), `ek.certificate-rejected`, `ek.not-verified` (the chain is incomplete or invalid, or
  *   only pre-registered where verified is required), `ek.claimed`; `ek.missing`.
  */
 function tpmRules(ctx: Ctx): void {
@@ -1347,7 +1354,7 @@ function tpmRules(ctx: Ctx): void {
         if (chain.keyMatches === false) chainState = { status: 'failed', reason: 'ek.key-mismatch', detail: "the EK certificate does not certify this TPM's EK" };
         else if (chain.chain === undefined) chainState = { status: 'failed', reason: 'ek.certificate-rejected', detail: `the EK certificate was not verified (${failures(chain.verdict).slice(0, 3).join(', ')})` };
         else if (chain.chain.status !== 'verified') chainState = { status: 'failed', reason: 'ek.not-verified', detail: `EK certificate chain ${chain.chain.status}: ${chain.chain.detail}` };
-        else if (chain.keyMatches !== true) chainState = { status: 'failed', reason: 'ek.key-mismatch', detail: "the EK certificate was verified without this TPM's EK (pass ekPublic to verifyEkCertificate)" };
+        else if (chain.keyMatches !== true) chainState = { status: 'failed', reason: 'ek.key-unchecked', detail: "the EK certificate was verified without this TPM's EK (pass ekPublic to verifyEkCertificate)" };
         else if (!chain.verdict.accepted) chainState = { status: 'failed', reason: 'ek.certificate-rejected', detail: `the EK certificate was rejected (${failures(chain.verdict).slice(0, 3).join(', ')})` };
         else chainState = { status: 'verified', reason: 'ek.verified', detail: chain.chain.detail };
       } else {
