@@ -570,8 +570,12 @@ function semanticIssues(doc: PolicyDocument): PolicyIssue[] {
     });
   }
   const fw = doc.firmware;
+  const seen = new Set<string>();
   for (const [k, v] of Object.entries(fw?.minimum ?? {})) {
     if (firmwareValue(v) === undefined) add(['firmware', 'minimum', k], `version ${JSON.stringify(v)} has a part above 65535`);
+    // Vendor IDs compare without case (TPM_PT_MANUFACTURER is upper case ASCII): two spellings would be two minimums for one vendor.
+    if (seen.has(k.toUpperCase())) add(['firmware', 'minimum', k], `a second minimum for manufacturer ${k.toUpperCase()}`);
+    seen.add(k.toUpperCase());
   }
   fw?.deny?.forEach((d, i) => {
     for (const f of ['version', 'from', 'to'] as const) {
@@ -586,13 +590,17 @@ function semanticIssues(doc: PolicyDocument): PolicyIssue[] {
   return issues;
 }
 
-/** A deep copy of schema-valid data (plain objects, arrays, primitives; keys whose value is undefined dropped). */
+/**
+ * A frozen deep copy of schema-valid data (plain objects, arrays, primitives;
+ * keys whose value is undefined dropped): the compiled rules are made from
+ * it, so it must not change afterwards.
+ */
 function copyJson(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(copyJson);
+  if (Array.isArray(v)) return Object.freeze(v.map(copyJson));
   if (v !== null && typeof v === 'object') {
     const o = v as Readonly<Record<string, unknown>>;
     // fromEntries defines own properties, so a key "__proto__" stays data.
-    return Object.fromEntries(presentKeys(o).map((k) => [k, copyJson(o[k])]));
+    return Object.freeze(Object.fromEntries(presentKeys(o).map((k) => [k, copyJson(o[k])])));
   }
   return v;
 }
@@ -785,7 +793,9 @@ const ALL_TYPES: readonly TpmType[] = ['discrete', 'integrated', 'firmware', 'vi
 export function classificationProfileOf(policy: Policy): ClassificationProfile {
   const t = compiledOf(policy).doc.tpm;
   const min = t?.minimumType;
-  const allowedTypes = ALL_TYPES.filter((x) => (x === 'unknown' ? t?.allowUnknownType === true || min === undefined : min === undefined || TYPE_RANK[x] >= TYPE_RANK[min]));
+  // As tpmRules judges: unknown passes when allowed, or when the policy says nothing about types.
+  const unknownOk = t?.allowUnknownType === true || (min === undefined && t?.allowUnknownType === undefined);
+  const allowedTypes = ALL_TYPES.filter((x) => (x === 'unknown' ? unknownOk : min === undefined || TYPE_RANK[x] >= TYPE_RANK[min]));
   const req = t?.ekChain ?? 'none';
   const allowedAssurance: TpmAssurance[] = req === 'verified' ? ['verified'] : req === 'pre-registered' ? ['verified', 'pre-registered'] : ['verified', 'pre-registered', 'claimed'];
   return { name: policy.name ?? 'policy', allowedTypes, allowedAssurance };

@@ -167,6 +167,8 @@ describe('good policies', () => {
       expect([...derived.allowedTypes].sort()).toEqual([...profile.allowedTypes].sort());
       expect([...derived.allowedAssurance].sort()).toEqual([...profile.allowedAssurance].sort());
     }
+    expect(classificationProfileOf(parsePolicy({ version: 1, tpm: { allowUnknownType: false } })).allowedTypes).not.toContain('unknown');
+    expect(classificationProfileOf(parsePolicy({ version: 1, tpm: { minimumType: 'firmware' } })).allowedTypes).toEqual(['discrete', 'integrated', 'firmware']);
     expect(clockPolicyOf(policyProfile('production'))).toEqual({ unsafe: 'warn' });
     expect(akPolicyOf(policyProfile('production'))).toEqual({ allowSha1: false });
   });
@@ -177,6 +179,7 @@ describe('good policies', () => {
     expect(p.document).toEqual(doc);
     (doc.pcrs!.sha256 as Record<string, string>)['0'] = 'changed';
     expect((p.document.pcrs!.sha256 as Record<string, string>)['0']).not.toBe('changed');
+    expect(Object.isFrozen(p.document.pcrs!.sha256)).toBe(true);
     const text = JSON.stringify(examplePolicyDocument());
     expect(parsePolicy(text).document).toEqual(examplePolicyDocument());
     expect(parsePolicy(new TextEncoder().encode(`\uFEFF${text}`)).document).toEqual(examplePolicyDocument());
@@ -241,6 +244,7 @@ describe('bad policies: each refused with its JSON path', () => {
     ['ekChain "chain"', { version: 1, tpm: { ekChain: 'chain' } }, '$.tpm.ekChain', 'enum'],
     ['a manufacturer of five characters', { version: 1, firmware: { minimum: { INTEL: '1.0' } } }, '$.firmware.minimum.INTEL', 'pattern'],
     ['a firmware part above 16 bits', { version: 1, firmware: { minimum: { IFX: '7.85.70000' } } }, '$.firmware.minimum.IFX', 'semantic'],
+    ['two spellings of one manufacturer', { version: 1, firmware: { minimum: { IFX: '7.0', ifx: '7.1' } } }, '$.firmware.minimum.ifx', 'semantic'],
     ['a firmware version with letters', { version: 1, firmware: { minimum: { IFX: 'v7' } } }, '$.firmware.minimum.IFX', 'pattern'],
     ['a deny entry without a version', { version: 1, firmware: { deny: [{ reason: 'x' }] } }, '$.firmware.deny[0]', 'anyOf'],
     ['a deny entry with version and range', { version: 1, firmware: { deny: [{ version: '1.0', from: '0.1' }] } }, '$.firmware.deny[0]', 'semantic'],
@@ -482,13 +486,14 @@ describeWithSwtpm('policy rules on real evidence quoted by swtpm', () => {
   });
 
   describe('PCR values', () => {
-    it('another machine\'s values (COS 93) fail as pcr.mismatch; a PCR outside the quote as pcr.not-quoted', () => {
-      const v = evaluatePolicy({ version: 1, pcrs: { sha256: { '0': COS93.pcrs.sha256['0']!, '4': [COS93.pcrs.sha256['4']!, COS.pcrs.sha256['4']!], '14': COS.pcrs.sha256['0']! } } }, evidenceA());
-      expect(outcomes(v, 'policy.pcr')).toEqual([
-        COS93.pcrs.sha256['0'] === COS.pcrs.sha256['0'] ? 'policy.pcr:pass:pcr.match' : 'policy.pcr:fail:pcr.mismatch',
-        'policy.pcr:pass:pcr.match',
-        'policy.pcr:fail:pcr.not-quoted',
-      ]);
+    it('another machine\'s values (COS 93: same firmware, other boot chain) fail as pcr.mismatch; a PCR outside the quote as pcr.not-quoted', () => {
+      const v = evaluatePolicy(
+        { version: 1, pcrs: { sha256: { '0': COS93.pcrs.sha256['0']!, '4': COS93.pcrs.sha256['4']!, '8': [COS93.pcrs.sha256['8']!, COS.pcrs.sha256['8']!], '14': COS.pcrs.sha256['0']! } } },
+        evidenceA(),
+      );
+      // PCR 0 (firmware) is the same on both GCE images; PCR 4 (boot chain) differs; PCR 8 is one of two allowed values.
+      expect(outcomes(v, 'policy.pcr')).toEqual(['policy.pcr:pass:pcr.match', 'policy.pcr:fail:pcr.mismatch', 'policy.pcr:pass:pcr.match', 'policy.pcr:fail:pcr.not-quoted']);
+      expect(v.checks.find((c) => c.reason === 'pcr.mismatch')!.detail).toContain(COS.pcrs.sha256['4']!);
       expect(v.checks.find((c) => c.reason === 'pcr.not-quoted')!.detail).toContain('$.pcrs.sha256["14"]');
     });
 
