@@ -666,7 +666,7 @@ async function eventlogCommand(ctx: CliContext, file: string, o: { readonly json
     return exitOf(v);
   }
   const lines = [
-    `eventlog: ${log.format} TCG event log, ${log.events.length} records, banks ${log.banks.map(bankName).join(', ')}${replayed.startupLocality !== undefined ? `, StartupLocality ${replayed.startupLocality}` : ''}`,
+    `eventlog: ${log.format} TCG event log, ${log.events.length} record${log.events.length === 1 ? '' : 's'}, banks ${log.banks.map(bankName).join(', ')}${replayed.startupLocality !== undefined ? `, StartupLocality ${replayed.startupLocality}` : ''}`,
     'events',
   ];
   for (const d of decoded) {
@@ -674,6 +674,7 @@ async function eventlogCommand(ctx: CliContext, file: string, o: { readonly json
     for (const x of d.event.digests) lines.push(`        ${bankName(x.hashAlg).padEnd(8)} ${hex(x.digest)}`);
   }
   lines.push('replayed PCRs (the PCRs the log extends)');
+  if (replayed.extendCounts.size === 0) lines.push('  (none: the log extends no PCR)');
   for (const [bank, m] of Object.entries(values)) for (const [pcr, value] of Object.entries(m)) lines.push(`  ${bank.padEnd(8)} PCR ${pcr.padStart(2)}  ${value}`);
   for (const [bank, pcrs] of Object.entries(incomplete)) lines.push(`  ${bank}: PCR ${pcrs.join(', ')} unknown (events without a ${bank} digest)`);
   for (const b of replayed.unsupportedBanks) lines.push(`  ${bankName(b)}: not replayed (the hash is not available in this runtime)`);

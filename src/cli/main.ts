@@ -73,5 +73,11 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // A reader that stops early (`| head`) closes the pipe: the rest of the output is not wanted, the exit code stands.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   process.exitCode = await main(process.argv.slice(2));
 }
