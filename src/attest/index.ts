@@ -264,3 +264,49 @@ export {
   type WrittenImaEntry,
   type WrittenImaList,
 } from './writer.js';
+
+// Attestation policy: versioned JSON, schema, evaluation
+export {
+  akPolicyOf,
+  classificationProfileOf,
+  clockPolicyOf,
+  evaluatePolicy,
+  eventLogEvidence,
+  formatFirmwareVersion,
+  globMatcher,
+  MAX_POLICY_ISSUES,
+  MAX_POLICY_TEXT,
+  parsePolicy,
+  PolicyError,
+  readPolicyText,
+  ruleOutcome,
+  type EkChainRequirement,
+  type EventLogEvidence,
+  type EventMatcher,
+  type FirmwareDenyRule,
+  type MinimumTpmType,
+  type MissingEvidence,
+  type PcrRule,
+  type Policy,
+  type PolicyDocument,
+  type PolicyEvidence,
+  type PolicyIssue,
+} from './policy.js';
+
+// The policy schema (JSON Schema 2020-12)
+export {
+  POLICY_BANKS,
+  POLICY_SCHEMA,
+  policySchemaJson,
+  type PolicyBankName,
+} from './policy.schema.js';
+
+// Built-in policy profiles: production and test
+export {
+  POLICY_PROFILES,
+  policyProfile,
+  PRODUCTION_POLICY_DOCUMENT,
+  TEST_POLICY_DOCUMENT,
+  withProfile,
+  type PolicyProfileName,
+} from './profiles.js';
