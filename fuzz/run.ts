@@ -4,15 +4,16 @@
  * `npm run fuzz -- --seed N [--only NAME] [--scale F]`:
  *  - tpm: ≥ 10 million TPM commands and responses (issue 3);
  *  - attest-*: ≥ 1 million inputs each for TPMS_ATTEST/quotes, EK certificates,
- *    event logs and IMA lists (issue 5), and the policy parser when present.
+ *    event logs, IMA lists, policies and the CLI's evidence files (issue 5).
  * Exits non-zero on any untyped exception (or an accepted mutant quote).
  */
 import { randomInt } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { fuzzCliEvidence } from './attest-cli.js';
 import { fuzzAttest } from './attest-attest.js';
 import { fuzzEkCert } from './attest-ekcert.js';
 import { fuzzEventLog } from './attest-eventlog.js';
 import { fuzzIma } from './attest-ima.js';
+import { fuzzPolicy } from './attest-policy.js';
 import { fuzzParsers } from './parsers.js';
 
 function arg(name: string): string | undefined {
@@ -43,11 +44,10 @@ const targets: Target[] = [
   { name: 'attest-eventlog', inputs: 1_000_000, chunk: 100_000, run: (seed, n) => fuzzEventLog(seed, n) },
   { name: 'attest-ima', inputs: 1_000_000, chunk: 100_000, run: fuzzIma },
 ];
-// The policy parser's fuzzer joins when it exists (issue 5 point 5).
-if (existsSync(new URL('./attest-policy.ts', import.meta.url))) {
-  const mod = (await import(new URL('./attest-policy.ts', import.meta.url).href)) as { fuzzPolicy?: (seed: number, n: number) => Stats };
-  if (mod.fuzzPolicy) targets.push({ name: 'attest-policy', inputs: 1_000_000, chunk: 100_000, run: mod.fuzzPolicy });
-}
+targets.push(
+  { name: 'attest-policy', inputs: 1_000_000, chunk: 100_000, run: fuzzPolicy },
+  { name: 'cli-evidence', inputs: 1_000_000, chunk: 100_000, run: fuzzCliEvidence },
+);
 
 const seed = Number(arg('seed') ?? randomInt(0, 2 ** 31));
 const only = arg('only');
