@@ -4,7 +4,10 @@
  * (password, HMAC, policy, trial; bound, salted, parameter encryption, audit).
  */
 export {
+  RECOVERY_DEFAULTS,
   Tpm,
+  type RecoveryOptions,
+  type TpmOptions,
   type Authorization,
   type Entity,
   type Flushable,
