@@ -28,29 +28,11 @@ import {
 } from '../src/cli/evidence.js';
 import { TPM_ALG } from '../src/tpm/constants.js';
 import { digestSize } from '../src/tpm/crypto/hash.js';
-import { TrustrootError } from '../src/tpm/errors.js';
 import { pcrSelection } from '../src/tpm/pcr.js';
-import { mutate, Prng, type FuzzStats } from './parsers.js';
+import { mutate, Prng, type FuzzStats, recordInput } from './parsers.js';
 
 const utf8 = new TextEncoder();
 
-/** Runs one reader on one input: a typed error counts, anything else is recorded as a bug. */
-function record(stats: FuzzStats, input: Uint8Array | string, fn: () => void): void {
-  stats.inputs++;
-  try {
-    fn();
-    stats.parsed++;
-  } catch (e) {
-    if (e instanceof TrustrootError) {
-      stats.typedErrors++;
-      stats.codes.set(e.code, (stats.codes.get(e.code) ?? 0) + 1);
-    } else {
-      stats.untypedCount++;
-      const shown = typeof input === 'string' ? JSON.stringify(input.slice(0, 400)) : Buffer.from(input.subarray(0, 400)).toString('hex');
-      if (stats.untyped.length < 20) stats.untyped.push({ input: shown, error: String(e instanceof Error ? e.stack : e) });
-    }
-  }
-}
 
 /** What a successful PCR read must satisfy; a violation is thrown as a plain Error (recorded as a bug). */
 function checkPcrValues(values: ReadonlyMap<number, ReadonlyMap<number, Uint8Array>>): void {
@@ -64,12 +46,12 @@ function checkPcrValues(values: ReadonlyMap<number, ReadonlyMap<number, Uint8Arr
 }
 
 function allReaders(stats: FuzzStats, input: Uint8Array): void {
-  record(stats, input, () => checkPcrValues(readPcrFile(input).values));
-  record(stats, input, () => readClockFile(input));
-  record(stats, input, () => readAkFile(input));
-  record(stats, input, () => readEkFile(input));
-  record(stats, input, () => readQuoteFile(input));
-  record(stats, input, () => readSignatureBytes(input));
+  recordInput(stats, input, () => checkPcrValues(readPcrFile(input).values));
+  recordInput(stats, input, () => readClockFile(input));
+  recordInput(stats, input, () => readAkFile(input));
+  recordInput(stats, input, () => readEkFile(input));
+  recordInput(stats, input, () => readQuoteFile(input));
+  recordInput(stats, input, () => readSignatureBytes(input));
 }
 
 const BANK_NAMES = ['sha1', 'sha256', 'sha384', 'sha512', 'SHA-256', 'sm3_256', 'sha3-256', '0x000b', '11', 'md5', '', 'sha256 '];
@@ -130,22 +112,22 @@ export function fuzzCliEvidence(seed: number, iterations: number): FuzzStats {
         break;
       case 1: {
         const text = JSON.stringify(docs[i]);
-        record(stats, text, () => checkPcrValues(parsePcrJson(text)));
+        recordInput(stats, text, () => checkPcrValues(parsePcrJson(text)));
         break;
       }
       case 2: {
         const text = JSON.stringify(json[i]) ?? 'null';
-        record(stats, text, () => checkPcrValues(parsePcrJson(text)));
-        record(stats, text, () => readClockFile(text));
+        recordInput(stats, text, () => checkPcrValues(parsePcrJson(text)));
+        recordInput(stats, text, () => readClockFile(text));
         break;
       }
       case 3: {
         const t = texts[i]!;
-        record(stats, t, () => {
+        recordInput(stats, t, () => {
           const n = parseNonceHex(t);
           if (n.length < 1 || n.length > 64) throw new Error(`a ${n.length}-byte nonce accepted`);
         });
-        record(stats, t, () => {
+        recordInput(stats, t, () => {
           const b = bankByName(t);
           if (b !== undefined) digestSize(b);
         });

@@ -25,26 +25,11 @@ import { TrustrootError } from '../src/tpm/errors.js';
 import { rsaEkTemplate } from '../src/tpm/templates.js';
 import type { TPMT_PUBLIC } from '../src/tpm/types/index.js';
 import { hierarchy, pem } from '../test/attest/ekcert-builder.js';
-import { mutate, Prng, type FuzzStats } from './parsers.js';
+import { mutate, Prng, type FuzzStats, recordInput } from './parsers.js';
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/ekcert/', import.meta.url));
 const AT = new Date('2030-01-01T00:00:00Z');
 
-function record(stats: FuzzStats, input: Uint8Array, fn: () => void): void {
-  stats.inputs++;
-  try {
-    fn();
-    stats.parsed++;
-  } catch (e) {
-    if (e instanceof TrustrootError) {
-      stats.typedErrors++;
-      stats.codes.set(e.code, (stats.codes.get(e.code) ?? 0) + 1);
-    } else {
-      stats.untypedCount++;
-      if (stats.untyped.length < 20) stats.untyped.push({ input: Buffer.from(input).toString('hex'), error: String(e instanceof Error ? e.stack : e) });
-    }
-  }
-}
 
 interface Pool {
   readonly der: Uint8Array[];
@@ -150,7 +135,7 @@ export function fuzzEkCert(seed: number, iterations: number): FuzzStats {
   const bundle = trustBundle(p.roots);
   const descriptions = [description('NTC', 'NPCT75x'), description('IBM', 'SW  TPM'), description('TRST', 'trustroot')];
   // The seeds themselves must parse.
-  for (const der of p.der) record(stats, der, () => consume(parseCertificate(der), p, ek, descriptions[0]!, true));
+  for (const der of p.der) recordInput(stats, der, () => consume(parseCertificate(der), p, ek, descriptions[0]!, true));
   const randomBytes = fc.sample(fc.uint8Array({ maxLength: 300 }), { seed, numRuns: Math.max(1, Math.floor(iterations / 8)) });
   const randomText = fc.sample(fc.string({ maxLength: 200 }), { seed: seed + 1, numRuns: Math.max(1, Math.floor(iterations / 16)) });
   let rb = 0;
@@ -168,7 +153,7 @@ export function fuzzEkCert(seed: number, iterations: number): FuzzStats {
       input = TEXT.encode(chars.join(''));
     } else input = mutateDer(p.der[rng.below(p.der.length)]!, rng);
     const d = descriptions[rng.below(descriptions.length)]!;
-    record(stats, input, () => {
+    recordInput(stats, input, () => {
       let parsed: ParsedCertificate | undefined;
       try {
         parsed = parseCertificate(input);

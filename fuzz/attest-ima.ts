@@ -29,7 +29,7 @@ import {
 } from '../src/attest/ima.js';
 import { TPM_ALG } from '../src/tpm/constants.js';
 import { TrustrootError } from '../src/tpm/errors.js';
-import { Prng, type FuzzStats } from './parsers.js';
+import { Prng, type FuzzStats, recordInput } from './parsers.js';
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/ima/', import.meta.url));
 
@@ -184,21 +184,6 @@ export function mutateIma(input: Uint8Array, rng: Prng): Uint8Array {
   return b;
 }
 
-function record(stats: FuzzStats, input: Uint8Array, fn: () => void): void {
-  stats.inputs++;
-  try {
-    fn();
-    stats.parsed++;
-  } catch (e) {
-    if (e instanceof TrustrootError) {
-      stats.typedErrors++;
-      stats.codes.set(e.code, (stats.codes.get(e.code) ?? 0) + 1);
-    } else {
-      stats.untypedCount++;
-      if (stats.untyped.length < 20) stats.untyped.push({ input: Buffer.from(input).toString('hex'), error: String(e instanceof Error ? e.stack : e) });
-    }
-  }
-}
 
 class RoundTripError extends Error {}
 
@@ -231,7 +216,7 @@ export function fuzzIma(seed: number, iterations: number): FuzzStats {
   // The seeds themselves must parse and replay.
   for (const s of pool) {
     const opts = s.perBank ? { templateHashAlg: TPM_ALG.SHA256 } : {};
-    record(stats, s.bytes, () => {
+    recordInput(stats, s.bytes, () => {
       const l = parseImaList(s.bytes, opts);
       consume(l.entries, s.bytes, l.format === 'binary');
     });
@@ -250,7 +235,7 @@ export function fuzzIma(seed: number, iterations: number): FuzzStats {
       perBank = s.perBank;
     }
     const opts = perBank ? { templateHashAlg: TPM_ALG.SHA256 } : {};
-    record(stats, input, () => {
+    recordInput(stats, input, () => {
       let list;
       try {
         list = parseImaBinary(input, opts);
@@ -270,7 +255,7 @@ export function fuzzIma(seed: number, iterations: number): FuzzStats {
     // Stored states come back from a database: random and damaged ones must be refused with a typed error.
     if (rng.below(16) === 0) {
       const junk = fc.sample(fc.jsonValue(), { seed: seed + stats.inputs, numRuns: 1 })[0];
-      record(stats, new TextEncoder().encode(JSON.stringify(junk) ?? ''), () => checkImaReplayState(junk));
+      recordInput(stats, new TextEncoder().encode(JSON.stringify(junk) ?? ''), () => checkImaReplayState(junk));
     }
   }
   return stats;

@@ -161,7 +161,12 @@ export interface FuzzStats {
   codes: Map<string, number>;
 }
 
-function check(stats: FuzzStats, input: Uint8Array, fn: () => unknown): void {
+/**
+ * Runs one parser on one input: a TrustrootError counts as typed (by code),
+ * anything else is a bug and the first 20 are kept (input shown as hex, or
+ * quoted text, at most 400 units) for the report. Shared by every fuzzer.
+ */
+export function recordInput(stats: FuzzStats, input: Uint8Array | string, fn: () => unknown): void {
   stats.inputs++;
   try {
     fn();
@@ -172,8 +177,8 @@ function check(stats: FuzzStats, input: Uint8Array, fn: () => unknown): void {
       stats.codes.set(e.code, (stats.codes.get(e.code) ?? 0) + 1);
     } else {
       stats.untypedCount++;
-      // The first few are kept whole, for the report.
-      if (stats.untyped.length < 20) stats.untyped.push({ input: Buffer.from(input).toString('hex'), error: String(e instanceof Error ? e.stack : e) });
+      const shown = typeof input === 'string' ? JSON.stringify(input.slice(0, 400)) : Buffer.from(input.subarray(0, 400)).toString('hex');
+      if (stats.untyped.length < 20) stats.untyped.push({ input: shown, error: String(e instanceof Error ? e.stack : e) });
     }
   }
 }
@@ -185,18 +190,18 @@ export function fuzzParsers(options: { seed: number; iterations: number; seedsPe
   const stats: FuzzStats = { inputs: 0, parsed: 0, typedErrors: 0, untypedCount: 0, untyped: [], codes: new Map() };
   // The seeds themselves must parse: a fuzzer over inputs that never get past the header proves little.
   for (const s of seeds) {
-    if (s.direction === 'command') check(stats, s.bytes, () => parseCommand(s.bytes));
-    else check(stats, s.bytes, () => parseResponse(s.command, s.bytes, s.sessionCount));
+    if (s.direction === 'command') recordInput(stats, s.bytes, () => parseCommand(s.bytes));
+    else recordInput(stats, s.bytes, () => parseResponse(s.command, s.bytes, s.sessionCount));
   }
   while (stats.inputs < options.iterations) {
     const useSeed = rng.below(4) !== 0;
     const s = seeds[rng.below(seeds.length)]!;
     const input = useSeed ? mutate(s.bytes, rng) : randomBytes(rng);
-    if (!useSeed || s.direction === 'command') check(stats, input, () => parseCommand(input));
+    if (!useSeed || s.direction === 'command') recordInput(stats, input, () => parseCommand(input));
     if (!useSeed || s.direction === 'response') {
       const cmd = useSeed ? s.command : ALL_COMMANDS[rng.below(ALL_COMMANDS.length)]!;
       const sessions = useSeed ? s.sessionCount : rng.below(4);
-      check(stats, input, () => parseResponse(cmd, input, sessions));
+      recordInput(stats, input, () => parseResponse(cmd, input, sessions));
     }
   }
   return stats;
