@@ -43,7 +43,16 @@ import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/sw
 import { tpm2ToolsSupport } from '../support/tpm2-tools.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'writer');
-const fixture = (name: string): Buffer => readFileSync(join(FIXTURES, name));
+/** Real files this test compares with: the writer's own folder, or the parsers' fixtures where the same file already lives. */
+const SHARED_FIXTURES: Record<string, string> = {
+  ubuntu_2104_shielded_vm_no_secure_boot_eventlog: join('eventlog', 'ge-ubuntu-2104-no-secure-boot.bin'),
+  sb_cert_eventlog: join('eventlog', 'ga-sb_cert_eventlog'),
+  'keylime-ima-log-sha1': join('ima', 'keylime-ima-log-sha1'),
+  'keylime-ima-log-sha256': join('ima', 'keylime-ima-log-sha256'),
+  'keylime-ima-log-sha512': join('ima', 'keylime-ima-log-sha512'),
+};
+const fixture = (name: string): Buffer =>
+  readFileSync(SHARED_FIXTURES[name] !== undefined ? join(FIXTURES, '..', SHARED_FIXTURES[name]) : join(FIXTURES, name));
 
 // Independent knowledge, written here from the specs (PFP Table 9; TPM_ALG registry).
 const NODE_HASH: Record<number, string> = { 0x0004: 'sha1', 0x000b: 'sha256', 0x000c: 'sha384', 0x000d: 'sha512' };
