@@ -1,0 +1,203 @@
+/**
+ * Everything a software TPM keeps across a restart, as one plain versioned
+ * object. The engine owns one; `store.ts` serializes and validates it.
+ *
+ * Only plain data lives here: numbers, booleans, `bigint` for UINT64 values,
+ * `Uint8Array` for bytes, arrays and nested plain objects — no classes, no
+ * Maps, no functions — so that a store can write it field by field and check
+ * every field on load. Structures that the core can marshal (TPMT_PUBLIC,
+ * TPMT_SENSITIVE) are kept as their marshaled bytes for the same reason.
+ */
+import { randomBytes } from 'node:crypto';
+import { TPM_ALG } from '../tpm/constants.js';
+
+/** The current layout. A store refuses other versions (or migrates them). */
+export const SIMULATOR_STATE_VERSION = 1 as const;
+
+/** Number of PCRs in every bank (PC Client platform profile). */
+export const PCR_COUNT = 24;
+
+/** Bytes of a primary seed and of a proof value (Part 1 §14.3, sized for SHA-512 keys). */
+export const SEED_SIZE = 64;
+
+/** Hash algorithms a bank may use: those the engine implements. */
+export type PcrBankAlg = typeof TPM_ALG.SHA1 | typeof TPM_ALG.SHA256 | typeof TPM_ALG.SHA384 | typeof TPM_ALG.SHA512;
+
+/** The hierarchies with a primary seed (Part 1 §14.3): platform, storage (owner), endorsement, null. */
+export interface HierarchySeeds {
+  platform: Uint8Array;
+  owner: Uint8Array;
+  endorsement: Uint8Array;
+  /** Part 1 §14.3.5: the null seed changes on every TPM Reset; kept so a restored state answers the same until then. */
+  null: Uint8Array;
+}
+
+/** Secret proof values (Part 1 §14.3, "proof"): bind tickets and contexts to a hierarchy. */
+export interface HierarchyProofs {
+  platform: Uint8Array;
+  owner: Uint8Array;
+  endorsement: Uint8Array;
+  null: Uint8Array;
+}
+
+/** The authValue and authPolicy of one permanent handle (Part 1 §13.8). */
+export interface HierarchyAuth {
+  authValue: Uint8Array;
+  /** Empty when no policy is set. */
+  authPolicy: Uint8Array;
+  /** TPM_ALG of authPolicy; TPM_ALG.NULL when none is set. */
+  policyAlg: number;
+}
+
+export interface HierarchyAuths {
+  owner: HierarchyAuth;
+  endorsement: HierarchyAuth;
+  platform: HierarchyAuth;
+  lockout: HierarchyAuth;
+}
+
+/** One allocated PCR bank (Part 3 §22.5, PCR_Allocate takes effect on the next reset). */
+export interface PcrBankAllocation {
+  hashAlg: PcrBankAlg;
+  /** The PCR indices allocated in this bank, ascending. */
+  pcrs: number[];
+}
+
+/**
+ * Clock and reset counters (Part 1 §36.3–§36.6). `clock` is milliseconds the
+ * TPM has been powered, persisted so it never goes backwards; `safe` is false
+ * when the last stored clock may be behind the real one (a disorderly shutdown).
+ */
+export interface ClockState {
+  clock: bigint;
+  resetCount: number;
+  restartCount: number;
+  safe: boolean;
+}
+
+/** Dictionary-attack protection (Part 1 §19.8.6; TPM_PT_MAX_AUTH_FAIL, LOCKOUT_*). */
+export interface DictionaryAttackState {
+  failedTries: number;
+  maxTries: number;
+  /** Seconds per failure to forget; 0 disables the lockout. */
+  recoveryTime: number;
+  /** Seconds before lockoutAuth may be tried again after a failure. */
+  lockoutRecovery: number;
+  /** true while lockoutAuth is locked out (until lockoutRecovery elapses). */
+  lockoutAuthLocked: boolean;
+}
+
+/** One NV index (Part 1 §37; Part 2 §13.5 TPMS_NV_PUBLIC plus the data and authValue). */
+export interface NvIndexState {
+  nvIndex: number;
+  nameAlg: number;
+  /** TPMA_NV as its UINT32 word (TPMA_NV.toWord). */
+  attributes: number;
+  authPolicy: Uint8Array;
+  authValue: Uint8Array;
+  dataSize: number;
+  /** Written contents; for counters/bit fields the 8-byte big-endian value. */
+  data: Uint8Array;
+}
+
+/** One object made persistent with EvictControl (Part 3 §28.5). */
+export interface PersistentObjectState {
+  handle: number;
+  /** The hierarchy the object belongs to (TPM_RH.OWNER, ENDORSEMENT or PLATFORM). */
+  hierarchy: number;
+  /** Marshaled TPMT_PUBLIC. */
+  public: Uint8Array;
+  /** Marshaled TPMT_SENSITIVE. */
+  sensitive: Uint8Array;
+  /** Object Name (nameAlg ‖ H(public)), kept to avoid rehashing on load. */
+  name: Uint8Array;
+  /** Qualified name of the object's parent chain (Part 1 §16). */
+  qualifiedName: Uint8Array;
+}
+
+/**
+ * What TPM2_Shutdown(STATE) saved for the next TPM Resume (Part 1 §36.8):
+ * PCR values of the PCRs that are preserved across a resume.
+ */
+export interface SavedState {
+  /** Per bank, per PCR index, the saved value. */
+  pcrs: { hashAlg: PcrBankAlg; values: Uint8Array[] }[];
+  /** Hierarchy enables at shutdown (Part 1 §13.5; restored on Resume). */
+  shEnable: boolean;
+  ehEnable: boolean;
+}
+
+/** Command audit (Part 3 §21.2 SetCommandCodeAuditStatus). */
+export interface CommandAuditState {
+  /** TPM_ALG.NULL until an algorithm is set. */
+  hashAlg: number;
+  /** Command codes being audited, ascending. */
+  commands: number[];
+}
+
+export interface SimulatorState {
+  version: typeof SIMULATOR_STATE_VERSION;
+  seeds: HierarchySeeds;
+  proofs: HierarchyProofs;
+  auths: HierarchyAuths;
+  /** Part 1 §13.5: phEnableNV survives; shEnable/ehEnable are restored only on Resume. */
+  phEnableNV: boolean;
+  /** Part 3 §24.7 ClearControl. */
+  disableClear: boolean;
+  /** Banks in effect now. */
+  pcrAllocation: PcrBankAllocation[];
+  /** Allocation PCR_Allocate asked for, applied at the next TPM Reset; null when none pending. */
+  pendingPcrAllocation: PcrBankAllocation[] | null;
+  clock: ClockState;
+  dictionaryAttack: DictionaryAttackState;
+  commandAudit: CommandAuditState;
+  nvIndices: NvIndexState[];
+  persistentObjects: PersistentObjectState[];
+  /** Set by Shutdown(STATE), consumed by the next Startup; null otherwise. */
+  savedState: SavedState | null;
+  /**
+   * Whether the last power-off followed a Shutdown (Part 1 §36.8, "orderly").
+   * Startup(CLEAR) after a disorderly power-off counts as a reset with safe = false.
+   */
+  orderlyShutdown: 'none' | 'clear' | 'state';
+}
+
+/** The PC Client default: four banks (SHA-1, SHA-256, SHA-384, SHA-512) of 24 PCRs each. */
+export function defaultPcrAllocation(): PcrBankAllocation[] {
+  const all = Array.from({ length: PCR_COUNT }, (_, i) => i);
+  return [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512].map((hashAlg) => ({ hashAlg, pcrs: [...all] }));
+}
+
+function emptyAuth(): HierarchyAuth {
+  return { authValue: new Uint8Array(0), authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
+}
+
+/** A source of secret bytes; node:crypto's randomBytes unless a test gives a deterministic one. */
+export type RandomSource = (size: number) => Uint8Array;
+
+export const defaultRandomSource: RandomSource = (size) => new Uint8Array(randomBytes(size));
+
+/**
+ * The state of a TPM fresh from manufacturing: new seeds and proofs, empty
+ * auths, the default PCR allocation, clock 0 (Part 1 §36.3), no NV indices.
+ */
+export function createSimulatorState(random: RandomSource = defaultRandomSource): SimulatorState {
+  return {
+    version: SIMULATOR_STATE_VERSION,
+    seeds: { platform: random(SEED_SIZE), owner: random(SEED_SIZE), endorsement: random(SEED_SIZE), null: random(SEED_SIZE) },
+    proofs: { platform: random(SEED_SIZE), owner: random(SEED_SIZE), endorsement: random(SEED_SIZE), null: random(SEED_SIZE) },
+    auths: { owner: emptyAuth(), endorsement: emptyAuth(), platform: emptyAuth(), lockout: emptyAuth() },
+    phEnableNV: true,
+    disableClear: false,
+    pcrAllocation: defaultPcrAllocation(),
+    pendingPcrAllocation: null,
+    clock: { clock: 0n, resetCount: 0, restartCount: 0, safe: true },
+    // libtpms defaults (TPM_PT_MAX_AUTH_FAIL 3, LOCKOUT_INTERVAL 1000 s, LOCKOUT_RECOVERY 1000 s).
+    dictionaryAttack: { failedTries: 0, maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000, lockoutAuthLocked: false },
+    commandAudit: { hashAlg: TPM_ALG.NULL, commands: [] },
+    nvIndices: [],
+    persistentObjects: [],
+    savedState: null,
+    orderlyShutdown: 'none',
+  };
+}
