@@ -17,7 +17,8 @@ export type ErrorCode =
   | PolicyErrorCode
   | SessionErrorCode
   | ClientErrorCode
-  | EvidenceErrorCode;
+  | EvidenceErrorCode
+  | StateErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -235,5 +236,28 @@ export class EvidenceError extends TrustrootError {
   constructor(code: EvidenceErrorCode, message: string, options?: { offset?: number; cause?: unknown }) {
     super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     if (options?.offset !== undefined) this.offset = options.offset;
+  }
+}
+
+export type StateErrorCode =
+  | 'state.missing' // no state file (or folder) and the caller did not ask to manufacture a new TPM
+  | 'state.corrupt' // a state file that does not parse: bad header, bad JSON, a tag that does not decode, a truncated payload
+  | 'state.checksum' // the payload's SHA-256 differs from the one recorded in the file
+  | 'state.version' // a file format or state version this build does not know
+  | 'state.value' // a state value the file format cannot hold (a function, NaN, a class instance, a key starting with `$`)
+  | 'state.locked' // another live process (or another store in this one) holds the state folder's lock
+  | 'state.io'; // the file system refused a read, write, fsync or rename
+
+/**
+ * The software TPM's durable state (src/simulator/store.ts) cannot be loaded,
+ * saved or locked. A damaged file is always an error, never a fresh TPM.
+ * `path` is the file or folder concerned.
+ */
+export class StateError extends TrustrootError {
+  declare readonly code: StateErrorCode;
+  readonly path: string;
+  constructor(code: StateErrorCode, message: string, path: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.path = path;
   }
 }

@@ -64,6 +64,7 @@ export {
   ParseError,
   PolicyError,
   SessionError,
+  StateError,
   TctiError,
   TransportError,
   TrustrootError,
@@ -76,6 +77,7 @@ export {
   type ParseErrorCode,
   type PolicyErrorCode,
   type SessionErrorCode,
+  type StateErrorCode,
   type TctiErrorCode,
   type TransportErrorCode,
 } from './errors.js';
