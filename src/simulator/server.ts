@@ -1,0 +1,759 @@
+/**
+ * TCP servers for a software TPM: the Microsoft simulator protocol and
+ * swtpm's protocol (tpm-peers.md §2.2–§2.4), both driving any object that
+ * executes whole commands (`SimulatorPlatform`).
+ *
+ * One server owns two ports: the command port N and, on N+1, either the MS
+ * platform port (`protocol: 'mssim'`) or swtpm's control channel
+ * (`protocol: 'swtpm'`) — the two collide on codes 1, 2, 9, 10, 11 (§2.4),
+ * so one instance speaks one of them. The command port accepts raw commands
+ * (what the `swtpm` TCTI sends) and the MS `TPM_SEND_COMMAND` prefix (what
+ * the `mssim` TCTI and swtpm's own port accept) in both modes; the other MS
+ * command-port signals only in `mssim` mode.
+ *
+ * Like both peers, each port serves one client at a time and queues the
+ * others (§2.3, pitfall 1). Unlike swtpm, commands are framed by their size
+ * fields, not by read() boundaries (pitfall 2). Everything that reaches the
+ * TPM — commands and platform signals, from either port — runs one at a time
+ * through one queue; a client that disconnects mid-command does not cancel
+ * it: the TPM finishes and the answer is dropped.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { ArgumentError, TransportError } from '../tpm/errors.js';
+import { encodeErrorResponse } from '../tpm/frame.js';
+import { LIMITS } from '../tpm/limits.js';
+import { TPM_RC } from '../tpm/rc.js';
+
+/** What a server drives: a TPM engine plus its platform signals. */
+export interface SimulatorPlatform {
+  /**
+   * Execute one whole command at `locality` (0..4) and return the whole
+   * response. Must not throw for a bad command (answer an error response);
+   * a throw is answered with TPM_RC_FAILURE.
+   */
+  execute(command: Uint8Array, locality: number): Promise<Uint8Array>;
+  /** _TPM_Init after power-on: the TPM then needs TPM2_Startup. A new engine is powered on. */
+  powerOn(): void | Promise<void>;
+  /** Power removed: volatile state is lost. */
+  powerOff(): void | Promise<void>;
+  /** A platform reset while powered (MS SIGNAL_RESET, swtpm CMD_INIT): _TPM_Init, Startup needed. */
+  reset(): void | Promise<void>;
+  /** MS SIGNAL_RESTART (_TPM_Init for a TPM Restart/Resume); default: reset(). */
+  restart?(): void | Promise<void>;
+  /** NV available (MS NV_ON) / unavailable (NV_OFF, commands touching NV then answer TPM_RC_NV_UNAVAILABLE). */
+  nvOn?(): void | Promise<void>;
+  nvOff?(): void | Promise<void>;
+  /** Cancel line (MS CANCEL_ON/OFF, swtpm CANCEL_TPM_CMD sets it for the running command). */
+  cancel?(on: boolean): void | Promise<void>;
+  /** Physical presence (MS PHYS_PRES_ON/OFF). */
+  physicalPresence?(on: boolean): void | Promise<void>;
+  /** _TPM_Hash_Start / _TPM_Hash_Data / _TPM_Hash_End (Part 1 §34.4, the D-RTM sequence at locality 4). */
+  hashStart?(): void | Promise<void>;
+  hashData?(data: Uint8Array): void | Promise<void>;
+  hashEnd?(): void | Promise<void>;
+  /** The TPM-established flag (set by a D-RTM sequence; swtpm GET_TPMESTABLISHED). */
+  tpmEstablished?(): boolean;
+  resetTpmEstablished?(locality: number): void | Promise<void>;
+  /** Enter failure mode (MS TEST_FAILURE_MODE). */
+  failureMode?(): void | Promise<void>;
+}
+
+export type ServerProtocol = 'mssim' | 'swtpm';
+
+export interface TpmServerOptions {
+  readonly platform: SimulatorPlatform;
+  /** Which protocol port+1 speaks. */
+  readonly protocol: ServerProtocol;
+  /** Command port; 0 picks a free N with N+1 also free. */
+  readonly port: number;
+  /** Default 127.0.0.1; anything else exposes the TPM's platform hierarchy to the network. */
+  readonly host?: string;
+  /** Platform/control port, default port+1. */
+  readonly platformPort?: number;
+  /**
+   * Whether MS STOP (21) and swtpm SHUTDOWN (3) close the server, as they end
+   * the peers' processes (default true). `closed` resolves either way.
+   */
+  readonly remoteStop?: boolean;
+  /** Clients waiting per port beyond the one served; more are refused (closed at once). Default 16. */
+  readonly maxQueued?: number;
+  /** Once a frame has started, the rest must arrive within this time (default 10 s; swtpm control: 500 ms, §2.3). */
+  readonly frameTimeoutMs?: number;
+  /** Called with anything the server absorbed instead of crashing (an engine throw, a socket error). */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface TpmServer {
+  readonly host: string;
+  readonly port: number;
+  readonly platformPort: number;
+  readonly protocol: ServerProtocol;
+  /** Resolves when the server has closed (close(), or a remote STOP/SHUTDOWN). */
+  readonly closed: Promise<void>;
+  /** Stop listening, drop every client, wait for a running command to finish. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** MS simulator signals (TpmTcpProtocol.h, tpm-peers.md §2.2). */
+export const MS_SIGNAL = {
+  POWER_ON: 1,
+  POWER_OFF: 2,
+  PHYS_PRES_ON: 3,
+  PHYS_PRES_OFF: 4,
+  HASH_START: 5,
+  HASH_DATA: 6,
+  HASH_END: 7,
+  SEND_COMMAND: 8,
+  CANCEL_ON: 9,
+  CANCEL_OFF: 10,
+  NV_ON: 11,
+  NV_OFF: 12,
+  KEY_CACHE_ON: 13,
+  KEY_CACHE_OFF: 14,
+  REMOTE_HANDSHAKE: 15,
+  SET_ALTERNATIVE_RESULT: 16,
+  RESET: 17,
+  RESTART: 18,
+  SESSION_END: 20,
+  STOP: 21,
+  GET_COMMAND_RESPONSE_SIZES: 25,
+  TEST_FAILURE_MODE: 30,
+} as const;
+
+/** swtpm control commands (swtpm tpm_ioctl.h CMD_*, tpm-peers.md §2.3). */
+export const SWTPM_CMD = {
+  GET_CAPABILITY: 0x01,
+  INIT: 0x02,
+  SHUTDOWN: 0x03,
+  GET_TPMESTABLISHED: 0x04,
+  SET_LOCALITY: 0x05,
+  HASH_START: 0x06,
+  HASH_DATA: 0x07,
+  HASH_END: 0x08,
+  CANCEL_TPM_CMD: 0x09,
+  STORE_VOLATILE: 0x0a,
+  RESET_TPMESTABLISHED: 0x0b,
+  STOP: 0x0e,
+  GET_CONFIG: 0x0f,
+  SET_BUFFERSIZE: 0x11,
+} as const;
+
+/** swtpm control results (TPM 1.2 return codes, as swtpm uses them). */
+export const SWTPM_RESULT = {
+  SUCCESS: 0,
+  BAD_PARAMETER: 3,
+  FAIL: 9,
+  BAD_ORDINAL: 10,
+} as const;
+
+/**
+ * PTM_CAP_* bits of the control commands this server implements (swtpm
+ * tpm_ioctl.h): INIT 0, SHUTDOWN 1, GET_TPMESTABLISHED 2, SET_LOCALITY 3,
+ * HASHING 4, CANCEL_TPM_CMD 5, STORE_VOLATILE 6, RESET_TPMESTABLISHED 7,
+ * STOP 10, GET_CONFIG 11, SET_BUFFERSIZE 13, SEND_COMMAND_HEADER 15. Not the
+ * state blobs (8, 9), SET_DATAFD (12) or GET_INFO (14).
+ */
+export const SWTPM_CAPABILITIES = 0b1010_1100_1111_1111n;
+
+/** REMOTE_HANDSHAKE reply flags (TpmTcpProtocol.h): platform available, supports physical presence. */
+const MS_SERVER_VERSION = 1;
+const MS_FLAGS = 1 | 8;
+
+/** The TPM I/O buffer this server accepts (SET_BUFFERSIZE range; swtpm's minimum 2808 is libtpms's). */
+const BUFFER_MIN = 2808;
+const BUFFER_MAX = LIMITS.MAX_COMMAND_SIZE;
+const BUFFER_DEFAULT = 4096;
+
+const TPM_ST_NO_SESSIONS = 0x8001;
+const TPM_ST_SESSIONS = 0x8002;
+
+/** Start a server; resolves once both ports listen. */
+export async function startTpmServer(options: TpmServerOptions): Promise<TpmServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (options.protocol !== 'mssim' && options.protocol !== 'swtpm') {
+    throw new ArgumentError(`protocol must be mssim or swtpm, not ${String(options.protocol)}`);
+  }
+  checkPort(options.port, 'port');
+  if (options.platformPort !== undefined) checkPort(options.platformPort, 'platformPort');
+  const state = new ServerState(options);
+  const { command, platform } = await listenPair(host, options.port, options.platformPort, (socket) => state.acceptCommand(socket), (socket) => state.acceptPlatform(socket));
+  state.attach(command, platform);
+  return {
+    host,
+    port: (command.address() as { port: number }).port,
+    platformPort: (platform.address() as { port: number }).port,
+    protocol: options.protocol,
+    closed: state.closed,
+    close: () => state.close(),
+  };
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ArgumentError(`${what} must be an integer in 0..65535, got ${port}`);
+}
+
+async function listenPair(
+  host: string,
+  port: number,
+  platformPort: number | undefined,
+  onCommand: (s: Socket) => void,
+  onPlatform: (s: Socket) => void,
+): Promise<{ command: Server; platform: Server }> {
+  // With port 0 the platform port must still be N+1 (every client assumes it): retry a few free N.
+  for (let attempt = 0; ; attempt++) {
+    const command = await listen(host, port, onCommand);
+    const n = (command.address() as { port: number }).port;
+    const wanted = platformPort ?? n + 1;
+    try {
+      if (wanted > 65535) throw new TransportError('transport.connect', `no port after ${n}`);
+      const platform = await listen(host, wanted, onPlatform);
+      return { command, platform };
+    } catch (e) {
+      await new Promise<void>((resolve) => command.close(() => resolve()));
+      if (port !== 0 || platformPort !== undefined || attempt >= 20) throw e;
+    }
+  }
+}
+
+function listen(host: string, port: number, onConnection: (s: Socket) => void): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, onConnection);
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+/** Thrown inside a connection handler to end the connection quietly. */
+class EndConnection extends Error {}
+
+/**
+ * Reads exact byte counts from a paused socket; the socket stays paused
+ * while more than a frame's worth is buffered, so a client cannot make the
+ * server buffer without bound.
+ */
+class SocketReader {
+  readonly #socket: Socket;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered > 2 * LIMITS.MAX_COMMAND_SIZE + 64) socket.pause();
+      this.#notify();
+    });
+    socket.on('end', () => this.#finish());
+    socket.on('close', () => this.#finish());
+    socket.on('error', () => this.#finish());
+    socket.resume();
+  }
+
+  #finish(): void {
+    this.#ended = true;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /**
+   * Exactly n bytes. EndConnection on end of stream or after `timeoutMs`
+   * (undefined: wait as long as the client likes, as between frames).
+   */
+  async read(n: number, timeoutMs?: number): Promise<Uint8Array> {
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    while (this.#buffered < n) {
+      if (this.#ended) throw new EndConnection();
+      if (this.#socket.isPaused()) this.#socket.resume();
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      if (left !== undefined && left <= 0) throw new EndConnection();
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        if (left !== undefined) {
+          const t = setTimeout(resolve, left);
+          this.#wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        }
+      });
+    }
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    const out = new Uint8Array(all.subarray(0, n));
+    const rest = all.subarray(n);
+    this.#chunks = rest.length > 0 ? [rest] : [];
+    this.#buffered = rest.length;
+    return out;
+  }
+
+  async u32(timeoutMs?: number): Promise<number> {
+    const b = await this.read(4, timeoutMs);
+    return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  }
+}
+
+/** One port's clients: one served, the rest waiting (paused) in arrival order. */
+class Port {
+  readonly #serve: (socket: Socket) => Promise<void>;
+  readonly #maxQueued: number;
+  readonly #onError: (e: unknown) => void;
+  readonly #waiting: Socket[] = [];
+  #active: Socket | undefined;
+  #closed = false;
+
+  constructor(serve: (socket: Socket) => Promise<void>, maxQueued: number, onError: (e: unknown) => void) {
+    this.#serve = serve;
+    this.#maxQueued = maxQueued;
+    this.#onError = onError;
+  }
+
+  accept(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    if (this.#closed || this.#waiting.length >= this.#maxQueued) {
+      socket.destroy();
+      return;
+    }
+    this.#waiting.push(socket);
+    socket.once('close', () => {
+      const i = this.#waiting.indexOf(socket);
+      if (i >= 0) this.#waiting.splice(i, 1);
+    });
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#active !== undefined || this.#closed) return;
+    const socket = this.#waiting.shift();
+    if (socket === undefined) return;
+    this.#active = socket;
+    socket.setNoDelay(true);
+    this.#serve(socket)
+      .catch((e: unknown) => {
+        if (!(e instanceof EndConnection)) this.#onError(e);
+      })
+      .finally(() => {
+        // FIN after the last reply; a client that never closes its side is cut off soon after.
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+        this.#active = undefined;
+        this.#next();
+      });
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#waiting.splice(0)) s.destroy();
+    this.#active?.destroy();
+  }
+}
+
+function be32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v >>> 0);
+  return b;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Write a whole reply in one write, unless the client has gone (then the answer is dropped). */
+function send(socket: Socket, bytes: Uint8Array): void {
+  if (!socket.destroyed && socket.writable) socket.write(bytes);
+}
+
+class ServerState {
+  readonly #platform: SimulatorPlatform;
+  readonly #protocol: ServerProtocol;
+  readonly #remoteStop: boolean;
+  readonly #frameTimeoutMs: number;
+  readonly #onError: (e: unknown) => void;
+  readonly #commandPort: Port;
+  readonly #platformPort: Port;
+  #servers: Server[] = [];
+  /** Everything that reaches the TPM, in order. */
+  #tail: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+  readonly closed: Promise<void>;
+  /** swtpm: locality for raw commands (CMD_SET_LOCALITY; it outlives clients, as in swtpm). */
+  #locality = 0;
+  /** swtpm: CMD_STOP/SHUTDOWN stop the TPM until CMD_INIT; MS POWER_OFF until POWER_ON. */
+  #running = true;
+  #bufferSize = BUFFER_DEFAULT;
+  /** Sizes of the last command and response (MS GET_COMMAND_RESPONSE_SIZES). */
+  #lastSizes: [number, number] = [0, 0];
+
+  constructor(options: TpmServerOptions) {
+    this.#platform = options.platform;
+    this.#protocol = options.protocol;
+    this.#remoteStop = options.remoteStop ?? true;
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? 10_000;
+    this.#onError = options.onError ?? (() => undefined);
+    const maxQueued = options.maxQueued ?? 16;
+    this.#commandPort = new Port((s) => this.#serveCommand(s), maxQueued, this.#onError);
+    this.#platformPort = new Port(
+      (s) => (this.#protocol === 'mssim' ? this.#serveMsPlatform(s) : this.#serveSwtpmControl(s)),
+      maxQueued,
+      this.#onError,
+    );
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  attach(command: Server, platform: Server): void {
+    this.#servers = [command, platform];
+  }
+
+  acceptCommand(socket: Socket): void {
+    this.#commandPort.accept(socket);
+  }
+
+  acceptPlatform(socket: Socket): void {
+    this.#platformPort.accept(socket);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#commandPort.close();
+      this.#platformPort.close();
+      await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      await this.#tail.catch(() => undefined);
+      this.#resolveClosed();
+    })();
+    return this.#closing;
+  }
+
+  #remoteClose(): void {
+    if (this.#remoteStop) void this.close();
+  }
+
+  /** Run `fn` after everything queued before it; its failure does not poison the queue. */
+  #serial<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #execute(command: Uint8Array, locality: number): Promise<Uint8Array> {
+    return this.#serial(async () => {
+      // Powered off / stopped: no TPM to answer; swtpm answers a fatal error the same way (§2.3).
+      if (!this.#running) return encodeErrorResponse(TPM_RC.FAILURE);
+      let rsp: Uint8Array;
+      try {
+        rsp = await this.#platform.execute(command, locality);
+      } catch (e) {
+        this.#onError(e);
+        rsp = encodeErrorResponse(TPM_RC.FAILURE);
+      }
+      this.#lastSizes = [command.length, rsp.length];
+      return rsp;
+    });
+  }
+
+  /** A platform hook through the queue; true when it ran without throwing. */
+  async #signal(fn: () => void | Promise<void>): Promise<boolean> {
+    try {
+      await this.#serial(fn);
+      return true;
+    } catch (e) {
+      this.#onError(e);
+      return false;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Command port
+
+  async #serveCommand(socket: Socket): Promise<void> {
+    const r = new SocketReader(socket);
+    const t = this.#frameTimeoutMs;
+    for (;;) {
+      const first = await r.u32();
+      const tag = first >>> 16;
+      if (tag === TPM_ST_NO_SESSIONS || tag === TPM_ST_SESSIONS) {
+        // Raw command (swtpm TCTI): tag u16, size u32, code u32 — framed by the size (Part 3 §5.2).
+        const rest = await r.read(6, t);
+        const size = ((first & 0xffff) * 0x10000 + ((rest[0]! << 8) | rest[1]!)) >>> 0;
+        if (size < 10 || size > this.#maxCommand()) {
+          // The frame cannot be found again: answer like a TPM and hang up.
+          send(socket, encodeErrorResponse(TPM_RC.COMMAND_SIZE));
+          return;
+        }
+        const body = await r.read(size - 10, t);
+        const cmd = concat(be32(first), rest, body);
+        send(socket, await this.#execute(cmd, this.#locality));
+        continue;
+      }
+      switch (first) {
+        case MS_SIGNAL.SEND_COMMAND: {
+          const head = await r.read(5, t);
+          const locality = head[0]!;
+          const size = new DataView(head.buffer, head.byteOffset).getUint32(1);
+          if (size < 10 || size > this.#maxCommand() || locality > 4) {
+            const err = encodeErrorResponse(size < 10 || size > this.#maxCommand() ? TPM_RC.COMMAND_SIZE : TPM_RC.LOCALITY);
+            send(socket, concat(be32(err.length), err, be32(0)));
+            return;
+          }
+          const cmd = await r.read(size, t);
+          const rsp = await this.#execute(cmd, locality);
+          send(socket, concat(be32(rsp.length), rsp, be32(0)));
+          continue;
+        }
+        case MS_SIGNAL.SESSION_END:
+          return;
+        case MS_SIGNAL.STOP:
+          if (this.#protocol !== 'mssim') return;
+          this.#remoteClose();
+          return;
+      }
+      if (this.#protocol !== 'mssim') return; // swtpm understands no other MS signal here (§2.3)
+      switch (first) {
+        case MS_SIGNAL.HASH_START:
+          send(socket, be32(await this.#hook(this.#platform.hashStart?.bind(this.#platform))));
+          continue;
+        case MS_SIGNAL.HASH_DATA: {
+          const n = await r.u32(t);
+          if (n > LIMITS.MAX_COMMAND_SIZE) return;
+          const data = await r.read(n, t);
+          send(socket, be32(await this.#hook(this.#platform.hashData && (() => this.#platform.hashData!(data)))));
+          continue;
+        }
+        case MS_SIGNAL.HASH_END:
+          send(socket, be32(await this.#hook(this.#platform.hashEnd?.bind(this.#platform))));
+          continue;
+        case MS_SIGNAL.REMOTE_HANDSHAKE:
+          await r.u32(t); // the client's version: any is served
+          send(socket, concat(be32(MS_SERVER_VERSION), be32(MS_FLAGS), be32(0)));
+          continue;
+        case MS_SIGNAL.SET_ALTERNATIVE_RESULT:
+          await r.u32(t);
+          send(socket, be32(0));
+          continue;
+        default:
+          return; // unknown: the MS simulator closes without a reply (§2.2)
+      }
+    }
+  }
+
+  #maxCommand(): number {
+    return this.#protocol === 'swtpm' ? this.#bufferSize : LIMITS.MAX_COMMAND_SIZE;
+  }
+
+  /** 0 when the hook ran (or there is none to run), 1 when it threw. */
+  async #hook(fn: (() => void | Promise<void>) | undefined): Promise<number> {
+    if (fn === undefined) return 0;
+    return (await this.#signal(fn)) ? 0 : 1;
+  }
+
+  // -------------------------------------------------------------------------
+  // MS platform port (§2.2)
+
+  async #serveMsPlatform(socket: Socket): Promise<void> {
+    const r = new SocketReader(socket);
+    const p = this.#platform;
+    for (;;) {
+      const code = await r.u32();
+      let result: number;
+      switch (code) {
+        case MS_SIGNAL.POWER_ON:
+          // Already on: a no-op, as in the MS simulator (§2.2).
+          result = this.#running ? 0 : await this.#hook(async () => {
+            await p.powerOn();
+            this.#running = true;
+          });
+          break;
+        case MS_SIGNAL.POWER_OFF:
+          result = !this.#running ? 0 : await this.#hook(async () => {
+            this.#running = false;
+            await p.powerOff();
+          });
+          break;
+        case MS_SIGNAL.PHYS_PRES_ON:
+        case MS_SIGNAL.PHYS_PRES_OFF:
+          result = await this.#hook(p.physicalPresence && (() => p.physicalPresence!(code === MS_SIGNAL.PHYS_PRES_ON)));
+          break;
+        case MS_SIGNAL.CANCEL_ON:
+        case MS_SIGNAL.CANCEL_OFF:
+          // Not queued: cancel must reach the engine while a command runs.
+          result = await this.#direct(p.cancel && (() => p.cancel!(code === MS_SIGNAL.CANCEL_ON)));
+          break;
+        case MS_SIGNAL.NV_ON:
+          result = await this.#hook(p.nvOn?.bind(p));
+          break;
+        case MS_SIGNAL.NV_OFF:
+          result = await this.#hook(p.nvOff?.bind(p));
+          break;
+        case MS_SIGNAL.KEY_CACHE_ON:
+        case MS_SIGNAL.KEY_CACHE_OFF:
+          result = 0; // the MS simulator's RSA key cache is a test speed-up; nothing to switch here
+          break;
+        case MS_SIGNAL.RESET:
+          result = await this.#hook(() => p.reset());
+          break;
+        case MS_SIGNAL.RESTART:
+          result = await this.#hook(() => (p.restart ? p.restart() : p.reset()));
+          break;
+        case MS_SIGNAL.TEST_FAILURE_MODE:
+          result = await this.#hook(p.failureMode?.bind(p));
+          break;
+        case MS_SIGNAL.GET_COMMAND_RESPONSE_SIZES: {
+          // The MS simulator sends its last command/response sizes as a byte string and clears them.
+          const [c, rs] = this.#lastSizes;
+          this.#lastSizes = [0, 0];
+          send(socket, concat(be32(8), be32(c), be32(rs)));
+          result = 0;
+          break;
+        }
+        case MS_SIGNAL.SESSION_END:
+          return;
+        case MS_SIGNAL.STOP:
+          this.#remoteClose();
+          return;
+        default:
+          send(socket, be32(1));
+          return;
+      }
+      send(socket, be32(result));
+    }
+  }
+
+  /** A hook that bypasses the queue (cancel). */
+  async #direct(fn: (() => void | Promise<void>) | undefined): Promise<number> {
+    if (fn === undefined) return 0;
+    try {
+      await fn();
+      return 0;
+    } catch (e) {
+      this.#onError(e);
+      return 1;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // swtpm control channel (§2.3)
+
+  async #serveSwtpmControl(socket: Socket): Promise<void> {
+    const r = new SocketReader(socket);
+    const p = this.#platform;
+    // swtpm gives a client 500 ms to deliver the rest of a request (§2.3).
+    const t = Math.min(500, this.#frameTimeoutMs);
+    const ok = be32(SWTPM_RESULT.SUCCESS);
+    for (;;) {
+      const cmd = await r.u32();
+      switch (cmd) {
+        case SWTPM_CMD.GET_CAPABILITY: {
+          const b = new Uint8Array(8);
+          new DataView(b.buffer).setBigUint64(0, SWTPM_CAPABILITIES);
+          send(socket, b); // the one reply without a result word
+          break;
+        }
+        case SWTPM_CMD.INIT: {
+          await r.u32(t); // flags: volatile state is never kept across INIT here, so DELETE_VOLATILE changes nothing
+          const res = await this.#hook(async () => {
+            if (this.#running) await p.reset();
+            else await p.powerOn();
+            this.#running = true;
+            this.#locality = 0;
+          });
+          send(socket, be32(res === 0 ? SWTPM_RESULT.SUCCESS : SWTPM_RESULT.FAIL));
+          break;
+        }
+        case SWTPM_CMD.SHUTDOWN:
+        case SWTPM_CMD.STOP: {
+          const res = await this.#hook(async () => {
+            if (this.#running) await p.powerOff();
+            this.#running = false;
+          });
+          send(socket, be32(res === 0 ? SWTPM_RESULT.SUCCESS : SWTPM_RESULT.FAIL));
+          if (cmd === SWTPM_CMD.SHUTDOWN) {
+            this.#remoteClose();
+            return;
+          }
+          break;
+        }
+        case SWTPM_CMD.GET_TPMESTABLISHED: {
+          const bit = p.tpmEstablished?.() === true ? 1 : 0;
+          send(socket, concat(ok, Uint8Array.of(bit, 0, 0, 0)));
+          break;
+        }
+        case SWTPM_CMD.SET_LOCALITY: {
+          const loc = (await r.read(1, t))[0]!;
+          if (loc > 4) {
+            send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
+          } else {
+            this.#locality = loc;
+            send(socket, ok);
+          }
+          break;
+        }
+        case SWTPM_CMD.HASH_START:
+          send(socket, be32(await this.#hook(p.hashStart?.bind(p)) === 0 ? 0 : SWTPM_RESULT.FAIL));
+          break;
+        case SWTPM_CMD.HASH_DATA: {
+          const n = await r.u32(t);
+          if (n > LIMITS.MAX_COMMAND_SIZE) {
+            send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
+            return; // the rest of the request cannot be skipped safely
+          }
+          const data = await r.read(n, t);
+          send(socket, be32(await this.#hook(p.hashData && (() => p.hashData!(data))) === 0 ? 0 : SWTPM_RESULT.FAIL));
+          break;
+        }
+        case SWTPM_CMD.HASH_END:
+          send(socket, be32(await this.#hook(p.hashEnd?.bind(p)) === 0 ? 0 : SWTPM_RESULT.FAIL));
+          break;
+        case SWTPM_CMD.CANCEL_TPM_CMD:
+          send(socket, be32(await this.#direct(p.cancel && (() => p.cancel!(true))) === 0 ? 0 : SWTPM_RESULT.FAIL));
+          break;
+        case SWTPM_CMD.STORE_VOLATILE:
+          send(socket, ok); // state is written by the engine as it changes
+          break;
+        case SWTPM_CMD.RESET_TPMESTABLISHED: {
+          const loc = (await r.read(1, t))[0]!;
+          if (loc > 4) {
+            send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
+            break;
+          }
+          send(socket, be32(await this.#hook(p.resetTpmEstablished && (() => p.resetTpmEstablished!(loc))) === 0 ? 0 : SWTPM_RESULT.FAIL));
+          break;
+        }
+        case SWTPM_CMD.GET_CONFIG:
+          send(socket, concat(ok, be32(0))); // no state-file key, no migration key
+          break;
+        case SWTPM_CMD.SET_BUFFERSIZE: {
+          const wanted = await r.u32(t);
+          if (wanted !== 0) {
+            // swtpm changes the buffer size only while the TPM is stopped.
+            if (this.#running) {
+              send(socket, be32(SWTPM_RESULT.BAD_ORDINAL));
+              break;
+            }
+            this.#bufferSize = Math.min(BUFFER_MAX, Math.max(BUFFER_MIN, wanted));
+          }
+          send(socket, concat(ok, be32(this.#bufferSize), be32(BUFFER_MIN), be32(BUFFER_MAX)));
+          break;
+        }
+        default:
+          // Unknown or unimplemented (state blobs, GET_INFO): its payload length is unknown, so answer and hang up.
+          send(socket, be32(SWTPM_RESULT.BAD_ORDINAL));
+          return;
+      }
+    }
+  }
+}
