@@ -1,0 +1,553 @@
+/**
+ * Durable state of a software TPM: one state file per TPM folder, written
+ * atomically and loaded with strict validation (issue 6, point 3).
+ *
+ * Folder layout:
+ *   state.json   the state file (below)
+ *   lock         O_EXCL lock file holding the PID of the process serving the folder
+ *   state.json.tmp-<pid>-<n>   a write in progress (removed at open: the lock holder owns the folder)
+ *
+ * State file format (format version 1): one header line, then the payload.
+ *   {"format":"trustroot-simulator-state","formatVersion":1,"stateVersion":V,"length":N,"sha256":"<hex>"}\n
+ *   <N bytes of UTF-8 JSON: the state in tagged JSON>
+ * `sha256` is the SHA-256 of exactly those N payload bytes, so truncation,
+ * trailing bytes and bit flips are all detected before the payload is parsed.
+ *
+ * Tagged JSON: JSON has no bytes and no 64-bit integers, so
+ *   Uint8Array → {"$bytes":"<lower-case hex>"}
+ *   bigint     → {"$bigint":"<decimal>"}
+ * Plain objects may not have keys starting with `$` (they would be
+ * ambiguous with the tags); numbers must be finite; `undefined` properties
+ * are left out, `undefined` array elements, functions, Maps and other class
+ * instances are refused (state.value). A tag object with anything but its
+ * one key is corrupt.
+ *
+ * Writing: temp file in the same folder (O_EXCL), write, fsync, close,
+ * rename over state.json, fsync of the folder — only then does `save`
+ * resolve, so an engine that awaits `save` before answering never
+ * acknowledges a change a crash could lose.
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StateError } from '../tpm/errors.js';
+import { createSimulatorState, SIMULATOR_STATE_VERSION, type RandomSource, type SimulatorState } from './state.js';
+
+/** The envelope's own format version; a reader refuses any other. */
+export const STATE_FILE_FORMAT_VERSION = 1 as const;
+/** Magic string in the header line. */
+export const STATE_FILE_FORMAT = 'trustroot-simulator-state' as const;
+export const STATE_FILE_NAME = 'state.json';
+export const LOCK_FILE_NAME = 'lock';
+const TMP_PREFIX = `${STATE_FILE_NAME}.tmp-`;
+
+/** The least a stored state is: an object with its layout version. */
+export interface VersionedState {
+  version: number;
+}
+
+// ---------------------------------------------------------------------------
+// Tagged JSON
+
+/** Plain data a state may contain. */
+export type StateValue =
+  | null
+  | boolean
+  | number
+  | string
+  | bigint
+  | Uint8Array
+  | readonly StateValue[]
+  | { readonly [key: string]: StateValue | undefined };
+
+function isPlainObject(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function toTagged(value: unknown, path: string, file: string): unknown {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new StateError('state.value', `${path}: ${value} is not a finite number`, file);
+    return value;
+  }
+  if (typeof value === 'bigint') return { $bigint: value.toString(10) };
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex') };
+  if (Array.isArray(value)) {
+    return value.map((item: unknown, i) => {
+      if (item === undefined) throw new StateError('state.value', `${path}[${i}]: undefined in an array`, file);
+      return toTagged(item, `${path}[${i}]`, file);
+    });
+  }
+  if (typeof value === 'object' && isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (key.startsWith('$')) throw new StateError('state.value', `${path}.${key}: keys starting with '$' are reserved for tags`, file);
+      if (item === undefined) continue;
+      out[key] = toTagged(item, `${path}.${key}`, file);
+    }
+    return out;
+  }
+  throw new StateError('state.value', `${path}: a ${typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value} cannot be stored`, file);
+}
+
+const HEX = /^(?:[0-9a-f]{2})*$/;
+const DECIMAL = /^-?(?:0|[1-9][0-9]*)$/;
+
+function fromTagged(value: unknown, path: string, file: string): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item: unknown, i) => fromTagged(item, `${path}[${i}]`, file));
+  const entries = Object.entries(value as Record<string, unknown>);
+  const tagged = entries.filter(([key]) => key.startsWith('$'));
+  if (tagged.length > 0) {
+    const [key, text] = entries[0] ?? [];
+    if (entries.length !== 1 || typeof text !== 'string') throw new StateError('state.corrupt', `${path}: malformed tag object`, file);
+    if (key === '$bytes') {
+      if (!HEX.test(text)) throw new StateError('state.corrupt', `${path}: $bytes is not lower-case hex of whole bytes`, file);
+      return new Uint8Array(Buffer.from(text, 'hex'));
+    }
+    if (key === '$bigint') {
+      if (!DECIMAL.test(text)) throw new StateError('state.corrupt', `${path}: $bigint is not a decimal integer`, file);
+      return BigInt(text);
+    }
+    throw new StateError('state.corrupt', `${path}: unknown tag ${key}`, file);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of entries) out[key] = fromTagged(item, `${path}.${key}`, file);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// File format
+
+/** The bytes of a state file holding `state` (header line + tagged JSON payload). */
+export function serializeState(state: VersionedState, file = STATE_FILE_NAME): Uint8Array {
+  if (!Number.isSafeInteger(state.version)) throw new StateError('state.value', 'state.version is not an integer', file);
+  const payload = Buffer.from(JSON.stringify(toTagged(state, 'state', file)), 'utf8');
+  const header = {
+    format: STATE_FILE_FORMAT,
+    formatVersion: STATE_FILE_FORMAT_VERSION,
+    stateVersion: state.version,
+    length: payload.length,
+    sha256: createHash('sha256').update(payload).digest('hex'),
+  };
+  return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`, 'utf8'), payload]);
+}
+
+/**
+ * Parses and checks a state file's bytes. Returns the decoded state (not yet
+ * checked against any state layout beyond its `version`).
+ * @throws StateError state.corrupt, state.checksum or state.version
+ */
+export function parseStateFile(bytes: Uint8Array, expectedVersion: number, file = STATE_FILE_NAME): VersionedState {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const nl = buf.indexOf(0x0a);
+  if (nl < 0) throw new StateError('state.corrupt', 'no header line (empty or truncated file)', file);
+  let header: unknown;
+  try {
+    header = JSON.parse(buf.subarray(0, nl).toString('utf8'));
+  } catch (cause) {
+    throw new StateError('state.corrupt', 'header line is not JSON', file, { cause });
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new StateError('state.corrupt', 'header is not an object', file);
+  const h = header as Record<string, unknown>;
+  if (h['format'] !== STATE_FILE_FORMAT) throw new StateError('state.corrupt', 'not a trustroot simulator state file', file);
+  if (h['formatVersion'] !== STATE_FILE_FORMAT_VERSION) {
+    throw new StateError('state.version', `file format version ${String(h['formatVersion'])} is not ${STATE_FILE_FORMAT_VERSION}`, file);
+  }
+  const { length, sha256, stateVersion } = h;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) throw new StateError('state.corrupt', 'header length is not a size', file);
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) throw new StateError('state.corrupt', 'header sha256 is not 32 hex bytes', file);
+  if (typeof stateVersion !== 'number' || !Number.isSafeInteger(stateVersion)) throw new StateError('state.corrupt', 'header stateVersion is not an integer', file);
+  const payload = buf.subarray(nl + 1);
+  if (payload.length !== length) {
+    throw new StateError('state.corrupt', `payload is ${payload.length} bytes, header says ${length} (${payload.length < length ? 'truncated' : 'trailing bytes'})`, file);
+  }
+  const digest = createHash('sha256').update(payload).digest('hex');
+  if (digest !== sha256) throw new StateError('state.checksum', 'payload SHA-256 does not match the header', file);
+  // Checked after the checksum so that a flipped version byte reads as damage, not as a newer TPM.
+  if (stateVersion !== expectedVersion) throw new StateError('state.version', `state version ${stateVersion} is not ${expectedVersion}`, file);
+  let json: unknown;
+  try {
+    json = JSON.parse(payload.toString('utf8'));
+  } catch (cause) {
+    throw new StateError('state.corrupt', 'payload is not JSON', file, { cause });
+  }
+  const state = fromTagged(json, 'state', file);
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) throw new StateError('state.corrupt', 'payload is not an object', file);
+  if ((state as Record<string, unknown>)['version'] !== stateVersion) throw new StateError('state.corrupt', 'payload version differs from the header', file);
+  return state as VersionedState;
+}
+
+// ---------------------------------------------------------------------------
+// Lock
+
+function errno(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
+}
+
+function ioError(message: string, path: string, cause: unknown): StateError {
+  return new StateError('state.io', `${message}: ${errno(cause) ?? String(cause)}`, path, { cause });
+}
+
+/** Whether a process with this PID exists (EPERM: it exists under another user). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errno(error) === 'EPERM';
+  }
+}
+
+async function readLockPid(path: string): Promise<number | undefined> {
+  const text = await readFile(path, 'utf8');
+  const pid = /^([1-9][0-9]{0,9})\n?$/.exec(text)?.[1];
+  return pid === undefined ? undefined : Number(pid);
+}
+
+/** An O_EXCL lock on a state folder; `release()` removes it if it is still ours. */
+export class StateLock {
+  readonly path: string;
+  #held = true;
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  /**
+   * Takes the folder's lock. A lock file whose PID is not a live process (a
+   * crashed server) is broken: renamed aside atomically, checked to still be
+   * the dead PID's, then deleted — so two processes breaking the same stale
+   * lock never delete each other's fresh one.
+   * @throws StateError state.locked when a live process holds it; state.io
+   */
+  static async acquire(dir: string): Promise<StateLock> {
+    const path = join(dir, LOCK_FILE_NAME);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const fh = await open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+        try {
+          await fh.writeFile(`${process.pid}\n`);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        return new StateLock(path);
+      } catch (error) {
+        if (errno(error) !== 'EEXIST') throw ioError('cannot create the lock file', path, error);
+      }
+      let pid: number | undefined;
+      try {
+        pid = await readLockPid(path);
+      } catch (error) {
+        if (errno(error) === 'ENOENT') continue; // released between our create and read
+        throw ioError('cannot read the lock file', path, error);
+      }
+      // An empty/garbled lock may be one being written right now: only a well-formed dead PID is stale.
+      if (pid === undefined) throw new StateError('state.locked', 'the state folder is locked (lock file without a PID)', path);
+      if (pid === process.pid || pidAlive(pid)) throw new StateError('state.locked', `the state folder is served by process ${pid}`, path);
+      const aside = `${path}.stale-${process.pid}-${attempt}`;
+      try {
+        await rename(path, aside);
+      } catch (error) {
+        if (errno(error) === 'ENOENT') continue; // someone else broke it first
+        throw ioError('cannot break a stale lock', path, error);
+      }
+      const moved = await readLockPid(aside).catch(() => undefined);
+      if (moved !== undefined && moved !== pid && pidAlive(moved)) {
+        // We moved a live process's fresh lock: put it back unless a new one exists, and yield.
+        await link(aside, path).catch(() => undefined);
+        await unlink(aside).catch(() => undefined);
+        throw new StateError('state.locked', `the state folder is served by process ${moved}`, path);
+      }
+      await unlink(aside).catch(() => undefined);
+    }
+    throw new StateError('state.locked', 'the lock changed hands repeatedly', path);
+  }
+
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /** Removes the lock file if it still names this process. Idempotent. */
+  async release(): Promise<void> {
+    if (!this.#held) return;
+    this.#held = false;
+    const pid = await readLockPid(this.path).catch(() => undefined);
+    if (pid === process.pid) await unlink(this.path).catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Store
+
+export interface StateStoreOptions<S extends VersionedState> {
+  /** The state layout version this build reads and writes. */
+  version: number;
+  /** When there is no state file (or folder): manufacture one. Without it a missing state is state.missing. */
+  create?: () => S | Promise<S>;
+  /** Checks the decoded state's shape; throws (anything) when it does not fit; mapped to state.corrupt. */
+  validate?: (value: VersionedState) => S;
+}
+
+export interface OpenedStore<S extends VersionedState> {
+  store: StateStore<S>;
+  state: S;
+  /** true when the state was manufactured by `create` (and already saved). */
+  created: boolean;
+}
+
+interface PendingWrite {
+  bytes: Uint8Array;
+  waiters: { resolve: () => void; reject: (error: unknown) => void }[];
+}
+
+/**
+ * One TPM folder, locked for this store's lifetime. `save` is the only
+ * writer; concurrent saves are coalesced: while one write runs, later calls
+ * queue; the next write carries the newest snapshot (serialized at call time,
+ * so it includes every queued caller's change) and releases all of them.
+ */
+export class StateStore<S extends VersionedState> {
+  readonly dir: string;
+  readonly file: string;
+  readonly #lock: StateLock;
+  #tmpCounter = 0;
+  #writing: Promise<void> | undefined;
+  #pending: PendingWrite | undefined;
+  #closed = false;
+
+  private constructor(dir: string, lock: StateLock) {
+    this.dir = dir;
+    this.file = join(dir, STATE_FILE_NAME);
+    this.#lock = lock;
+  }
+
+  /**
+   * Locks the folder and loads its state, or manufactures one when asked.
+   * @throws StateError state.missing, state.corrupt, state.checksum, state.version, state.locked, state.io
+   */
+  static async open<S extends VersionedState>(dir: string, options: StateStoreOptions<S>): Promise<OpenedStore<S>> {
+    const file = join(dir, STATE_FILE_NAME);
+    try {
+      const info = await stat(dir);
+      if (!info.isDirectory()) throw new StateError('state.io', 'not a folder', dir);
+    } catch (error) {
+      if (error instanceof StateError) throw error;
+      if (errno(error) !== 'ENOENT') throw ioError('cannot read the state folder', dir, error);
+      if (options.create === undefined) throw new StateError('state.missing', 'no state folder', dir);
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (cause) {
+        throw ioError('cannot create the state folder', dir, cause);
+      }
+    }
+    const lock = await StateLock.acquire(dir);
+    try {
+      const store = new StateStore<S>(dir, lock);
+      await store.#removeTempFiles();
+      let bytes: Uint8Array | undefined;
+      try {
+        bytes = await readFile(file);
+      } catch (error) {
+        if (errno(error) !== 'ENOENT') throw ioError('cannot read the state file', file, error);
+      }
+      if (bytes === undefined) {
+        if (options.create === undefined) throw new StateError('state.missing', 'no state file', file);
+        const state = await options.create();
+        await store.save(state);
+        return { store, state, created: true };
+      }
+      const raw = parseStateFile(bytes, options.version, file);
+      let state: S;
+      try {
+        state = options.validate ? options.validate(raw) : (raw as S);
+      } catch (cause) {
+        if (cause instanceof StateError) throw cause;
+        throw new StateError('state.corrupt', `state does not fit its layout: ${cause instanceof Error ? cause.message : String(cause)}`, file, { cause });
+      }
+      return { store, state, created: false };
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /** Leftovers of a write a crash interrupted: never renamed, so never acknowledged. */
+  async #removeTempFiles(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      throw ioError('cannot list the state folder', this.dir, error);
+    }
+    for (const name of names) if (name.startsWith(TMP_PREFIX)) await unlink(join(this.dir, name)).catch(() => undefined);
+  }
+
+  /**
+   * Writes `state` durably; resolves once the new file and its folder entry
+   * are on disk. Serializes at call time (later mutations are not included).
+   * @throws StateError state.value (nothing written), state.io, state.locked after close
+   */
+  save(state: S): Promise<void> {
+    if (this.#closed) return Promise.reject(new StateError('state.locked', 'the store is closed', this.dir));
+    let bytes: Uint8Array;
+    try {
+      bytes = serializeState(state, this.file);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      if (this.#pending) {
+        this.#pending.bytes = bytes;
+        this.#pending.waiters.push({ resolve, reject });
+      } else {
+        this.#pending = { bytes, waiters: [{ resolve, reject }] };
+      }
+      if (this.#writing === undefined) this.#writing = this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending) {
+      const job = this.#pending;
+      this.#pending = undefined;
+      try {
+        await this.#writeAtomically(job.bytes);
+        for (const w of job.waiters) w.resolve();
+      } catch (error) {
+        for (const w of job.waiters) w.reject(error);
+      }
+    }
+    this.#writing = undefined;
+  }
+
+  async #writeAtomically(bytes: Uint8Array): Promise<void> {
+    const tmp = join(this.dir, `${TMP_PREFIX}${process.pid}-${this.#tmpCounter++}`);
+    try {
+      const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.file);
+    } catch (error) {
+      await unlink(tmp).catch(() => undefined);
+      throw ioError('cannot write the state file', this.file, error);
+    }
+    // The rename is durable only once the folder entry is (POSIX: fsync of the directory).
+    try {
+      const dh = await open(this.dir, fsConstants.O_RDONLY);
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+    } catch (error) {
+      throw ioError('cannot fsync the state folder', this.dir, error);
+    }
+  }
+
+  /** Waits for writes in flight, then releases the lock. Later saves are refused. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#writing) await this.#writing.catch(() => undefined);
+    await this.#lock.release();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The simulator's state
+
+function kindOf(value: unknown): string {
+  if (value instanceof Uint8Array) return 'bytes';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+/**
+ * Checks `value` against the shape of `template` (same keys, same kinds,
+ * recursively); arrays are checked element-wise against `elements[path]`
+ * when given, and `nullable` paths may be null.
+ */
+function checkShape(
+  value: unknown,
+  template: unknown,
+  path: string,
+  rules: { elements: Record<string, unknown>; nullable: ReadonlySet<string> },
+): void {
+  if (value === null && rules.nullable.has(path)) return;
+  const want = kindOf(template);
+  const got = kindOf(value);
+  if (want !== got) throw new Error(`${path} is ${got}, expected ${want}`);
+  if (want === 'array') {
+    const element = rules.elements[path];
+    (value as unknown[]).forEach((item, i) => {
+      if (element !== undefined) checkShape(item, element, `${path}[]`, rules);
+      else if (kindOf(item) !== 'number') throw new Error(`${path}[${i}] is ${kindOf(item)}, expected number`);
+    });
+    return;
+  }
+  if (want !== 'object') return;
+  const t = template as Record<string, unknown>;
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) if (!(key in t)) throw new Error(`${path}.${key} is not a known field`);
+  for (const key of Object.keys(t)) {
+    if (!(key in v)) throw new Error(`${path}.${key} is missing`);
+    checkShape(v[key], t[key], `${path}.${key}`, rules);
+  }
+}
+
+const byte0 = new Uint8Array(0);
+const bankTemplate = { hashAlg: 0, pcrs: [] as number[] };
+const SIMULATOR_SHAPE_RULES = {
+  elements: {
+    'state.pcrAllocation': bankTemplate,
+    'state.pendingPcrAllocation': bankTemplate,
+    'state.nvIndices': { nvIndex: 0, nameAlg: 0, attributes: 0, authPolicy: byte0, authValue: byte0, dataSize: 0, data: byte0 },
+    'state.persistentObjects': { handle: 0, hierarchy: 0, public: byte0, sensitive: byte0, name: byte0, qualifiedName: byte0 },
+    'state.savedState.pcrs': { hashAlg: 0, values: [byte0] },
+    'state.savedState.pcrs[].values': byte0,
+  } as Record<string, unknown>,
+  nullable: new Set(['state.pendingPcrAllocation', 'state.savedState']),
+};
+const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false };
+
+/**
+ * Checks a decoded state against SimulatorState v1 field by field (names,
+ * kinds, nested arrays) and returns it typed.
+ * @throws StateError state.corrupt naming the first field that does not fit
+ */
+export function validateSimulatorState(value: VersionedState, file = STATE_FILE_NAME): SimulatorState {
+  const template: Record<string, unknown> = { ...createSimulatorState(() => byte0), savedState: SAVED_STATE_TEMPLATE, pendingPcrAllocation: [] };
+  try {
+    checkShape(value, template, 'state', SIMULATOR_SHAPE_RULES);
+    const orderly = (value as { orderlyShutdown?: unknown }).orderlyShutdown;
+    if (orderly !== 'none' && orderly !== 'clear' && orderly !== 'state') throw new Error(`state.orderlyShutdown is ${String(orderly)}`);
+  } catch (cause) {
+    throw new StateError('state.corrupt', `state does not fit SimulatorState v${SIMULATOR_STATE_VERSION}: ${(cause as Error).message}`, file, { cause });
+  }
+  return value as SimulatorState;
+}
+
+/**
+ * Opens a software TPM's folder: loads and validates its SimulatorState, or,
+ * when `create` is true and there is none, manufactures a fresh one (saved
+ * before this resolves).
+ */
+export function openSimulatorStore(
+  dir: string,
+  options: { create?: boolean; random?: RandomSource } = {},
+): Promise<OpenedStore<SimulatorState>> {
+  const storeOptions: StateStoreOptions<SimulatorState> = {
+    version: SIMULATOR_STATE_VERSION,
+    validate: (value) => validateSimulatorState(value, join(dir, STATE_FILE_NAME)),
+  };
+  if (options.create) storeOptions.create = () => createSimulatorState(options.random);
+  return StateStore.open(dir, storeOptions);
+}
