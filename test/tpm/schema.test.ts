@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { TPM_ALG, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { ParseError } from '../../src/tpm/errors.js';
 import { type Codec, decode, encode, struct, u16, u8, union } from '../../src/tpm/wire/codec.js';
+import { Reader, Writer } from '../../src/tpm/wire/io.js';
 import * as types from '../../src/tpm/types/index.js';
 import {
   decodeTemplate,
@@ -289,5 +290,46 @@ describe('decoding failures name the code, the structure path and the offset', (
     expectParseError(() => decode(TPMS_AUTH_COMMAND, patched(auth, 0, 0x80)), 'parse.handle', 'TPMS_AUTH_COMMAND.sessionHandle', 0);
     const ticket = encode(TPMT_TK_CREATION, { tag: TPM_ST.CREATION, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) });
     expectParseError(() => decode(TPMT_TK_CREATION, patched(ticket, 2, 0x40, 0x00, 0x00, 0x0a)), 'parse.handle', 'TPMT_TK_CREATION.hierarchy', 2);
+  });
+});
+
+describe('Writer and Reader buffers', () => {
+  it('each encode returns bytes with a buffer of its own, untouched by later encodes', () => {
+    const a = encode(TPM2B_DIGEST, new Uint8Array(32).fill(1));
+    const b = encode(TPM2B_DIGEST, new Uint8Array(32).fill(2));
+    expect(a.buffer).not.toBe(b.buffer);
+    expect([a.byteOffset, a.buffer.byteLength, b.byteOffset, b.buffer.byteLength]).toEqual([0, 34, 0, 34]);
+    expect(hex(a)).toBe(`0020${'01'.repeat(32)}`);
+    expect(hex(b)).toBe(`0020${'02'.repeat(32)}`);
+  });
+
+  it('a Writer used after finish() never changes the bytes it returned', () => {
+    const w = new Writer();
+    w.u16(0);
+    w.u32(0x01020304);
+    const first = w.finish();
+    w.patchU16(0, 0xabcd);
+    w.u8(5);
+    expect(hex(first)).toBe('000001020304');
+    expect(hex(w.finish())).toBe('abcd0102030405');
+    expect(hex(new Writer().finish())).toBe('');
+  });
+
+  it('an encode that fails halfway leaves later encodes intact', () => {
+    expect(() => encode(TPML_DIGEST, [new Uint8Array(3), 'x' as unknown as Uint8Array])).toThrow();
+    expect(hex(encode(TPML_DIGEST, [new Uint8Array([9])]))).toBe('00000001000109');
+  });
+
+  it('integers of every width are big-endian, and decode back (INT8, UINT64 extremes)', () => {
+    const w = new Writer(0);
+    w.i8(-2);
+    w.u16(0xfffe);
+    w.u32(0xfffffffd);
+    w.u64(0xfedcba9876543210n);
+    const bytes = w.finish();
+    expect(hex(bytes)).toBe('fefffefffffffdfedcba9876543210');
+    const r = new Reader(bytes);
+    expect([r.i8(), r.u16(), r.u32(), r.u64()]).toEqual([-2, 0xfffe, 0xfffffffd, 0xfedcba9876543210n]);
+    r.finish();
   });
 });

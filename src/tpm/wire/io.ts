@@ -7,16 +7,17 @@ import { EncodeError, type EncodeErrorCode, ParseError, type ParseErrorCode } fr
 
 export class Reader {
   readonly bytes: Uint8Array;
-  private readonly view: DataView;
   /** Current position in `bytes`. */
   offset: number;
   /** Exclusive end of the current window. */
   private end: number;
   private readonly path: string[] = [];
 
+  // Integers are assembled from bytes rather than through a DataView: a
+  // Reader lives for one small frame, and a DataView per frame costs more
+  // than the reads it would serve.
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.offset = start;
     this.end = end;
   }
@@ -47,29 +48,31 @@ export class Reader {
 
   u8(): number {
     this.need(1);
-    return this.view.getUint8(this.offset++);
+    return this.bytes[this.offset++]!;
   }
   i8(): number {
     this.need(1);
-    return this.view.getInt8(this.offset++);
+    return (this.bytes[this.offset++]! << 24) >> 24;
   }
   u16(): number {
     this.need(2);
-    const v = this.view.getUint16(this.offset);
-    this.offset += 2;
-    return v;
+    const b = this.bytes;
+    const o = this.offset;
+    this.offset = o + 2;
+    return (b[o]! << 8) | b[o + 1]!;
   }
   u32(): number {
     this.need(4);
-    const v = this.view.getUint32(this.offset);
-    this.offset += 4;
-    return v;
+    const b = this.bytes;
+    const o = this.offset;
+    this.offset = o + 4;
+    return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
   }
   u64(): bigint {
     this.need(8);
-    const v = this.view.getBigUint64(this.offset);
-    this.offset += 8;
-    return v;
+    const hi = this.u32();
+    const lo = this.u32();
+    return (BigInt(hi) << 32n) | BigInt(lo);
   }
   /** A copy of the next `n` bytes (copies, so decoded values never alias the input). */
   take(n: number): Uint8Array {
@@ -105,15 +108,33 @@ export class Reader {
   }
 }
 
+/**
+ * A spare buffer for the next Writer: most writers marshal one small command
+ * or structure and are done, so they take this one instead of allocating
+ * (an allocation over 64 bytes gets an off-heap backing store, which costs
+ * more than marshaling a small command). A finished Writer hands its buffer
+ * back; one that never finishes (it threw) keeps it, and the next finished
+ * writer's buffer takes its place.
+ */
+let spare: Uint8Array | null = null;
+/** Buffers larger than this are not kept as the spare. */
+const SPARE_MAX = 16384;
+
 export class Writer {
   private buf: Uint8Array;
-  private view: DataView;
   length = 0;
   private readonly path: string[] = [];
+  /** `buf` is the array finish() returned: patch* must copy before writing into it. */
+  private shared = false;
 
   constructor(capacity = 256) {
-    this.buf = new Uint8Array(Math.max(16, capacity));
-    this.view = new DataView(this.buf.buffer);
+    const want = Math.max(16, capacity);
+    if (spare !== null && spare.length >= want) {
+      this.buf = spare;
+      spare = null;
+    } else {
+      this.buf = new Uint8Array(want);
+    }
   }
 
   fail(code: EncodeErrorCode, detail: string): never {
@@ -131,36 +152,43 @@ export class Writer {
 
   private room(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    let cap = this.buf.length * 2;
+    let cap = Math.max(16, this.buf.length * 2);
     while (cap < this.length + n) cap *= 2;
     const next = new Uint8Array(cap);
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.shared = false;
   }
 
   u8(v: number): void {
     this.room(1);
-    this.view.setUint8(this.length++, v);
+    this.buf[this.length++] = v;
   }
   i8(v: number): void {
     this.room(1);
-    this.view.setInt8(this.length++, v);
+    this.buf[this.length++] = v & 0xff;
   }
   u16(v: number): void {
     this.room(2);
-    this.view.setUint16(this.length, v);
-    this.length += 2;
+    const b = this.buf;
+    const o = this.length;
+    b[o] = v >>> 8;
+    b[o + 1] = v;
+    this.length = o + 2;
   }
   u32(v: number): void {
     this.room(4);
-    this.view.setUint32(this.length, v);
-    this.length += 4;
+    const b = this.buf;
+    const o = this.length;
+    b[o] = v >>> 24;
+    b[o + 1] = v >>> 16;
+    b[o + 2] = v >>> 8;
+    b[o + 3] = v;
+    this.length = o + 4;
   }
   u64(v: bigint): void {
-    this.room(8);
-    this.view.setBigUint64(this.length, v);
-    this.length += 8;
+    this.u32(Number((v >> 32n) & 0xffffffffn));
+    this.u32(Number(v & 0xffffffffn));
   }
   bytes(b: Uint8Array): void {
     this.room(b.length);
@@ -169,13 +197,34 @@ export class Writer {
   }
   /** Overwrites a u16 written earlier (the size of a TPM2B once its body is known). */
   patchU16(at: number, v: number): void {
-    this.view.setUint16(at, v);
+    this.unshare();
+    this.buf[at] = v >>> 8;
+    this.buf[at + 1] = v;
   }
   patchU32(at: number, v: number): void {
-    this.view.setUint32(at, v);
+    this.unshare();
+    const b = this.buf;
+    b[at] = v >>> 24;
+    b[at + 1] = v >>> 16;
+    b[at + 2] = v >>> 8;
+    b[at + 3] = v;
   }
-  /** The bytes written so far (a copy). */
+  private unshare(): void {
+    if (this.shared) {
+      this.buf = this.buf.slice();
+      this.shared = false;
+    }
+  }
+  /** The bytes written so far (a copy with a buffer of its own). */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    const out = this.buf.slice(0, this.length);
+    if (!this.shared) {
+      // The working buffer becomes the next writer's spare; this writer keeps
+      // `out`, which any later write outgrows (room) or copies first (patch*).
+      if (spare === null && this.buf.length <= SPARE_MAX) spare = this.buf;
+      this.buf = out;
+      this.shared = true;
+    }
+    return out;
   }
 }
