@@ -13,6 +13,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { addAttestCommands, EXIT, type CliContext, type CliIo, type ExitCode } from './attest.js';
+import { addTpmCommands } from './tpm.js';
 
 export { EXIT, type CliIo, type ExitCode } from './attest.js';
 
@@ -36,6 +37,7 @@ export function program(ctx: CliContext): Command {
       writeErr: (s) => ctx.io.stderr(s),
     });
   addAttestCommands(p, ctx);
+  addTpmCommands(p, ctx);
   return p;
 }
 

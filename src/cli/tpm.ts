@@ -1,0 +1,109 @@
+/**
+ * `trustroot tpm …`: the software TPM on the command line.
+ *
+ * `trustroot tpm serve --state DIR --port N [--protocol mssim|swtpm] [--host H]`
+ * serves a software TPM on N (commands) and N+1 (MS platform port or swtpm
+ * control channel, src/simulator/server.ts) until SIGINT/SIGTERM or a
+ * client's STOP/SHUTDOWN. The engine is opened by `createPlatform`; until
+ * the engine (src/simulator/engine.ts, issue 6) is wired here, serve says so
+ * and exits 2.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { startTpmServer, type ServerProtocol, type SimulatorPlatform, type TpmServer } from '../simulator/server.js';
+import { TrustrootError } from '../tpm/errors.js';
+import { EXIT, type CliContext } from './attest.js';
+
+export interface TpmCommandHooks {
+  /** Opens the TPM kept in `stateDir`. Undefined: no engine is available yet. */
+  readonly createPlatform?: (stateDir: string) => Promise<SimulatorPlatform>;
+  /** Stops serving when aborted (default: SIGINT/SIGTERM of this process). */
+  readonly signal?: AbortSignal;
+  /** Called once both ports listen (tests connect from here). */
+  readonly onListening?: (server: TpmServer) => void;
+}
+
+export interface ServeOptions {
+  readonly state: string;
+  readonly port: string;
+  readonly protocol: string;
+  readonly host: string;
+}
+
+function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const n = Number(text);
+  // N+1 must exist too; 0 picks a free pair.
+  return n <= 65534 ? n : undefined;
+}
+
+async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandHooks): Promise<void> {
+  const fail = (message: string): void => {
+    ctx.io.stderr(`trustroot tpm serve: ${message}\n`);
+    ctx.exitCode = EXIT.UNUSABLE;
+  };
+  const port = parsePort(o.port);
+  if (port === undefined) return fail(`--port ${o.port}: expected 0..65534 (port+1 is used as well)`);
+  if (o.protocol !== 'mssim' && o.protocol !== 'swtpm') return fail(`--protocol ${o.protocol}: expected mssim or swtpm`);
+  const protocol: ServerProtocol = o.protocol;
+  if (hooks.createPlatform === undefined) {
+    return fail('the software TPM engine is not yet available in this build (issue 6); nothing to serve');
+  }
+  const stateDir = resolve(ctx.io.cwd ?? process.cwd(), o.state);
+  let server: TpmServer;
+  try {
+    const platform = await hooks.createPlatform(stateDir);
+    server = await startTpmServer({
+      platform,
+      protocol,
+      port,
+      host: o.host,
+      onError: (e) => ctx.io.stderr(`trustroot tpm serve: ${e instanceof Error ? e.message : String(e)}\n`),
+    });
+  } catch (e) {
+    if (e instanceof TrustrootError) return fail(`${e.message} [${e.code}]`);
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string') return fail(`${e.message}`); // EADDRINUSE, EACCES…
+    throw e;
+  }
+  if (o.host !== '127.0.0.1' && o.host !== '::1' && o.host !== 'localhost') {
+    ctx.io.stderr(`trustroot tpm serve: warning: listening on ${o.host}; anyone who reaches it holds the platform hierarchy\n`);
+  }
+  ctx.io.stdout(
+    `serving a software TPM (${protocol}) on ${server.host}:${server.port}, ` +
+      `${protocol === 'mssim' ? 'platform' : 'control'} port ${server.platformPort}, state ${stateDir}\n` +
+      `  tpm2-tools: TPM2TOOLS_TCTI=${protocol}:host=${server.host},port=${server.port}\n`,
+  );
+  hooks.onListening?.(server);
+  await waitForStop(server, hooks.signal);
+  ctx.exitCode = EXIT.ACCEPT;
+}
+
+async function waitForStop(server: TpmServer, signal: AbortSignal | undefined): Promise<void> {
+  const stop = (): void => void server.close();
+  if (signal !== undefined) {
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', stop, { once: true });
+    await server.closed;
+    signal.removeEventListener('abort', stop);
+    return;
+  }
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await server.closed;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+}
+
+/** Adds `tpm serve` to the program. */
+export function addTpmCommands(program: Command, ctx: CliContext, hooks: TpmCommandHooks = {}): Command {
+  const tpm = program.command('tpm').description('the software TPM');
+  tpm
+    .command('serve')
+    .description('serve a software TPM on PORT (commands) and PORT+1 (MS platform port or swtpm control channel)')
+    .requiredOption('--state <dir>', 'folder holding the TPM state (created if missing)')
+    .requiredOption('--port <n>', 'command port; the platform/control port is n+1 (0: any free pair)')
+    .option('--protocol <name>', 'mssim (MS simulator platform port) or swtpm (swtpm control channel) on port+1', 'mssim')
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .action(async (options: ServeOptions) => serveCommand(ctx, options, hooks));
+  return tpm;
+}

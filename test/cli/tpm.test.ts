@@ -1,0 +1,83 @@
+/**
+ * `trustroot tpm serve`: option checks through main(), and serving with an
+ * injected platform (the engine is not wired into the CLI yet).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, main, type CliIo } from '../../src/cli/main.js';
+import { addTpmCommands } from '../../src/cli/tpm.js';
+import type { CliContext } from '../../src/cli/attest.js';
+import type { SimulatorPlatform, TpmServer } from '../../src/simulator/server.js';
+import { GetRandom } from '../../src/tpm/commands/index.js';
+import { encodeCommand, encodeResponse } from '../../src/tpm/frame.js';
+import { MssimTransport, SwtpmTransport } from '../../src/tpm/transport/index.js';
+
+function capture(): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'trustroot-cli-tpm-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('trustroot tpm serve', () => {
+  it.each([
+    [['--port', '0'], /engine is not yet available/],
+    [['--port', '65535'], /--port 65535/],
+    [['--port', 'x'], /--port x/],
+    [['--port', '0', '--protocol', 'tcp'], /--protocol tcp/],
+  ])('%j exits 2 with a reason', async (args, reason) => {
+    const io = capture();
+    expect(await main(['tpm', 'serve', '--state', dir, ...args], io)).toBe(EXIT.UNUSABLE);
+    expect(io.err.join('')).toMatch(reason);
+  });
+
+  it.each(['mssim', 'swtpm'] as const)('serves an injected platform over %s until aborted', async (protocol) => {
+    const seen: { dir: string; locality: number }[] = [];
+    let stateDir = '';
+    const platform: SimulatorPlatform = {
+      execute: (cmd, locality) => {
+        seen.push({ dir: stateDir, locality });
+        return Promise.resolve(encodeResponse(GetRandom, {}, { randomBytes: Uint8Array.of(cmd.length) }));
+      },
+      powerOn: () => undefined,
+      powerOff: () => undefined,
+      reset: () => undefined,
+    };
+    const io = capture();
+    const ctx: CliContext = { io: { ...io, cwd: dir }, exitCode: EXIT.INTERNAL };
+    const abort = new AbortController();
+    let listening!: (s: TpmServer) => void;
+    const up = new Promise<TpmServer>((r) => (listening = r));
+    const p = new Command('trustroot').exitOverride();
+    addTpmCommands(p, ctx, {
+      createPlatform: (d) => {
+        stateDir = d;
+        return Promise.resolve(platform);
+      },
+      signal: abort.signal,
+      onListening: listening,
+    });
+    const done = p.parseAsync(['tpm', 'serve', '--state', 'tpm-state', '--port', '0', '--protocol', protocol], { from: 'user' });
+    const server = await up;
+    expect(server.host).toBe('127.0.0.1');
+    const t = protocol === 'mssim' ? new MssimTransport({ port: server.port }) : new SwtpmTransport({ port: server.port });
+    const rsp = await t.send(encodeCommand(GetRandom, {}, { bytesRequested: 1 }), { locality: 1 });
+    await t.close();
+    expect(rsp.at(-1)).toBe(12); // the engine saw the whole 12-byte command
+    expect(seen).toEqual([{ dir: join(dir, 'tpm-state'), locality: 1 }]);
+    abort.abort();
+    await done;
+    expect(ctx.exitCode).toBe(EXIT.ACCEPT);
+    expect(io.out.join('')).toContain(`TPM2TOOLS_TCTI=${protocol}:host=127.0.0.1,port=${server.port}`);
+  });
+});
