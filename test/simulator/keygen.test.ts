@@ -248,9 +248,12 @@ describe('derivePrimaryObject: symmetric objects', () => {
 
   it('sealed data and caller-supplied keys are kept, not generated', async () => {
     const sealTemplate = {
-      ...hmacTemplate,
+      type: TPM_ALG.KEYEDHASH,
+      nameAlg: TPM_ALG.SHA256,
       objectAttributes: TPMA_OBJECT.of({ fixedTPM: true, fixedParent: true, userWithAuth: true }),
+      authPolicy: new Uint8Array(0),
       parameters: { scheme: { scheme: TPM_ALG.NULL, details: null } },
+      unique: new Uint8Array(0),
     } as TPMT_PUBLIC;
     const secret = new TextEncoder().encode('sealed secret');
     const sealed = await derive(randomBytes(32), sealTemplate, secret);
