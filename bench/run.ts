@@ -5,7 +5,8 @@
  *  - the client's overhead: GetRandom, PCR_Read, Sign and Quote through the client next to raw bytes (bench/client.ts);
  *  - quote verifications per second, verifyQuote next to bare crypto.verify, ECDSA P-256 and RSA-2048 AKs, 8 and 24 PCRs (bench/attest-quote.ts);
  *  - event-log verification time for a 50 KB UEFI log (bench/attest-eventlog.ts);
- *  - IMA list parsing and replay, entries per second (bench/attest-ima.ts).
+ *  - IMA list parsing and replay, entries per second (bench/attest-ima.ts);
+ *  - the software TPM's primary-key derivation, keys per second (bench/simulator-keygen.ts).
  */
 import { benchEventLog } from './attest-eventlog.js';
 import { benchQuoteVerify } from './attest-quote.js';
@@ -13,6 +14,7 @@ import { benchIma } from './attest-ima.js';
 import { benchClient } from './client.js';
 import { benchMarshal } from './marshal.js';
 import { printTable, type BenchRow } from './measure.js';
+import { benchKeygen } from './simulator-keygen.js';
 import { benchTransports } from './transport.js';
 
 const ms = Number(process.env['BENCH_MS'] ?? 1000);
@@ -26,4 +28,5 @@ rows.push(...(await benchClient(ms).catch((e: unknown) => (console.error(`client
 rows.push(...(await benchQuoteVerify(ms).catch((e: unknown) => (console.error(`quote verification skipped: ${String(e)}`), []))));
 rows.push(...(await benchEventLog(ms)));
 rows.push(...(await benchIma(ms)));
+rows.push(...(await benchKeygen(ms)));
 printTable(rows);
