@@ -198,6 +198,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     nvIndices: [],
     persistentObjects: [],
     savedState: null,
-    orderlyShutdown: 'none',
+    // Manufacturing ends orderly: the first Startup(CLEAR) is a TPM Reset with safe = YES (as swtpm reports).
+    orderlyShutdown: 'clear',
   };
 }

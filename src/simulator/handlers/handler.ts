@@ -1,0 +1,34 @@
+/**
+ * The shape of a command handler: the engine has already checked the
+ * header, handles, authorizations and decoded the parameters (Part 3 §5);
+ * a handler does the command's own work and returns typed response values.
+ * To fail, it throws a TpmError carrying the response code (rcForParameter …).
+ */
+import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from '../../tpm/command.js';
+import type { TpmEngine } from '../engine.js';
+
+export interface HandlerContext {
+  readonly engine: TpmEngine;
+  /** Locality the command arrived at (0–4). */
+  readonly locality: number;
+}
+
+export interface HandlerResult<C extends AnyCommand> {
+  readonly handles: ResponseHandles<C>;
+  readonly params: ResponseParams<C>;
+}
+
+export interface CommandHandler<C extends AnyCommand = AnyCommand> {
+  readonly command: C;
+  run(ctx: HandlerContext, handles: CommandHandles<C>, params: CommandParams<C>): HandlerResult<C> | Promise<HandlerResult<C>>;
+}
+
+/** Declares a handler; the generic ties handles, params and result to the command record. */
+export function handler<C extends AnyCommand>(command: C, run: CommandHandler<C>['run']): CommandHandler<C> {
+  return { command, run };
+}
+
+/** A result with no response handles. */
+export function ok<C extends AnyCommand>(params: ResponseParams<C>): HandlerResult<C> {
+  return { handles: {} as ResponseHandles<C>, params };
+}

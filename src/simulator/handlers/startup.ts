@@ -1,0 +1,82 @@
+/**
+ * Part 3 §9 "Start-up": Startup and Shutdown, and the three ways a TPM comes
+ * up (Part 1 §36.7–§36.9): TPM Reset, TPM Restart and TPM Resume.
+ */
+import { TPM_SU } from '../../tpm/constants.js';
+import { Shutdown, Startup } from '../../tpm/commands/index.js';
+import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
+import { isStateSaved } from '../pcr-rules.js';
+import { SEED_SIZE } from '../state.js';
+import { handler, ok } from './handler.js';
+
+export const startupHandler = handler(Startup, ({ engine }, _h, { startupType }) => {
+  const { state, volatile } = engine;
+  // Part 3 §9.3: TPM_RC_INITIALIZE when already started is checked here since the engine lets Startup through.
+  if (volatile.started) throw new TpmError(TPM_RC.INITIALIZE);
+  const saved = state.savedState;
+  if (startupType === TPM_SU.STATE) {
+    // Part 3 §9.3: STATE needs a preceding Shutdown(STATE).
+    if (state.orderlyShutdown !== 'state' || saved === null) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+    // TPM Resume (Part 1 §36.9): saved PCRs come back, the others start fresh.
+    engine.resetPcrs();
+    for (const bank of saved.pcrs) {
+      const live = volatile.pcrs.get(bank.hashAlg);
+      if (live === undefined) continue;
+      bank.values.forEach((v, i) => {
+        if (isStateSaved(i) && v.length === live[i]!.length) live[i] = v.slice();
+      });
+    }
+    volatile.shEnable = saved.shEnable;
+    volatile.ehEnable = saved.ehEnable;
+    state.clock.restartCount++;
+  } else if (state.orderlyShutdown === 'state') {
+    // TPM Restart (Part 1 §36.8): Startup(CLEAR) after Shutdown(STATE).
+    engine.resetPcrs();
+    volatile.shEnable = true;
+    volatile.ehEnable = true;
+    state.clock.restartCount++;
+  } else {
+    // TPM Reset (Part 1 §36.7): new null seed and proof, counters, PCRs; a pending PCR_Allocate takes effect.
+    if (state.pendingPcrAllocation !== null) {
+      state.pcrAllocation = state.pendingPcrAllocation;
+      state.pendingPcrAllocation = null;
+    }
+    engine.resetPcrs();
+    volatile.shEnable = true;
+    volatile.ehEnable = true;
+    state.seeds.null = engine.random(SEED_SIZE);
+    state.proofs.null = engine.random(SEED_SIZE);
+    state.clock.resetCount++;
+    state.clock.restartCount = 0;
+  }
+  // Part 1 §36.6: after a power loss without Shutdown the stored Clock may lag, so safe is cleared.
+  if (state.orderlyShutdown === 'none') state.clock.safe = false;
+  volatile.phEnable = true;
+  volatile.started = true;
+  state.orderlyShutdown = 'none';
+  state.savedState = null;
+  return ok<typeof Startup>({});
+});
+
+export const shutdownHandler = handler(Shutdown, ({ engine }, _h, { shutdownType }) => {
+  const { state, volatile } = engine;
+  if (shutdownType !== TPM_SU.CLEAR && shutdownType !== TPM_SU.STATE) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  engine.syncClock();
+  // The clock is now stored as current: the next Startup may trust it (Part 1 §36.6).
+  state.clock.safe = true;
+  if (shutdownType === TPM_SU.STATE) {
+    state.savedState = {
+      pcrs: [...volatile.pcrs].map(([hashAlg, values]) => ({
+        hashAlg: hashAlg as never,
+        values: values.map((v) => v.slice()),
+      })),
+      shEnable: volatile.shEnable,
+      ehEnable: volatile.ehEnable,
+    };
+    state.orderlyShutdown = 'state';
+  } else {
+    state.savedState = null;
+    state.orderlyShutdown = 'clear';
+  }
+  return ok<typeof Shutdown>({});
+});
