@@ -327,6 +327,26 @@ describe('framing and clients', () => {
     }
   });
 
+  it('a frame left unfinished is cut off after frameTimeoutMs, and the next client is served', async () => {
+    const server = await startTpmServer({ platform: new FakeEngine(), protocol: 'swtpm', port: 0, frameTimeoutMs: 100 });
+    servers.push(server);
+    for (const [port, partial] of [
+      [server.port, Buffer.from('80010000000c0000', 'hex')],
+      [server.platformPort, be32(5)], // SET_LOCALITY without its byte
+    ] as const) {
+      const a = await rawClient(port);
+      const start = Date.now();
+      a.socket.write(partial);
+      await a.closed;
+      expect(Date.now() - start).toBeGreaterThanOrEqual(90);
+      expect(Date.now() - start).toBeLessThan(1500);
+      expect(a.received().length).toBe(0);
+    }
+    const t = new SwtpmTransport({ port: server.port });
+    expect(rcOf(await t.send(STARTUP_CLEAR, { locality: 1 }))).toBe(0);
+    await t.close();
+  });
+
   it('a client that disconnects mid-command harms nothing: the engine finishes, the next client is answered', async () => {
     const engine = new FakeEngine();
     const { server } = await serve('mssim', engine);
