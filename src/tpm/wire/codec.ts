@@ -378,7 +378,14 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
       if (!Array.isArray(v)) w.fail('encode.value', 'expected an array');
       if (v.length > max) w.fail('encode.size', `${v.length} item(s), at most ${max}`);
       w.u32(v.length);
-      v.forEach((x, i) => w.within(`[${i}]`, () => item.write(w, x)));
+      for (let i = 0; i < v.length; i++) {
+        w.enter(i);
+        try {
+          item.write(w, v[i]!);
+        } finally {
+          w.leave();
+        }
+      }
     },
     (r) => {
       const at = r.offset;
@@ -386,7 +393,14 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
       // Checked before any allocation: a hostile count never sizes an array.
       if (n > max) r.fail('parse.count', `count ${n}, at most ${max}`, at);
       const out: T[] = [];
-      for (let i = 0; i < n; i++) out.push(r.within(`[${i}]`, () => item.read(r)));
+      for (let i = 0; i < n; i++) {
+        r.enter(i);
+        try {
+          out.push(item.read(r));
+        } finally {
+          r.leave();
+        }
+      }
       return out;
     },
   );
@@ -473,30 +487,37 @@ export function struct<const F extends Fields>(name: string, fields: F): StructC
       if (typeof v !== 'object' || v === null) w.fail('encode.value', `${name} must be an object`);
       const rec = v as Record<string, unknown>;
       for (const f of list) {
-        w.within(f.name, () => {
-          if (f.kind === 'plain') return f.codec.write(w, rec[f.name]);
+        w.enter(f.name);
+        try {
+          if (f.kind === 'plain') {
+            f.codec.write(w, rec[f.name]);
+            continue;
+          }
           const sel = rec[f.selector] as number;
           const member = f.variants.get(sel);
-          if (member === undefined) {
-            return w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
-          }
+          if (member === undefined) w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
           if (member !== null) member.write(w, rec[f.name]);
-        });
+        } finally {
+          w.leave();
+        }
       }
     },
     (r) => {
       const out: Record<string, unknown> = {};
       for (const f of list) {
-        r.within(f.name, () => {
+        r.enter(f.name);
+        try {
           if (f.kind === 'plain') {
             out[f.name] = f.codec.read(r);
-            return;
+            continue;
           }
           const sel = out[f.selector] as number;
           const member = f.variants.get(sel);
-          if (member === undefined) return r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
+          if (member === undefined) r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
           if (member !== null) out[f.name] = member.read(r);
-        });
+        } finally {
+          r.leave();
+        }
       }
       return out as V;
     },

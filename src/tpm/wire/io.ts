@@ -5,13 +5,25 @@
  */
 import { EncodeError, type EncodeErrorCode, ParseError, type ParseErrorCode } from '../errors.js';
 
+/** An error path as text: names joined by dots, list indices as `[i]` (`TPML_DIGEST.[1]`). */
+function joinPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (let i = 0; i < path.length; i++) {
+    const p = path[i]!;
+    if (i > 0) out += '.';
+    out += typeof p === 'number' ? `[${p}]` : p;
+  }
+  return out;
+}
+
 export class Reader {
   readonly bytes: Uint8Array;
   /** Current position in `bytes`. */
   offset: number;
   /** Exclusive end of the current window. */
   private end: number;
-  private readonly path: string[] = [];
+  /** Names of the structures being read; a number is a list index, shown as `[i]`. Joined only when failing. */
+  private readonly path: (string | number)[] = [];
 
   // Integers are assembled from bytes rather than through a DataView: a
   // Reader lives for one small frame, and a DataView per frame costs more
@@ -27,7 +39,7 @@ export class Reader {
   }
 
   fail(code: ParseErrorCode, detail: string, at = this.offset): never {
-    throw new ParseError(code, detail, this.path.join('.'), at);
+    throw new ParseError(code, detail, joinPath(this.path), at);
   }
 
   /** Runs `fn` with `name` appended to the error path. */
@@ -38,6 +50,18 @@ export class Reader {
     } finally {
       this.path.pop();
     }
+  }
+
+  /**
+   * Appends `name` (a list index as a number) to the error path until the
+   * matching leave(): `within` without a closure, for the codecs' per-field
+   * loops. Callers pair them with try/finally.
+   */
+  enter(name: string | number): void {
+    this.path.push(name);
+  }
+  leave(): void {
+    this.path.pop();
   }
 
   private need(n: number): void {
@@ -123,7 +147,7 @@ const SPARE_MAX = 16384;
 export class Writer {
   private buf: Uint8Array;
   length = 0;
-  private readonly path: string[] = [];
+  private readonly path: (string | number)[] = [];
   /** `buf` is the array finish() returned: patch* must copy before writing into it. */
   private shared = false;
 
@@ -138,7 +162,7 @@ export class Writer {
   }
 
   fail(code: EncodeErrorCode, detail: string): never {
-    throw new EncodeError(code, detail, this.path.join('.'));
+    throw new EncodeError(code, detail, joinPath(this.path));
   }
 
   within<T>(name: string, fn: () => T): T {
@@ -148,6 +172,14 @@ export class Writer {
     } finally {
       this.path.pop();
     }
+  }
+
+  /** As Reader.enter/leave. */
+  enter(name: string | number): void {
+    this.path.push(name);
+  }
+  leave(): void {
+    this.path.pop();
   }
 
   private room(n: number): void {
