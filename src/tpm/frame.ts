@@ -132,7 +132,7 @@ export function encodeCommand<C extends AnyCommand>(
 export interface ParsedResponse<C extends AnyCommand> {
   readonly handles: ResponseHandles<C>;
   readonly params: ResponseParams<C>;
-  /** The response parameter area exactly as received (for rpHash and decryption). */
+  /** The response parameter area exactly as received (for rpHash and decryption): a view into the response. */
   readonly paramBytes: Uint8Array;
   readonly sessions: readonly AuthResponse[];
 }
@@ -140,6 +140,10 @@ export interface ParsedResponse<C extends AnyCommand> {
 export interface SplitResponse {
   readonly tag: number;
   readonly handleValues: readonly number[];
+  /**
+   * The parameter area: a view into the response, not a copy (it is hashed,
+   * decrypted into a new array, or decoded, and decoding copies every value).
+   */
   readonly paramBytes: Uint8Array;
   readonly sessions: readonly AuthResponse[];
 }
@@ -167,13 +171,14 @@ export function splitResponse(cmd: AnyCommand, bytes: Uint8Array, sessionCount =
       const at = r.offset;
       const size = r.within('parameterSize', () => r.u32());
       if (size > r.remaining) r.fail('parse.size', `parameterSize ${size} exceeds the ${r.remaining} remaining byte(s)`, at);
-      paramBytes = r.take(size);
+      paramBytes = bytes.subarray(r.offset, r.offset + size);
+      r.offset += size;
       r.within('authorizations', () => {
         for (let i = 0; i < sessionCount; i++) sessions.push(r.within(`[${i}]`, () => TPMS_AUTH_RESPONSE.read(r)));
       });
       r.finish();
     } else {
-      paramBytes = r.take(r.remaining);
+      paramBytes = bytes.subarray(r.offset);
     }
     return { tag, handleValues: values, paramBytes, sessions };
   });
