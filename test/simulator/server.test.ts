@@ -13,6 +13,7 @@ import { TPM_CAP } from '../../src/tpm/constants.js';
 import { decodeParams, encodeCommand, encodeErrorResponse, encodeResponse, splitCommand } from '../../src/tpm/frame.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { MssimPlatform, MssimTransport, SwtpmControl, SwtpmTransport, TransportControlError } from '../../src/tpm/transport/index.js';
+import { TpmEngine } from '../../src/simulator/engine.js';
 import { startTpmServer, SWTPM_CAPABILITIES, type SimulatorPlatform, type TpmServer } from '../../src/simulator/server.js';
 
 const TPM_PT_MANUFACTURER = 0x105;
@@ -395,5 +396,47 @@ describe.skipIf(!TOOLS && process.env['CI'] === undefined)('tpm2-tools against t
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('0001020304050607');
+  });
+});
+
+/** The real engine behind the servers: a platform adapter as the CLI builds it. */
+function enginePlatform(engine: TpmEngine): SimulatorPlatform {
+  return {
+    execute: (c, l) => engine.execute(c, l),
+    powerOn: () => engine.init(),
+    powerOff: () => engine.syncClock(),
+    reset: () => engine.init(),
+  };
+}
+
+describe('the real engine behind the servers', () => {
+  it('mssim: Startup, GetRandom, power cycle back to TPM_RC_INITIALIZE', async () => {
+    const server = await startTpmServer({ platform: enginePlatform(new TpmEngine()), protocol: 'mssim', port: 0 });
+    servers.push(server);
+    const t = new MssimTransport({ port: server.port });
+    closers.push(() => t.close());
+    expect(rcOf(await t.send(GET_RANDOM_8))).toBe(TPM_RC.INITIALIZE);
+    expect(rcOf(await t.send(STARTUP_CLEAR))).toBe(0);
+    const a = await t.send(GET_RANDOM_8);
+    const b = await t.send(GET_RANDOM_8);
+    expect(rcOf(a)).toBe(0);
+    expect(a.length).toBe(20);
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
+    await t.platform.powerOff();
+    await t.platform.powerOn();
+    expect(rcOf(await t.send(GET_RANDOM_8))).toBe(TPM_RC.INITIALIZE);
+  });
+
+  it.skipIf(!TOOLS && process.env['CI'] === undefined).each(['swtpm', 'mssim'] as const)('tpm2_getrandom 8 through the %s TCTI', async (protocol) => {
+    const server = await startTpmServer({ platform: enginePlatform(new TpmEngine()), protocol, port: 0 });
+    servers.push(server);
+    // The tools send no Startup; our transport does, then lets go of the port (one client at a time).
+    const t = protocol === 'swtpm' ? new SwtpmTransport({ port: server.port }) : new MssimTransport({ port: server.port });
+    expect(rcOf(await t.send(STARTUP_CLEAR))).toBe(0);
+    await t.close();
+    const r = await runTool(['-T', `${protocol}:host=127.0.0.1,port=${server.port}`, '8', '--hex']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^[0-9a-f]{16}$/);
   });
 });
