@@ -4,19 +4,61 @@
  * `trustroot tpm serve --state DIR --port N [--protocol mssim|swtpm] [--host H]`
  * serves a software TPM on N (commands) and N+1 (MS platform port or swtpm
  * control channel, src/simulator/server.ts) until SIGINT/SIGTERM or a
- * client's STOP/SHUTDOWN. The engine is opened by `createPlatform`; until
- * the engine (src/simulator/engine.ts, issue 6) is wired here, serve says so
- * and exits 2.
+ * client's STOP/SHUTDOWN. The TPM is src/simulator/engine.ts over the state
+ * folder's store (src/simulator/store.ts): manufactured on first use, locked
+ * while served, saved after every command (the store coalesces writes).
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { TpmEngine } from '../simulator/engine.js';
 import { startTpmServer, type ServerProtocol, type SimulatorPlatform, type TpmServer } from '../simulator/server.js';
+import { openSimulatorStore } from '../simulator/store.js';
 import { TrustrootError } from '../tpm/errors.js';
 import { EXIT, type CliContext } from './attest.js';
 
+/** A TPM opened for serving, and how to put it away. */
+export interface OpenedPlatform {
+  readonly platform: SimulatorPlatform;
+  /** Save and release whatever `platform` holds (called once serving has stopped). */
+  close(): Promise<void>;
+}
+
+/**
+ * The software TPM kept in `stateDir`: the folder's state (manufactured when
+ * missing) in a TpmEngine. Every command's state changes are saved before its
+ * response leaves, so an answered NV write survives a crash.
+ * @throws StateError when the folder is locked by another server, corrupt or unreadable
+ */
+export async function openEnginePlatform(stateDir: string): Promise<OpenedPlatform> {
+  const { store, state } = await openSimulatorStore(stateDir, { create: true });
+  const engine = new TpmEngine({ state });
+  const platform: SimulatorPlatform = {
+    async execute(command, locality) {
+      const rsp = await engine.execute(command, locality);
+      await store.save(engine.state);
+      return rsp;
+    },
+    // _TPM_Init on power-on and on reset (Part 1 §36.4); power-off only brings Clock up to date.
+    powerOn: () => engine.init(),
+    powerOff: async () => {
+      engine.syncClock();
+      await store.save(engine.state);
+    },
+    reset: () => engine.init(),
+  };
+  return {
+    platform,
+    async close() {
+      engine.syncClock();
+      await store.save(engine.state);
+      await store.close();
+    },
+  };
+}
+
 export interface TpmCommandHooks {
-  /** Opens the TPM kept in `stateDir`. Undefined: no engine is available yet. */
-  readonly createPlatform?: (stateDir: string) => Promise<SimulatorPlatform>;
+  /** Opens the TPM kept in `stateDir` (default: openEnginePlatform). */
+  readonly createPlatform?: (stateDir: string) => Promise<OpenedPlatform>;
   /** Stops serving when aborted (default: SIGINT/SIGTERM of this process). */
   readonly signal?: AbortSignal;
   /** Called once both ports listen (tests connect from here). */
@@ -46,21 +88,20 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   if (port === undefined) return fail(`--port ${o.port}: expected 0..65534 (port+1 is used as well)`);
   if (o.protocol !== 'mssim' && o.protocol !== 'swtpm') return fail(`--protocol ${o.protocol}: expected mssim or swtpm`);
   const protocol: ServerProtocol = o.protocol;
-  if (hooks.createPlatform === undefined) {
-    return fail('the software TPM engine is not yet available in this build (issue 6); nothing to serve');
-  }
   const stateDir = resolve(ctx.io.cwd ?? process.cwd(), o.state);
   let server: TpmServer;
+  let opened: OpenedPlatform | undefined;
   try {
-    const platform = await hooks.createPlatform(stateDir);
+    opened = await (hooks.createPlatform ?? openEnginePlatform)(stateDir);
     server = await startTpmServer({
-      platform,
+      platform: opened.platform,
       protocol,
       port,
       host: o.host,
       onError: (e) => ctx.io.stderr(`trustroot tpm serve: ${e instanceof Error ? e.message : String(e)}\n`),
     });
   } catch (e) {
+    await opened?.close();
     if (e instanceof TrustrootError) return fail(`${e.message} [${e.code}]`);
     if (e instanceof Error && 'code' in e && typeof e.code === 'string') return fail(`${e.message}`); // EADDRINUSE, EACCES…
     throw e;
@@ -75,6 +116,7 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   );
   hooks.onListening?.(server);
   await waitForStop(server, hooks.signal);
+  await opened.close();
   ctx.exitCode = EXIT.ACCEPT;
 }
 

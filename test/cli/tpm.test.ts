@@ -1,17 +1,17 @@
 /**
- * `trustroot tpm serve`: option checks through main(), and serving with an
- * injected platform (the engine is not wired into the CLI yet).
+ * `trustroot tpm serve`: option checks through main(), serving an injected
+ * platform, and serving the real engine over a state folder.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, main, type CliIo } from '../../src/cli/main.js';
-import { addTpmCommands } from '../../src/cli/tpm.js';
+import { addTpmCommands, type TpmCommandHooks } from '../../src/cli/tpm.js';
 import type { CliContext } from '../../src/cli/attest.js';
 import type { SimulatorPlatform, TpmServer } from '../../src/simulator/server.js';
-import { GetRandom } from '../../src/tpm/commands/index.js';
+import { GetRandom, Startup } from '../../src/tpm/commands/index.js';
 import { encodeCommand, encodeResponse } from '../../src/tpm/frame.js';
 import { MssimTransport, SwtpmTransport } from '../../src/tpm/transport/index.js';
 
@@ -31,7 +31,6 @@ afterAll(async () => {
 
 describe('trustroot tpm serve', () => {
   it.each([
-    [['--port', '0'], /engine is not yet available/],
     [['--port', '65535'], /--port 65535/],
     [['--port', 'x'], /--port x/],
     [['--port', '0', '--protocol', 'tcp'], /--protocol tcp/],
@@ -62,7 +61,7 @@ describe('trustroot tpm serve', () => {
     addTpmCommands(p, ctx, {
       createPlatform: (d) => {
         stateDir = d;
-        return Promise.resolve(platform);
+        return Promise.resolve({ platform, close: () => Promise.resolve() });
       },
       signal: abort.signal,
       onListening: listening,
@@ -79,5 +78,55 @@ describe('trustroot tpm serve', () => {
     await done;
     expect(ctx.exitCode).toBe(EXIT.ACCEPT);
     expect(io.out.join('')).toContain(`TPM2TOOLS_TCTI=${protocol}:host=127.0.0.1,port=${server.port}`);
+  });
+});
+
+/** Runs `tpm serve` in-process; resolves once listening, with a stop that aborts and waits. */
+async function serveInProcess(args: string[], hooks: Omit<TpmCommandHooks, 'signal' | 'onListening'> = {}) {
+  const io = capture();
+  const ctx: CliContext = { io: { ...io, cwd: dir }, exitCode: EXIT.INTERNAL };
+  const abort = new AbortController();
+  let listening!: (s: TpmServer | undefined) => void;
+  const up = new Promise<TpmServer | undefined>((r) => (listening = r));
+  const p = new Command('trustroot').exitOverride();
+  addTpmCommands(p, ctx, { ...hooks, signal: abort.signal, onListening: listening });
+  const done = p.parseAsync(['tpm', 'serve', ...args], { from: 'user' }).then(() => listening(undefined));
+  const server = await up;
+  return {
+    server,
+    io,
+    ctx,
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
+describe('trustroot tpm serve with the engine', () => {
+  it('manufactures the state folder, serves it, locks it against a second server, keeps it after stopping', async () => {
+    const first = await serveInProcess(['--state', 'engine-state', '--port', '0']);
+    expect(first.server).toBeDefined();
+    const t = new MssimTransport({ port: first.server!.port });
+    const startup = await t.send(encodeCommand(Startup, {}, { startupType: 0 }));
+    expect(Buffer.from(startup).readUInt32BE(6)).toBe(0);
+    const rnd = await t.send(encodeCommand(GetRandom, {}, { bytesRequested: 16 }));
+    expect(Buffer.from(rnd).readUInt32BE(6)).toBe(0);
+    expect(Buffer.from(rnd).readUInt16BE(10)).toBe(16);
+    await t.close();
+
+    const second = await serveInProcess(['--state', 'engine-state', '--port', '0']);
+    expect(second.server).toBeUndefined();
+    expect(second.ctx.exitCode).toBe(EXIT.UNUSABLE);
+    expect(second.io.err.join('')).toMatch(/state\.locked/);
+
+    await first.stop();
+    expect(first.ctx.exitCode).toBe(EXIT.ACCEPT);
+    expect(await readdir(join(dir, 'engine-state'))).toContain('state.json');
+    // The lock went with the first server: the folder can be served again.
+    const third = await serveInProcess(['--state', 'engine-state', '--port', '0', '--protocol', 'swtpm']);
+    expect(third.server).toBeDefined();
+    await third.stop();
+    expect(third.ctx.exitCode).toBe(EXIT.ACCEPT);
   });
 });
