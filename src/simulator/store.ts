@@ -6,6 +6,7 @@
  *   state.json   the state file (below)
  *   lock         O_EXCL lock file holding the PID of the process serving the folder
  *   state.json.tmp-<pid>-<n>   a write in progress (removed at open: the lock holder owns the folder)
+ *   lock.<pid>.<random>.tmp    a PID file about to be published as `lock` with link(2)
  *
  * State file format (format version 1): one header line, then the payload.
  *   {"format":"trustroot-simulator-state","formatVersion":1,"stateVersion":V,"length":N,"sha256":"<hex>"}\n
@@ -27,7 +28,7 @@
  * resolve, so an engine that awaits `save` before answering never
  * acknowledges a change a crash could lose.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -224,15 +225,31 @@ export class StateLock {
    */
   static async acquire(dir: string): Promise<StateLock> {
     const path = join(dir, LOCK_FILE_NAME);
+    // The PID is written to a private file first and published with link(2), which is atomic and fails
+    // with EEXIST: a lock file therefore never exists without its PID, even if we die half-way.
+    const mine = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      const fh = await open(mine, 'w', 0o600);
+      try {
+        await fh.writeFile(`${process.pid}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (error) {
+      throw ioError('cannot write the lock file', mine, error);
+    }
+    try {
+      return await StateLock.#publish(path, mine);
+    } finally {
+      await unlink(mine).catch(() => undefined);
+    }
+  }
+
+  static async #publish(path: string, mine: string): Promise<StateLock> {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        const fh = await open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-        try {
-          await fh.writeFile(`${process.pid}\n`);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+        await link(mine, path);
         return new StateLock(path);
       } catch (error) {
         if (errno(error) !== 'EEXIST') throw ioError('cannot create the lock file', path, error);
@@ -244,8 +261,8 @@ export class StateLock {
         if (errno(error) === 'ENOENT') continue; // released between our create and read
         throw ioError('cannot read the lock file', path, error);
       }
-      // An empty/garbled lock may be one being written right now: only a well-formed dead PID is stale.
-      if (pid === undefined) throw new StateError('state.locked', 'the state folder is locked (lock file without a PID)', path);
+      // Locks are published whole, so a garbled one is outside damage: refuse rather than guess.
+      if (pid === undefined) throw new StateError('state.locked', 'the lock file holds no PID; remove it by hand if no process serves this folder', path);
       if (pid === process.pid || pidAlive(pid)) throw new StateError('state.locked', `the state folder is served by process ${pid}`, path);
       const aside = `${path}.stale-${process.pid}-${attempt}`;
       try {
@@ -382,7 +399,12 @@ export class StateStore<S extends VersionedState> {
     } catch (error) {
       throw ioError('cannot list the state folder', this.dir, error);
     }
-    for (const name of names) if (name.startsWith(TMP_PREFIX)) await unlink(join(this.dir, name)).catch(() => undefined);
+    for (const name of names) {
+      // Lock leftovers: a PID file a dead process never published, a stale lock moved aside but not deleted.
+      const lockTmp = /^lock\.([1-9][0-9]*)\.[0-9a-f]{8}\.tmp$/.exec(name);
+      const leftover = name.startsWith(TMP_PREFIX) || name.startsWith(`${LOCK_FILE_NAME}.stale-`) || (lockTmp !== null && !pidAlive(Number(lockTmp[1])));
+      if (leftover) await unlink(join(this.dir, name)).catch(() => undefined);
+    }
   }
 
   /**
