@@ -23,3 +23,46 @@ export {
   type SimulatorState,
 } from './state.js';
 export type { CommandHandler, HandlerContext, HandlerResult } from './handlers/handler.js';
+
+// Durable state: atomic, checksummed, versioned, locked
+export {
+  LOCK_FILE_NAME,
+  openSimulatorStore,
+  parseStateFile,
+  serializeState,
+  STATE_FILE_FORMAT,
+  STATE_FILE_FORMAT_VERSION,
+  STATE_FILE_NAME,
+  StateLock,
+  StateStore,
+  validateSimulatorState,
+  type OpenedStore,
+  type StateStoreOptions,
+  type StateValue,
+  type VersionedState,
+} from './store.js';
+
+// mssim and swtpm protocol servers
+export {
+  MS_SIGNAL,
+  startTpmServer,
+  SWTPM_CAPABILITIES,
+  SWTPM_CMD,
+  SWTPM_RESULT,
+  type ServerProtocol,
+  type SimulatorPlatform,
+  type TpmServer,
+  type TpmServerOptions,
+} from './server.js';
+
+// Deterministic primary-key derivation (Part 1 primary object creation)
+export {
+  derivePrimaryObject,
+  DRBG_MAX_REQUEST,
+  ECC_CURVES,
+  PRIMARY_OBJECT_CREATION,
+  PrimaryDrbg,
+  RSA_KEY_BITS,
+  type DerivedObject,
+  type PrimaryDerivationInput,
+} from './keygen.js';
