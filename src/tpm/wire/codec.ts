@@ -495,7 +495,7 @@ export function struct<const F extends Fields>(name: string, fields: F): StructC
           }
           const sel = rec[f.selector] as number;
           const member = f.variants.get(sel);
-          if (member === undefined) w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
+          if (member === undefined) return w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
           if (member !== null) member.write(w, rec[f.name]);
         } finally {
           w.leave();
@@ -513,7 +513,7 @@ export function struct<const F extends Fields>(name: string, fields: F): StructC
           }
           const sel = out[f.selector] as number;
           const member = f.variants.get(sel);
-          if (member === undefined) r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
+          if (member === undefined) return r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
           if (member !== null) out[f.name] = member.read(r);
         } finally {
           r.leave();
