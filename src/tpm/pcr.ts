@@ -28,9 +28,11 @@ export function pcrSelection(hash: TPMS_PCR_SELECTION['hash'], indices: Iterable
 /** The PCR indices a selection names, ascending (the order a TPM returns and digests them). */
 export function pcrIndices(selection: TPMS_PCR_SELECTION): number[] {
   const out: number[] = [];
-  selection.pcrSelect.forEach((byte, i) => {
-    for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(i * 8 + bit);
-  });
+  const select = selection.pcrSelect;
+  for (let i = 0; i < select.length; i++) {
+    const byte = select[i]!;
+    if (byte !== 0) for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(i * 8 + bit);
+  }
   return out;
 }
 
@@ -53,7 +55,18 @@ export function subtractSelections(wanted: readonly TPMS_PCR_SELECTION[], got: r
 }
 
 function countSelected(selections: readonly TPMS_PCR_SELECTION[]): number {
-  return selections.reduce((n, s) => n + pcrIndices(s).length, 0);
+  let n = 0;
+  for (const s of selections) {
+    for (const byte of s.pcrSelect) {
+      // Population count of one byte.
+      let b = byte;
+      while (b !== 0) {
+        b &= b - 1;
+        n++;
+      }
+    }
+  }
+  return n;
 }
 
 /**

@@ -10,12 +10,17 @@ import { encodeCommand, parseResponse } from './frame.js';
 import type { SendOptions, Transport } from './transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND } from './types/index.js';
 
+const PASSWORD_ATTRIBUTES = TPMA_SESSION.of({ continueSession: true });
+const NO_SESSIONS: readonly TPMS_AUTH_COMMAND[] = [];
+const NO_SEND_OPTIONS: SendOptions = {};
+
 /** A password authorization: the authValue in clear, continueSession set (Part 1 §19.8.4). */
 export function passwordAuth(authValue: Uint8Array = new Uint8Array(0)): TPMS_AUTH_COMMAND {
   return {
     sessionHandle: TPM_RS_PW,
     nonce: new Uint8Array(0),
-    sessionAttributes: TPMA_SESSION.of({ continueSession: true }),
+    // A fresh copy each call: the caller owns the returned object.
+    sessionAttributes: { ...PASSWORD_ATTRIBUTES },
     hmac: authValue,
   };
 }
@@ -41,13 +46,17 @@ export async function runCommand<C extends AnyCommand>(
   params: CommandParams<C>,
   options: RunOptions = {},
 ): Promise<RunResult<C>> {
-  const sessions = options.sessions ?? Array.from({ length: cmd.authCount }, () => passwordAuth());
+  const sessions = options.sessions ?? (cmd.authCount === 0 ? NO_SESSIONS : Array.from({ length: cmd.authCount }, () => passwordAuth()));
   const bytes = encodeCommand(cmd, handles, params, { sessions });
-  const sendOptions: SendOptions = {
-    ...(options.locality !== undefined ? { locality: options.locality } : {}),
-    ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-  };
+  // Only the send options go to the transport (not `sessions`).
+  const sendOptions: SendOptions =
+    options.locality === undefined && options.signal === undefined && options.timeoutMs === undefined
+      ? NO_SEND_OPTIONS
+      : {
+          ...(options.locality !== undefined ? { locality: options.locality } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        };
   const response = await transport.send(bytes, sendOptions);
   const parsed = parseResponse(cmd, response, sessions.length);
   return { handles: parsed.handles, params: parsed.params };
