@@ -33,7 +33,10 @@ function checkPcr(operation: string, pcr: number): void {
   }
 }
 
+const NO_SEND_OPTIONS: SendOptions = {};
+
 function sendOnly(o: SendOptions): SendOptions {
+  if (o.locality === undefined && o.signal === undefined && o.timeoutMs === undefined) return NO_SEND_OPTIONS;
   return {
     ...(o.locality !== undefined ? { locality: o.locality } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
@@ -70,8 +73,14 @@ export async function pcrBanks(tpm: Tpm, options: SendOptions = {}): Promise<TPM
  * @throws TransportError `transport.protocol` for an answer whose digests do not fit its selection or that names
  *   PCRs not asked for; TpmError; TransportError.
  */
-export async function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
-  return readPcrs(tpm.channel, selections ?? (await pcrBanks(tpm, options)), sendOnly(options));
+export function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
+  // Not async: with selections given, the core's promise is returned as it is, without another wrap.
+  try {
+    if (selections !== undefined) return readPcrs(tpm.channel, selections, sendOnly(options));
+    return pcrBanks(tpm, options).then((banks) => readPcrs(tpm.channel, banks, sendOnly(options)));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**
