@@ -73,7 +73,10 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+const NO_SEND_OPTIONS: SendOptions = {};
+
 function sendOnly(o: SendOptions): SendOptions {
+  if (o.locality === undefined && o.signal === undefined && o.timeoutMs === undefined) return NO_SEND_OPTIONS;
   return {
     ...(o.locality !== undefined ? { locality: o.locality } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
@@ -116,8 +119,17 @@ export async function tpmProperty(tpm: Tpm, property: number, options: SendOptio
 
 /** A buffer size from a TPM property, bounded by what the codecs allow and by a floor for TPMs that do not say. */
 async function bufferSize(tpm: Tpm, property: number, codecMax: number, fallback: number, options: SendOptions): Promise<number> {
-  const v = await tpmProperty(tpm, property, options);
+  return clampBufferSize(await tpmProperty(tpm, property, options), codecMax, fallback);
+}
+
+function clampBufferSize(v: number | undefined, codecMax: number, fallback: number): number {
   return Math.max(1, Math.min(v === undefined || v === 0 ? fallback : v, codecMax));
+}
+
+/** bufferSize for a fixed property already asked of this Tpm, without waiting; undefined when it has not been asked. */
+function cachedBufferSize(tpm: Tpm, property: number, codecMax: number, fallback: number): number | undefined {
+  const cache = fixedProperties.get(tpm);
+  return cache !== undefined && cache.has(property) ? clampBufferSize(cache.get(property), codecMax, fallback) : undefined;
 }
 
 /** TPM_PT_INPUT_BUFFER: the largest TPM2B_MAX_BUFFER the TPM takes (Part 2 §10.4.8; 1024 on swtpm). */
@@ -647,18 +659,23 @@ export async function eventSequence(tpm: Tpm, data: Uint8Array, options: EventSe
  */
 export async function getRandom(tpm: Tpm, count: number, options: SendOptions = {}): Promise<Uint8Array> {
   if (!Number.isSafeInteger(count) || count < 0) throw argument(`getRandom: count ${String(count)} must be a non-negative integer`);
-  const max = await bufferSize(tpm, TPM_PT.MAX_DIGEST, LIMITS.MAX_DIGEST, 32, options);
-  const out = new Uint8Array(count);
+  // TPM_PT_MAX_DIGEST is fixed: after the first call it comes from the cache without another wait.
+  const max = cachedBufferSize(tpm, TPM_PT.MAX_DIGEST, LIMITS.MAX_DIGEST, 32) ?? (await bufferSize(tpm, TPM_PT.MAX_DIGEST, LIMITS.MAX_DIGEST, 32, options));
+  const send = sendOnly(options);
+  let out: Uint8Array | undefined;
   let have = 0;
   while (have < count) {
     const want = Math.min(max, count - have);
-    const r = await tpm.run(GetRandom, {}, { bytesRequested: want }, sendOnly(options));
+    const r = await tpm.run(GetRandom, {}, { bytesRequested: want }, send);
     const got = r.params.randomBytes;
     if (got.length === 0 || got.length > want) throw new ClientError('client.response', `getRandom: asked for ${want} bytes, got ${got.length}`);
+    // The decoded bytes are already a copy of their own: one answer with everything is returned as it is.
+    if (have === 0 && got.length === count) return got;
+    out ??= new Uint8Array(count);
     out.set(got, have);
     have += got.length;
   }
-  return out;
+  return out ?? new Uint8Array(count);
 }
 
 /**
