@@ -31,13 +31,10 @@ export interface OpenedPlatform {
  */
 export async function openEnginePlatform(stateDir: string): Promise<OpenedPlatform> {
   const { store, state } = await openSimulatorStore(stateDir, { create: true });
-  const engine = new TpmEngine({ state });
+  // The engine saves before answering any command that changed persistent state (NV, Startup, Shutdown…).
+  const engine = new TpmEngine({ state, persist: (s) => store.save(s) });
   const platform: SimulatorPlatform = {
-    async execute(command, locality) {
-      const rsp = await engine.execute(command, locality);
-      await store.save(engine.state);
-      return rsp;
-    },
+    execute: (command, locality) => engine.execute(command, locality),
     // _TPM_Init on power-on and on reset (Part 1 §36.4); power-off only brings Clock up to date.
     powerOn: () => engine.init(),
     powerOff: async () => {

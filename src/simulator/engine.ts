@@ -42,6 +42,11 @@ export interface TpmEngineOptions {
   readonly random?: RandomSource;
   /** Milliseconds, monotonic; drives Clock and Time (Part 1 §36). Defaults to performance.now(). */
   readonly now?: () => number;
+  /**
+   * Makes `state` durable (a store's save). Awaited before the response of a
+   * command whose handler changed persistent state (HandlerContext.persistentChanged).
+   */
+  readonly persist?: (state: SimulatorState) => Promise<void>;
 }
 
 /** What a power cycle loses (_TPM_Init, Part 1 §36.4). */
@@ -67,12 +72,14 @@ export class TpmEngine {
   readonly volatile: VolatileState;
   readonly random: RandomSource;
   readonly now: () => number;
+  private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
 
   constructor(options: TpmEngineOptions = {}) {
     this.random = options.random ?? defaultRandomSource;
     this.now = options.now ?? (() => performance.now());
     this.state = options.state ?? createSimulatorState(this.random);
+    this.persist = options.persist;
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
     this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true };
@@ -171,7 +178,16 @@ export class TpmEngine {
     } catch (e) {
       return encodeErrorResponse(paramParseRc(e, cmd));
     }
-    const result = await entry.run({ engine: this, locality }, handles as never, params as never);
+    const ctx = { engine: this, locality, persistentChanged: false };
+    const result = await entry.run(ctx, handles as never, params as never);
+    if (ctx.persistentChanged && this.persist !== undefined) {
+      // Part 2 §6.6.3 TPM_RC_NV_UNAVAILABLE: the change could not be made durable, so it is not reported as done.
+      try {
+        await this.persist(this.state);
+      } catch {
+        return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
+      }
+    }
     return encodeResponse(cmd, result.handles as never, result.params as never, { sessions: auth });
   }
 
@@ -200,6 +216,8 @@ export class TpmEngine {
     if (h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return a.platform.authValue;
     if (h === TPM_RH.LOCKOUT) return a.lockout.authValue;
     if (h >>> 24 === TPM_HT.PCR || h === TPM_RH.NULL) return new Uint8Array(0); // PCR authValues are empty until PCR_SetAuthValue
+    // An NV index authorizes with its own authValue (Part 1 §37.3); whether it may is the handler's check (Part 3 §31.7).
+    if (h >>> 24 === TPM_HT.NV_INDEX) return this.state.nvIndices.find((n) => n.nvIndex === h)?.authValue;
     return undefined;
   }
 

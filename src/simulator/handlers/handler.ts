@@ -11,6 +11,12 @@ export interface HandlerContext {
   readonly engine: TpmEngine;
   /** Locality the command arrived at (0–4). */
   readonly locality: number;
+  /**
+   * A handler that changes `engine.state` (what survives a restart) sets this;
+   * the engine then awaits its `persist` option before answering, so a
+   * response never reports a change a crash could still lose.
+   */
+  persistentChanged: boolean;
 }
 
 export interface HandlerResult<C extends AnyCommand> {

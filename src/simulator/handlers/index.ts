@@ -3,6 +3,7 @@ import type { CommandHandler } from './handler.js';
 import { getCapabilityHandler } from './capability.js';
 import { readClockHandler } from './clock.js';
 import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
+import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
 import { getRandomHandler, stirRandomHandler } from './random.js';
 import { shutdownHandler, startupHandler } from './startup.js';
 import { getTestResultHandler, incrementalSelfTestHandler, selfTestHandler } from './testing.js';
@@ -21,4 +22,5 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   pcrResetHandler,
   readClockHandler, // §29
   getCapabilityHandler, // §30
+  ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
 ] as unknown as readonly CommandHandler[];

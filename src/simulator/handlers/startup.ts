@@ -8,8 +8,10 @@ import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import { isStateSaved } from '../pcr-rules.js';
 import { SEED_SIZE } from '../state.js';
 import { handler, ok } from './handler.js';
+import { clearNvOnStartup } from './nv.js';
 
-export const startupHandler = handler(Startup, ({ engine }, _h, { startupType }) => {
+export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
+  const { engine } = ctx;
   const { state, volatile } = engine;
   // Part 3 §9.3: TPM_RC_INITIALIZE when already started is checked here since the engine lets Startup through.
   if (volatile.started) throw new TpmError(TPM_RC.INITIALIZE);
@@ -35,6 +37,7 @@ export const startupHandler = handler(Startup, ({ engine }, _h, { startupType })
     volatile.shEnable = true;
     volatile.ehEnable = true;
     state.clock.restartCount++;
+    clearNvOnStartup(state);
   } else {
     // TPM Reset (Part 1 §36.7): new null seed and proof, counters, PCRs; a pending PCR_Allocate takes effect.
     if (state.pendingPcrAllocation !== null) {
@@ -48,6 +51,7 @@ export const startupHandler = handler(Startup, ({ engine }, _h, { startupType })
     state.proofs.null = engine.random(SEED_SIZE);
     state.clock.resetCount++;
     state.clock.restartCount = 0;
+    clearNvOnStartup(state);
   }
   // Part 1 §36.6: after a power loss without Shutdown the stored Clock may lag, so safe is cleared.
   if (state.orderlyShutdown === 'none') state.clock.safe = false;
@@ -55,10 +59,13 @@ export const startupHandler = handler(Startup, ({ engine }, _h, { startupType })
   volatile.started = true;
   state.orderlyShutdown = 'none';
   state.savedState = null;
+  // Counters, orderliness and NV locks changed: durable before the answer.
+  ctx.persistentChanged = true;
   return ok<typeof Startup>({});
 });
 
-export const shutdownHandler = handler(Shutdown, ({ engine }, _h, { shutdownType }) => {
+export const shutdownHandler = handler(Shutdown, (ctx, _h, { shutdownType }) => {
+  const { engine } = ctx;
   const { state, volatile } = engine;
   if (shutdownType !== TPM_SU.CLEAR && shutdownType !== TPM_SU.STATE) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
   engine.syncClock();
@@ -78,5 +85,7 @@ export const shutdownHandler = handler(Shutdown, ({ engine }, _h, { shutdownType
     state.savedState = null;
     state.orderlyShutdown = 'clear';
   }
+  // Part 1 §36.8: the saved state must survive the power-off that follows.
+  ctx.persistentChanged = true;
   return ok<typeof Shutdown>({});
 });

@@ -1,0 +1,323 @@
+/**
+ * Part 3 §31 "Non-volatile Storage": define, undefine, read the public area,
+ * write, read, counters, bit fields, extend indices and the two locks.
+ *
+ * An index lives in `engine.state.nvIndices` (state.ts NvIndexState); every
+ * handler that changes it sets `ctx.persistentChanged` so the engine makes the
+ * state durable before it answers. Authorization of the authorizing handle
+ * (its password) is the engine's (Part 3 §5.4); whether that handle may read
+ * or write this index is checked here (Part 3 §31.13/§31.7 access checks).
+ */
+import { TPM_NT, TPM_RH } from '../../tpm/constants.js';
+import {
+  NV_DefineSpace,
+  NV_Extend,
+  NV_Increment,
+  NV_Read,
+  NV_ReadLock,
+  NV_ReadPublic,
+  NV_SetBits,
+  NV_UndefineSpace,
+  NV_Write,
+  NV_WriteLock,
+} from '../../tpm/commands/index.js';
+import { digestSize, hash } from '../../tpm/crypto/hash.js';
+import { nvName } from '../../tpm/names.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { TPMA_NV, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
+import { ENGINE_LIMITS } from '../engine.js';
+import type { TpmEngine } from '../engine.js';
+import type { NvIndexState, SimulatorState } from '../state.js';
+import { handler, ok, type HandlerContext } from './handler.js';
+
+/** Bytes of a counter, bit field or PIN index (Part 2 §13.4). */
+const EIGHT = 8;
+
+function findIndex(engine: TpmEngine, handle: number): NvIndexState {
+  const nv = engine.state.nvIndices.find((n) => n.nvIndex === handle);
+  // The engine checked that the handle exists (Part 3 §5.3); this guards a handler bug.
+  if (nv === undefined) throw new TpmError(TPM_RC.HANDLE);
+  return nv;
+}
+
+function attrs(nv: NvIndexState): TPMA_NV {
+  return TPMA_NV.fromWord(nv.attributes);
+}
+
+function setAttrs(nv: NvIndexState, set: Partial<TPMA_NV>): void {
+  nv.attributes = TPMA_NV.toWord({ ...attrs(nv), ...set });
+}
+
+/** The index's public area as NV_ReadPublic reports it. */
+export function nvPublicOf(nv: NvIndexState): TPMS_NV_PUBLIC {
+  return { nvIndex: nv.nvIndex, nameAlg: nv.nameAlg as never, attributes: attrs(nv), authPolicy: nv.authPolicy.slice(), dataSize: nv.dataSize };
+}
+
+/**
+ * Part 3 §31.7 and §31.13 (the reference's NvWriteAccessChecks /
+ * NvReadAccessChecks): the lock first, then whether `authHandle` is one the
+ * attributes allow. Only password sessions reach handlers today, so the
+ * index itself needs AUTHWRITE/AUTHREAD (POLICYWRITE/POLICYREAD need a
+ * policy session, which the engine does not run yet).
+ */
+function accessRc(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'): number {
+  const a = attrs(nv);
+  if (kind === 'write' ? a.WRITELOCKED : a.READLOCKED) return TPM_RC.NV_LOCKED;
+  let allowed: boolean;
+  if (authHandle === nv.nvIndex) allowed = kind === 'write' ? a.AUTHWRITE : a.AUTHREAD;
+  else if (authHandle === TPM_RH.OWNER) allowed = kind === 'write' ? a.OWNERWRITE : a.OWNERREAD;
+  else if (authHandle === TPM_RH.PLATFORM) allowed = kind === 'write' ? a.PPWRITE : a.PPREAD;
+  else allowed = false;
+  if (!allowed) return TPM_RC.NV_AUTHORIZATION;
+  // Part 3 §31.13: reading an index that was never written is TPM_RC_NV_UNINITIALIZED.
+  if (kind === 'read' && !a.WRITTEN) return TPM_RC.NV_UNINITIALIZED;
+  return 0;
+}
+
+function checkAccess(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'): void {
+  const rc = accessRc(nv, authHandle, kind);
+  if (rc !== 0) throw new TpmError(rc);
+}
+
+function ntOf(nv: NvIndexState): number {
+  return attrs(nv).TPM_NT;
+}
+
+function trimTrailingZeros(b: Uint8Array): Uint8Array {
+  let n = b.length;
+  while (n > 0 && b[n - 1] === 0) n--;
+  return b.slice(0, n);
+}
+
+function u64(b: Uint8Array): bigint {
+  return new DataView(b.buffer, b.byteOffset, EIGHT).getBigUint64(0);
+}
+
+function u64Bytes(v: bigint): Uint8Array {
+  const out = new Uint8Array(EIGHT);
+  new DataView(out.buffer).setBigUint64(0, v & 0xffffffffffffffffn);
+  return out;
+}
+
+function changed(ctx: HandlerContext): void {
+  ctx.persistentChanged = true;
+}
+
+/**
+ * Part 3 §31.3. The checks follow the reference's order: policy and auth
+ * sizes, PLATFORMCREATE iff the platform defines it, the size each TPM_NT
+ * demands, attributes the TPM alone may set, at least one way to read and
+ * one to write, then TPM_RC_NV_DEFINED.
+ */
+export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }, { auth, publicInfo }) => {
+  const { state } = ctx.engine;
+  const pub = publicInfo;
+  const a = pub.attributes;
+  const badPublic = (rc: number): TpmError => new TpmError(rcForParameter(rc, 2));
+  const dsize = digestSize(pub.nameAlg);
+  if (pub.authPolicy.length !== 0 && pub.authPolicy.length !== dsize) throw badPublic(TPM_RC.SIZE);
+  // Part 1 §19.8.4: trailing zeros of an authValue do not count; it may be at most a nameAlg digest long.
+  const authValue = trimTrailingZeros(auth);
+  if (authValue.length > dsize) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  const byPlatform = authHandle === TPM_RH.PLATFORM;
+  if (byPlatform !== a.PLATFORMCREATE) throw badPublic(TPM_RC.ATTRIBUTES);
+  // Part 1 §13.5: the platform cannot create indices while phEnableNV is CLEAR.
+  if (a.PLATFORMCREATE && !state.phEnableNV) throw new TpmError(TPM_RC.HIERARCHY);
+  switch (a.TPM_NT) {
+    case TPM_NT.ORDINARY:
+      if (pub.dataSize > ENGINE_LIMITS.nvIndexMax) throw badPublic(TPM_RC.SIZE);
+      break;
+    case TPM_NT.COUNTER:
+    case TPM_NT.BITS:
+      if (pub.dataSize !== EIGHT) throw badPublic(TPM_RC.SIZE);
+      // Part 2 §13.4: CLEAR_STCLEAR would let a counter go back; not allowed for counters.
+      if (a.TPM_NT === TPM_NT.COUNTER && a.CLEAR_STCLEAR) throw badPublic(TPM_RC.ATTRIBUTES);
+      break;
+    case TPM_NT.EXTEND:
+      if (pub.dataSize !== dsize) throw badPublic(TPM_RC.SIZE);
+      break;
+    case TPM_NT.PIN_FAIL:
+    case TPM_NT.PIN_PASS:
+      if (pub.dataSize !== EIGHT) throw badPublic(TPM_RC.SIZE);
+      // Part 2 §13.4: a PIN-fail index is its own lockout, so it must be NO_DA.
+      if (a.TPM_NT === TPM_NT.PIN_FAIL && !a.NO_DA) throw badPublic(TPM_RC.ATTRIBUTES);
+      break;
+    default:
+      throw badPublic(TPM_RC.ATTRIBUTES);
+  }
+  // Part 2 §13.4: WRITTEN and the lock bits are the TPM's to set.
+  if (a.WRITTEN || a.WRITELOCKED || a.READLOCKED) throw badPublic(TPM_RC.ATTRIBUTES);
+  if (!(a.PPREAD || a.OWNERREAD || a.AUTHREAD || a.POLICYREAD) || !(a.PPWRITE || a.OWNERWRITE || a.AUTHWRITE || a.POLICYWRITE)) {
+    throw badPublic(TPM_RC.ATTRIBUTES);
+  }
+  if (state.nvIndices.some((n) => n.nvIndex === pub.nvIndex)) throw new TpmError(TPM_RC.NV_DEFINED);
+  state.nvIndices.push({
+    nvIndex: pub.nvIndex,
+    nameAlg: pub.nameAlg,
+    attributes: TPMA_NV.toWord(a),
+    authPolicy: pub.authPolicy.slice(),
+    authValue,
+    dataSize: pub.dataSize,
+    // The reference fills a new index with 0xFF; nothing is readable before the first write anyway.
+    data: new Uint8Array(pub.dataSize).fill(0xff),
+  });
+  changed(ctx);
+  return ok<typeof NV_DefineSpace>({});
+});
+
+/** Part 3 §31.4: owner or platform; the owner may not remove a platform index; POLICY_DELETE needs UndefineSpaceSpecial. */
+export const nvUndefineSpaceHandler = handler(NV_UndefineSpace, (ctx, { authHandle, nvIndex }) => {
+  const { state } = ctx.engine;
+  const nv = findIndex(ctx.engine, nvIndex);
+  const a = attrs(nv);
+  if (a.POLICY_DELETE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  if (authHandle === TPM_RH.OWNER && a.PLATFORMCREATE) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
+  state.nvIndices = state.nvIndices.filter((n) => n !== nv);
+  changed(ctx);
+  return ok<typeof NV_UndefineSpace>({});
+});
+
+/** Part 3 §31.6: the public area and its Name (Part 1 §16.4, the core's nvName); needs no authorization. */
+export const nvReadPublicHandler = handler(NV_ReadPublic, ({ engine }, { nvIndex }) => {
+  const pub = nvPublicOf(findIndex(engine, nvIndex));
+  return ok<typeof NV_ReadPublic>({ nvPublic: pub, nvName: nvName(pub) });
+});
+
+/** Part 3 §31.7: ordinary (and PIN) indices only; the range must fit, WRITEALL takes the whole index. */
+export const nvWriteHandler = handler(NV_Write, (ctx, { authHandle, nvIndex }, { data, offset }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  checkAccess(nv, authHandle, 'write');
+  const nt = ntOf(nv);
+  if (nt === TPM_NT.COUNTER || nt === TPM_NT.BITS || nt === TPM_NT.EXTEND) throw new TpmError(TPM_RC.ATTRIBUTES);
+  if (offset > nv.dataSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, 2));
+  if (data.length > nv.dataSize - offset) throw new TpmError(TPM_RC.NV_RANGE);
+  if (attrs(nv).WRITEALL && data.length < nv.dataSize) throw new TpmError(TPM_RC.NV_RANGE);
+  const next = nv.data.slice();
+  next.set(data, offset);
+  nv.data = next;
+  setAttrs(nv, { WRITTEN: true });
+  changed(ctx);
+  return ok<typeof NV_Write>({});
+});
+
+/** Part 3 §31.13: at most the NV buffer per command, within the index, after the first write. */
+export const nvReadHandler = handler(NV_Read, ({ engine }, { authHandle, nvIndex }, { size, offset }) => {
+  const nv = findIndex(engine, nvIndex);
+  checkAccess(nv, authHandle, 'read');
+  if (size > ENGINE_LIMITS.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  if (offset > nv.dataSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, 2));
+  if (size > nv.dataSize - offset) throw new TpmError(TPM_RC.NV_RANGE);
+  return ok<typeof NV_Read>({ data: nv.data.slice(offset, offset + size) });
+});
+
+/**
+ * Part 3 §31.8 and Part 1 §37.2.3.4: a counter that was never written starts
+ * at the highest value any counter holds, so a counter never goes back.
+ * TODO(next slice): the highest value ever (kept across undefine) needs a field in SimulatorState.
+ */
+export const nvIncrementHandler = handler(NV_Increment, (ctx, { authHandle, nvIndex }) => {
+  const { state } = ctx.engine;
+  const nv = findIndex(ctx.engine, nvIndex);
+  checkAccess(nv, authHandle, 'write');
+  if (ntOf(nv) !== TPM_NT.COUNTER) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  let value: bigint;
+  if (attrs(nv).WRITTEN) value = u64(nv.data);
+  else value = highestCounter(state);
+  if (value === 0xffffffffffffffffn) throw new TpmError(TPM_RC.NV_RANGE);
+  nv.data = u64Bytes(value + 1n);
+  setAttrs(nv, { WRITTEN: true });
+  changed(ctx);
+  return ok<typeof NV_Increment>({});
+});
+
+function highestCounter(state: SimulatorState): bigint {
+  let max = 0n;
+  for (const n of state.nvIndices) {
+    const a = TPMA_NV.fromWord(n.attributes);
+    if (a.TPM_NT === TPM_NT.COUNTER && a.WRITTEN) {
+      const v = u64(n.data);
+      if (v > max) max = v;
+    }
+  }
+  return max;
+}
+
+/** Part 3 §31.9: value := H_nameAlg(value ‖ data), starting from zeros before the first extend. */
+export const nvExtendHandler = handler(NV_Extend, (ctx, { authHandle, nvIndex }, { data }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  checkAccess(nv, authHandle, 'write');
+  if (ntOf(nv) !== TPM_NT.EXTEND) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  const old = attrs(nv).WRITTEN ? nv.data : new Uint8Array(nv.dataSize);
+  const input = new Uint8Array(old.length + data.length);
+  input.set(old);
+  input.set(data, old.length);
+  nv.data = hash(nv.nameAlg as never, input);
+  setAttrs(nv, { WRITTEN: true });
+  changed(ctx);
+  return ok<typeof NV_Extend>({});
+});
+
+/** Part 3 §31.10: value := value OR bits, starting from zero before the first write. */
+export const nvSetBitsHandler = handler(NV_SetBits, (ctx, { authHandle, nvIndex }, { bits }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  checkAccess(nv, authHandle, 'write');
+  if (ntOf(nv) !== TPM_NT.BITS) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  const old = attrs(nv).WRITTEN ? u64(nv.data) : 0n;
+  nv.data = u64Bytes(old | bits);
+  setAttrs(nv, { WRITTEN: true });
+  changed(ctx);
+  return ok<typeof NV_SetBits>({});
+});
+
+/**
+ * Part 3 §31.11: WRITEDEFINE or WRITE_STCLEAR required; an index already
+ * locked answers success (the reference's choice), a wrong authorizer does not.
+ */
+export const nvWriteLockHandler = handler(NV_WriteLock, (ctx, { authHandle, nvIndex }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  const rc = accessRc(nv, authHandle, 'write');
+  if (rc === TPM_RC.NV_AUTHORIZATION) throw new TpmError(rc);
+  if (rc !== 0) return ok<typeof NV_WriteLock>({});
+  const a = attrs(nv);
+  if (!a.WRITEDEFINE && !a.WRITE_STCLEAR) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  setAttrs(nv, { WRITELOCKED: true });
+  changed(ctx);
+  return ok<typeof NV_WriteLock>({});
+});
+
+/** Part 3 §31.14: READ_STCLEAR required; an unwritten index may be locked; already locked is success. */
+export const nvReadLockHandler = handler(NV_ReadLock, (ctx, { authHandle, nvIndex }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  const rc = accessRc(nv, authHandle, 'read');
+  if (rc === TPM_RC.NV_AUTHORIZATION) throw new TpmError(rc);
+  if (rc === TPM_RC.NV_LOCKED) return ok<typeof NV_ReadLock>({});
+  if (!attrs(nv).READ_STCLEAR) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  setAttrs(nv, { READLOCKED: true });
+  changed(ctx);
+  return ok<typeof NV_ReadLock>({});
+});
+
+/**
+ * What Startup(CLEAR) does to NV indices (Part 2 §13.4): READLOCKED goes;
+ * WRITELOCKED goes for WRITE_STCLEAR unless WRITEDEFINE locked it for good
+ * once written; CLEAR_STCLEAR indices become unwritten. Returns whether anything changed.
+ */
+export function clearNvOnStartup(state: SimulatorState): boolean {
+  let any = false;
+  for (const nv of state.nvIndices) {
+    const a = attrs(nv);
+    const permanentLock = a.WRITEDEFINE && a.WRITTEN && a.WRITELOCKED;
+    const next = {
+      ...a,
+      READLOCKED: false,
+      WRITELOCKED: a.WRITELOCKED && (permanentLock || !a.WRITE_STCLEAR),
+      WRITTEN: a.WRITTEN && !a.CLEAR_STCLEAR,
+    };
+    const word = TPMA_NV.toWord(next);
+    if (word !== nv.attributes) {
+      nv.attributes = word;
+      any = true;
+    }
+  }
+  return any;
+}

@@ -1,0 +1,236 @@
+/**
+ * The software TPM's NV indices (Part 3 §31) through the client over
+ * inProcessTransport: values, Names, error codes, chunked reads, locks, and
+ * durability through a StateStore before the answer.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  NvIndex,
+  Tpm,
+  nvDefine,
+  nvExtend,
+  nvIncrement,
+  nvRead,
+  nvReadCounter,
+  nvReadLock,
+  nvReadPublic,
+  nvSetBits,
+  nvUndefine,
+  nvWrite,
+  nvWriteLock,
+} from '../../src/client/index.js';
+import { NV_DefineSpace, NV_Read, NV_Write, Shutdown, Startup } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_NT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { nvName } from '../../src/tpm/names.js';
+import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
+import { runCommand } from '../../src/tpm/run.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
+import { TPMA_NV } from '../../src/tpm/types/index.js';
+import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
+import { openSimulatorStore } from '../../src/simulator/store.js';
+
+const BASE = 0x01500000;
+const root = mkdtempSync(join(tmpdir(), 'trustroot-nv-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function started(options: TpmEngineOptions = {}): Promise<{ engine: TpmEngine; tpm: Tpm }> {
+  const engine = new TpmEngine(options);
+  const t = inProcessTransport(engine);
+  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  return { engine, tpm: new Tpm(t) };
+}
+
+const rc = (code: number) => (e: unknown) => isRc(e, code);
+const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+describe('simulator NV indices', () => {
+  it('defines an ordinary index, writes and reads it back; Names match the client\'s nvName', async () => {
+    const { tpm } = await started();
+    const authValue = new TextEncoder().encode('nv-secret');
+    const nv = await nvDefine(tpm, { index: BASE, size: 32, authValue });
+    const nameBefore = nvName(nv.publicArea);
+    await expect(nvRead(tpm, nv)).rejects.toSatisfy(rc(TPM_RC.NV_UNINITIALIZED));
+    const data = bytes(32, 7);
+    await nvWrite(tpm, nv, data);
+    expect(Buffer.from(await nvRead(tpm, nv)).equals(Buffer.from(data))).toBe(true);
+    // WRITTEN changes the Name; the TPM's Name (checked inside nvReadPublic) follows it.
+    const again = await nvReadPublic(tpm, BASE);
+    expect(again.attributes.WRITTEN).toBe(true);
+    expect(Buffer.from(again.name).equals(Buffer.from(nameBefore))).toBe(false);
+    expect(Buffer.from(again.name).equals(Buffer.from(nv.name))).toBe(true);
+    // A partial write at an offset changes only those bytes.
+    await nvWrite(tpm, nv, Uint8Array.of(1, 2, 3), { offset: 29 });
+    const after = await nvRead(tpm, nv);
+    expect([...after.subarray(0, 29)]).toEqual([...data.subarray(0, 29)]);
+    expect([...after.subarray(29)]).toEqual([1, 2, 3]);
+  });
+
+  it('authorizes by the index authValue (AUTHREAD/AUTHWRITE) or the owner (OWNERREAD/OWNERWRITE)', async () => {
+    const { tpm } = await started();
+    const nv = await nvDefine(tpm, { index: BASE + 1, size: 4, authValue: Uint8Array.of(9, 9) });
+    const wrong = new NvIndex(nv.publicArea, Uint8Array.of(9, 8));
+    await expect(nvWrite(tpm, wrong, Uint8Array.of(1, 2, 3, 4))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.BAD_AUTH) && e.session === 1);
+    // Owner may not write an index without OWNERWRITE.
+    await expect(nvWrite(tpm, nv, Uint8Array.of(1, 2, 3, 4), { auth: TPM_RH.OWNER })).rejects.toSatisfy(rc(TPM_RC.NV_AUTHORIZATION));
+    await nvWrite(tpm, nv, Uint8Array.of(1, 2, 3, 4));
+
+    const owned = await nvDefine(tpm, { index: BASE + 2, size: 4, attributes: { AUTHWRITE: false, AUTHREAD: false, OWNERWRITE: true, OWNERREAD: true } });
+    await nvWrite(tpm, owned, Uint8Array.of(5, 6, 7, 8));
+    expect([...(await nvRead(tpm, owned))]).toEqual([5, 6, 7, 8]);
+    await expect(nvRead(tpm, owned, { auth: owned })).rejects.toSatisfy(rc(TPM_RC.NV_AUTHORIZATION));
+  });
+
+  it('checks definitions: TPM_NT sizes, PLATFORMCREATE iff platform, max size, NV_DEFINED', async () => {
+    const { tpm } = await started();
+    const define = (attributes: Record<string, unknown>, dataSize: number, auth: number = TPM_RH.OWNER, nvIndex = BASE + 10) =>
+      tpm.run(NV_DefineSpace, { authHandle: auth }, {
+        auth: new Uint8Array(0),
+        publicInfo: { nvIndex, nameAlg: TPM_ALG.SHA256, attributes: TPMA_NV.of({ AUTHREAD: true, AUTHWRITE: true, ...attributes }), authPolicy: new Uint8Array(0), dataSize },
+      });
+    const paramRc = (code: number, n: number) => (e: unknown) => e instanceof TpmError && e.is(code) && e.parameter === n;
+    await expect(define({ TPM_NT: TPM_NT.COUNTER }, 4)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
+    await expect(define({ TPM_NT: TPM_NT.BITS }, 16)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
+    await expect(define({ TPM_NT: TPM_NT.EXTEND }, 20)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
+    await expect(define({ TPM_NT: 3 }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    await expect(define({}, 2049)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
+    await expect(define({ PLATFORMCREATE: true }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    await expect(define({}, 8, TPM_RH.PLATFORM)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    await expect(define({ WRITTEN: true }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    await expect(define({ AUTHREAD: false }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    await define({}, 2048);
+    await expect(define({}, 8)).rejects.toSatisfy(rc(TPM_RC.NV_DEFINED));
+    // Platform indices: defined with PLATFORMCREATE, the owner cannot remove them.
+    const p = await nvDefine(tpm, { index: BASE + 11, size: 8 }, { auth: TPM_RH.PLATFORM });
+    expect(p.attributes.PLATFORMCREATE).toBe(true);
+    await expect(nvUndefine(tpm, p, { auth: TPM_RH.OWNER })).rejects.toSatisfy(rc(TPM_RC.NV_AUTHORIZATION));
+    await nvUndefine(tpm, p);
+    await expect(nvReadPublic(tpm, BASE + 11)).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.HANDLE) && e.handle === 1);
+  });
+
+  it('refuses ranges past the end (NV_RANGE) and reads a 2048-byte index in 1024-byte chunks', async () => {
+    const { tpm } = await started();
+    const nv = await nvDefine(tpm, { index: BASE + 20, size: 2048 });
+    const data = bytes(2048, 3);
+    await nvWrite(tpm, nv, data);
+    expect(Buffer.from(await nvRead(tpm, nv)).equals(Buffer.from(data))).toBe(true);
+    expect([...(await nvRead(tpm, nv, { offset: 1000, size: 100 }))]).toEqual([...data.subarray(1000, 1100)]);
+    // Raw commands, since the client refuses these before sending.
+    await expect(tpm.run(NV_Read, { authHandle: nv, nvIndex: nv }, { size: 1025, offset: 0 })).rejects.toSatisfy(
+      (e) => e instanceof TpmError && e.is(TPM_RC.VALUE) && e.parameter === 1,
+    );
+    await expect(tpm.run(NV_Read, { authHandle: nv, nvIndex: nv }, { size: 100, offset: 2000 })).rejects.toSatisfy(rc(TPM_RC.NV_RANGE));
+    const small = await nvDefine(tpm, { index: BASE + 21, size: 4, attributes: { WRITEALL: true } });
+    await expect(tpm.run(NV_Write, { authHandle: small, nvIndex: small }, { data: Uint8Array.of(1, 2, 3), offset: 2 })).rejects.toSatisfy(rc(TPM_RC.NV_RANGE));
+    await expect(tpm.run(NV_Write, { authHandle: small, nvIndex: small }, { data: Uint8Array.of(1, 2), offset: 0 })).rejects.toSatisfy(rc(TPM_RC.NV_RANGE));
+  });
+
+  it('counters, bit fields and extend indices hold what the spec formulas say', async () => {
+    const { tpm } = await started();
+    const counter = await nvDefine(tpm, { index: BASE + 30, type: 'counter' });
+    await expect(nvWrite(tpm, counter, new Uint8Array(8))).rejects.toSatisfy(rc(TPM_RC.ATTRIBUTES));
+    await nvIncrement(tpm, counter);
+    await nvIncrement(tpm, counter);
+    expect(await nvReadCounter(tpm, counter)).toBe(2n);
+    // A new counter starts at the highest counter value (Part 1 §37.2.3.4), so it never reads lower.
+    const second = await nvDefine(tpm, { index: BASE + 31, type: 'counter' });
+    await nvIncrement(tpm, second);
+    expect(await nvReadCounter(tpm, second)).toBe(3n);
+
+    const bitsIndex = await nvDefine(tpm, { index: BASE + 32, type: 'bits' });
+    await nvSetBits(tpm, bitsIndex, 0x11n);
+    await nvSetBits(tpm, bitsIndex, 0x8000000000000100n);
+    expect(await nvReadCounter(tpm, bitsIndex)).toBe(0x8000000000000111n);
+    await expect(nvIncrement(tpm, bitsIndex)).rejects.toSatisfy(rc(TPM_RC.ATTRIBUTES));
+
+    const ext = await nvDefine(tpm, { index: BASE + 33, type: 'extend', nameAlg: TPM_ALG.SHA384 });
+    expect(ext.size).toBe(48);
+    const e1 = new TextEncoder().encode('first');
+    const e2 = new TextEncoder().encode('second');
+    await nvExtend(tpm, ext, e1);
+    await nvExtend(tpm, ext, e2);
+    const sha384 = (...p: Uint8Array[]) => {
+      const h = createHash('sha384');
+      for (const x of p) h.update(x);
+      return h.digest();
+    };
+    const expected = sha384(sha384(new Uint8Array(48), e1), e2);
+    expect(Buffer.from(await nvRead(tpm, ext)).equals(expected)).toBe(true);
+  });
+
+  it('write and read locks: WRITE_STCLEAR/READ_STCLEAR clear at Startup(CLEAR), WRITEDEFINE stays', async () => {
+    const engine = new TpmEngine();
+    const t = inProcessTransport(engine);
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const tpm = new Tpm(t);
+    const st = await nvDefine(tpm, { index: BASE + 40, size: 4, attributes: { WRITE_STCLEAR: true, READ_STCLEAR: true } });
+    const def = await nvDefine(tpm, { index: BASE + 41, size: 4, attributes: { WRITEDEFINE: true } });
+    const none = await nvDefine(tpm, { index: BASE + 42, size: 4 });
+    await nvWrite(tpm, st, Uint8Array.of(1, 1, 1, 1));
+    await nvWrite(tpm, def, Uint8Array.of(2, 2, 2, 2));
+    await expect(nvWriteLock(tpm, none)).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.handle === 2);
+    await expect(nvReadLock(tpm, none)).rejects.toSatisfy(rc(TPM_RC.ATTRIBUTES));
+    await nvWriteLock(tpm, st);
+    await nvWriteLock(tpm, st); // already locked: success
+    await nvWriteLock(tpm, def);
+    await nvReadLock(tpm, st);
+    await expect(nvWrite(tpm, st, Uint8Array.of(3, 3, 3, 3))).rejects.toSatisfy(rc(TPM_RC.NV_LOCKED));
+    await expect(nvWrite(tpm, def, Uint8Array.of(3, 3, 3, 3))).rejects.toSatisfy(rc(TPM_RC.NV_LOCKED));
+    await expect(nvRead(tpm, st)).rejects.toSatisfy(rc(TPM_RC.NV_LOCKED));
+    expect([...(await nvRead(tpm, def))]).toEqual([2, 2, 2, 2]);
+    // A power cycle and Startup(CLEAR).
+    await runCommand(t, Shutdown, {}, { shutdownType: TPM_SU.CLEAR });
+    engine.init();
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const st2 = await nvReadPublic(tpm, BASE + 40);
+    const def2 = await nvReadPublic(tpm, BASE + 41);
+    expect([st2.attributes.WRITELOCKED, st2.attributes.READLOCKED, def2.attributes.WRITELOCKED]).toEqual([false, false, true]);
+    expect([...(await nvRead(tpm, st2))]).toEqual([1, 1, 1, 1]);
+    await nvWrite(tpm, st2, Uint8Array.of(4, 4, 4, 4));
+    await expect(nvWrite(tpm, def2, Uint8Array.of(4, 4, 4, 4))).rejects.toSatisfy(rc(TPM_RC.NV_LOCKED));
+  });
+
+  it('persists NV before answering: a new engine from the same store reads the value back', async () => {
+    const dir = join(root, 'persist');
+    const first = await openSimulatorStore(dir, { create: true });
+    let saves = 0;
+    const { tpm } = await started({
+      state: first.state,
+      persist: async (s) => {
+        saves++;
+        await first.store.save(s);
+      },
+    });
+    const nv = await nvDefine(tpm, { index: BASE + 50, size: 16, authValue: Uint8Array.of(7) });
+    const before = saves;
+    const data = bytes(16, 42);
+    await nvWrite(tpm, nv, data);
+    expect(saves).toBe(before + 1);
+    // Reads change nothing durable.
+    await nvRead(tpm, nv);
+    await nvReadPublic(tpm, BASE + 50);
+    expect(saves).toBe(before + 1);
+    // No Shutdown, no close-time save: only what was persisted before each answer survives.
+    await first.store.close();
+
+    const second = await openSimulatorStore(dir);
+    try {
+      const { tpm: tpm2 } = await started({ state: second.state });
+      const back = await nvReadPublic(tpm2, BASE + 50, { authValue: Uint8Array.of(7) });
+      expect(Buffer.from(back.name).equals(Buffer.from(nv.name))).toBe(true);
+      expect(Buffer.from(await nvRead(tpm2, back)).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await second.store.close();
+    }
+  });
+
+  it('answers TPM_RC_NV_UNAVAILABLE when persisting fails', async () => {
+    let broken = false;
+    const { tpm } = await started({ persist: () => (broken ? Promise.reject(new Error('disk gone')) : Promise.resolve()) });
+    broken = true;
+    await expect(nvDefine(tpm, { index: BASE + 60, size: 4 })).rejects.toSatisfy(rc(TPM_RC.NV_UNAVAILABLE));
+  });
+});
