@@ -18,6 +18,7 @@ import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler } from './handlers/handler.js';
 import { PCR_COUNT, createSimulatorState, defaultRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
+import { ObjectTable } from './objects.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -62,6 +63,8 @@ export interface VolatileState {
   phEnable: boolean;
   shEnable: boolean;
   ehEnable: boolean;
+  /** Loaded transient objects (objects.ts). */
+  objects: ObjectTable;
 }
 
 const HEADER_SIZE = 10;
@@ -82,7 +85,7 @@ export class TpmEngine {
     this.persist = options.persist;
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true };
+    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects) };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
@@ -90,6 +93,7 @@ export class TpmEngine {
     this.syncClock();
     const t = this.now();
     Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0 });
+    this.volatile.objects.clear();
   }
 
   /** Command codes this engine implements, ascending. */
@@ -204,7 +208,8 @@ export class TpmEngine {
     }
     if (type === TPM_HT.NV_INDEX) return this.state.nvIndices.some((n) => n.nvIndex === h) ? 0 : TPM_RC.HANDLE;
     if (type === TPM_HT.PERSISTENT) return this.state.persistentObjects.some((o) => o.handle === h) ? 0 : TPM_RC.HANDLE;
-    // No transient objects or sessions are loaded yet in this slice.
+    if (type === TPM_HT.TRANSIENT) return this.volatile.objects.get(h) !== undefined ? 0 : TPM_RC.HANDLE;
+    // No sessions are loaded yet in this slice.
     return TPM_RC.HANDLE;
   }
 
@@ -216,6 +221,9 @@ export class TpmEngine {
     if (h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return a.platform.authValue;
     if (h === TPM_RH.LOCKOUT) return a.lockout.authValue;
     if (h >>> 24 === TPM_HT.PCR || h === TPM_RH.NULL) return new Uint8Array(0); // PCR authValues are empty until PCR_SetAuthValue
+    const object = this.volatile.objects.get(h);
+    // Part 1 §19.7.3: a password (USER role) only when userWithAuth is SET. TODO(next slice): ADMIN/DUP roles.
+    if (object !== undefined) return object.publicArea.objectAttributes.userWithAuth ? object.sensitive.authValue : undefined;
     // An NV index authorizes with its own authValue (Part 1 §37.3); whether it may is the handler's check (Part 3 §31.7).
     if (h >>> 24 === TPM_HT.NV_INDEX) return this.state.nvIndices.find((n) => n.nvIndex === h)?.authValue;
     return undefined;

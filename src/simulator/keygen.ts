@@ -243,7 +243,7 @@ export interface DerivedObject {
 }
 
 /** Curve orders (SEC 2 / FIPS 186-4 D.1.2) of the curves primaries may use here. */
-const CURVE_ORDERS: ReadonlyMap<number, { readonly nodeName: string; readonly size: number; readonly order: bigint }> = new Map([
+export const CURVE_ORDERS: ReadonlyMap<number, { readonly nodeName: string; readonly size: number; readonly order: bigint }> = new Map([
   [TPM_ECC.NIST_P256, { nodeName: 'prime256v1', size: 32, order: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n }],
   [
     TPM_ECC.NIST_P384,

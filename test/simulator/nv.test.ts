@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   NvIndex,
   Tpm,
@@ -28,10 +28,11 @@ import { TPM_ALG, TPM_NT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { nvName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
 import { openSimulatorStore } from '../../src/simulator/store.js';
+import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const BASE = 0x01500000;
 const root = mkdtempSync(join(tmpdir(), 'trustroot-nv-'));
@@ -97,8 +98,9 @@ describe('simulator NV indices', () => {
     await expect(define({ TPM_NT: TPM_NT.EXTEND }, 20)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
     await expect(define({ TPM_NT: 3 }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
     await expect(define({}, 2049)).rejects.toSatisfy(paramRc(TPM_RC.SIZE, 2));
-    await expect(define({ PLATFORMCREATE: true }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
-    await expect(define({}, 8, TPM_RH.PLATFORM)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
+    const handleRc = (code: number, n: number) => (e: unknown) => e instanceof TpmError && e.is(code) && e.handle === n;
+    await expect(define({ PLATFORMCREATE: true }, 8)).rejects.toSatisfy(handleRc(TPM_RC.ATTRIBUTES, 1));
+    await expect(define({}, 8, TPM_RH.PLATFORM)).rejects.toSatisfy(handleRc(TPM_RC.ATTRIBUTES, 1));
     await expect(define({ WRITTEN: true }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
     await expect(define({ AUTHREAD: false }, 8)).rejects.toSatisfy(paramRc(TPM_RC.ATTRIBUTES, 2));
     await define({}, 2048);
@@ -232,5 +234,102 @@ describe('simulator NV indices', () => {
     const { tpm } = await started({ persist: () => (broken ? Promise.reject(new Error('disk gone')) : Promise.resolve()) });
     broken = true;
     await expect(nvDefine(tpm, { index: BASE + 60, size: 4 })).rejects.toSatisfy(rc(TPM_RC.NV_UNAVAILABLE));
+  });
+});
+
+/**
+ * One sequence of NV commands, logged as outcomes (response code or returned
+ * bytes and Names), run against swtpm (libtpms) and against the engine: the
+ * logs must agree, so every code and value above is libtpms's as well.
+ */
+async function nvScenario(tpm: Tpm): Promise<string[]> {
+  const log: string[] = [];
+  const step = async (label: string, f: () => Promise<unknown>): Promise<void> => {
+    try {
+      const v = await f();
+      log.push(`${label}: ${v instanceof Uint8Array ? Buffer.from(v).toString('hex') : typeof v === 'bigint' ? v.toString(16) : 'ok'}`);
+    } catch (e) {
+      log.push(`${label}: ${e instanceof TpmError ? `rc 0x${e.rc.toString(16)}` : String(e)}`);
+    }
+  };
+  const B = 0x01600000;
+  const raw = (attributes: Record<string, unknown>, dataSize: number, auth: number = TPM_RH.OWNER) =>
+    tpm.run(NV_DefineSpace, { authHandle: auth }, {
+      auth: new Uint8Array(0),
+      publicInfo: { nvIndex: B + 99, nameAlg: TPM_ALG.SHA256, attributes: TPMA_NV.of({ AUTHREAD: true, AUTHWRITE: true, ...attributes }), authPolicy: new Uint8Array(0), dataSize },
+    });
+  const nv = await nvDefine(tpm, { index: B, size: 32, authValue: Uint8Array.of(1, 2, 3), attributes: { NO_DA: true } });
+  await step('read before write', () => nvRead(tpm, nv));
+  await step('partial write', () => nvWrite(tpm, nv, Uint8Array.of(7, 8, 9), { offset: 29 }));
+  await step('read after partial write', () => nvRead(tpm, nv));
+  await step('name after write', async () => (await nvReadPublic(tpm, B)).name);
+  await step('write past end', () => tpm.run(NV_Write, { authHandle: nv, nvIndex: nv }, { data: Uint8Array.of(1, 2), offset: 31 }));
+  await step('write offset past end', () => tpm.run(NV_Write, { authHandle: nv, nvIndex: nv }, { data: Uint8Array.of(1), offset: 33 }));
+  await step('read past end', () => tpm.run(NV_Read, { authHandle: nv, nvIndex: nv }, { size: 8, offset: 30 }));
+  await step('read offset past end', () => tpm.run(NV_Read, { authHandle: nv, nvIndex: nv }, { size: 0, offset: 40 }));
+  await step('wrong password (NO_DA)', () => nvRead(tpm, new NvIndex(nv.publicArea, Uint8Array.of(1, 2, 4))));
+  await step('owner write without OWNERWRITE', () => nvWrite(tpm, nv, Uint8Array.of(1), { auth: TPM_RH.OWNER }));
+  await step('define again', () => nvDefine(tpm, { index: B, size: 32 }));
+  await step('counter size 4', () => raw({ TPM_NT: TPM_NT.COUNTER }, 4));
+  await step('extend size 20 (SHA-256)', () => raw({ TPM_NT: TPM_NT.EXTEND }, 20));
+  await step('unknown TPM_NT', () => raw({ TPM_NT: 3 }, 8));
+  await step('ordinary 2049', () => raw({}, 2049));
+  await step('PLATFORMCREATE by owner', () => raw({ PLATFORMCREATE: true }, 8));
+  await step('platform without PLATFORMCREATE', () => raw({}, 8, TPM_RH.PLATFORM));
+  await step('WRITTEN at define', () => raw({ WRITTEN: true }, 8));
+  await step('no read authorization', () => raw({ AUTHREAD: false }, 8));
+  const big = await nvDefine(tpm, { index: B + 1, size: 2048 });
+  await step('write 2048', () => nvWrite(tpm, big, bytes(2048, 5)));
+  await step('read 2048', () => nvRead(tpm, big));
+  const counter = await nvDefine(tpm, { index: B + 2, type: 'counter' });
+  await step('write a counter', () => nvWrite(tpm, counter, new Uint8Array(8)));
+  await step('read counter before increment', () => nvReadCounter(tpm, counter));
+  await step('increment', () => nvIncrement(tpm, counter));
+  await step('increment', () => nvIncrement(tpm, counter));
+  await step('read counter', () => nvReadCounter(tpm, counter));
+  const bitsIndex = await nvDefine(tpm, { index: B + 3, type: 'bits' });
+  await step('set bits', () => nvSetBits(tpm, bitsIndex, 0x1001n));
+  await step('set bits', () => nvSetBits(tpm, bitsIndex, 0x8000000000000010n));
+  await step('read bits', () => nvReadCounter(tpm, bitsIndex));
+  await step('increment bits', () => nvIncrement(tpm, bitsIndex));
+  const ext = await nvDefine(tpm, { index: B + 4, type: 'extend' });
+  await step('extend', () => nvExtend(tpm, ext, new TextEncoder().encode('a')));
+  await step('extend', () => nvExtend(tpm, ext, new TextEncoder().encode('bc')));
+  await step('read extend', () => nvRead(tpm, ext));
+  await step('extend an ordinary index', () => nvExtend(tpm, nv, Uint8Array.of(1)));
+  const st = await nvDefine(tpm, { index: B + 5, size: 4, attributes: { WRITE_STCLEAR: true, READ_STCLEAR: true } });
+  await step('write lock without attribute', () => nvWriteLock(tpm, nv));
+  await step('read lock without attribute', () => nvReadLock(tpm, nv));
+  await step('read lock unwritten', () => nvReadLock(tpm, st));
+  await step('read locked', () => nvRead(tpm, st));
+  await step('write lock', () => nvWriteLock(tpm, st));
+  await step('write lock again', () => nvWriteLock(tpm, st));
+  await step('write locked', () => nvWrite(tpm, st, Uint8Array.of(1, 2, 3, 4)));
+  await step('locked public', async () => (await nvReadPublic(tpm, B + 5)).name);
+  const p = await nvDefine(tpm, { index: B + 6, size: 8 }, { auth: TPM_RH.PLATFORM });
+  await step('owner undefines a platform index', () => nvUndefine(tpm, p, { auth: TPM_RH.OWNER }));
+  await step('platform undefines it', () => nvUndefine(tpm, p));
+  await step('read public of undefined', () => nvReadPublic(tpm, B + 6));
+  for (const i of [B, B + 1, B + 2, B + 3, B + 4, B + 5]) await nvUndefine(tpm, i);
+  return log;
+}
+
+describeWithSwtpm('simulator NV indices agree with swtpm', () => {
+  let sw: SwtpmInstance | undefined;
+  let t: SwtpmTransport | undefined;
+  beforeAll(async () => {
+    sw = await startSwtpm();
+    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sw?.stop();
+  });
+
+  it('the same NV command sequence gives the same codes, values and Names', async () => {
+    const expected = await nvScenario(new Tpm(t!));
+    const { tpm } = await started();
+    expect(await nvScenario(tpm)).toEqual(expected);
   });
 });

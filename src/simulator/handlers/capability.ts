@@ -98,7 +98,7 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.HR_LOADED_AVAIL, ENGINE_LIMITS.loadedSessions],
     [TPM_PT.HR_ACTIVE, 0],
     [TPM_PT.HR_ACTIVE_AVAIL, ENGINE_LIMITS.activeSessions],
-    [TPM_PT.HR_TRANSIENT_AVAIL, ENGINE_LIMITS.loadedObjects],
+    [TPM_PT.HR_TRANSIENT_AVAIL, ENGINE_LIMITS.loadedObjects - v.objects.count],
     [TPM_PT.HR_PERSISTENT, s.persistentObjects.length],
     [TPM_PT.HR_PERSISTENT_AVAIL, ENGINE_LIMITS.persistentObjects - s.persistentObjects.length],
     [TPM_PT.NV_COUNTERS, 0],
@@ -188,6 +188,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
         ...s.nvIndices.map((n) => n.nvIndex),
         ...PERMANENT_HANDLES,
         ...s.persistentObjects.map((o) => o.handle),
+        ...engine.volatile.objects.handles(),
       ];
       // Part 3 §30.2: only handles of the type named by property's top byte.
       const type = property >>> 24;

@@ -120,7 +120,8 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   const authValue = trimTrailingZeros(auth);
   if (authValue.length > dsize) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   const byPlatform = authHandle === TPM_RH.PLATFORM;
-  if (byPlatform !== a.PLATFORMCREATE) throw badPublic(TPM_RC.ATTRIBUTES);
+  // libtpms (and the reference) blame the authorizing handle for this mismatch, not publicInfo.
+  if (byPlatform !== a.PLATFORMCREATE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
   // Part 1 §13.5: the platform cannot create indices while phEnableNV is CLEAR.
   if (a.PLATFORMCREATE && !state.phEnableNV) throw new TpmError(TPM_RC.HIERARCHY);
   switch (a.TPM_NT) {

@@ -1,0 +1,318 @@
+/**
+ * Object commands: Part 3 §24.1 CreatePrimary, §12.4 ReadPublic, §28.4
+ * FlushContext (objects), §20.2 Sign. Loaded objects live in the engine's
+ * volatile ObjectTable (objects.ts).
+ */
+import { constants as cryptoConstants, createECDH, privateEncrypt } from 'node:crypto';
+import { CreatePrimary, FlushContext, ReadPublic, Sign } from '../../tpm/commands/index.js';
+import { TPM_ALG, TPM_HT, TPM_RH, TPM_ST } from '../../tpm/constants.js';
+import { digestSize, hash, hmac, isHashAlg } from '../../tpm/crypto/hash.js';
+import { handleName, qualifiedName } from '../../tpm/names.js';
+import { pcrIndices } from '../../tpm/pcr.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { decode, encode } from '../../tpm/wire/codec.js';
+import {
+  TPMA_LOCALITY,
+  TPMS_CREATION_DATA,
+  TPMT_PUBLIC,
+  type TPMS_PCR_SELECTION,
+  type TPMT_SIG_SCHEME,
+  type TPMT_SIGNATURE,
+} from '../../tpm/types/index.js';
+import type { TpmEngine } from '../engine.js';
+import { CURVE_ORDERS, derivePrimaryObject } from '../keygen.js';
+import type { LoadedObject } from '../objects.js';
+import { handler, ok } from './handler.js';
+
+/**
+ * The HMAC of tickets: the reference's CONTEXT_INTEGRITY_HASH_ALG, SHA-512
+ * in libtpms' profile (the proofs are 64 bytes, state.ts SEED_SIZE).
+ */
+export const TICKET_HASH_ALG = TPM_ALG.SHA512;
+
+type Hierarchy = 'owner' | 'endorsement' | 'platform' | 'null';
+
+function hierarchyKey(h: number): Hierarchy {
+  if (h === TPM_RH.OWNER) return 'owner';
+  if (h === TPM_RH.ENDORSEMENT) return 'endorsement';
+  if (h === TPM_RH.PLATFORM) return 'platform';
+  return 'null';
+}
+
+function u16(v: number): Uint8Array {
+  return Uint8Array.of(v >>> 8, v & 0xff);
+}
+
+/** Part 3 §24.1 / Part 2 §10.7.3: HMAC(proof, TPM_ST_CREATION ‖ Name ‖ creationHash) (the reference's TicketComputeCreation). */
+export function creationTicketDigest(engine: TpmEngine, hierarchy: number, name: Uint8Array, creationHash: Uint8Array): Uint8Array {
+  return hmac(TICKET_HASH_ALG, engine.state.proofs[hierarchyKey(hierarchy)], u16(TPM_ST.CREATION), name, creationHash);
+}
+
+/** Part 2 §10.7.2: HMAC(proof, TPM_ST_HASHCHECK ‖ hashAlg ‖ digest) (TicketComputeHashCheck). */
+export function hashCheckDigest(engine: TpmEngine, hierarchy: number, hashAlg: number, digest: Uint8Array): Uint8Array {
+  return hmac(TICKET_HASH_ALG, engine.state.proofs[hierarchyKey(hierarchy)], u16(TPM_ST.HASHCHECK), u16(hashAlg), digest);
+}
+
+const P_SENSITIVE = 1;
+const P_PUBLIC = 2;
+
+/**
+ * The attribute rules a template must follow (Part 1 §27.2, Part 2 §8.3.3,
+ * the reference's PublicAttributesValidation / CreateChecks), the cheap ones.
+ */
+function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array): void {
+  const a = t.objectAttributes;
+  const bad = (rc: number, p = P_PUBLIC): never => {
+    throw new TpmError(rcForParameter(rc, p));
+  };
+  if (t.nameAlg === TPM_ALG.NULL || !isHashAlg(t.nameAlg)) bad(TPM_RC.HASH);
+  // Part 1 §19.6.4 (AdjustAuthSize): an authValue no longer than the nameAlg's digest.
+  if (userAuth.length > digestSize(t.nameAlg)) bad(TPM_RC.SIZE, P_SENSITIVE);
+  // An authPolicy is empty or a digest of the nameAlg (TPM_RC_SIZE).
+  if (t.authPolicy.length !== 0 && t.authPolicy.length !== digestSize(t.nameAlg)) bad(TPM_RC.SIZE);
+  // Part 2 §8.3.3.1: fixedTPM needs fixedParent; a restricted key is a signer or a decrypter, not both.
+  if (a.fixedTPM && !a.fixedParent) bad(TPM_RC.ATTRIBUTES);
+  if (a.restricted && a.sign && a.decrypt) bad(TPM_RC.ATTRIBUTES);
+  if (a.encryptedDuplication && a.fixedParent) bad(TPM_RC.ATTRIBUTES);
+  const asymmetric = t.type === TPM_ALG.RSA || t.type === TPM_ALG.ECC;
+  if (asymmetric) {
+    // Part 3 §12.1: the TPM makes an asymmetric key's private part itself.
+    if (data.length !== 0) bad(TPM_RC.SIZE, P_SENSITIVE);
+    if (!a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
+    const p = t.parameters;
+    const storage = a.restricted && a.decrypt;
+    // Part 2 §12.2.3.5: a storage parent names its children's symmetric cipher and no asymmetric scheme.
+    if (storage && p.symmetric.algorithm === TPM_ALG.NULL) bad(TPM_RC.SYMMETRIC);
+    if (!storage && p.symmetric.algorithm !== TPM_ALG.NULL) bad(TPM_RC.SYMMETRIC);
+    if (storage && p.scheme.scheme !== TPM_ALG.NULL) bad(TPM_RC.SCHEME);
+    // A restricted signer signs with exactly one scheme.
+    if (a.restricted && a.sign && p.scheme.scheme === TPM_ALG.NULL) bad(TPM_RC.SCHEME);
+    if (a.sign !== a.decrypt && p.scheme.scheme !== TPM_ALG.NULL && isSigningScheme(p.scheme.scheme) !== a.sign) bad(TPM_RC.SCHEME);
+  } else {
+    // Part 3 §12.1: the caller's data and sensitiveDataOrigin exclude each other; sealed data must come from the caller.
+    if (a.sensitiveDataOrigin && data.length !== 0) bad(TPM_RC.ATTRIBUTES);
+    if (t.type === TPM_ALG.KEYEDHASH && !a.sign && !a.decrypt && a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
+    if (t.type === TPM_ALG.SYMCIPHER && a.sign) bad(TPM_RC.ATTRIBUTES);
+  }
+}
+
+function isSigningScheme(s: number): boolean {
+  return s === TPM_ALG.RSASSA || s === TPM_ALG.RSAPSS || s === TPM_ALG.ECDSA || s === TPM_ALG.ECDAA || s === TPM_ALG.SM2 || s === TPM_ALG.ECSCHNORR || s === TPM_ALG.HMAC;
+}
+
+/** H_nameAlg of the selected PCR values in selection order (Part 3 §24.1, FillInCreationData → PCRComputeCurrentDigest). */
+function pcrDigest(engine: TpmEngine, alg: number, selections: readonly TPMS_PCR_SELECTION[]): Uint8Array {
+  const values: Uint8Array[] = [];
+  for (const sel of selections) {
+    const bank = engine.volatile.pcrs.get(sel.hash);
+    if (bank === undefined) continue; // unallocated banks contribute nothing
+    for (const i of pcrIndices(sel)) if (i < bank.length) values.push(bank[i]!);
+  }
+  return hash(alg, ...values);
+}
+
+function localityAttr(locality: number): TPMA_LOCALITY {
+  if (locality >= 32) return TPMA_LOCALITY.fromWord(locality);
+  return TPMA_LOCALITY.fromWord(1 << locality);
+}
+
+export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, locality }, { primaryHandle }, params) => {
+  const template = params.inPublic;
+  const { userAuth, data } = params.inSensitive;
+  checkTemplate(template, data, userAuth);
+  // The reference finds a free slot before doing any work (TPM_RC_OBJECT_MEMORY).
+  if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
+  const h = hierarchyKey(primaryHandle);
+  const proofs = engine.state.proofs;
+  let derived;
+  try {
+    derived = await derivePrimaryObject({
+      seed: engine.state.seeds[h],
+      template,
+      sensitive: { userAuth, data },
+      // keygen.ts: an endorsement primary's seedValue also depends on shProof then ehProof.
+      proofs: h === 'endorsement' ? [proofs.owner, proofs.endorsement] : [],
+    });
+  } catch (e) {
+    if (e instanceof TpmError && e.parameter === undefined && e.handle === undefined) {
+      throw new TpmError(rcForParameter(e.baseCode, e.baseCode === TPM_RC.SIZE ? P_SENSITIVE : P_PUBLIC));
+    }
+    throw e;
+  }
+  const parentName = handleName(primaryHandle);
+  const creationData: TPMS_CREATION_DATA = {
+    pcrSelect: params.creationPCR,
+    pcrDigest: pcrDigest(engine, template.nameAlg, params.creationPCR),
+    locality: localityAttr(locality),
+    // A primary's parent is its hierarchy: no nameAlg, the handle as both Names (FillInCreationData).
+    parentNameAlg: TPM_ALG.NULL,
+    parentName,
+    parentQualifiedName: parentName,
+    outsideInfo: params.outsideInfo,
+  } as TPMS_CREATION_DATA;
+  const creationHash = hash(template.nameAlg, encode(TPMS_CREATION_DATA, creationData));
+  const object: LoadedObject = {
+    publicArea: derived.publicArea,
+    sensitive: derived.sensitive,
+    name: derived.name,
+    qualifiedName: qualifiedName(parentName, derived.name),
+    hierarchy: primaryHandle,
+    primary: true,
+    key: derived.key,
+  };
+  const objectHandle = engine.volatile.objects.load(object);
+  return {
+    handles: { objectHandle },
+    params: {
+      outPublic: derived.publicArea,
+      creationData,
+      creationHash,
+      creationTicket: { tag: TPM_ST.CREATION, hierarchy: primaryHandle, digest: creationTicketDigest(engine, primaryHandle, derived.name, creationHash) },
+      name: derived.name,
+    },
+  } as never;
+});
+
+/** A loaded or persistent object, or undefined. */
+export function findObject(engine: TpmEngine, h: number): LoadedObject | undefined {
+  return engine.volatile.objects.get(h);
+}
+
+export const readPublicHandler = handler(ReadPublic, ({ engine }, { objectHandle }) => {
+  const o = findObject(engine, objectHandle);
+  if (o !== undefined) return ok<typeof ReadPublic>({ outPublic: o.publicArea, name: o.name, qualifiedName: o.qualifiedName });
+  const p = engine.state.persistentObjects.find((x) => x.handle === objectHandle);
+  if (p === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  const outPublic = decode(TPMT_PUBLIC, p.public);
+  return ok<typeof ReadPublic>({ outPublic, name: p.name, qualifiedName: p.qualifiedName });
+});
+
+/** Part 3 §28.4: the handle travels as a parameter; nothing loaded there is TPM_RC_HANDLE on parameter 1. */
+export const flushContextHandler = handler(FlushContext, ({ engine }, _h, { flushHandle }) => {
+  if (flushHandle >>> 24 === TPM_HT.TRANSIENT && engine.volatile.objects.flush(flushHandle)) return ok<typeof FlushContext>({});
+  // TODO(next slice): sessions and sequence objects.
+  throw new TpmError(rcForParameter(TPM_RC.HANDLE, 1));
+});
+
+// ---------------------------------------------------------------------------
+// Sign
+
+/** The DER DigestInfo prefix of EMSA-PKCS1-v1_5 (RFC 8017 §9.2 note 1). */
+const DIGEST_INFO: ReadonlyMap<number, Uint8Array> = new Map(
+  (
+    [
+      [TPM_ALG.SHA1, '3021300906052b0e03021a05000414'],
+      [TPM_ALG.SHA256, '3031300d060960864801650304020105000420'],
+      [TPM_ALG.SHA384, '3041300d060960864801650304020205000430'],
+      [TPM_ALG.SHA512, '3051300d060960864801650304020305000440'],
+    ] as const
+  ).map(([alg, hex]) => [alg, Uint8Array.from(Buffer.from(hex, 'hex'))]),
+);
+
+/**
+ * The scheme a Sign uses (the reference's CryptSelectSignScheme): the key's
+ * own scheme when inScheme is NULL; inScheme when the key has none; when
+ * both are given they must agree. undefined: TPM_RC_SCHEME.
+ */
+function selectScheme(pub: TPMT_PUBLIC, inScheme: TPMT_SIG_SCHEME): { scheme: number; hashAlg: number } | undefined {
+  const keyScheme =
+    pub.type === TPM_ALG.KEYEDHASH ? pub.parameters.scheme : pub.type === TPM_ALG.RSA || pub.type === TPM_ALG.ECC ? pub.parameters.scheme : undefined;
+  if (keyScheme === undefined) return undefined;
+  const ks = keyScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: keyScheme.scheme, hashAlg: schemeHash(keyScheme) };
+  const is = inScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: inScheme.scheme, hashAlg: schemeHash(inScheme) };
+  if (ks === undefined) return is;
+  if (is === undefined) return ks;
+  return ks.scheme === is.scheme && ks.hashAlg === is.hashAlg ? ks : undefined;
+}
+
+/** The hash of a scheme (every signing scheme's details start with hashAlg); NULL when it has none (RSAES). */
+function schemeHash(s: { scheme: number }): number {
+  const d = (s as { details?: { hashAlg?: number } | null }).details;
+  return d?.hashAlg ?? TPM_ALG.NULL;
+}
+
+function bigOf(b: Uint8Array): bigint {
+  return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
+}
+
+function bytesOf(v: bigint, size: number): Uint8Array {
+  return Uint8Array.from(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
+}
+
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  b %= m;
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+    e >>= 1n;
+  }
+  return r;
+}
+
+/**
+ * ECDSA over a given digest (FIPS 186-4 §6.4; the reference's BnSignEcdsa):
+ * node:crypto hashes whatever it signs, so the TPM's prehashed form is done
+ * here with node:crypto's point multiplication for R = kG.
+ */
+function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
+  const pub = o.publicArea;
+  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
+  const n = curve.order;
+  const nBits = n.toString(2).length;
+  // The leftmost min(nBits, 8·len) bits of the digest.
+  let e = bigOf(digest);
+  if (digest.length * 8 > nBits) e >>= BigInt(digest.length * 8 - nBits);
+  const d = bigOf(o.sensitive.sensitive as Uint8Array);
+  for (;;) {
+    const k = (bigOf(engine.random(curve.size + 8)) % (n - 1n)) + 1n;
+    const ecdh = createECDH(curve.nodeName);
+    ecdh.setPrivateKey(bytesOf(k, curve.size));
+    const point = ecdh.getPublicKey(null, 'uncompressed');
+    const r = bigOf(new Uint8Array(point.subarray(1, 1 + curve.size))) % n;
+    if (r === 0n) continue;
+    const s = (modPow(k, n - 2n, n) * ((e + r * d) % n)) % n;
+    if (s === 0n) continue;
+    return { r: bytesOf(r, curve.size), s: bytesOf(s, curve.size) };
+  }
+}
+
+export const signHandler = handler(Sign, ({ engine }, { keyHandle }, { digest, inScheme, validation }) => {
+  const o = findObject(engine, keyHandle);
+  // TODO(next slice): persistent keys (their sensitive area is stored marshaled).
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  const pub = o.publicArea;
+  if (!pub.objectAttributes.sign) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  const sel = selectScheme(pub, inScheme);
+  if (sel === undefined || !isHashAlg(sel.hashAlg)) throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
+  // Part 3 §20.2: a restricted key signs only digests the TPM hashed itself, proven by a ticket.
+  if (validation.digest.length !== 0 || pub.objectAttributes.restricted) {
+    const want = hashCheckDigest(engine, validation.hierarchy, sel.hashAlg, digest);
+    if (validation.digest.length !== want.length || !Buffer.from(want).equals(Buffer.from(validation.digest))) {
+      throw new TpmError(rcForParameter(TPM_RC.TICKET, 3));
+    }
+  } else if (digest.length !== digestSize(sel.hashAlg)) {
+    throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  }
+  let signature: TPMT_SIGNATURE;
+  if (sel.scheme === TPM_ALG.RSASSA && pub.type === TPM_ALG.RSA) {
+    const prefix = DIGEST_INFO.get(sel.hashAlg)!;
+    const t = new Uint8Array(prefix.length + digest.length);
+    t.set(prefix);
+    t.set(digest, prefix.length);
+    const sig = new Uint8Array(privateEncrypt({ key: o.key, padding: cryptoConstants.RSA_PKCS1_PADDING }, t));
+    signature = { sigAlg: TPM_ALG.RSASSA, signature: { hash: sel.hashAlg, sig } } as TPMT_SIGNATURE;
+  } else if (sel.scheme === TPM_ALG.ECDSA && pub.type === TPM_ALG.ECC) {
+    const { r, s } = ecdsa(engine, o, digest);
+    signature = { sigAlg: TPM_ALG.ECDSA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
+  } else if (sel.scheme === TPM_ALG.HMAC && pub.type === TPM_ALG.KEYEDHASH) {
+    const mac = hmac(sel.hashAlg, o.sensitive.sensitive as Uint8Array, digest);
+    signature = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: sel.hashAlg, digest: mac } } as TPMT_SIGNATURE;
+  } else {
+    // TODO(next slice): RSAPSS, ECDAA, SM2, EC-Schnorr.
+    throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
+  }
+  return ok<typeof Sign>({ signature } as never);
+});
