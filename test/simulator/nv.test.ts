@@ -4,7 +4,7 @@
  * durability through a StateStore before the answer.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +31,9 @@ import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
-import { openSimulatorStore } from '../../src/simulator/store.js';
+import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
+import { STATE_FILE_NAME, openSimulatorStore, parseStateFile, validateSimulatorState } from '../../src/simulator/store.js';
+import { openEnginePlatform } from '../../src/cli/tpm.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const BASE = 0x01500000;
@@ -227,6 +229,48 @@ describe('simulator NV indices', () => {
     } finally {
       await second.store.close();
     }
+  });
+
+  it('trustroot tpm serve\'s platform has NV on disk when NV_Write answers, and nothing new after a read', async () => {
+    const dir = join(root, 'serve');
+    const opened = await openEnginePlatform(dir);
+    try {
+      const t = inProcessTransport(opened.platform);
+      await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+      const tpm = new Tpm(t);
+      const onDisk = () => validateSimulatorState(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION));
+      const nv = await nvDefine(tpm, { index: BASE + 70, size: 8 });
+      const data = bytes(8, 99);
+      await nvWrite(tpm, nv, data);
+      const saved = onDisk().nvIndices.find((n) => n.nvIndex === BASE + 70);
+      expect(saved !== undefined && Buffer.from(saved.data).equals(Buffer.from(data))).toBe(true);
+      expect(TPMA_NV.fromWord(saved!.attributes).WRITTEN).toBe(true);
+      const file = readFileSync(join(dir, STATE_FILE_NAME));
+      await nvRead(tpm, nv);
+      expect(readFileSync(join(dir, STATE_FILE_NAME)).equals(file)).toBe(true);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  it('CLEAR_STCLEAR indices read as unwritten after Startup(CLEAR), others keep their data', async () => {
+    const engine = new TpmEngine();
+    const t = inProcessTransport(engine);
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const tpm = new Tpm(t);
+    const volatileIndex = await nvDefine(tpm, { index: BASE + 80, size: 2, attributes: { CLEAR_STCLEAR: true } });
+    const kept = await nvDefine(tpm, { index: BASE + 81, size: 2 });
+    await nvWrite(tpm, volatileIndex, Uint8Array.of(1, 2));
+    await nvWrite(tpm, kept, Uint8Array.of(3, 4));
+    await runCommand(t, Shutdown, {}, { shutdownType: TPM_SU.STATE });
+    engine.init();
+    // A TPM Resume keeps it written (Part 2 §13.4: only Startup(CLEAR) clears it).
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.STATE });
+    expect([...(await nvRead(tpm, await nvReadPublic(tpm, BASE + 80)))]).toEqual([1, 2]);
+    engine.init();
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    await expect(nvRead(tpm, await nvReadPublic(tpm, BASE + 80))).rejects.toSatisfy(rc(TPM_RC.NV_UNINITIALIZED));
+    expect([...(await nvRead(tpm, await nvReadPublic(tpm, BASE + 81)))]).toEqual([3, 4]);
   });
 
   it('answers TPM_RC_NV_UNAVAILABLE when persisting fails', async () => {
