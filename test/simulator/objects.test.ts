@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, createPrimary, eccSigningTemplate, hmacKeyTemplate, readPublic, rsaSigningTemplate, sign, verifyWithNode } from '../../src/client/index.js';
+import { Tpm, create, createPrimary, eccSigningTemplate, load, hmacKeyTemplate, readPublic, rsaSigningTemplate, sign, verifyWithNode } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { CreatePrimary, FlushContext, Sign, Startup } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
@@ -123,6 +123,53 @@ describe('simulator objects: CreatePrimary', () => {
     await expect(create(withOrigin, Uint8Array.of(1, 2, 3))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2);
     // Disabled nothing: the valid template still works afterwards.
     expect((await create(srk)).handles.objectHandle).toBe(HANDLE_RANGE.TRANSIENT[0]);
+  });
+});
+
+describe('simulator objects: Create and Load', () => {
+  it('creates a key under a storage parent whose private blob loads only under that parent, unchanged', async () => {
+    const { engine, tpm } = await started();
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const blob = await create(tpm, srk, eccSigningTemplate(), { authValue: Uint8Array.of(5) });
+    // Creation data names the parent; the ticket is under the parent's hierarchy.
+    expect(blob.creation.data.parentName).toEqual(srk.name);
+    expect(blob.creation.ticket.hierarchy).toBe(TPM_RH.OWNER);
+    const want = createHmac('sha512', engine.state.proofs.owner).update(Uint8Array.of(0x80, 0x21)).update(blob.name).update(blob.creation.hash).digest();
+    expect(Buffer.from(blob.creation.ticket.digest).equals(want)).toBe(true);
+    // Two creates give two keys.
+    const other = await create(tpm, srk, eccSigningTemplate());
+    expect(uniqueBytes(other.publicArea)).not.toBe(uniqueBytes(blob.publicArea));
+
+    const key = await load(tpm, srk, blob, { authValue: Uint8Array.of(5) });
+    const rp = await readPublic(tpm, key.handle);
+    expect(rp.name).toEqual(blob.name);
+    const signature = await sign(tpm, key, sha256('child'));
+    expect(verifyWithNode(blob.publicArea, Buffer.from('child'), signature)).toBe(true);
+    await tpm.flush(key);
+
+    // A flipped bit of the private blob, another public area, another parent: TPM_RC_INTEGRITY on inPrivate.
+    const flipped = blob.privateBlob.slice();
+    flipped[flipped.length - 1]! ^= 1;
+    const integrity = (e: unknown) => e instanceof TpmError && e.is(TPM_RC.INTEGRITY) && e.parameter === 1;
+    await expect(load(tpm, srk, { ...blob, privateBlob: flipped })).rejects.toSatisfy(integrity);
+    await expect(load(tpm, srk, { ...blob, publicArea: other.publicArea })).rejects.toSatisfy(integrity);
+    await tpm.flush(srk);
+    const otherSrk = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccSrkTemplate());
+    await expect(load(tpm, otherSrk, blob)).rejects.toSatisfy(integrity);
+    // A parent that is not a storage key: TPM_RC_TYPE on the handle.
+    const signer = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate());
+    await expect(create(tpm, signer, eccSigningTemplate())).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.TYPE) && e.handle === 1);
+  });
+
+  it('wraps RSA children under an RSA parent too, and the same parent re-derived after a restart still loads them', async () => {
+    const { engine, tpm } = await started();
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    const blob = await create(tpm, srk, rsaSigningTemplate());
+    const restarted = await started(new TpmEngine({ state: engine.state }));
+    const srk2 = await createPrimary(restarted.tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    const key = await load(restarted.tpm, srk2, blob);
+    const signature = await sign(restarted.tpm, key, sha256('rsa child'));
+    expect(verifyWithNode(blob.publicArea, Buffer.from('rsa child'), signature)).toBe(true);
   });
 });
 

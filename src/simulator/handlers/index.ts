@@ -5,7 +5,7 @@ import { readClockHandler } from './clock.js';
 import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
 import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
 import { getRandomHandler, stirRandomHandler } from './random.js';
-import { createPrimaryHandler, flushContextHandler, readPublicHandler, signHandler } from './object.js';
+import { createHandler, createPrimaryHandler, flushContextHandler, loadHandler, readPublicHandler, signHandler } from './object.js';
 import { shutdownHandler, startupHandler } from './startup.js';
 import { getTestResultHandler, incrementalSelfTestHandler, selfTestHandler } from './testing.js';
 
@@ -24,5 +24,5 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   readClockHandler, // §29
   getCapabilityHandler, // §30
   ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
-  ...[readPublicHandler, signHandler, createPrimaryHandler, flushContextHandler], // §12, §20, §24, §28 (object.ts)
+  ...[createHandler, loadHandler, readPublicHandler, signHandler, createPrimaryHandler, flushContextHandler], // §12, §20, §24, §28 (object.ts)
 ] as unknown as readonly CommandHandler[];
