@@ -31,6 +31,7 @@ import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
+import { NV_MEMORY } from '../../src/simulator/handlers/nv.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { STATE_FILE_NAME, openSimulatorStore, parseStateFile, validateSimulatorState } from '../../src/simulator/store.js';
 import { openEnginePlatform } from '../../src/cli/tpm.js';
@@ -271,6 +272,16 @@ describe('simulator NV indices', () => {
     await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
     await expect(nvRead(tpm, await nvReadPublic(tpm, BASE + 80))).rejects.toSatisfy(rc(TPM_RC.NV_UNINITIALIZED));
     expect([...(await nvRead(tpm, await nvReadPublic(tpm, BASE + 81)))]).toEqual([3, 4]);
+  });
+
+  it('runs out of NV memory with TPM_RC_NV_SPACE and gets it back on undefine', async () => {
+    const { tpm } = await started();
+    const perIndex = 2048 + NV_MEMORY.perIndexOverhead;
+    const fit = Math.floor(NV_MEMORY.bytes / perIndex);
+    for (let i = 0; i < fit; i++) await nvDefine(tpm, { index: BASE + 0x1000 + i, size: 2048 });
+    await expect(nvDefine(tpm, { index: BASE + 0x1000 + fit, size: 2048 })).rejects.toSatisfy(rc(TPM_RC.NV_SPACE));
+    await nvUndefine(tpm, BASE + 0x1000);
+    await nvDefine(tpm, { index: BASE + 0x1000 + fit, size: 2048 });
   });
 
   it('answers TPM_RC_NV_UNAVAILABLE when persisting fails', async () => {

@@ -33,6 +33,19 @@ import { handler, ok, type HandlerContext } from './handler.js';
 /** Bytes of a counter, bit field or PIN index (Part 2 §13.4). */
 const EIGHT = 8;
 
+/**
+ * NV memory for indices, like libtpms's 128 KiB NV_MEMORY_SIZE: each index
+ * costs its data plus a fixed share for its public area and authValue. It
+ * bounds the state file a remote caller can grow (Part 3 §31.3 TPM_RC_NV_SPACE).
+ */
+export const NV_MEMORY = { bytes: 128 * 1024, perIndexOverhead: 128 } as const;
+
+function nvBytesUsed(state: SimulatorState): number {
+  let used = 0;
+  for (const n of state.nvIndices) used += n.dataSize + NV_MEMORY.perIndexOverhead;
+  return used;
+}
+
 function findIndex(engine: TpmEngine, handle: number): NvIndexState {
   const nv = engine.state.nvIndices.find((n) => n.nvIndex === handle);
   // The engine checked that the handle exists (Part 3 §5.3); this guards a handler bug.
@@ -152,6 +165,7 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
     throw badPublic(TPM_RC.ATTRIBUTES);
   }
   if (state.nvIndices.some((n) => n.nvIndex === pub.nvIndex)) throw new TpmError(TPM_RC.NV_DEFINED);
+  if (nvBytesUsed(state) + pub.dataSize + NV_MEMORY.perIndexOverhead > NV_MEMORY.bytes) throw new TpmError(TPM_RC.NV_SPACE);
   state.nvIndices.push({
     nvIndex: pub.nvIndex,
     nameAlg: pub.nameAlg,
