@@ -188,6 +188,28 @@ describe('simulator objects: Sign', () => {
     }
   });
 
+  it('signs with RSAPSS (node:crypto verifies) and HMAC (the HMAC of the caller-supplied key)', async () => {
+    const { tpm } = await started();
+    // A key whose scheme is RSASSA refuses RSAPSS (CryptSelectSignScheme); a key without a scheme takes it.
+    const rsassa = await createPrimary(tpm, TPM_RH.OWNER, rsaSigningTemplate());
+    await expect(sign(tpm, rsassa, sha256('pss'), { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA256 } })).rejects.toSatisfy((e) => isRc(e, TPM_RC.SCHEME));
+    await tpm.flush(rsassa);
+    const rsa = await createPrimary(tpm, TPM_RH.OWNER, rsaSigningTemplate({ scheme: { scheme: TPM_ALG.NULL } }));
+    const pss = await sign(tpm, rsa, sha256('pss'), { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA256 } });
+    expect(pss.sigAlg).toBe(TPM_ALG.RSAPSS);
+    expect(verifyWithNode(rsa.publicArea, Buffer.from('pss'), pss)).toBe(true);
+    expect(verifyWithNode(rsa.publicArea, Buffer.from('psS'), pss)).toBe(false);
+    await tpm.flush(rsa);
+    const secret = Uint8Array.from({ length: 32 }, (_, i) => i * 3);
+    const template = hmacKeyTemplate();
+    const macKey = await createPrimary(tpm, TPM_RH.OWNER, { ...template, objectAttributes: { ...template.objectAttributes, sensitiveDataOrigin: false } } as TPMT_PUBLIC, { sensitiveData: secret });
+    const mac = await sign(tpm, macKey, sha256('mac'));
+    expect(mac.sigAlg).toBe(TPM_ALG.HMAC);
+    const want = createHmac('sha256', secret).update(sha256('mac')).digest();
+    const got = mac.sigAlg === TPM_ALG.HMAC ? (mac.signature as { digest: Uint8Array }).digest : new Uint8Array(0);
+    expect(Buffer.from(got).equals(want)).toBe(true);
+  });
+
   it('refuses a restricted key without a ticket, a storage key, another scheme and a digest of the wrong size', async () => {
     const { tpm, t } = await started();
     const ak = await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate());

@@ -398,6 +398,42 @@ function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uin
   }
 }
 
+/** MGF1 (RFC 8017 §B.2.1). */
+function mgf1(alg: number, seed: Uint8Array, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let counter = 0, at = 0; at < length; counter++) {
+    const block = hash(alg, seed, Uint8Array.of(counter >>> 24, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff));
+    out.set(block.subarray(0, Math.min(block.length, length - at)), at);
+    at += block.length;
+  }
+  return out;
+}
+
+/**
+ * EMSA-PSS-ENCODE over a given digest (RFC 8017 §9.1.1 from step 4), padded to
+ * the modulus length for a raw RSA operation. The salt is as long as the
+ * digest, as the reference's RSAPSS does (Part 1 Annex B.7).
+ */
+function emsaPss(engine: TpmEngine, alg: number, mHash: Uint8Array, modBits: number): Uint8Array {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  if (emLen < 2 * hLen + 2) throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
+  const salt = engine.random(hLen);
+  const h = hash(alg, new Uint8Array(8), mHash, salt);
+  const db = new Uint8Array(emLen - hLen - 1);
+  db[db.length - hLen - 1] = 0x01;
+  db.set(salt, db.length - hLen);
+  const mask = mgf1(alg, h, db.length);
+  for (let i = 0; i < db.length; i++) db[i]! ^= mask[i]!;
+  db[0]! &= 0xff >>> (8 * emLen - emBits);
+  const em = new Uint8Array(modBits / 8);
+  em.set(db, em.length - emLen);
+  em.set(h, em.length - 1 - hLen);
+  em[em.length - 1] = 0xbc;
+  return em;
+}
+
 export const signHandler = handler(Sign, ({ engine }, { keyHandle }, { digest, inScheme, validation }) => {
   const o = findObject(engine, keyHandle);
   // TODO(next slice): persistent keys (their sensitive area is stored marshaled).
@@ -423,6 +459,10 @@ export const signHandler = handler(Sign, ({ engine }, { keyHandle }, { digest, i
     t.set(digest, prefix.length);
     const sig = new Uint8Array(privateEncrypt({ key: o.key, padding: cryptoConstants.RSA_PKCS1_PADDING }, t));
     signature = { sigAlg: TPM_ALG.RSASSA, signature: { hash: sel.hashAlg, sig } } as TPMT_SIGNATURE;
+  } else if (sel.scheme === TPM_ALG.RSAPSS && pub.type === TPM_ALG.RSA) {
+    const em = emsaPss(engine, sel.hashAlg, digest, pub.parameters.keyBits);
+    const sig = new Uint8Array(privateEncrypt({ key: o.key, padding: cryptoConstants.RSA_NO_PADDING }, em));
+    signature = { sigAlg: TPM_ALG.RSAPSS, signature: { hash: sel.hashAlg, sig } } as TPMT_SIGNATURE;
   } else if (sel.scheme === TPM_ALG.ECDSA && pub.type === TPM_ALG.ECC) {
     const { r, s } = ecdsa(engine, o, digest);
     signature = { sigAlg: TPM_ALG.ECDSA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
@@ -430,7 +470,7 @@ export const signHandler = handler(Sign, ({ engine }, { keyHandle }, { digest, i
     const mac = hmac(sel.hashAlg, o.sensitive.sensitive as Uint8Array, digest);
     signature = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: sel.hashAlg, digest: mac } } as TPMT_SIGNATURE;
   } else {
-    // TODO(next slice): RSAPSS, ECDAA, SM2, EC-Schnorr.
+    // TODO(next slice): ECDAA, SM2, EC-Schnorr.
     throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
   }
   return ok<typeof Sign>({ signature } as never);
