@@ -194,7 +194,7 @@ export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, loca
   } as never;
 });
 
-/** A loaded or persistent object, or undefined. */
+/** A loaded transient object, or undefined. TODO(next slice): persistent objects (EvictControl) as well. */
 export function findObject(engine: TpmEngine, h: number): LoadedObject | undefined {
   return engine.volatile.objects.get(h);
 }
