@@ -36,7 +36,7 @@ import { LIMITS, SIZEOF_TPMT_HA } from '../tpm/limits.js';
 import { handleName } from '../tpm/names.js';
 import { pcrIndices, readPcrs } from '../tpm/pcr.js';
 import { pcrDigest } from '../tpm/policy.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import { TPMS_ATTEST, type TPMS_PCR_SELECTION, type TPMT_SIG_SCHEME, type TPMT_SIGNATURE, type TPMT_TK_CREATION } from '../tpm/types/index.js';
 import { encode } from '../tpm/wire/codec.js';
 import type { AuthSession } from './session.js';
@@ -113,16 +113,9 @@ function endorsement(auth: Uint8Array | undefined): Handle {
   return { handle: TPM_RH.ENDORSEMENT, name: handleName(TPM_RH.ENDORSEMENT), authValue: checkBytes(auth, 'endorsementAuth') };
 }
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 function runOptions(o: AttestOptions): { sessions?: readonly (Authorization | undefined)[] } & SendOptions {
-  return { ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...sendOptions(o) };
+  return { ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...sendOptionsOf(o) };
 }
 
 /**
@@ -186,7 +179,7 @@ export async function quote(
     const a = attestation('Quote', TPM_ST.ATTEST_QUOTE, r.params.quoted, r.params.signature, qualifyingData);
     const signed = a.attest.attested.pcrSelect;
     // Only the PCRs of the signed selection: a verifier must not use any other (verifier-pitfalls.md).
-    const pcrValues = signed.some((s) => s.pcrSelect.some((b) => b !== 0)) ? await readPcrs(tpm.channel, signed, sendOptions(options)) : new Map<number, Map<number, Uint8Array>>();
+    const pcrValues = signed.some((s) => s.pcrSelect.some((b) => b !== 0)) ? await readPcrs(tpm.channel, signed, sendOptionsOf(options)) : new Map<number, Map<number, Uint8Array>>();
     for (const sel of signed) {
       for (const i of pcrIndices(sel)) {
         if (pcrValues.get(sel.hash)?.get(i) === undefined) {

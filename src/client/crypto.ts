@@ -37,7 +37,7 @@ import { ClientError } from '../tpm/errors.js';
 import { LIMITS } from '../tpm/limits.js';
 import { handleName } from '../tpm/names.js';
 import { eccCurve, publicKeyFromArea } from '../tpm/secret.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import type {
   TPMI_ALG_CIPHER_MODE,
   TPMI_ALG_HASH,
@@ -73,16 +73,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-const NO_SEND_OPTIONS: SendOptions = {};
 
-function sendOnly(o: SendOptions): SendOptions {
-  if (o.locality === undefined && o.signal === undefined && o.timeoutMs === undefined) return NO_SEND_OPTIONS;
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 /** The public area of a handle argument when it carries one (a LoadedKey). */
 function publicAreaOf(key: Handle): TPMT_PUBLIC | undefined {
@@ -105,7 +96,7 @@ export async function tpmProperty(tpm: Tpm, property: number, options: SendOptio
   const fixed = property >= PT_FIXED && property < PT_VAR;
   const cache = fixedProperties.get(tpm);
   if (fixed && cache?.has(property)) return cache.get(property);
-  const r = await tpm.run(GetCapability, {}, { capability: TPM_CAP.TPM_PROPERTIES, property, propertyCount: 1 }, sendOnly(options));
+  const r = await tpm.run(GetCapability, {}, { capability: TPM_CAP.TPM_PROPERTIES, property, propertyCount: 1 }, sendOptionsOf(options));
   const data = r.params.capabilityData;
   const item = data.capability === TPM_CAP.TPM_PROPERTIES ? data.data.find((p) => p.property === property) : undefined;
   const value = item === undefined ? undefined : item.value >>> 0;
@@ -194,7 +185,7 @@ export async function sign(tpm: Tpm, key: Handle, digest: Uint8Array, scheme: TP
  */
 export async function verifySignature(tpm: Tpm, key: Handle, digest: Uint8Array, signature: TPMT_SIGNATURE, options: SendOptions = {}): Promise<TPMT_TK_VERIFIED> {
   bytesArg(digest, 'verifySignature: digest');
-  const r = await tpm.run(VerifySignature, { keyHandle: key }, { digest, signature }, sendOnly(options));
+  const r = await tpm.run(VerifySignature, { keyHandle: key }, { digest, signature }, sendOptionsOf(options));
   return r.params.validation;
 }
 
@@ -413,7 +404,7 @@ export async function rsaDecrypt(tpm: Tpm, key: Handle, cipherText: Uint8Array, 
  * @throws TpmError; TransportError.
  */
 export async function ecdhKeyGen(tpm: Tpm, key: Handle, options: SendOptions = {}): Promise<{ zPoint: TPMS_ECC_POINT; pubPoint: TPMS_ECC_POINT }> {
-  const r = await tpm.run(ECDH_KeyGen, { keyHandle: key }, {}, sendOnly(options));
+  const r = await tpm.run(ECDH_KeyGen, { keyHandle: key }, {}, sendOptionsOf(options));
   return { zPoint: r.params.zPoint, pubPoint: r.params.pubPoint };
 }
 
@@ -526,7 +517,7 @@ function sequenceEntity(handle: number, authValue: Uint8Array): Entity {
 async function feedSequence(tpm: Tpm, seq: Entity, data: Uint8Array, chunk: number, options: SendOptions): Promise<Uint8Array> {
   let at = 0;
   while (data.length - at > chunk) {
-    await tpm.run(SequenceUpdate, { sequenceHandle: seq }, { buffer: data.subarray(at, at + chunk) }, sendOnly(options));
+    await tpm.run(SequenceUpdate, { sequenceHandle: seq }, { buffer: data.subarray(at, at + chunk) }, sendOptionsOf(options));
     at += chunk;
   }
   return data.subarray(at);
@@ -573,15 +564,15 @@ export async function hash(tpm: Tpm, data: Uint8Array, hashAlg: TPMI_ALG_HASH = 
   const chunk = await inputBufferSize(tpm, options);
   const hierarchy = hierarchyArg(options.hierarchy);
   if (data.length <= chunk) {
-    const r = await tpm.run(Hash, {}, { data, hashAlg, hierarchy }, sendOnly(options));
+    const r = await tpm.run(Hash, {}, { data, hashAlg, hierarchy }, sendOptionsOf(options));
     return { digest: r.params.outHash, validation: r.params.validation };
   }
   const auth = sequenceAuth();
-  const start = await tpm.run(HashSequenceStart, {}, { auth, hashAlg }, sendOnly(options));
+  const start = await tpm.run(HashSequenceStart, {}, { auth, hashAlg }, sendOptionsOf(options));
   const seq = sequenceEntity(start.handles.sequenceHandle, auth);
   return withSequence(tpm, seq.handle, async () => {
     const last = await feedSequence(tpm, seq, data, chunk, options);
-    const r = await tpm.run(SequenceComplete, { sequenceHandle: seq }, { buffer: last, hierarchy }, sendOnly(options));
+    const r = await tpm.run(SequenceComplete, { sequenceHandle: seq }, { buffer: last, hierarchy }, sendOptionsOf(options));
     return { digest: r.params.result, validation: r.params.validation };
   });
 }
@@ -611,7 +602,7 @@ export async function hmac(tpm: Tpm, key: Handle, data: Uint8Array, options: Hma
   const seq = sequenceEntity(start.handles.sequenceHandle, auth);
   return withSequence(tpm, seq.handle, async () => {
     const last = await feedSequence(tpm, seq, data, chunk, options);
-    const r = await tpm.run(SequenceComplete, { sequenceHandle: seq }, { buffer: last, hierarchy: TPM_RH.NULL }, sendOnly(options));
+    const r = await tpm.run(SequenceComplete, { sequenceHandle: seq }, { buffer: last, hierarchy: TPM_RH.NULL }, sendOptionsOf(options));
     return r.params.result;
   });
 }
@@ -634,14 +625,14 @@ export async function eventSequence(tpm: Tpm, data: Uint8Array, options: EventSe
   bytesArg(data, 'eventSequence: data');
   const chunk = await inputBufferSize(tpm, options);
   const auth = sequenceAuth();
-  const start = await tpm.run(HashSequenceStart, {}, { auth, hashAlg: TPM_ALG.NULL }, sendOnly(options));
+  const start = await tpm.run(HashSequenceStart, {}, { auth, hashAlg: TPM_ALG.NULL }, sendOptionsOf(options));
   const seq = sequenceEntity(start.handles.sequenceHandle, auth);
   const pcr = options.pcr ?? TPM_RH.NULL;
   // A PCR is named by its handle (Part 1 §16.2) and authorized by its authValue, empty unless PCR_SetAuthValue set one.
   const pcrEntity: Handle = pcr === TPM_RH.NULL ? pcr : { handle: pcr, name: handleName(pcr), authValue: options.pcrAuth ?? EMPTY };
   return withSequence(tpm, seq.handle, async () => {
     const last = await feedSequence(tpm, seq, data, chunk, options);
-    const r = await tpm.run(EventSequenceComplete, { pcrHandle: pcrEntity, sequenceHandle: seq }, { buffer: last }, sendOnly(options));
+    const r = await tpm.run(EventSequenceComplete, { pcrHandle: pcrEntity, sequenceHandle: seq }, { buffer: last }, sendOptionsOf(options));
     return r.params.results;
   });
 }
@@ -661,7 +652,7 @@ export async function getRandom(tpm: Tpm, count: number, options: SendOptions = 
   if (!Number.isSafeInteger(count) || count < 0) throw argument(`getRandom: count ${String(count)} must be a non-negative integer`);
   // TPM_PT_MAX_DIGEST is fixed: after the first call it comes from the cache without another wait.
   const max = cachedBufferSize(tpm, TPM_PT.MAX_DIGEST, LIMITS.MAX_DIGEST, 32) ?? (await bufferSize(tpm, TPM_PT.MAX_DIGEST, LIMITS.MAX_DIGEST, 32, options));
-  const send = sendOnly(options);
+  const send = sendOptionsOf(options);
   let out: Uint8Array | undefined;
   let have = 0;
   while (have < count) {
@@ -687,6 +678,6 @@ export async function getRandom(tpm: Tpm, count: number, options: SendOptions = 
 export async function stirRandom(tpm: Tpm, data: Uint8Array, options: SendOptions = {}): Promise<void> {
   bytesArg(data, 'stirRandom: data');
   for (let at = 0; at < data.length; at += LIMITS.MAX_SYM_DATA) {
-    await tpm.run(StirRandom, {}, { inData: data.subarray(at, at + LIMITS.MAX_SYM_DATA) }, sendOnly(options));
+    await tpm.run(StirRandom, {}, { inData: data.subarray(at, at + LIMITS.MAX_SYM_DATA) }, sendOptionsOf(options));
   }
 }

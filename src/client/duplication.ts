@@ -20,7 +20,7 @@ import { ClientError } from '../tpm/errors.js';
 import { wrapExternalKey, type DuplicateBlob, type ExternalKey, type ExternalObjectOptions, type WrapOptions } from '../tpm/duplication.js';
 import { handleName, objectName } from '../tpm/names.js';
 import { PolicyCalculator } from '../tpm/policy.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import type { TPMT_PUBLIC, TPMT_SYM_DEF_OBJECT } from '../tpm/types/index.js';
 import type { AuthSession } from './session.js';
 import type { Authorization, Entity, Handle, Tpm } from './tpm.js';
@@ -69,13 +69,6 @@ export interface DuplicateOptions extends SendOptions {
   readonly includeObject?: boolean;
 }
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
@@ -132,7 +125,7 @@ export async function importDuplicate(tpm: Tpm, parent: Handle, parentPublic: TP
       inSymSeed: blob.inSymSeed,
       symmetricAlg,
     },
-    { ...sendOptions(options), sessions: [options.parentAuthorization] },
+    { ...sendOptionsOf(options), sessions: [options.parentAuthorization] },
   );
   return { publicArea: blob.objectPublic, privateArea: r.params.outPrivate, name: objectName(blob.objectPublic) };
 }
@@ -203,7 +196,7 @@ export async function duplicateKey(
     symmetricAlg = { algorithm: TPM_ALG.AES, keyBits: (encryptionKeyIn.length * 8) as 128 | 192 | 256, mode: TPM_ALG.CFB };
   }
 
-  const send = sendOptions(options);
+  const send = sendOptionsOf(options);
   return tpm.withSession({ type: 'policy', hashAlg, ...send }, async (session) => {
     if (policy === 'PolicyCommandCode') {
       await tpm.run(PolicyCommandCode, { policySession: session }, { code: TPM_CC.Duplicate }, send);

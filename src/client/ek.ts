@@ -43,7 +43,7 @@ import {
   type EkTemplateId,
   type EkTemplateInfo,
 } from '../tpm/templates.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import type { TPMS_NV_PUBLIC, TPMT_PUBLIC, TPMT_PUBLIC_PARMS } from '../tpm/types/index.js';
 import { password, type AuthSession } from './session.js';
 import type { Authorization, Entity, Tpm, TpmRunResult } from './tpm.js';
@@ -62,13 +62,6 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 // ---------------------------------------------------------------------------
 // The EK
@@ -165,12 +158,12 @@ export async function checkTemplateSupported(tpm: Tpm, template: TPMT_PUBLIC, op
   if (!isHashSupported(nameAlg)) {
     throw new UnsupportedAlgorithmError(nameAlg, `nameAlg ${algName(nameAlg)} cannot be computed by this Node.js/OpenSSL build`);
   }
-  const algs = await tpm.run(GetCapability, {}, { capability: TPM_CAP.ALGS, property: nameAlg, propertyCount: 1 }, sendOptions(options));
+  const algs = await tpm.run(GetCapability, {}, { capability: TPM_CAP.ALGS, property: nameAlg, propertyCount: 1 }, sendOptionsOf(options));
   const data = algs.params.capabilityData;
   const first = data.capability === TPM_CAP.ALGS ? data.data[0] : undefined;
   if (first?.alg !== nameAlg) throw new UnsupportedAlgorithmError(nameAlg, `the TPM does not implement ${algName(nameAlg)} (the template's nameAlg)`);
   try {
-    await tpm.run(TestParms, {}, { parameters: { type: template.type, parameters: template.parameters } as TPMT_PUBLIC_PARMS }, sendOptions(options));
+    await tpm.run(TestParms, {}, { parameters: { type: template.type, parameters: template.parameters } as TPMT_PUBLIC_PARMS }, sendOptionsOf(options));
   } catch (e) {
     if (!(e instanceof TpmError)) throw e;
     throw new UnsupportedAlgorithmError(offendingAlg(template, e), `the TPM does not support the template's parameters: TestParms answered ${e.message}`);
@@ -206,7 +199,7 @@ export async function getEk(tpm: Tpm, options: EkOptions = {}): Promise<Ek> {
     }
     let found: { outPublic: TPMT_PUBLIC; name: Uint8Array } | undefined;
     try {
-      found = (await tpm.run(ReadPublic, { objectHandle: handle }, {}, sendOptions(options))).params;
+      found = (await tpm.run(ReadPublic, { objectHandle: handle }, {}, sendOptionsOf(options))).params;
     } catch (e) {
       // TPM_RC_HANDLE: nothing persisted there; make the EK instead.
       if (!isRc(e, TPM_RC.HANDLE)) throw e;
@@ -232,7 +225,7 @@ export async function createEk(tpm: Tpm, options: EkOptions = {}): Promise<Ek> {
     CreatePrimary,
     { primaryHandle: TPM_RH.ENDORSEMENT },
     { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: template, outsideInfo: EMPTY, creationPCR: [] },
-    { ...sendOptions(options), sessions: [password(options.endorsementAuth ?? EMPTY)] },
+    { ...sendOptionsOf(options), sessions: [password(options.endorsementAuth ?? EMPTY)] },
   );
   const handle = r.handles.objectHandle;
   try {
@@ -291,9 +284,9 @@ export async function satisfyEkPolicy(tpm: Tpm, session: AuthSession, ekPublic: 
     PolicySecret,
     { authHandle: TPM_RH.ENDORSEMENT, policySession: session },
     { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 },
-    { ...sendOptions(options), sessions: [password(options.endorsementAuth ?? EMPTY)] },
+    { ...sendOptionsOf(options), sessions: [password(options.endorsementAuth ?? EMPTY)] },
   );
-  if (isB) await tpm.run(PolicyOR, { policySession: session }, { pHashList: [policyA, ekPolicyC(hashAlg)] }, sendOptions(options));
+  if (isB) await tpm.run(PolicyOR, { policySession: session }, { pHashList: [policyA, ekPolicyC(hashAlg)] }, sendOptionsOf(options));
 }
 
 /**
@@ -314,7 +307,7 @@ export function withEkPolicy<R>(
   options: EkPolicyOptions,
   fn: (authorize: () => Promise<Authorization>) => Promise<R> | R,
 ): Promise<R> {
-  return tpm.withSession({ ...sendOptions(options), type: 'policy', hashAlg: ek.publicArea.nameAlg }, (session) =>
+  return tpm.withSession({ ...sendOptionsOf(options), type: 'policy', hashAlg: ek.publicArea.nameAlg }, (session) =>
     fn(async () => {
       await satisfyEkPolicy(tpm, session, ek.publicArea, options);
       return session;
@@ -378,7 +371,7 @@ export interface ReadEkCertificateOptions extends SendOptions {
 
 /** NV_Read's chunk: TPM_PT_NV_BUFFER_MAX, the most one NV_Read returns (Part 2 §6.13). */
 async function nvBufferMax(tpm: Tpm, options: SendOptions): Promise<number> {
-  const r = await tpm.run(GetCapability, {}, { capability: TPM_CAP.TPM_PROPERTIES, property: TPM_PT.NV_BUFFER_MAX, propertyCount: 1 }, sendOptions(options));
+  const r = await tpm.run(GetCapability, {}, { capability: TPM_CAP.TPM_PROPERTIES, property: TPM_PT.NV_BUFFER_MAX, propertyCount: 1 }, sendOptionsOf(options));
   const data = r.params.capabilityData;
   const p = data.capability === TPM_CAP.TPM_PROPERTIES ? data.data[0] : undefined;
   // Every TPM reports it; 512 bytes is a size every TPM's NV_Read accepts should one not.
@@ -402,7 +395,7 @@ export async function readEkCertificate(tpm: Tpm, index: number | EkTemplateId, 
   }
   let nvPublic: TPMS_NV_PUBLIC;
   try {
-    nvPublic = (await tpm.run(NV_ReadPublic, { nvIndex }, {}, sendOptions(options))).params.nvPublic;
+    nvPublic = (await tpm.run(NV_ReadPublic, { nvIndex }, {}, sendOptionsOf(options))).params.nvPublic;
   } catch (e) {
     if (isRc(e, TPM_RC.HANDLE)) return undefined;
     throw e;
@@ -428,7 +421,7 @@ export async function readEkCertificate(tpm: Tpm, index: number | EkTemplateId, 
   const data = new Uint8Array(nvPublic.dataSize);
   for (let offset = 0; offset < data.length; ) {
     const size = Math.min(chunk, data.length - offset);
-    const r = await tpm.run(NV_Read, { authHandle, nvIndex: indexEntity }, { size, offset }, { ...sendOptions(options), sessions: [auth] });
+    const r = await tpm.run(NV_Read, { authHandle, nvIndex: indexEntity }, { size, offset }, { ...sendOptionsOf(options), sessions: [auth] });
     const got = r.params.data;
     if (got.length !== size) fail(`NV_Read returned ${got.length} byte(s) at offset ${offset}, ${size} asked`);
     data.set(got, offset);
@@ -463,7 +456,7 @@ export async function readEkCertificates(tpm: Tpm, options: ReadEkCertificateOpt
       GetCapability,
       {},
       { capability: TPM_CAP.HANDLES, property, propertyCount: highest - property + 1 },
-      sendOptions(options),
+      sendOptionsOf(options),
     );
     const data = r.params.capabilityData;
     const handles = data.capability === TPM_CAP.HANDLES ? data.data : [];

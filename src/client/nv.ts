@@ -30,7 +30,7 @@ import { digestSize } from '../tpm/crypto/hash.js';
 import { ClientError } from '../tpm/errors.js';
 import { LIMITS } from '../tpm/limits.js';
 import { nvName } from '../tpm/names.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import {
   TPMA_NV,
   TPMS_ATTEST,
@@ -250,7 +250,7 @@ export async function nvDefine(tpm: Tpm, definition: NvDefinition, options: NvPr
   });
   const publicInfo: TPMS_NV_PUBLIC = { nvIndex: definition.index, nameAlg, attributes, authPolicy, dataSize: size };
   await tpm.run(NV_DefineSpace, { authHandle: auth }, { auth: authValue ?? EMPTY, publicInfo }, options);
-  const nv = await nvReadPublic(tpm, definition.index, { ...sendOptions(options), ...(authValue !== undefined ? { authValue } : {}) });
+  const nv = await nvReadPublic(tpm, definition.index, { ...sendOptionsOf(options), ...(authValue !== undefined ? { authValue } : {}) });
   if (!sameBytes(encode(TPMS_NV_PUBLIC, nv.publicArea), encode(TPMS_NV_PUBLIC, publicInfo))) {
     throw new ClientError('client.response', `nvDefine: the TPM holds a public area for ${hex(definition.index)} other than the one defined`);
   }
@@ -273,13 +273,6 @@ export async function nvUndefine(tpm: Tpm, nv: NvIndex | number, options: NvProv
   await tpm.run(NV_UndefineSpace, { authHandle: auth, nvIndex: nv }, {}, options);
 }
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Data

@@ -13,7 +13,7 @@ import { digestSize, hash as softwareHash, isHashSupported } from '../tpm/crypto
 import { ClientError } from '../tpm/errors.js';
 import { handleName } from '../tpm/names.js';
 import { pcrSelection, readPcrs } from '../tpm/pcr.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import type { TPMI_ALG_HASH, TPMS_PCR_SELECTION, TPMT_HA } from '../tpm/types/index.js';
 import type { Entity, Handle, Tpm, TpmRunOptions } from './tpm.js';
 
@@ -33,16 +33,7 @@ function checkPcr(operation: string, pcr: number): void {
   }
 }
 
-const NO_SEND_OPTIONS: SendOptions = {};
 
-function sendOnly(o: SendOptions): SendOptions {
-  if (o.locality === undefined && o.signal === undefined && o.timeoutMs === undefined) return NO_SEND_OPTIONS;
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 /** A PCR as an Entity: named by its handle (Part 1 §16.2), authorized by its authValue. */
 function pcrEntity(pcr: number, authValue: Uint8Array | undefined): Entity {
@@ -51,7 +42,7 @@ function pcrEntity(pcr: number, authValue: Uint8Array | undefined): Entity {
 
 /** TPM_CAP_PCRS: every bank the TPM implements, with the PCRs allocated in it (none for an unallocated bank). */
 async function implementedBanks(tpm: Tpm, options: SendOptions): Promise<TPMS_PCR_SELECTION[]> {
-  return readCapability(tpm.channel, TPM_CAP.PCRS, undefined, sendOnly(options));
+  return readCapability(tpm.channel, TPM_CAP.PCRS, undefined, sendOptionsOf(options));
 }
 
 /**
@@ -76,8 +67,8 @@ export async function pcrBanks(tpm: Tpm, options: SendOptions = {}): Promise<TPM
 export function pcrRead(tpm: Tpm, selections?: readonly TPMS_PCR_SELECTION[], options: SendOptions = {}): Promise<PcrValues> {
   // Not async: with selections given, the core's promise is returned as it is, without another wrap.
   try {
-    if (selections !== undefined) return readPcrs(tpm.channel, selections, sendOnly(options));
-    return pcrBanks(tpm, options).then((banks) => readPcrs(tpm.channel, banks, sendOnly(options)));
+    if (selections !== undefined) return readPcrs(tpm.channel, selections, sendOptionsOf(options));
+    return pcrBanks(tpm, options).then((banks) => readPcrs(tpm.channel, banks, sendOptionsOf(options)));
   } catch (e) {
     return Promise.reject(e);
   }

@@ -22,7 +22,7 @@ import { LIMITS } from '../tpm/limits.js';
 import { objectName } from '../tpm/names.js';
 import { pcrIndices, readPcrs } from '../tpm/pcr.js';
 import { PolicyCalculator, pcrDigest } from '../tpm/policy.js';
-import type { SendOptions } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions } from '../tpm/transport/transport.js';
 import { TPMA_OBJECT, type TPMS_PCR_SELECTION, type TPMT_PUBLIC } from '../tpm/types/index.js';
 import type { AuthSession } from './session.js';
 import type { Authorization, Entity, Handle, Tpm } from './tpm.js';
@@ -97,13 +97,6 @@ export interface UnsealOptions extends SendOptions {
   readonly salt?: SaltKey;
 }
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
@@ -172,7 +165,7 @@ export async function seal(tpm: Tpm, parent: Handle, secret: Uint8Array, options
   if (password.length > digestSize(nameAlg)) throw new ClientError('client.argument', `password of ${password.length} bytes: at most ${digestSize(nameAlg)} for this nameAlg`);
   const passwordPolicy = options.passwordPolicy ?? (options.password !== undefined ? 'PolicyAuthValue' : 'none');
   if (passwordPolicy === 'none' && password.length > 0) throw new ClientError('client.argument', 'a password with passwordPolicy \'none\' could never be checked');
-  const send = sendOptions(options);
+  const send = sendOptionsOf(options);
 
   const values = options.pcrValues ?? (await readPcrs(tpm.transport, pcrs, send));
   const policy = sealPolicy(nameAlg, pcrs, values, passwordPolicy);
@@ -224,7 +217,7 @@ export async function unseal(tpm: Tpm, parent: Handle, sealed: SealedObject, opt
   if (!(password instanceof Uint8Array)) throw new ClientError('client.argument', 'password: expected a Uint8Array');
   const pcrs = checkPcrs(sealed.policy.pcrs);
   const name = objectName(sealed.publicArea);
-  const send = sendOptions(options);
+  const send = sendOptionsOf(options);
 
   return tpm.scope(async (scope) => {
     const l = await tpm.run(Load, { parentHandle: parent }, { inPrivate: sealed.privateArea, inPublic: sealed.publicArea }, { ...send, sessions: [options.parentAuthorization] });

@@ -72,7 +72,7 @@ import {
   type SessionRole,
 } from '../tpm/session-crypto.js';
 import { abortError, getU32 } from '../tpm/transport/channel.js';
-import type { SendOptions, Transport } from '../tpm/transport/transport.js';
+import { sendOptionsOf, type SendOptions, type Transport } from '../tpm/transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
 import { RetryTransport, withRetry, type RetryOptions } from './retry.js';
 import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
@@ -1062,7 +1062,7 @@ export class Tpm {
       StartAuthSession,
       { tpmKey, bind: bindHandle },
       { nonceCaller, encryptedSalt, sessionType, symmetric, authHash: hashAlg },
-      sendOptions(options),
+      sendOptionsOf(options),
     );
     const handle = r.handles.sessionHandle;
     const nonceTPM = r.params.nonceTPM;
@@ -1187,13 +1187,6 @@ export class Tpm {
 }
 
 
-function sendOptions(o: SendOptions): SendOptions {
-  return {
-    ...(o.locality !== undefined ? { locality: o.locality } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-  };
-}
 
 /** Transient objects and sessions a successful command created, from its response handles. */
 function createdHandles(values: readonly number[]): number[] {

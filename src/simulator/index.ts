@@ -44,10 +44,8 @@ export {
 
 // mssim and swtpm protocol servers
 export {
-  MS_SIGNAL,
   startTpmServer,
   SWTPM_CAPABILITIES,
-  SWTPM_CMD,
   SWTPM_RESULT,
   type ServerProtocol,
   type SimulatorPlatform,

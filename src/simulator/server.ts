@@ -23,6 +23,8 @@ import { ArgumentError, TransportError } from '../tpm/errors.js';
 import { encodeErrorResponse } from '../tpm/frame.js';
 import { LIMITS } from '../tpm/limits.js';
 import { TPM_RC } from '../tpm/rc.js';
+import { MSSIM_SIGNAL } from '../tpm/transport/mssim.js';
+import { SWTPM_CTRL } from '../tpm/transport/swtpm.js';
 
 /** What a server drives: a TPM engine plus its platform signals. */
 export interface SimulatorPlatform {
@@ -94,49 +96,6 @@ export interface TpmServer {
   close(): Promise<void>;
 }
 
-/** MS simulator signals (TpmTcpProtocol.h, tpm-peers.md §2.2). */
-export const MS_SIGNAL = {
-  POWER_ON: 1,
-  POWER_OFF: 2,
-  PHYS_PRES_ON: 3,
-  PHYS_PRES_OFF: 4,
-  HASH_START: 5,
-  HASH_DATA: 6,
-  HASH_END: 7,
-  SEND_COMMAND: 8,
-  CANCEL_ON: 9,
-  CANCEL_OFF: 10,
-  NV_ON: 11,
-  NV_OFF: 12,
-  KEY_CACHE_ON: 13,
-  KEY_CACHE_OFF: 14,
-  REMOTE_HANDSHAKE: 15,
-  SET_ALTERNATIVE_RESULT: 16,
-  RESET: 17,
-  RESTART: 18,
-  SESSION_END: 20,
-  STOP: 21,
-  GET_COMMAND_RESPONSE_SIZES: 25,
-  TEST_FAILURE_MODE: 30,
-} as const;
-
-/** swtpm control commands (swtpm tpm_ioctl.h CMD_*, tpm-peers.md §2.3). */
-export const SWTPM_CMD = {
-  GET_CAPABILITY: 0x01,
-  INIT: 0x02,
-  SHUTDOWN: 0x03,
-  GET_TPMESTABLISHED: 0x04,
-  SET_LOCALITY: 0x05,
-  HASH_START: 0x06,
-  HASH_DATA: 0x07,
-  HASH_END: 0x08,
-  CANCEL_TPM_CMD: 0x09,
-  STORE_VOLATILE: 0x0a,
-  RESET_TPMESTABLISHED: 0x0b,
-  STOP: 0x0e,
-  GET_CONFIG: 0x0f,
-  SET_BUFFERSIZE: 0x11,
-} as const;
 
 /** swtpm control results (TPM 1.2 return codes, as swtpm uses them). */
 export const SWTPM_RESULT = {
@@ -501,7 +460,7 @@ class ServerState {
         continue;
       }
       switch (first) {
-        case MS_SIGNAL.SEND_COMMAND: {
+        case MSSIM_SIGNAL.SEND_COMMAND: {
           const head = await r.read(5, t);
           const locality = head[0]!;
           const size = new DataView(head.buffer, head.byteOffset).getUint32(1);
@@ -515,33 +474,33 @@ class ServerState {
           send(socket, concat(be32(rsp.length), rsp, be32(0)));
           continue;
         }
-        case MS_SIGNAL.SESSION_END:
+        case MSSIM_SIGNAL.SESSION_END:
           return;
-        case MS_SIGNAL.STOP:
+        case MSSIM_SIGNAL.STOP:
           if (this.#protocol !== 'mssim') return;
           this.#remoteClose();
           return;
       }
       if (this.#protocol !== 'mssim') return; // swtpm understands no other MS signal here (§2.3)
       switch (first) {
-        case MS_SIGNAL.HASH_START:
+        case MSSIM_SIGNAL.HASH_START:
           send(socket, be32(await this.#hook(this.#platform.hashStart?.bind(this.#platform))));
           continue;
-        case MS_SIGNAL.HASH_DATA: {
+        case MSSIM_SIGNAL.HASH_DATA: {
           const n = await r.u32(t);
           if (n > LIMITS.MAX_COMMAND_SIZE) return;
           const data = await r.read(n, t);
           send(socket, be32(await this.#hook(this.#platform.hashData && (() => this.#platform.hashData!(data)))));
           continue;
         }
-        case MS_SIGNAL.HASH_END:
+        case MSSIM_SIGNAL.HASH_END:
           send(socket, be32(await this.#hook(this.#platform.hashEnd?.bind(this.#platform))));
           continue;
-        case MS_SIGNAL.REMOTE_HANDSHAKE:
+        case MSSIM_SIGNAL.REMOTE_HANDSHAKE:
           await r.u32(t); // the client's version: any is served
           send(socket, concat(be32(MS_SERVER_VERSION), be32(MS_FLAGS), be32(0)));
           continue;
-        case MS_SIGNAL.SET_ALTERNATIVE_RESULT:
+        case MSSIM_SIGNAL.SET_ALTERNATIVE_RESULT:
           await r.u32(t);
           send(socket, be32(0));
           continue;
@@ -571,48 +530,48 @@ class ServerState {
       const code = await r.u32();
       let result: number;
       switch (code) {
-        case MS_SIGNAL.POWER_ON:
+        case MSSIM_SIGNAL.POWER_ON:
           // Already on: a no-op, as in the MS simulator (§2.2).
           result = this.#running ? 0 : await this.#hook(async () => {
             await p.powerOn();
             this.#running = true;
           });
           break;
-        case MS_SIGNAL.POWER_OFF:
+        case MSSIM_SIGNAL.POWER_OFF:
           result = !this.#running ? 0 : await this.#hook(async () => {
             this.#running = false;
             await p.powerOff();
           });
           break;
-        case MS_SIGNAL.PHYS_PRES_ON:
-        case MS_SIGNAL.PHYS_PRES_OFF:
-          result = await this.#hook(p.physicalPresence && (() => p.physicalPresence!(code === MS_SIGNAL.PHYS_PRES_ON)));
+        case MSSIM_SIGNAL.PHYS_PRES_ON:
+        case MSSIM_SIGNAL.PHYS_PRES_OFF:
+          result = await this.#hook(p.physicalPresence && (() => p.physicalPresence!(code === MSSIM_SIGNAL.PHYS_PRES_ON)));
           break;
-        case MS_SIGNAL.CANCEL_ON:
-        case MS_SIGNAL.CANCEL_OFF:
+        case MSSIM_SIGNAL.CANCEL_ON:
+        case MSSIM_SIGNAL.CANCEL_OFF:
           // Not queued: cancel must reach the engine while a command runs.
-          result = await this.#direct(p.cancel && (() => p.cancel!(code === MS_SIGNAL.CANCEL_ON)));
+          result = await this.#direct(p.cancel && (() => p.cancel!(code === MSSIM_SIGNAL.CANCEL_ON)));
           break;
-        case MS_SIGNAL.NV_ON:
+        case MSSIM_SIGNAL.NV_ON:
           result = await this.#hook(p.nvOn?.bind(p));
           break;
-        case MS_SIGNAL.NV_OFF:
+        case MSSIM_SIGNAL.NV_OFF:
           result = await this.#hook(p.nvOff?.bind(p));
           break;
-        case MS_SIGNAL.KEY_CACHE_ON:
-        case MS_SIGNAL.KEY_CACHE_OFF:
+        case MSSIM_SIGNAL.KEY_CACHE_ON:
+        case MSSIM_SIGNAL.KEY_CACHE_OFF:
           result = 0; // the MS simulator's RSA key cache is a test speed-up; nothing to switch here
           break;
-        case MS_SIGNAL.RESET:
+        case MSSIM_SIGNAL.RESET:
           result = await this.#hook(() => p.reset());
           break;
-        case MS_SIGNAL.RESTART:
+        case MSSIM_SIGNAL.RESTART:
           result = await this.#hook(() => (p.restart ? p.restart() : p.reset()));
           break;
-        case MS_SIGNAL.TEST_FAILURE_MODE:
+        case MSSIM_SIGNAL.TEST_FAILURE_MODE:
           result = await this.#hook(p.failureMode?.bind(p));
           break;
-        case MS_SIGNAL.GET_COMMAND_RESPONSE_SIZES: {
+        case MSSIM_SIGNAL.GET_COMMAND_RESPONSE_SIZES: {
           // The MS simulator sends its last command/response sizes as a byte string and clears them.
           const [c, rs] = this.#lastSizes;
           this.#lastSizes = [0, 0];
@@ -620,9 +579,9 @@ class ServerState {
           result = 0;
           break;
         }
-        case MS_SIGNAL.SESSION_END:
+        case MSSIM_SIGNAL.SESSION_END:
           return;
-        case MS_SIGNAL.STOP:
+        case MSSIM_SIGNAL.STOP:
           this.#remoteClose();
           return;
         default:
@@ -657,13 +616,13 @@ class ServerState {
     for (;;) {
       const cmd = await r.u32();
       switch (cmd) {
-        case SWTPM_CMD.GET_CAPABILITY: {
+        case SWTPM_CTRL.GET_CAPABILITY: {
           const b = new Uint8Array(8);
           new DataView(b.buffer).setBigUint64(0, SWTPM_CAPABILITIES);
           send(socket, b); // the one reply without a result word
           break;
         }
-        case SWTPM_CMD.INIT: {
+        case SWTPM_CTRL.INIT: {
           await r.u32(t); // flags: volatile state is never kept across INIT here, so DELETE_VOLATILE changes nothing
           const res = await this.#hook(async () => {
             if (this.#running) await p.reset();
@@ -674,25 +633,25 @@ class ServerState {
           send(socket, be32(res === 0 ? SWTPM_RESULT.SUCCESS : SWTPM_RESULT.FAIL));
           break;
         }
-        case SWTPM_CMD.SHUTDOWN:
-        case SWTPM_CMD.STOP: {
+        case SWTPM_CTRL.SHUTDOWN:
+        case SWTPM_CTRL.STOP: {
           const res = await this.#hook(async () => {
             if (this.#running) await p.powerOff();
             this.#running = false;
           });
           send(socket, be32(res === 0 ? SWTPM_RESULT.SUCCESS : SWTPM_RESULT.FAIL));
-          if (cmd === SWTPM_CMD.SHUTDOWN) {
+          if (cmd === SWTPM_CTRL.SHUTDOWN) {
             this.#remoteClose();
             return;
           }
           break;
         }
-        case SWTPM_CMD.GET_TPMESTABLISHED: {
+        case SWTPM_CTRL.GET_TPMESTABLISHED: {
           const bit = p.tpmEstablished?.() === true ? 1 : 0;
           send(socket, concat(ok, Uint8Array.of(bit, 0, 0, 0)));
           break;
         }
-        case SWTPM_CMD.SET_LOCALITY: {
+        case SWTPM_CTRL.SET_LOCALITY: {
           const loc = (await r.read(1, t))[0]!;
           if (loc > 4) {
             send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
@@ -702,10 +661,10 @@ class ServerState {
           }
           break;
         }
-        case SWTPM_CMD.HASH_START:
+        case SWTPM_CTRL.HASH_START:
           send(socket, be32(await this.#hook(p.hashStart?.bind(p)) === 0 ? 0 : SWTPM_RESULT.FAIL));
           break;
-        case SWTPM_CMD.HASH_DATA: {
+        case SWTPM_CTRL.HASH_DATA: {
           const n = await r.u32(t);
           if (n > LIMITS.MAX_COMMAND_SIZE) {
             send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
@@ -715,16 +674,16 @@ class ServerState {
           send(socket, be32(await this.#hook(p.hashData && (() => p.hashData!(data))) === 0 ? 0 : SWTPM_RESULT.FAIL));
           break;
         }
-        case SWTPM_CMD.HASH_END:
+        case SWTPM_CTRL.HASH_END:
           send(socket, be32(await this.#hook(p.hashEnd?.bind(p)) === 0 ? 0 : SWTPM_RESULT.FAIL));
           break;
-        case SWTPM_CMD.CANCEL_TPM_CMD:
+        case SWTPM_CTRL.CANCEL_TPM_CMD:
           send(socket, be32(await this.#direct(p.cancel && (() => p.cancel!(true))) === 0 ? 0 : SWTPM_RESULT.FAIL));
           break;
-        case SWTPM_CMD.STORE_VOLATILE:
+        case SWTPM_CTRL.STORE_VOLATILE:
           send(socket, ok); // state is written by the engine as it changes
           break;
-        case SWTPM_CMD.RESET_TPMESTABLISHED: {
+        case SWTPM_CTRL.RESET_TPMESTABLISHED: {
           const loc = (await r.read(1, t))[0]!;
           if (loc > 4) {
             send(socket, be32(SWTPM_RESULT.BAD_PARAMETER));
@@ -733,10 +692,10 @@ class ServerState {
           send(socket, be32(await this.#hook(p.resetTpmEstablished && (() => p.resetTpmEstablished!(loc))) === 0 ? 0 : SWTPM_RESULT.FAIL));
           break;
         }
-        case SWTPM_CMD.GET_CONFIG:
+        case SWTPM_CTRL.GET_CONFIG:
           send(socket, concat(ok, be32(0))); // no state-file key, no migration key
           break;
-        case SWTPM_CMD.SET_BUFFERSIZE: {
+        case SWTPM_CTRL.SET_BUFFERSIZE: {
           const wanted = await r.u32(t);
           if (wanted !== 0) {
             // swtpm changes the buffer size only while the TPM is stopped.

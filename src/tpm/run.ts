@@ -7,12 +7,11 @@
 import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from './command.js';
 import { TPM_RS_PW } from './constants.js';
 import { encodeCommand, parseResponse } from './frame.js';
-import type { SendOptions, Transport } from './transport/transport.js';
+import { sendOptionsOf, type SendOptions, type Transport } from './transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND } from './types/index.js';
 
 const PASSWORD_ATTRIBUTES = TPMA_SESSION.of({ continueSession: true });
 const NO_SESSIONS: readonly TPMS_AUTH_COMMAND[] = [];
-const NO_SEND_OPTIONS: SendOptions = {};
 
 /** A password authorization: the authValue in clear, continueSession set (Part 1 §19.8.4). */
 export function passwordAuth(authValue: Uint8Array = new Uint8Array(0)): TPMS_AUTH_COMMAND {
@@ -49,15 +48,7 @@ export async function runCommand<C extends AnyCommand>(
   const sessions = options.sessions ?? (cmd.authCount === 0 ? NO_SESSIONS : Array.from({ length: cmd.authCount }, () => passwordAuth()));
   const bytes = encodeCommand(cmd, handles, params, { sessions });
   // Only the send options go to the transport (not `sessions`).
-  const sendOptions: SendOptions =
-    options.locality === undefined && options.signal === undefined && options.timeoutMs === undefined
-      ? NO_SEND_OPTIONS
-      : {
-          ...(options.locality !== undefined ? { locality: options.locality } : {}),
-          ...(options.signal !== undefined ? { signal: options.signal } : {}),
-          ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-        };
-  const response = await transport.send(bytes, sendOptions);
+  const response = await transport.send(bytes, sendOptionsOf(options));
   const parsed = parseResponse(cmd, response, sessions.length);
   return { handles: parsed.handles, params: parsed.params };
 }

@@ -101,3 +101,19 @@ export function inProcessTransport(tpm: InProcessTpm, options: InProcessOptions 
     },
   };
 }
+
+const NO_SEND_OPTIONS: SendOptions = Object.freeze({});
+
+/**
+ * The transport's own options (locality, signal, timeoutMs) out of a larger
+ * options object, without undefined members; callers on hot paths get one
+ * shared empty object when none is set.
+ */
+export function sendOptionsOf(o: SendOptions): SendOptions {
+  if (o.locality === undefined && o.signal === undefined && o.timeoutMs === undefined) return NO_SEND_OPTIONS;
+  return {
+    ...(o.locality !== undefined ? { locality: o.locality } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+  };
+}
