@@ -1,11 +1,20 @@
 /** Every implemented command's handler, grouped like Part 3's chapters. */
 import type { CommandHandler } from './handler.js';
+import { ASYMMETRIC_HANDLERS } from './asymmetric.js';
+import { ATTESTATION_HANDLERS } from './attestation.js';
+import { CREDENTIAL_HANDLERS } from './credential.js';
+import { HIERARCHY_HANDLERS } from './hierarchy.js';
+import { IMPORT_HANDLERS } from './import.js';
+import { POLICY_HANDLERS } from './policy.js';
+import { SESSION_HANDLERS } from './session.js';
+import { SYMMETRIC_HANDLERS } from './symmetric.js';
 import { getCapabilityHandler } from './capability.js';
 import { readClockHandler } from './clock.js';
 import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
 import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
 import { getRandomHandler, stirRandomHandler } from './random.js';
-import { createHandler, createPrimaryHandler, flushContextHandler, loadHandler, readPublicHandler, signHandler } from './object.js';
+import { createHandler, createPrimaryHandler, flushContextHandler, loadHandler, readPublicHandler } from './object.js';
+import { signHandler } from './signing.js';
 import { shutdownHandler, startupHandler } from './startup.js';
 import { getTestResultHandler, incrementalSelfTestHandler, selfTestHandler } from './testing.js';
 
@@ -25,4 +34,13 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   getCapabilityHandler, // §30
   ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
   ...[createHandler, loadHandler, readPublicHandler, signHandler, createPrimaryHandler, flushContextHandler], // §12, §20, §24, §28 (object.ts)
+  // Each area's file exports its handlers as one array.
+  ...SESSION_HANDLERS,
+  ...POLICY_HANDLERS,
+  ...HIERARCHY_HANDLERS,
+  ...ATTESTATION_HANDLERS,
+  ...CREDENTIAL_HANDLERS,
+  ...SYMMETRIC_HANDLERS,
+  ...ASYMMETRIC_HANDLERS,
+  ...IMPORT_HANDLERS,
 ] as unknown as readonly CommandHandler[];

@@ -3,10 +3,9 @@
  * FlushContext (objects), §20.2 Sign. Loaded objects live in the engine's
  * volatile ObjectTable (objects.ts).
  */
-import { constants as cryptoConstants, createECDH, privateEncrypt } from 'node:crypto';
-import { Create, CreatePrimary, FlushContext, Load, ReadPublic, Sign } from '../../tpm/commands/index.js';
-import { TPM_ALG, TPM_HT, TPM_RH, TPM_ST } from '../../tpm/constants.js';
-import { digestSize, hash, hmac, isHashAlg } from '../../tpm/crypto/hash.js';
+import { Create, CreatePrimary, FlushContext, Load, ReadPublic } from '../../tpm/commands/index.js';
+import { TPM_ALG, TPM_HT, TPM_ST } from '../../tpm/constants.js';
+import { digestSize, hash, isHashAlg } from '../../tpm/crypto/hash.js';
 import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
 import { pcrIndices } from '../../tpm/pcr.js';
 import { TrustrootError } from '../../tpm/errors.js';
@@ -22,42 +21,12 @@ import {
   type TPMT_SYM_DEF_OBJECT,
   type TPMS_PCR_SELECTION,
   type TPMT_SENSITIVE,
-  type TPMT_SIG_SCHEME,
-  type TPMT_SIGNATURE,
 } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
-import { CURVE_ORDERS, derivePrimaryObject } from '../keygen.js';
+import { derivePrimaryObject } from '../keygen.js';
+import { creationTicketDigest, hierarchyKey } from '../tickets.js';
 import type { LoadedObject } from '../objects.js';
 import { handler, ok } from './handler.js';
-
-/**
- * The HMAC of tickets: the reference's CONTEXT_INTEGRITY_HASH_ALG, SHA-512
- * in libtpms' profile (the proofs are 64 bytes, state.ts SEED_SIZE).
- */
-export const TICKET_HASH_ALG = TPM_ALG.SHA512;
-
-type Hierarchy = 'owner' | 'endorsement' | 'platform' | 'null';
-
-function hierarchyKey(h: number): Hierarchy {
-  if (h === TPM_RH.OWNER) return 'owner';
-  if (h === TPM_RH.ENDORSEMENT) return 'endorsement';
-  if (h === TPM_RH.PLATFORM) return 'platform';
-  return 'null';
-}
-
-function u16(v: number): Uint8Array {
-  return Uint8Array.of(v >>> 8, v & 0xff);
-}
-
-/** Part 3 §24.1 / Part 2 §10.7.3: HMAC(proof, TPM_ST_CREATION ‖ Name ‖ creationHash) (the reference's TicketComputeCreation). */
-export function creationTicketDigest(engine: TpmEngine, hierarchy: number, name: Uint8Array, creationHash: Uint8Array): Uint8Array {
-  return hmac(TICKET_HASH_ALG, engine.state.proofs[hierarchyKey(hierarchy)], u16(TPM_ST.CREATION), name, creationHash);
-}
-
-/** Part 2 §10.7.2: HMAC(proof, TPM_ST_HASHCHECK ‖ hashAlg ‖ digest) (TicketComputeHashCheck). */
-export function hashCheckDigest(engine: TpmEngine, hierarchy: number, hashAlg: number, digest: Uint8Array): Uint8Array {
-  return hmac(TICKET_HASH_ALG, engine.state.proofs[hierarchyKey(hierarchy)], u16(TPM_ST.HASHCHECK), u16(hashAlg), digest);
-}
 
 const P_SENSITIVE = 1;
 const P_PUBLIC = 2;
@@ -313,165 +282,3 @@ export const loadHandler = handler(Load, ({ engine }, { parentHandle }, { inPriv
   return { handles: { objectHandle }, params: { name } } as never;
 });
 
-// ---------------------------------------------------------------------------
-// Sign
-
-/** The DER DigestInfo prefix of EMSA-PKCS1-v1_5 (RFC 8017 §9.2 note 1). */
-const DIGEST_INFO: ReadonlyMap<number, Uint8Array> = new Map(
-  (
-    [
-      [TPM_ALG.SHA1, '3021300906052b0e03021a05000414'],
-      [TPM_ALG.SHA256, '3031300d060960864801650304020105000420'],
-      [TPM_ALG.SHA384, '3041300d060960864801650304020205000430'],
-      [TPM_ALG.SHA512, '3051300d060960864801650304020305000440'],
-    ] as const
-  ).map(([alg, hex]) => [alg, Uint8Array.from(Buffer.from(hex, 'hex'))]),
-);
-
-/**
- * The scheme a Sign uses (the reference's CryptSelectSignScheme): the key's
- * own scheme when inScheme is NULL; inScheme when the key has none; when
- * both are given they must agree. undefined: TPM_RC_SCHEME.
- */
-function selectScheme(pub: TPMT_PUBLIC, inScheme: TPMT_SIG_SCHEME): { scheme: number; hashAlg: number } | undefined {
-  const keyScheme =
-    pub.type === TPM_ALG.KEYEDHASH ? pub.parameters.scheme : pub.type === TPM_ALG.RSA || pub.type === TPM_ALG.ECC ? pub.parameters.scheme : undefined;
-  if (keyScheme === undefined) return undefined;
-  const ks = keyScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: keyScheme.scheme, hashAlg: schemeHash(keyScheme) };
-  const is = inScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: inScheme.scheme, hashAlg: schemeHash(inScheme) };
-  if (ks === undefined) return is;
-  if (is === undefined) return ks;
-  return ks.scheme === is.scheme && ks.hashAlg === is.hashAlg ? ks : undefined;
-}
-
-/** The hash of a scheme (every signing scheme's details start with hashAlg); NULL when it has none (RSAES). */
-function schemeHash(s: { scheme: number }): number {
-  const d = (s as { details?: { hashAlg?: number } | null }).details;
-  return d?.hashAlg ?? TPM_ALG.NULL;
-}
-
-function bigOf(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
-}
-
-function bytesOf(v: bigint, size: number): Uint8Array {
-  return Uint8Array.from(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
-}
-
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  b %= m;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
-
-/**
- * ECDSA over a given digest (FIPS 186-4 §6.4; the reference's BnSignEcdsa):
- * node:crypto hashes whatever it signs, so the TPM's prehashed form is done
- * here with node:crypto's point multiplication for R = kG.
- */
-function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
-  const pub = o.publicArea;
-  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
-  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
-  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
-  const n = curve.order;
-  const nBits = n.toString(2).length;
-  // The leftmost min(nBits, 8·len) bits of the digest.
-  let e = bigOf(digest);
-  if (digest.length * 8 > nBits) e >>= BigInt(digest.length * 8 - nBits);
-  const d = bigOf(o.sensitive.sensitive as Uint8Array);
-  for (;;) {
-    const k = (bigOf(engine.random(curve.size + 8)) % (n - 1n)) + 1n;
-    const ecdh = createECDH(curve.nodeName);
-    ecdh.setPrivateKey(bytesOf(k, curve.size));
-    const point = ecdh.getPublicKey(null, 'uncompressed');
-    const r = bigOf(new Uint8Array(point.subarray(1, 1 + curve.size))) % n;
-    if (r === 0n) continue;
-    const s = (modPow(k, n - 2n, n) * ((e + r * d) % n)) % n;
-    if (s === 0n) continue;
-    return { r: bytesOf(r, curve.size), s: bytesOf(s, curve.size) };
-  }
-}
-
-/** MGF1 (RFC 8017 §B.2.1). */
-function mgf1(alg: number, seed: Uint8Array, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let counter = 0, at = 0; at < length; counter++) {
-    const block = hash(alg, seed, Uint8Array.of(counter >>> 24, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff));
-    out.set(block.subarray(0, Math.min(block.length, length - at)), at);
-    at += block.length;
-  }
-  return out;
-}
-
-/**
- * EMSA-PSS-ENCODE over a given digest (RFC 8017 §9.1.1 from step 4), padded to
- * the modulus length for a raw RSA operation. The salt is as long as the
- * digest, as the reference's RSAPSS does (Part 1 Annex B.7).
- */
-function emsaPss(engine: TpmEngine, alg: number, mHash: Uint8Array, modBits: number): Uint8Array {
-  const hLen = mHash.length;
-  const emBits = modBits - 1;
-  const emLen = Math.ceil(emBits / 8);
-  if (emLen < 2 * hLen + 2) throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
-  const salt = engine.random(hLen);
-  const h = hash(alg, new Uint8Array(8), mHash, salt);
-  const db = new Uint8Array(emLen - hLen - 1);
-  db[db.length - hLen - 1] = 0x01;
-  db.set(salt, db.length - hLen);
-  const mask = mgf1(alg, h, db.length);
-  for (let i = 0; i < db.length; i++) db[i]! ^= mask[i]!;
-  db[0]! &= 0xff >>> (8 * emLen - emBits);
-  const em = new Uint8Array(modBits / 8);
-  em.set(db, em.length - emLen);
-  em.set(h, em.length - 1 - hLen);
-  em[em.length - 1] = 0xbc;
-  return em;
-}
-
-export const signHandler = handler(Sign, ({ engine }, { keyHandle }, { digest, inScheme, validation }) => {
-  const o = findObject(engine, keyHandle);
-  // TODO(next slice): persistent keys (their sensitive area is stored marshaled).
-  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
-  const pub = o.publicArea;
-  if (!pub.objectAttributes.sign) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
-  const sel = selectScheme(pub, inScheme);
-  if (sel === undefined || !isHashAlg(sel.hashAlg)) throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
-  // Part 3 §20.2: a restricted key signs only digests the TPM hashed itself, proven by a ticket.
-  if (validation.digest.length !== 0 || pub.objectAttributes.restricted) {
-    const want = hashCheckDigest(engine, validation.hierarchy, sel.hashAlg, digest);
-    if (validation.digest.length !== want.length || !Buffer.from(want).equals(Buffer.from(validation.digest))) {
-      throw new TpmError(rcForParameter(TPM_RC.TICKET, 3));
-    }
-  } else if (digest.length !== digestSize(sel.hashAlg)) {
-    throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
-  }
-  let signature: TPMT_SIGNATURE;
-  if (sel.scheme === TPM_ALG.RSASSA && pub.type === TPM_ALG.RSA) {
-    const prefix = DIGEST_INFO.get(sel.hashAlg)!;
-    const t = new Uint8Array(prefix.length + digest.length);
-    t.set(prefix);
-    t.set(digest, prefix.length);
-    const sig = new Uint8Array(privateEncrypt({ key: o.key, padding: cryptoConstants.RSA_PKCS1_PADDING }, t));
-    signature = { sigAlg: TPM_ALG.RSASSA, signature: { hash: sel.hashAlg, sig } } as TPMT_SIGNATURE;
-  } else if (sel.scheme === TPM_ALG.RSAPSS && pub.type === TPM_ALG.RSA) {
-    const em = emsaPss(engine, sel.hashAlg, digest, pub.parameters.keyBits);
-    const sig = new Uint8Array(privateEncrypt({ key: o.key, padding: cryptoConstants.RSA_NO_PADDING }, em));
-    signature = { sigAlg: TPM_ALG.RSAPSS, signature: { hash: sel.hashAlg, sig } } as TPMT_SIGNATURE;
-  } else if (sel.scheme === TPM_ALG.ECDSA && pub.type === TPM_ALG.ECC) {
-    const { r, s } = ecdsa(engine, o, digest);
-    signature = { sigAlg: TPM_ALG.ECDSA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
-  } else if (sel.scheme === TPM_ALG.HMAC && pub.type === TPM_ALG.KEYEDHASH) {
-    const mac = hmac(sel.hashAlg, o.sensitive.sensitive as Uint8Array, digest);
-    signature = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: sel.hashAlg, digest: mac } } as TPMT_SIGNATURE;
-  } else {
-    // TODO(next slice): ECDAA, SM2, EC-Schnorr.
-    throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
-  }
-  return ok<typeof Sign>({ signature } as never);
-});
