@@ -19,6 +19,7 @@ import type { CommandHandler } from './handlers/handler.js';
 import { PCR_COUNT, createSimulatorState, defaultRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
+import { SessionTable } from './sessions.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -65,6 +66,8 @@ export interface VolatileState {
   ehEnable: boolean;
   /** Loaded transient objects (objects.ts). */
   objects: ObjectTable;
+  /** Loaded authorization sessions (sessions.ts). */
+  sessions: SessionTable;
 }
 
 const HEADER_SIZE = 10;
@@ -85,7 +88,7 @@ export class TpmEngine {
     this.persist = options.persist;
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects) };
+    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions) };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
@@ -94,6 +97,7 @@ export class TpmEngine {
     const t = this.now();
     Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0 });
     this.volatile.objects.clear();
+    this.volatile.sessions.clear();
   }
 
   /** Command codes this engine implements, ascending. */
