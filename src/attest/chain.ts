@@ -34,6 +34,7 @@ import {
 } from './ekcert.js';
 import { DEFAULT_EK_ROOTS_PEM } from './roots/default.js';
 import { fail, pass, verdict, warn, type Check, type Verdict } from './verdict.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 export type ChainStatus = 'verified' | 'incomplete' | 'invalid';
 
@@ -203,9 +204,6 @@ interface Attempt {
   readonly checks: readonly Check[];
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 /** Checks of `ca` as the issuer of the certificate below it (RFC 5280 §6.1.4 (k), (l), (n); §4.2.1.9). */
 function issuerChecks(ca: ParsedCertificate, isAnchor: boolean, caBelow: number, at: Date): Check[] {
@@ -265,7 +263,7 @@ export function verifyEkChain(leaf: ParsedCertificate, options: ChainOptions): C
     pool.push(c);
   }
   const isAnchor = (c: ParsedCertificate): boolean =>
-    roots.some((r) => r.fingerprint === c.fingerprint || (namesMatch(r.subject, c.subject) && sameBytes(r.spki, c.spki)));
+    roots.some((r) => r.fingerprint === c.fingerprint || (namesMatch(r.subject, c.subject) && equalBytes(r.spki, c.spki)));
   let budget = 64; // signature checks: same-named CAs in a large pool must not make this exponential
 
   const extend = (path: readonly ParsedCertificate[], checks: readonly Check[]): Attempt[] => {
@@ -273,7 +271,7 @@ export function verifyEkChain(leaf: ParsedCertificate, options: ChainOptions): C
     const candidates = pool
       .filter((c) => !path.some((p) => p.fingerprint === c.fingerprint) && namesMatch(c.subject, cert.issuer))
       // RFC 5280 §4.2.1.1: a key identifier that differs names another key of the same CA.
-      .filter((c) => cert.authorityKeyId === undefined || c.subjectKeyId === undefined || sameBytes(cert.authorityKeyId, c.subjectKeyId))
+      .filter((c) => cert.authorityKeyId === undefined || c.subjectKeyId === undefined || equalBytes(cert.authorityKeyId, c.subjectKeyId))
       .sort((a, b) => Number(isAnchor(b)) - Number(isAnchor(a)));
     if (candidates.length === 0) {
       const selfSigned = cert.selfIssued && path.length > 1;

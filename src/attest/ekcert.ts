@@ -29,6 +29,7 @@ import type { TpmDescription } from '../tpm/description.js';
 import { EvidenceError } from '../tpm/errors.js';
 import type { TPMT_PUBLIC } from '../tpm/types/index.js';
 import { fail, notPerformed, pass, warn, type Check } from './verdict.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 // ---------------------------------------------------------------------------
 // Object identifiers
@@ -412,9 +413,6 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && compareBytes(a, b) === 0;
-}
 
 // ---------------------------------------------------------------------------
 // Quirk scan: every element, once

@@ -30,6 +30,7 @@ import { EvidenceError } from '../tpm/errors.js';
 import { pcrIndices } from '../tpm/pcr.js';
 import type { TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { fail, notPerformed, pass, verdict, warn, type Check, type Verdict } from './verdict.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 /**
  * Event types (PFP r1.05 §10.4.1 Table 9 and the EV_EFI_* range; values as
@@ -553,11 +554,6 @@ export function bankName(hashAlg: number): string {
   return BANK_NAMES.get(hashAlg) ?? `alg 0x${hashAlg.toString(16).padStart(4, '0')}`;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const short = (b: Uint8Array): string => `${hex(b).slice(0, 16)}…`;
@@ -604,7 +600,7 @@ export function compareWithQuote(replayed: Replay, quotedValues: PcrBanks, selec
         checks.push(fail(REPLAY_CHECK, 'bank.incomplete', `${where}: an event extended into it has no ${name} digest`));
       } else {
         const value = logged.get(pcr) ?? initialPcrValue(bank, pcr, replayed.startupLocality);
-        if (sameBytes(value, quoted)) {
+        if (equalBytes(value, quoted)) {
           checks.push(pass(REPLAY_CHECK, events > 0 ? 'pcr.match' : 'pcr.initial', events > 0 ? `${where}: ${events} event(s) replay to the quoted ${short(quoted)}` : `${where}: no events, start value quoted`));
         } else if (events === 0) {
           checks.push(fail(REPLAY_CHECK, 'pcr.unlogged', `${where}: quoted ${short(quoted)} but the log has no events for it`));

@@ -30,6 +30,7 @@ import { TPM_ALG } from '../tpm/constants.js';
 import { digestSize, isHashAlg, isHashSupported, nodeHashName } from '../tpm/crypto/hash.js';
 import { EvidenceError } from '../tpm/errors.js';
 import { fail, notPerformed, pass, verdict, warn, type Check, type Verdict } from './verdict.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 // ---------------------------------------------------------------- types
 
@@ -218,11 +219,6 @@ function latin1Bytes(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'));
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -1127,7 +1123,7 @@ class Replayer {
           }
         }
         if (psDigest === undefined) delete o['padded-sha1'];
-        else if (bh !== undefined && bhDigest !== undefined && sameBytes(bh, ps) && sameBytes(bhDigest, psDigest)) o['padded-sha1'] = o['bank-hash'];
+        else if (bh !== undefined && bhDigest !== undefined && equalBytes(bh, ps) && equalBytes(bhDigest, psDigest)) o['padded-sha1'] = o['bank-hash'];
         else o['padded-sha1'] = this.extendOne(bank, ps, psDigest);
       }
     }
@@ -1298,7 +1294,7 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
           allowed.get(b.name)!.some((beh) => {
             const want = prevRunning.get(p)?.get(b.name)?.[beh] ?? (prevRunning.get(p)?.get(b.name) === undefined ? new Uint8Array(b.size) : undefined);
             const got = r.value(p, b, beh);
-            return want !== undefined && got !== undefined && !sameBytes(want, got);
+            return want !== undefined && got !== undefined && !equalBytes(want, got);
           }),
         ),
       );
@@ -1331,7 +1327,7 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
     }
     const d = digestOf(nodeHashName(e.templateHashAlg), e.templateData);
     known.set(e, d);
-    if (!sameBytes(d, e.templateHash)) mismatched.push(e.index);
+    if (!equalBytes(d, e.templateHash)) mismatched.push(e.index);
   }
   if (mismatched.length > 0) {
     checks.push(fail('ima.template-hash', 'template-hash.mismatch', `the template hash of ${plural(mismatched.length, 'entry')} (${listIndices(mismatched)}) is not the hash of its template data`));
@@ -1378,7 +1374,7 @@ export function replayIma(entries: readonly ImaEntry[], state?: ImaReplayState, 
       const holds = (bank: Bank, beh: ImaKernelBehaviour, want: readonly [number, Uint8Array][]): boolean => {
         for (const [p, value] of want) {
           const got = replayer.value(p, bank, beh);
-          if (got === undefined || !sameBytes(got, value)) return false;
+          if (got === undefined || !equalBytes(got, value)) return false;
         }
         return true;
       };

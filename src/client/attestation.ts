@@ -20,7 +20,6 @@
  * are obfuscated by the TPM when the signing key is outside the endorsement
  * and platform hierarchies (Part 3 §18.1): sign with an AK under the EK.
  */
-import { timingSafeEqual } from 'node:crypto';
 import {
   CertifyCreation,
   Certify,
@@ -41,6 +40,7 @@ import { TPMS_ATTEST, type TPMS_PCR_SELECTION, type TPMT_SIG_SCHEME, type TPMT_S
 import { encode } from '../tpm/wire/codec.js';
 import type { AuthSession } from './session.js';
 import type { Authorization, Entity, Handle, Tpm } from './tpm.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 /** The TPMS_ATTEST variant of one attestation type (TPM_ST_ATTEST_*). */
 export type AttestationOf<T extends TPMS_ATTEST['type']> = Extract<TPMS_ATTEST, { readonly type: T }>;
@@ -104,9 +104,6 @@ function checkQualifyingData(v: unknown): void {
   checkBytes(v, 'qualifyingData', SIZEOF_TPMT_HA);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 function endorsement(auth: Uint8Array | undefined): Handle {
   if (auth === undefined) return TPM_RH.ENDORSEMENT;
@@ -133,7 +130,7 @@ function attestation<T extends TPMS_ATTEST['type']>(
     throw new ClientError('client.response', `${command} returned an attestation of type 0x${attest.type.toString(16)}, expected 0x${type.toString(16)}`);
   }
   // Part 3 §18.1: extraData is the caller's qualifyingData, copied unchanged.
-  if (!sameBytes(attest.extraData, qualifyingData)) {
+  if (!equalBytes(attest.extraData, qualifyingData)) {
     throw new ClientError('client.response', `${command}: the attestation's extraData is not the qualifyingData sent`);
   }
   return { attest: attest as AttestationOf<T>, attestBytes: encode(TPMS_ATTEST, attest), signature };
@@ -191,7 +188,7 @@ export async function quote(
     // Without a signature hash there is nothing to recompute the digest with (the TPM used TPM_ALG_NULL).
     if (pcrDigestAlg === undefined || !isHashAlg(pcrDigestAlg)) return { ...a, pcrValues, pcrDigestAlg: undefined };
     const digest = a.attest.attested.pcrDigest;
-    if (digest.length === digestSize(pcrDigestAlg) && sameBytes(pcrDigest(pcrDigestAlg, signed, pcrValues), digest)) {
+    if (digest.length === digestSize(pcrDigestAlg) && equalBytes(pcrDigest(pcrDigestAlg, signed, pcrValues), digest)) {
       return { ...a, pcrValues, pcrDigestAlg };
     }
     if (attempt >= attempts) {
@@ -228,7 +225,7 @@ export async function certify(
 
 /** The handle named an object other than the Entity the caller meant (a stale handle, or a TPM that lies). */
 function checkName(command: string, object: Handle, name: Uint8Array): void {
-  if (typeof object !== 'number' && !sameBytes(object.name, name)) {
+  if (typeof object !== 'number' && !equalBytes(object.name, name)) {
     throw new ClientError('client.name', `${command} attested an object whose Name is not the Name of the Entity given`);
   }
 }

@@ -19,7 +19,7 @@
  * whatever the command may have created or left behind before its next
  * command (see `RecoveryOptions`).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readCapability } from '../tpm/capability.js';
 import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from '../tpm/command.js';
 import {
@@ -76,6 +76,7 @@ import { sendOptionsOf, type SendOptions, type Transport } from '../tpm/transpor
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
 import { RetryTransport, withRetry, type RetryOptions } from './retry.js';
 import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
+import { equalBytes } from '../tpm/bytes.js';
 
 
 /**
@@ -269,9 +270,6 @@ function authValueOf(h: Handle): Uint8Array {
   return typeof h === 'number' ? EMPTY : (h.authValue ?? EMPTY);
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 function isSessionHandle(h: number): boolean {
   const ht = handleType(h);

@@ -18,6 +18,7 @@ import { kdfa } from './crypto/kdf.js';
 import { ArgumentError, ParseError, UnsupportedAlgorithmError } from './errors.js';
 import { decryptSecret, encryptSecret, type EncryptedSecret, type EncryptSecretOptions } from './secret.js';
 import type { TPMT_PUBLIC, TPMT_SYM_DEF } from './types/index.js';
+import { equalBytes } from './bytes.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -107,12 +108,6 @@ export function isBindEntity(
   return equalBytes(bound.name, entity.name) && equalBytes(trimAuthValue(bound.authValue), trimAuthValue(entity.authValue));
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
 
 // ---------------------------------------------------------------------------
 // HMACs

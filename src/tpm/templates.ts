@@ -19,6 +19,7 @@ import { TPM_ALG, TPM_ECC } from './constants.js';
 import { encode } from './wire/codec.js';
 import { ekPolicyB } from './policy.js';
 import { TPMA_OBJECT, TPMT_PUBLIC_PARMS, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from './types/index.js';
+import { equalBytes } from './bytes.js';
 
 /** PolicySecret(TPM_RH_ENDORSEMENT) with SHA-256: the EK's authPolicy (EK Credential Profile §B.3.2, "Policy A"). */
 export const EK_POLICY_A_SHA256 = Uint8Array.from(
@@ -296,9 +297,6 @@ export function eccAkTemplate(): TPMT_PUBLIC {
 /** The TPMT_PUBLIC fields a template fixes; `unique` is the key itself and is not compared. */
 export type TemplateField = 'type' | 'nameAlg' | 'objectAttributes' | 'authPolicy' | 'parameters';
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 /**
  * The fields in which `publicArea` differs from `template`, in TPMT_PUBLIC
@@ -312,8 +310,8 @@ export function templateMismatches(template: TPMT_PUBLIC, publicArea: TPMT_PUBLI
   if (publicArea.type !== template.type) return ['type'];
   if (publicArea.nameAlg !== template.nameAlg) out.push('nameAlg');
   if (TPMA_OBJECT.toWord(publicArea.objectAttributes) !== TPMA_OBJECT.toWord(template.objectAttributes)) out.push('objectAttributes');
-  if (!sameBytes(publicArea.authPolicy, template.authPolicy)) out.push('authPolicy');
+  if (!equalBytes(publicArea.authPolicy, template.authPolicy)) out.push('authPolicy');
   const parms = (p: TPMT_PUBLIC): Uint8Array => encode(TPMT_PUBLIC_PARMS, { type: p.type, parameters: p.parameters } as TPMT_PUBLIC_PARMS);
-  if (!sameBytes(parms(publicArea), parms(template))) out.push('parameters');
+  if (!equalBytes(parms(publicArea), parms(template))) out.push('parameters');
   return out;
 }
