@@ -1,4 +1,181 @@
-/** Part 3 §24–§25 Hierarchy Commands and Dictionary Attack Functions; §28.5 EvictControl. */
+/**
+ * Part 3 §24 Hierarchy Commands (HierarchyChangeAuth, Clear, ClearControl),
+ * §25 Dictionary Attack Functions (DictionaryAttackLockReset,
+ * DictionaryAttackParameters) and §28.5 EvictControl. Every one changes what
+ * survives a restart, so each sets `ctx.persistentChanged`.
+ *
+ * Authorization (the hierarchy's password, lockout and DA accounting) is the
+ * engine's (Part 3 §5.4); the checks here are the commands' own.
+ */
+import {
+  Clear,
+  ClearControl,
+  DictionaryAttackLockReset,
+  DictionaryAttackParameters,
+  EvictControl,
+  HierarchyChangeAuth,
+} from '../../tpm/commands/index.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
+import { digestSize } from '../../tpm/crypto/hash.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { TPMA_NV, TPMT_PUBLIC, TPMT_SENSITIVE } from '../../tpm/types/index.js';
+import { encode } from '../../tpm/wire/codec.js';
+import { ENGINE_LIMITS, type TpmEngine } from '../engine.js';
+import { SEED_SIZE, type HierarchyAuth } from '../state.js';
+import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
+import { handler, ok } from './handler.js';
+import { findObject, trimAuth } from './object.js';
 
-export const HIERARCHY_HANDLERS: readonly CommandHandler[] = [];
+function inRange(h: number, range: readonly [number, number]): boolean {
+  return h >= range[0] && h <= range[1];
+}
+
+/**
+ * Part 3 §28.5. A transient object becomes persistent at `persistentHandle`
+ * (owner: the owner range and an owner or endorsement object; platform: the
+ * platform range and a platform object); a persistent object (objectHandle ==
+ * persistentHandle) is removed (the owner may not remove platform objects).
+ */
+export const evictControlHandler = handler(EvictControl, (ctx, { auth, objectHandle }, { persistentHandle }) => {
+  const { engine } = ctx;
+  const object = findObject(engine, objectHandle);
+  if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
+  const persistent = objectHandle >>> 24 === TPM_HT.PERSISTENT;
+  const a = object.publicArea.objectAttributes;
+  // An stClear or public-only object cannot outlive the power cycle it was loaded in.
+  if (!persistent && (a.stClear || object.publicOnly === true)) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  // A persistent object is only ever evicted from its own handle, never moved to another.
+  if (persistent && objectHandle !== persistentHandle) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
+  const platformObject = object.hierarchy === TPM_RH.PLATFORM;
+  if (auth === TPM_RH.PLATFORM) {
+    if (!persistent) {
+      if (!platformObject) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 2));
+      if (!inRange(persistentHandle, HANDLE_RANGE.PLATFORM_PERSISTENT)) throw new TpmError(rcForParameter(TPM_RC.RANGE, 1));
+    }
+    // The platform may remove any persistent object.
+  } else {
+    if (platformObject) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 2));
+    // Null-hierarchy objects die with the null seed at the next reset (Part 1 §14.3.5): they cannot be kept.
+    if (!persistent && object.hierarchy === TPM_RH.NULL) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 2));
+    if (!persistent && !inRange(persistentHandle, HANDLE_RANGE.OWNER_PERSISTENT)) throw new TpmError(rcForParameter(TPM_RC.RANGE, 1));
+  }
+  const state = engine.state;
+  if (persistent) {
+    state.persistentObjects = state.persistentObjects.filter((p) => p.handle !== objectHandle);
+  } else {
+    if (state.persistentObjects.some((p) => p.handle === persistentHandle)) throw new TpmError(TPM_RC.NV_DEFINED);
+    if (state.persistentObjects.length >= ENGINE_LIMITS.persistentObjects) throw new TpmError(TPM_RC.NV_SPACE);
+    state.persistentObjects.push({
+      handle: persistentHandle,
+      hierarchy: object.hierarchy,
+      public: encode(TPMT_PUBLIC, object.publicArea),
+      sensitive: encode(TPMT_SENSITIVE, object.sensitive),
+      name: object.name.slice(),
+      qualifiedName: object.qualifiedName.slice(),
+    });
+    state.persistentObjects.sort((x, y) => x.handle - y.handle);
+  }
+  ctx.persistentChanged = true;
+  return ok<typeof EvictControl>({});
+});
+
+function authOf(engine: TpmEngine, h: number): HierarchyAuth {
+  const a = engine.state.auths;
+  if (h === TPM_RH.OWNER) return a.owner;
+  if (h === TPM_RH.ENDORSEMENT) return a.endorsement;
+  if (h === TPM_RH.PLATFORM) return a.platform;
+  return a.lockout;
+}
+
+/**
+ * Part 3 §24.8: a new authValue for a hierarchy or lockout. It is kept
+ * without trailing zeros (Part 1 §19.8.4) and may be at most as long as a
+ * digest of the context-integrity hash (SHA-512 here, as in libtpms).
+ */
+export const hierarchyChangeAuthHandler = handler(HierarchyChangeAuth, (ctx, { authHandle }, { newAuth }) => {
+  const authValue = trimAuth(newAuth);
+  if (authValue.length > digestSize(TICKET_HASH_ALG)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  authOf(ctx.engine, authHandle).authValue = authValue;
+  ctx.persistentChanged = true;
+  return ok<typeof HierarchyChangeAuth>({});
+});
+
+/** The DA parameters of a freshly manufactured TPM (state.ts; libtpms' defaults), which Clear restores. */
+const DA_DEFAULTS = { maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000 } as const;
+
+/**
+ * Part 3 §24.6 (Part 1 §14.3.3, §13.8): a new storage primary seed and new
+ * shProof / ehProof; empty owner, endorsement and lockout authValues and
+ * policies; the storage and endorsement hierarchies enabled; their loaded
+ * and persistent objects and the owner's NV indices gone (platform-created
+ * indices, such as the EK certificates, stay); DA state, Clock and the reset
+ * counters back to their initial values. The EPS is kept (only
+ * ChangeEPS replaces it), so the EK public key survives a Clear.
+ */
+export const clearHandler = handler(Clear, (ctx) => {
+  const { engine } = ctx;
+  const state = engine.state;
+  if (state.disableClear) throw new TpmError(TPM_RC.DISABLED);
+  state.seeds.owner = engine.random(SEED_SIZE);
+  state.proofs.owner = engine.random(SEED_SIZE);
+  state.proofs.endorsement = engine.random(SEED_SIZE);
+  for (const key of ['owner', 'endorsement', 'lockout'] as const) {
+    state.auths[key] = { authValue: new Uint8Array(0), authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
+  }
+  engine.volatile.shEnable = true;
+  engine.volatile.ehEnable = true;
+  const cleared = (h: number): boolean => h === TPM_RH.OWNER || h === TPM_RH.ENDORSEMENT;
+  const objects = engine.volatile.objects;
+  for (const h of objects.handles()) if (cleared(objects.get(h)!.hierarchy)) objects.flush(h);
+  state.persistentObjects = state.persistentObjects.filter((p) => !cleared(p.hierarchy));
+  state.nvIndices = state.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
+  state.dictionaryAttack = { failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
+  engine.syncClock();
+  state.clock = { ...state.clock, clock: 0n, safe: true, resetCount: 0, restartCount: 0 };
+  ctx.persistentChanged = true;
+  return ok<typeof Clear>({});
+});
+
+/**
+ * Part 3 §24.7: lockout may disable Clear, only the platform may enable it
+ * again (lockout asking for that is TPM_RC_AUTH_FAIL).
+ */
+export const clearControlHandler = handler(ClearControl, (ctx, { auth }, { disable }) => {
+  const yes = Boolean(disable);
+  if (auth === TPM_RH.LOCKOUT && !yes) throw new TpmError(TPM_RC.AUTH_FAIL);
+  ctx.engine.state.disableClear = yes;
+  ctx.persistentChanged = true;
+  return ok<typeof ClearControl>({});
+});
+
+/** Part 3 §25.2: forgets every counted authorization failure (leaves lockout). */
+export const dictionaryAttackLockResetHandler = handler(DictionaryAttackLockReset, (ctx) => {
+  ctx.engine.state.dictionaryAttack.failedTries = 0;
+  ctx.persistentChanged = true;
+  return ok<typeof DictionaryAttackLockReset>({});
+});
+
+/**
+ * Part 3 §25.3: maxTries, recoveryTime (seconds per forgotten failure, 0 =
+ * no lockout) and lockoutRecovery. A failure count above the new maximum is
+ * cut to it, so the TPM is in lockout at once rather than beyond it.
+ */
+export const dictionaryAttackParametersHandler = handler(DictionaryAttackParameters, (ctx, _h, { newMaxTries, newRecoveryTime, lockoutRecovery }) => {
+  const da = ctx.engine.state.dictionaryAttack;
+  da.maxTries = newMaxTries;
+  da.recoveryTime = newRecoveryTime;
+  da.lockoutRecovery = lockoutRecovery;
+  if (da.failedTries > da.maxTries) da.failedTries = da.maxTries;
+  ctx.persistentChanged = true;
+  return ok<typeof DictionaryAttackParameters>({});
+});
+
+export const HIERARCHY_HANDLERS: readonly CommandHandler[] = [
+  hierarchyChangeAuthHandler,
+  clearHandler,
+  clearControlHandler,
+  dictionaryAttackLockResetHandler,
+  dictionaryAttackParametersHandler,
+  evictControlHandler,
+] as unknown as readonly CommandHandler[];

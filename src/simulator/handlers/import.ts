@@ -1,4 +1,233 @@
-/** Part 3 §12.9 LoadExternal, §12.15 CreateLoaded and §13.3 Import. */
+/**
+ * Part 3 §12.9 CreateLoaded, §12.3 LoadExternal and §13.3 Import: objects
+ * that enter the TPM other than by Create + Load. The wrapping math is the
+ * core's (src/tpm/duplication.ts: unwrapDuplicate, produceOuterWrap,
+ * keyFromSensitive; src/tpm/secret.ts: decryptSecret through unwrapDuplicate).
+ * Also registers object.ts's Unseal and ObjectChangeAuth (Part 3 §12.7, §12.8).
+ */
+import { CreateLoaded, Import, LoadExternal } from '../../tpm/commands/index.js';
+import { TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
+import { digestSize } from '../../tpm/crypto/hash.js';
+import { keyFromSensitive, produceOuterWrap, unwrapDuplicate } from '../../tpm/duplication.js';
+import { CryptoError, ParseError, TrustrootError } from '../../tpm/errors.js';
+import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { publicKeyFromArea } from '../../tpm/secret.js';
+import { TPM2B_SENSITIVE, decodeTemplate, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../../tpm/types/index.js';
+import { encode } from '../../tpm/wire/codec.js';
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { TpmEngine } from '../engine.js';
+import type { LoadedObject } from '../objects.js';
 import type { CommandHandler } from './handler.js';
+import { handler } from './handler.js';
+import {
+  checkTemplate,
+  createOrdinary,
+  derivePrimary,
+  objectChangeAuthHandler,
+  primaryLoadedObject,
+  privateWrap,
+  storageParent,
+  trimAuth,
+  unsealHandler,
+} from './object.js';
 
-export const IMPORT_HANDLERS: readonly CommandHandler[] = [];
+/** The base code the reference's unmarshalers give for a ParseError (a wrong union selector is a wrong type). */
+function parseRc(e: ParseError): number {
+  switch (e.code) {
+    case 'parse.truncated':
+      return TPM_RC.INSUFFICIENT;
+    case 'parse.size':
+    case 'parse.trailing':
+    case 'parse.count':
+      return TPM_RC.SIZE;
+    case 'parse.selector':
+      return TPM_RC.TYPE;
+    default:
+      return TPM_RC.VALUE;
+  }
+}
+
+function hierarchyEnabled(engine: TpmEngine, h: number): boolean {
+  const v = engine.volatile;
+  if (h === TPM_RH.OWNER) return v.shEnable;
+  if (h === TPM_RH.ENDORSEMENT) return v.ehEnable;
+  if (h === TPM_RH.PLATFORM) return v.phEnable;
+  return true;
+}
+
+function freeSlot(engine: TpmEngine): void {
+  if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
+}
+
+/**
+ * Part 3 §12.9: a primary object (parentHandle is a hierarchy) or an ordinary
+ * one (a storage parent), loaded at once. A primary's outPrivate is empty
+ * (it is re-derived, never loaded). Derivation parents (a restricted-decrypt
+ * KEYEDHASH) are not offered: TPM_RC_TYPE on the parent, as for Create.
+ */
+export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { parentHandle }, { inSensitive, inPublic }) => {
+  let template: TPMT_PUBLIC;
+  try {
+    template = decodeTemplate(inPublic);
+  } catch (e) {
+    throw new TpmError(rcForParameter(e instanceof ParseError ? parseRc(e) : TPM_RC.VALUE, 2));
+  }
+  let object: LoadedObject;
+  let outPrivate: Uint8Array = new Uint8Array(0);
+  if (parentHandle >>> 24 === TPM_HT.PERMANENT) {
+    checkTemplate(template, inSensitive.data, inSensitive.userAuth);
+    freeSlot(engine);
+    object = primaryLoadedObject(parentHandle, await derivePrimary(engine, parentHandle, template, inSensitive));
+  } else {
+    const parent = storageParent(engine, parentHandle);
+    freeSlot(engine);
+    const created = await createOrdinary(engine, parent, template, inSensitive);
+    outPrivate = created.outPrivate;
+    const d = created.derived;
+    object = {
+      publicArea: d.publicArea,
+      sensitive: d.sensitive,
+      name: d.name,
+      qualifiedName: qualifiedName(parent.qualifiedName, d.name),
+      hierarchy: parent.hierarchy,
+      primary: false,
+      key: d.key,
+    };
+  }
+  const objectHandle = engine.volatile.objects.load(object);
+  return { handles: { objectHandle }, params: { outPrivate, outPublic: object.publicArea, name: object.name } } as never;
+});
+
+const P_PRIVATE = 1;
+const P_PUBLIC = 2;
+const P_HIERARCHY = 3;
+
+/** The node:crypto key of a public-only object: RSA/ECC public key, or an empty secret for symmetric types. */
+function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
+  if (publicArea.type === TPM_ALG.RSA || publicArea.type === TPM_ALG.ECC) {
+    try {
+      return publicKeyFromArea(publicArea);
+    } catch {
+      // An unusable modulus or a point off the curve (the reference's CryptValidateKeys).
+      throw new TpmError(rcForParameter(publicArea.type === TPM_ALG.ECC ? TPM_RC.ECC_POINT : TPM_RC.KEY, P_PUBLIC));
+    }
+  }
+  return createSecretKey(new Uint8Array(0));
+}
+
+/**
+ * Part 3 §12.3: a public key (any hierarchy), or a public and sensitive area
+ * in the clear, which only the NULL hierarchy takes and which must not look
+ * like a key this TPM protects (fixedTPM and fixedParent CLEAR).
+ * The object's QN is H(hierarchy ‖ Name), as for a primary.
+ */
+export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPrivate, inPublic, hierarchy }) => {
+  if (inPrivate !== null && hierarchy !== TPM_RH.NULL) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
+  if (!hierarchyEnabled(engine, hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
+  const a = inPublic.objectAttributes;
+  if (inPrivate !== null && (a.fixedTPM || a.fixedParent)) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_PUBLIC));
+  checkTemplate(inPublic, new Uint8Array(0), inPrivate?.authValue ?? new Uint8Array(0), false);
+  freeSlot(engine);
+  const name = objectName(inPublic);
+  let sensitive: TPMT_SENSITIVE;
+  let key: KeyObject;
+  if (inPrivate !== null) {
+    if (inPrivate.sensitiveType !== inPublic.type) throw new TpmError(rcForParameter(TPM_RC.TYPE, P_PRIVATE));
+    sensitive = { ...inPrivate, authValue: trimAuth(inPrivate.authValue) };
+    try {
+      key = keyFromSensitive(inPublic, sensitive);
+    } catch {
+      // The sensitive area does not belong to the public area (CryptValidateKeys).
+      throw new TpmError(rcForParameter(TPM_RC.BINDING, P_PUBLIC));
+    }
+  } else {
+    sensitive = { sensitiveType: inPublic.type, authValue: new Uint8Array(0), seedValue: new Uint8Array(0), sensitive: new Uint8Array(0) } as TPMT_SENSITIVE;
+    key = publicOnlyKey(inPublic);
+  }
+  const objectHandle = engine.volatile.objects.load({
+    publicArea: inPublic,
+    sensitive,
+    name,
+    qualifiedName: qualifiedName(handleName(hierarchy), name),
+    hierarchy,
+    primary: false,
+    key,
+    publicOnly: inPrivate === null,
+  });
+  return { handles: { objectHandle }, params: { name } } as never;
+});
+
+const P_ENCRYPTION_KEY = 1;
+const P_OBJECT_PUBLIC = 2;
+const P_DUPLICATE = 3;
+const P_SYM_SEED = 4;
+
+/**
+ * Part 3 §13.3: the duplication blob tpm2_import and Duplicate produce —
+ * optional outer wrapper (seed = decryptSecret(parent, "DUPLICATE",
+ * inSymSeed)) and optional inner wrapper (encryptionKey, AES-CFB, inner
+ * integrity) — opened with the core's unwrapDuplicate, checked like a Load
+ * would, and wrapped again as an ordinary private under the new parent.
+ */
+export const importHandler = handler(Import, ({ engine }, { parentHandle }, params) => {
+  const { encryptionKey, objectPublic, duplicate, inSymSeed, symmetricAlg } = params;
+  const parent = storageParent(engine, parentHandle);
+  const a = objectPublic.objectAttributes;
+  if (symmetricAlg.algorithm === TPM_ALG.NULL) {
+    if (encryptionKey.length !== 0) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_ENCRYPTION_KEY));
+    // Part 1 §23.3.2.3: encryptedDuplication demands both wrappers.
+    if (a.encryptedDuplication) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_ENCRYPTION_KEY));
+  } else if (encryptionKey.length * 8 !== (symmetricAlg.keyBits ?? 0)) {
+    throw new TpmError(rcForParameter(TPM_RC.SIZE, P_ENCRYPTION_KEY));
+  }
+  if (inSymSeed.length !== 0) {
+    // Only an asymmetric parent can receive an encrypted seed.
+    if (parent.publicArea.type === TPM_ALG.SYMCIPHER) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
+  } else if (a.encryptedDuplication) {
+    throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_SYM_SEED));
+  }
+  // An imported object was not made by this TPM and may move again (Part 3 §13.3).
+  if (a.fixedTPM || a.fixedParent) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_OBJECT_PUBLIC));
+  if (objectPublic.nameAlg === TPM_ALG.NULL) throw new TpmError(rcForParameter(TPM_RC.HASH, P_OBJECT_PUBLIC));
+  let sensitive: TPMT_SENSITIVE;
+  try {
+    sensitive = unwrapDuplicate(parent.key, parent.publicArea, { objectPublic, duplicate, inSymSeed, symmetricAlg, encryptionKey });
+  } catch (e) {
+    throw new TpmError(importErrorRc(e));
+  }
+  // Checked now as a Load would (ObjectLoad): attributes, authValue size, and that the key belongs to the public area.
+  checkTemplate(objectPublic, new Uint8Array(0), new Uint8Array(0), false);
+  if (trimAuth(sensitive.authValue).length > digestSize(objectPublic.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_DUPLICATE));
+  try {
+    keyFromSensitive(objectPublic, sensitive);
+  } catch {
+    throw new TpmError(rcForParameter(TPM_RC.BINDING, P_OBJECT_PUBLIC));
+  }
+  const name = objectName(objectPublic);
+  const outPrivate = produceOuterWrap(privateWrap(parent, name), encode(TPM2B_SENSITIVE, sensitive), { iv: engine.random(16) });
+  return { handles: {}, params: { outPrivate } } as never;
+});
+
+/** Where unwrapDuplicate failed, as the reference's Import reports it. */
+function importErrorRc(e: unknown): number {
+  if (e instanceof ParseError) return rcForParameter(parseRc(e), P_DUPLICATE);
+  if (e instanceof CryptoError) {
+    // The seed did not decrypt with the parent's key: inSymSeed (CryptSecretDecrypt's TPM_RC_VALUE).
+    if (e.code === 'crypto.decrypt') return rcForParameter(TPM_RC.VALUE, P_SYM_SEED);
+    // Outer HMAC or inner integrity: a changed blob, another parent, or another public area.
+    if (e.code === 'crypto.integrity') return rcForParameter(TPM_RC.INTEGRITY, P_DUPLICATE);
+    // The decrypted sensitive area is of another type than objectPublic.
+    if (e.code === 'crypto.key') return rcForParameter(TPM_RC.TYPE, P_OBJECT_PUBLIC);
+  }
+  if (e instanceof TrustrootError) return rcForParameter(TPM_RC.VALUE, P_DUPLICATE);
+  return TPM_RC.FAILURE;
+}
+
+export const IMPORT_HANDLERS: readonly CommandHandler[] = [
+  createLoadedHandler,
+  loadExternalHandler,
+  importHandler,
+  unsealHandler,
+  objectChangeAuthHandler,
+] as unknown as readonly CommandHandler[];

@@ -1,9 +1,11 @@
 /**
- * Object commands: Part 3 §24.1 CreatePrimary, §12.4 ReadPublic, §28.4
- * FlushContext (objects), §20.2 Sign. Loaded objects live in the engine's
- * volatile ObjectTable (objects.ts).
+ * Object commands: Part 3 §24.1 CreatePrimary, §12.1 Create, §12.2 Load,
+ * §12.4 ReadPublic, §12.7 Unseal, §12.8 ObjectChangeAuth, §28.4
+ * FlushContext (objects). Loaded objects live in the engine's volatile
+ * ObjectTable (objects.ts); persistent ones (EvictControl) in
+ * `engine.state.persistentObjects`, and `findObject` answers for both.
  */
-import { Create, CreatePrimary, FlushContext, Load, ReadPublic } from '../../tpm/commands/index.js';
+import { Create, CreatePrimary, FlushContext, Load, ObjectChangeAuth, ReadPublic, Unseal } from '../../tpm/commands/index.js';
 import { TPM_ALG, TPM_HT, TPM_ST } from '../../tpm/constants.js';
 import { digestSize, hash, isHashAlg } from '../../tpm/crypto/hash.js';
 import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
@@ -16,14 +18,16 @@ import {
   TPMA_LOCALITY,
   TPMS_CREATION_DATA,
   TPM2B_SENSITIVE,
+  TPMS_SENSITIVE_CREATE,
   TPMT_PUBLIC,
+  TPMT_SENSITIVE,
   type TPML_PCR_SELECTION,
   type TPMT_SYM_DEF_OBJECT,
   type TPMS_PCR_SELECTION,
-  type TPMT_SENSITIVE,
 } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
-import { derivePrimaryObject } from '../keygen.js';
+import { derivePrimaryObject, type DerivedObject } from '../keygen.js';
+import type { PersistentObjectState } from '../state.js';
 import { creationTicketDigest, hierarchyKey } from '../tickets.js';
 import type { LoadedObject } from '../objects.js';
 import { handler, ok } from './handler.js';
@@ -35,7 +39,7 @@ const P_PUBLIC = 2;
  * The attribute rules a template must follow (Part 1 §27.2, Part 2 §8.3.3,
  * the reference's PublicAttributesValidation / CreateChecks), the cheap ones.
  */
-function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating = true): void {
+export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating = true): void {
   const a = t.objectAttributes;
   const bad = (rc: number, p = P_PUBLIC): never => {
     throw new TpmError(rcForParameter(rc, p));
@@ -92,7 +96,7 @@ function localityAttr(locality: number): TPMA_LOCALITY {
 }
 
 /** The creation data, its hash and ticket (Part 3 §12.1 / §24.1; FillInCreationData, TicketComputeCreation). */
-function creationOutputs(
+export function creationOutputs(
   engine: TpmEngine,
   locality: number,
   object: { nameAlg: number; name: Uint8Array; hierarchy: number },
@@ -114,29 +118,82 @@ function creationOutputs(
   return { creationData, creationHash, creationTicket };
 }
 
-export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, locality }, { primaryHandle }, params) => {
-  const template = params.inPublic;
-  const { userAuth, data } = params.inSensitive;
-  checkTemplate(template, data, userAuth);
-  // The reference finds a free slot before doing any work (TPM_RC_OBJECT_MEMORY).
-  if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
-  const h = hierarchyKey(primaryHandle);
+/**
+ * Primary objects already derived by this engine, newest last: CreatePrimary
+ * is deterministic (Part 1 §27.3) but an RSA derivation costs a prime search,
+ * and tpm2-tools flows create the same EK / SRK again and again. The key is a
+ * digest of everything the derivation reads (seed, proofs, template,
+ * sensitive), so a changed seed (Clear) or template never hits a stale entry.
+ * Promises are kept so that two concurrent CreatePrimary share one derivation.
+ */
+const PRIMARY_CACHE_SIZE = 6;
+const primaryCaches = new WeakMap<TpmEngine, Map<string, Promise<DerivedObject>>>();
+
+function primaryCacheKey(seed: Uint8Array, proofs: readonly Uint8Array[], template: TPMT_PUBLIC, sensitive: TPMS_SENSITIVE_CREATE): string {
+  // Every part is fixed-size or self-delimiting (seeds, marshaled structures), so the concatenation is unambiguous.
+  const digest = hash(TPM_ALG.SHA256, Uint8Array.of(proofs.length), seed, ...proofs, encode(TPMT_PUBLIC, template), encode(TPMS_SENSITIVE_CREATE, sensitive));
+  return Buffer.from(digest).toString('base64');
+}
+
+/**
+ * The primary object of `hierarchy` for this template and sensitive data
+ * (keygen.ts derivePrimaryObject), from the engine's cache when it was
+ * derived before. Derivation errors become parameter errors of
+ * CreatePrimary / CreateLoaded (inSensitive 1, inPublic 2).
+ */
+export async function derivePrimary(engine: TpmEngine, hierarchy: number, template: TPMT_PUBLIC, sensitive: TPMS_SENSITIVE_CREATE): Promise<DerivedObject> {
+  const h = hierarchyKey(hierarchy);
   const proofs = engine.state.proofs;
-  let derived;
+  // keygen.ts: an endorsement primary's seedValue also depends on shProof then ehProof.
+  const stir = h === 'endorsement' ? [proofs.owner, proofs.endorsement] : [];
+  const seed = engine.state.seeds[h];
+  let cache = primaryCaches.get(engine);
+  if (cache === undefined) {
+    cache = new Map();
+    primaryCaches.set(engine, cache);
+  }
+  const key = primaryCacheKey(seed, stir, template, sensitive);
+  let pending = cache.get(key);
+  if (pending === undefined) {
+    pending = derivePrimaryObject({ seed, template, sensitive, proofs: stir });
+    cache.set(key, pending);
+    if (cache.size > PRIMARY_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    pending.catch(() => cache.delete(key));
+  } else {
+    // Most recently used last.
+    cache.delete(key);
+    cache.set(key, pending);
+  }
   try {
-    derived = await derivePrimaryObject({
-      seed: engine.state.seeds[h],
-      template,
-      sensitive: { userAuth, data },
-      // keygen.ts: an endorsement primary's seedValue also depends on shProof then ehProof.
-      proofs: h === 'endorsement' ? [proofs.owner, proofs.endorsement] : [],
-    });
+    return await pending;
   } catch (e) {
     if (e instanceof TpmError && e.parameter === undefined && e.handle === undefined) {
       throw new TpmError(rcForParameter(e.baseCode, e.baseCode === TPM_RC.SIZE ? P_SENSITIVE : P_PUBLIC));
     }
     throw e;
   }
+}
+
+/** A primary object of `hierarchy` as a LoadedObject (its parent is the hierarchy: QN = H(handle ‖ Name)). */
+export function primaryLoadedObject(hierarchy: number, derived: DerivedObject): LoadedObject {
+  return {
+    publicArea: derived.publicArea,
+    sensitive: derived.sensitive,
+    name: derived.name,
+    qualifiedName: qualifiedName(handleName(hierarchy), derived.name),
+    hierarchy,
+    primary: true,
+    key: derived.key,
+  };
+}
+
+export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, locality }, { primaryHandle }, params) => {
+  const template = params.inPublic;
+  const { userAuth, data } = params.inSensitive;
+  checkTemplate(template, data, userAuth);
+  // The reference finds a free slot before doing any work (TPM_RC_OBJECT_MEMORY).
+  if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
+  const derived = await derivePrimary(engine, primaryHandle, template, { userAuth, data });
   const parentName = handleName(primaryHandle);
   // A primary's parent is its hierarchy: no nameAlg, the handle as both Names (FillInCreationData).
   const creation = creationOutputs(
@@ -147,34 +204,58 @@ export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, loca
     params.creationPCR,
     params.outsideInfo,
   );
-  const object: LoadedObject = {
-    publicArea: derived.publicArea,
-    sensitive: derived.sensitive,
-    name: derived.name,
-    qualifiedName: qualifiedName(parentName, derived.name),
-    hierarchy: primaryHandle,
-    primary: true,
-    key: derived.key,
-  };
-  const objectHandle = engine.volatile.objects.load(object);
+  const objectHandle = engine.volatile.objects.load(primaryLoadedObject(primaryHandle, derived));
   return {
     handles: { objectHandle },
     params: { outPublic: derived.publicArea, ...creation, name: derived.name },
   } as never;
 });
 
-/** A loaded transient object, or undefined. TODO(next slice): persistent objects (EvictControl) as well. */
+/** LoadedObjects rebuilt from persistent entries, so a persistent key is decoded once, not per command. */
+const persistentCache = new WeakMap<PersistentObjectState, LoadedObject>();
+
+/** A persistent entry as a LoadedObject (decoded areas, node:crypto key); a primary when its QN is H(hierarchy ‖ Name). */
+function persistentLoadedObject(p: PersistentObjectState): LoadedObject {
+  const publicArea = decode(TPMT_PUBLIC, p.public);
+  const sensitive = decode(TPMT_SENSITIVE, p.sensitive);
+  return {
+    publicArea,
+    sensitive,
+    name: p.name,
+    qualifiedName: p.qualifiedName,
+    hierarchy: p.hierarchy,
+    primary: equalBytes(qualifiedName(handleName(p.hierarchy), p.name), p.qualifiedName),
+    key: keyFromSensitive(publicArea, sensitive),
+  };
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/**
+ * The object at a transient handle (the ObjectTable) or a persistent one
+ * (state.persistentObjects, Part 3 §28.5), or undefined. A persistent object is
+ * usable wherever a loaded one is (Part 1 §30.4).
+ */
 export function findObject(engine: TpmEngine, h: number): LoadedObject | undefined {
+  if (h >>> 24 === TPM_HT.PERSISTENT) {
+    const p = engine.state.persistentObjects.find((x) => x.handle === h);
+    if (p === undefined) return undefined;
+    let o = persistentCache.get(p);
+    if (o === undefined) {
+      o = persistentLoadedObject(p);
+      persistentCache.set(p, o);
+    }
+    return o;
+  }
   return engine.volatile.objects.get(h);
 }
 
 export const readPublicHandler = handler(ReadPublic, ({ engine }, { objectHandle }) => {
   const o = findObject(engine, objectHandle);
-  if (o !== undefined) return ok<typeof ReadPublic>({ outPublic: o.publicArea, name: o.name, qualifiedName: o.qualifiedName });
-  const p = engine.state.persistentObjects.find((x) => x.handle === objectHandle);
-  if (p === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
-  const outPublic = decode(TPMT_PUBLIC, p.public);
-  return ok<typeof ReadPublic>({ outPublic, name: p.name, qualifiedName: p.qualifiedName });
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  return ok<typeof ReadPublic>({ outPublic: o.publicArea, name: o.name, qualifiedName: o.qualifiedName });
 });
 
 /** Part 3 §28.4: the handle travels as a parameter; nothing loaded there is TPM_RC_HANDLE on parameter 1. */
@@ -188,11 +269,12 @@ export const flushContextHandler = handler(FlushContext, ({ engine }, _h, { flus
 // Create, Load: ordinary objects under a storage parent
 
 /** A loaded storage parent (restricted decrypt, not sign) or TPM_RC_TYPE on handle 1 (ObjectIsStorage). */
-function storageParent(engine: TpmEngine, h: number): LoadedObject {
+export function storageParent(engine: TpmEngine, h: number): LoadedObject {
   const parent = findObject(engine, h);
   if (parent === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   const a = parent.publicArea.objectAttributes;
-  if (!a.restricted || !a.decrypt || a.sign || parent.publicArea.type === TPM_ALG.KEYEDHASH) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
+  // A public-only parent has no seedValue to wrap its children with.
+  if (!a.restricted || !a.decrypt || a.sign || parent.publicArea.type === TPM_ALG.KEYEDHASH || parent.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
   return parent;
 }
 
@@ -203,26 +285,33 @@ function parentSymmetric(parent: TPMT_PUBLIC): TPMT_SYM_DEF_OBJECT {
 }
 
 /** Part 1 §23.3.2: the outer wrapper of a child's private area: the parent's seedValue, nameAlg and symmetric, the child's Name. */
-function privateWrap(parent: LoadedObject, childName: Uint8Array): OuterWrapParams {
+export function privateWrap(parent: LoadedObject, childName: Uint8Array): OuterWrapParams {
   return { hashAlg: parent.publicArea.nameAlg, symmetric: parentSymmetric(parent.publicArea), seed: parent.sensitive.seedValue, name: childName };
 }
 
 /** Part 1 §27.2: a child may be fixedTPM only under a fixedTPM parent. */
-function checkUnderParent(parent: LoadedObject, t: TPMT_PUBLIC, p: number): void {
+export function checkUnderParent(parent: LoadedObject, t: TPMT_PUBLIC, p: number): void {
   const a = t.objectAttributes;
   if (a.fixedTPM && !parent.publicArea.objectAttributes.fixedTPM) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, p));
 }
 
-export const createHandler = handler(Create, async ({ engine, locality }, { parentHandle }, params) => {
-  const parent = storageParent(engine, parentHandle);
-  const template = params.inPublic;
-  const { userAuth, data } = params.inSensitive;
-  checkTemplate(template, data, userAuth);
+/**
+ * An ordinary object under `parent` (Part 3 §12.1): the template's checks, a
+ * key from the RNG (the primary derivation over a fresh random seed), and
+ * its private area wrapped under the parent with a fresh IV. Create and
+ * CreateLoaded share it; inSensitive is parameter 1, inPublic parameter 2.
+ */
+export async function createOrdinary(
+  engine: TpmEngine,
+  parent: LoadedObject,
+  template: TPMT_PUBLIC,
+  sensitive: TPMS_SENSITIVE_CREATE,
+): Promise<{ derived: DerivedObject; outPrivate: Uint8Array }> {
+  checkTemplate(template, sensitive.data, sensitive.userAuth);
   checkUnderParent(parent, template, P_PUBLIC);
   let derived;
   try {
-    // An ordinary object's key comes from the RNG (Part 3 §12.1): the primary derivation over a fresh random seed.
-    derived = await derivePrimaryObject({ seed: engine.random(64), template, sensitive: { userAuth, data } });
+    derived = await derivePrimaryObject({ seed: engine.random(64), template, sensitive });
   } catch (e) {
     if (e instanceof TpmError && e.parameter === undefined && e.handle === undefined) {
       throw new TpmError(rcForParameter(e.baseCode, e.baseCode === TPM_RC.SIZE ? P_SENSITIVE : P_PUBLIC));
@@ -230,6 +319,13 @@ export const createHandler = handler(Create, async ({ engine, locality }, { pare
     throw e;
   }
   const outPrivate = produceOuterWrap(privateWrap(parent, derived.name), encode(TPM2B_SENSITIVE, derived.sensitive), { iv: engine.random(16) });
+  return { derived, outPrivate };
+}
+
+export const createHandler = handler(Create, async ({ engine, locality }, { parentHandle }, params) => {
+  const parent = storageParent(engine, parentHandle);
+  const template = params.inPublic;
+  const { derived, outPrivate } = await createOrdinary(engine, parent, template, params.inSensitive);
   const creation = creationOutputs(
     engine,
     locality,
@@ -282,3 +378,52 @@ export const loadHandler = handler(Load, ({ engine }, { parentHandle }, { inPriv
   return { handles: { objectHandle }, params: { name } } as never;
 });
 
+
+// ---------------------------------------------------------------------------
+// Unseal, ObjectChangeAuth
+
+/** Part 3 §12.7: the data of a sealed data object (KEYEDHASH, neither sign, decrypt nor restricted). */
+export const unsealHandler = handler(Unseal, ({ engine }, { itemHandle }) => {
+  const o = findObject(engine, itemHandle);
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  if (o.publicArea.type !== TPM_ALG.KEYEDHASH) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
+  const a = o.publicArea.objectAttributes;
+  if (a.sign || a.decrypt || a.restricted) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
+  // A public-only object has no data; the reference refuses its authorization (no authValue available).
+  if (o.publicOnly === true) throw new TpmError(TPM_RC.AUTH_UNAVAILABLE);
+  return ok<typeof Unseal>({ outData: o.sensitive.sensitive });
+});
+
+/** Part 1 §19.8.4: trailing zeros of an authValue do not count. */
+export function trimAuth(b: Uint8Array): Uint8Array {
+  let n = b.length;
+  while (n > 0 && b[n - 1] === 0) n--;
+  return b.slice(0, n);
+}
+
+/**
+ * Part 3 §12.8: the object's private area again, with a new authValue,
+ * wrapped under its parent. The loaded object keeps its old authValue; the
+ * caller loads the new blob. parentHandle must be the object's parent:
+ * QN(parent) ‖ Name gives the object's QN, else TPM_RC_TYPE on handle 2.
+ */
+export const objectChangeAuthHandler = handler(ObjectChangeAuth, ({ engine }, { objectHandle, parentHandle }, { newAuth }) => {
+  const object = findObject(engine, objectHandle);
+  if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  const parent = findObject(engine, parentHandle);
+  if (parent === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
+  const authValue = trimAuth(newAuth);
+  if (authValue.length > digestSize(object.publicArea.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  if (object.primary || object.name.length < 2 || parent.publicOnly === true || !equalBytes(qualifiedName(parent.qualifiedName, object.name), object.qualifiedName)) {
+    throw new TpmError(rcForHandle(TPM_RC.TYPE, 2));
+  }
+  let wrap: OuterWrapParams;
+  try {
+    wrap = privateWrap(parent, object.name);
+  } catch {
+    throw new TpmError(rcForHandle(TPM_RC.TYPE, 2));
+  }
+  const sensitive: TPMT_SENSITIVE = { ...object.sensitive, authValue };
+  const outPrivate = produceOuterWrap(wrap, encode(TPM2B_SENSITIVE, sensitive), { iv: engine.random(16) });
+  return ok<typeof ObjectChangeAuth>({ outPrivate });
+});
