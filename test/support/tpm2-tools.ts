@@ -148,12 +148,16 @@ function runTool(file: string, args: readonly string[], cwd: string, env: NodeJS
  * no other client may be connected meanwhile: abrmd talks to the TPM while it
  * starts). Files are read and written in `cwd`.
  */
-export async function startTpm2Tools(sw: SwtpmInstance, opts: { readonly cwd: string; readonly mode?: Tpm2ToolsMode }): Promise<Tpm2Tools> {
+export async function startTpm2Tools(
+  sw: Pick<SwtpmInstance, 'port'>,
+  // backend: the TCTI to the TPM (abrmd's, or the tools' own in direct mode): `swtpm` (default) or `mssim` for a server with the MS platform port.
+  opts: { readonly cwd: string; readonly mode?: Tpm2ToolsMode; readonly backend?: 'swtpm' | 'mssim' },
+): Promise<Tpm2Tools> {
   const s = tpm2ToolsSupport();
   if (!s.available) throw new Error(s.reason);
   const forced = process.env['TRUSTROOT_TPM2TOOLS_MODE'];
   const mode = opts.mode ?? (forced === 'abrmd' || forced === 'direct' ? forced : s.abrmd ? 'abrmd' : 'direct');
-  const swtpmTcti = `swtpm:host=127.0.0.1,port=${sw.port}`;
+  const swtpmTcti = `${opts.backend ?? 'swtpm'}:host=127.0.0.1,port=${sw.port}`;
   if (mode === 'direct') {
     const env = toolEnv(swtpmTcti, undefined);
     return {
