@@ -27,7 +27,7 @@ import { eccAkTemplate, rsaAkTemplate, type EkTemplateId } from '../../src/tpm/t
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_ATTEST, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -51,14 +51,14 @@ function verifies(key: KeyObject, message: Uint8Array, sig: TPMT_SIGNATURE): boo
   return false;
 }
 
-describeWithSwtpm('attestation keys under the EK on swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('attestation keys under the EK', (kind) => {
+  let sw: TpmUnderTest;
   let transport: SwtpmTransport;
   let tpm: Tpm;
   let firmwareVersion = 0n;
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
     tpm = new Tpm(transport);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });

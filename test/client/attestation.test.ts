@@ -32,7 +32,7 @@ import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const empty = new Uint8Array(0);
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
@@ -110,8 +110,8 @@ class Hook implements Transport {
   }
 }
 
-describeWithSwtpm('attestation against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('attestation', (kind) => {
+  let sw: TpmUnderTest;
   let hook: Hook;
   let tpm: Tpm;
   let ak: Entity; // ECC AK in the endorsement hierarchy: counters in the clear
@@ -144,7 +144,7 @@ describeWithSwtpm('attestation against swtpm', () => {
   }
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     hook = new Hook(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }));
     tpm = new Tpm(hook);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });

@@ -23,7 +23,7 @@ import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { eccEkTemplate, ekTemplate, rsaEkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const empty = new Uint8Array(0);
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -37,8 +37,8 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-describeWithSwtpm('activateCredential against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('activateCredential', (kind) => {
+  let sw: TpmUnderTest;
   let tpm: Tpm;
   let ak: Entity;
   const akAuth = utf8('ak auth');
@@ -71,7 +71,7 @@ describeWithSwtpm('activateCredential against swtpm', () => {
   }
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     tpm = new Tpm(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }));
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     // An AK-shaped key (restricted signing, ECC P-256) in the endorsement hierarchy, with a password; noDA for the wrong-auth cases.

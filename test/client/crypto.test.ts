@@ -75,7 +75,7 @@ import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { rejection, WireProbe } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const digestOf = (alg: string, ...parts: Uint8Array[]): Buffer => {
   const h = createHash(alg);
@@ -96,14 +96,14 @@ function externalPublic(publicKey: KeyObject, template: TPMT_PUBLIC): TPMT_PUBLI
   return { ...template, objectAttributes: attributes, unique: Buffer.from(String(jwk.n), 'base64url') } as TPMT_PUBLIC;
 }
 
-describeWithSwtpm('client crypto against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('client crypto', (kind) => {
+  let sw: TpmUnderTest;
   let wire: WireProbe;
   let tpm: Tpm;
   let srk: LoadedKey;
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
     wire = new WireProbe(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
     tpm = new Tpm(wire);

@@ -23,7 +23,8 @@ import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
 import { ptySupport, startPtyTpm, type PtyTpm } from '../support/pty-tpm.js';
-import { describeWithSwtpm, startSwtpm, swtpmSupport, type SwtpmInstance } from '../support/swtpm.js';
+import { swtpmSupport } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const REAL_DEVICE = process.env['TRUSTROOT_TEST_DEVICE'];
 
@@ -224,8 +225,8 @@ if (REAL_DEVICE) {
   } else {
     for (const mode of ['zero', 'eagain'] as const) {
       const reads = mode === 'zero' ? 'read() = 0 while waiting, like a TPM device' : 'read() = EAGAIN while waiting, like a terminal';
-      describeWithSwtpm(`device transport through a pty stand-in for /dev/tpmrm0 (${reads})`, () => {
-        let sw: SwtpmInstance;
+      describeEachTpm(`device transport through a pty stand-in for /dev/tpmrm0 (${reads})`, (kind) => {
+        let sw: TpmUnderTest;
         let relay: PtyTpm;
         const transports: DeviceTransport[] = [];
         /** A fresh transport on the stand-in; closed after the test. */
@@ -236,7 +237,7 @@ if (REAL_DEVICE) {
         };
 
         beforeAll(async () => {
-          sw = await startSwtpm();
+          sw = await startTpm(kind);
           relay = await startPtyTpm(sw.port, mode);
           const t = new DeviceTransport({ path: relay.path });
           // TPM2_Startup through the device itself.

@@ -27,7 +27,7 @@ import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const empty = new Uint8Array(0);
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -93,8 +93,8 @@ function duplicableKey(authPolicy: Uint8Array, extra: { encryptedDuplication?: b
   };
 }
 
-describeWithSwtpm('import and duplication against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('import and duplication', (kind) => {
+  let sw: TpmUnderTest;
   let counter: Counter;
   let tpm: Tpm;
   let srk: Entity;
@@ -139,7 +139,7 @@ describeWithSwtpm('import and duplication against swtpm', () => {
   }
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     // libtpms answers the first authorization of a DA-protected object after Startup with TPM_RC_RETRY
     // (the imported keys are DA-protected by default): the client's retry wrapper resends it.
     counter = new Counter(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));

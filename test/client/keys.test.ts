@@ -44,7 +44,7 @@ import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, TPMT_PUBLIC, type TPMS_CONTEXT } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { rejection, WireProbe } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
   const h = createHash('sha256');
@@ -57,8 +57,8 @@ const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const NOT_DA = { noDA: true } as const;
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) } as const;
 
-describeWithSwtpm('client keys against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('client keys', (kind) => {
+  let sw: TpmUnderTest;
   let liar: WireProbe;
   let tpm: Tpm;
   let srk: LoadedKey; // ECC storage key, persistent at 0x81000001 so it takes no transient slot between commands
@@ -66,7 +66,7 @@ describeWithSwtpm('client keys against swtpm', () => {
   const transients = async (): Promise<number[]> => readCapability(liar, TPM_CAP.HANDLES, [0x80000000]);
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
     liar = new WireProbe(withRetry(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort })));
     tpm = new Tpm(liar);
@@ -329,7 +329,7 @@ describeWithSwtpm('client keys against swtpm', () => {
   });
 
   describe('templates', () => {
-    it('each template helper makes a key swtpm accepts, with the attributes asked for', async () => {
+    it('each template helper makes a key the TPM accepts, with the attributes asked for', async () => {
       const templates = [
         rsaSigningTemplate({ attributes: NOT_DA, scheme: { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA384 } } }),
         rsaDecryptTemplate({ attributes: NOT_DA }),

@@ -40,7 +40,7 @@ import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMS_NV_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { rejection, WireProbe } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
   const h = createHash('sha256');
@@ -52,8 +52,8 @@ const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const nameOf = (pub: TPMS_NV_PUBLIC): string => hexOf(Buffer.concat([Buffer.from([0, 0x0b]), sha256(encode(TPMS_NV_PUBLIC, pub))]));
 const NO_DA = { NO_DA: true } as const;
 
-describeWithSwtpm('client NV against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('client NV', (kind) => {
+  let sw: TpmUnderTest;
   let swtpm: SwtpmTransport;
   let wire: WireProbe;
   let tpm: Tpm;
@@ -66,7 +66,7 @@ describeWithSwtpm('client NV against swtpm', () => {
   };
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     swtpm = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
     // libtpms answers the first RSA key generation after start-up with TPM_RC_RETRY: resend, as a client must.
     wire = new WireProbe(withRetry(swtpm));

@@ -20,7 +20,7 @@ import { isRc, TPM_RC } from '../../src/tpm/rc.js';
 import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../src/tpm/types/index.js';
 import { rejection } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const BANKS = [
   [TPM_ALG.SHA1, 'sha1', 20],
@@ -36,15 +36,15 @@ const H = (name: string, ...parts: Uint8Array[]): Buffer => {
 const hexOf = (b: Uint8Array | undefined): string => Buffer.from(b ?? new Uint8Array(0)).toString('hex');
 const digestIn = (d: TPMT_HA): Uint8Array => ('digest' in d ? d.digest : new Uint8Array(0));
 
-describeWithSwtpm('client PCRs against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('client PCRs', (kind) => {
+  let sw: TpmUnderTest;
   let transport: SwtpmTransport;
   let tpm: Tpm;
 
   const value = async (bank: number, pcr: number): Promise<string> => hexOf((await pcrRead(tpm, [pcrSelection(bank as never, [pcr])])).get(bank)?.get(pcr));
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
     tpm = new Tpm(transport);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });

@@ -46,7 +46,7 @@ import { eccSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, type TPM2B_PRIVATE, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { rejection } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmKind, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const u32 = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
 const codeOf = (command: Uint8Array): number => u32(command, 6);
@@ -144,7 +144,7 @@ function verifyEcdsa(pub: TPMT_PUBLIC, message: Uint8Array, sig: TPMT_SIGNATURE)
 }
 
 interface Fixture {
-  sw: SwtpmInstance;
+  sw: TpmUnderTest;
   lossy: Lossy;
   tpm: Tpm;
   srk: Entity;
@@ -155,8 +155,8 @@ interface Fixture {
   nv: Entity;
 }
 
-async function setUp(): Promise<Fixture> {
-  const sw = await startSwtpm();
+async function setUp(kind: TpmKind): Promise<Fixture> {
+  const sw = await startTpm(kind);
   const lossy = new Lossy(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }));
   const tpm = new Tpm(lossy);
   await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
@@ -199,11 +199,11 @@ async function loaded(tpm: Tpm): Promise<{ objects: number[]; sessions: number[]
 
 const NOTHING = { objects: [], sessions: [], saved: [] };
 
-describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
+describeEachTpm('the Tpm after a lost response', (kind) => {
   let f: Fixture;
 
   beforeAll(async () => {
-    f = await setUp();
+    f = await setUp(kind);
   });
 
   afterAll(async () => {
@@ -266,7 +266,7 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
   for (const loss of LOSSES) {
     describe(loss, () => {
       for (const op of OPS) {
-        it(`${op.name}: ${EXPECTED_CODE[loss]}, the session refused, nothing left on swtpm, a new session works`, async () => {
+        it(`${op.name}: ${EXPECTED_CODE[loss]}, the session refused, nothing left on the TPM, a new session works`, async () => {
           const ran = loss !== 'closed before the TPM saw it';
           const s = op.code === StartAuthSession.code ? undefined : await f.tpm.startAuthSession({});
           if (op.code === NV_Write.code) await f.tpm.run(NV_Write, { authHandle: f.nv, nvIndex: f.nv }, { data: new Uint8Array(16), offset: 0 });
@@ -316,17 +316,17 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
     });
   }
 
-  it('a real timeout: swtpm stopped (SIGSTOP) while it holds CreatePrimary runs it when continued, and the clean-up flushes the object', async () => {
+  it('a real timeout: the TPM stopped (SIGSTOP for swtpm) while it holds CreatePrimary runs it when continued, and the clean-up flushes the object', async () => {
     const s = await f.tpm.startAuthSession({ bind: TPM_RH.OWNER });
     const from = f.lossy.sent.length;
-    process.kill(f.sw.pid, 'SIGSTOP');
+    f.sw.freeze();
     let e: unknown;
     try {
       e = await rejection(
         f.tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: eccSrkTemplate(), ...NO_CREATION }, { sessions: [s], timeoutMs: 200 }),
       );
     } finally {
-      process.kill(f.sw.pid, 'SIGCONT');
+      f.sw.thaw();
     }
     expect((e as TransportError).code).toBe('transport.timeout');
     expect(s.status).toBe('broken');
@@ -337,7 +337,7 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
     await signChecked(undefined);
   });
 
-  it('while swtpm cannot be reached the clean-up waits; it runs before the next command that gets through', async () => {
+  it('while the TPM cannot be reached the clean-up waits; it runs before the next command that gets through', async () => {
     const s = await f.tpm.startAuthSession({});
     f.lossy.armed = { cc: Load.code, loss: 'closed after the TPM ran it', downAfterLoss: true };
     expect(((await rejection(f.tpm.run(Load, { parentHandle: f.srk }, f.blob, { sessions: [s] }))) as TransportError).code).toBe('transport.closed');
@@ -385,7 +385,7 @@ describeWithSwtpm('the Tpm after a lost response (swtpm)', () => {
     await f.tpm.flush(r.handles.objectHandle);
   });
 
-  it('a lost FlushContext: the object is gone afterwards, whether swtpm ran it or not', async () => {
+  it('a lost FlushContext: the object is gone afterwards, whether the TPM ran it or not', async () => {
     for (const loss of ['closed after the TPM ran it', 'closed before the TPM saw it'] as const) {
       const h = (await f.tpm.run(Load, { parentHandle: f.srk }, f.blob)).handles.objectHandle;
       f.lossy.armed = { cc: FlushContext.code, loss };

@@ -22,7 +22,7 @@ import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../../src/tpm/types/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const empty = new Uint8Array(0);
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -67,8 +67,8 @@ class Probe implements Transport {
   }
 }
 
-describeWithSwtpm('seal and unseal against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('seal and unseal', (kind) => {
+  let sw: TpmUnderTest;
   let probe: Probe;
   let tpm: Tpm;
   let srk: Entity;
@@ -99,7 +99,7 @@ describeWithSwtpm('seal and unseal against swtpm', () => {
   }
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     probe = new Probe(new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }));
     tpm = new Tpm(probe);
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
@@ -135,7 +135,7 @@ describeWithSwtpm('seal and unseal against swtpm', () => {
     await expectNoLeaks();
   });
 
-  it('the policy digest equals swtpm\'s PolicyGetDigest in a trial session and the Part 3 formulas hashed here', async () => {
+  it('the policy digest equals the TPM\'s PolicyGetDigest in a trial session and the Part 3 formulas hashed here', async () => {
     await extend('measured');
     const values = await readPcrs(tpm.transport, sel256);
     const p = sealPolicy(TPM_ALG.SHA256, sel256, values, 'PolicyAuthValue');

@@ -61,7 +61,7 @@ import {
   type TPMT_SYM_DEF,
 } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 // ---------------------------------------------------------------------------
 // A transport that records every exchange and can tamper with one response.
@@ -487,16 +487,16 @@ function validCell(v: Variant, c: CommandCase): boolean {
   return !v.alwaysInvalid && (!v.needsDecrypt || c.decrypt) && (!v.needsEncrypt || c.encrypt);
 }
 
-type TransportKind = 'swtpm' | 'mssim';
+type Framing = 'swtpm' | 'mssim';
 
-for (const kind of ['swtpm', 'mssim'] as TransportKind[]) {
-  describeWithSwtpm(`sessions against swtpm (${kind} framing)`, () => {
-    let sw: SwtpmInstance;
+for (const framing of ['swtpm', 'mssim'] as Framing[]) {
+  describeEachTpm(`sessions (${framing} framing)`, (kind) => {
+    let sw: TpmUnderTest;
     let f: Fixture;
 
     beforeAll(async () => {
-      sw = await startSwtpm();
-      const t = kind === 'swtpm' ? new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }) : new MssimTransport({ port: sw.port });
+      sw = await startTpm(kind);
+      const t = framing === 'swtpm' ? new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort }) : new MssimTransport({ port: sw.port });
       f = await setUp(t);
     }, 60_000);
     afterAll(async () => {

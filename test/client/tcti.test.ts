@@ -4,7 +4,7 @@
  * default, and openTransport against swtpm in both framings, with the same
  * string also given to tpm2-tools.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryTransport } from '../../src/client/retry.js';
@@ -28,7 +28,7 @@ import { encodeErrorResponse, encodeResponse } from '../../src/tpm/frame.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport, MssimTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 function tctiError(f: () => unknown, code: TctiError['code'] = 'tcti.invalid'): TctiError {
   let caught: unknown;
@@ -224,11 +224,11 @@ describe('TCTI strings: environment and registry', () => {
   });
 });
 
-describeWithSwtpm('TCTI strings against swtpm', () => {
-  let sw: SwtpmInstance;
+describeEachTpm('TCTI strings against a TCP TPM', (kind) => {
+  let sw: TpmUnderTest;
 
   beforeAll(async () => {
-    sw = await startSwtpm();
+    sw = await startTpm(kind);
     const t = new SwtpmTransport({ port: sw.port });
     await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
     await t.close();
@@ -250,7 +250,7 @@ describeWithSwtpm('TCTI strings against swtpm', () => {
     });
   }
 
-  it('TRUSTROOT_TPM with the default host (localhost) reaches swtpm, through the retry wrapper', async () => {
+  it('TRUSTROOT_TPM with the default host (localhost) reaches the TPM, through the retry wrapper', async () => {
     const t = await openTransport(undefined, { env: { TRUSTROOT_TPM: `swtpm:port=${sw.port}`, TPM2TOOLS_TCTI: 'device:/nonexistent' } });
     try {
       expect(t).toBeInstanceOf(RetryTransport);
@@ -260,9 +260,14 @@ describeWithSwtpm('TCTI strings against swtpm', () => {
     }
   });
 
-  it('tpm2-tools accepts the same string (tpm2_getrandom -T)', () => {
+  it('tpm2-tools accepts the same string (tpm2_getrandom -T)', async () => {
     const tcti = formatTcti(parseTcti(`swtpm:host=127.0.0.1,port=${sw.port}`));
-    const r = spawnSync('tpm2_getrandom', ['-T', tcti, '--hex', '16'], { encoding: 'utf8', timeout: 20_000 });
+    // Not spawnSync: the simulator's server runs in this process and must keep answering meanwhile.
+    const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile('tpm2_getrandom', ['-T', tcti, '--hex', '16'], { encoding: 'utf8', timeout: 20_000 }, (e, stdout, stderr) =>
+        resolve({ status: e === null ? 0 : typeof e.code === 'number' ? e.code : null, stdout, stderr }),
+      );
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
   });
