@@ -7,19 +7,38 @@
  * state.ts) and `volatile` (what a power cycle loses).
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { AnyCommand } from '../tpm/command.js';
-import { TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
+import type { AnyCommand, AuthRole } from '../tpm/command.js';
+import { TPM_ALG, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
+import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize } from '../tpm/crypto/hash.js';
 import { ParseError, TrustrootError } from '../tpm/errors.js';
-import { decodeHandles, decodeParams, encodeErrorResponse, encodeResponse, splitCommand, type AuthResponse } from '../tpm/frame.js';
-import { TPM_RC, TpmError, rcForHandle, rcForParameter, rcForSession } from '../tpm/rc.js';
-import { TPMA_SESSION, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
+import { decodeHandles, decodeParams, encodeErrorResponse, encodeResponseParams, frameResponse, splitCommand, type AuthResponse } from '../tpm/frame.js';
+import { handleName, nvName } from '../tpm/names.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter, rcForSession, TPM_RC_S, TPM_RC_N_SHIFT } from '../tpm/rc.js';
+import {
+  commandHmac,
+  decryptCommandParameter,
+  encryptResponseParameter,
+  extendAuditDigest,
+  extraNonces,
+  isBindEntity,
+  responseHmac,
+  sessionHmacKey,
+  type SessionRole,
+} from '../tpm/session-crypto.js';
+import { TPMA_NV, TPMA_SESSION, TPMT_PUBLIC, TPMT_SENSITIVE, type TPMA_OBJECT, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
+import { decode } from '../tpm/wire/codec.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler } from './handlers/handler.js';
+import { nvPublicOf } from './handlers/nv.js';
+import { findObject } from './handlers/object.js';
+import { checkPolicySession } from './policy-check.js';
+import type { SequenceObject } from './sequences.js';
 import { PCR_COUNT, createSimulatorState, defaultRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
-import { SessionTable } from './sessions.js';
+import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
+import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -49,6 +68,12 @@ export interface TpmEngineOptions {
    * command whose handler changed persistent state (HandlerContext.persistentChanged).
    */
   readonly persist?: (state: SimulatorState) => Promise<void>;
+  /**
+   * The installation's EK certificate CA (manufacture.ts). A TPM not yet
+   * provisioned gets its EK certificate indices when an engine with a CA
+   * opens it (the caller saves the state afterwards); without one, none.
+   */
+  readonly manufacture?: ManufactureOptions;
 }
 
 /** What a power cycle loses (_TPM_Init, Part 1 §36.4). */
@@ -66,9 +91,60 @@ export interface VolatileState {
   ehEnable: boolean;
   /** Loaded transient objects (objects.ts). */
   objects: ObjectTable;
-  /** Loaded authorization sessions (sessions.ts). */
+  /** Loaded and saved authorization sessions (sessions.ts). */
   sessions: SessionTable;
+  /** now() of the last dictionary-attack failure or self-healing step (the reference's s_selfHealTimer). */
+  daSelfHealAt: number;
+  /** now() of the last lockoutAuth failure (the reference's s_lockoutTimer). */
+  daLockoutAt: number;
 }
+
+/**
+ * What authorizes one entity (Part 1 §19.7): its Name, authValue, authPolicy
+ * and the attributes that decide who may use which.
+ */
+export interface AuthEntity {
+  readonly handle: number;
+  readonly name: Uint8Array;
+  readonly authValue: Uint8Array;
+  /** Empty when the entity has no policy. */
+  readonly authPolicy: Uint8Array;
+  /** Exempt from dictionary-attack protection (the reference's IsDAExempted). */
+  readonly daExempt: boolean;
+  /** An object's attributes (userWithAuth, adminWithPolicy); undefined for other entities. */
+  readonly objectAttributes: TPMA_OBJECT | undefined;
+}
+
+/** One session of a command's authorization area, as the engine checked it. */
+interface SessionUse {
+  readonly index: number;
+  readonly auth: TPMS_AUTH_COMMAND;
+  /** undefined for a password (TPM_RS_PW). */
+  readonly session: SessionState | undefined;
+  readonly attributes: number;
+  /** The handle this session authorizes, or undefined for an extra (encrypt/decrypt/audit) session. */
+  entity: number | undefined;
+  role: AuthRole | undefined;
+  /** The entity's authValue joins HMAC keys (the reference's includeAuth). */
+  includeAuth: boolean;
+  /** A password, or a policy session after PolicyPassword: the hmac field carries the authValue. */
+  passwordNeeded: boolean;
+}
+
+/** The checked authorization area of a command. */
+interface Authorization {
+  readonly uses: readonly SessionUse[];
+  readonly decryptIndex: number;
+  readonly encryptIndex: number;
+  readonly auditIndex: number;
+  /** The parameter area after decryption. */
+  readonly paramBytes: Uint8Array;
+  /** cpHash of the command as received, per hash algorithm. */
+  readonly cpHash: (hashAlg: number) => Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+const CONTINUE_ONLY = TPMA_SESSION.of({ continueSession: true });
 
 const HEADER_SIZE = 10;
 
@@ -78,24 +154,33 @@ export class TpmEngine {
   readonly volatile: VolatileState;
   readonly random: RandomSource;
   readonly now: () => number;
+  /** The manufacture option (the EK certificate CA), for certificates made on first read. */
+  readonly manufacture: ManufactureOptions | undefined;
   private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
+  /** Set when an authorization failure or self-healing changed the dictionary-attack state (persisted before answering). */
+  private daChanged = false;
 
   constructor(options: TpmEngineOptions = {}) {
     this.random = options.random ?? defaultRandomSource;
     this.now = options.now ?? (() => performance.now());
     this.state = options.state ?? createSimulatorState(this.random);
     this.persist = options.persist;
+    this.manufacture = options.manufacture;
+    // tpmVersion of the EK certificates: TPM_PT_FIRMWARE_VERSION_1 (capability.ts).
+    if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions) };
+    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions, ENGINE_LIMITS.activeSessions), daSelfHealAt: t, daLockoutAt: t };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
   init(): void {
     this.syncClock();
     const t = this.now();
-    Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0 });
+    Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, daSelfHealAt: t, daLockoutAt: t });
+    // Part 1 §19.8.6: with lockoutRecovery 0, lockoutAuth is usable again after a power cycle (reference DAStartup).
+    if (this.state.dictionaryAttack.lockoutRecovery === 0) this.state.dictionaryAttack.lockoutAuthLocked = false;
     this.volatile.objects.clear();
     this.volatile.sessions.clear();
   }
@@ -177,16 +262,30 @@ export class TpmEngine {
       if (rc !== 0) return encodeErrorResponse(rcForHandle(rc, i + 1));
     }
     // Part 3 §5.4: authorizations.
-    const auth = this.authorize(cmd, tag, split.handleValues, split.sessions);
-    if (typeof auth === 'number') return encodeErrorResponse(auth);
+    const auth = this.authorize(cmd, tag, split.handleValues, split.sessions, split.paramBytes, locality);
+    if (typeof auth === 'number') {
+      // A failed authorization may have counted against dictionary-attack protection: that must survive a crash.
+      if (this.daChanged) {
+        this.daChanged = false;
+        if (this.persist !== undefined) {
+          try {
+            await this.persist(this.state);
+          } catch {
+            return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
+          }
+        }
+      }
+      return encodeErrorResponse(auth);
+    }
     // Part 3 §5.5: parameters.
     let params: unknown;
     try {
-      params = decodeParams(cmd, split.paramBytes);
+      params = decodeParams(cmd, auth.paramBytes);
     } catch (e) {
       return encodeErrorResponse(paramParseRc(e, cmd));
     }
-    const ctx = { engine: this, locality, persistentChanged: false };
+    const ctx = { engine: this, locality, persistentChanged: this.daChanged };
+    this.daChanged = false;
     const result = await entry.run(ctx, handles as never, params as never);
     if (ctx.persistentChanged && this.persist !== undefined) {
       // Part 2 §6.6.3 TPM_RC_NV_UNAVAILABLE: the change could not be made durable, so it is not reported as done.
@@ -196,7 +295,10 @@ export class TpmEngine {
         return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
       }
     }
-    return encodeResponse(cmd, result.handles as never, result.params as never, { sessions: auth });
+    const responseParams = encodeResponseParams(cmd, result.params as never);
+    if (tag === TPM_ST.NO_SESSIONS) return frameResponse(cmd, result.handles as never, responseParams);
+    const { paramBytes, sessions } = this.respond(cmd, auth, responseParams);
+    return frameResponse(cmd, result.handles as never, paramBytes, { sessions });
   }
 
   /** Whether a handle names something that exists now (Part 3 §5.3); 0 or the base code. */
@@ -212,52 +314,360 @@ export class TpmEngine {
     }
     if (type === TPM_HT.NV_INDEX) return this.state.nvIndices.some((n) => n.nvIndex === h) ? 0 : TPM_RC.HANDLE;
     if (type === TPM_HT.PERSISTENT) return this.state.persistentObjects.some((o) => o.handle === h) ? 0 : TPM_RC.HANDLE;
-    if (type === TPM_HT.TRANSIENT) return this.volatile.objects.get(h) !== undefined ? 0 : TPM_RC.HANDLE;
-    // No sessions are loaded yet in this slice.
+    if (type === TPM_HT.TRANSIENT) return this.volatile.objects.has(h) ? 0 : TPM_RC.HANDLE;
+    // Part 3 §5.3: a session handle names a loaded session (policy commands' policySession).
+    if (type === TPM_HT.HMAC_SESSION || type === TPM_HT.POLICY_SESSION) return this.volatile.sessions.get(h) !== undefined ? 0 : TPM_RC.HANDLE;
     return TPM_RC.HANDLE;
   }
 
-  /** The authValue a password session must present for `h` (Part 1 §19.8.4), or undefined when none can. */
-  private authValueOf(h: number): Uint8Array | undefined {
-    const a = this.state.auths;
-    if (h === TPM_RH.OWNER) return a.owner.authValue;
-    if (h === TPM_RH.ENDORSEMENT) return a.endorsement.authValue;
-    if (h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return a.platform.authValue;
-    if (h === TPM_RH.LOCKOUT) return a.lockout.authValue;
-    if (h >>> 24 === TPM_HT.PCR || h === TPM_RH.NULL) return new Uint8Array(0); // PCR authValues are empty until PCR_SetAuthValue
-    const object = this.volatile.objects.get(h);
-    // Part 1 §19.7.3: a password (USER role) only when userWithAuth is SET. TODO(next slice): ADMIN/DUP roles.
-    if (object !== undefined) return object.publicArea.objectAttributes.userWithAuth ? object.sensitive.authValue : undefined;
-    // An NV index authorizes with its own authValue (Part 1 §37.3); whether it may is the handler's check (Part 3 §31.7).
-    if (h >>> 24 === TPM_HT.NV_INDEX) return this.state.nvIndices.find((n) => n.nvIndex === h)?.authValue;
+  /**
+   * The entity behind a handle, for authorization (Part 1 §19.7) and Names
+   * (Part 1 §16): hierarchies, PCRs, loaded and persistent objects, NV
+   * indices. Undefined for anything else (sessions, unknown handles).
+   */
+  entityOf(h: number): AuthEntity | undefined {
+    const type = h >>> 24;
+    if (type === TPM_HT.PERMANENT) {
+      const a = this.state.auths;
+      const auth =
+        h === TPM_RH.OWNER ? a.owner : h === TPM_RH.ENDORSEMENT ? a.endorsement : h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV ? a.platform : h === TPM_RH.LOCKOUT ? a.lockout : undefined;
+      if (auth === undefined && h !== TPM_RH.NULL) return undefined;
+      // Reference IsDAExempted: every permanent handle but TPM_RH_LOCKOUT is exempt.
+      return { handle: h, name: handleName(h), authValue: auth?.authValue ?? EMPTY, authPolicy: auth?.authPolicy ?? EMPTY, daExempt: h !== TPM_RH.LOCKOUT, objectAttributes: undefined };
+    }
+    // PCR authValues are empty until PCR_SetAuthValue; PCRs are exempt from DA.
+    if (type === TPM_HT.PCR) return { handle: h, name: handleName(h), authValue: EMPTY, authPolicy: EMPTY, daExempt: true, objectAttributes: undefined };
+    if (type === TPM_HT.NV_INDEX) {
+      const nv = this.state.nvIndices.find((n) => n.nvIndex === h);
+      if (nv === undefined) return undefined;
+      const pub = nvPublicOf(nv);
+      return { handle: h, name: nvName(pub), authValue: nv.authValue, authPolicy: nv.authPolicy, daExempt: TPMA_NV.fromWord(nv.attributes).NO_DA, objectAttributes: undefined };
+    }
+    if (type === TPM_HT.TRANSIENT || type === TPM_HT.PERSISTENT) {
+      const seq = this.volatile.objects.getSequence(h) as SequenceObject | undefined;
+      // A sequence has no Name and is exempt from DA; its auth is always available (reference AllocateSequenceSlot, EntityGetName).
+      if (seq !== undefined) return { handle: h, name: EMPTY, authValue: seq.authValue, authPolicy: EMPTY, daExempt: true, objectAttributes: undefined };
+      const o = findObject(this, h);
+      if (o !== undefined) {
+        const attrs = o.publicArea.objectAttributes;
+        return { handle: h, name: o.name, authValue: o.sensitive.authValue, authPolicy: o.publicArea.authPolicy, daExempt: attrs.noDA, objectAttributes: attrs };
+      }
+      const p = type === TPM_HT.PERSISTENT ? this.state.persistentObjects.find((x) => x.handle === h) : undefined;
+      if (p === undefined) return undefined;
+      const pub = decode(TPMT_PUBLIC, p.public);
+      const sensitive = decode(TPMT_SENSITIVE, p.sensitive);
+      return { handle: h, name: p.name, authValue: sensitive.authValue, authPolicy: pub.authPolicy, daExempt: pub.objectAttributes.noDA, objectAttributes: pub.objectAttributes };
+    }
     return undefined;
   }
 
+  /** The Name of any command handle (Part 1 §16): an entity's, or the handle itself (sessions). */
+  private nameOf(h: number): Uint8Array {
+    return this.entityOf(h)?.name ?? handleName(h);
+  }
+
   /**
-   * Part 3 §5.4 and Part 1 §19.8.4: one session per handle that needs one,
-   * password sessions checked here. Returns the response authorizations, or
-   * a response code.
+   * Part 1 §19.8.6 self-healing (the reference's DASelfHeal): one failure is
+   * forgotten per recoveryTime seconds, and lockoutAuth is usable again
+   * lockoutRecovery seconds after its last failure.
    */
-  private authorize(cmd: AnyCommand, tag: number, handleValues: readonly number[], sessions: readonly TPMS_AUTH_COMMAND[]): AuthResponse[] | number {
-    if (tag === TPM_ST.NO_SESSIONS) return cmd.authCount > 0 ? TPM_RC.AUTH_MISSING : [];
-    if (sessions.length < cmd.authCount) return TPM_RC.AUTH_MISSING;
-    const authHandles = cmd.handleNames.map((n, i) => ({ spec: cmd.handles[n]!, value: handleValues[i]! })).filter((h) => h.spec.auth !== null);
-    const out: AuthResponse[] = [];
+  private daSelfHeal(): void {
+    const da = this.state.dictionaryAttack;
+    const v = this.volatile;
+    const t = this.now();
+    if (da.recoveryTime !== 0 && da.failedTries > 0) {
+      const steps = Math.floor((t - v.daSelfHealAt) / (da.recoveryTime * 1000));
+      if (steps > 0) {
+        da.failedTries = Math.max(0, da.failedTries - steps);
+        v.daSelfHealAt += steps * da.recoveryTime * 1000;
+        this.daChanged = true;
+      }
+    } else if (da.failedTries === 0) {
+      v.daSelfHealAt = t;
+    }
+    if (da.lockoutAuthLocked && da.lockoutRecovery !== 0 && t - v.daLockoutAt >= da.lockoutRecovery * 1000) {
+      da.lockoutAuthLocked = false;
+      this.daChanged = true;
+    }
+  }
+
+  /** The reference's CheckLockedOut: TPM_RC_LOCKOUT or 0. */
+  private lockedOut(lockoutAuth: boolean): number {
+    const da = this.state.dictionaryAttack;
+    if (lockoutAuth) return da.lockoutAuthLocked ? TPM_RC.LOCKOUT : 0;
+    return da.failedTries >= da.maxTries ? TPM_RC.LOCKOUT : 0;
+  }
+
+  /**
+   * After a failed password or HMAC (the reference's IncrementLockout):
+   * TPM_RC_AUTH_FAIL when the failure counts against DA protection,
+   * TPM_RC_BAD_AUTH when the entity (and the session's bind) is exempt.
+   */
+  private authFailure(use: SessionUse, entity: AuthEntity): number {
+    let lockout = entity.handle === TPM_RH.LOCKOUT;
+    const s = use.session;
+    if (s === undefined) {
+      if (entity.daExempt) return TPM_RC.BAD_AUTH;
+    } else {
+      if (s.lockoutBound) lockout = true;
+      if (!s.daBound && ((entity.daExempt && !lockout) || !use.includeAuth)) return TPM_RC.BAD_AUTH;
+    }
+    const da = this.state.dictionaryAttack;
+    if (lockout) {
+      da.lockoutAuthLocked = true;
+      this.volatile.daLockoutAt = this.now();
+    } else if (da.recoveryTime !== 0) {
+      if (da.failedTries === 0) this.volatile.daSelfHealAt = this.now();
+      da.failedTries++;
+    }
+    this.daChanged = true;
+    return TPM_RC.AUTH_FAIL;
+  }
+
+  /**
+   * Part 3 §5.4 and Part 1 §19 (the reference's ParseSessionBuffer): checks
+   * each session of the authorization area — passwords, HMAC sessions and
+   * policy sessions for the handles that need authorization, extra sessions
+   * for parameter encryption and audit — then decrypts the first parameter.
+   * Returns the checked area, or a response code.
+   */
+  private authorize(
+    cmd: AnyCommand,
+    tag: number,
+    handleValues: readonly number[],
+    sessions: readonly TPMS_AUTH_COMMAND[],
+    paramBytes: Uint8Array,
+    locality: number,
+  ): Authorization | number {
+    const cpHashes = new Map<number, Uint8Array>();
+    let names: Uint8Array[] | undefined;
+    const handleNames = (): Uint8Array[] => (names ??= handleValues.map((h) => this.nameOf(h)));
+    const cpHash = (alg: number): Uint8Array => {
+      let h = cpHashes.get(alg);
+      if (h === undefined) cpHashes.set(alg, (h = computeCpHash(alg, cmd.code, handleNames(), paramBytes)));
+      return h;
+    };
+    if (tag === TPM_ST.NO_SESSIONS) {
+      if (cmd.authCount > 0) return TPM_RC.AUTH_MISSING;
+      return { uses: [], decryptIndex: -1, encryptIndex: -1, auditIndex: -1, paramBytes, cpHash };
+    }
+    const table = this.volatile.sessions;
+    const uses: SessionUse[] = [];
+    let decryptIndex = -1;
+    let encryptIndex = -1;
+    let auditIndex = -1;
+    // The reference's RetrieveSessionData: what each session is and may do.
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
-      if (s.sessionHandle !== TPM_RS_PW) return TPM_RC.AUTH_UNAVAILABLE; // TODO(next slice): HMAC and policy sessions
-      // A password may only authorize a handle; it cannot audit or encrypt (Part 1 §19.8.4).
-      if (i >= authHandles.length) return rcForSession(TPM_RC.AUTH_CONTEXT, i + 1);
-      if (s.nonce.length !== 0) return rcForSession(TPM_RC.NONCE, i + 1);
-      const attrs = TPMA_SESSION.toWord(s.sessionAttributes);
-      if ((attrs & ~TPMA_SESSION.toWord(TPMA_SESSION.of({ continueSession: true }))) !== 0) return rcForSession(TPM_RC.ATTRIBUTES, i + 1);
-      const expected = this.authValueOf(authHandles[i]!.value);
-      if (expected === undefined) return TPM_RC.AUTH_UNAVAILABLE;
-      // TODO(next slice): dictionary-attack accounting for lockoutAuth failures (TPM_RC_AUTH_FAIL, lockout).
-      if (!passwordMatches(s.hmac, expected)) return rcForSession(TPM_RC.BAD_AUTH, i + 1);
-      out.push({ nonce: new Uint8Array(0), sessionAttributes: TPMA_SESSION.of({ continueSession: s.sessionAttributes.continueSession }), hmac: new Uint8Array(0) });
+      const n = i + 1;
+      const a = s.sessionAttributes;
+      const word = TPMA_SESSION.toWord(a);
+      if (s.sessionHandle === TPM_RS_PW) {
+        // Part 1 §19.8.4: a password only authorizes; its nonce is empty.
+        if (a.encrypt || a.decrypt || a.audit || a.auditExclusive || a.auditReset) return rcForSession(TPM_RC.ATTRIBUTES, n);
+        if (s.nonce.length !== 0) return rcForSession(TPM_RC.NONCE, n);
+        uses.push({ index: i, auth: s, session: undefined, attributes: word, entity: undefined, role: undefined, includeAuth: true, passwordNeeded: true });
+        continue;
+      }
+      const session = table.get(s.sessionHandle);
+      if (session === undefined) return TPM_RC.REFERENCE_S0 + i;
+      if (uses.some((u) => u.auth.sessionHandle === s.sessionHandle)) return rcForSession(TPM_RC.HANDLE, n);
+      if (a.decrypt) {
+        if (!cmd.commandEncryptable || decryptIndex >= 0) return rcForSession(TPM_RC.ATTRIBUTES, n);
+        if (session.symmetric.algorithm === TPM_ALG.NULL) return rcForSession(TPM_RC.SYMMETRIC, n);
+        decryptIndex = i;
+      }
+      if (a.encrypt) {
+        if (!cmd.responseEncryptable || encryptIndex >= 0) return rcForSession(TPM_RC.ATTRIBUTES, n);
+        if (session.symmetric.algorithm === TPM_ALG.NULL) return rcForSession(TPM_RC.SYMMETRIC, n);
+        encryptIndex = i;
+      }
+      if (a.audit) {
+        // Only an HMAC session audits (Part 1 §19.6.14).
+        if (auditIndex >= 0 || session.kind !== 'hmac') return rcForSession(TPM_RC.ATTRIBUTES, n);
+        auditIndex = i;
+      }
+      uses.push({ index: i, auth: s, session, attributes: word, entity: undefined, role: undefined, includeAuth: false, passwordNeeded: false });
     }
-    return out;
+    // Associate sessions with the handles that need authorization, in order.
+    let k = 0;
+    for (let h = 0; h < cmd.handleNames.length; h++) {
+      const role = cmd.handles[cmd.handleNames[h]!]!.auth;
+      if (role === null) continue;
+      const use = uses[k++];
+      if (use === undefined) return TPM_RC.AUTH_MISSING;
+      use.entity = handleValues[h]!;
+      use.role = role;
+    }
+    this.daSelfHeal();
+    // The reference's consistency checks, then each authorization.
+    for (const use of uses) {
+      const n = use.index + 1;
+      const session = use.session;
+      if (session === undefined) {
+        if (use.entity === undefined) return rcForSession(TPM_RC.HANDLE, n);
+      } else {
+        // A trial session only computes a digest (Part 1 §19.7.9).
+        if (session.kind === 'trial') return rcForSession(TPM_RC.ATTRIBUTES, n);
+        if (session.daBound) {
+          const rc = this.lockedOut(session.lockoutBound);
+          if (rc !== 0) return rc;
+        }
+      }
+      if (use.entity !== undefined) {
+        const rc = this.checkAuthorization(cmd, use, locality, handleNames, cpHash, uses);
+        if (rc !== 0) return withSessionIndex(rc, n);
+      } else {
+        const a = use.auth.sessionAttributes;
+        if (!a.audit && !a.encrypt && !a.decrypt) return rcForSession(TPM_RC.ATTRIBUTES, n);
+        use.includeAuth = false;
+        if (!this.hmacMatches(use, undefined, cpHash, uses)) return rcForSession(TPM_RC.BAD_AUTH, n);
+      }
+    }
+    // Decrypt the first parameter last (Part 1 §21): the HMACs cover it as sent.
+    let params = paramBytes;
+    if (decryptIndex >= 0) {
+      const use = uses[decryptIndex]!;
+      const session = use.session!;
+      const authValue = use.entity === undefined ? undefined : this.entityOf(use.entity)?.authValue;
+      try {
+        params = decryptCommandParameter(
+          { hashAlg: session.authHash, symmetric: session.symmetric, key: sessionHmacKey(session.sessionKey, authValue), nonceCaller: use.auth.nonce, nonceTPM: session.nonceTPM },
+          paramBytes,
+        );
+      } catch {
+        return rcForSession(TPM_RC.SIZE, decryptIndex + 1);
+      }
+    }
+    return { uses, decryptIndex, encryptIndex, auditIndex, paramBytes: params, cpHash };
+  }
+
+  /** The reference's CheckAuthSession for one session and the handle it authorizes: 0 or a base code. */
+  private checkAuthorization(
+    cmd: AnyCommand,
+    use: SessionUse,
+    locality: number,
+    handleNames: () => Uint8Array[],
+    cpHash: (alg: number) => Uint8Array,
+    uses: readonly SessionUse[],
+  ): number {
+    const entity = this.entityOf(use.entity!);
+    if (entity === undefined) return TPM_RC.AUTH_UNAVAILABLE;
+    const session = use.session;
+    const policy = session !== undefined && session.kind !== 'hmac';
+    if (session === undefined) use.includeAuth = true;
+    else if (policy) use.includeAuth = session.policy.isAuthValueNeeded || session.policy.isPasswordNeeded;
+    else use.includeAuth = !(session.bindName !== undefined && isBindEntity({ name: session.bindName, authValue: session.bindAuthValue ?? EMPTY }, entity));
+    use.passwordNeeded = session === undefined || (policy && session.policy.isPasswordNeeded);
+    // Part 1 §19.8.6: a DA-protected authValue cannot be tried while the TPM is in lockout.
+    if (use.includeAuth && !entity.daExempt) {
+      const rc = this.lockedOut(entity.handle === TPM_RH.LOCKOUT);
+      if (rc !== 0) return rc;
+    }
+    const role = use.role!;
+    const object = entity.objectAttributes;
+    if (!policy) {
+      // Part 1 §19.7.3 roles: DUP always needs a policy; ADMIN unless an object allows its authValue (adminWithPolicy clear).
+      if (role === 'DUP' || (role === 'ADMIN' && (object === undefined || object.adminWithPolicy))) return TPM_RC.AUTH_TYPE;
+      // USER role with an authValue only when userWithAuth is SET (Part 2 §8.3.3.1).
+      if (role === 'USER' && object !== undefined && !object.userWithAuth) return TPM_RC.AUTH_UNAVAILABLE;
+    } else {
+      if (entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
+      // Part 1 §19.7.3: ADMIN and DUP through a policy only with PolicyCommandCode (reference CheckPolicyAuthSession).
+      if ((role === 'ADMIN' || role === 'DUP') && session!.policy.commandCode === undefined) return TPM_RC.POLICY_FAIL;
+      const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });
+      if (rc !== 0) return rc;
+    }
+    if (use.passwordNeeded) return passwordMatches(use.auth.hmac, entity.authValue) ? 0 : this.authFailure(use, entity);
+    return this.hmacMatches(use, entity.authValue, cpHash, uses) ? 0 : this.authFailure(use, entity);
+  }
+
+  /** Part 1 §19.6.10: the command HMAC of an HMAC or policy session (the reference's CheckSessionHMAC). */
+  private hmacMatches(use: SessionUse, authValue: Uint8Array | undefined, cpHash: (alg: number) => Uint8Array, uses: readonly SessionUse[]): boolean {
+    const session = use.session!;
+    const key = sessionHmacKey(session.sessionKey, use.includeAuth ? authValue : undefined);
+    const given = use.auth.hmac;
+    // With no key, an empty HMAC is accepted (reference ComputeCommandHMAC).
+    if (key.length === 0 && given.length === 0) return true;
+    const roles: SessionRole[] = uses.map((u) => ({
+      authorizes: u.entity !== undefined,
+      password: u.session === undefined,
+      decrypt: u.auth.sessionAttributes.decrypt,
+      encrypt: u.auth.sessionAttributes.encrypt,
+      nonceTPM: u.session?.nonceTPM ?? EMPTY,
+    }));
+    const expected = commandHmac({
+      hashAlg: session.authHash,
+      key,
+      cpHash: cpHash(session.authHash),
+      nonceCaller: use.auth.nonce,
+      nonceTPM: session.nonceTPM,
+      ...extraNonces(roles, use.index),
+      attributes: use.attributes,
+    });
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  /**
+   * The response authorization area (the reference's BuildResponseSession):
+   * new nonces, the first response parameter encrypted, response HMACs over
+   * rpHash, policy sessions reset, sessions without continueSession flushed.
+   */
+  private respond(cmd: AnyCommand, auth: Authorization, responseParams: Uint8Array): { paramBytes: Uint8Array; sessions: AuthResponse[] } {
+    const table = this.volatile.sessions;
+    // The authValue after the command: a changed one (HierarchyChangeAuth), none for a deleted entity.
+    const authAfter = (use: SessionUse): Uint8Array | undefined => (use.entity === undefined ? undefined : (this.entityOf(use.entity)?.authValue ?? EMPTY));
+    for (const use of auth.uses) if (use.session !== undefined) use.session.nonceTPM = this.random(use.session.nonceTPM.length);
+    let paramBytes = responseParams;
+    if (auth.encryptIndex >= 0) {
+      const use = auth.uses[auth.encryptIndex]!;
+      const s = use.session!;
+      paramBytes = encryptResponseParameter(
+        { hashAlg: s.authHash, symmetric: s.symmetric, key: sessionHmacKey(s.sessionKey, authAfter(use)), nonceCaller: use.auth.nonce, nonceTPM: s.nonceTPM },
+        responseParams,
+      );
+    }
+    const rpHashes = new Map<number, Uint8Array>();
+    const rpHash = (alg: number): Uint8Array => {
+      let h = rpHashes.get(alg);
+      if (h === undefined) rpHashes.set(alg, (h = computeRpHash(alg, cmd.code, paramBytes)));
+      return h;
+    };
+    const out: AuthResponse[] = auth.uses.map((use) => {
+      const s = use.session;
+      // Part 1 §19.8.4: a password's acknowledgement is empty, continueSession always SET.
+      if (s === undefined) return { nonce: EMPTY, sessionAttributes: CONTINUE_ONLY, hmac: EMPTY };
+      if (use.index === auth.auditIndex) {
+        const a = use.auth.sessionAttributes;
+        // First audited use or auditReset: the digest starts at zeros and the session is no longer bound (reference InitAuditSession).
+        if (s.auditDigest === undefined || a.auditReset) {
+          s.auditDigest = new Uint8Array(digestSize(s.authHash));
+          s.bindName = undefined;
+          s.bindAuthValue = undefined;
+        }
+        s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash(s.authHash), rpHash(s.authHash));
+      }
+      let hmac: Uint8Array;
+      if (s.kind !== 'hmac' && use.passwordNeeded && use.entity !== undefined) {
+        hmac = EMPTY; // PolicyPassword: no response HMAC (reference BuildSingleResponseAuth)
+      } else {
+        const key = sessionHmacKey(s.sessionKey, use.includeAuth ? authAfter(use) : undefined);
+        hmac =
+          key.length === 0 && use.auth.hmac.length === 0
+            ? EMPTY
+            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: use.attributes });
+      }
+      const continues = use.auth.sessionAttributes.continueSession;
+      if (!continues) table.remove(s.handle);
+      else if (s.kind === 'policy') {
+        // When the nonce rolls, a policy session starts over (reference UpdateInternalSession).
+        s.policyDigest = new Uint8Array(digestSize(s.authHash));
+        s.policy = emptyPolicyAssertions();
+        s.startTime = this.time();
+      }
+      return { nonce: s.nonceTPM, sessionAttributes: use.auth.sessionAttributes, hmac };
+    });
+    return { paramBytes, sessions: out };
   }
 }
 
@@ -275,6 +685,11 @@ function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
   pa.set(a);
   pb.set(b);
   return timingSafeEqual(pa, pb) && a.length === b.length;
+}
+
+/** Adds the session number to a format-1 code; other codes stay as they are (the reference's RcSafeAddToResult). */
+function withSessionIndex(rc: number, index: number): number {
+  return (rc & 0x080) !== 0 && (rc & 0xf00) === 0 ? rc | TPM_RC_S | (index << TPM_RC_N_SHIFT) : rc;
 }
 
 function trimZeros(b: Uint8Array): Uint8Array {

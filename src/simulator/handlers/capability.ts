@@ -4,12 +4,12 @@
  * `propertyCount` and at most what fits MAX_CAP_DATA, and moreData says
  * whether any remain (Part 3 §30.2.1).
  */
-import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_ECC, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
+import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_ECC, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
 import { GetCapability } from '../../tpm/commands/index.js';
 import { CAP_LIMITS } from '../../tpm/limits.js';
 import { pcrSelection } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
-import { TPMA_ALGORITHM, TPMA_CC, TPMA_PERMANENT, TPMA_STARTUP_CLEAR, type TPMS_CAPABILITY_DATA } from '../../tpm/types/index.js';
+import { TPMA_ALGORITHM, TPMA_CC, TPMA_NV, TPMA_PERMANENT, TPMA_STARTUP_CLEAR, type TPMS_CAPABILITY_DATA } from '../../tpm/types/index.js';
 import { ENGINE_LIMITS, FIRMWARE_VERSION, type TpmEngine } from '../engine.js';
 import { isNoIncrement, isStateSaved, pcrsFor } from '../pcr-rules.js';
 import { PCR_COUNT } from '../state.js';
@@ -101,7 +101,8 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.HR_TRANSIENT_AVAIL, ENGINE_LIMITS.loadedObjects - v.objects.count],
     [TPM_PT.HR_PERSISTENT, s.persistentObjects.length],
     [TPM_PT.HR_PERSISTENT_AVAIL, ENGINE_LIMITS.persistentObjects - s.persistentObjects.length],
-    [TPM_PT.NV_COUNTERS, 0],
+    // Part 2 §6.13: the defined indices of type TPM_NT_COUNTER.
+    [TPM_PT.NV_COUNTERS, s.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).TPM_NT === TPM_NT.COUNTER).length],
     [TPM_PT.NV_COUNTERS_AVAIL, 0],
     [TPM_PT.ALGORITHM_SET, 0],
     [TPM_PT.LOADED_CURVES, ECC_CURVES.length],

@@ -261,7 +261,8 @@ export const readPublicHandler = handler(ReadPublic, ({ engine }, { objectHandle
 /** Part 3 §28.4: the handle travels as a parameter; nothing loaded there is TPM_RC_HANDLE on parameter 1. */
 export const flushContextHandler = handler(FlushContext, ({ engine }, _h, { flushHandle }) => {
   if (flushHandle >>> 24 === TPM_HT.TRANSIENT && engine.volatile.objects.flush(flushHandle)) return ok<typeof FlushContext>({});
-  // TODO(next slice): sessions and sequence objects.
+  // Part 3 §28.4: a session, loaded or saved, ends (its saved context can no longer be loaded).
+  if (flushHandle >>> 24 !== TPM_HT.TRANSIENT && engine.volatile.sessions.remove(flushHandle)) return ok<typeof FlushContext>({});
   throw new TpmError(rcForParameter(TPM_RC.HANDLE, 1));
 });
 
