@@ -43,8 +43,9 @@ export const evictControlHandler = handler(EvictControl, (ctx, { auth, objectHan
   if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
   const persistent = objectHandle >>> 24 === TPM_HT.PERSISTENT;
   const a = object.publicArea.objectAttributes;
-  // An stClear or public-only object cannot outlive the power cycle it was loaded in.
-  if (!persistent && (a.stClear || object.publicOnly === true)) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
+  // An stClear, public-only or null-hierarchy object cannot outlive the power cycle (the null seed changes at every
+  // reset, Part 1 §14.3.5); libtpms answers TPM_RC_ATTRIBUTES for all three.
+  if (!persistent && (a.stClear || object.publicOnly === true || object.hierarchy === TPM_RH.NULL)) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
   // A persistent object is only ever evicted from its own handle, never moved to another.
   if (persistent && objectHandle !== persistentHandle) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
   const platformObject = object.hierarchy === TPM_RH.PLATFORM;
@@ -56,8 +57,6 @@ export const evictControlHandler = handler(EvictControl, (ctx, { auth, objectHan
     // The platform may remove any persistent object.
   } else {
     if (platformObject) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 2));
-    // Null-hierarchy objects die with the null seed at the next reset (Part 1 §14.3.5): they cannot be kept.
-    if (!persistent && object.hierarchy === TPM_RH.NULL) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 2));
     if (!persistent && !inRange(persistentHandle, HANDLE_RANGE.OWNER_PERSISTENT)) throw new TpmError(rcForParameter(TPM_RC.RANGE, 1));
   }
   const state = engine.state;

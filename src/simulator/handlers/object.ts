@@ -6,6 +6,7 @@
  * `engine.state.persistentObjects`, and `findObject` answers for both.
  */
 import { Create, CreatePrimary, FlushContext, Load, ObjectChangeAuth, ReadPublic, Unseal } from '../../tpm/commands/index.js';
+import { equalBytes } from '../../tpm/bytes.js';
 import { TPM_ALG, TPM_HT, TPM_ST } from '../../tpm/constants.js';
 import { digestSize, hash, isHashAlg } from '../../tpm/crypto/hash.js';
 import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
@@ -227,10 +228,6 @@ function persistentLoadedObject(p: PersistentObjectState): LoadedObject {
     primary: equalBytes(qualifiedName(handleName(p.hierarchy), p.name), p.qualifiedName),
     key: keyFromSensitive(publicArea, sensitive),
   };
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /**
