@@ -160,6 +160,23 @@ export interface SimulatorState {
    * Startup(CLEAR) after a disorderly power-off counts as a reset with safe = false.
    */
   orderlyShutdown: 'none' | 'clear' | 'state';
+  /**
+   * Part 1 §37.2.3.4: the highest value any NV counter has had, also one
+   * since undefined; a new counter starts there so no counter value repeats.
+   */
+  nvCounterMax: bigint;
+  /** EK certificates of manufacture (manufacture.ts). */
+  ekCertificates: EkCertificatesState;
+}
+
+/** What manufacture.ts keeps about the EK certificate indices it provisioned. */
+export interface EkCertificatesState {
+  /** Whether the indices were provisioned (once, by the first engine given a CA). */
+  provisioned: boolean;
+  /** Certificate indices defined but whose certificate is made when first read. */
+  pending: number[];
+  /** TPM_PT_FIRMWARE_VERSION_1 at manufacture: the certificates' tpmVersion. */
+  firmwareVersion1: number;
 }
 
 /** The PC Client default: four banks (SHA-1, SHA-256, SHA-384, SHA-512) of 24 PCRs each. */
@@ -200,5 +217,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     savedState: null,
     // Manufacturing ends orderly: the first Startup(CLEAR) is a TPM Reset with safe = YES (as swtpm reports).
     orderlyShutdown: 'clear',
+    nvCounterMax: 0n,
+    ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 },
   };
 }

@@ -1,4 +1,78 @@
-/** Part 3 §12.5–§12.6 ActivateCredential and MakeCredential. */
-import type { CommandHandler } from './handler.js';
+/**
+ * Part 3 §12.5–§12.6 ActivateCredential and MakeCredential (Part 1 §24
+ * "Credential Protection"). The credential math is the core's
+ * (src/tpm/credential.ts over secret.ts "IDENTITY" and duplication.ts's
+ * outer wrap); this file checks the keys and maps failures to response
+ * codes the way the reference does (ActivateCredential.c, MakeCredential.c).
+ */
+import { ActivateCredential, MakeCredential } from '../../tpm/commands/index.js';
+import { TPM_ALG } from '../../tpm/constants.js';
+import { activateCredential, makeCredential } from '../../tpm/credential.js';
+import { digestSize } from '../../tpm/crypto/hash.js';
+import { ArgumentError, CryptoError, ParseError } from '../../tpm/errors.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import type { LoadedObject } from '../objects.js';
+import { findObject } from './object.js';
+import { handler, ok } from './handler.js';
 
-export const CREDENTIAL_HANDLERS: readonly CommandHandler[] = [];
+/** An asymmetric, restricted decryption key (an EK or any storage key), or TPM_RC_TYPE on handle `n`. */
+function credentialKey(o: LoadedObject | undefined, n: number): LoadedObject {
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, n));
+  const pub = o.publicArea;
+  const a = pub.objectAttributes;
+  if ((pub.type !== TPM_ALG.RSA && pub.type !== TPM_ALG.ECC) || !a.decrypt || !a.restricted) throw new TpmError(rcForHandle(TPM_RC.TYPE, n));
+  return o;
+}
+
+/** The unmarshaling code of a ParseError, as the reference's unmarshalers answer. */
+function parseRc(e: ParseError): number {
+  if (e.code === 'parse.truncated') return TPM_RC.INSUFFICIENT;
+  if (e.code === 'parse.size' || e.code === 'parse.trailing') return TPM_RC.SIZE;
+  return TPM_RC.VALUE;
+}
+
+const P_CREDENTIAL_BLOB = 1;
+const P_SECRET = 2;
+
+/**
+ * Part 3 §12.5: the seed comes from `secret` with keyHandle's private key
+ * (TPM_RC_VALUE on secret when it does not decrypt), then the blob's HMAC
+ * must match activateHandle's Name (TPM_RC_INTEGRITY on credentialBlob).
+ * activateHandle's ADMIN role and keyHandle's USER role are the engine's to
+ * authorize.
+ */
+export const activateCredentialHandler = handler(ActivateCredential, ({ engine }, { activateHandle, keyHandle }, { credentialBlob, secret }) => {
+  const key = credentialKey(findObject(engine, keyHandle), 2);
+  const activate = findObject(engine, activateHandle);
+  if (activate === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  try {
+    return ok<typeof ActivateCredential>({ certInfo: activateCredential(key.key, key.publicArea, activate.name, credentialBlob, secret) });
+  } catch (e) {
+    if (e instanceof CryptoError && e.code === 'crypto.decrypt') throw new TpmError(rcForParameter(TPM_RC.VALUE, P_SECRET));
+    if (e instanceof CryptoError && e.code === 'crypto.integrity') throw new TpmError(rcForParameter(TPM_RC.INTEGRITY, P_CREDENTIAL_BLOB));
+    if (e instanceof ParseError) throw new TpmError(rcForParameter(parseRc(e), P_CREDENTIAL_BLOB));
+    // The reference: a key that cannot decrypt at this point is a TPM failure (TPM_RC_KEY → TPM_RC_FAILURE).
+    throw new TpmError(TPM_RC.FAILURE);
+  }
+});
+
+/**
+ * Part 3 §12.6: needs no authorization and no private key (a public area
+ * loaded with LoadExternal does); `credential` at most a digest of the key's
+ * nameAlg (TPM_RC_SIZE on credential).
+ */
+export const makeCredentialHandler = handler(MakeCredential, ({ engine }, { handle }, { credential, objectName }) => {
+  const key = credentialKey(findObject(engine, handle), 1);
+  if (credential.length > digestSize(key.publicArea.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  try {
+    const made = makeCredential(key.publicArea, objectName, credential);
+    return ok<typeof MakeCredential>({ credentialBlob: made.credentialBlob, secret: made.secret });
+  } catch (e) {
+    // The core wants an object Name (nameAlg ‖ digest); the reference wraps any bytes. Refused here as the Name's size.
+    if (e instanceof ArgumentError) throw new TpmError(rcForParameter(TPM_RC.SIZE, 2));
+    if (e instanceof CryptoError && e.code === 'crypto.key') throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+    throw e;
+  }
+});
+
+export const CREDENTIAL_HANDLERS = [activateCredentialHandler, makeCredentialHandler] as const;

@@ -28,6 +28,7 @@ import { TPMA_NV, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
 import { ENGINE_LIMITS } from '../engine.js';
 import type { TpmEngine } from '../engine.js';
 import type { NvIndexState, SimulatorState } from '../state.js';
+import { ensureEkCertificate } from '../manufacture.js';
 import { handler, ok, type HandlerContext } from './handler.js';
 
 /** Bytes of a counter, bit field or PIN index (Part 2 §13.4). */
@@ -87,7 +88,8 @@ function accessRc(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'):
   return 0;
 }
 
-function checkAccess(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'): void {
+/** The read or write access checks (TPM_RC_NV_LOCKED, _AUTHORIZATION, _UNINITIALIZED); NV_Certify shares the read ones. */
+export function checkAccess(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'): void {
   const rc = accessRc(nv, authHandle, kind);
   if (rc !== 0) throw new TpmError(rc);
 }
@@ -193,7 +195,10 @@ export const nvUndefineSpaceHandler = handler(NV_UndefineSpace, (ctx, { authHand
 });
 
 /** Part 3 §31.6: the public area and its Name (Part 1 §16.4, the core's nvName); needs no authorization. */
-export const nvReadPublicHandler = handler(NV_ReadPublic, ({ engine }, { nvIndex }) => {
+export const nvReadPublicHandler = handler(NV_ReadPublic, async (ctx, { nvIndex }) => {
+  const { engine } = ctx;
+  // An EK certificate made on first use (manufacture.ts) gets its size here.
+  if (await ensureEkCertificate(engine, nvIndex)) changed(ctx);
   const pub = nvPublicOf(findIndex(engine, nvIndex));
   return ok<typeof NV_ReadPublic>({ nvPublic: pub, nvName: nvName(pub) });
 });
@@ -216,7 +221,9 @@ export const nvWriteHandler = handler(NV_Write, (ctx, { authHandle, nvIndex }, {
 });
 
 /** Part 3 §31.13: at most the NV buffer per command, within the index, after the first write. */
-export const nvReadHandler = handler(NV_Read, ({ engine }, { authHandle, nvIndex }, { size, offset }) => {
+export const nvReadHandler = handler(NV_Read, async (ctx, { authHandle, nvIndex }, { size, offset }) => {
+  const { engine } = ctx;
+  if (await ensureEkCertificate(engine, nvIndex)) changed(ctx);
   const nv = findIndex(engine, nvIndex);
   checkAccess(nv, authHandle, 'read');
   if (size > ENGINE_LIMITS.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
@@ -227,8 +234,8 @@ export const nvReadHandler = handler(NV_Read, ({ engine }, { authHandle, nvIndex
 
 /**
  * Part 3 §31.8 and Part 1 §37.2.3.4: a counter that was never written starts
- * at the highest value any counter holds, so a counter never goes back.
- * TODO(next slice): the highest value ever (kept across undefine) needs a field in SimulatorState.
+ * at the highest value any counter ever had (state.nvCounterMax, kept when
+ * the index is undefined), so no counter value is ever seen twice.
  */
 export const nvIncrementHandler = handler(NV_Increment, (ctx, { authHandle, nvIndex }) => {
   const { state } = ctx.engine;
@@ -240,13 +247,14 @@ export const nvIncrementHandler = handler(NV_Increment, (ctx, { authHandle, nvIn
   else value = highestCounter(state);
   if (value === 0xffffffffffffffffn) throw new TpmError(TPM_RC.NV_RANGE);
   nv.data = u64Bytes(value + 1n);
+  if (value + 1n > state.nvCounterMax) state.nvCounterMax = value + 1n;
   setAttrs(nv, { WRITTEN: true });
   changed(ctx);
   return ok<typeof NV_Increment>({});
 });
 
 function highestCounter(state: SimulatorState): bigint {
-  let max = 0n;
+  let max = state.nvCounterMax;
   for (const n of state.nvIndices) {
     const a = TPMA_NV.fromWord(n.attributes);
     if (a.TPM_NT === TPM_NT.COUNTER && a.WRITTEN) {
