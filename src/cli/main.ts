@@ -13,6 +13,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { addAttestCommands, EXIT, type CliContext, type CliIo, type ExitCode } from './attest.js';
+import { registerSimTcti } from './sim-tcti.js';
 import { addTpmCommands } from './tpm.js';
 
 export { EXIT, type CliIo, type ExitCode } from './attest.js';
@@ -29,6 +30,8 @@ export function processIo(): CliIo {
 
 /** The `trustroot` program, wired to `ctx` (exported for the help text and tests). */
 export function program(ctx: CliContext): Command {
+  // The CLI composes the layers, so it is what makes `sim:` TCTI strings open our software TPM in process.
+  registerSimTcti();
   const p = new Command('trustroot')
     .description('trustroot: hardware-rooted trust for IoT fleets')
     .exitOverride()
