@@ -14,10 +14,17 @@ import type { SequenceSlot } from './objects.js';
 export type SequenceKind = 'hash' | 'hmac' | 'event';
 
 /**
- * The hashes an event sequence computes: every hash this TPM implements
- * (Part 3 §17.7: one digest per implemented hash; capability.ts lists the same four).
+ * The hashes this TPM implements (capability.ts lists the same four, as
+ * libtpms has them): an event sequence computes each (Part 3 §17.7), and
+ * Hash, HMAC and the sequences take no other (TPM_RC_HASH, as the
+ * reference's TPMI_ALG_HASH unmarshaling answers).
  */
 export const EVENT_SEQUENCE_HASHES: readonly number[] = [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];
+
+/** Whether `alg` is one of the hashes this TPM implements. */
+export function isImplementedHash(alg: number): boolean {
+  return EVENT_SEQUENCE_HASHES.includes(alg);
+}
 
 export interface SequenceObject extends SequenceSlot {
   readonly kind: SequenceKind;

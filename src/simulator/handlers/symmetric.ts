@@ -22,7 +22,7 @@ import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import type { TpmEngine } from '../engine.js';
 import type { LoadedObject } from '../objects.js';
 import { canExtend } from '../pcr-rules.js';
-import { completeSequence, eventSequence, findSequence, hashSequence, hmacSequence, ticketIsSafe, updateSequence, type SequenceObject } from '../sequences.js';
+import { completeSequence, eventSequence, findSequence, hashSequence, hmacSequence, isImplementedHash, ticketIsSafe, updateSequence, type SequenceObject } from '../sequences.js';
 import { hashCheckDigest } from '../tickets.js';
 import { pcrExtendHandler } from './integrity.js';
 import { findObject } from './object.js';
@@ -174,7 +174,7 @@ function hashCheckTicket(engine: TpmEngine, hierarchy: number, hashAlg: number, 
 }
 
 function supportedHash(alg: number, p: number): number {
-  if (!isHashSupported(alg)) throw new TpmError(rcForParameter(TPM_RC.HASH, p));
+  if (!isImplementedHash(alg) || !isHashSupported(alg)) throw new TpmError(rcForParameter(TPM_RC.HASH, p));
   return alg;
 }
 
