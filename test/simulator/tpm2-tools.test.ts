@@ -215,6 +215,10 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       const fixed = await tool('getcap', ['properties-fixed']);
       // TPM2_PT_MANUFACTURER, as the tools print it.
       expect(/TPM2_PT_MANUFACTURER:\s*\n\s*raw: 0x[0-9A-F]+\s*\n\s*value: "([^"]*)"/.exec(fixed)?.[1]).toBe(kind === 'ours' ? 'TRST' : 'IBM');
+      // The software TPM says what it is (design.md, Software TPM: identity): the vendor strings name trustroot.
+      const vendor = [1, 2, 3, 4].map((i) => new RegExp(`TPM2_PT_VENDOR_STRING_${i}:\\s*\\n\\s*raw: 0x[0-9A-F]+\\s*\\n\\s*value: "([^"]*)"`).exec(fixed)?.[1] ?? '').join('');
+      if (kind === 'ours') expect(vendor).toMatch(/^trustroot/);
+      else expect(vendor).toMatch(/SW\s*TPM/);
       const commands = await tool('getcap', ['commands']);
       for (const c of ['TPM2_CC_GetRandom', 'TPM2_CC_PCR_Read', 'TPM2_CC_CreatePrimary', 'TPM2_CC_NV_Read']) expect(commands).toContain(c);
       const banks = await tool('getcap', ['pcrs']);
@@ -223,7 +227,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(await tool('getcap', ['algorithms'])).toMatch(/^sha256:/m);
     });
 
-    flow('getrandom, stirrandom, testparms, selftest, gettestresult', async () => {
+    flow('getrandom: hex and file output, two answers differ', async () => {
       const a = await tool('getrandom', ['32', '--hex']);
       const b = await tool('getrandom', ['32', '--hex']);
       expect(a).toMatch(/^[0-9a-f]{64}$/);
@@ -231,9 +235,22 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(a).not.toBe(b);
       await tool('getrandom', ['16', '-o', f('rand.bin')]);
       expect((await read('rand.bin')).length).toBe(16);
+    });
+
+    flow('stirrandom: entropy from stdin accepted; getrandom still answers', async () => {
       await tool('stirrandom', [], { input: randomBytes(64) });
-      for (const alg of ['rsa2048', 'ecc256', 'aes128cfb', 'hmac']) await tool('testparms', [alg]);
+      expect(await tool('getrandom', ['8', '--hex'])).toMatch(/^[0-9a-f]{16}$/);
+    });
+
+    flow('testparms: the everyday algorithms are supported; RSA-4096 is not', async () => {
+      for (const alg of ['rsa2048', 'rsa3072', 'ecc256', 'ecc384', 'aes128cfb', 'aes256cfb', 'hmac', 'keyedhash']) await tool('testparms', [alg]);
+      // Neither libtpms (as Debian ships it) nor ours does RSA-4096.
+      expect((await env().tools.run('testparms', ['rsa4096'], { allowFailure: true })).code).not.toBe(0);
+    });
+
+    flow('selftest, incrementalselftest, gettestresult', async () => {
       await tool('selftest', ['--fulltest']);
+      await tool('incrementalselftest', ['sha256', 'aes']);
       expect(await tool('gettestresult', [])).toMatch(/status:\s*success/);
     });
 
@@ -315,9 +332,9 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
 
     flow('flushcontext: a saved session is gone once flushed', async () => {
       await tool('startauthsession', ['-S', f('flush.session')]);
-      expect(await tool('getcap', ['handles-saved-session'])).toMatch(/0x2[0-9a-f]{6}\b/i);
+      expect(await tool('getcap', ['handles-saved-session'])).toMatch(/0x[23][0-9a-f]{6}\b/i);
       await tool('flushcontext', [f('flush.session')]);
-      expect(await tool('getcap', ['handles-saved-session'])).not.toMatch(/0x2[0-9a-f]{6}\b/i);
+      expect(await tool('getcap', ['handles-saved-session'])).not.toMatch(/0x[23][0-9a-f]{6}\b/i);
       await tool('flushcontext', ['-t']);
       await tool('flushcontext', ['-s']);
       await tool('flushcontext', ['-l']);
@@ -385,7 +402,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       }
     });
 
-    flow('encryptdecrypt: imported AES-128 key vs node AES-CFB; created key round trip', async () => {
+    flow('encryptdecrypt: an imported AES-128 key in CFB, CBC, ECB, OFB and CTR equals node:crypto', async () => {
       const parent = await srk();
       const key = randomBytes(16);
       const iv = randomBytes(16);
@@ -393,21 +410,38 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await write('aes.iv', iv);
       await tool('import', ['-C', parent, '-G', 'aes', '-i', f('aes.key'), '-u', f('aes.pub'), '-r', f('aes.priv')]);
       await tool('load', ['-C', parent, '-u', f('aes.pub'), '-r', f('aes.priv'), '-c', f('aes.ctx')]);
-      const plain = randomBytes(100);
+      const plain = randomBytes(96); // whole blocks: CBC and ECB take no padding here
       await write('aes.in', plain);
-      await tool('encryptdecrypt', ['-c', f('aes.ctx'), '-G', 'cfb', '-t', f('aes.iv'), '-o', f('aes.out'), f('aes.in')]);
-      const c = createCipheriv('aes-128-cfb', key, iv);
-      const expected = Buffer.concat([c.update(plain), c.final()]);
-      expect((await read('aes.out')).equals(expected)).toBe(true);
-      await tool('encryptdecrypt', ['-d', '-c', f('aes.ctx'), '-G', 'cfb', '-t', f('aes.iv'), '-o', f('aes.back'), f('aes.out')]);
-      expect((await read('aes.back')).equals(plain)).toBe(true);
-      // A TPM-made key: decrypt(encrypt(x)) = x, and the ciphertext is not x.
+      for (const mode of ['cfb', 'cbc', 'ecb', 'ofb', 'ctr'] as const) {
+        const ivArgs = mode === 'ecb' ? [] : ['-t', f('aes.iv')];
+        await tool('encryptdecrypt', ['-c', f('aes.ctx'), '-G', mode, ...ivArgs, '-o', f(`aes.${mode}`), f('aes.in')]);
+        const c = createCipheriv(`aes-128-${mode}`, key, mode === 'ecb' ? null : iv).setAutoPadding(false);
+        const expected = Buffer.concat([c.update(plain), c.final()]);
+        expect((await read(`aes.${mode}`)).equals(expected), mode).toBe(true);
+        await tool('encryptdecrypt', ['-d', '-c', f('aes.ctx'), '-G', mode, ...ivArgs, '-o', f(`aes.${mode}.back`), f(`aes.${mode}`)]);
+        expect((await read(`aes.${mode}.back`)).equals(plain), mode).toBe(true);
+      }
+    });
+
+    flow('encryptdecrypt: a TPM-made AES key (tpm2_create -G aes128cfb) round trip, and CFB\'s C1 ⊕ C1\' = P1 ⊕ P1\'', async () => {
+      const parent = await srk();
+      const iv = randomBytes(16);
+      await write('aes2.iv', iv);
       await tool('create', ['-C', parent, '-G', 'aes128cfb', '-u', f('aes2.pub'), '-r', f('aes2.priv')]);
       await tool('load', ['-C', parent, '-u', f('aes2.pub'), '-r', f('aes2.priv'), '-c', f('aes2.ctx')]);
-      await tool('encryptdecrypt', ['-c', f('aes2.ctx'), '-t', f('aes.iv'), '-o', f('aes2.out'), f('aes.in')]);
-      expect((await read('aes2.out')).equals(plain)).toBe(false);
-      await tool('encryptdecrypt', ['-d', '-c', f('aes2.ctx'), '-t', f('aes.iv'), '-o', f('aes2.back'), f('aes2.out')]);
-      expect((await read('aes2.back')).equals(plain)).toBe(true);
+      const [p1, p2] = [randomBytes(48), randomBytes(48)];
+      await write('aes2.in1', p1);
+      await write('aes2.in2', p2);
+      await tool('encryptdecrypt', ['-c', f('aes2.ctx'), '-t', f('aes2.iv'), '-o', f('aes2.out1'), f('aes2.in1')]);
+      await tool('encryptdecrypt', ['-c', f('aes2.ctx'), '-t', f('aes2.iv'), '-o', f('aes2.out2'), f('aes2.in2')]);
+      const [c1, c2] = [await read('aes2.out1'), await read('aes2.out2')];
+      expect(c1.length).toBe(48);
+      expect(c1.equals(p1)).toBe(false);
+      // CFB: the first block is P ⊕ E_k(IV), the same keystream for both messages.
+      const x = (a: Buffer, b: Buffer): Buffer => Buffer.from(a.subarray(0, 16).map((v, i) => v ^ b[i]!));
+      expect(x(c1, c2).equals(x(p1, p2))).toBe(true);
+      await tool('encryptdecrypt', ['-d', '-c', f('aes2.ctx'), '-t', f('aes2.iv'), '-o', f('aes2.back'), f('aes2.out1')]);
+      expect((await read('aes2.back')).equals(p1)).toBe(true);
     });
 
     flow('rsaencrypt/rsadecrypt: OAEP round trip, and node-encrypted OAEP decrypted by the TPM', async () => {
