@@ -28,10 +28,10 @@ const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length:
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const NODE_HASH: Record<number, string> = { [TPM_ALG.SHA1]: 'sha1', [TPM_ALG.SHA256]: 'sha256', [TPM_ALG.SHA384]: 'sha384', [TPM_ALG.SHA512]: 'sha512' };
 /** SequenceUpdate with the sequence's password (empty unless given). */
-async function update(t: Transport, h: number, buffer: Uint8Array, auth = new Uint8Array(0)): Promise<void> {
+async function update(t: Transport, h: number, buffer: Uint8Array, auth: Uint8Array = new Uint8Array(0)): Promise<void> {
   await runCommand(t, SequenceUpdate, { sequenceHandle: h }, { buffer }, { sessions: [passwordAuth(auth)] });
 }
-async function complete(t: Transport, h: number, buffer: Uint8Array, hierarchy: number = TPM_RH.OWNER, auth = new Uint8Array(0)) {
+async function complete(t: Transport, h: number, buffer: Uint8Array, hierarchy: number = TPM_RH.OWNER, auth: Uint8Array = new Uint8Array(0)) {
   return (await runCommand(t, SequenceComplete, { sequenceHandle: h }, { buffer, hierarchy: hierarchy as never }, { sessions: [passwordAuth(auth)] })).params;
 }
 async function eventComplete(t: Transport, pcrHandle: number, h: number, buffer: Uint8Array) {
@@ -47,7 +47,7 @@ async function rcOf(p: Promise<unknown> | (() => unknown)): Promise<number> {
   }
 }
 
-async function start(t: Transport, hashAlg: number, auth = new Uint8Array(0)): Promise<number> {
+async function start(t: Transport, hashAlg: number, auth: Uint8Array = new Uint8Array(0)): Promise<number> {
   return (await runCommand(t, HashSequenceStart, {}, { auth, hashAlg: hashAlg as never })).handles.sequenceHandle;
 }
 
@@ -73,7 +73,7 @@ describe('simulator hash sequences', () => {
   });
 
   it('no ticket when the first block starts with TPM_GENERATED_VALUE, is shorter than four bytes, or the hierarchy is NULL', async () => {
-    const { engine, t } = await started();
+    const { t } = await started();
     const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) };
     let h = await start(t, TPM_ALG.SHA256);
     await update(t, h, Uint8Array.of(0xff, 0x54, 0x43, 0x47, 0));
@@ -181,7 +181,7 @@ describe('simulator sequence objects', () => {
   });
 
   it('a wrong kind of handle is TPM_RC_MODE: an object for SequenceUpdate, an event sequence for SequenceComplete and back', async () => {
-    const { engine, t } = await started();
+    const { t } = await started();
     const key = await runCommand(
       t,
       CreatePrimary,
