@@ -4,9 +4,10 @@
  * attestation commands (Part 3 §20.2, §18), and the scheme selection they
  * share (the reference's CryptSelectSignScheme).
  */
-import { constants as cryptoConstants, createECDH, privateEncrypt } from 'node:crypto';
-import { TPM_ALG } from '../tpm/constants.js';
-import { hash, hmac } from '../tpm/crypto/hash.js';
+import { constants as cryptoConstants, createECDH, privateEncrypt, publicDecrypt, type KeyObject } from 'node:crypto';
+import { equalBytes } from '../tpm/bytes.js';
+import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
+import { digestSize, hash, hmac, isHashAlg } from '../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForParameter } from '../tpm/rc.js';
 import type { TPMT_PUBLIC, TPMT_SIG_SCHEME, TPMT_SIGNATURE } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
@@ -164,4 +165,197 @@ export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedSche
     // TODO(next slice): ECDAA, SM2, EC-Schnorr.
     throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
   }
+}
+
+// ---------------------------------------------------------------------------
+// Verification (Part 3 §20.1 VerifySignature, §23.3 PolicySigned; the
+// reference's CryptValidateSignature)
+
+/** The field primes of the curves in CURVE_ORDERS (FIPS 186-4 D.1.2.3 and D.1.2.4); both curves have a = −3. */
+const CURVE_PRIMES: ReadonlyMap<number, bigint> = new Map([
+  [TPM_ECC.NIST_P256, 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn],
+  [TPM_ECC.NIST_P384, 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffffn],
+]);
+
+/** A point in Jacobian coordinates (X/Z², Y/Z³); Z = 0 is the point at infinity. */
+interface Jacobian {
+  readonly x: bigint;
+  readonly y: bigint;
+  readonly z: bigint;
+}
+
+const INFINITY: Jacobian = { x: 1n, y: 1n, z: 0n };
+
+function mod(a: bigint, m: bigint): bigint {
+  const r = a % m;
+  return r < 0n ? r + m : r;
+}
+
+/** Doubling for a = −3 ("dbl-2001-b", Bernstein–Lange Explicit-Formulas Database). */
+function jDouble(P: Jacobian, p: bigint): Jacobian {
+  if (P.z === 0n || P.y === 0n) return INFINITY;
+  const delta = mod(P.z * P.z, p);
+  const gamma = mod(P.y * P.y, p);
+  const beta = mod(P.x * gamma, p);
+  const alpha = mod(3n * (P.x - delta) * (P.x + delta), p);
+  const x = mod(alpha * alpha - 8n * beta, p);
+  const z = mod((P.y + P.z) * (P.y + P.z) - gamma - delta, p);
+  const y = mod(alpha * (4n * beta - x) - 8n * gamma * gamma, p);
+  return { x, y, z };
+}
+
+/** General addition ("add-2007-bl" without the 2× scaling). */
+function jAdd(P: Jacobian, Q: Jacobian, p: bigint): Jacobian {
+  if (P.z === 0n) return Q;
+  if (Q.z === 0n) return P;
+  const z1z1 = mod(P.z * P.z, p);
+  const z2z2 = mod(Q.z * Q.z, p);
+  const u1 = mod(P.x * z2z2, p);
+  const u2 = mod(Q.x * z1z1, p);
+  const s1 = mod(P.y * Q.z * z2z2, p);
+  const s2 = mod(Q.y * P.z * z1z1, p);
+  if (u1 === u2) return s1 === s2 ? jDouble(P, p) : INFINITY;
+  const h = mod(u2 - u1, p);
+  const r = mod(s2 - s1, p);
+  const hh = mod(h * h, p);
+  const hhh = mod(h * hh, p);
+  const v = mod(u1 * hh, p);
+  const x = mod(r * r - hhh - 2n * v, p);
+  const y = mod(r * (v - x) - s1 * hhh, p);
+  const z = mod(P.z * Q.z * h, p);
+  return { x, y, z };
+}
+
+/** u1·G + u2·Q by joint double-and-add (Shamir's trick). Public values only: no constant-time needed. */
+function jointMultiply(u1: bigint, G: Jacobian, u2: bigint, Q: Jacobian, p: bigint): Jacobian {
+  const GQ = jAdd(G, Q, p);
+  let R = INFINITY;
+  const bits = Math.max(u1.toString(2).length, u2.toString(2).length);
+  for (let i = bits - 1; i >= 0; i--) {
+    R = jDouble(R, p);
+    const b1 = (u1 >> BigInt(i)) & 1n;
+    const b2 = (u2 >> BigInt(i)) & 1n;
+    if (b1 === 1n && b2 === 1n) R = jAdd(R, GQ, p);
+    else if (b1 === 1n) R = jAdd(R, G, p);
+    else if (b2 === 1n) R = jAdd(R, Q, p);
+  }
+  return R;
+}
+
+const generators = new Map<number, Jacobian>();
+
+/** The base point, as node:crypto reports the public key of the private scalar 1. */
+function generatorOf(curveID: number): Jacobian {
+  let G = generators.get(curveID);
+  if (G === undefined) {
+    const curve = CURVE_ORDERS.get(curveID)!;
+    const ecdh = createECDH(curve.nodeName);
+    ecdh.setPrivateKey(bytesOf(1n, curve.size));
+    const pt = ecdh.getPublicKey(null, 'uncompressed');
+    G = { x: bigOf(new Uint8Array(pt.subarray(1, 1 + curve.size))), y: bigOf(new Uint8Array(pt.subarray(1 + curve.size))), z: 1n };
+    generators.set(curveID, G);
+  }
+  return G;
+}
+
+/**
+ * ECDSA verification over a given digest (FIPS 186-4 §6.4.2; node:crypto
+ * only verifies over a message it hashes itself). Q is the key's public
+ * point, which Load/CreatePrimary already checked is on the curve.
+ */
+function ecdsaVerify(pub: TPMT_PUBLIC, digest: Uint8Array, rBytes: Uint8Array, sBytes: Uint8Array): boolean {
+  if (pub.type !== TPM_ALG.ECC) return false;
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  const p = CURVE_PRIMES.get(pub.parameters.curveID);
+  if (curve === undefined || p === undefined) return false;
+  const n = curve.order;
+  const r = bigOf(rBytes);
+  const s = bigOf(sBytes);
+  if (r <= 0n || r >= n || s <= 0n || s >= n) return false;
+  const nBits = n.toString(2).length;
+  let e = bigOf(digest);
+  if (digest.length * 8 > nBits) e >>= BigInt(digest.length * 8 - nBits);
+  const w = modPow(s, n - 2n, n);
+  const Q: Jacobian = { x: bigOf(pub.unique.x), y: bigOf(pub.unique.y), z: 1n };
+  if (Q.x >= p || Q.y >= p) return false;
+  const X = jointMultiply(mod(e * w, n), generatorOf(pub.parameters.curveID), mod(r * w, n), Q, p);
+  if (X.z === 0n) return false;
+  const zInv = modPow(X.z, p - 2n, p);
+  const x = mod(X.x * zInv * zInv, p);
+  return mod(x, n) === r;
+}
+
+/** EMSA-PSS-VERIFY (RFC 8017 §9.1.2) over a given digest; any salt length, as the reference's PssDecode accepts. */
+function emsaPssVerify(alg: number, mHash: Uint8Array, em0: Uint8Array, modBits: number): boolean {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  // The raw RSA result is modBits/8 bytes; with emBits = modBits − 1 a whole leading zero byte precedes EM when modBits ≡ 1 mod 8 only.
+  if (em0.length < emLen) return false;
+  for (let i = 0; i < em0.length - emLen; i++) if (em0[i] !== 0) return false;
+  const em = em0.subarray(em0.length - emLen);
+  if (emLen < hLen + 2 || em[emLen - 1] !== 0xbc) return false;
+  const maskedDb = em.subarray(0, emLen - hLen - 1);
+  const h = em.subarray(emLen - hLen - 1, emLen - 1);
+  const topMask = 0xff >>> (8 * emLen - emBits);
+  if ((maskedDb[0]! & ~topMask) !== 0) return false;
+  const mask = mgf1(alg, h, maskedDb.length);
+  const db = new Uint8Array(maskedDb.length);
+  for (let i = 0; i < db.length; i++) db[i] = maskedDb[i]! ^ mask[i]!;
+  db[0]! &= topMask;
+  let i = 0;
+  while (i < db.length && db[i] === 0) i++;
+  if (i >= db.length || db[i] !== 0x01) return false;
+  const salt = db.subarray(i + 1);
+  const h2 = hash(alg, new Uint8Array(8), mHash, salt);
+  return equalBytes(h, h2);
+}
+
+/**
+ * Whether `signature` is a valid signature over `digest` by the key with
+ * `publicArea` (`key`: its node:crypto key, public or private; for a
+ * KEYEDHASH key the secret). RSASSA, RSAPSS, ECDSA and HMAC, the schemes
+ * signDigest makes.
+ * @returns 0 when genuine, otherwise the base response code the reference's
+ * CryptValidateSignature gives: TPM_RC_SIGNATURE (not genuine) or
+ * TPM_RC_SCHEME (a scheme this key type cannot verify, or a hash it does not know).
+ */
+export function verifySignature(publicArea: TPMT_PUBLIC, key: KeyObject, digest: Uint8Array, signature: TPMT_SIGNATURE): number {
+  const sigAlg = signature.sigAlg;
+  if (sigAlg === TPM_ALG.NULL) return TPM_RC.SIGNATURE;
+  if (publicArea.type === TPM_ALG.RSA) {
+    if (sigAlg !== TPM_ALG.RSASSA && sigAlg !== TPM_ALG.RSAPSS) return TPM_RC.SCHEME;
+    const { hash: hashAlg, sig } = signature.signature as { hash: number; sig: Uint8Array };
+    if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    const modBytes = publicArea.unique.length;
+    if (sig.length !== modBytes || digest.length !== digestSize(hashAlg)) return TPM_RC.SIGNATURE;
+    let decoded: Uint8Array;
+    try {
+      decoded = new Uint8Array(publicDecrypt({ key, padding: sigAlg === TPM_ALG.RSASSA ? cryptoConstants.RSA_PKCS1_PADDING : cryptoConstants.RSA_NO_PADDING }, sig));
+    } catch {
+      return TPM_RC.SIGNATURE; // bad padding, or the value is not below the modulus
+    }
+    if (sigAlg === TPM_ALG.RSAPSS) return emsaPssVerify(hashAlg, digest, decoded, publicArea.parameters.keyBits) ? 0 : TPM_RC.SIGNATURE;
+    const prefix = DIGEST_INFO.get(hashAlg);
+    if (prefix === undefined) return TPM_RC.SCHEME;
+    const expected = new Uint8Array(prefix.length + digest.length);
+    expected.set(prefix);
+    expected.set(digest, prefix.length);
+    return equalBytes(decoded, expected) ? 0 : TPM_RC.SIGNATURE;
+  }
+  if (publicArea.type === TPM_ALG.ECC) {
+    if (sigAlg !== TPM_ALG.ECDSA) return TPM_RC.SCHEME; // TODO(part 2): ECDAA has no verification; SM2, EC-Schnorr
+    const { hash: hashAlg, signatureR, signatureS } = signature.signature as { hash: number; signatureR: Uint8Array; signatureS: Uint8Array };
+    if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    return ecdsaVerify(publicArea, digest, signatureR, signatureS) ? 0 : TPM_RC.SIGNATURE;
+  }
+  if (publicArea.type === TPM_ALG.KEYEDHASH) {
+    if (sigAlg !== TPM_ALG.HMAC) return TPM_RC.SCHEME;
+    const { hashAlg, digest: mac } = signature.signature as { hashAlg: number; digest: Uint8Array };
+    if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    // Part 1 §11.4.4: the HMAC key is the object's sensitive data; the key object holds it as a secret key.
+    const expected = hmac(hashAlg, new Uint8Array(key.export()), digest);
+    return equalBytes(mac, expected) ? 0 : TPM_RC.SIGNATURE;
+  }
+  return TPM_RC.SCHEME;
 }

@@ -47,3 +47,45 @@ export function hashCheckDigest(engine: TpmEngine, hierarchy: number, hashAlg: n
 export function verifiedTicketDigest(engine: TpmEngine, hierarchy: number, digest: Uint8Array, keyName: Uint8Array): Uint8Array {
   return hmac(TICKET_HASH_ALG, proofOf(engine, hierarchy), u16(TPM_ST.VERIFIED), digest, keyName);
 }
+
+/** The parts of a TPMT_TK_AUTH (PolicySigned, PolicySecret, checked by PolicyTicket). */
+export interface AuthTicketInput {
+  /** TPM_ST_AUTH_SIGNED or TPM_ST_AUTH_SECRET. */
+  readonly tag: number;
+  readonly hierarchy: number;
+  /** engine.time() in ms when the authorization expires (without the expires-on-reset flag); 0 = never. */
+  readonly timeout: bigint;
+  /** The authorization had no nonceTPM, so it is valid only until the next TPM Reset. */
+  readonly expiresOnReset: boolean;
+  readonly cpHashA: Uint8Array;
+  readonly policyRef: Uint8Array;
+  readonly authName: Uint8Array;
+}
+
+function u32(v: number): Uint8Array {
+  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+}
+
+function u64(v: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt.asUintN(64, v));
+  return out;
+}
+
+/**
+ * Part 2 §10.7.4: HMAC(proof, tag ‖ cpHashA ‖ policyRef ‖ authName ‖ timeout
+ * [‖ epoch [‖ resetCount]]) (the reference's TicketComputeAuth). A timeout is
+ * a value of Time, which restarts at every power-on, so a ticket with one is
+ * bound to the power-on it was made in (the reference's g_timeEpoch; here
+ * restartCount and the engine's _TPM_Init instant), and one made without a
+ * nonce also to resetCount (it expires on TPM Reset).
+ */
+export function authTicketDigest(engine: TpmEngine, t: AuthTicketInput): Uint8Array {
+  const parts = [u16(t.tag), t.cpHashA, t.policyRef, t.authName, u64(t.timeout)];
+  if (t.timeout !== 0n) {
+    const c = engine.state.clock;
+    parts.push(u32(c.restartCount), u64(BigInt(Math.floor(engine.volatile.initAt * 1000))));
+    if (t.expiresOnReset) parts.push(u32(c.resetCount));
+  }
+  return hmac(TICKET_HASH_ALG, proofOf(engine, t.hierarchy), ...parts);
+}
