@@ -11,6 +11,8 @@ import { activateCredential, makeCredential } from '../../tpm/credential.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
 import { ArgumentError, CryptoError, ParseError } from '../../tpm/errors.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { TPMS_ECC_POINT } from '../../tpm/types/index.js';
+import { decode } from '../../tpm/wire/codec.js';
 import type { LoadedObject } from '../objects.js';
 import { findObject } from './object.js';
 import { handler, ok } from './handler.js';
@@ -35,20 +37,47 @@ const P_CREDENTIAL_BLOB = 1;
 const P_SECRET = 2;
 
 /**
- * Part 3 §12.5: the seed comes from `secret` with keyHandle's private key
- * (TPM_RC_VALUE on secret when it does not decrypt), then the blob's HMAC
- * must match activateHandle's Name (TPM_RC_INTEGRITY on credentialBlob).
+ * The secret as CryptSecretDecrypt reads it, or its response code (on
+ * parameter 2): an RSA secret must be as long as the modulus (TPM_RC_SIZE);
+ * an ECC secret starts with a TPMS_ECC_POINT and anything after it is
+ * ignored (unmarshaling codes: TPM_RC_INSUFFICIENT, TPM_RC_SIZE).
+ */
+function secretOf(key: LoadedObject, secret: Uint8Array): Uint8Array {
+  const pub = key.publicArea;
+  if (pub.type === TPM_ALG.RSA) {
+    if (secret.length !== pub.parameters.keyBits / 8) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_SECRET));
+    return secret;
+  }
+  try {
+    decode(TPMS_ECC_POINT, secret);
+    return secret;
+  } catch (e) {
+    if (!(e instanceof ParseError)) throw e;
+    if (e.code !== 'parse.trailing' || e.offset === undefined) throw new TpmError(rcForParameter(parseRc(e), P_SECRET));
+    return secret.subarray(0, e.offset);
+  }
+}
+
+/**
+ * Part 3 §12.5: the seed comes from `secret` with keyHandle's private key,
+ * then the blob's HMAC must match activateHandle's Name (TPM_RC_INTEGRITY on
+ * credentialBlob). A secret that does not decrypt is, as in libtpms, an ECC
+ * point off the curve (TPM_RC_ECC_POINT on secret) or an RSA-OAEP failure
+ * (TPM_RC_FAILURE: libtpms reports its RSA decryption error as such).
  * activateHandle's ADMIN role and keyHandle's USER role are the engine's to
  * authorize.
  */
 export const activateCredentialHandler = handler(ActivateCredential, ({ engine }, { activateHandle, keyHandle }, { credentialBlob, secret }) => {
   const key = credentialKey(findObject(engine, keyHandle), 2);
+  const encrypted = secretOf(key, secret);
   const activate = findObject(engine, activateHandle);
   if (activate === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   try {
-    return ok<typeof ActivateCredential>({ certInfo: activateCredential(key.key, key.publicArea, activate.name, credentialBlob, secret) });
+    return ok<typeof ActivateCredential>({ certInfo: activateCredential(key.key, key.publicArea, activate.name, credentialBlob, encrypted) });
   } catch (e) {
-    if (e instanceof CryptoError && e.code === 'crypto.decrypt') throw new TpmError(rcForParameter(TPM_RC.VALUE, P_SECRET));
+    if (e instanceof CryptoError && e.code === 'crypto.decrypt') {
+      throw new TpmError(key.publicArea.type === TPM_ALG.ECC ? rcForParameter(TPM_RC.ECC_POINT, P_SECRET) : TPM_RC.FAILURE);
+    }
     if (e instanceof CryptoError && e.code === 'crypto.integrity') throw new TpmError(rcForParameter(TPM_RC.INTEGRITY, P_CREDENTIAL_BLOB));
     if (e instanceof ParseError) throw new TpmError(rcForParameter(parseRc(e), P_CREDENTIAL_BLOB));
     // The reference: a key that cannot decrypt at this point is a TPM failure (TPM_RC_KEY → TPM_RC_FAILURE).
