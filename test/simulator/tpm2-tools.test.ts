@@ -188,6 +188,11 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       if (why !== undefined && !RUN_NOT_YET) it.skip(`${name} [NOT_YET: ${why}]`, body, timeoutMs);
       else it(name, body, timeoutMs);
     }
+    /** A flow about our simulator's own identity, with nothing to compare on swtpm. */
+    function oursOnly(name: string, whyNotSwtpm: string, body: () => Promise<void>): void {
+      if (kind === 'ours') flow(name, body);
+      else it.skip(`${name} [ours only: ${whyNotSwtpm}]`, body);
+    }
 
     // --- start-up, capabilities, randomness, self test -----------------------
 
@@ -634,6 +639,21 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('createak', ['-C', f('ek.ctx'), '-c', f('ak.ctx'), '-G', 'ecc', '-g', 'sha256', '-s', 'ecdsa', '-u', f('ak.pub'), '-n', f('ak.name'), '-r', f('ak.priv'), '-f', 'pem']);
     };
 
+    oursOnly('EK certificates in NV (0x01c00002 RSA, 0x01c0000a ECC) for createek\'s keys, issued by the trustroot software TPM CA', 'swtpm has EK certificates only after swtpm_setup', async () => {
+      const handles = await tool('getcap', ['handles-nv-index']);
+      for (const [index, alg] of [['0x01c00002', 'rsa'], ['0x01c0000a', 'ecc']] as const) {
+        expect(handles).toMatch(new RegExp(`0x${index.slice(3)}\\b`, 'i'));
+        await tool('nvread', [index, '-C', 'o', '-o', f(`ekcert-${alg}.der`)]);
+        const x = await sh('openssl', ['x509', '-inform', 'DER', '-in', f(`ekcert-${alg}.der`), '-noout', '-issuer', '-pubkey']);
+        expect(x.code, x.stderr).toBe(0);
+        expect(x.stdout).toMatch(/issuer=.*CN ?= ?trustroot software TPM CA/);
+        await tool('createek', ['-c', f(`ekc-${alg}.ctx`), '-G', alg, '-u', f(`ekc-${alg}.pem`), '-f', 'pem']);
+        const certKey = createPublicKey(x.stdout.slice(x.stdout.indexOf('-----BEGIN PUBLIC KEY-----'))).export({ format: 'der', type: 'spki' });
+        const ekKey = createPublicKey(await read(`ekc-${alg}.pem`)).export({ format: 'der', type: 'spki' });
+        expect(Buffer.from(certKey).equals(Buffer.from(ekKey)), alg).toBe(true);
+      }
+    });
+
     flow('createek twice gives the same EK; createak makes a restricted signing key', async () => {
       await ekAk();
       await tool('createek', ['-c', f('ek2.ctx'), '-G', 'rsa', '-u', f('ek2.pub')]);
@@ -893,7 +913,10 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('readpublic', ['-c', f('post-clear.ctx'), '-o', f('post-clear.pub')]);
       expect((await read('post-clear.pub')).equals(await read('pre-clear.pub'))).toBe(false);
       expect(await tool('getcap', ['handles-persistent'])).not.toMatch(/0x81000011/);
-      expect(await tool('getcap', ['handles-nv-index'])).not.toMatch(/0x150001c/i);
+      const nvAfter = await tool('getcap', ['handles-nv-index']);
+      expect(nvAfter).not.toMatch(/0x150001c/i);
+      // Platform-created indices (our EK certificates) survive TPM2_Clear (Part 3 §24.6).
+      if (kind === 'ours') expect(nvAfter).toMatch(/0x1c0000a\b/i);
       // The same template again gives the new key: the seed changed once.
       await srk('post-clear2.ctx');
       await tool('readpublic', ['-c', f('post-clear2.ctx'), '-o', f('post-clear2.pub')]);
