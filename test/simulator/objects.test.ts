@@ -1,8 +1,26 @@
-import { createHash, createHmac } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { Tpm, create, createPrimary, eccSigningTemplate, load, hmacKeyTemplate, readPublic, rsaSigningTemplate, sign, verifyWithNode } from '../../src/client/index.js';
+import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Tpm,
+  create,
+  createLoaded,
+  createPrimary,
+  eccSigningTemplate,
+  load,
+  loadExternal,
+  hmacKeyTemplate,
+  objectChangeAuth,
+  readPublic,
+  rsaSigningTemplate,
+  sign,
+  verifyWithNode,
+} from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { CreatePrimary, FlushContext, Sign, Startup } from '../../src/tpm/commands/index.js';
+import { Clear, CreateLoaded, CreatePrimary, FlushContext, LoadExternal, ObjectChangeAuth, ReadPublic as ReadPublicCmd, Sign, Startup, Unseal } from '../../src/tpm/commands/index.js';
+import { externalObject } from '../../src/tpm/duplication.js';
+import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { templateFromPublic } from '../../src/tpm/types/index.js';
+import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
@@ -183,7 +201,8 @@ describe('simulator objects: Sign', () => {
       expect(verifyWithNode(key.publicArea, Buffer.from('hello'), signature)).toBe(true);
       expect(verifyWithNode(key.publicArea, Buffer.from('hellO'), signature)).toBe(false);
       // The object's authValue is checked.
-      await expect(sign(tpm, { ...key, authValue: Uint8Array.of(7, 8) }, sha256('hello'))).rejects.toSatisfy((e) => isRc(e, TPM_RC.BAD_AUTH));
+      // A DA-protected object (noDA clear): a wrong password counts as a failure, TPM_RC_AUTH_FAIL (Part 1 §19.8.6).
+      await expect(sign(tpm, { ...key, authValue: Uint8Array.of(7, 8) }, sha256('hello'))).rejects.toSatisfy((e) => isRc(e, TPM_RC.AUTH_FAIL));
       await tpm.flush(key);
     }
   });
@@ -232,5 +251,209 @@ describe('simulator objects: Sign', () => {
     ).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.SIZE) && e.parameter === 1);
     const ok = await runCommand(t, Sign, { keyHandle: key.handle }, { digest: sha256('y'), inScheme: { scheme: TPM_ALG.NULL }, validation: noTicket }, { sessions: [passwordAuth()] });
     expect(verifyWithNode(key.publicArea, Buffer.from('y'), ok.params.signature)).toBe(true);
+  });
+});
+
+/** A sealed data object's template: KEYEDHASH, neither sign nor decrypt, the data from the caller (Part 1 §27.2.4). */
+function sealTemplate(): TPMT_PUBLIC {
+  return {
+    type: TPM_ALG.KEYEDHASH,
+    nameAlg: TPM_ALG.SHA256,
+    objectAttributes: TPMA_OBJECT.of({ fixedTPM: true, fixedParent: true, userWithAuth: true }),
+    authPolicy: new Uint8Array(0),
+    parameters: { scheme: { scheme: TPM_ALG.NULL } },
+    unique: new Uint8Array(0),
+  } as TPMT_PUBLIC;
+}
+
+const EMPTY = new Uint8Array(0);
+
+describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAuth', () => {
+  it('CreateLoaded makes the same primary as CreatePrimary (empty outPrivate) and an ordinary key whose blob loads again', async () => {
+    const { tpm } = await started();
+    const viaCreatePrimary = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const primary = await createLoaded(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    expect(primary.name).toEqual(viaCreatePrimary.name);
+    expect(primary.privateBlob).toEqual(EMPTY);
+    expect((await readPublic(tpm, primary.handle)).qualifiedName).toEqual((await readPublic(tpm, viaCreatePrimary.handle)).qualifiedName);
+    await tpm.flush(viaCreatePrimary);
+    const child = await createLoaded(tpm, primary, eccSigningTemplate(), { authValue: Uint8Array.of(1) });
+    const signature = await sign(tpm, child, sha256('created loaded'));
+    expect(verifyWithNode(child.publicArea, Buffer.from('created loaded'), signature)).toBe(true);
+    await tpm.flush(child);
+    const again = await load(tpm, primary, { privateBlob: child.privateBlob, publicArea: child.publicArea }, { authValue: Uint8Array.of(1) });
+    expect(again.name).toEqual(child.name);
+    // A parent that is not a storage key: TPM_RC_TYPE on the handle.
+    await expect(createLoaded(tpm, again, eccSigningTemplate())).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.TYPE) && e.handle === 1);
+  });
+
+  it('LoadExternal: a public key anywhere, a key in the clear only in the NULL hierarchy and not fixedTPM; the key signs', async () => {
+    const { tpm, t } = await started();
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ext = externalObject({ type: 'ecc', privateKey, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } } }, { objectAttributes: TPMA_OBJECT.of({ sign: true, userWithAuth: true }) });
+    const key = await loadExternal(tpm, ext.publicArea, { sensitive: ext.sensitive });
+    expect(key.name).toEqual(objectName(ext.publicArea));
+    const signature = await sign(tpm, key, sha256('external'));
+    expect(verifyWithNode(ext.publicArea, Buffer.from('external'), signature)).toBe(true);
+    await tpm.flush(key);
+    const inOwner = runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.OWNER as never });
+    await expect(inOwner).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.HIERARCHY) && e.parameter === 3);
+    const fixed = { ...ext.publicArea, objectAttributes: { ...ext.publicArea.objectAttributes, fixedTPM: true, fixedParent: true } } as TPMT_PUBLIC;
+    await expect(runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: fixed, hierarchy: TPM_RH.NULL })).rejects.toSatisfy(
+      (e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2,
+    );
+    // Another key's scalar: not bound to this public area.
+    const other = externalObject({ type: 'ecc', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey });
+    await expect(runCommand(t, LoadExternal, {}, { inPrivate: other.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.NULL })).rejects.toSatisfy(
+      (e) => e instanceof TpmError && e.is(TPM_RC.BINDING),
+    );
+    // The public part alone may go in the owner hierarchy; with no parent chain here, its QN is its Name (as libtpms).
+    const pub = await loadExternal(tpm, fixed, { hierarchy: TPM_RH.OWNER });
+    const rp = await readPublic(tpm, pub.handle);
+    expect(rp.qualifiedName).toEqual(objectName(fixed));
+  });
+
+  it('Unseal returns the sealed data; keys that are not sealed data objects are refused', async () => {
+    const { tpm, t } = await started();
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const secret = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const sealed = await create(tpm, srk, sealTemplate(), { sensitiveData: secret, authValue: Uint8Array.of(3) });
+    const obj = await load(tpm, srk, sealed, { authValue: Uint8Array.of(3) });
+    expect((await tpm.run(Unseal, { itemHandle: obj }, {})).params.outData).toEqual(secret);
+    await expect(tpm.run(Unseal, { itemHandle: { ...obj, authValue: Uint8Array.of(4) } }, {})).rejects.toSatisfy((e) => e instanceof TpmError);
+    await tpm.flush(obj);
+    const signer = await createPrimary(tpm, TPM_RH.NULL, eccSigningTemplate());
+    await expect(runCommand(t, Unseal, { itemHandle: signer.handle }, {})).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.TYPE) && e.handle === 1);
+    await tpm.flush(signer);
+    const mac = await createPrimary(tpm, TPM_RH.NULL, hmacKeyTemplate());
+    await expect(runCommand(t, Unseal, { itemHandle: mac.handle }, {})).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.handle === 1);
+  });
+
+  it('ObjectChangeAuth: the new blob loads with the new authValue only; the wrong parent is TPM_RC_TYPE', async () => {
+    const { tpm, t } = await started();
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const blob = await create(tpm, srk, eccSigningTemplate(), { authValue: Uint8Array.of(1, 1) });
+    const key = await load(tpm, srk, blob, { authValue: Uint8Array.of(1, 1) });
+    const changed = await objectChangeAuth(tpm, key, srk, Uint8Array.of(2, 2, 0, 0));
+    // The loaded object keeps its old authValue.
+    expect(verifyWithNode(key.publicArea, Buffer.from('old'), await sign(tpm, key, sha256('old')))).toBe(true);
+    await tpm.flush(key);
+    const reloaded = await load(tpm, srk, changed, { authValue: Uint8Array.of(2, 2) });
+    expect(reloaded.name).toEqual(blob.name);
+    expect(verifyWithNode(key.publicArea, Buffer.from('new'), await sign(tpm, reloaded, sha256('new')))).toBe(true);
+    await expect(sign(tpm, { ...reloaded, authValue: Uint8Array.of(1, 1) }, sha256('old auth'))).rejects.toSatisfy((e) => e instanceof TpmError);
+    // Another storage key is not the parent.
+    const other = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccSrkTemplate());
+    await expect(
+      runCommand(t, ObjectChangeAuth, { objectHandle: reloaded.handle, parentHandle: other.handle }, { newAuth: Uint8Array.of(9) }, { sessions: [passwordAuth(Uint8Array.of(2, 2))] }),
+    ).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.TYPE) && e.handle === 2);
+  });
+
+  it('caches primary derivations: the second RSA CreatePrimary is fast and identical; a Clear gives another key', async () => {
+    const { tpm, t } = await started();
+    let start = performance.now();
+    const first = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    const firstMs = performance.now() - start;
+    await tpm.flush(first);
+    start = performance.now();
+    const second = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    const secondMs = performance.now() - start;
+    expect(second.name).toEqual(first.name);
+    // An RSA-2048 derivation searches for two primes (hundreds of ms); a cached one is a lookup and creation data.
+    expect(secondMs).toBeLessThan(Math.max(50, firstMs / 4));
+    await tpm.flush(second);
+    // The same key with another authValue: the cached derivation must not carry the first caller's authValue.
+    const withAuth = await createPrimary(tpm, TPM_RH.NULL, eccSigningTemplate(), { authValue: Uint8Array.of(1) });
+    const noAuth = await createPrimary(tpm, TPM_RH.NULL, eccSigningTemplate());
+    expect(noAuth.name).toEqual(withAuth.name);
+    expect(verifyWithNode(noAuth.publicArea, Buffer.from('a'), await sign(tpm, noAuth, sha256('a')))).toBe(true);
+    expect(verifyWithNode(withAuth.publicArea, Buffer.from('b'), await sign(tpm, withAuth, sha256('b')))).toBe(true);
+    await expect(sign(tpm, { ...noAuth, authValue: Uint8Array.of(1) }, sha256('c'))).rejects.toSatisfy((e) => e instanceof TpmError);
+    await tpm.flush(withAuth);
+    await tpm.flush(noAuth);
+    await runCommand(t, Clear, { authHandle: TPM_RH.LOCKOUT }, {});
+    const afterClear = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    expect(afterClear.name).not.toEqual(first.name);
+  });
+});
+
+/** CreateLoaded / LoadExternal / Unseal / ObjectChangeAuth codes on one sequence (raw commands). */
+async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
+  const log: Record<string, unknown> = {};
+  const step = async <T>(label: string, f: () => Promise<T>): Promise<T | undefined> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await f();
+        log[label] = 0;
+        return r;
+      } catch (e) {
+        if (!(e instanceof TpmError)) throw e;
+        // libtpms sometimes answers TPM_RC_RETRY to a command's first attempt; a client sends it again.
+        if (e.rc === TPM_RC.RETRY && attempt < 3) continue;
+        log[label] = `0x${e.rc.toString(16)}`;
+        return undefined;
+      }
+    }
+  };
+  const flush = (h: number) => runCommand(t, FlushContext, {}, { flushHandle: h });
+  const cl = (parentHandle: number, tpl: TPMT_PUBLIC, data = EMPTY, userAuth = EMPTY) =>
+    runCommand(t, CreateLoaded, { parentHandle: parentHandle as never }, { inSensitive: { userAuth, data }, inPublic: templateFromPublic(tpl) });
+  const srk = (await cl(TPM_RH.OWNER, eccSrkTemplate()))!.handles.objectHandle;
+  const p = await step('CreateLoaded primary', () => cl(TPM_RH.OWNER, eccSrkTemplate()));
+  log['CreateLoaded primary outPrivate'] = p?.params.outPrivate.length;
+  if (p !== undefined) await flush(p.handles.objectHandle);
+  const child = await step('CreateLoaded child', () => cl(srk, eccSigningTemplate()));
+  await step('CreateLoaded under a signer', () => cl(child!.handles.objectHandle, eccSigningTemplate()));
+  await step('CreateLoaded sign+decrypt restricted', () => cl(srk, { ...eccSigningTemplate(), objectAttributes: TPMA_OBJECT.of({ sign: true, decrypt: true, restricted: true, userWithAuth: true, sensitiveDataOrigin: true }) } as TPMT_PUBLIC));
+  await flush(child!.handles.objectHandle);
+  const sealed = await step('CreateLoaded sealed', () => cl(srk, sealTemplate(), Uint8Array.of(1, 2, 3)));
+  const unsealed = await step('Unseal', () => runCommand(t, Unseal, { itemHandle: sealed!.handles.objectHandle }, {}));
+  log['Unseal data'] = unsealed === undefined ? undefined : Buffer.from(unsealed.params.outData).toString('hex');
+  await step('ObjectChangeAuth too long', () =>
+    runCommand(t, ObjectChangeAuth, { objectHandle: sealed!.handles.objectHandle, parentHandle: srk }, { newAuth: new Uint8Array(33).fill(1) }),
+  );
+  await step('ObjectChangeAuth', () => runCommand(t, ObjectChangeAuth, { objectHandle: sealed!.handles.objectHandle, parentHandle: srk }, { newAuth: Uint8Array.of(7) }));
+  await step('ObjectChangeAuth of a primary', () => runCommand(t, ObjectChangeAuth, { objectHandle: srk, parentHandle: srk }, { newAuth: Uint8Array.of(7) }));
+  await flush(sealed!.handles.objectHandle);
+  await step('Unseal a storage key', () => runCommand(t, Unseal, { itemHandle: srk }, {}));
+  const srkPublic = (await runCommand(t, ReadPublicCmd, { objectHandle: srk }, {})).params.outPublic;
+  await flush(srk);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ext = externalObject({ type: 'ecc', privateKey }, { objectAttributes: TPMA_OBJECT.of({ sign: true, userWithAuth: true }) });
+  const le = await step('LoadExternal key', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.NULL }));
+  if (le !== undefined) await flush(le.handles.objectHandle);
+  await step('LoadExternal key in owner', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.OWNER as never }));
+  const fixed = { ...ext.publicArea, objectAttributes: { ...ext.publicArea.objectAttributes, fixedTPM: true, fixedParent: true } } as TPMT_PUBLIC;
+  await step('LoadExternal fixedTPM key', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: fixed, hierarchy: TPM_RH.NULL }));
+  const other = externalObject({ type: 'ecc', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }, { objectAttributes: TPMA_OBJECT.of({ sign: true, userWithAuth: true }) });
+  await step('LoadExternal unbound key', () => runCommand(t, LoadExternal, {}, { inPrivate: other.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.NULL }));
+  const pub = await step('LoadExternal SRK public in owner', () => runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: srkPublic, hierarchy: TPM_RH.OWNER as never }));
+  if (pub !== undefined) {
+    const rp = (await runCommand(t, ReadPublicCmd, { objectHandle: pub.handles.objectHandle }, {})).params;
+    log['LoadExternal QN is the Name'] = Buffer.from(rp.qualifiedName).equals(Buffer.from(rp.name));
+    await flush(pub.handles.objectHandle);
+  }
+  return log;
+}
+
+
+
+describeWithSwtpm('simulator object commands agree with swtpm', () => {
+  let sw: SwtpmInstance | undefined;
+  let t: SwtpmTransport | undefined;
+  beforeAll(async () => {
+    sw = await startSwtpm();
+    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sw?.stop();
+  });
+
+  it('CreateLoaded, LoadExternal, Unseal and ObjectChangeAuth give the same codes', async () => {
+    const expected = await objectScenario(t!);
+    const { t: sim } = await started();
+    expect(await objectScenario(sim)).toEqual(expected);
   });
 });

@@ -10,7 +10,7 @@ import { TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
 import { keyFromSensitive, produceOuterWrap, unwrapDuplicate } from '../../tpm/duplication.js';
 import { CryptoError, ParseError, TrustrootError } from '../../tpm/errors.js';
-import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
+import { objectName, qualifiedName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { publicKeyFromArea } from '../../tpm/secret.js';
 import { TPM2B_SENSITIVE, decodeTemplate, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../../tpm/types/index.js';
@@ -120,7 +120,6 @@ function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
  * Part 3 §12.3: a public key (any hierarchy), or a public and sensitive area
  * in the clear, which only the NULL hierarchy takes and which must not look
  * like a key this TPM protects (fixedTPM and fixedParent CLEAR).
- * The object's QN is H(hierarchy ‖ Name), as for a primary.
  */
 export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPrivate, inPublic, hierarchy }) => {
   if (inPrivate !== null && hierarchy !== TPM_RH.NULL) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
@@ -138,8 +137,8 @@ export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPr
     try {
       key = keyFromSensitive(inPublic, sensitive);
     } catch {
-      // The sensitive area does not belong to the public area (CryptValidateKeys).
-      throw new TpmError(rcForParameter(TPM_RC.BINDING, P_PUBLIC));
+      // The sensitive area does not belong to the public area (CryptValidateKeys); libtpms names no parameter.
+      throw new TpmError(TPM_RC.BINDING);
     }
   } else {
     sensitive = { sensitiveType: inPublic.type, authValue: new Uint8Array(0), seedValue: new Uint8Array(0), sensitive: new Uint8Array(0) } as TPMT_SENSITIVE;
@@ -149,7 +148,8 @@ export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPr
     publicArea: inPublic,
     sensitive,
     name,
-    qualifiedName: qualifiedName(handleName(hierarchy), name),
+    // An external object has no parent chain in this TPM: its QN is its Name (as libtpms answers ReadPublic).
+    qualifiedName: name,
     hierarchy,
     primary: false,
     key,
