@@ -1,0 +1,185 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyEkCertificate } from '../../src/attest/chain.js';
+import { trustBundle } from '../../src/attest/chain.js';
+import { classifyTpm } from '../../src/attest/classify.js';
+import { compareEkPublicKey, parseCertificate } from '../../src/attest/ekcert.js';
+import { Tpm, createPrimary, describe as describeTpm, nvDefine, nvIncrement, nvReadCounter, nvReadPublic, nvUndefine, readEkCertificates } from '../../src/client/index.js';
+import { readCapability } from '../../src/tpm/capability.js';
+import { Clear, NV_ReadPublic, NV_Write, Startup } from '../../src/tpm/commands/index.js';
+import { TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_RC, isRc } from '../../src/tpm/rc.js';
+import { runCommand } from '../../src/tpm/run.js';
+import { eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
+import { TPMA_NV } from '../../src/tpm/types/index.js';
+import { TpmEngine } from '../../src/simulator/index.js';
+import {
+  EK_CERTIFICATE_INDICES,
+  createSoftwareTpmCa,
+  defaultSoftwareTpmCaDir,
+  loadOrCreateSoftwareTpmCa,
+  type SoftwareTpmCa,
+} from '../../src/simulator/manufacture.js';
+import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
+import { SIMULATOR_STATE_VERSION, type SimulatorState } from '../../src/simulator/state.js';
+
+async function started(engine: TpmEngine): Promise<Tpm> {
+  const t = inProcessTransport(engine);
+  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  return new Tpm(t);
+}
+
+async function nvHandles(tpm: Tpm): Promise<number[]> {
+  const data = await readCapability(tpm.channel, TPM_CAP.HANDLES, [0x01000000]);
+  return (data as number[]).filter((h) => h >>> 24 === 0x01);
+}
+
+let ca: SoftwareTpmCa;
+beforeAll(() => {
+  ca = createSoftwareTpmCa();
+});
+
+describe('simulator manufacture: the software TPM CA', () => {
+  it('is a self-signed CA named CN=trustroot software TPM CA, O=trustroot', () => {
+    const c = parseCertificate(ca.certificate);
+    expect(c.subject.text).toBe('CN=trustroot software TPM CA, O=trustroot');
+    expect(c.issuer.text).toBe(c.subject.text);
+    expect(c.basicConstraints).toMatchObject({ ca: true, critical: true });
+    expect(c.keyUsage).toEqual(expect.arrayContaining(['keyCertSign']));
+    expect(c.quirks).toEqual([]);
+  });
+
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'trustroot-ca-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is kept per installation: created once (also by racing callers), read back the same, refused when its files do not belong together', async () => {
+    const where = join(dir, 'sw-tpm-ca');
+    const [a, b] = await Promise.all([loadOrCreateSoftwareTpmCa(where), loadOrCreateSoftwareTpmCa(where)]);
+    expect(Buffer.from(a.certificate).equals(Buffer.from(b.certificate))).toBe(true);
+    const again = await loadOrCreateSoftwareTpmCa(where);
+    expect(Buffer.from(again.certificate).equals(Buffer.from(a.certificate))).toBe(true);
+    expect((await readFile(join(where, 'ca-key.pem'), 'utf8')).startsWith('-----BEGIN PRIVATE KEY-----')).toBe(true);
+    await writeFile(join(where, 'ca-key.pem'), createSoftwareTpmCa().privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    await expect(loadOrCreateSoftwareTpmCa(where)).rejects.toMatchObject({ code: 'state.corrupt' });
+    expect(defaultSoftwareTpmCaDir('/srv/tpms/a', { TRUSTROOT_HOME: '/opt/tr' })).toBe('/opt/tr/sw-tpm-ca');
+    expect(defaultSoftwareTpmCaDir('/srv/tpms/a', {})).toBe('/srv/tpms/sw-tpm-ca');
+  });
+});
+
+describe('simulator manufacture: EK certificates', () => {
+  it('a fresh TPM lists both certificate indices with the EK profile attributes; an engine without a CA has none', async () => {
+    const tpm = await started(new TpmEngine({ manufacture: { ca } }));
+    expect(await nvHandles(tpm)).toEqual([EK_CERTIFICATE_INDICES.rsa2048, EK_CERTIFICATE_INDICES.eccP256]);
+    const pub = await nvReadPublic(tpm, EK_CERTIFICATE_INDICES.eccP256);
+    const a = pub.attributes;
+    expect({ ...a }).toMatchObject({ PLATFORMCREATE: true, PPWRITE: true, WRITEDEFINE: true, WRITELOCKED: true, WRITTEN: true, AUTHREAD: true, OWNERREAD: true, PPREAD: true, NO_DA: true, OWNERWRITE: false, AUTHWRITE: false });
+    expect(pub.size).toBeGreaterThan(300);
+    // Locked for good: even the platform cannot overwrite it.
+    await expect(tpm.run(NV_Write, { authHandle: TPM_RH.PLATFORM, nvIndex: pub }, { data: Uint8Array.of(1), offset: 0 })).rejects.toSatisfy((e: unknown) => isRc(e, TPM_RC.NV_LOCKED));
+    expect(await nvHandles(await started(new TpmEngine()))).toEqual([]);
+  });
+
+  it('certifies the EKs CreatePrimary derives from the L-1 and L-2 templates; the chain verifies to the installation CA; classified as a software TPM', async () => {
+    const tpm = await started(new TpmEngine({ manufacture: { ca } }));
+    const certs = await readEkCertificates(tpm);
+    expect(certs.map((c) => c.template).sort()).toEqual(['L-1', 'L-2']);
+    const description = await describeTpm(tpm);
+    const roots = trustBundle(ca.certificate);
+    for (const [template, id] of [[rsaEkTemplate(), 'L-1'], [eccEkTemplate(), 'L-2']] as const) {
+      const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, template);
+      const der = certs.find((c) => c.template === id)!.der;
+      const parsed = parseCertificate(der);
+      expect(parsed.quirks).toEqual([]);
+      expect(parsed.issuer.text).toBe('CN=trustroot software TPM CA, O=trustroot');
+      expect(parsed.tpm).toMatchObject({ vendorId: 'TRST', model: 'trustroot SW TPM' });
+      expect(compareEkPublicKey(parsed, ek.publicArea).outcome).toBe('pass');
+      const v = verifyEkCertificate({ certificate: der, roots, at: new Date(), ekPublic: ek.publicArea, description });
+      expect(v.verdict.checks.filter((c) => c.outcome === 'fail' || c.outcome === 'warn').map((c) => `${c.check}: ${c.detail}`)).toEqual([]);
+      expect(v.chain?.status).toBe('verified');
+      const cls = classifyTpm(description, v, { profile: 'test' });
+      expect(cls.type).toBe('software');
+      expect(cls.assurance).toBe('verified');
+      // The production profile refuses it: never mistaken for hardware.
+      expect(classifyTpm(description, v).accepted).toBe(false);
+      await tpm.flush(ek);
+    }
+    // Not by another installation's CA.
+    const other = verifyEkCertificate({ certificate: certs[0]!.der, roots: trustBundle(createSoftwareTpmCa().certificate), at: new Date() });
+    expect(other.chain?.status).not.toBe('verified');
+  }, 30_000);
+
+  it('makes a certificate on first read, saves it before answering, and keeps it across restarts and TPM2_Clear', async () => {
+    const saved: SimulatorState[] = [];
+    const engine = new TpmEngine({ manufacture: { ca }, persist: async (s) => void saved.push(structuredClone(s)) });
+    expect(engine.state.ekCertificates.pending.sort()).toEqual([EK_CERTIFICATE_INDICES.rsa2048, EK_CERTIFICATE_INDICES.eccP256].sort());
+    const tpm = await started(engine);
+    saved.length = 0;
+    const first = await tpm.run(NV_ReadPublic, { nvIndex: EK_CERTIFICATE_INDICES.eccP256 }, {});
+    expect(first.params.nvPublic.dataSize).toBeGreaterThan(0);
+    expect(saved.at(-1)!.ekCertificates.pending).toEqual([EK_CERTIFICATE_INDICES.rsa2048]);
+    const before = (await readEkCertificates(tpm)).map((c) => Buffer.from(c.der).toString('hex'));
+    // The state file holds the certificates and the pending list; a restarted engine answers the same bytes.
+    const file = parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION);
+    const restarted = await started(new TpmEngine({ state: validateSimulatorState(file), manufacture: { ca } }));
+    expect((await readEkCertificates(restarted)).map((c) => Buffer.from(c.der).toString('hex'))).toEqual(before);
+    await tpm.run(Clear, { authHandle: TPM_RH.LOCKOUT }, {});
+    const afterClear = await readEkCertificates(tpm);
+    expect(afterClear.map((c) => Buffer.from(c.der).toString('hex'))).toEqual(before);
+    const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccEkTemplate());
+    expect(compareEkPublicKey(parseCertificate(afterClear.find((c) => c.template === 'L-2')!.der), ek.publicArea).outcome).toBe('pass');
+  }, 30_000);
+
+  it('a pending certificate without a CA to issue it answers TPM_RC_NV_UNAVAILABLE; an engine given a CA later provisions once', async () => {
+    const engine = new TpmEngine({ manufacture: { ca } });
+    const noCa = await started(new TpmEngine({ state: engine.state }));
+    await expect(noCa.run(NV_ReadPublic, { nvIndex: EK_CERTIFICATE_INDICES.eccP256 }, {})).rejects.toSatisfy((e: unknown) => isRc(e, TPM_RC.NV_UNAVAILABLE));
+    const plain = new TpmEngine();
+    expect(plain.state.ekCertificates.provisioned).toBe(false);
+    const later = new TpmEngine({ state: plain.state, manufacture: { ca } });
+    expect(later.state.ekCertificates.provisioned).toBe(true);
+    expect(later.state.nvIndices.length).toBe(2);
+    new TpmEngine({ state: later.state, manufacture: { ca } });
+    expect(later.state.nvIndices.length).toBe(2);
+  });
+
+  it('a thousand manufactured engines cost no key derivation until a certificate is read', () => {
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) new TpmEngine({ manufacture: { ca } });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  });
+});
+
+describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
+  it('a new counter starts above the highest value any counter ever had, even one since undefined; TPM_PT_NV_COUNTERS counts them', async () => {
+    const engine = new TpmEngine();
+    const tpm = await started(engine);
+    const a = await nvDefine(tpm, { index: 0x01500100, type: 'counter' });
+    for (let i = 0; i < 5; i++) await nvIncrement(tpm, a);
+    expect(await nvReadCounter(tpm, a)).toBe(5n);
+    const counters = async (): Promise<number> => {
+      const props = (await readCapability(tpm.channel, TPM_CAP.TPM_PROPERTIES, [TPM_PT.NV_COUNTERS])) as { property: number; value: number }[];
+      return props.find((p) => p.property === TPM_PT.NV_COUNTERS)!.value;
+    };
+    expect(await counters()).toBe(1);
+    await nvUndefine(tpm, a);
+    expect(await counters()).toBe(0);
+    const b = await nvDefine(tpm, { index: 0x01500101, type: 'counter' });
+    await nvIncrement(tpm, b);
+    expect(await nvReadCounter(tpm, b)).toBe(6n);
+    expect(engine.state.nvCounterMax).toBe(6n);
+    // The floor survives a restart through the state file.
+    const restored = validateSimulatorState(parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION));
+    expect(restored.nvCounterMax).toBe(6n);
+    expect(TPMA_NV.fromWord(engine.state.nvIndices[0]!.attributes).WRITTEN).toBe(true);
+    const broken = { ...restored, nvCounterMax: -1n };
+    expect(() => validateSimulatorState(broken)).toThrow(/nvCounterMax/);
+  });
+});
