@@ -4,7 +4,7 @@
  * attestation commands (Part 3 §20.2, §18), and the scheme selection they
  * share (the reference's CryptSelectSignScheme).
  */
-import { constants as cryptoConstants, createECDH, privateEncrypt, publicDecrypt, type KeyObject } from 'node:crypto';
+import { constants as cryptoConstants, createECDH, privateEncrypt, publicDecrypt } from 'node:crypto';
 import { equalBytes } from '../tpm/bytes.js';
 import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
 import { digestSize, hash, hmac, isHashAlg } from '../tpm/crypto/hash.js';
@@ -312,15 +312,18 @@ function emsaPssVerify(alg: number, mHash: Uint8Array, em0: Uint8Array, modBits:
 }
 
 /**
- * Whether `signature` is a valid signature over `digest` by the key with
- * `publicArea` (`key`: its node:crypto key, public or private; for a
+ * Whether `signature` is a valid signature over `digest` by the loaded
+ * object `o` (its public area; its node:crypto key, public or private; for a
  * KEYEDHASH key the secret). RSASSA, RSAPSS, ECDSA and HMAC, the schemes
  * signDigest makes.
  * @returns 0 when genuine, otherwise the base response code the reference's
- * CryptValidateSignature gives: TPM_RC_SIGNATURE (not genuine) or
- * TPM_RC_SCHEME (a scheme this key type cannot verify, or a hash it does not know).
+ * CryptValidateSignature gives: TPM_RC_SIGNATURE (not genuine, or an HMAC
+ * scheme other than the key's), TPM_RC_SCHEME (a scheme this key type cannot
+ * verify, or a hash it does not know), TPM_RC_HANDLE (an HMAC key loaded
+ * without its private part).
  */
-export function verifySignature(publicArea: TPMT_PUBLIC, key: KeyObject, digest: Uint8Array, signature: TPMT_SIGNATURE): number {
+export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'publicOnly'>, digest: Uint8Array, signature: TPMT_SIGNATURE): number {
+  const { publicArea, key } = o;
   const sigAlg = signature.sigAlg;
   if (sigAlg === TPM_ALG.NULL) return TPM_RC.SIGNATURE;
   if (publicArea.type === TPM_ALG.RSA) {
@@ -350,9 +353,14 @@ export function verifySignature(publicArea: TPMT_PUBLIC, key: KeyObject, digest:
     return ecdsaVerify(publicArea, digest, signatureR, signatureS) ? 0 : TPM_RC.SIGNATURE;
   }
   if (publicArea.type === TPM_ALG.KEYEDHASH) {
+    // Without its private part there is no key to check an HMAC with.
+    if (o.publicOnly === true) return TPM_RC.HANDLE;
     if (sigAlg !== TPM_ALG.HMAC) return TPM_RC.SCHEME;
     const { hashAlg, digest: mac } = signature.signature as { hashAlg: number; digest: Uint8Array };
     if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    // A key with a scheme verifies only its own scheme and hash (no weaker hash than the key allows).
+    const keyScheme = publicArea.parameters.scheme;
+    if (keyScheme.scheme !== TPM_ALG.NULL && (keyScheme.scheme !== TPM_ALG.HMAC || schemeHash(keyScheme) !== hashAlg)) return TPM_RC.SIGNATURE;
     // Part 1 §11.4.4: the HMAC key is the object's sensitive data; the key object holds it as a secret key.
     const expected = hmac(hashAlg, new Uint8Array(key.export()), digest);
     return equalBytes(mac, expected) ? 0 : TPM_RC.SIGNATURE;

@@ -11,7 +11,9 @@
  */
 import { constants as cryptoConstants, createHash, createHmac, createSecretKey, generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tpm, eccSigningTemplate, hmacKeyTemplate, loadExternal, rsaSigningTemplate } from '../../src/client/index.js';
+import { Tpm, createPrimary, eccSigningTemplate, hmacKeyTemplate, load, loadExternal, rsaSigningTemplate } from '../../src/client/index.js';
+import { seal, unseal } from '../../src/client/seal.js';
+import { eccSrkTemplate } from '../../src/tpm/templates.js';
 import {
   NV_DefineSpace,
   NV_Write,
@@ -40,12 +42,13 @@ import {
   StartAuthSession,
   Startup,
   FlushContext,
+  Unseal,
 } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CC, TPM_ECC, TPM_EO, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { handleName, nvName } from '../../src/tpm/names.js';
 import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy } from '../../src/tpm/policy.js';
-import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
+import { TPM_RC, TpmError, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
@@ -53,7 +56,7 @@ import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { checkCondition } from '../../src/simulator/handlers/policy.js';
 import { checkPolicySession, type PolicyUse } from '../../src/simulator/policy-check.js';
-import { emptyPolicyAssertions, type SessionState } from '../../src/simulator/sessions.js';
+import type { SessionState } from '../../src/simulator/sessions.js';
 import { verifySignature } from '../../src/simulator/signing.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
@@ -66,6 +69,15 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
 };
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
 
 async function rc(p: Promise<unknown>): Promise<number> {
   try {
@@ -89,38 +101,15 @@ async function started(engine = new TpmEngine()): Promise<Env> {
   return { engine, t, tpm: new Tpm(t) };
 }
 
-/** A policy or trial session: through StartAuthSession when the engine has it, otherwise placed in the session table as StartAuthSession would. */
+/** A policy or trial session started with StartAuthSession (unsalted, unbound, no parameter encryption). */
 async function startSession(env: Env, kind: 'policy' | 'trial', authHash: number = SHA256): Promise<number> {
-  if (env.engine.commandRecord(TPM_CC.StartAuthSession) !== undefined) {
-    const r = await runCommand(
-      env.t,
-      StartAuthSession,
-      { tpmKey: TPM_RH.NULL, bind: TPM_RH.NULL },
-      { nonceCaller: randomBytes(16), encryptedSalt: EMPTY, sessionType: kind === 'trial' ? TPM_SE.TRIAL : TPM_SE.POLICY, symmetric: { algorithm: TPM_ALG.NULL } as never, authHash: authHash as never },
-    );
-    return r.handles.sessionHandle;
-  }
-  const table = env.engine.volatile.sessions;
-  let handle = 0x03000000;
-  while (table.get(handle) !== undefined) handle++;
-  const session = {
-    handle,
-    kind,
-    authHash,
-    sessionKey: EMPTY,
-    symmetric: { algorithm: TPM_ALG.NULL },
-    bindName: undefined,
-    bindAuthValue: undefined,
-    daBound: false,
-    lockoutBound: false,
-    nonceTPM: new Uint8Array(randomBytes(16)),
-    policyDigest: zeroPolicy(authHash),
-    policy: emptyPolicyAssertions(),
-    startTime: env.engine.time(),
-    auditDigest: undefined,
-  } as unknown as SessionState;
-  table.add(session);
-  return handle;
+  const r = await runCommand(
+    env.t,
+    StartAuthSession,
+    { tpmKey: TPM_RH.NULL, bind: TPM_RH.NULL },
+    { nonceCaller: randomBytes(16), encryptedSalt: EMPTY, sessionType: kind === 'trial' ? TPM_SE.TRIAL : TPM_SE.POLICY, symmetric: { algorithm: TPM_ALG.NULL } as never, authHash: authHash as never },
+  );
+  return r.handles.sessionHandle;
 }
 
 function sessionAt(env: Env, h: number): SessionState {
@@ -129,9 +118,8 @@ function sessionAt(env: Env, h: number): SessionState {
   return s;
 }
 
-/** Flushes a session (FlushContext, or out of the table when the engine cannot flush sessions yet). */
 async function endSession(env: Env, h: number): Promise<void> {
-  if ((await rc(runCommand(env.t, FlushContext, {}, { flushHandle: h }))) !== 0) env.engine.volatile.sessions.remove(h);
+  await runCommand(env.t, FlushContext, {}, { flushHandle: h });
 }
 
 async function digestOf(t: Transport, h: number): Promise<Uint8Array> {
@@ -626,6 +614,57 @@ describe('simulator policy: conditions in a real policy session', () => {
 
 // ---------------------------------------------------------------------------
 
+describe('simulator policy sessions authorize commands (seal/unseal with a PCR policy)', () => {
+  it('a PCR-sealed secret unseals until the PCR changes; PolicyAuthValue and PolicyPassword need the password', async () => {
+    const env = await started();
+    const { tpm, t } = env;
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const sel = [pcrSelection(SHA256, [10])];
+    const secret = Uint8Array.of(1, 2, 3, 4, 5);
+    const plain = await seal(tpm, srk, secret, { pcrs: sel });
+    expect(plain.publicArea.authPolicy).toEqual(new PolicyCalculator(SHA256).policyPCR({ pcrs: sel, values: await readPcrs(t, sel) }).digest);
+    expect(await unseal(tpm, srk, plain)).toEqual(secret);
+    const password = Uint8Array.of(0x70, 0x77);
+    const withHmac = await seal(tpm, srk, secret, { pcrs: sel, password, passwordPolicy: 'PolicyAuthValue' });
+    const withPassword = await seal(tpm, srk, secret, { pcrs: sel, password, passwordPolicy: 'PolicyPassword' });
+    expect(await unseal(tpm, srk, withHmac, { password })).toEqual(secret);
+    expect(await unseal(tpm, srk, withPassword, { password })).toEqual(secret);
+    expect(isRc(await rejection(unseal(tpm, srk, withPassword, { password: Uint8Array.of(1) })), TPM_RC.AUTH_FAIL)).toBe(true);
+
+    await runCommand(t, PCR_Extend, { pcrHandle: 10 }, { digests: [{ hashAlg: SHA256, digest: sha256(Uint8Array.of(7)) }] as never });
+    for (const sealed of [plain, withHmac]) {
+      expect(isRc(await rejection(unseal(tpm, srk, sealed, { password })), TPM_RC.POLICY_FAIL)).toBe(true);
+    }
+    // Nothing is left loaded after the failures.
+    expect(env.engine.volatile.sessions.count).toBe(0);
+  });
+
+  it('a PCR change between PolicyPCR and the command is TPM_RC_PCR_CHANGED; a wrong command code TPM_RC_POLICY_CC', async () => {
+    const env = await started();
+    const { tpm, t } = env;
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const sel = [pcrSelection(SHA256, [10])];
+    const sealed = await seal(tpm, srk, Uint8Array.of(9), { pcrs: sel });
+    const item = await load(tpm, srk, { privateBlob: sealed.privateArea, publicArea: sealed.publicArea });
+    const session = await tpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    await tpm.run(PolicyPCR, { policySession: session.handle }, { pcrDigest: EMPTY, pcrs: sel });
+    await runCommand(t, PCR_Extend, { pcrHandle: 10 }, { digests: [{ hashAlg: SHA256, digest: sha256(Uint8Array.of(7)) }] as never });
+    expect(isRc(await rejection(tpm.run(Unseal, { itemHandle: item }, {}, { sessions: [session] })), TPM_RC.PCR_CHANGED)).toBe(true);
+    await tpm.flush(session).catch(() => undefined);
+
+    const sealed2 = await seal(tpm, srk, Uint8Array.of(8), { pcrs: sel });
+    const calc = new PolicyCalculator(SHA256).policyPCR({ pcrs: sel, values: await readPcrs(t, sel) });
+    expect(sealed2.publicArea.authPolicy).toEqual(calc.digest);
+    const item2 = await load(tpm, srk, { privateBlob: sealed2.privateArea, publicArea: sealed2.publicArea });
+    const s2 = await tpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    await tpm.run(PolicyPCR, { policySession: s2.handle }, { pcrDigest: EMPTY, pcrs: sel });
+    const r = await tpm.run(Unseal, { itemHandle: item2 }, {}, { sessions: [s2] });
+    expect(r.params.outData).toEqual(Uint8Array.of(8));
+  });
+});
+
+// ---------------------------------------------------------------------------
+
 describe('simulator verifySignature', () => {
   const digest = sha256(Uint8Array.of(1, 2, 3));
   it('HMAC signatures: the right key verifies, another key or hash does not', () => {
@@ -633,10 +672,18 @@ describe('simulator verifySignature', () => {
     const pub = hmacKeyTemplate();
     const mac = new Uint8Array(createHmac('sha256', secret).update(digest).digest());
     const sig = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: SHA256, digest: mac } } as TPMT_SIGNATURE;
-    expect(verifySignature(pub, createSecretKey(secret), digest, sig)).toBe(0);
-    expect(verifySignature(pub, createSecretKey(new Uint8Array(32)), digest, sig)).toBe(TPM_RC.SIGNATURE);
-    expect(verifySignature(pub, createSecretKey(secret), digest, { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: TPM_ALG.SHA384, digest: mac } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
-    expect(verifySignature(pub, createSecretKey(secret), digest, { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: mac, signatureS: mac } } as TPMT_SIGNATURE)).toBe(TPM_RC.SCHEME);
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(secret) }, digest, sig)).toBe(0);
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(new Uint8Array(32)) }, digest, sig)).toBe(TPM_RC.SIGNATURE);
+    // A key loaded without its private part cannot check an HMAC (else the empty key would verify).
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(secret), publicOnly: true }, digest, sig)).toBe(TPM_RC.HANDLE);
+    // A key without a scheme takes any hash; one with HMAC-SHA256 refuses an HMAC-SHA384 even when it is right.
+    const mac384 = new Uint8Array(createHmac('sha384', secret).update(digest).digest());
+    const sig384 = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: TPM_ALG.SHA384, digest: mac384 } } as TPMT_SIGNATURE;
+    const anyScheme = { ...pub, parameters: { scheme: { scheme: TPM_ALG.NULL } } } as TPMT_PUBLIC;
+    expect(verifySignature({ publicArea: anyScheme, key: createSecretKey(secret) }, digest, sig384)).toBe(0);
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(secret) }, digest, sig384)).toBe(TPM_RC.SIGNATURE);
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(secret) }, digest, { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: TPM_ALG.SHA384, digest: mac } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
+    expect(verifySignature({ publicArea: pub, key: createSecretKey(secret) }, digest, { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: mac, signatureS: mac } } as TPMT_SIGNATURE)).toBe(TPM_RC.SCHEME);
   });
 
   it('RSA-PSS with any salt length node:crypto chooses; RSASSA; wrong key type schemes are TPM_RC_SCHEME', () => {
@@ -645,15 +692,15 @@ describe('simulator verifySignature', () => {
     const msg = Uint8Array.of(1, 2, 3);
     for (const saltLength of [0, 20, 32, 222]) {
       const sig = new Uint8Array(nodeSign('sha256', msg, { key: pair.privateKey, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength }));
-      expect([saltLength, verifySignature(pub, pair.publicKey, digest, { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig } } as TPMT_SIGNATURE)]).toEqual([saltLength, 0]);
-      expect(verifySignature(pub, pair.publicKey, sha256(digest), { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
+      expect([saltLength, verifySignature({ publicArea: pub, key: pair.publicKey }, digest, { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig } } as TPMT_SIGNATURE)]).toEqual([saltLength, 0]);
+      expect(verifySignature({ publicArea: pub, key: pair.publicKey }, sha256(digest), { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
     }
     const ssa = new Uint8Array(nodeSign('sha256', msg, pair.privateKey));
-    expect(verifySignature(pub, pair.publicKey, digest, { sigAlg: TPM_ALG.RSASSA, signature: { hash: SHA256, sig: ssa } } as TPMT_SIGNATURE)).toBe(0);
+    expect(verifySignature({ publicArea: pub, key: pair.publicKey }, digest, { sigAlg: TPM_ALG.RSASSA, signature: { hash: SHA256, sig: ssa } } as TPMT_SIGNATURE)).toBe(0);
     // The same bytes as PSS do not verify; a short signature is not genuine; ECDSA on an RSA key is a scheme error.
-    expect(verifySignature(pub, pair.publicKey, digest, { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig: ssa } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
-    expect(verifySignature(pub, pair.publicKey, digest, { sigAlg: TPM_ALG.RSASSA, signature: { hash: SHA256, sig: ssa.subarray(1) } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
-    expect(verifySignature(pub, pair.publicKey, digest, { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: digest, signatureS: digest } } as TPMT_SIGNATURE)).toBe(TPM_RC.SCHEME);
+    expect(verifySignature({ publicArea: pub, key: pair.publicKey }, digest, { sigAlg: TPM_ALG.RSAPSS, signature: { hash: SHA256, sig: ssa } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
+    expect(verifySignature({ publicArea: pub, key: pair.publicKey }, digest, { sigAlg: TPM_ALG.RSASSA, signature: { hash: SHA256, sig: ssa.subarray(1) } } as TPMT_SIGNATURE)).toBe(TPM_RC.SIGNATURE);
+    expect(verifySignature({ publicArea: pub, key: pair.publicKey }, digest, { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: digest, signatureS: digest } } as TPMT_SIGNATURE)).toBe(TPM_RC.SCHEME);
   });
 
   it('ECDSA: node:crypto signatures verify over the digest; r or s out of range, or another digest, do not', () => {
@@ -667,11 +714,11 @@ describe('simulator verifySignature', () => {
         const sig = (r: Uint8Array, s: Uint8Array) => ({ sigAlg: TPM_ALG.ECDSA, signature: { hash: TPM_ALG.SHA256, signatureR: r, signatureS: s } }) as TPMT_SIGNATURE;
         const r = new Uint8Array(raw.subarray(0, size));
         const s = new Uint8Array(raw.subarray(size));
-        expect(verifySignature(pub, pair.publicKey, d, sig(r, s))).toBe(0);
-        expect(verifySignature(pub, pair.publicKey, sha256(d), sig(r, s))).toBe(TPM_RC.SIGNATURE);
-        expect(verifySignature(pub, pair.publicKey, d, sig(s, r))).toBe(TPM_RC.SIGNATURE);
-        expect(verifySignature(pub, pair.publicKey, d, sig(new Uint8Array(size), s))).toBe(TPM_RC.SIGNATURE);
-        expect(verifySignature(pub, pair.publicKey, d, sig(r, new Uint8Array(size).fill(0xff)))).toBe(TPM_RC.SIGNATURE);
+        expect(verifySignature({ publicArea: pub, key: pair.publicKey }, d, sig(r, s))).toBe(0);
+        expect(verifySignature({ publicArea: pub, key: pair.publicKey }, sha256(d), sig(r, s))).toBe(TPM_RC.SIGNATURE);
+        expect(verifySignature({ publicArea: pub, key: pair.publicKey }, d, sig(s, r))).toBe(TPM_RC.SIGNATURE);
+        expect(verifySignature({ publicArea: pub, key: pair.publicKey }, d, sig(new Uint8Array(size), s))).toBe(TPM_RC.SIGNATURE);
+        expect(verifySignature({ publicArea: pub, key: pair.publicKey }, d, sig(r, new Uint8Array(size).fill(0xff)))).toBe(TPM_RC.SIGNATURE);
       }
     }
   });
