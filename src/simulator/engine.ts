@@ -403,14 +403,16 @@ export class TpmEngine {
    * TPM_RC_AUTH_FAIL when the failure counts against DA protection,
    * TPM_RC_BAD_AUTH when the entity (and the session's bind) is exempt.
    */
-  private authFailure(use: SessionUse, entity: AuthEntity): number {
-    let lockout = entity.handle === TPM_RH.LOCKOUT;
+  private authFailure(use: SessionUse, entity: AuthEntity | undefined): number {
+    // An extra session (no entity) counts only through its bind (reference: its handle is TPM_RH_UNASSIGNED, DA-exempt).
+    let lockout = entity?.handle === TPM_RH.LOCKOUT;
+    const exempt = entity?.daExempt ?? true;
     const s = use.session;
     if (s === undefined) {
-      if (entity.daExempt) return TPM_RC.BAD_AUTH;
+      if (exempt) return TPM_RC.BAD_AUTH;
     } else {
       if (s.lockoutBound) lockout = true;
-      if (!s.daBound && ((entity.daExempt && !lockout) || !use.includeAuth)) return TPM_RC.BAD_AUTH;
+      if (!s.daBound && ((exempt && !lockout) || !use.includeAuth)) return TPM_RC.BAD_AUTH;
     }
     const da = this.state.dictionaryAttack;
     if (lockout) {
@@ -521,7 +523,7 @@ export class TpmEngine {
         const a = use.auth.sessionAttributes;
         if (!a.audit && !a.encrypt && !a.decrypt) return rcForSession(TPM_RC.ATTRIBUTES, n);
         use.includeAuth = false;
-        if (!this.hmacMatches(use, undefined, cpHash, uses)) return rcForSession(TPM_RC.BAD_AUTH, n);
+        if (!this.hmacMatches(use, undefined, cpHash, uses)) return rcForSession(this.authFailure(use, undefined), n);
       }
     }
     // Decrypt the first parameter last (Part 1 §21): the HMACs cover it as sent.
