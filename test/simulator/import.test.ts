@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, importKey, load, persist, sign, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
 import { Import, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
-import { wrapExternalKey, type ExternalKey, type ImportBlob } from '../../src/tpm/duplication.js';
+import { externalObject, wrapDuplicate, wrapExternalKey, type ExternalKey, type ImportBlob } from '../../src/tpm/duplication.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
@@ -118,6 +118,10 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
       );
       log[`${pKind}: seed changed, code`] = await importRaw(t, h, { ...blob, inSymSeed: flipped(blob.inSymSeed, 7) }).then(() => 0, (e: TpmError) => e.rc);
     }
+    // A sensitive area of another key under this public area: opens fine, but is not bound to it.
+    const mine = externalObject(KEYS['ecc']!);
+    const stranger = externalObject({ type: 'ecc', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey });
+    await code(`${pKind}: unbound sensitive`, () => importRaw(t, h, wrapDuplicate(parent.publicArea, mine.publicArea, stranger.sensitive, { innerWrap: true })));
     const plain = wrapExternalKey(parent.publicArea, KEYS['hmac']!, {});
     await code(`${pKind}: no inner wrap but a key`, () => importRaw(t, h, { ...plain, encryptionKey: new Uint8Array(16) }));
     await code(`${pKind}: not a storage parent`, async () => {

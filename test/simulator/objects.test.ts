@@ -2,6 +2,7 @@ import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Tpm,
+  aesKeyTemplate,
   create,
   createLoaded,
   createPrimary,
@@ -406,6 +407,10 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
   await step('CreateLoaded under a signer', () => cl(child!.handles.objectHandle, eccSigningTemplate()));
   await step('CreateLoaded sign+decrypt restricted', () => cl(srk, { ...eccSigningTemplate(), objectAttributes: TPMA_OBJECT.of({ sign: true, decrypt: true, restricted: true, userWithAuth: true, sensitiveDataOrigin: true }) } as TPMT_PUBLIC));
   await flush(child!.handles.objectHandle);
+  const aes = await step('CreateLoaded AES encrypt/decrypt key', () => cl(srk, aesKeyTemplate()));
+  if (aes !== undefined) await flush(aes.handles.objectHandle);
+  const aesTpl = aesKeyTemplate();
+  await step('CreateLoaded restricted AES with sign', () => cl(srk, { ...aesTpl, objectAttributes: { ...aesTpl.objectAttributes, restricted: true } } as TPMT_PUBLIC));
   const sealed = await step('CreateLoaded sealed', () => cl(srk, sealTemplate(), Uint8Array.of(1, 2, 3)));
   const unsealed = await step('Unseal', () => runCommand(t, Unseal, { itemHandle: sealed!.handles.objectHandle }, {}));
   log['Unseal data'] = unsealed === undefined ? undefined : Buffer.from(unsealed.params.outData).toString('hex');

@@ -202,7 +202,8 @@ export const importHandler = handler(Import, ({ engine }, { parentHandle }, para
   try {
     keyFromSensitive(objectPublic, sensitive);
   } catch {
-    throw new TpmError(rcForParameter(TPM_RC.BINDING, P_OBJECT_PUBLIC));
+    // Not bound to objectPublic (ObjectLoad → CryptValidateKeys): libtpms names no parameter, as for LoadExternal.
+    throw new TpmError(TPM_RC.BINDING);
   }
   const name = objectName(objectPublic);
   const outPrivate = produceOuterWrap(privateWrap(parent, name), encode(TPM2B_SENSITIVE, sensitive), { iv: engine.random(16) });

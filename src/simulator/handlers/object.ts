@@ -72,7 +72,9 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
     // Part 3 §12.1: the caller's data and sensitiveDataOrigin exclude each other; sealed data must come from the caller.
     if (a.sensitiveDataOrigin && data.length !== 0) bad(TPM_RC.ATTRIBUTES);
     if (creating && t.type === TPM_ALG.KEYEDHASH && !a.sign && !a.decrypt && a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
-    if (t.type === TPM_ALG.SYMCIPHER && a.sign) bad(TPM_RC.ATTRIBUTES);
+    // For a symmetric key `sign` means encrypt (Part 2 §8.3.3.1.3): an EncryptDecrypt key has both; a restricted
+    // one is a storage parent, which only decrypts.
+    if (t.type === TPM_ALG.SYMCIPHER && a.restricted && a.sign) bad(TPM_RC.ATTRIBUTES);
   }
 }
 
@@ -361,8 +363,9 @@ export const loadHandler = handler(Load, ({ engine }, { parentHandle }, { inPriv
   try {
     key = keyFromSensitive(inPublic, sensitive);
   } catch {
-    // The reference's CryptValidateKeys: the sensitive area does not belong to this public area.
-    throw new TpmError(rcForParameter(TPM_RC.BINDING, 2));
+    // The reference's CryptValidateKeys: the sensitive area does not belong to this public area. libtpms answers
+    // ObjectLoad's TPM_RC_BINDING without a parameter number (seen for LoadExternal and Import, import.test.ts).
+    throw new TpmError(TPM_RC.BINDING);
   }
   const objectHandle = engine.volatile.objects.load({
     publicArea: inPublic,
