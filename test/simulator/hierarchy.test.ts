@@ -269,7 +269,9 @@ describe('simulator hierarchy commands', () => {
     await tpm.flush(ekBefore);
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     await persist(tpm, srk, 0x81000001);
-    await runCommand(t, NV_DefineSpace, { authHandle: TPM_RH.PLATFORM }, { auth: EMPTY, publicInfo: nvPublic(0x01c00002, { PLATFORMCREATE: true }) });
+    // A platform-created index like the EK certificates (manufacture may already hold those at 0x01c00002/0x01c0000a).
+    await runCommand(t, NV_DefineSpace, { authHandle: TPM_RH.PLATFORM }, { auth: EMPTY, publicInfo: nvPublic(0x01c00100, { PLATFORMCREATE: true }) });
+    const platformIndices = engine.state.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).PLATFORMCREATE).map((n) => n.nvIndex);
     await runCommand(t, NV_DefineSpace, { authHandle: TPM_RH.OWNER }, { auth: EMPTY, publicInfo: nvPublic(0x01000001, {}) });
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: Uint8Array.of(5) });
     await runCommand(t, DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 9, newRecoveryTime: 1, lockoutRecovery: 2 });
@@ -280,7 +282,8 @@ describe('simulator hierarchy commands', () => {
     expect(engine.state.seeds.endorsement).toBe(ehSeedBefore);
     expect(engine.state.auths.owner.authValue).toEqual(EMPTY);
     expect(engine.state.persistentObjects).toEqual([]);
-    expect(engine.state.nvIndices.map((n) => n.nvIndex)).toContain(0x01c00002);
+    expect(engine.state.nvIndices.map((n) => n.nvIndex)).toEqual(platformIndices);
+    expect(platformIndices).toContain(0x01c00100);
     expect(engine.state.nvIndices.map((n) => n.nvIndex)).not.toContain(0x01000001);
     // The loaded SRK was flushed with its hierarchy; a new SRK is another key.
     await expect(readPublic(tpm, srk.handle)).rejects.toSatisfy((e) => isRc(e, TPM_RC.HANDLE));
