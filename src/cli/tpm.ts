@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TpmEngine } from '../simulator/engine.js';
 import { startTpmServer, type ServerProtocol, type SimulatorPlatform, type TpmServer } from '../simulator/server.js';
+import { defaultSoftwareTpmCaDir, loadOrCreateSoftwareTpmCa } from '../simulator/manufacture.js';
 import { openSimulatorStore } from '../simulator/store.js';
 import { TrustrootError } from '../tpm/errors.js';
 import { EXIT, type CliContext } from './attest.js';
@@ -23,16 +24,34 @@ export interface OpenedPlatform {
   close(): Promise<void>;
 }
 
+/** Where the EK certificate CA lives (manufacture.ts). */
+export interface EnginePlatformOptions {
+  /** The installation's CA folder; default defaultSoftwareTpmCaDir(stateDir). */
+  readonly caDir?: string;
+}
+
 /**
  * The software TPM kept in `stateDir`: the folder's state (manufactured when
  * missing) in a TpmEngine. Every command's state changes are saved before its
- * response leaves, so an answered NV write survives a crash.
- * @throws StateError when the folder is locked by another server, corrupt or unreadable
+ * response leaves, so an answered NV write survives a crash. A TPM without EK
+ * certificates gets them from the installation's CA (made on first use in
+ * `caDir`), saved before serving starts.
+ * @throws StateError when the folder is locked by another server, corrupt or unreadable, or the CA folder is damaged
  */
-export async function openEnginePlatform(stateDir: string): Promise<OpenedPlatform> {
+export async function openEnginePlatform(stateDir: string, options: EnginePlatformOptions = {}): Promise<OpenedPlatform> {
+  const ca = await loadOrCreateSoftwareTpmCa(options.caDir ?? defaultSoftwareTpmCaDir(stateDir));
   const { store, state } = await openSimulatorStore(stateDir, { create: true });
+  const provisioned = state.ekCertificates.provisioned;
   // The engine saves before answering any command that changed persistent state (NV, Startup, Shutdown…).
-  const engine = new TpmEngine({ state, persist: (s) => store.save(s) });
+  const engine = new TpmEngine({ state, persist: (s) => store.save(s), manufacture: { ca } });
+  if (!provisioned) {
+    try {
+      await store.save(engine.state);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
   const platform: SimulatorPlatform = {
     execute: (command, locality) => engine.execute(command, locality),
     // _TPM_Init on power-on and on reset (Part 1 §36.4); power-off only brings Clock up to date.
@@ -55,7 +74,7 @@ export async function openEnginePlatform(stateDir: string): Promise<OpenedPlatfo
 
 export interface TpmCommandHooks {
   /** Opens the TPM kept in `stateDir` (default: openEnginePlatform). */
-  readonly createPlatform?: (stateDir: string) => Promise<OpenedPlatform>;
+  readonly createPlatform?: (stateDir: string, options: EnginePlatformOptions) => Promise<OpenedPlatform>;
   /** Stops serving when aborted (default: SIGINT/SIGTERM of this process). */
   readonly signal?: AbortSignal;
   /** Called once both ports listen (tests connect from here). */
@@ -67,6 +86,8 @@ export interface ServeOptions {
   readonly port: string;
   readonly protocol: string;
   readonly host: string;
+  /** The EK certificate CA's folder (default: see defaultSoftwareTpmCaDir). */
+  readonly ca?: string;
 }
 
 function parsePort(text: string): number | undefined {
@@ -86,10 +107,11 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   if (o.protocol !== 'mssim' && o.protocol !== 'swtpm') return fail(`--protocol ${o.protocol}: expected mssim or swtpm`);
   const protocol: ServerProtocol = o.protocol;
   const stateDir = resolve(ctx.io.cwd ?? process.cwd(), o.state);
+  const caDir = o.ca !== undefined ? resolve(ctx.io.cwd ?? process.cwd(), o.ca) : defaultSoftwareTpmCaDir(stateDir);
   let server: TpmServer;
   let opened: OpenedPlatform | undefined;
   try {
-    opened = await (hooks.createPlatform ?? openEnginePlatform)(stateDir);
+    opened = await (hooks.createPlatform ?? openEnginePlatform)(stateDir, { caDir });
     server = await startTpmServer({
       platform: opened.platform,
       protocol,
@@ -108,7 +130,7 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   }
   ctx.io.stdout(
     `serving a software TPM (${protocol}) on ${server.host}:${server.port}, ` +
-      `${protocol === 'mssim' ? 'platform' : 'control'} port ${server.platformPort}, state ${stateDir}\n` +
+      `${protocol === 'mssim' ? 'platform' : 'control'} port ${server.platformPort}, state ${stateDir}, EK CA ${caDir}\n` +
       `  tpm2-tools: TPM2TOOLS_TCTI=${protocol}:host=${server.host},port=${server.port}\n`,
   );
   hooks.onListening?.(server);
@@ -143,6 +165,7 @@ export function addTpmCommands(program: Command, ctx: CliContext, hooks: TpmComm
     .requiredOption('--port <n>', 'command port; the platform/control port is n+1 (0: any free pair)')
     .option('--protocol <name>', 'mssim (MS simulator platform port) or swtpm (swtpm control channel) on port+1', 'mssim')
     .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--ca <dir>', "folder of this installation's software TPM CA, which issues the EK certificates (created if missing; default $TRUSTROOT_HOME/sw-tpm-ca, else sw-tpm-ca beside the state folder)")
     .action(async (options: ServeOptions) => serveCommand(ctx, options, hooks));
   return tpm;
 }

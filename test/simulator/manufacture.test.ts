@@ -16,6 +16,7 @@ import { eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { openEnginePlatform } from '../../src/cli/tpm.js';
 import {
   EK_CERTIFICATE_INDICES,
   createSoftwareTpmCa,
@@ -28,6 +29,12 @@ import { SIMULATOR_STATE_VERSION, type SimulatorState } from '../../src/simulato
 
 async function started(engine: TpmEngine): Promise<Tpm> {
   const t = inProcessTransport(engine);
+  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  return new Tpm(t);
+}
+
+async function started0(platform: { execute(command: Uint8Array, locality: number): Promise<Uint8Array> }): Promise<Tpm> {
+  const t = inProcessTransport({ execute: (c: Uint8Array, l?: number) => platform.execute(c, l ?? 0) } as never);
   await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
   return new Tpm(t);
 }
@@ -155,6 +162,38 @@ describe('simulator manufacture: EK certificates', () => {
     for (let i = 0; i < 1000; i++) new TpmEngine({ manufacture: { ca } });
     expect(performance.now() - t0).toBeLessThan(5_000);
   });
+});
+
+describe('tpm serve: the platform over a state folder gets its EK certificates from the installation CA', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'trustroot-serve-ca-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('provisions once, saves before serving, and serves the same certificates after a re-open; two TPMs share the CA beside their folders', async () => {
+    const open = async (name: string): Promise<{ tpm: Tpm; close: () => Promise<void> }> => {
+      const opened = await openEnginePlatform(join(dir, name));
+      opened.platform.powerOn();
+      const tpm = await started0(opened.platform);
+      return { tpm, close: () => opened.close() };
+    };
+    const a = await open('a');
+    const first = await readEkCertificates(a.tpm);
+    expect(first.length).toBe(2);
+    await a.close();
+    const saved = validateSimulatorState(parseStateFile(await readFile(join(dir, 'a', 'state.json')), SIMULATOR_STATE_VERSION));
+    expect(saved.ekCertificates).toMatchObject({ provisioned: true, pending: [] });
+    const again = await open('a');
+    expect((await readEkCertificates(again.tpm)).map((c) => Buffer.from(c.der).toString('hex'))).toEqual(first.map((c) => Buffer.from(c.der).toString('hex')));
+    await again.close();
+    const b = await open('b');
+    const caCert = await loadOrCreateSoftwareTpmCa(join(dir, 'sw-tpm-ca'));
+    for (const c of await readEkCertificates(b.tpm)) expect(verifyEkCertificate({ certificate: c.der, roots: trustBundle(caCert.certificate), at: new Date() }).chain?.status).toBe('verified');
+    await b.close();
+  }, 30_000);
 });
 
 describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
