@@ -526,6 +526,8 @@ export class TpmEngine {
         if (!this.hmacMatches(use, undefined, cpHash, uses)) return rcForSession(this.authFailure(use, undefined), n);
       }
     }
+    // An audit digest takes cpHash with the Names before the command (NV_Write may change an index's Name).
+    if (auditIndex >= 0) cpHash(uses[auditIndex]!.session!.authHash);
     // Decrypt the first parameter last (Part 1 §21): the HMACs cover it as sent.
     let params = paramBytes;
     if (decryptIndex >= 0) {
