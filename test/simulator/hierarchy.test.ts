@@ -15,6 +15,7 @@ import {
   DictionaryAttackParameters,
   EvictControl,
   FlushContext,
+  HashSequenceStart,
   HierarchyChangeAuth,
   LoadExternal,
   NV_DefineSpace,
@@ -275,6 +276,7 @@ describe('simulator hierarchy commands', () => {
     await runCommand(t, NV_DefineSpace, { authHandle: TPM_RH.OWNER }, { auth: EMPTY, publicInfo: nvPublic(0x01000001, {}) });
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: Uint8Array.of(5) });
     await runCommand(t, DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 9, newRecoveryTime: 1, lockoutRecovery: 2 });
+    const sequence = (await runCommand(t, HashSequenceStart, {}, { auth: EMPTY, hashAlg: TPM_ALG.SHA256 })).handles.sequenceHandle;
     const seedBefore = engine.state.seeds.owner;
     const ehSeedBefore = engine.state.seeds.endorsement;
     await runCommand(t, Clear, { authHandle: TPM_RH.LOCKOUT }, {});
@@ -285,6 +287,8 @@ describe('simulator hierarchy commands', () => {
     expect(engine.state.nvIndices.map((n) => n.nvIndex)).toEqual(platformIndices);
     expect(platformIndices).toContain(0x01c00100);
     expect(engine.state.nvIndices.map((n) => n.nvIndex)).not.toContain(0x01000001);
+    // A hash sequence in an object slot belongs to no hierarchy: Clear leaves it (and does not trip over it).
+    expect(engine.volatile.objects.getSequence(sequence)).toBeDefined();
     // The loaded SRK was flushed with its hierarchy; a new SRK is another key.
     await expect(readPublic(tpm, srk.handle)).rejects.toSatisfy((e) => isRc(e, TPM_RC.HANDLE));
     const srk2 = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());

@@ -126,7 +126,11 @@ export const clearHandler = handler(Clear, (ctx) => {
   engine.volatile.ehEnable = true;
   const cleared = (h: number): boolean => h === TPM_RH.OWNER || h === TPM_RH.ENDORSEMENT;
   const objects = engine.volatile.objects;
-  for (const h of objects.handles()) if (cleared(objects.get(h)!.hierarchy)) objects.flush(h);
+  for (const h of objects.handles()) {
+    // get() is undefined for a sequence slot: sequences belong to no hierarchy and stay.
+    const o = objects.get(h);
+    if (o !== undefined && cleared(o.hierarchy)) objects.flush(h);
+  }
   state.persistentObjects = state.persistentObjects.filter((p) => !cleared(p.hierarchy));
   state.nvIndices = state.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
   state.dictionaryAttack = { failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
