@@ -631,6 +631,18 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect((await read('bound.back')).equals(data)).toBe(true);
       expect(await toolFails('nvread', [idx, '-C', idx, '-P', `session:${f('hsb.session')}+wrong`, '-s', '32'])).toBe(TPM_RC.BAD_AUTH);
       await tool('flushcontext', [f('hsb.session')]);
+      // Salted through an RSA key this time (RSA-OAEP salt, Part 1 §19.6.13).
+      await tool('createprimary', ['-C', 'o', '-G', 'rsa2048', '-c', f('rsa-salt.ctx')]);
+      await tool('startauthsession', ['--hmac-session', '-S', f('hx.session'), '--tpmkey-context', f('rsa-salt.ctx')]);
+      await tool('sessionconfig', [f('hx.session'), '--enable-decrypt', '--enable-encrypt']);
+      const data2 = randomBytes(32);
+      await write('xor.nv', data2);
+      await tool('nvwrite', [idx, '-C', idx, '-P', `session:${f('hx.session')}+nvpw`, '-i', f('xor.nv')]);
+      await tool('nvread', [idx, '-C', idx, '-P', `session:${f('hx.session')}+nvpw`, '-s', '32', '-o', f('xor.back')]);
+      await tool('flushcontext', [f('hx.session')]);
+      expect((await read('xor.back')).equals(data2)).toBe(true);
+      await tool('nvread', [idx, '-C', 'o', '-s', '32', '-o', f('xor.plain')]);
+      expect((await read('xor.plain')).equals(data2)).toBe(true);
       await tool('nvundefine', [idx, '-C', 'o']);
     });
 
@@ -667,6 +679,17 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(name.equals(await read('ak.name'))).toBe(true);
       await tool('createek', ['-c', f('ekecc.ctx'), '-G', 'ecc', '-u', f('ekecc.pub')]);
       expect(await tool('readpublic', ['-c', f('ekecc.ctx')])).toMatch(/curve-id:\s*\n\s*value: NIST p256/i);
+    });
+
+    flow('restricted AK: signs what the TPM hashed (hashcheck ticket); a message that looks like TPMS_ATTEST is refused', async () => {
+      await ekAk();
+      const msg = randomBytes(200);
+      await write('ak.msg', msg);
+      await tool('sign', ['-c', f('ak.ctx'), '-g', 'sha256', '-f', 'plain', '-o', f('ak.msg.sig'), f('ak.msg')]);
+      expect(cryptoVerify('sha256', msg, createPublicKey(await read('ak.pub')), await read('ak.msg.sig'))).toBe(true);
+      // Part 3 §15.4: data starting with TPM_GENERATED_VALUE gets a NULL ticket, which a restricted key refuses.
+      await write('fake.msg', Buffer.concat([u32(0xff544347), randomBytes(60)]));
+      expect(await toolFails('sign', ['-c', f('ak.ctx'), '-g', 'sha256', '-o', f('fake.sig'), f('fake.msg')])).toBe(TPM_RC.TICKET);
     });
 
     flow('quote + checkquote; checkquote with a wrong nonce fails; the signature checked by node', async () => {
