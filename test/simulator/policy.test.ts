@@ -140,6 +140,13 @@ async function defineAndWrite(t: Transport, pub: TPMS_NV_PUBLIC, data?: Uint8Arr
   if (data !== undefined) await runCommand(t, NV_Write, { authHandle: TPM_RH.OWNER, nvIndex: pub.nvIndex }, { data, offset: 0 });
 }
 
+let rsaPairCache: ReturnType<typeof generateKeyPairSync> | undefined;
+/** One RSA-2048 key pair for all tests (generating one costs about half a second). */
+function rsaPair(): { publicKey: KeyObject; privateKey: KeyObject } {
+  rsaPairCache ??= generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return rsaPairCache as { publicKey: KeyObject; privateKey: KeyObject };
+}
+
 /** A public-only signing key for LoadExternal, made from a node:crypto key pair. */
 function externalPublic(kind: 'ecc256' | 'ecc384' | 'rsa', pub: KeyObject): TPMT_PUBLIC {
   const jwk = pub.export({ format: 'jwk' });
@@ -383,8 +390,8 @@ describe('simulator policy: conditions in a real policy session', () => {
     const keys = [
       { kind: 'ecc256' as const, pair: generateKeyPairSync('ec', { namedCurve: 'P-256' }), sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
       { kind: 'ecc384' as const, pair: generateKeyPairSync('ec', { namedCurve: 'P-384' }), sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA384, node: 'sha384' },
-      { kind: 'rsa' as const, pair: generateKeyPairSync('rsa', { modulusLength: 2048 }), sigAlg: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
-      { kind: 'rsa' as const, pair: generateKeyPairSync('rsa', { modulusLength: 2048 }), sigAlg: TPM_ALG.RSAPSS, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
+      { kind: 'rsa' as const, pair: rsaPair(), sigAlg: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
+      { kind: 'rsa' as const, pair: rsaPair(), sigAlg: TPM_ALG.RSAPSS, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
     ];
     for (const k of keys) {
       const key = await loadExternal(tpm, externalPublic(k.kind, k.pair.publicKey));
@@ -687,7 +694,7 @@ describe('simulator verifySignature', () => {
   });
 
   it('RSA-PSS with any salt length node:crypto chooses; RSASSA; wrong key type schemes are TPM_RC_SCHEME', () => {
-    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pair = rsaPair();
     const pub = externalPublic('rsa', pair.publicKey);
     const msg = Uint8Array.of(1, 2, 3);
     for (const saltLength of [0, 20, 32, 222]) {
@@ -808,6 +815,14 @@ describeWithSwtpm('simulator policy digests agree with swtpm', () => {
     const swSession = await swTpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
     const simH = await startSession(env, 'policy');
     const x = sha256(Uint8Array.of(0x42));
+    const noOwnerRead = nvPublic(0x01500032, { OWNERREAD: false }, 4);
+    const unwritten = nvPublic(0x01500033, {}, 4);
+    for (const t of [swt, env.t]) {
+      await defineAndWrite(t, noOwnerRead, Uint8Array.of(1, 2, 3, 4));
+      await defineAndWrite(t, unwritten);
+    }
+    const policyNV = (t: Transport, h: number, authHandle: number, nvIndex: number, operandB: Uint8Array, offset: number, operation: number) =>
+      runCommand(t, PolicyNV, { authHandle, nvIndex, policySession: h }, { operandB, offset, operation: operation as never });
     type Step = [string, (t: Transport, h: number) => Promise<unknown>];
     const steps: Step[] = [
       ['PolicyOR not listed', (t, h) => runCommand(t, PolicyOR, { policySession: h }, { pHashList: [x, x] })],
@@ -817,6 +832,12 @@ describeWithSwtpm('simulator policy digests agree with swtpm', () => {
       ['PolicySecret wrong nonce', (t, h) => runCommand(t, PolicySecret, { authHandle: TPM_RH.OWNER, policySession: h }, { nonceTPM: x, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 })],
       ['PolicyLocality zero', (t, h) => runCommand(t, PolicyLocality, { policySession: h }, { locality: {} as never })],
       ['PolicyCounterTimer range', (t, h) => runCommand(t, PolicyCounterTimer, { policySession: h }, { operandB: Uint8Array.of(1, 2), offset: 24, operation: TPM_EO.EQ })],
+      ['PolicyNV owner without OWNERREAD', (t, h) => policyNV(t, h, TPM_RH.OWNER, 0x01500032, Uint8Array.of(1), 0, TPM_EO.EQ)],
+      ['PolicyNV unwritten', (t, h) => policyNV(t, h, 0x01500033, 0x01500033, Uint8Array.of(1), 0, TPM_EO.EQ)],
+      ['PolicyNV offset past the end', (t, h) => policyNV(t, h, 0x01500032, 0x01500032, Uint8Array.of(1), 5, TPM_EO.EQ)],
+      ['PolicyNV operand past the end', (t, h) => policyNV(t, h, 0x01500032, 0x01500032, Uint8Array.of(3, 4, 5), 2, TPM_EO.EQ)],
+      ['PolicyNV condition false', (t, h) => policyNV(t, h, 0x01500032, 0x01500032, Uint8Array.of(3, 4), 2, TPM_EO.UNSIGNED_LT)],
+      ['PolicyNV condition true', (t, h) => policyNV(t, h, 0x01500032, 0x01500032, Uint8Array.of(3, 4), 2, TPM_EO.UNSIGNED_LE)],
       ['PolicyCommandCode', (t, h) => runCommand(t, PolicyCommandCode, { policySession: h }, { code: TPM_CC.NV_Read })],
       ['PolicyCommandCode conflict', (t, h) => runCommand(t, PolicyCommandCode, { policySession: h }, { code: TPM_CC.NV_Write })],
       ['PolicyNvWritten', (t, h) => runCommand(t, PolicyNvWritten, { policySession: h }, { writtenSet: 1 })],

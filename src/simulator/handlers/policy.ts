@@ -280,8 +280,11 @@ export function checkCondition(operation: number, a: Uint8Array, b: Uint8Array):
  * Whether `authHandle` may read the index for a policy (the reference's
  * NvReadAccessChecks, as PolicyNV and PolicyAuthorizeNV use it): not read
  * locked, the owner or platform only with OWNERREAD / PPREAD, otherwise the
- * index itself (with AUTHREAD: password and HMAC sessions are what the
- * engine runs for an index's own authorization), and written.
+ * index itself, and written. For the index's own authorization the reference
+ * checks AUTHREAD (authValue) or POLICYREAD (policy session) while it
+ * authorizes; handlers are not told which kind of session was used, so this
+ * asks for AUTHREAD like NV_Read does (nv.ts), never accepting an authValue
+ * for an index that allows only its policy.
  */
 function checkNvRead(nv: NvIndexState, authHandle: number): void {
   const a = TPMA_NV.fromWord(nv.attributes);
@@ -290,7 +293,7 @@ function checkNvRead(nv: NvIndexState, authHandle: number): void {
     if (!a.OWNERREAD) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
   } else if (authHandle === TPM_RH.PLATFORM) {
     if (!a.PPREAD) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
-  } else if (authHandle !== nv.nvIndex || !(a.AUTHREAD || a.POLICYREAD)) {
+  } else if (authHandle !== nv.nvIndex || !a.AUTHREAD) {
     throw new TpmError(TPM_RC.NV_AUTHORIZATION);
   }
   if (!a.WRITTEN) throw new TpmError(TPM_RC.NV_UNINITIALIZED);
