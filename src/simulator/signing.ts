@@ -172,7 +172,7 @@ export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedSche
 // reference's CryptValidateSignature)
 
 /** The field primes of the curves in CURVE_ORDERS (FIPS 186-4 D.1.2.3 and D.1.2.4); both curves have a = −3. */
-const CURVE_PRIMES: ReadonlyMap<number, bigint> = new Map([
+export const CURVE_PRIMES: ReadonlyMap<number, bigint> = new Map([
   [TPM_ECC.NIST_P256, 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn],
   [TPM_ECC.NIST_P384, 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffffn],
 ]);
