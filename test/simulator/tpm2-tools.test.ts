@@ -293,8 +293,8 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
 
     // --- objects --------------------------------------------------------------
 
-    flow('createprimary rsa and ecc: the same template twice gives the same public key', async () => {
-      for (const alg of ['rsa2048', 'ecc256']) {
+    flow('createprimary RSA-2048/3072 and ECC P-256/P-384: the same template twice gives the same public key', async () => {
+      for (const alg of ['rsa2048', 'ecc256', 'rsa3072', 'ecc384']) {
         await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', alg, '-c', f(`prim-${alg}-1.ctx`)]);
         await tool('readpublic', ['-c', f(`prim-${alg}-1.ctx`), '-o', f(`prim-${alg}-1.pub`)]);
         await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', alg, '-c', f(`prim-${alg}-2.ctx`)]);
@@ -854,7 +854,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(await toolFails('sign', ['-c', f('ca-new.ctx'), '-p', 'old', '-g', 'sha256', '-o', f('ca.sig2'), f('ca.msg')])).toBe(TPM_RC.BAD_AUTH);
     });
 
-    flow('changeauth of the owner and endorsement hierarchies: then the old (empty) password fails', async () => {
+    flow('changeauth of the owner, endorsement and platform hierarchies: then the old (empty) password fails', async () => {
       await tool('changeauth', ['-c', 'o', 'ownerpw']);
       try {
         expect(await toolFails('createprimary', ['-C', 'o', '-G', 'ecc', '-c', f('h1.ctx')])).toBe(TPM_RC.BAD_AUTH);
@@ -869,6 +869,13 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
         await tool('createprimary', ['-C', 'e', '-P', 'endorsepw', '-G', 'ecc', '-c', f('h5.ctx')]);
       } finally {
         await tool('changeauth', ['-c', 'e', '-p', 'endorsepw']);
+      }
+      await tool('changeauth', ['-c', 'p', 'platformpw']);
+      try {
+        expect(await toolFails('createprimary', ['-C', 'p', '-G', 'ecc', '-c', f('h6.ctx')])).toBe(TPM_RC.BAD_AUTH);
+        await tool('createprimary', ['-C', 'p', '-P', 'platformpw', '-G', 'ecc', '-c', f('h7.ctx')]);
+      } finally {
+        await tool('changeauth', ['-c', 'p', '-p', 'platformpw']);
       }
     });
 
