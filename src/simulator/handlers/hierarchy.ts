@@ -25,7 +25,7 @@ import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
-import { findObject, trimAuth } from './object.js';
+import { findObject, isSequence, trimAuth } from './object.js';
 
 function inRange(h: number, range: readonly [number, number]): boolean {
   return h >= range[0] && h <= range[1];
@@ -39,6 +39,8 @@ function inRange(h: number, range: readonly [number, number]): boolean {
  */
 export const evictControlHandler = handler(EvictControl, (ctx, { auth, objectHandle }, { persistentHandle }) => {
   const { engine } = ctx;
+  // A sequence is a temporary object: it cannot be made persistent.
+  if (isSequence(engine, objectHandle)) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
   const object = findObject(engine, objectHandle);
   if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
   const persistent = objectHandle >>> 24 === TPM_HT.PERSISTENT;

@@ -251,7 +251,14 @@ export function findObject(engine: TpmEngine, h: number): LoadedObject | undefin
   return engine.volatile.objects.get(h);
 }
 
+/** Whether a transient handle holds a hash, HMAC or event sequence (an object slot that is no object). */
+export function isSequence(engine: TpmEngine, h: number): boolean {
+  return engine.volatile.objects.getSequence(h) !== undefined;
+}
+
 export const readPublicHandler = handler(ReadPublic, ({ engine }, { objectHandle }) => {
+  // Part 3 §12.4: a sequence has no public area (libtpms: TPM_RC_SEQUENCE, no handle number).
+  if (isSequence(engine, objectHandle)) throw new TpmError(TPM_RC.SEQUENCE);
   const o = findObject(engine, objectHandle);
   if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   return ok<typeof ReadPublic>({ outPublic: o.publicArea, name: o.name, qualifiedName: o.qualifiedName });
@@ -270,6 +277,7 @@ export const flushContextHandler = handler(FlushContext, ({ engine }, _h, { flus
 
 /** A loaded storage parent (restricted decrypt, not sign) or TPM_RC_TYPE on handle 1 (ObjectIsStorage). */
 export function storageParent(engine: TpmEngine, h: number): LoadedObject {
+  if (isSequence(engine, h)) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
   const parent = findObject(engine, h);
   if (parent === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   const a = parent.publicArea.objectAttributes;
@@ -385,6 +393,7 @@ export const loadHandler = handler(Load, ({ engine }, { parentHandle }, { inPriv
 
 /** Part 3 §12.7: the data of a sealed data object (KEYEDHASH, neither sign, decrypt nor restricted). */
 export const unsealHandler = handler(Unseal, ({ engine }, { itemHandle }) => {
+  if (isSequence(engine, itemHandle)) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
   const o = findObject(engine, itemHandle);
   if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   if (o.publicArea.type !== TPM_ALG.KEYEDHASH) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
@@ -409,6 +418,7 @@ export function trimAuth(b: Uint8Array): Uint8Array {
  * QN(parent) ‖ Name gives the object's QN, else TPM_RC_TYPE on handle 2.
  */
 export const objectChangeAuthHandler = handler(ObjectChangeAuth, ({ engine }, { objectHandle, parentHandle }, { newAuth }) => {
+  if (isSequence(engine, objectHandle)) throw new TpmError(rcForHandle(TPM_RC.TYPE, 1));
   const object = findObject(engine, objectHandle);
   if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   const parent = findObject(engine, parentHandle);
