@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { AnyCommand, AuthRole } from '../tpm/command.js';
-import { TPM_ALG, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
+import { TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize } from '../tpm/crypto/hash.js';
 import { ParseError, TrustrootError } from '../tpm/errors.js';
@@ -145,6 +145,7 @@ interface Authorization {
 
 const EMPTY = new Uint8Array(0);
 const CONTINUE_ONLY = TPMA_SESSION.of({ continueSession: true });
+const NO_SESSION_COMMANDS: ReadonlySet<number> = new Set([TPM_CC.Startup, TPM_CC.ContextLoad, TPM_CC.ContextSave, TPM_CC.FlushContext]);
 
 const HEADER_SIZE = 10;
 
@@ -453,6 +454,8 @@ export class TpmEngine {
       if (cmd.authCount > 0) return TPM_RC.AUTH_MISSING;
       return { uses: [], decryptIndex: -1, encryptIndex: -1, auditIndex: -1, paramBytes, cpHash };
     }
+    // Commands that take no sessions at all (the reference's NO_SESSIONS command attribute).
+    if (NO_SESSION_COMMANDS.has(cmd.code)) return TPM_RC.AUTH_CONTEXT;
     const table = this.volatile.sessions;
     const uses: SessionUse[] = [];
     let decryptIndex = -1;

@@ -393,6 +393,8 @@ async function badSessionCodes(send: (bytes: Uint8Array) => Promise<Uint8Array>,
   out.extraPassword = await rcOf(sign([auth(TPM_RS_PW, { continueSession: true }, new Uint8Array(0)), auth(TPM_RS_PW, { continueSession: true }, new Uint8Array(0))]));
   for (const h of [hmacS.handle, nullS.handle, trial.handle]) await f.tpm.run(FlushContext, {}, { flushHandle: h });
   out.flushAgain = await rcOf(frameCommand(FlushContext, {}, encodeParams(FlushContext, { flushHandle: hmacS.handle })));
+  // FlushContext takes no sessions at all.
+  out.flushWithSession = await rcOf(frameCommand(FlushContext, {}, encodeParams(FlushContext, { flushHandle: hmacS.handle }), { sessions: [auth(TPM_RS_PW, { continueSession: true }, new Uint8Array(0))] }));
   return out;
 }
 
@@ -410,6 +412,7 @@ const EXPECTED_BAD_SESSION_CODES = {
   extraDoingNothing: '0xa82', // TPM_RC_ATTRIBUTES, session 2
   extraPassword: '0xa8b', // TPM_RC_HANDLE, session 2
   flushAgain: '0x1cb', // TPM_RC_HANDLE, parameter 1
+  flushWithSession: '0x145', // TPM_RC_AUTH_CONTEXT
 };
 
 describeWithSwtpm('simulator sessions match swtpm', () => {
