@@ -32,6 +32,7 @@ import {
   AlgorithmIdentifier,
   AttributeTypeAndValue,
   AttributeValue,
+  Attribute,
   AuthorityKeyIdentifier,
   BasicConstraints,
   Certificate,
@@ -45,6 +46,7 @@ import {
   Name,
   RelativeDistinguishedName,
   SubjectAlternativeName,
+  SubjectDirectoryAttributes,
   SubjectKeyIdentifier,
   SubjectPublicKeyInfo,
   TBSCertificate,
@@ -92,7 +94,15 @@ const OID = {
   subjectAltName: '2.5.29.17',
   subjectKeyIdentifier: '2.5.29.14',
   authorityKeyIdentifier: '2.5.29.35',
+  subjectDirectoryAttributes: '2.5.29.9',
+  tpmSpecification: '2.23.133.2.16',
 } as const;
+
+/**
+ * The TPM specification the certificates name (TPM_PT_FAMILY_INDICATOR,
+ * TPM_PT_LEVEL and TPM_PT_REVISION as capability.ts reports them).
+ */
+export const TPM_SPECIFICATION = { family: '2.0', level: 0, revision: 159 } as const;
 
 /** What the SAN says about this TPM: TPM_PT_MANUFACTURER "TRST", the vendor string, FIRMWARE_VERSION_1. */
 export interface TpmIdentity {
@@ -208,6 +218,7 @@ export function createSoftwareTpmCa(options: { now?: Date } = {}): SoftwareTpmCa
 /**
  * An EK certificate (EK Credential Profile §3.2): empty subject, the TPM's
  * manufacturer, model and version in a critical subjectAltName directoryName,
+ * the TPM specification in subjectDirectoryAttributes,
  * CA:FALSE, keyEncipherment (RSA) or keyAgreement (ECC), EKU
  * tcg-kp-EKCertificate, issued by `ca` with no expiry.
  */
@@ -245,9 +256,25 @@ export function issueEkCertificate(
       // RFC 5280 §4.2.1.6: with an empty subject the SAN is critical.
       extension(OID.subjectAltName, true, san),
       extension(OID.authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(arrayBuffer(caKeyId)) })),
+      extension(OID.subjectDirectoryAttributes, false, new SubjectDirectoryAttributes([new Attribute({ type: OID.tpmSpecification, values: [tpmSpecificationDer()] })])),
     ]),
   });
   return signCertificate(tbs, ca.privateKey);
+}
+
+/** DER of a small non-negative INTEGER (X.690 §8.3: two's complement, minimal, a leading 0 for the sign). */
+function derSmallInteger(v: number): number[] {
+  const bytes: number[] = [];
+  for (let x = v; bytes.length === 0 || x > 0; x >>>= 8) bytes.unshift(x & 0xff);
+  if (bytes[0]! & 0x80) bytes.unshift(0);
+  return [0x02, bytes.length, ...bytes];
+}
+
+/** TPMSpecification ::= SEQUENCE { family UTF8String, level INTEGER, revision INTEGER } (EK Credential Profile §3.2.11). */
+function tpmSpecificationDer(): ArrayBuffer {
+  const family = [...Buffer.from(TPM_SPECIFICATION.family, 'utf8')];
+  const body = [0x0c, family.length, ...family, ...derSmallInteger(TPM_SPECIFICATION.level), ...derSmallInteger(TPM_SPECIFICATION.revision)];
+  return Uint8Array.from([0x30, body.length, ...body]).buffer;
 }
 
 function hex32(v: number): string {

@@ -107,6 +107,7 @@ describe('simulator manufacture: EK certificates', () => {
       expect(parsed.quirks).toEqual([]);
       expect(parsed.issuer.text).toBe('CN=trustroot software TPM CA, O=trustroot');
       expect(parsed.tpm).toMatchObject({ vendorId: 'TRST', model: 'trustroot SW TPM' });
+      expect(parsed.tpmSpecification).toEqual({ family: description.spec.family, level: description.spec.level, revision: description.spec.revision });
       expect(compareEkPublicKey(parsed, ek.publicArea).outcome).toBe('pass');
       const v = verifyEkCertificate({ certificate: der, roots, at: new Date(), ekPublic: ek.publicArea, description });
       expect(v.verdict.checks.filter((c) => c.outcome === 'fail' || c.outcome === 'warn').map((c) => `${c.check}: ${c.detail}`)).toEqual([]);
