@@ -11,7 +11,7 @@
  */
 import { constants as cryptoConstants, createHash, createHmac, createSecretKey, generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tpm, createPrimary, eccSigningTemplate, hmacKeyTemplate, load, loadExternal, rsaSigningTemplate } from '../../src/client/index.js';
+import { Tpm, create, createPrimary, eccSigningTemplate, hmacKeyTemplate, load, loadExternal, rsaSigningTemplate, sign, verifySignature as verifySignatureOnTpm } from '../../src/client/index.js';
 import { seal, unseal } from '../../src/client/seal.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
 import {
@@ -51,7 +51,7 @@ import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy 
 import { TPM_RC, TpmError, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPMA_NV, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
+import { TPMA_NV, TPMA_OBJECT, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { checkCondition } from '../../src/simulator/handlers/policy.js';
@@ -138,6 +138,18 @@ function nvPublic(index: number, attrs: Partial<TPMA_NV>, dataSize: number): TPM
 async function defineAndWrite(t: Transport, pub: TPMS_NV_PUBLIC, data?: Uint8Array): Promise<void> {
   await runCommand(t, NV_DefineSpace, { authHandle: TPM_RH.OWNER }, { auth: EMPTY, publicInfo: pub });
   if (data !== undefined) await runCommand(t, NV_Write, { authHandle: TPM_RH.OWNER, nvIndex: pub.nvIndex }, { data, offset: 0 });
+}
+
+/** A sealed-data object that only its policy can open (no userWithAuth; adminWithPolicy). */
+function sealedTemplate(authPolicy: Uint8Array): TPMT_PUBLIC {
+  return {
+    type: TPM_ALG.KEYEDHASH,
+    nameAlg: SHA256,
+    objectAttributes: TPMA_OBJECT.of({ fixedTPM: true, fixedParent: true, adminWithPolicy: true, noDA: true }),
+    authPolicy,
+    parameters: { scheme: { scheme: TPM_ALG.NULL } },
+    unique: EMPTY,
+  } as TPMT_PUBLIC;
 }
 
 let rsaPairCache: ReturnType<typeof generateKeyPairSync> | undefined;
@@ -646,7 +658,7 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
     expect(env.engine.volatile.sessions.count).toBe(0);
   });
 
-  it('a PCR change between PolicyPCR and the command is TPM_RC_PCR_CHANGED; a wrong command code TPM_RC_POLICY_CC', async () => {
+  it('a PCR change between PolicyPCR and the command is TPM_RC_PCR_CHANGED; replayed afresh, the policy unseals', async () => {
     const env = await started();
     const { tpm, t } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
@@ -667,6 +679,73 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
     await tpm.run(PolicyPCR, { policySession: s2.handle }, { pcrDigest: EMPTY, pcrs: sel });
     const r = await tpm.run(Unseal, { itemHandle: item2 }, {}, { sessions: [s2] });
     expect(r.params.outData).toEqual(Uint8Array.of(8));
+  });
+
+  it('PolicyAuthorize with a VerifySignature ticket: a secret sealed to an authority unseals under each PCR policy it signs', async () => {
+    const env = await started();
+    const { tpm, t } = env;
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const authority = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate());
+    const policyRef = new TextEncoder().encode('release');
+    const secret = Uint8Array.of(0x5e, 0xc7);
+    const authPolicy = new PolicyCalculator(SHA256).policyAuthorize({ keySign: authority.name, policyRef }).digest;
+    const item = await load(tpm, srk, await create(tpm, srk, sealedTemplate(authPolicy), { sensitiveData: secret }));
+    const sel = [pcrSelection(SHA256, [10])];
+    const approve = async () => {
+      const approvedPolicy = new PolicyCalculator(SHA256).policyPCR({ pcrs: sel, values: await readPcrs(t, sel) }).digest;
+      const aHash = sha256(approvedPolicy, policyRef);
+      const checkTicket = await verifySignatureOnTpm(tpm, authority, aHash, await sign(tpm, authority, aHash));
+      expect(checkTicket.hierarchy).toBe(TPM_RH.OWNER);
+      return { approvedPolicy, checkTicket };
+    };
+    const unsealWith = (a: { approvedPolicy: Uint8Array; checkTicket: TPMT_TK_VERIFIED }) =>
+      tpm.withSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never }, async (s) => {
+        await tpm.run(PolicyPCR, { policySession: s.handle }, { pcrDigest: EMPTY, pcrs: sel });
+        await tpm.run(PolicyAuthorize, { policySession: s.handle }, { ...a, policyRef, keySign: authority.name });
+        return (await tpm.run(Unseal, { itemHandle: item }, {}, { sessions: [s] })).params.outData;
+      });
+    const first = await approve();
+    expect(await unsealWith(first)).toEqual(secret);
+    await runCommand(t, PCR_Extend, { pcrHandle: 10 }, { digests: [{ hashAlg: SHA256, digest: sha256(Uint8Array.of(7)) }] as never });
+    // The old approval no longer matches the PCRs; a new one from the same authority does.
+    expect(isRc(await rejection(unsealWith(first)), TPM_RC.VALUE)).toBe(true);
+    expect(await unsealWith(await approve())).toEqual(secret);
+    expect(env.engine.volatile.sessions.count).toBe(0);
+  });
+
+  it('PolicySigned (a node:crypto key) with PolicyCommandCode authorizes Unseal; its ticket does so again in a new session until it expires', async () => {
+    let clock = 0;
+    const env = await started(new TpmEngine({ now: () => clock }));
+    const { tpm } = env;
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const signer = await loadExternal(tpm, externalPublic('ecc256', pair.publicKey));
+    const secret = Uint8Array.of(0x51);
+    const authPolicy = new PolicyCalculator(SHA256).policySigned({ authName: signer.name }).policyCommandCode({ code: TPM_CC.Unseal }).digest;
+    const item = await load(tpm, srk, await create(tpm, srk, sealedTemplate(authPolicy), { sensitiveData: secret }));
+    const open = { type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } } as const;
+
+    const ticket = await tpm.withSession(open as never, async (s) => {
+      // Not bound to this session's nonce, valid 30 s, with a ticket (negative expiration).
+      const message = Buffer.concat([u32(-30 >>> 0)]);
+      const raw = nodeSign('sha256', message, { key: pair.privateKey, dsaEncoding: 'ieee-p1363' });
+      const auth = { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: new Uint8Array(raw.subarray(0, 32)), signatureS: new Uint8Array(raw.subarray(32)) } } as TPMT_SIGNATURE;
+      const r = await tpm.run(PolicySigned, { authObject: signer, policySession: s.handle }, { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: -30, auth });
+      await tpm.run(PolicyCommandCode, { policySession: s.handle }, { code: TPM_CC.Unseal });
+      expect((await tpm.run(Unseal, { itemHandle: item }, {}, { sessions: [s] })).params.outData).toEqual(secret);
+      // Without a nonce the timeout is absolute Time and the ticket expires on TPM Reset (the top bit).
+      expect(r.params.timeout[0]! & 0x80).toBe(0x80);
+      return r.params;
+    });
+    const withTicket = () =>
+      tpm.withSession(open as never, async (s) => {
+        await tpm.run(PolicyTicket, { policySession: s.handle }, { timeout: ticket.timeout, cpHashA: EMPTY, policyRef: EMPTY, authName: signer.name, ticket: ticket.policyTicket });
+        await tpm.run(PolicyCommandCode, { policySession: s.handle }, { code: TPM_CC.Unseal });
+        return (await tpm.run(Unseal, { itemHandle: item }, {}, { sessions: [s] })).params.outData;
+      });
+    expect(await withTicket()).toEqual(secret);
+    clock += 31_000;
+    expect(isRc(await rejection(withTicket()), TPM_RC.EXPIRED)).toBe(true);
   });
 });
 
