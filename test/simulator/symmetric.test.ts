@@ -2,21 +2,20 @@
  * The software TPM's symmetric primitives (Part 3 §15): EncryptDecrypt(2)
  * checked against node:crypto's AES and, byte for byte and code for code,
  * against swtpm holding the same key; Hash and HMAC against node:crypto,
- * with their tickets recomputed from the hierarchy proof.
+ * with their tickets recomputed from the hierarchy proof. Keys come from
+ * CreatePrimary with the caller's key bits.
  */
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, aesKeyTemplate, createPrimary, hmacKeyTemplate } from '../../src/client/index.js';
-import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, Hash, HMAC, Startup } from '../../src/tpm/commands/index.js';
+import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, FlushContext, Hash, HMAC, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
-import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
-import { createSecretKey } from 'node:crypto';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -33,21 +32,15 @@ function aesTemplate(keyBits: 128 | 192 | 256, mode: number, attributes: Record<
   return aesKeyTemplate({ keyBits, mode: mode as never, attributes: { sensitiveDataOrigin: false, noDA: true, ...attributes } });
 }
 
-/**
- * Puts a symmetric key straight into the engine's object table: CreatePrimary
- * of this slice refuses `sign` on a symcipher key (objects engineer's check),
- * and encryption needs `sign` (Part 3 §15.2).
- */
-function loadSymKey(engine: TpmEngine, publicArea: TPMT_PUBLIC, key: Uint8Array): number {
-  return engine.volatile.objects.load({
-    publicArea,
-    sensitive: { sensitiveType: TPM_ALG.SYMCIPHER, authValue: new Uint8Array(0), seedValue: new Uint8Array(32), sensitive: key } as never,
-    name: objectName(publicArea),
-    qualifiedName: objectName(publicArea),
-    hierarchy: TPM_RH.OWNER,
-    primary: true,
-    key: createSecretKey(key),
-  });
+/** A primary symmetric key with the caller's key bits (CreatePrimary, owner hierarchy). */
+async function createSymKey(t: Transport, template: TPMT_PUBLIC, key: Uint8Array): Promise<number> {
+  const r = await runCommand(
+    t,
+    CreatePrimary,
+    { primaryHandle: TPM_RH.OWNER },
+    { inSensitive: { userAuth: new Uint8Array(0), data: key }, inPublic: template, outsideInfo: new Uint8Array(0), creationPCR: [] },
+  );
+  return r.handles.objectHandle;
 }
 
 type Outcome = { rc: number } | { out: string; iv: string };
@@ -81,10 +74,10 @@ function nodeAes(key: Uint8Array, mode: number, iv: Uint8Array, data: Uint8Array
 
 describe('simulator EncryptDecrypt', () => {
   it('encrypts like node:crypto in every mode and key size and decrypts back, through both commands', async () => {
-    const { engine, t } = await started();
+    const { t } = await started();
     for (const keyBits of [128, 192, 256] as const) {
       const key = bytes(keyBits / 8, keyBits);
-      const h = loadSymKey(engine, aesTemplate(keyBits, TPM_ALG.NULL), key);
+      const h = await createSymKey(t, aesTemplate(keyBits, TPM_ALG.NULL), key);
       for (const mode of [TPM_ALG.CFB, TPM_ALG.CBC, TPM_ALG.ECB, TPM_ALG.OFB, TPM_ALG.CTR]) {
         const iv = mode === TPM_ALG.ECB ? new Uint8Array(0) : bytes(16, mode);
         const data = bytes(mode === TPM_ALG.CBC || mode === TPM_ALG.ECB ? 64 : 61, 5);
@@ -96,14 +89,14 @@ describe('simulator EncryptDecrypt', () => {
           expect(dec).toMatchObject({ out: hex(data) });
         }
       }
-      engine.volatile.objects.flush(h);
+      await runCommand(t, FlushContext, {}, { flushHandle: h });
     }
   });
 
   it('returns the chaining value: whole-block chunks continue exactly where one call would', async () => {
-    const { engine, t } = await started();
+    const { t } = await started();
     const key = bytes(16, 1);
-    const h = loadSymKey(engine, aesTemplate(128, TPM_ALG.NULL), key);
+    const h = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL), key);
     const data = bytes(96, 2);
     for (const mode of [TPM_ALG.CFB, TPM_ALG.CBC, TPM_ALG.OFB, TPM_ALG.CTR]) {
       const iv = bytes(16, 3);
@@ -118,10 +111,10 @@ describe('simulator EncryptDecrypt', () => {
   });
 
   it('checks attributes, modes and sizes with the codes of Part 3 §15.2', async () => {
-    const { engine, t } = await started();
+    const { t } = await started();
     const key = bytes(16, 9);
-    const any = loadSymKey(engine, aesTemplate(128, TPM_ALG.NULL), key);
-    const cfb = loadSymKey(engine, aesTemplate(128, TPM_ALG.CFB), key);
+    const any = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL), key);
+    const cfb = await createSymKey(t, aesTemplate(128, TPM_ALG.CFB), key);
     const iv = new Uint8Array(16);
     const d16 = bytes(16, 1);
     // The mode must be given when the key has none (parameter 2; EncryptDecrypt2: parameter 3).
@@ -136,13 +129,13 @@ describe('simulator EncryptDecrypt', () => {
     // CBC and ECB work on whole blocks (parameter 4; EncryptDecrypt2: 1).
     expect(await ed(t, any, false, TPM_ALG.CBC, iv, bytes(17, 1))).toEqual({ rc: rcForParameter(TPM_RC.SIZE, 4) });
     expect(await ed(t, any, true, TPM_ALG.ECB, new Uint8Array(0), bytes(15, 1), true)).toEqual({ rc: rcForParameter(TPM_RC.SIZE, 1) });
-    engine.volatile.objects.flush(cfb);
+    await runCommand(t, FlushContext, {}, { flushHandle: cfb });
     // Encryption needs `sign`, decryption `decrypt` (TPM_RC_ATTRIBUTES on the key handle).
-    const decOnly = loadSymKey(engine, aesTemplate(128, TPM_ALG.NULL, { sign: false }), key);
+    const decOnly = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL, { sign: false }), key);
     expect(await ed(t, decOnly, false, TPM_ALG.CFB, iv, d16)).toEqual({ rc: rcForHandle(TPM_RC.ATTRIBUTES, 1) });
     expect(await ed(t, decOnly, true, TPM_ALG.CFB, iv, d16)).toMatchObject({ iv: hex(d16) });
-    engine.volatile.objects.flush(decOnly);
-    const encOnly = loadSymKey(engine, aesTemplate(128, TPM_ALG.NULL, { decrypt: false }), key);
+    await runCommand(t, FlushContext, {}, { flushHandle: decOnly });
+    const encOnly = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL, { decrypt: false }), key);
     expect(await ed(t, encOnly, true, TPM_ALG.CFB, iv, d16)).toEqual({ rc: rcForHandle(TPM_RC.ATTRIBUTES, 1) });
   });
 
@@ -256,15 +249,14 @@ describeWithSwtpm('simulator EncryptDecrypt agrees with swtpm', () => {
     return out;
   }
 
-  it('the same key (CreatePrimary on swtpm, the same public area here) gives the same bytes, IVs and codes', async () => {
+  it('the same key bits (CreatePrimary on both) give the same bytes, IVs and codes', async () => {
     const key = bytes(16, 42);
     const swTpm = new Tpm(st!);
     const template = aesTemplate(128, TPM_ALG.NULL);
     const swKey = await createPrimary(swTpm, TPM_RH.OWNER, template, { sensitiveData: key });
     const expected = await scenario(st!, swKey.handle);
     await swTpm.flush(swKey);
-    const { engine, t } = await started();
-    const h = loadSymKey(engine, swKey.publicArea, key);
-    expect(await scenario(t, h)).toEqual(expected);
+    const { t } = await started();
+    expect(await scenario(t, await createSymKey(t, template, key))).toEqual(expected);
   });
 });
