@@ -27,7 +27,7 @@ import {
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
+import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
@@ -223,6 +223,18 @@ describe('simulator EvictControl', () => {
     await unpersist(tpm, 0x81000001);
     expect(engine.state.persistentObjects).toEqual([]);
     await expect(readPublic(tpm, 0x81000001)).rejects.toSatisfy((e) => isRc(e, TPM_RC.HANDLE));
+  });
+
+  it('the owner persists an endorsement key (the EK at 0x81010002, as tpm2_createek does); ReadPublic answers with its QN', async () => {
+    const { tpm } = await started();
+    const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccEkTemplate());
+    const before = await readPublic(tpm, ek.handle);
+    await persist(tpm, ek, 0x81010002);
+    await tpm.flush(ek);
+    const after = await readPublic(tpm, 0x81010002);
+    expect(after.name).toEqual(before.name);
+    expect(after.qualifiedName).toEqual(before.qualifiedName);
+    expect(after.publicArea).toEqual(before.publicArea);
   });
 
   it('holds seven persistent objects: the eighth is TPM_RC_NV_SPACE; each change is persisted before the answer', async () => {
