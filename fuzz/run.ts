@@ -4,7 +4,12 @@
  * `npm run fuzz -- --seed N [--only NAME] [--scale F]`:
  *  - tpm: ≥ 10 million TPM commands and responses (issue 3);
  *  - attest-*: ≥ 1 million inputs each for TPMS_ATTEST/quotes, EK certificates,
- *    event logs, IMA lists, policies and the CLI's evidence files (issue 5).
+ *    event logs, IMA lists, policies and the CLI's evidence files (issue 5);
+ *  - simulator: ≥ 1 million mutated commands to one software TPM engine, seeded
+ *    from a recorded client session, then GetRandom and a store round trip
+ *    (issue 6, fuzz/simulator.ts);
+ *  - sim-crash: 1,000 SIGKILLs of `trustroot tpm serve` during persistent-state
+ *    commands, nothing acknowledged lost (issue 6, test/support/sim-crash.ts).
  * Exits non-zero on any untyped exception (or an accepted mutant quote).
  */
 import { randomInt } from 'node:crypto';
@@ -15,6 +20,8 @@ import { fuzzEventLog } from './attest-eventlog.js';
 import { fuzzIma } from './attest-ima.js';
 import { fuzzPolicy } from './attest-policy.js';
 import { fuzzParsers } from './parsers.js';
+import { fuzzSimulator, recordClientSession, type RecordedSession } from './simulator.js';
+import { runSimulatorCrashTest } from '../test/support/sim-crash.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,6 +54,47 @@ const targets: Target[] = [
 targets.push(
   { name: 'attest-policy', inputs: 1_000_000, chunk: 100_000, run: fuzzPolicy },
   { name: 'cli-evidence', inputs: 1_000_000, chunk: 100_000, run: fuzzCliEvidence },
+);
+
+// One engine for the whole simulator run (issue 6: ≥ 1 million commands to one engine): chunks continue on it.
+let simulatorSession: RecordedSession | undefined;
+targets.push(
+  {
+    name: 'simulator',
+    inputs: 1_000_000,
+    chunk: 1_000_000,
+    run: async (seed, n) => {
+      simulatorSession ??= await recordClientSession();
+      let last = Date.now();
+      const stats = await fuzzSimulator({
+        seed,
+        iterations: n,
+        session: simulatorSession,
+        onProgress: (done) => {
+          if (Date.now() - last > 30_000) {
+            last = Date.now();
+            console.log(`    simulator: ${done.toLocaleString('en-US')} commands`);
+          }
+        },
+      });
+      return { ...stats, codes: stats.codes };
+    },
+  },
+  {
+    name: 'sim-crash',
+    inputs: 1_000,
+    chunk: 1_000,
+    run: async (seed, n) => {
+      // Each kill is one input; a lost acknowledgement or a state that does not load is a failure.
+      try {
+        const s = await runSimulatorCrashTest({ rounds: n, seed, log: (line) => (/^round \d*00:/.test(line) ? console.log(`    ${line}`) : undefined) });
+        console.log(`    sim-crash: ${s.rounds} kills, ${s.midStream} mid-stream, ${s.inFlightKept} kept the command in flight, ${s.acknowledged} commands`);
+        return { inputs: n, untypedCount: 0, untyped: [], codes: new Map() };
+      } catch (e) {
+        return { inputs: n, untypedCount: 1, untyped: [{ input: `sim-crash seed ${seed}`, error: e instanceof Error ? e.message : String(e) }], codes: new Map() };
+      }
+    },
+  },
 );
 
 const seed = Number(arg('seed') ?? randomInt(0, 2 ** 31));
