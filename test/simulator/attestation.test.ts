@@ -12,11 +12,12 @@ import {
   nvReadPublic,
   nvWrite,
   pcrExtend,
+  persist,
   quote,
   verifyWithNode,
   type PrimaryKey,
 } from '../../src/client/index.js';
-import { CertifyCreation, Certify, GetTime, NV_Certify, NV_UndefineSpace, Quote, Startup } from '../../src/tpm/commands/index.js';
+import { CertifyCreation, Certify, FlushContext, GetTime, NV_Certify, NV_UndefineSpace, Quote, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { handleName, nvName, qualifiedName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
@@ -116,6 +117,23 @@ describe('simulator attestation: Quote', () => {
     await expect(tpm.run(Quote, { signHandle: srk }, none)).rejects.toMatchObject({ rc: rcForHandle(TPM_RC.KEY, 1) });
     await expect(tpm.run(Quote, { signHandle: TPM_RH.NULL }, none)).rejects.toMatchObject({ rc: rcForParameter(TPM_RC.SCHEME, 2) });
     await expect(tpm.run(Quote, { signHandle: ak }, { ...none, inScheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA384 } } })).rejects.toMatchObject({ rc: rcForParameter(TPM_RC.SCHEME, 2) });
+  });
+});
+
+describe('simulator attestation: persistent signers', () => {
+  it('a persistent AK in the endorsement hierarchy quotes with plain counters; a persistent owner AK with obfuscated ones', async () => {
+    const { engine, tpm } = await started();
+    const ek = await persist(tpm, await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate()), 0x81010020);
+    const ok = await persist(tpm, await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate()), 0x81000020);
+    await tpm.run(FlushContext, {}, { flushHandle: 0x80000000 });
+    await tpm.run(FlushContext, {}, { flushHandle: 0x80000001 });
+    const c = challenge();
+    const q = await quote(tpm, ek, [pcrSelection(TPM_ALG.SHA256, [0])], c.nonce);
+    expect(failed(verifyQuote({ attest: q.attestBytes, signature: q.signature, pcrValues: q.pcrValues }, { ak: ek.publicArea, challenge: c, now: Date.now() }))).toEqual([]);
+    expect(q.attest.clockInfo.resetCount).toBe(engine.state.clock.resetCount);
+    const r = await quote(tpm, ok, [pcrSelection(TPM_ALG.SHA256, [0])], c.nonce);
+    expect(verifyWithNode(ok.publicArea, r.attestBytes, r.signature)).toBe(true);
+    expect(r.attest.firmwareVersion).not.toBe(0x0000_0001_0000_0000n);
   });
 });
 

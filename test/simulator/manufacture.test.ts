@@ -6,13 +6,13 @@ import { verifyEkCertificate } from '../../src/attest/chain.js';
 import { trustBundle } from '../../src/attest/chain.js';
 import { classifyTpm } from '../../src/attest/classify.js';
 import { compareEkPublicKey, parseCertificate } from '../../src/attest/ekcert.js';
-import { Tpm, createPrimary, describe as describeTpm, nvDefine, nvIncrement, nvReadCounter, nvReadPublic, nvUndefine, readEkCertificates } from '../../src/client/index.js';
+import { Tpm, createPrimary, describe as describeTpm, nvCertify, nvDefine, nvIncrement, nvReadCounter, nvReadPublic, nvUndefine, readEkCertificates } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { Clear, NV_ReadPublic, NV_Write, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
+import { eccAkTemplate, eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
@@ -119,6 +119,12 @@ describe('simulator manufacture: EK certificates', () => {
       expect(classifyTpm(description, v).accepted).toBe(false);
       await tpm.flush(ek);
     }
+    // NV_Certify of a certificate index: the AK signs the certificate's bytes.
+    const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
+    const rsaIndex = await nvReadPublic(tpm, EK_CERTIFICATE_INDICES.rsa2048);
+    const signed = await nvCertify(tpm, ak, rsaIndex, { offset: 0, size: 64 });
+    expect(signed.attest.type === TPM_ST.ATTEST_NV && Buffer.from(signed.attest.attested.nvContents).equals(Buffer.from(certs.find((c) => c.template === 'L-1')!.der.subarray(0, 64)))).toBe(true);
+    await tpm.flush(ak);
     // Not by another installation's CA.
     const other = verifyEkCertificate({ certificate: certs[0]!.der, roots: trustBundle(createSoftwareTpmCa().certificate), at: new Date() });
     expect(other.chain?.status).not.toBe('verified');
