@@ -34,7 +34,7 @@ import {
   PolicyTemplate,
   PolicyTicket,
 } from '../../tpm/commands/index.js';
-import { TPM_ALG, TPM_CC, TPM_EO, TPM_HT, TPM_RH, TPM_ST } from '../../tpm/constants.js';
+import { TPM_ALG, TPM_CC, TPM_EO, TPM_HT, TPM_NT, TPM_RH, TPM_ST } from '../../tpm/constants.js';
 import { digestSize, isHashAlg } from '../../tpm/crypto/hash.js';
 import { equalBytes } from '../../tpm/bytes.js';
 import { handleName, nvName } from '../../tpm/names.js';
@@ -375,8 +375,11 @@ export const policySecretHandler = handler(PolicySecret, ({ engine }, { authHand
   const authName = entityName(engine, authHandle, 1);
   s.policyDigest = updatePolicySecret(s.authHash, s.policyDigest, { authName, policyRef: p.policyRef });
   recordContext(s, p.cpHashA, timeout);
+  // A PIN Pass index counts each use; a ticket would let its secret be used without counting (Part 3 §23.4.1).
+  const pinPass = authHandle >>> 24 === TPM_HT.NV_INDEX && TPMA_NV.fromWord(findNv(engine, authHandle, 1).attributes).TPM_NT === TPM_NT.PIN_PASS;
+  const expiration = pinPass ? 0 : p.expiration;
   return ok<typeof PolicySecret>(
-    authOutput(engine, s, TPM_ST.AUTH_SECRET, { ...p, authName, hierarchy: entityHierarchy(engine, authHandle, 1), timeout }),
+    authOutput(engine, s, TPM_ST.AUTH_SECRET, { ...p, expiration, authName, hierarchy: entityHierarchy(engine, authHandle, 1), timeout }),
   );
 });
 
