@@ -609,6 +609,41 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect((await read('or.out')).toString()).toBe('either branch');
     }, 60_000);
 
+    flow('policyauthorize: a PCR policy signed by an openssl key (loadexternal, verifysignature ticket) opens the object', async () => {
+      const parent = await srk();
+      expect((await sh('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('auth-signer.pem')])).code).toBe(0);
+      expect((await sh('openssl', ['pkey', '-in', f('auth-signer.pem'), '-pubout', '-out', f('auth-signer.pub.pem')])).code).toBe(0);
+      await tool('loadexternal', ['-G', 'rsa', '-C', 'o', '-u', f('auth-signer.pub.pem'), '-c', f('auth-signer.ctx'), '-n', f('auth-signer.name')]);
+      const signerName = await read('auth-signer.name');
+      // The object's policy: PolicyAuthorize(signer) = PolicyUpdate(CC_PolicyAuthorize, keySign Name, empty policyRef).
+      await tool('startauthsession', ['-S', f('auth-trial.session')]);
+      await tool('policyauthorize', ['-S', f('auth-trial.session'), '-L', f('authorized.policy'), '-n', f('auth-signer.name')]);
+      await tool('flushcontext', [f('auth-trial.session')]);
+      expect((await read('authorized.policy')).equals(sha256(sha256(ZERO32, u32(0x16a), signerName)))).toBe(true);
+      await write('auth.in', 'released by an authorized policy');
+      await tool('create', ['-C', parent, '-i', f('auth.in'), '-L', f('authorized.policy'), '-a', 'fixedtpm|fixedparent|noda', '-u', f('auth.pub'), '-r', f('auth.priv')]);
+      await tool('load', ['-C', parent, '-u', f('auth.pub'), '-r', f('auth.priv'), '-c', f('auth.ctx')]);
+      // The signer approves "PCR 16 as it is now", computed here and signed by openssl.
+      await tool('pcrreset', ['16']);
+      const [v16] = await pcrs([16], 'auth16.bin');
+      await write('approved.policy', policyPcr(ZERO32, [16], [v16!]));
+      expect((await sh('openssl', ['dgst', '-sha256', '-sign', f('auth-signer.pem'), '-out', f('approved.sig'), f('approved.policy')])).code).toBe(0);
+      await tool('verifysignature', ['-c', f('auth-signer.ctx'), '-g', 'sha256', '-m', f('approved.policy'), '-s', f('approved.sig'), '-f', 'rsassa', '-t', f('approved.tkt')]);
+      await tool('startauthsession', ['--policy-session', '-S', f('auth.session')]);
+      await tool('policypcr', ['-S', f('auth.session'), '-l', 'sha256:16']);
+      await tool('policyauthorize', ['-S', f('auth.session'), '-i', f('approved.policy'), '-n', f('auth-signer.name'), '-t', f('approved.tkt')]);
+      await tool('unseal', ['-c', f('auth.ctx'), '-p', `session:${f('auth.session')}`, '-o', f('auth.out')]);
+      await tool('flushcontext', [f('auth.session')]);
+      expect((await read('auth.out')).toString()).toBe('released by an authorized policy');
+      // Another PCR 16 value: PolicyPCR's digest no longer equals the approved one (TPM_RC_VALUE from PolicyAuthorize).
+      await tool('pcrextend', [`16:sha256=${randomBytes(32).toString('hex')}`]);
+      await tool('startauthsession', ['--policy-session', '-S', f('auth2.session')]);
+      await tool('policypcr', ['-S', f('auth2.session'), '-l', 'sha256:16']);
+      expect(await toolFails('policyauthorize', ['-S', f('auth2.session'), '-i', f('approved.policy'), '-n', f('auth-signer.name'), '-t', f('approved.tkt')])).toBe(TPM_RC.VALUE);
+      await tool('flushcontext', [f('auth2.session')]);
+      await tool('pcrreset', ['16']);
+    });
+
     flow('startauthsession hmac (salted, bound) and policy; sessionconfig encrypt/decrypt on NV write/read', async () => {
       const parent = await srk();
       const idx = '0x01500020';
@@ -1067,7 +1102,8 @@ function mssimSmoke(): void {
       const tBig = await timed(big);
       const perCommand = (tBig - tSmall) / 40;
       console.log(`mssim TCTI (tpm2-tss 3.2.1) on our server: 3-command hash ${tSmall.toFixed(0)} ms, 43-command hash ${tBig.toFixed(0)} ms, ≈${perCommand.toFixed(1)} ms per extra command`);
-      expect(perCommand).toBeLessThan(60);
+      // One stall is ~40-45 ms; two per command would be ~90.
+      expect(perCommand).toBeLessThan(75);
     });
   });
 }

@@ -2,8 +2,10 @@
  * Test harness: our software TPM served by the real CLI, `trustroot tpm serve
  * --state DIR --port 0 --protocol swtpm|mssim` (src/cli/tpm.ts), as a child
  * process on a free port pair chosen by the server itself (port 0; the ports
- * are read from its first line of output), with a fresh state folder. Stopped
- * by its PID (SIGTERM, SIGKILL after a grace period), never by name.
+ * are read from its first line of output), with a fresh state folder and its
+ * own EK certificate CA folder beside it (`--ca`, so nothing lands in
+ * $TRUSTROOT_HOME or a shared folder). Stopped by its PID (SIGTERM, SIGKILL
+ * after a grace period), never by name.
  *
  * The returned object has the shape of SwtpmInstance (port, ctrlPort, pid,
  * stateDir, stop), so test/support/tpm2-tools.ts can drive it like swtpm.
@@ -21,6 +23,8 @@ export interface SimServerOptions {
   readonly protocol?: SimServerProtocol;
   /** Serve this existing state folder instead of a fresh one; stop() removes it only when `keepState` is false. */
   readonly stateDir?: string;
+  /** The software TPM CA folder (`--ca`); default `sw-tpm-ca` beside the state folder. */
+  readonly caDir?: string;
   /** Leave the state folder on stop() (default: keep a given stateDir, remove a fresh one). */
   readonly keepState?: boolean;
   /** How long to wait for the "serving" line (default 20 s: tsx compiles the CLI on first start). */
@@ -50,11 +54,14 @@ const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 export async function startSimServer(opts: SimServerOptions = {}): Promise<SimServerInstance> {
   const protocol = opts.protocol ?? 'swtpm';
   const fresh = opts.stateDir === undefined;
-  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'trustroot-sim-')));
+  // A fresh server gets a private folder holding its state and its CA, removed as a whole.
+  const root = fresh ? await mkdtemp(join(tmpdir(), 'trustroot-sim-')) : undefined;
+  const stateDir = opts.stateDir ?? join(root!, 'state');
+  const caDir = opts.caDir ?? join(dirname(stateDir), 'sw-tpm-ca');
   const keepState = opts.keepState ?? !fresh;
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, 'tpm', 'serve', '--state', stateDir, '--port', '0', '--protocol', protocol],
+    ['--import', 'tsx', CLI, 'tpm', 'serve', '--state', stateDir, '--ca', caDir, '--port', '0', '--protocol', protocol],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -86,7 +93,7 @@ export async function startSimServer(opts: SimServerOptions = {}): Promise<SimSe
         }
       }
       process.off('exit', killOnExit);
-      if (!keepState) await rm(stateDir, { recursive: true, force: true });
+      if (!keepState) await rm(root ?? stateDir, { recursive: true, force: true });
     })());
 
   // First line: "serving a software TPM (swtpm) on 127.0.0.1:PORT, control port N+1, state DIR".
