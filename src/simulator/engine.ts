@@ -24,8 +24,10 @@ import {
   isBindEntity,
   responseHmac,
   sessionHmacKey,
+  trimAuthValue,
   type SessionRole,
 } from '../tpm/session-crypto.js';
+import { equalBytes } from '../tpm/bytes.js';
 import { TPMA_NV, TPMA_SESSION, TPMT_PUBLIC, TPMT_SENSITIVE, type TPMA_OBJECT, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
 import { decode } from '../tpm/wire/codec.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
@@ -612,7 +614,7 @@ export class TpmEngine {
       ...extraNonces(roles, use.index),
       attributes: use.attributes,
     });
-    return expected.length === given.length && timingSafeEqual(expected, given);
+    return equalBytes(expected, given);
   }
 
   /**
@@ -679,13 +681,13 @@ export class TpmEngine {
 }
 
 /**
- * Part 1 §19.8.4: trailing zeros of both values are ignored; the comparison
- * runs in constant time over the longer length so the result says nothing
- * about where the values differ.
+ * Part 1 §19.8.4: trailing zeros of both values are ignored (the core's
+ * trimAuthValue); the comparison runs in constant time over the longer length
+ * so the result says nothing about where the values differ.
  */
 function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
-  const a = trimZeros(given);
-  const b = trimZeros(expected);
+  const a = trimAuthValue(given);
+  const b = trimAuthValue(expected);
   const n = Math.max(a.length, b.length, 1);
   const pa = new Uint8Array(n);
   const pb = new Uint8Array(n);
@@ -697,12 +699,6 @@ function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
 /** Adds the session number to a format-1 code; other codes stay as they are (the reference's RcSafeAddToResult). */
 function withSessionIndex(rc: number, index: number): number {
   return (rc & 0x080) !== 0 && (rc & 0xf00) === 0 ? rc | TPM_RC_S | (index << TPM_RC_N_SHIFT) : rc;
-}
-
-function trimZeros(b: Uint8Array): Uint8Array {
-  let n = b.length;
-  while (n > 0 && b[n - 1] === 0) n--;
-  return b.subarray(0, n);
 }
 
 function checkTagOr(bytes: Uint8Array, rc: number): number {
