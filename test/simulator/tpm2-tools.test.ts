@@ -335,7 +335,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect((await read('persist.pub')).equals(await read('persist-src.pub'))).toBe(true);
       await tool('evictcontrol', ['-C', 'o', '-c', '0x81000010']);
       expect(await tool('getcap', ['handles-persistent'])).not.toMatch(/0x81000010/);
-      await toolFails('readpublic', ['-c', '0x81000010']);
+      expect(await toolFails('readpublic', ['-c', '0x81000010'])).toBe(TPM_RC.HANDLE);
     });
 
     flow('flushcontext: a saved session is gone once flushed', async () => {
@@ -599,7 +599,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('startauthsession', ['--policy-session', '-S', f('or1.session')]);
       await tool('policypcr', ['-S', f('or1.session'), '-l', 'sha256:16']);
       // The PCR branch no longer matches either OR input: TPM_RC_VALUE.
-      await toolFails('policyor', ['-S', f('or1.session'), '-l', `sha256:${f('orpcr.policy')},${f('pw.policy')}`]);
+      expect(await toolFails('policyor', ['-S', f('or1.session'), '-l', `sha256:${f('orpcr.policy')},${f('pw.policy')}`])).toBe(TPM_RC.VALUE);
       await tool('flushcontext', [f('or1.session')]);
       await tool('startauthsession', ['--policy-session', '-S', f('or2.session')]);
       await tool('policypassword', ['-S', f('or2.session')]);
@@ -760,7 +760,8 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('makecredential', ['-e', f('ek.pub'), '-s', f('cred.secret'), '-n', `000b${randomBytes(32).toString('hex')}`, '-o', f('cred2.blob')], { tcti: 'none' });
       await tool('startauthsession', ['--policy-session', '-S', f('ek2.session')]);
       await tool('policysecret', ['-S', f('ek2.session'), '-c', 'e']);
-      await toolFails('activatecredential', ['-c', f('ak.ctx'), '-C', f('ek.ctx'), '-i', f('cred2.blob'), '-o', f('cred2.out'), '-P', `session:${f('ek2.session')}`]);
+      // Part 1 §24.4: the credential's HMAC covers the object's Name: TPM_RC_INTEGRITY.
+      expect(await toolFails('activatecredential', ['-c', f('ak.ctx'), '-C', f('ek.ctx'), '-i', f('cred2.blob'), '-o', f('cred2.out'), '-P', `session:${f('ek2.session')}`])).toBe(TPM_RC.INTEGRITY);
       await tool('flushcontext', [f('ek2.session')]).catch(() => undefined);
     });
 
