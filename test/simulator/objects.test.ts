@@ -439,6 +439,13 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
   await step('LoadExternal key in owner', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.OWNER as never }));
   const fixed = { ...ext.publicArea, objectAttributes: { ...ext.publicArea.objectAttributes, fixedTPM: true, fixedParent: true } } as TPMT_PUBLIC;
   await step('LoadExternal fixedTPM key', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: fixed, hierarchy: TPM_RH.NULL }));
+  // A restricted signer in the clear would sign attestations as if the TPM had checked the data.
+  const restricted = externalObject(
+    { type: 'ecc', privateKey, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } } },
+    { objectAttributes: TPMA_OBJECT.of({ sign: true, restricted: true, userWithAuth: true }) },
+  );
+  const lr = await step('LoadExternal restricted key', () => runCommand(t, LoadExternal, {}, { inPrivate: restricted.sensitive, inPublic: restricted.publicArea, hierarchy: TPM_RH.NULL }));
+  if (lr !== undefined) await flush(lr.handles.objectHandle);
   const other = externalObject({ type: 'ecc', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }, { objectAttributes: TPMA_OBJECT.of({ sign: true, userWithAuth: true }) });
   await step('LoadExternal unbound key', () => runCommand(t, LoadExternal, {}, { inPrivate: other.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.NULL }));
   const pub = await step('LoadExternal SRK public in owner', () => runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: srkPublic, hierarchy: TPM_RH.OWNER as never }));

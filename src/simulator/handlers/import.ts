@@ -119,13 +119,15 @@ function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
 /**
  * Part 3 §12.3: a public key (any hierarchy), or a public and sensitive area
  * in the clear, which only the NULL hierarchy takes and which must not look
- * like a key this TPM protects (fixedTPM and fixedParent CLEAR).
+ * like a key this TPM protects (fixedTPM, fixedParent and restricted CLEAR).
  */
 export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPrivate, inPublic, hierarchy }) => {
   if (inPrivate !== null && hierarchy !== TPM_RH.NULL) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
   if (!hierarchyEnabled(engine, hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
   const a = inPublic.objectAttributes;
-  if (inPrivate !== null && (a.fixedTPM || a.fixedParent)) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_PUBLIC));
+  // A key in the clear must not pass for one this TPM protects: not fixedTPM / fixedParent, and not restricted (a
+  // restricted signer would sign attestation structures, a restricted decrypter would be a parent; libtpms agrees).
+  if (inPrivate !== null && (a.fixedTPM || a.fixedParent || a.restricted)) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_PUBLIC));
   checkTemplate(inPublic, new Uint8Array(0), inPrivate?.authValue ?? new Uint8Array(0), false);
   freeSlot(engine);
   const name = objectName(inPublic);
