@@ -53,14 +53,14 @@ import {
   Validity,
   Version,
 } from '@peculiar/asn1-x509';
-import { TPM_ALG, TPM_NT } from '../tpm/constants.js';
+import { TPM_ALG, TPM_NT, TPM_RH } from '../tpm/constants.js';
 import { StateError } from '../tpm/errors.js';
 import { TPM_RC, TpmError } from '../tpm/rc.js';
 import { publicKeyFromArea } from '../tpm/secret.js';
 import { eccEkTemplate, rsaEkTemplate } from '../tpm/templates.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
-import { derivePrimaryObject } from './keygen.js';
+import { derivePrimary } from './handlers/object.js';
 import type { NvIndexState, SimulatorState } from './state.js';
 
 /** A CA that issues this installation's EK certificates. */
@@ -419,8 +419,9 @@ export async function ensureEkCertificate(engine: TpmEngine, nvIndex: number): P
   }
   const ca = engine.manufacture?.ca;
   if (ca === undefined) throw new TpmError(TPM_RC.NV_UNAVAILABLE);
-  // The public key depends only on the EPS and the template (keygen.ts): the proofs feed the seedValue alone.
-  const derived = await derivePrimaryObject({ seed: engine.state.seeds.endorsement, template: template(), sensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) } });
+  // The EK exactly as CreatePrimary derives it, through the engine's primary cache: a CreatePrimary of the
+  // same template (tpm2_createek after reading the certificate) then costs no second RSA derivation.
+  const derived = await derivePrimary(engine, TPM_RH.ENDORSEMENT, template(), { userAuth: new Uint8Array(0), data: new Uint8Array(0) });
   // Another command may have filled it while the key was derived.
   if (!ek.pending.includes(nvIndex)) return false;
   const identity: TpmIdentity = { manufacturer: 'TRST', model: SOFTWARE_TPM_MODEL, firmwareVersion1: ek.firmwareVersion1 };
