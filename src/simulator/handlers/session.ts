@@ -7,10 +7,12 @@
  *   contextBlob = TPM2B_DIGEST integrity ‖ CFB-encrypted (sequence ‖ payload)
  * with the encryption key and IV from KDFa(SHA-256, proof, "CONTEXT",
  * sequence, savedHandle) and integrity = HMAC-SHA-256(proof, resetValue ‖
- * sequence ‖ savedHandle ‖ hierarchy ‖ encrypted part), where proof is the
- * hierarchy's proof value (the null proof for sessions, which TPM Reset
- * replaces) and resetValue is resetCount for sessions and 0 for objects.
- * The payload's layout is this TPM's business (Part 2 §14.4).
+ * [clearCount] ‖ sequence ‖ savedHandle ‖ hierarchy ‖ encrypted part), where
+ * proof is the hierarchy's proof value (the null proof for sessions),
+ * resetValue is resetCount (every saved context dies with a TPM Reset, as in
+ * the reference's ComputeContextIntegrity) and clearCount, for stClear
+ * objects only, is restartCount (they also die with a TPM Restart; here with
+ * a Resume too). The payload's layout is this TPM's business (Part 2 §14.4).
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { ContextLoad, ContextSave, StartAuthSession } from '../../tpm/commands/index.js';
@@ -123,13 +125,14 @@ function cipherKey(proof: Uint8Array, sequence: bigint, savedHandle: number): { 
   return { key: m.subarray(0, CONTEXT_KEY_BYTES), iv: m.subarray(CONTEXT_KEY_BYTES) };
 }
 
-/** resetValue of Part 1 §30.3.2: a session context dies with the TPM Reset that ends the session. */
-function resetValueOf(engine: TpmEngine, savedHandle: number): number {
-  return isSessionHandle(savedHandle) ? engine.state.clock.resetCount : 0;
+/** resetValue and, for stClear objects, clearCount of Part 1 §30.3.2. */
+function resetValueOf(engine: TpmEngine, savedHandle: number): Uint8Array {
+  const clock = engine.state.clock;
+  return savedHandle === SAVED_STCLEAR_OBJECT ? new Uint8Array([...u32(clock.resetCount), ...u32(clock.restartCount)]) : u32(clock.resetCount);
 }
 
 function integrityOf(engine: TpmEngine, proof: Uint8Array, c: Omit<TPMS_CONTEXT, 'contextBlob'>, encrypted: Uint8Array): Uint8Array {
-  return hmac(CONTEXT_HASH, proof, u32(resetValueOf(engine, c.savedHandle)), u64(c.sequence), u32(c.savedHandle), u32(c.hierarchy), encrypted);
+  return hmac(CONTEXT_HASH, proof, resetValueOf(engine, c.savedHandle), u64(c.sequence), u32(c.savedHandle), u32(c.hierarchy), encrypted);
 }
 
 function protect(engine: TpmEngine, c: Omit<TPMS_CONTEXT, 'contextBlob'>, payload: Uint8Array): Uint8Array {
