@@ -15,7 +15,7 @@ import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import type { TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
+import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
@@ -122,6 +122,11 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
     const mine = externalObject(KEYS['ecc']!);
     const stranger = externalObject({ type: 'ecc', privateKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey });
     await code(`${pKind}: unbound sensitive`, () => importRaw(t, h, wrapDuplicate(parent.publicArea, mine.publicArea, stranger.sensitive, { innerWrap: true })));
+    // Import checks the attributes as a Load would: a restricted signer needs a scheme, then it is accepted.
+    const restrictedSigner = (scheme: { scheme: number; details?: { hashAlg: number } }) =>
+      wrapExternalKey(parent.publicArea, { type: 'ecc', privateKey: ECC_KEY, scheme: scheme as never }, { objectAttributes: TPMA_OBJECT.of({ sign: true, restricted: true, userWithAuth: true }) });
+    await code(`${pKind}: restricted signer without a scheme`, () => importRaw(t, h, restrictedSigner({ scheme: TPM_ALG.NULL })));
+    await code(`${pKind}: restricted signer`, () => importRaw(t, h, restrictedSigner({ scheme: TPM_ALG.ECDSA, details: { hashAlg: SHA256 } })));
     const plain = wrapExternalKey(parent.publicArea, KEYS['hmac']!, {});
     await code(`${pKind}: no inner wrap but a key`, () => importRaw(t, h, { ...plain, encryptionKey: new Uint8Array(16) }));
     await code(`${pKind}: not a storage parent`, async () => {
