@@ -33,7 +33,12 @@ import { describeWithTpm2Tools, startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools
  * implemented = TPM_RC_COMMAND_CODE, or an engine bug with the exact output).
  * Keys are the flow names used below. Part of the acceptance: empty it.
  */
-const NOT_YET: Readonly<Record<string, string>> = {};
+const NOT_YET: Readonly<Record<string, string>> = {
+  'testparms: the everyday algorithms are supported; RSA-4096 is not':
+    'TPM2_TestParms not implemented: `tpm2_testparms rsa2048` → Esys_TestParms 0x143 TPM_RC_COMMAND_CODE',
+  'policyauthorize: a PCR policy signed by an openssl key (loadexternal, verifysignature ticket) opens the object':
+    'engine bug: ContextSave of a public-only LoadExternal object answers TPM_RC_FAILURE (`tpm2_loadexternal -G rsa -C o -u pub.pem -c k.ctx` → Esys_ContextSave 0x101; objectPayload exports a pkcs8 private key the object lacks)',
+};
 
 const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
 
