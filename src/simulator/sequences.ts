@@ -5,9 +5,9 @@
  * FlushContext frees it. It has no public area and an empty Name; its
  * authValue is the `auth` given at the start (USER role, password or HMAC).
  */
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { TPM_ALG, TPM_GENERATED_VALUE } from '../tpm/constants.js';
-import { nodeHashName } from '../tpm/crypto/hash.js';
+import { hash, nodeHashName } from '../tpm/crypto/hash.js';
 import type { TpmEngine } from './engine.js';
 import type { SequenceSlot } from './objects.js';
 
@@ -26,12 +26,61 @@ export function isImplementedHash(alg: number): boolean {
   return EVENT_SEQUENCE_HASHES.includes(alg);
 }
 
+/** Input block sizes of the implemented hashes (FIPS 180-4 §1): the HMAC key block. */
+const HASH_BLOCK_BYTES: ReadonlyMap<number, number> = new Map([
+  [TPM_ALG.SHA1, 64],
+  [TPM_ALG.SHA256, 64],
+  [TPM_ALG.SHA384, 128],
+  [TPM_ALG.SHA512, 128],
+]);
+
+/**
+ * HMAC (RFC 2104) as its running inner hash and the outer key block, so that
+ * an HMAC sequence can be copied like a hash sequence (ContextLoad of a saved
+ * sequence gives an independent one); node:crypto's Hmac cannot be copied.
+ */
+export class HmacState {
+  readonly #inner: Hash;
+  readonly #outerKey: Uint8Array;
+  readonly #hashName: string;
+
+  private constructor(inner: Hash, outerKey: Uint8Array, hashName: string) {
+    this.#inner = inner;
+    this.#outerKey = outerKey;
+    this.#hashName = hashName;
+  }
+
+  /** K0 = H(K) when longer than a block, zero-padded; inner = H(K0 ⊕ ipad ‖ …), outer = H(K0 ⊕ opad ‖ inner). */
+  static start(hashAlg: number, key: Uint8Array): HmacState {
+    const block = HASH_BLOCK_BYTES.get(hashAlg);
+    if (block === undefined) throw new TypeError(`HmacState: 0x${hashAlg.toString(16)} is not an implemented hash`);
+    const k0 = new Uint8Array(block);
+    k0.set(key.length > block ? hash(hashAlg, key) : key);
+    const name = nodeHashName(hashAlg);
+    const inner = createHash(name).update(k0.map((b) => b ^ 0x36));
+    return new HmacState(inner, k0.map((b) => b ^ 0x5c), name);
+  }
+
+  update(data: Uint8Array): this {
+    this.#inner.update(data);
+    return this;
+  }
+
+  digest(): Buffer {
+    return createHash(this.#hashName).update(this.#outerKey).update(this.#inner.digest()).digest();
+  }
+
+  copy(): HmacState {
+    return new HmacState(this.#inner.copy(), this.#outerKey, this.#hashName);
+  }
+}
+
 export interface SequenceObject extends SequenceSlot {
   readonly kind: SequenceKind;
   /** The `auth` of HMAC_Start / HashSequenceStart (Part 3 §17.2, §17.4). */
   readonly authValue: Uint8Array;
   /** One running state per hash: one for hash and HMAC sequences, EVENT_SEQUENCE_HASHES for an event sequence. */
-  readonly states: readonly { readonly hashAlg: number; readonly state: Hash | Hmac }[];
+  readonly states: readonly { readonly hashAlg: number; readonly state: Hash | HmacState }[];
   /**
    * Hash sequences only: whether data has been added yet, and whether its first
    * block could not be a TPM-generated structure (the reference's firstBlock /
@@ -63,7 +112,7 @@ export function hashSequence(hashAlg: number, authValue: Uint8Array): SequenceOb
 
 /** An HMAC sequence keyed with a keyedHash object's secret (Part 3 §17.2). */
 export function hmacSequence(hashAlg: number, key: Uint8Array, authValue: Uint8Array): SequenceObject {
-  return newSequence('hmac', authValue, [{ hashAlg, state: createHmac(nodeHashName(hashAlg), key) }]);
+  return newSequence('hmac', authValue, [{ hashAlg, state: HmacState.start(hashAlg, key) }]);
 }
 
 /** An event sequence (Part 3 §17.4 with TPM_ALG_NULL): every implemented hash at once. */

@@ -9,13 +9,13 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, eventSequence as clientEventSequence, hash as clientHash, hmac as clientHmac, hmacKeyTemplate } from '../../src/client/index.js';
-import { CreatePrimary, EventSequenceComplete, FlushContext, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
+import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForSession } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { EVENT_SEQUENCE_HASHES, sequenceAuthValue } from '../../src/simulator/sequences.js';
+import { EVENT_SEQUENCE_HASHES, HmacState, sequenceAuthValue } from '../../src/simulator/sequences.js';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -194,6 +194,44 @@ describe('simulator sequence objects', () => {
     const hs = await start(t, TPM_ALG.SHA256);
     const code = await rcOf(eventComplete(t, TPM_RH.NULL, hs, bytes(1, 1)));
     expect(code).toBe(rcForHandle(TPM_RC.MODE, 2));
+  });
+});
+
+describe('simulator HMAC sequence state', () => {
+  it('HmacState equals node:crypto\'s HMAC for keys shorter than, as long as and longer than a block', () => {
+    for (const alg of [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]) {
+      for (const keyLength of [0, 1, 20, 64, 65, 128, 129, 300]) {
+        const key = bytes(keyLength, keyLength);
+        const st = HmacState.start(alg, key).update(bytes(100, 1)).update(bytes(3, 2));
+        expect(st.digest().toString('hex')).toBe(createHmac(NODE_HASH[alg]!, key).update(bytes(100, 1)).update(bytes(3, 2)).digest('hex'));
+      }
+    }
+    // A copy runs on independently.
+    const a = HmacState.start(TPM_ALG.SHA256, bytes(32, 1)).update(bytes(10, 1));
+    const b = a.copy().update(bytes(5, 9));
+    expect(a.digest().toString('hex')).toBe(createHmac('sha256', bytes(32, 1)).update(bytes(10, 1)).digest('hex'));
+    expect(b.digest().toString('hex')).toBe(createHmac('sha256', bytes(32, 1)).update(bytes(10, 1)).update(bytes(5, 9)).digest('hex'));
+  });
+
+  it('a saved HMAC sequence context loaded twice gives two independent sequences (ContextSave/ContextLoad)', async () => {
+    const { t } = await started();
+    const keyBits = bytes(32, 6);
+    const key = await runCommand(
+      t,
+      CreatePrimary,
+      { primaryHandle: TPM_RH.OWNER },
+      { inSensitive: { userAuth: new Uint8Array(0), data: keyBits }, inPublic: hmacKeyTemplate({ attributes: { sensitiveDataOrigin: false } }), outsideInfo: new Uint8Array(0), creationPCR: [] },
+    );
+    const h = (await runCommand(t, HMAC_Start, { handle: key.handles.objectHandle }, { auth: new Uint8Array(0), hashAlg: TPM_ALG.NULL })).handles.sequenceHandle;
+    await update(t, h, bytes(50, 1));
+    const context = (await runCommand(t, ContextSave, { saveHandle: h }, {})).params.context;
+    await runCommand(t, FlushContext, {}, { flushHandle: h });
+    const first = (await runCommand(t, ContextLoad, {}, { context })).handles.loadedHandle;
+    const second = (await runCommand(t, ContextLoad, {}, { context })).handles.loadedHandle;
+    const r1 = await complete(t, first, bytes(7, 2), TPM_RH.NULL);
+    const r2 = await complete(t, second, bytes(9, 3), TPM_RH.NULL);
+    expect(hex(r1.result)).toBe(createHmac('sha256', keyBits).update(bytes(50, 1)).update(bytes(7, 2)).digest('hex'));
+    expect(hex(r2.result)).toBe(createHmac('sha256', keyBits).update(bytes(50, 1)).update(bytes(9, 3)).digest('hex'));
   });
 });
 
