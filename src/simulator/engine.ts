@@ -28,8 +28,7 @@ import {
   type SessionRole,
 } from '../tpm/session-crypto.js';
 import { equalBytes } from '../tpm/bytes.js';
-import { TPMA_NV, TPMA_SESSION, TPMT_PUBLIC, TPMT_SENSITIVE, type TPMA_OBJECT, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
-import { decode } from '../tpm/wire/codec.js';
+import { TPMA_NV, TPMA_SESSION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler } from './handlers/handler.js';
 import { nvPublicOf } from './handlers/nv.js';
@@ -350,16 +349,11 @@ export class TpmEngine {
       const seq = this.volatile.objects.getSequence(h) as SequenceObject | undefined;
       // A sequence has no Name and is exempt from DA; its auth is always available (reference AllocateSequenceSlot, EntityGetName).
       if (seq !== undefined) return { handle: h, name: EMPTY, authValue: seq.authValue, authPolicy: EMPTY, daExempt: true, objectAttributes: undefined };
+      // findObject answers for loaded and persistent objects alike.
       const o = findObject(this, h);
-      if (o !== undefined) {
-        const attrs = o.publicArea.objectAttributes;
-        return { handle: h, name: o.name, authValue: o.sensitive.authValue, authPolicy: o.publicArea.authPolicy, daExempt: attrs.noDA, objectAttributes: attrs };
-      }
-      const p = type === TPM_HT.PERSISTENT ? this.state.persistentObjects.find((x) => x.handle === h) : undefined;
-      if (p === undefined) return undefined;
-      const pub = decode(TPMT_PUBLIC, p.public);
-      const sensitive = decode(TPMT_SENSITIVE, p.sensitive);
-      return { handle: h, name: p.name, authValue: sensitive.authValue, authPolicy: pub.authPolicy, daExempt: pub.objectAttributes.noDA, objectAttributes: pub.objectAttributes };
+      if (o === undefined) return undefined;
+      const attrs = o.publicArea.objectAttributes;
+      return { handle: h, name: o.name, authValue: o.sensitive.authValue, authPolicy: o.publicArea.authPolicy, daExempt: attrs.noDA, objectAttributes: attrs };
     }
     return undefined;
   }
