@@ -232,6 +232,15 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       const vendor = [1, 2, 3, 4].map((i) => new RegExp(`TPM2_PT_VENDOR_STRING_${i}:\\s*\\n\\s*raw: 0x[0-9A-F]+\\s*\\n\\s*value: "([^"]*)"`).exec(fixed)?.[1] ?? '').join('');
       if (kind === 'ours') expect(vendor).toMatch(/^trustroot/);
       else expect(vendor).toMatch(/SW\s*TPM/);
+      // Limits as libtpms has them (tpm-peers.md §6.8), so clients learn to flush.
+      const prop = (name: string): number => Number(new RegExp(`${name}:\\s*\\n\\s*raw: (0x[0-9A-F]+)`).exec(fixed)?.[1]);
+      expect(prop('TPM2_PT_INPUT_BUFFER')).toBe(1024);
+      expect(prop('TPM2_PT_NV_BUFFER_MAX')).toBe(1024);
+      expect(prop('TPM2_PT_MAX_COMMAND_SIZE')).toBe(4096);
+      expect(prop('TPM2_PT_HR_TRANSIENT_MIN')).toBe(3);
+      expect(prop('TPM2_PT_HR_LOADED_MIN')).toBe(3);
+      expect(prop('TPM2_PT_ACTIVE_SESSIONS_MAX')).toBe(64);
+      expect(prop('TPM2_PT_PCR_COUNT')).toBe(24);
       const commands = await tool('getcap', ['commands']);
       for (const c of ['TPM2_CC_GetRandom', 'TPM2_CC_PCR_Read', 'TPM2_CC_CreatePrimary', 'TPM2_CC_NV_Read']) expect(commands).toContain(c);
       const banks = await tool('getcap', ['pcrs']);
@@ -288,7 +297,15 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await write('event.txt', data);
       const out = await tool('pcrevent', ['16', f('event.txt')]);
       expect(out).toContain(`sha256: ${sha256(data).toString('hex')}`);
-      expect((await pcrs([16], 'p16c.bin'))[0]!.equals(sha256(afterExtend, sha256(data)))).toBe(true);
+      const afterEvent = sha256(afterExtend, sha256(data));
+      expect((await pcrs([16], 'p16c.bin'))[0]!.equals(afterEvent)).toBe(true);
+      // More than one input buffer: the tools use an event sequence (EventSequenceComplete extends every bank).
+      const big = randomBytes(3000);
+      await write('event-big.bin', big);
+      const bigOut = await tool('pcrevent', ['16', f('event-big.bin')]);
+      expect(bigOut).toContain(`sha256: ${sha256(big).toString('hex')}`);
+      expect(bigOut).toContain(`sha384: ${createHash('sha384').update(big).digest('hex')}`);
+      expect((await pcrs([16], 'p16e.bin'))[0]!.equals(sha256(afterEvent, sha256(big)))).toBe(true);
       // PC Client: PCR 0 is not resettable from locality 0.
       const rc = await toolFails('pcrreset', ['0']);
       expect(rc).toBe(TPM_RC.LOCALITY);
@@ -768,6 +785,27 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       // Part 1 §24.4: the credential's HMAC covers the object's Name: TPM_RC_INTEGRITY.
       expect(await toolFails('activatecredential', ['-c', f('ak.ctx'), '-C', f('ek.ctx'), '-i', f('cred2.blob'), '-o', f('cred2.out'), '-P', `session:${f('ek2.session')}`])).toBe(TPM_RC.INTEGRITY);
       await tool('flushcontext', [f('ek2.session')]).catch(() => undefined);
+    });
+
+    flow('certifycreation: the AK certifies a primary\'s creation data; a wrong creation hash is refused (TPM_RC_TICKET)', async () => {
+      await ekAk();
+      await tool('createprimary', ['-C', 'o', '-G', 'ecc', '-c', f('cc-prim.ctx'), '--creation-data', f('cc.data'), '-d', f('cc.digest'), '-t', f('cc.ticket')]);
+      const data = await read('cc.data');
+      const digest = await read('cc.digest');
+      // The creation hash is H_nameAlg(TPMS_CREATION_DATA) (Part 3 §24.1); the file is the TPM2B.
+      expect(data.readUInt16BE(0)).toBe(data.length - 2);
+      expect(digest.subarray(digest.length - 32).equals(sha256(data.subarray(2)))).toBe(true);
+      await tool('readpublic', ['-c', f('cc-prim.ctx'), '-o', f('cc-prim.pub')]);
+      await tool('certifycreation', ['-C', f('ak.ctx'), '-c', f('cc-prim.ctx'), '-d', f('cc.digest'), '-t', f('cc.ticket'), '-g', 'sha256', '-o', f('cc.sig'), '--attestation', f('cc.attest'), '-f', 'plain', '-s', 'ecdsa']);
+      const attest = await read('cc.attest');
+      expect(attest.readUInt16BE(4)).toBe(0x801a); // TPM_ST_ATTEST_CREATION
+      expect(attest.includes(nameOfPublicFile(await read('cc-prim.pub')))).toBe(true);
+      expect(attest.includes(sha256(data.subarray(2)))).toBe(true);
+      expect(cryptoVerify('sha256', attest, createPublicKey(await read('ak.pub')), await read('cc.sig'))).toBe(true);
+      const bad = Buffer.from(digest);
+      bad[bad.length - 1]! ^= 1;
+      await write('cc.bad', bad);
+      expect(await toolFails('certifycreation', ['-C', f('ak.ctx'), '-c', f('cc-prim.ctx'), '-d', f('cc.bad'), '-t', f('cc.ticket'), '-g', 'sha256', '-o', f('cc2.sig'), '--attestation', f('cc2.attest'), '-s', 'ecdsa'])).toBe(TPM_RC.TICKET);
     });
 
     flow('certify a key with the AK; gettime; signatures checked by node', async () => {
