@@ -7,6 +7,7 @@ import {
   certifyCreation,
   createPrimary,
   getTime,
+  hmacKeyTemplate,
   nvCertify,
   nvDefine,
   nvReadPublic,
@@ -14,6 +15,7 @@ import {
   pcrExtend,
   persist,
   quote,
+  rsaSigningTemplate,
   verifyWithNode,
   type PrimaryKey,
 } from '../../src/client/index.js';
@@ -238,16 +240,36 @@ async function attestScenario(tpm: Tpm): Promise<string[]> {
   await step('quote by NULL', () => q(TPM_RH.NULL, NULL));
   await step('quote, other hash', () => q(ak, { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA1 } }));
   await step('quote, RSASSA with an ECC key', () => q(ak, { scheme: TPM_ALG.RSASSA, details: { hashAlg: TPM_ALG.SHA256 } }));
-  await step('certify', () => tpm.run(Certify, { objectHandle: srk, signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
-  await step('certify by the SRK', () => tpm.run(Certify, { objectHandle: ak, signHandle: srk }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
+  // Outcomes that are deterministic on two fresh TPMs: the echoed selection and the digest of the (startup) PCR values.
+  const quoted = async (PCRselect: { hash: number; pcrSelect: Uint8Array }[], inScheme: object = NULL) => {
+    const r = await tpm.run(Quote, { signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: inScheme as never, PCRselect: PCRselect as never });
+    const a = r.params.quoted;
+    if (a.type !== TPM_ST.ATTEST_QUOTE) return 'not a quote';
+    return `${a.attested.pcrSelect.map((x) => `${x.hash}:${Buffer.from(x.pcrSelect).toString('hex')}`).join(',')} ${Buffer.from(a.attested.pcrDigest).toString('hex')}`;
+  };
+  await step(`selection: ${await quoted([pcrSelection(TPM_ALG.SHA256, [0, 17, 23]), pcrSelection(TPM_ALG.SHA384, [1])]).catch((e: unknown) => String(e))}`, async () => undefined);
+  await step(`empty selection: ${await quoted([]).catch((e: unknown) => String(e))}`, async () => undefined);
+  await step(`sha1 digest: ${await quoted([pcrSelection(TPM_ALG.SHA1, [0, 1])], { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }).catch((e: unknown) => String(e))}`, async () => undefined);
+  await tpm.flush(srk);
+  const hmacKey = await createPrimary(tpm, TPM_RH.OWNER, hmacKeyTemplate());
+  await step('quote by an HMAC key', () => q(hmacKey, NULL));
+  await tpm.flush(hmacKey);
+  const rsa = await createPrimary(tpm, TPM_RH.OWNER, rsaSigningTemplate());
+  await step('quote by an RSA key without a scheme, NULL', () => q(rsa, NULL));
+  await step('quote by an RSA key without a scheme, RSAPSS', () => q(rsa, { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA256 } }));
+  await step('quote by an RSA key without a scheme, ECDSA', () => q(rsa, { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }));
+  await tpm.flush(rsa);
+  const srk2 = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+  await step('certify', () => tpm.run(Certify, { objectHandle: srk2, signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
+  await step('certify by the SRK', () => tpm.run(Certify, { objectHandle: ak, signHandle: srk2 }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
   await step('certify by NULL', () => tpm.run(Certify, { objectHandle: ak, signHandle: TPM_RH.NULL }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
-  const ticket = srk.creation.ticket;
-  const cc = (hash: Uint8Array, t = ticket) => tpm.run(CertifyCreation, { signHandle: ak, objectHandle: srk }, { qualifyingData: new Uint8Array(0), creationHash: hash, inScheme: NULL, creationTicket: t });
-  await step('certify creation', () => cc(srk.creation.hash));
+  const ticket = srk2.creation.ticket;
+  const cc = (hash: Uint8Array, t = ticket) => tpm.run(CertifyCreation, { signHandle: ak, objectHandle: srk2 }, { qualifyingData: new Uint8Array(0), creationHash: hash, inScheme: NULL, creationTicket: t });
+  await step('certify creation', () => cc(srk2.creation.hash));
   await step('certify creation, other hash', () => cc(new Uint8Array(32)));
-  await step('certify creation, other hierarchy', () => cc(srk.creation.hash, { ...ticket, hierarchy: TPM_RH.ENDORSEMENT }));
+  await step('certify creation, other hierarchy', () => cc(srk2.creation.hash, { ...ticket, hierarchy: TPM_RH.ENDORSEMENT }));
   await step('gettime', () => tpm.run(GetTime, { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
-  await step('gettime by the SRK', () => tpm.run(GetTime, { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: srk }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
+  await step('gettime by the SRK', () => tpm.run(GetTime, { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: srk2 }, { qualifyingData: new Uint8Array(0), inScheme: NULL }));
   const nv = await nvDefine(tpm, { index: 0x01500020, size: 8 });
   const nc = (size: number, offset: number) => tpm.run(NV_Certify, { signHandle: ak, authHandle: nv, nvIndex: nv }, { qualifyingData: new Uint8Array(0), inScheme: NULL, size, offset });
   await step('nv certify unwritten', () => nc(4, 0));
@@ -259,7 +281,7 @@ async function attestScenario(tpm: Tpm): Promise<string[]> {
   await step('nv certify by owner', () => tpm.run(NV_Certify, { signHandle: ak, authHandle: TPM_RH.OWNER, nvIndex: nv }, { qualifyingData: new Uint8Array(0), inScheme: NULL, size: 1, offset: 0 }));
   await tpm.run(NV_UndefineSpace, { authHandle: TPM_RH.OWNER, nvIndex: nv }, {});
   await tpm.flush(ak);
-  await tpm.flush(srk);
+  await tpm.flush(srk2);
   return log;
 }
 
