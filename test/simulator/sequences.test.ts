@@ -7,13 +7,14 @@
  * password, parameters), and the large-data flows through the client.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, eventSequence as clientEventSequence, hash as clientHash, hmac as clientHmac, hmacKeyTemplate } from '../../src/client/index.js';
-import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
+import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, Hash, HMAC, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
-import { TPM_RC, TpmError, rcForHandle, rcForSession } from '../../src/tpm/rc.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter, rcForSession } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { EVENT_SEQUENCE_HASHES, HmacState, sequenceAuthValue } from '../../src/simulator/sequences.js';
 
@@ -258,5 +259,103 @@ describe('simulator sequences through the client', () => {
     const h = await start(t, TPM_ALG.SHA256, bytes(4, 1));
     const code = await rcOf(runCommand(t, SequenceUpdate, { sequenceHandle: h }, { buffer: bytes(4, 1) }, { sessions: [passwordAuth(bytes(4, 2))] }));
     expect(code).toBe(rcForSession(TPM_RC.BAD_AUTH, 1));
+  });
+});
+
+/** Where sequenceScenario records SequenceUpdate on an HMAC key (not a sequence). */
+const SEQUENCE_UPDATE_ON_OBJECT = 11;
+
+/** Sequence and Hash/HMAC behaviour a TPM shows from outside: digests, ticket shapes and response codes. */
+async function sequenceScenario(t: Transport): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const shape = (v: { tag: number; hierarchy: number; digest: Uint8Array }) => ({ tag: v.tag, hierarchy: v.hierarchy, size: v.digest.length });
+  const attempt = async (f: () => Promise<unknown>) => {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof TpmError) return { rc: e.rc };
+      throw e;
+    }
+  };
+  // Tickets by first block: empty, 2 bytes, the marker, safe data; then all data in SequenceComplete.
+  for (const first of [new Uint8Array(0), Uint8Array.of(1, 2), Uint8Array.of(0xff, 0x54, 0x43, 0x47), bytes(40, 1)]) {
+    const h = await start(t, TPM_ALG.SHA256);
+    await update(t, h, first);
+    const r = await complete(t, h, bytes(10, 2));
+    out.push({ result: hex(r.result), ticket: shape(r.validation) });
+  }
+  for (const all of [Uint8Array.of(1, 2, 3), Uint8Array.of(0xff, 0x54, 0x43, 0x47, 1), bytes(30, 3)]) {
+    const h = await start(t, TPM_ALG.SHA384);
+    const r = await complete(t, h, all, TPM_RH.ENDORSEMENT);
+    out.push({ result: hex(r.result), ticket: shape(r.validation) });
+  }
+  const h = await start(t, TPM_ALG.SHA1);
+  out.push(shape((await complete(t, h, bytes(10, 1), TPM_RH.NULL)).validation));
+  // Hash: short data gets a ticket; the marker none.
+  for (const data of [Uint8Array.of(0xff, 0x54, 0x43), Uint8Array.of(0xff, 0x54, 0x43, 0x47), new Uint8Array(0)]) {
+    const r = await runCommand(t, Hash, {}, { data, hashAlg: TPM_ALG.SHA256, hierarchy: TPM_RH.OWNER });
+    out.push({ hash: hex(r.params.outHash), ticket: shape(r.params.validation) });
+  }
+  // Wrong kinds of handle, and HMAC key checks.
+  const keyed = (attributes: Record<string, boolean>, hashAlg: number = TPM_ALG.SHA256) =>
+    runCommand(
+      t,
+      CreatePrimary,
+      { primaryHandle: TPM_RH.OWNER },
+      {
+        inSensitive: { userAuth: new Uint8Array(0), data: bytes(32, 1) },
+        inPublic: hmacKeyTemplate({ hashAlg: hashAlg as never, attributes: { sensitiveDataOrigin: false, noDA: true, ...attributes } }),
+        outsideInfo: new Uint8Array(0),
+        creationPCR: [],
+      },
+    ).then((r) => r.handles.objectHandle);
+  const k = await keyed({});
+  out.push(await attempt(() => update(t, k, bytes(4, 1))));
+  out.push(await attempt(() => runCommand(t, HMAC_Start, { handle: k }, { auth: new Uint8Array(0), hashAlg: TPM_ALG.SHA1 })));
+  out.push(await attempt(() => runCommand(t, HMAC, { handle: k }, { buffer: bytes(4, 1), hashAlg: TPM_ALG.SHA512 })));
+  await runCommand(t, FlushContext, {}, { flushHandle: k });
+  const ev = await start(t, TPM_ALG.NULL);
+  out.push(await attempt(() => complete(t, ev, bytes(4, 1))));
+  await runCommand(t, FlushContext, {}, { flushHandle: ev });
+  const hs = await start(t, TPM_ALG.SHA256);
+  out.push(await attempt(() => eventComplete(t, TPM_RH.NULL, hs, bytes(4, 1))));
+  await runCommand(t, FlushContext, {}, { flushHandle: hs });
+  out.push(await attempt(() => start(t, TPM_ALG.SHA3_256)));
+  out.push(await attempt(() => runCommand(t, Hash, {}, { data: bytes(4, 1), hashAlg: TPM_ALG.SHA3_384 as never, hierarchy: TPM_RH.OWNER })));
+  // Slots: three sequences, then OBJECT_MEMORY.
+  const three = [await start(t, TPM_ALG.SHA256), await start(t, TPM_ALG.SHA256), await start(t, TPM_ALG.SHA256)];
+  out.push(await attempt(() => start(t, TPM_ALG.SHA256)));
+  for (const x of three) await runCommand(t, FlushContext, {}, { flushHandle: x });
+  // Event sequence into PCR 16 (PCR_Read compares the outcome).
+  const e = await start(t, TPM_ALG.NULL);
+  await update(t, e, bytes(100, 5));
+  out.push((await eventComplete(t, 16, e, bytes(3, 3))).results.map((d) => [d.hashAlg, hex(d.digest)]));
+  const read = await runCommand(t, PCR_Read, {}, { pcrSelectionIn: [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(0, 0, 1) }] });
+  out.push(read.params.pcrValues.map(hex));
+  return out;
+}
+
+describeWithSwtpm('simulator sequences agree with swtpm', () => {
+  let sw: SwtpmInstance | undefined;
+  let st: SwtpmTransport | undefined;
+  beforeAll(async () => {
+    sw = await startSwtpm();
+    st = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
+    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR });
+  });
+  afterAll(async () => {
+    await st?.close();
+    await sw?.stop();
+  });
+
+  it('the same sequence commands give the same digests, ticket shapes and codes', async () => {
+    const expected = await sequenceScenario(st!);
+    // SequenceUpdate on an object that is no sequence: TPM_RC_MODE on the handle. libtpms before 0.10 numbered it
+    // as parameter 1 (its SequenceUpdate_fp.h bug, fixed upstream in "tpm2: Fix definition of SequenceUpdate error codes").
+    const swtpmBug = rcForParameter(TPM_RC.MODE, 1);
+    expect(expected[SEQUENCE_UPDATE_ON_OBJECT]).toEqual({ rc: swtpmBug });
+    expected[SEQUENCE_UPDATE_ON_OBJECT] = { rc: rcForHandle(TPM_RC.MODE, 1) };
+    const { t } = await started();
+    expect(await sequenceScenario(t)).toEqual(expected);
   });
 });
