@@ -186,11 +186,14 @@ describe('simulator policy: digests', () => {
     const calc = new PolicyCalculator(SHA256);
     expect(await digestOf(t, h)).toEqual(calc.digest);
 
+    const nonceBefore = sessionAt(env, h).nonceTPM.slice();
     await runCommand(t, PolicyAuthValue, { policySession: h }, {});
     // tpm-spec-facts.md §5: PolicyAuthValue from zero.
     expect(hex(await digestOf(t, h))).toBe('8fcd2169ab92694e0c633f1ab772842b8241bbc20288981fc7ac1eddc1fddb0e');
     await runCommand(t, PolicyRestart, { sessionHandle: h }, {});
     expect(await digestOf(t, h)).toEqual(zeroPolicy(SHA256));
+    // Part 3 §11.2: the session and its nonces stay.
+    expect(sessionAt(env, h).nonceTPM).toEqual(nonceBefore);
 
     await runCommand(t, PolicyCommandCode, { policySession: h }, { code: TPM_CC.ActivateCredential });
     expect(hex(await digestOf(t, h))).toBe('e587c11ab50f9d8730f721e3fea42b46c0455b246f96aee85d18eb3be64d666a');
@@ -931,6 +934,27 @@ describeWithSwtpm('simulator policy digests agree with swtpm', () => {
       expect([name, hex(await digestOf(env.t, simH))]).toEqual([name, hex(await digestOf(swt, swSession.handle))]);
     }
     await swTpm.flush(swSession);
+    await endSession(env, simH);
+    // An HMAC session is no policy session.
+    const swHmac = await swTpm.startAuthSession({ type: 'hmac', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    const simHmac = await env.tpm.startAuthSession({ type: 'hmac', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    // Hand-made frames: the client's encoder refuses an HMAC handle where a TPMI_SH_POLICY goes.
+    const raw = async (t: Transport, code: number, h: number): Promise<number> => {
+      const r = await t.send(Uint8Array.of(0x80, 0x01, 0, 0, 0, 14, ...u32(code), ...u32(h)));
+      return new DataView(r.buffer, r.byteOffset, r.byteLength).getUint32(6);
+    };
+    const cases: [string, number, number, number][] = [
+      ['PolicyGetDigest on an HMAC session', TPM_CC.PolicyGetDigest, swHmac.handle, simHmac.handle],
+      ['PolicyRestart on an HMAC session', TPM_CC.PolicyRestart, swHmac.handle, simHmac.handle],
+    ];
+    for (const [name, code, swHandle, simHandle] of cases) {
+      const a = await raw(swt, code, swHandle);
+      const b = await raw(env.t, code, simHandle);
+      expect([name, b.toString(16)]).toEqual([name, a.toString(16)]);
+      expect(b).not.toBe(0);
+    }
+    await swTpm.flush(swHmac);
+    await env.tpm.flush(simHmac);
   }, 60_000);
 });
 
