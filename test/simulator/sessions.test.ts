@@ -19,6 +19,8 @@ import {
   GetCapability,
   Load,
   ObjectChangeAuth,
+  PolicyAuthValue,
+  PolicyRestart,
   Sign,
   StartAuthSession,
   Startup,
@@ -27,6 +29,7 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_PT, TPM_RH, TPM_RS_PW, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { encodeParams, frameCommand } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
+import { updatePolicyAuthValue, zeroPolicy } from '../../src/tpm/policy.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
@@ -175,6 +178,17 @@ describe('simulator sessions: HMAC, bound, salted', () => {
     await p.flush();
     await s.flush();
     expect(await sessionHandles(f.tpm, 0x02000000)).toEqual([]);
+  });
+
+  it('sessions with SHA-1, SHA-384 and SHA-512 hashes: HMACs, session keys and parameter encryption follow the session hash', async () => {
+    const f = await setUp();
+    const { key, publicArea } = await signingKey(f, utf8('key-auth'), { noDA: true });
+    for (const hashAlg of [TPM_ALG.SHA1, TPM_ALG.SHA384, TPM_ALG.SHA512]) {
+      const s = await f.tpm.startAuthSession({ hashAlg, bind: key, salt: { key: f.srk, public: f.srkPublic } });
+      expect(s.nonceTPM.length).toBe(hashAlg === TPM_ALG.SHA1 ? 20 : hashAlg === TPM_ALG.SHA384 ? 48 : 64);
+      await signWith(f, key, publicArea, [s.use({ decrypt: true })]);
+      await s.flush();
+    }
   });
 
   for (const [saltName, template] of [
@@ -351,6 +365,35 @@ describe('simulator sessions: limits, lifetimes, roles', () => {
     const user = await rejection(signWith(f, plain.key, plain.publicArea, [s]));
     expect(isRc(user, TPM_RC.AUTH_UNAVAILABLE)).toBe(true);
     await s.flush();
+  });
+});
+
+describe('simulator sessions: policy sessions and roles', () => {
+  it('a policy session satisfies USER role by digest alone; ADMIN role also needs PolicyCommandCode (POLICY_FAIL without)', async () => {
+    const f = await setUp();
+    // authPolicy = PolicyAuthValue: a policy session proves knowledge of the authValue through its HMAC.
+    const authPolicy = updatePolicyAuthValue(TPM_ALG.SHA256, zeroPolicy(TPM_ALG.SHA256));
+    const template = { ...ecdsaTemplate({ noDA: true, adminWithPolicy: true }), authPolicy };
+    const auth = utf8('policy-key');
+    const c = await f.tpm.run(Create, { parentHandle: f.srk }, { inSensitive: { userAuth: auth, data: new Uint8Array(0) }, inPublic: template, ...NO_CREATION });
+    const l = await f.tpm.run(Load, { parentHandle: f.srk }, { inPrivate: c.params.outPrivate, inPublic: c.params.outPublic });
+    const key: Entity = { handle: l.handles.objectHandle, name: objectName(c.params.outPublic), authValue: auth };
+    const policy = await f.tpm.startAuthSession({ type: 'policy' });
+    await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
+    await signWith(f, key, c.params.outPublic, [policy]);
+    // The session starts over after each use; without PolicyAuthValue its digest no longer matches.
+    expect(isRc(await rejection(signWith(f, key, c.params.outPublic, [policy])), TPM_RC.POLICY_FAIL)).toBe(true);
+    await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
+    // ObjectChangeAuth is an ADMIN-role command: the same digest is not enough without PolicyCommandCode.
+    const admin = await rejection(f.tpm.run(ObjectChangeAuth, { objectHandle: key, parentHandle: f.srk }, { newAuth: utf8('n') }, { sessions: [policy] }));
+    expect(isRc(admin, TPM_RC.POLICY_FAIL)).toBe(true);
+    expect(admin.session).toBe(1);
+    // A wrong authValue in a PolicyAuthValue session is an HMAC failure (BAD_AUTH: the key is noDA).
+    await f.tpm.run(PolicyRestart, { sessionHandle: policy }, {});
+    await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
+    const wrong = await rejection(signWith(f, { ...key, authValue: utf8('nope') }, c.params.outPublic, [policy]));
+    expect(isRc(wrong, TPM_RC.BAD_AUTH)).toBe(true);
+    await policy.flush();
   });
 });
 
