@@ -439,6 +439,24 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
   await step('LoadExternal key in owner', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: ext.publicArea, hierarchy: TPM_RH.OWNER as never }));
   const fixed = { ...ext.publicArea, objectAttributes: { ...ext.publicArea.objectAttributes, fixedTPM: true, fixedParent: true } } as TPMT_PUBLIC;
   await step('LoadExternal fixedTPM key', () => runCommand(t, LoadExternal, {}, { inPrivate: ext.sensitive, inPublic: fixed, hierarchy: TPM_RH.NULL }));
+  // nameAlg TPM_ALG_NULL: an object without a Name, public only or with its private part, which then signs.
+  const nameless = { ...ext.publicArea, nameAlg: TPM_ALG.NULL } as TPMT_PUBLIC;
+  for (const [label, inPrivate] of [['public', null], ['private', ext.sensitive]] as const) {
+    const r = await step(`LoadExternal nameless ${label}`, () => runCommand(t, LoadExternal, {}, { inPrivate, inPublic: nameless, hierarchy: TPM_RH.NULL }));
+    if (r === undefined) continue;
+    const rp = (await runCommand(t, ReadPublicCmd, { objectHandle: r.handles.objectHandle }, {})).params;
+    log[`LoadExternal nameless ${label} Names`] = [r.params.name.length, rp.name.length, rp.qualifiedName.length];
+    if (inPrivate !== null) {
+      const noTicket = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY } as const;
+      const sig = await step('Sign with a nameless key', () =>
+        runCommand(t, Sign, { keyHandle: r.handles.objectHandle }, { digest: sha256('nameless'), inScheme: { scheme: TPM_ALG.NULL }, validation: noTicket }, { sessions: [passwordAuth()] }),
+      );
+      log['nameless signature verifies'] = sig !== undefined && verifyWithNode(ext.publicArea, Buffer.from('nameless'), sig.params.signature);
+    }
+    await flush(r.handles.objectHandle);
+  }
+  const withPolicy = { ...nameless, authPolicy: new Uint8Array(32) } as TPMT_PUBLIC;
+  await step('LoadExternal nameless with a policy', () => runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: withPolicy, hierarchy: TPM_RH.NULL }));
   // A restricted signer in the clear would sign attestations as if the TPM had checked the data.
   const restricted = externalObject(
     { type: 'ecc', privateKey, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } } },

@@ -128,7 +128,9 @@ export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPr
   // A key in the clear must not pass for one this TPM protects: not fixedTPM / fixedParent, and not restricted (a
   // restricted signer would sign attestation structures, a restricted decrypter would be a parent; libtpms agrees).
   if (inPrivate !== null && (a.fixedTPM || a.fixedParent || a.restricted)) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_PUBLIC));
-  checkTemplate(inPublic, new Uint8Array(0), inPrivate?.authValue ?? new Uint8Array(0), false);
+  // Part 3 §12.3 admits nameAlg TPM_ALG_NULL here: an object without a Name (empty, as libtpms answers), usable
+  // only through its handle, with an empty authValue and authPolicy.
+  checkTemplate(inPublic, new Uint8Array(0), trimAuth(inPrivate?.authValue ?? new Uint8Array(0)), false, true);
   freeSlot(engine);
   const name = objectName(inPublic);
   let sensitive: TPMT_SENSITIVE;

@@ -40,16 +40,20 @@ const P_PUBLIC = 2;
  * The attribute rules a template must follow (Part 1 §27.2, Part 2 §8.3.3,
  * the reference's PublicAttributesValidation / CreateChecks), the cheap ones.
  */
-export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating = true): void {
+export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating = true, nullNameAlg = false): void {
   const a = t.objectAttributes;
   const bad = (rc: number, p = P_PUBLIC): never => {
     throw new TpmError(rcForParameter(rc, p));
   };
-  if (t.nameAlg === TPM_ALG.NULL || !isHashAlg(t.nameAlg)) bad(TPM_RC.HASH);
+  // Only LoadExternal takes an object without a Name (nullNameAlg); its "digest size" is then 0.
+  const nameless = nullNameAlg && t.nameAlg === TPM_ALG.NULL;
+  if (!nameless && (t.nameAlg === TPM_ALG.NULL || !isHashAlg(t.nameAlg))) bad(TPM_RC.HASH);
+  const nameDigest = nameless ? 0 : digestSize(t.nameAlg);
   // Part 1 §19.6.4 (AdjustAuthSize): an authValue no longer than the nameAlg's digest.
-  if (userAuth.length > digestSize(t.nameAlg)) bad(TPM_RC.SIZE, P_SENSITIVE);
-  // An authPolicy is empty or a digest of the nameAlg (TPM_RC_SIZE).
-  if (t.authPolicy.length !== 0 && t.authPolicy.length !== digestSize(t.nameAlg)) bad(TPM_RC.SIZE);
+  if (userAuth.length > nameDigest) bad(TPM_RC.SIZE, P_SENSITIVE);
+  // An authPolicy is empty or a digest of the nameAlg (TPM_RC_SIZE). A nameless object has no policy hash to
+  // compare with; libtpms ignores its authPolicy (a policy session could never match it).
+  if (!nameless && t.authPolicy.length !== 0 && t.authPolicy.length !== nameDigest) bad(TPM_RC.SIZE);
   // Part 2 §8.3.3.1: fixedTPM needs fixedParent; a restricted key is a signer or a decrypter, not both.
   if (a.fixedTPM && !a.fixedParent) bad(TPM_RC.ATTRIBUTES);
   if (a.restricted && a.sign && a.decrypt) bad(TPM_RC.ATTRIBUTES);
