@@ -24,7 +24,7 @@
  * their certificate is made.
  */
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject, createPrivateKey } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
@@ -349,6 +349,13 @@ export async function loadOrCreateSoftwareTpmCa(dir: string): Promise<SoftwareTp
     await writeFile(join(tmp, CA_CERT_FILE), pem('CERTIFICATE', ca.certificate), { mode: 0o644, flush: true });
     await writeFile(join(tmp, CA_KEY_FILE), ca.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flush: true });
     await rename(tmp, dir);
+    // The rename is durable once the parent folder's entry is (POSIX: fsync of the directory), before any TPM uses the CA.
+    const parent = await open(dirname(dir), 'r');
+    try {
+      await parent.sync();
+    } finally {
+      await parent.close();
+    }
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     const code = (e as NodeJS.ErrnoException).code;
