@@ -359,6 +359,56 @@ describeWithSwtpm('simulator asymmetric primitives agree with swtpm', () => {
     expect(await eccErrorCodes(st!, swTpm)).toEqual(EXPECTED_ECC_CODES);
   });
 
+  it('VerifySignature and RSA_Encrypt with the same public keys (LoadExternal on both) give the same codes, ticket shapes and raw cipher texts', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const msg = Buffer.from('same keys on both');
+    const d256 = new Uint8Array(createHash('sha256').update(msg).digest());
+    const attrs = { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false, decrypt: true };
+    const rsaArea = { ...rsaSigningTemplate({ scheme: { scheme: TPM_ALG.NULL } as never, attributes: attrs }), unique: b64(rsa.export({ format: 'jwk' }).n) } as TPMT_PUBLIC;
+    const ecJwk = ec.export({ format: 'jwk' });
+    const ecArea = { ...eccSigningTemplate({ attributes: { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false } }), unique: { x: b64(ecJwk.x), y: b64(ecJwk.y) } } as TPMT_PUBLIC;
+    const rsassa = nodeSign('sha256', msg, rsa);
+    const ecdsa = nodeSign('sha256', msg, { key: ec, dsaEncoding: 'ieee-p1363' });
+    const sig = {
+      rsassa: { sigAlg: TPM_ALG.RSASSA, signature: { hash: TPM_ALG.SHA256, sig: rsassa } },
+      rsassaShort: { sigAlg: TPM_ALG.RSASSA, signature: { hash: TPM_ALG.SHA256, sig: rsassa.subarray(1) } },
+      rsassaSha1: { sigAlg: TPM_ALG.RSASSA, signature: { hash: TPM_ALG.SHA1, sig: rsassa } },
+      pss: { sigAlg: TPM_ALG.RSAPSS, signature: { hash: TPM_ALG.SHA256, sig: nodeSign('sha256', msg, { key: rsa, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 }) } },
+      ecdsa: { sigAlg: TPM_ALG.ECDSA, signature: { hash: TPM_ALG.SHA256, signatureR: ecdsa.subarray(0, 32), signatureS: ecdsa.subarray(32) } },
+      ecdsaZeroR: { sigAlg: TPM_ALG.ECDSA, signature: { hash: TPM_ALG.SHA256, signatureR: new Uint8Array(32), signatureS: ecdsa.subarray(32) } },
+    } as const;
+    async function scenario(t: Transport, tpm: Tpm): Promise<unknown[]> {
+      const out: unknown[] = [];
+      const verify = async (h: number, digest: Uint8Array, signature: object) => {
+        try {
+          const v = (await runCommand(t, VerifySignature, { keyHandle: h }, { digest, signature: signature as never })).params.validation;
+          return { tag: v.tag, hierarchy: v.hierarchy, size: v.digest.length };
+        } catch (e) {
+          if (e instanceof TpmError) return { rc: e.rc };
+          throw e;
+        }
+      };
+      const r = await loadExternal(tpm, rsaArea, { hierarchy: TPM_RH.OWNER });
+      const other = Uint8Array.from(d256);
+      other[5] ^= 0x40;
+      for (const [name, s] of Object.entries(sig)) out.push([name, await verify(r.handle, d256, s)]);
+      out.push(['rsa wrong digest', await verify(r.handle, other, sig.rsassa)]);
+      out.push(['rsa short digest', await verify(r.handle, d256.subarray(0, 20), sig.rsassa)]);
+      const raw = await rc(runCommand(t, RSA_Encrypt, { keyHandle: r.handle }, { message: Uint8Array.of(0, 0, 5), inScheme: { scheme: TPM_ALG.NULL } as never, label: EMPTY }));
+      out.push(['raw rc', raw]);
+      out.push(['raw', hex((await runCommand(t, RSA_Encrypt, { keyHandle: r.handle }, { message: Uint8Array.of(0, 0, 5), inScheme: { scheme: TPM_ALG.NULL } as never, label: EMPTY })).params.outData)]);
+      await tpm.flush(r);
+      const e = await loadExternal(tpm, ecArea);
+      for (const [name, s] of Object.entries(sig)) out.push([name, await verify(e.handle, d256, s)]);
+      await tpm.flush(e);
+      return out;
+    }
+    const expected = await scenario(st!, new Tpm(st!));
+    const { t, tpm } = await started();
+    expect(await scenario(t, tpm)).toEqual(expected);
+  });
+
   it('ECDH_ZGen with the same private key (LoadExternal on swtpm) gives the same points', async () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const template = eccEcdhTemplate({ attributes: { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false, noDA: true } });
