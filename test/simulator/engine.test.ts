@@ -164,7 +164,8 @@ describe('TpmEngine', () => {
     const badCode = good.slice();
     badCode[9] = 0x01; // 0x00000101: no such command
     expect(rcOf(await engine.execute(badCode))).toBe(TPM_RC.COMMAND_CODE);
-    const unimpl = encodeCommand(commandByCode(TPM_CC.Clear)!, { authHandle: TPM_RH.LOCKOUT } as never, {} as never, { sessions: [] });
+    // HierarchyControl belongs to part 2 (issue 6): not implemented yet.
+    const unimpl = encodeCommand(commandByCode(TPM_CC.HierarchyControl)!, { authHandle: TPM_RH.PLATFORM } as never, { enable: TPM_RH.OWNER, state: 0 } as never, { sessions: [] });
     expect(rcOf(await engine.execute(unimpl))).toBe(TPM_RC.COMMAND_CODE);
     // A handle that needs authorization but no session: AUTH_MISSING.
     const noAuth = encodeCommand(PCR_Reset, { pcrHandle: 16 }, {}, { sessions: [] });
