@@ -51,7 +51,7 @@ import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy 
 import { TPM_RC, TpmError, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPMA_NV, TPMA_OBJECT, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
+import { TPMA_NV, TPMA_OBJECT, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { checkCondition } from '../../src/simulator/handlers/policy.js';
@@ -955,6 +955,66 @@ describeWithSwtpm('simulator policy digests agree with swtpm', () => {
     }
     await swTpm.flush(swHmac);
     await env.tpm.flush(simHmac);
+  }, 60_000);
+
+  it('PolicySigned and PolicyTicket: accepted and refused alike by swtpm, with equal digests', async () => {
+    const ecc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const swKey = await loadExternal(swTpm, externalPublic('ecc256', ecc.publicKey));
+    const simKey = await loadExternal(env.tpm, externalPublic('ecc256', ecc.publicKey));
+    const swS = await swTpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    const simS = await env.tpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    const swTrial = await swTpm.startAuthSession({ type: 'trial', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    const simTrial = await env.tpm.startAuthSession({ type: 'trial', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    const policyRef = Uint8Array.of(0x33);
+    const signed = (nonceTPM: Uint8Array, expiration: number, cpHashA: Uint8Array = EMPTY): TPMT_SIGNATURE => {
+      const raw = nodeSign('sha256', Buffer.concat([nonceTPM, u32(expiration >>> 0), cpHashA, policyRef]), { key: ecc.privateKey, dsaEncoding: 'ieee-p1363' });
+      return { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: new Uint8Array(raw.subarray(0, 32)), signatureS: new Uint8Array(raw.subarray(32)) } } as TPMT_SIGNATURE;
+    };
+    const run = (t: Transport, key: number, h: number, p: { nonceTPM: Uint8Array; expiration: number; cpHashA?: Uint8Array; auth: TPMT_SIGNATURE }) =>
+      runCommand(t, PolicySigned, { authObject: key, policySession: h }, { nonceTPM: p.nonceTPM, cpHashA: p.cpHashA ?? EMPTY, policyRef, expiration: p.expiration, auth: p.auth });
+    type Case = [string, (nonce: Uint8Array) => { nonceTPM: Uint8Array; expiration: number; cpHashA?: Uint8Array; auth: TPMT_SIGNATURE }];
+    const rsaSig = { sigAlg: TPM_ALG.RSASSA, signature: { hash: SHA256, sig: new Uint8Array(256) } } as TPMT_SIGNATURE;
+    const cases: Case[] = [
+      ['signature over another nonce', (n) => ({ nonceTPM: n, expiration: 0, auth: signed(new Uint8Array(n.length), 0) })],
+      ['a nonce not the session\'s', (n) => ({ nonceTPM: n.map((b) => b ^ 1), expiration: 0, auth: signed(n, 0) })],
+      ['cpHashA of the wrong size', (n) => ({ nonceTPM: n, expiration: 0, cpHashA: new Uint8Array(20), auth: signed(n, 0, new Uint8Array(20)) })],
+      ['an RSA signature from an ECC key', (n) => ({ nonceTPM: n, expiration: 0, auth: rsaSig })],
+      ['genuine, with a ticket', (n) => ({ nonceTPM: n, expiration: -100, auth: signed(n, -100) })],
+    ];
+    const tickets: { timeout: Uint8Array; policyTicket: TPMT_TK_AUTH }[] = [];
+    for (const [name, make] of cases) {
+      let swOut: unknown;
+      let simOut: unknown;
+      const a = await rc(run(swt, swKey.handle, swS.handle, make(swS.nonceTPM)).then((r) => (swOut = r.params)));
+      const b = await rc(run(env.t, simKey.handle, simS.handle, make(simS.nonceTPM)).then((r) => (simOut = r.params)));
+      expect([name, b.toString(16)]).toEqual([name, a.toString(16)]);
+      expect([name, hex(await digestOf(env.t, simS.handle))]).toEqual([name, hex(await digestOf(swt, swS.handle))]);
+      if (swOut !== undefined) tickets.push(swOut as never, simOut as never);
+    }
+    // Both give an 8-byte timeout and an AUTH_SIGNED ticket in the key's hierarchy (NULL for LoadExternal).
+    expect(tickets.length).toBe(2);
+    for (const tk of tickets) {
+      expect(tk.timeout.length).toBe(8);
+      expect(tk.policyTicket).toMatchObject({ tag: TPM_ST.AUTH_SIGNED, hierarchy: TPM_RH.NULL });
+    }
+    // PolicyTicket: refused in a trial session, a forged ticket refused, the genuine one accepted by its own TPM.
+    const ticketParams = (tk: (typeof tickets)[number]) => ({ timeout: tk.timeout, cpHashA: EMPTY, policyRef, authName: swKey.name, ticket: tk.policyTicket });
+    const forge = (tk: (typeof tickets)[number]) => ({ ...ticketParams(tk), ticket: { ...tk.policyTicket, digest: tk.policyTicket.digest.map((x) => x ^ 0x80) } });
+    const pairs: [string, (t: Transport, h: number, tk: (typeof tickets)[number]) => Promise<unknown>, number, number][] = [
+      ['PolicyTicket in a trial session', (t, h, tk) => runCommand(t, PolicyTicket, { policySession: h }, ticketParams(tk)), swTrial.handle, simTrial.handle],
+      ['PolicyTicket forged', (t, h, tk) => runCommand(t, PolicyTicket, { policySession: h }, forge(tk)), swS.handle, simS.handle],
+      ['PolicyTicket genuine', (t, h, tk) => runCommand(t, PolicyTicket, { policySession: h }, ticketParams(tk)), swS.handle, simS.handle],
+    ];
+    for (const [name, step, swH, simH] of pairs) {
+      const a = await rc(step(swt, swH, tickets[0]!));
+      const b = await rc(step(env.t, simH, tickets[1]!));
+      expect([name, b.toString(16)]).toEqual([name, a.toString(16)]);
+      expect([name, hex(await digestOf(env.t, simS.handle))]).toEqual([name, hex(await digestOf(swt, swS.handle))]);
+    }
+    for (const x of [swS, swTrial]) await swTpm.flush(x);
+    for (const x of [simS, simTrial]) await env.tpm.flush(x);
+    await swTpm.flush(swKey);
+    await env.tpm.flush(simKey);
   }, 60_000);
 });
 
