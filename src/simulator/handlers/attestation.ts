@@ -9,7 +9,7 @@
  * marshaled structure is signed over H_schemeHash(attest bytes). With
  * signHandle TPM_RH_NULL the structure comes back with a NULL signature.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { equalBytes } from '../../tpm/bytes.js';
 import { Certify, CertifyCreation, GetTime, NV_Certify, Quote } from '../../tpm/commands/index.js';
 import { TPM_ALG, TPM_GENERATED_VALUE, TPM_HT, TPM_RH, TPM_ST } from '../../tpm/constants.js';
 import { hash, isHashAlg } from '../../tpm/crypto/hash.js';
@@ -54,8 +54,8 @@ const NULL_SCHEME: SelectedScheme = { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NUL
  */
 function signerOf(engine: TpmEngine, signHandle: number, handleIndex: number, inScheme: TPMT_SIG_SCHEME, schemeParam: number): Signer {
   if (signHandle === TPM_RH.NULL) return { key: undefined, scheme: NULL_SCHEME };
+  // A loaded or a persistent key (findObject resolves both).
   const key = findObject(engine, signHandle);
-  // TODO(next slice): persistent signing keys, once the object table resolves them.
   if (key === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, handleIndex));
   const pub = key.publicArea;
   if (!pub.objectAttributes.sign || pub.type === TPM_ALG.SYMCIPHER) throw new TpmError(rcForHandle(TPM_RC.KEY, handleIndex));
@@ -87,7 +87,8 @@ function readU64Le(b: Uint8Array, at: number): bigint {
  * FillInAttestInfo). When the signer is not in the endorsement or platform
  * hierarchy (or there is no signer), resetCount, restartCount and
  * firmwareVersion are obfuscated so that keys of other hierarchies cannot be
- * correlated across resets: 128 bits of KDFa(contextIntegrityHash, shProof,
+ * correlated across resets: 128 bits of KDFa(contextIntegrityHash = the
+ * tickets' SHA-512, shProof,
  * "OBFUSCATE", qualifiedSigner) are added to them. The reference reads those
  * bits as two host-order UINT64s; libtpms runs on little-endian hosts, so
  * they are read little-endian here: the first adds to firmwareVersion, the
@@ -175,7 +176,7 @@ export const certifyCreationHandler = handler(CertifyCreation, ({ engine }, { si
   const object = findObject(engine, objectHandle);
   if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
   const want = creationTicketDigest(engine, creationTicket.hierarchy, object.name, creationHash);
-  if (creationTicket.tag !== TPM_ST.CREATION || !sameBytes(want, creationTicket.digest)) throw new TpmError(rcForParameter(TPM_RC.TICKET, 4));
+  if (creationTicket.tag !== TPM_ST.CREATION || !equalBytes(want, creationTicket.digest)) throw new TpmError(rcForParameter(TPM_RC.TICKET, 4));
   const header = fillAttest(engine, signer, qualifyingData);
   const attest = { ...header, type: TPM_ST.ATTEST_CREATION, attested: { objectName: object.name, creationHash } } as TPMS_ATTEST;
   const r = signAttest(engine, signer, attest);
@@ -227,10 +228,5 @@ export const nvCertifyHandler = handler(NV_Certify, async (ctx, { signHandle, au
   const r = signAttest(engine, signer, attest);
   return ok<typeof NV_Certify>({ certifyInfo: r.attest, signature: r.signature } as never);
 });
-
-/** Ticket digests are secrets' HMACs: compared in constant time. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export const ATTESTATION_HANDLERS = [certifyHandler, certifyCreationHandler, quoteHandler, getTimeHandler, nvCertifyHandler] as const;
