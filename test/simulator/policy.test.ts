@@ -793,7 +793,8 @@ describe('simulator verifySignature', () => {
   });
 
   it('ECDSA: node:crypto signatures verify over the digest; r or s out of range, or another digest, do not', () => {
-    for (const [curve, node, size] of [['P-256', 'sha256', 32], ['P-384', 'sha384', 48]] as const) {
+    // Digests longer than the order are truncated to its bits (SHA-512 on P-256), shorter ones used whole (SHA-256 on P-384).
+    for (const [curve, node, size] of [['P-256', 'sha256', 32], ['P-384', 'sha384', 48], ['P-256', 'sha512', 32], ['P-384', 'sha256', 48]] as const) {
       const pair = generateKeyPairSync('ec', { namedCurve: curve });
       const pub = externalPublic(curve === 'P-256' ? 'ecc256' : 'ecc384', pair.publicKey);
       for (let i = 0; i < 5; i++) {
