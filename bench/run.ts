@@ -6,7 +6,9 @@
  *  - quote verifications per second, verifyQuote next to bare crypto.verify, ECDSA P-256 and RSA-2048 AKs, 8 and 24 PCRs (bench/attest-quote.ts);
  *  - event-log verification time for a 50 KB UEFI log (bench/attest-eventlog.ts);
  *  - IMA list parsing and replay, entries per second (bench/attest-ima.ts);
- *  - the software TPM's primary-key derivation, keys per second (bench/simulator-keygen.ts).
+ *  - the software TPM's primary-key derivation, keys per second (bench/simulator-keygen.ts);
+ *  - the software TPM next to swtpm, same commands, same client: over TCP (our `tpm serve` vs swtpm) and in process,
+ *    and a fleet of 1,000 engines in one process: time and heap per engine (bench/simulator.ts).
  */
 import { benchEventLog } from './attest-eventlog.js';
 import { benchQuoteVerify } from './attest-quote.js';
@@ -15,6 +17,7 @@ import { benchClient } from './client.js';
 import { benchMarshal } from './marshal.js';
 import { printTable, type BenchRow } from './measure.js';
 import { benchKeygen } from './simulator-keygen.js';
+import { benchFleet, benchSimulatorVsSwtpm, fleetRows, fleetSummary } from './simulator.js';
 import { benchTransports } from './transport.js';
 
 const ms = Number(process.env['BENCH_MS'] ?? 1000);
@@ -29,4 +32,8 @@ rows.push(...(await benchQuoteVerify(ms).catch((e: unknown) => (console.error(`q
 rows.push(...(await benchEventLog(ms)));
 rows.push(...(await benchIma(ms)));
 rows.push(...(await benchKeygen(ms)));
+rows.push(...(await benchSimulatorVsSwtpm(ms).catch((e: unknown) => (console.error(`simulator vs swtpm skipped: ${String(e)}`), []))));
+const fleet = await benchFleet(1000).catch((e: unknown) => (console.error(`simulator fleet skipped: ${String(e)}`), undefined));
+if (fleet !== undefined) rows.push(...fleetRows(fleet));
 printTable(rows);
+if (fleet !== undefined) console.log(`\n${fleetSummary(fleet)}`);
