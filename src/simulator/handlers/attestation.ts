@@ -87,9 +87,9 @@ function readU64Le(b: Uint8Array, at: number): bigint {
  * FillInAttestInfo). When the signer is not in the endorsement or platform
  * hierarchy (or there is no signer), resetCount, restartCount and
  * firmwareVersion are obfuscated so that keys of other hierarchies cannot be
- * correlated across resets: 128 bits of KDFa(contextIntegrityHash = the
- * tickets' SHA-512, shProof,
- * "OBFUSCATE", qualifiedSigner) are added to them. The reference reads those
+ * correlated across resets: 128 bits of KDFa(contextIntegrityHash (the
+ * tickets' SHA-512), shProof, "OBFUSCATE", qualifiedSigner) are added to
+ * them. The reference reads those
  * bits as two host-order UINT64s; libtpms runs on little-endian hosts, so
  * they are read little-endian here: the first adds to firmwareVersion, the
  * second's high half to resetCount and low half to restartCount.
