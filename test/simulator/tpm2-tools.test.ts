@@ -33,11 +33,13 @@ import { describeWithTpm2Tools, startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools
  * implemented = TPM_RC_COMMAND_CODE, or an engine bug with the exact output).
  * Keys are the flow names used below. Part of the acceptance: empty it.
  */
+const LOADEXTERNAL_CONTEXT_SAVE =
+  'engine bug: ContextSave of a public-only LoadExternal object answers TPM_RC_FAILURE (`tpm2_loadexternal -G rsa -C o -u pub.pem -c k.ctx` → Esys_ContextSave 0x101; session.ts objectPayload encodes an absent sensitive area and exports a pkcs8 private key the object lacks)';
 const NOT_YET: Readonly<Record<string, string>> = {
   'testparms: the everyday algorithms are supported; RSA-4096 is not':
     'TPM2_TestParms not implemented: `tpm2_testparms rsa2048` → Esys_TestParms 0x143 TPM_RC_COMMAND_CODE',
-  'policyauthorize: a PCR policy signed by an openssl key (loadexternal, verifysignature ticket) opens the object':
-    'engine bug: ContextSave of a public-only LoadExternal object answers TPM_RC_FAILURE (`tpm2_loadexternal -G rsa -C o -u pub.pem -c k.ctx` → Esys_ContextSave 0x101; objectPayload exports a pkcs8 private key the object lacks)',
+  'policyauthorize: a PCR policy signed by an openssl key (loadexternal, verifysignature ticket) opens the object': LOADEXTERNAL_CONTEXT_SAVE,
+  "policysigned: an openssl signature over the expiration opens the object; another key's does not": LOADEXTERNAL_CONTEXT_SAVE,
 };
 
 const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
@@ -664,6 +666,34 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(await toolFails('policyauthorize', ['-S', f('auth2.session'), '-i', f('approved.policy'), '-n', f('auth-signer.name'), '-t', f('approved.tkt')])).toBe(TPM_RC.VALUE);
       await tool('flushcontext', [f('auth2.session')]);
       await tool('pcrreset', ['16']);
+    });
+
+    flow('policysigned: an openssl signature over the expiration opens the object; another key\'s does not', async () => {
+      const parent = await srk();
+      for (const k of ['ps-a', 'ps-b']) {
+        expect((await sh('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f(`${k}.pem`)])).code).toBe(0);
+        expect((await sh('openssl', ['pkey', '-in', f(`${k}.pem`), '-pubout', '-out', f(`${k}.pub.pem`)])).code).toBe(0);
+        // Part 3 §23.3: aHash = H(nonceTPM (empty here) ‖ expiration (INT32 0) ‖ cpHashA (empty) ‖ policyRef (empty)).
+        await write(`${k}.expiry`, Buffer.alloc(4));
+        expect((await sh('openssl', ['dgst', '-sha256', '-sign', f(`${k}.pem`), '-out', f(`${k}.sig`), f(`${k}.expiry`)])).code).toBe(0);
+      }
+      await tool('loadexternal', ['-C', 'o', '-G', 'rsa', '-u', f('ps-a.pub.pem'), '-c', f('ps-a.ctx'), '-n', f('ps-a.name')]);
+      await tool('startauthsession', ['-S', f('ps-trial.session')]);
+      await tool('policysigned', ['-S', f('ps-trial.session'), '-g', 'sha256', '-s', f('ps-a.sig'), '-f', 'rsassa', '-c', f('ps-a.ctx'), '-L', f('signed.policy')]);
+      await tool('flushcontext', [f('ps-trial.session')]);
+      expect((await read('signed.policy')).equals(sha256(sha256(ZERO32, u32(0x160), await read('ps-a.name'))))).toBe(true);
+      await write('signed.in', 'released by a signature');
+      await tool('create', ['-C', parent, '-i', f('signed.in'), '-L', f('signed.policy'), '-a', 'fixedtpm|fixedparent|noda', '-u', f('signed.pub'), '-r', f('signed.priv')]);
+      await tool('load', ['-C', parent, '-u', f('signed.pub'), '-r', f('signed.priv'), '-c', f('signed.ctx')]);
+      await tool('startauthsession', ['--policy-session', '-S', f('ps.session')]);
+      await tool('policysigned', ['-S', f('ps.session'), '-g', 'sha256', '-s', f('ps-a.sig'), '-f', 'rsassa', '-c', f('ps-a.ctx')]);
+      await tool('unseal', ['-c', f('signed.ctx'), '-p', `session:${f('ps.session')}`, '-o', f('signed.out')]);
+      await tool('flushcontext', [f('ps.session')]);
+      expect((await read('signed.out')).toString()).toBe('released by a signature');
+      // Key A's public key with key B's signature: TPM_RC_SIGNATURE.
+      await tool('startauthsession', ['--policy-session', '-S', f('ps2.session')]);
+      expect(await toolFails('policysigned', ['-S', f('ps2.session'), '-g', 'sha256', '-s', f('ps-b.sig'), '-f', 'rsassa', '-c', f('ps-a.ctx')])).toBe(TPM_RC.SIGNATURE);
+      await tool('flushcontext', [f('ps2.session')]);
     });
 
     flow('startauthsession hmac (salted, bound) and policy; sessionconfig encrypt/decrypt on NV write/read', async () => {
