@@ -31,6 +31,8 @@ import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/temp
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
+import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
@@ -325,6 +327,29 @@ describe('simulator hierarchy commands', () => {
     expect(await property(t, TPM_PT.LOCKOUT_COUNTER)).toBe(4);
     await runCommand(t, DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT }, {});
     expect(await property(t, TPM_PT.LOCKOUT_COUNTER)).toBe(0);
+  });
+});
+
+describe('simulator evict and hierarchy state through the state file', () => {
+  it('a persistent key, hierarchy auths, DA parameters and disableClear survive serialize → parse → validate', async () => {
+    const { engine, tpm, t } = await started();
+    const key = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate());
+    await persist(tpm, key, 0x81000005);
+    await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: Uint8Array.of(8, 8) });
+    await runCommand(t, DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 11, newRecoveryTime: 12, lockoutRecovery: 13 });
+    await runCommand(t, ClearControl, { auth: TPM_RH.LOCKOUT }, { disable: 1 });
+    const reloaded = validateSimulatorState(parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION));
+    const again = await started(new TpmEngine({ state: reloaded }));
+    const message = Buffer.from('from the state file');
+    const sig = await sign(again.tpm, { handle: 0x81000005, name: key.name }, new Uint8Array(createHash('sha256').update(message).digest()));
+    expect(verifyWithNode(key.publicArea, message, sig)).toBe(true);
+    await expect(primary(again.t, TPM_RH.OWNER, eccSrkTemplate())).rejects.toSatisfy((e) => e instanceof TpmError);
+    const srk = await primary(again.t, TPM_RH.OWNER, eccSrkTemplate(), Uint8Array.of(8, 8));
+    await runCommand(again.t, FlushContext, {}, { flushHandle: srk.handles.objectHandle });
+    expect(await property(again.t, TPM_PT.MAX_AUTH_FAIL)).toBe(11);
+    expect(await property(again.t, TPM_PT.LOCKOUT_INTERVAL)).toBe(12);
+    expect(await property(again.t, TPM_PT.LOCKOUT_RECOVERY)).toBe(13);
+    await expect(runCommand(again.t, Clear, { authHandle: TPM_RH.PLATFORM }, {})).rejects.toSatisfy((e) => isRc(e, TPM_RC.DISABLED));
   });
 });
 
