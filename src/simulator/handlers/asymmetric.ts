@@ -137,9 +137,9 @@ export const rsaDecryptHandler = handler(RSA_Decrypt, ({ engine }, { keyHandle }
   if (a.restricted || !a.decrypt) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
   checkLabel(label);
   const sel = selectRsaScheme(o.publicArea, inScheme);
-  if (sel.scheme !== TPM_ALG.NULL && sel.scheme !== TPM_ALG.RSAES && sel.scheme !== TPM_ALG.OAEP) throw new TpmError(TPM_RC.SCHEME);
-  // CryptRsaDecrypt: the cipher text is exactly the modulus size (TPM_RC_SIZE).
+  // CryptRsaDecrypt: the cipher text is exactly the modulus size (TPM_RC_SIZE), then a decryption scheme (TPM_RC_SCHEME).
   if (cipherText.length !== o.publicArea.unique.length) throw new TpmError(TPM_RC.SIZE);
+  if (sel.scheme !== TPM_ALG.NULL && sel.scheme !== TPM_ALG.RSAES && sel.scheme !== TPM_ALG.OAEP) throw new TpmError(TPM_RC.SCHEME);
   if (o.publicOnly === true || o.key.type !== 'private') throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   let message: Uint8Array | undefined;
   try {
