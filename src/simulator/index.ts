@@ -10,6 +10,7 @@ export {
   type ClockState,
   type CommandAuditState,
   type DictionaryAttackState,
+  type EkCertificatesState,
   type HierarchyAuth,
   type HierarchyAuths,
   type HierarchyProofs,
@@ -64,3 +65,19 @@ export {
   type DerivedObject,
   type PrimaryDerivationInput,
 } from './keygen.js';
+
+// Manufacture: the installation's EK certificate CA and the EK certificate indices
+export {
+  createSoftwareTpmCa,
+  defaultSoftwareTpmCaDir,
+  EK_CERTIFICATE_INDICES,
+  EK_CERTIFICATE_NV_ATTRIBUTES,
+  issueEkCertificate,
+  loadOrCreateSoftwareTpmCa,
+  SOFTWARE_TPM_CA_SUBJECT,
+  SOFTWARE_TPM_MODEL,
+  TPM_SPECIFICATION,
+  type ManufactureOptions,
+  type SoftwareTpmCa,
+  type TpmIdentity,
+} from './manufacture.js';
