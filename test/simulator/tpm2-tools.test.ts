@@ -362,6 +362,24 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(await toolFails('readpublic', ['-c', '0x81000010'])).toBe(TPM_RC.HANDLE);
     });
 
+    flow('three loaded objects, as libtpms: without a resource manager the fourth primary is TPM_RC_OBJECT_MEMORY', async () => {
+      // Straight to the TPM (the swtpm TCTI connects per command, so abrmd is not disturbed): whatever a tool loads stays loaded.
+      const direct = ['-T', `swtpm:host=127.0.0.1,port=${env().port}`];
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await sh('tpm2_createprimary', [...direct, '-C', 'o', '-G', 'ecc', '-c', f(`direct${i}.ctx`)]);
+          expect(r.code, r.stderr).toBe(0);
+        }
+        const fourth = await sh('tpm2_createprimary', [...direct, '-C', 'o', '-G', 'ecc', '-c', f('direct3.ctx')]);
+        expect(fourth.code).not.toBe(0);
+        expect(rcIn(fourth.stderr)).toBe(TPM_RC.OBJECT_MEMORY);
+      } finally {
+        const r = await sh('tpm2_flushcontext', [...direct, '-t']);
+        expect(r.code, r.stderr).toBe(0);
+      }
+      expect((await sh('tpm2_getcap', [...direct, 'handles-transient'])).stdout.trim()).toBe('');
+    });
+
     flow('flushcontext: a saved session is gone once flushed', async () => {
       await tool('startauthsession', ['-S', f('flush.session')]);
       expect(await tool('getcap', ['handles-saved-session'])).toMatch(/0x[23][0-9a-f]{6}\b/i);
