@@ -30,6 +30,7 @@ import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
+import { handleName } from '../../src/tpm/names.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
@@ -276,6 +277,16 @@ describe('simulator hierarchy commands', () => {
     // The state a store writes carries the new values.
     expect(engine.state.auths.owner.authValue).toEqual(newAuth);
     expect(engine.state.auths.platform.authValue).toEqual(newAuth);
+  });
+
+  it('HierarchyChangeAuth under an HMAC session: the response HMAC is keyed with the new authValue, which the client checks', async () => {
+    const { tpm } = await started();
+    const owner = { handle: TPM_RH.OWNER, name: handleName(TPM_RH.OWNER), authValue: EMPTY };
+    const session = await tpm.startAuthSession({ type: 'hmac' });
+    await tpm.run(HierarchyChangeAuth, { authHandle: owner }, { newAuth: Uint8Array.of(4, 2) }, { sessions: [session] });
+    const newOwner = { ...owner, authValue: Uint8Array.of(4, 2) };
+    await tpm.run(HierarchyChangeAuth, { authHandle: newOwner }, { newAuth: EMPTY }, { sessions: [session] });
+    await tpm.flush(session);
   });
 
   it('Clear: new SRK, owner persistent objects and NV gone, the PLATFORMCREATE index (EK certificate) and the EK kept', async () => {
