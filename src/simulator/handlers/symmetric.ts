@@ -41,8 +41,8 @@ interface EncryptDecryptParams {
   readonly ivIn: number;
   readonly inData: number;
 }
-const ED1: EncryptDecryptParams = { decrypt: 1, mode: 2, ivIn: 3, inData: 4 };
-const ED2: EncryptDecryptParams = { inData: 1, decrypt: 2, mode: 3, ivIn: 4 };
+const ENCRYPT_DECRYPT_PARAMS: EncryptDecryptParams = { decrypt: 1, mode: 2, ivIn: 3, inData: 4 };
+const ENCRYPT_DECRYPT2_PARAMS: EncryptDecryptParams = { inData: 1, decrypt: 2, mode: 3, ivIn: 4 };
 
 function aesName(keyBits: number, mode: string): string {
   return `aes-${keyBits}-${mode}`;
@@ -55,7 +55,7 @@ function aesBlock(key: Uint8Array, keyBits: number, block: Uint8Array): Uint8Arr
   return new Uint8Array(c.update(block));
 }
 
-function run(name: string, key: Uint8Array, iv: Uint8Array | null, decrypt: boolean, data: Uint8Array): Uint8Array {
+function applyCipher(name: string, key: Uint8Array, iv: Uint8Array | null, decrypt: boolean, data: Uint8Array): Uint8Array {
   const c = decrypt ? createDecipheriv(name, key, iv) : createCipheriv(name, key, iv);
   c.setAutoPadding(false);
   const out = new Uint8Array(data.length);
@@ -89,14 +89,14 @@ function symmetric(key: Uint8Array, keyBits: number, mode: number, decrypt: bool
   const partial = data.length % AES_BLOCK;
   switch (mode) {
     case TPM_ALG.ECB:
-      return { outData: run(aesName(keyBits, 'ecb'), key, null, decrypt, data), ivOut: iv.slice() };
+      return { outData: applyCipher(aesName(keyBits, 'ecb'), key, null, decrypt, data), ivOut: iv.slice() };
     case TPM_ALG.CBC: {
-      const outData = run(aesName(keyBits, 'cbc'), key, iv, decrypt, data);
+      const outData = applyCipher(aesName(keyBits, 'cbc'), key, iv, decrypt, data);
       const cipherText = decrypt ? data : outData;
       return { outData, ivOut: cipherText.slice(cipherText.length - AES_BLOCK) };
     }
     case TPM_ALG.CFB: {
-      const outData = run(aesName(keyBits, 'cfb'), key, iv, decrypt, data);
+      const outData = applyCipher(aesName(keyBits, 'cfb'), key, iv, decrypt, data);
       const cipherText = decrypt ? data : outData;
       if (partial === 0) return { outData, ivOut: cipherText.slice(cipherText.length - AES_BLOCK) };
       // The register of the last block: the previous ciphertext block, or the IV.
@@ -107,13 +107,13 @@ function symmetric(key: Uint8Array, keyBits: number, mode: number, decrypt: bool
       return { outData, ivOut };
     }
     case TPM_ALG.OFB: {
-      const outData = run(aesName(keyBits, 'ofb'), key, iv, decrypt, data);
+      const outData = applyCipher(aesName(keyBits, 'ofb'), key, iv, decrypt, data);
       // The keystream alone: OFB of zeros.
-      const stream = run(aesName(keyBits, 'ofb'), key, iv, false, new Uint8Array(blocks * AES_BLOCK));
+      const stream = applyCipher(aesName(keyBits, 'ofb'), key, iv, false, new Uint8Array(blocks * AES_BLOCK));
       return { outData, ivOut: stream.slice(stream.length - AES_BLOCK) };
     }
     case TPM_ALG.CTR:
-      return { outData: run(aesName(keyBits, 'ctr'), key, iv, decrypt, data), ivOut: addCounter(iv, blocks) };
+      return { outData: applyCipher(aesName(keyBits, 'ctr'), key, iv, decrypt, data), ivOut: addCounter(iv, blocks) };
     default:
       throw new TpmError(TPM_RC.MODE);
   }
@@ -157,11 +157,11 @@ function encryptDecrypt(
 }
 
 export const encryptDecryptHandler = handler(EncryptDecrypt, ({ engine }, { keyHandle }, params) =>
-  ok<typeof EncryptDecrypt>(encryptDecrypt(engine, keyHandle, params, ED1)),
+  ok<typeof EncryptDecrypt>(encryptDecrypt(engine, keyHandle, params, ENCRYPT_DECRYPT_PARAMS)),
 );
 
 export const encryptDecrypt2Handler = handler(EncryptDecrypt2, ({ engine }, { keyHandle }, params) =>
-  ok<typeof EncryptDecrypt2>(encryptDecrypt(engine, keyHandle, params, ED2)),
+  ok<typeof EncryptDecrypt2>(encryptDecrypt(engine, keyHandle, params, ENCRYPT_DECRYPT2_PARAMS)),
 );
 
 // ---------------------------------------------------------------------------
