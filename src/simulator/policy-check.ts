@@ -5,10 +5,13 @@
  * policy commands recorded (sessions.ts PolicyAssertions) holds for this use.
  */
 import { equalBytes } from '../tpm/bytes.js';
-import { TPM_CC } from '../tpm/constants.js';
+import { TPM_ALG, TPM_CC, TPM_HT, TPM_RH } from '../tpm/constants.js';
+import { hash } from '../tpm/crypto/hash.js';
 import { nameHash } from '../tpm/policy.js';
 import { TPM_RC } from '../tpm/rc.js';
+import { TPMA_NV } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
+import { findObject } from './handlers/object.js';
 import type { SessionState } from './sessions.js';
 
 /** The command a policy session is asked to authorize, as the engine sees it. */
@@ -18,26 +21,25 @@ export interface PolicyUse {
   readonly locality: number;
   /** The entity's authPolicy (object, NV index or hierarchy). */
   readonly authPolicy: Uint8Array;
-  /**
-   * The hash of authPolicy: the object's or index's nameAlg, a hierarchy's
-   * policy hash. A policy computed with another hash never matches, even
-   * with equal bytes (Part 1 §19.7.1). Not compared when omitted.
-   */
-  readonly authPolicyAlg?: number;
   /** The role the session authorizes in (Part 1 §19.7.3); ADMIN and DUP need PolicyCommandCode. Default USER. */
   readonly role?: 'USER' | 'ADMIN' | 'DUP';
+  /**
+   * The handle the session authorizes. With it, the entity's policy hash
+   * (its nameAlg, a hierarchy's policyAlg) must be the session's hash
+   * (Part 1 §19.7.1), and PolicyNvWritten checks an NV index's
+   * TPMA_NV_WRITTEN; without it, neither can be satisfied or checked.
+   */
+  readonly entityHandle?: number;
+  /**
+   * The command's parameter area as received, for PolicyTemplate: the
+   * inPublic of Create, CreatePrimary and CreateLoaded (the reference's
+   * CompareTemplateHash). Without it a PolicyTemplate session fails.
+   */
+  readonly parameters?: Uint8Array;
   /** Names of all the command's handles, in order (PolicyNameHash). */
   readonly handleNames: readonly Uint8Array[];
   /** cpHash of the command under `hashAlg` (PolicyCpHash). */
   cpHash(hashAlg: number): Uint8Array;
-  /**
-   * H_hashAlg of the creation command's marshaled template (inPublic without
-   * its size; Create, CreatePrimary, CreateLoaded), for PolicyTemplate;
-   * undefined for other commands (the policy then fails).
-   */
-  templateHash?(hashAlg: number): Uint8Array | undefined;
-  /** When the entity is an NV index: its TPMA_NV_WRITTEN (PolicyNvWritten). Undefined for other entities. */
-  readonly nvWritten?: boolean;
   /** Whether physical presence is asserted (PolicyPhysicalPresence); default false. */
   readonly physicalPresence?: boolean;
 }
@@ -58,7 +60,9 @@ export function checkPolicySession(engine: TpmEngine, session: SessionState, use
   // Part 3 §23.7: PolicyPCR holds only while no PCR has changed since.
   if (a.pcrUpdateCounter !== undefined && a.pcrUpdateCounter !== engine.volatile.pcrUpdateCounter) return TPM_RC.PCR_CHANGED;
   if (!equalBytes(session.policyDigest, use.authPolicy)) return TPM_RC.POLICY_FAIL;
-  if (use.authPolicyAlg !== undefined && use.authPolicyAlg !== session.authHash) return TPM_RC.POLICY_FAIL;
+  const entity = use.entityHandle === undefined ? undefined : entityFacts(engine, use.entityHandle);
+  // A digest computed with another hash never satisfies the policy, even with the same bytes.
+  if (entity?.policyAlg !== undefined && entity.policyAlg !== session.authHash) return TPM_RC.POLICY_FAIL;
   // PolicySigned/PolicySecret/PolicyTicket with an expiration (Part 3 §23.3.1).
   if (a.timeout !== undefined && a.timeout < engine.time()) return TPM_RC.EXPIRED;
   if (a.commandCode !== undefined) {
@@ -84,12 +88,48 @@ export function checkPolicySession(engine: TpmEngine, session: SessionState, use
   } else if (a.nameHash !== undefined) {
     if (!equalBytes(a.nameHash, nameHash(session.authHash, use.handleNames))) return TPM_RC.POLICY_FAIL;
   } else if (a.templateHash !== undefined) {
-    const t = use.templateHash?.(session.authHash);
+    const t = use.parameters === undefined ? undefined : templateHashOf(use.commandCode, use.parameters, session.authHash);
     if (t === undefined || !equalBytes(a.templateHash, t)) return TPM_RC.POLICY_FAIL;
   }
   if (a.nvWrittenState !== undefined) {
     // PolicyNvWritten makes sense only for an NV index.
-    if (use.nvWritten === undefined || use.nvWritten !== a.nvWrittenState) return TPM_RC.POLICY_FAIL;
+    if (entity?.nvWritten === undefined || entity.nvWritten !== a.nvWrittenState) return TPM_RC.POLICY_FAIL;
   }
   return 0;
+}
+
+/** What the policy check needs to know about the authorized entity. */
+interface EntityFacts {
+  /** The hash of its authPolicy; undefined when it has none to compare (PCRs, TPM_RH_NULL). */
+  readonly policyAlg: number | undefined;
+  /** An NV index's TPMA_NV_WRITTEN; undefined for other entities. */
+  readonly nvWritten: boolean | undefined;
+}
+
+function entityFacts(engine: TpmEngine, h: number): EntityFacts {
+  const type = h >>> 24;
+  if (type === TPM_HT.NV_INDEX) {
+    const nv = engine.state.nvIndices.find((n) => n.nvIndex === h);
+    return { policyAlg: nv?.nameAlg, nvWritten: nv === undefined ? undefined : TPMA_NV.fromWord(nv.attributes).WRITTEN };
+  }
+  if (type === TPM_HT.TRANSIENT || type === TPM_HT.PERSISTENT) return { policyAlg: findObject(engine, h)?.publicArea.nameAlg, nvWritten: undefined };
+  const a = engine.state.auths;
+  const auth = h === TPM_RH.OWNER ? a.owner : h === TPM_RH.ENDORSEMENT ? a.endorsement : h === TPM_RH.PLATFORM ? a.platform : h === TPM_RH.LOCKOUT ? a.lockout : undefined;
+  return { policyAlg: auth === undefined || auth.policyAlg === TPM_ALG.NULL ? undefined : auth.policyAlg, nvWritten: undefined };
+}
+
+/**
+ * H_hashAlg of the template a creation command carries (the reference's
+ * CompareTemplateHash): its parameters start with inSensitive (a TPM2B) and
+ * then inPublic (a TPM2B), whose contents are hashed without the size.
+ * undefined for other commands or a parameter area too short to hold them.
+ */
+export function templateHashOf(commandCode: number, parameters: Uint8Array, hashAlg: number): Uint8Array | undefined {
+  if (commandCode !== TPM_CC.Create && commandCode !== TPM_CC.CreatePrimary && commandCode !== TPM_CC.CreateLoaded) return undefined;
+  if (parameters.length < 2) return undefined;
+  const at = 2 + ((parameters[0]! << 8) | parameters[1]!);
+  if (parameters.length < at + 2) return undefined;
+  const size = (parameters[at]! << 8) | parameters[at + 1]!;
+  if (parameters.length < at + 2 + size) return undefined;
+  return hash(hashAlg, parameters.subarray(at + 2, at + 2 + size));
 }

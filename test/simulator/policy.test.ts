@@ -51,7 +51,7 @@ import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy 
 import { TPM_RC, TpmError, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPMA_NV, TPMA_OBJECT, TPMT_HA, type TPMS_NV_PUBLIC, type TPMT_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
+import { TPMA_NV, TPMA_OBJECT, TPMT_HA, TPMT_PUBLIC, type TPMS_NV_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { checkCondition } from '../../src/simulator/handlers/policy.js';
@@ -577,16 +577,28 @@ describe('simulator policy: conditions in a real policy session', () => {
     await runCommand(t, PolicyCpHash, { policySession: h3 }, { cpHashA: x }); // the same value again is fine
     expect(checkPolicySession(engine, s3, use(s3.policyDigest, { cpHash: () => x }))).toBe(0);
     await runCommand(t, PolicyRestart, { sessionHandle: h3 }, {});
-    await runCommand(t, PolicyTemplate, { policySession: h3 }, { templateHash: x });
-    expect(checkPolicySession(engine, s3, use(s3.policyDigest))).toBe(TPM_RC.POLICY_FAIL); // not a creation command
-    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { templateHash: () => x }))).toBe(0);
+    // PolicyTemplate: H(inPublic) of the creation command's parameters (inSensitive, inPublic, …), hashed here by node:crypto.
+    const template = encode(TPMT_PUBLIC, eccSrkTemplate());
+    await runCommand(t, PolicyTemplate, { policySession: h3 }, { templateHash: sha256(template) });
+    const params = Uint8Array.of(0, 4, 0, 0, 0, 0, template.length >> 8, template.length & 0xff, ...template, 0, 0, 0, 0, 0, 0);
+    const creation = (code: number, parameters: Uint8Array) => checkPolicySession(engine, s3, use(s3.policyDigest, { commandCode: code, parameters }));
+    expect(creation(TPM_CC.CreatePrimary, params)).toBe(0);
+    expect(creation(TPM_CC.Create, params)).toBe(0);
+    expect(creation(TPM_CC.NV_Read, params)).toBe(TPM_RC.POLICY_FAIL); // not a creation command
+    expect(creation(TPM_CC.Create, params.map((b, i) => (i === 20 ? b ^ 1 : b)))).toBe(TPM_RC.POLICY_FAIL); // another template
+    expect(creation(TPM_CC.Create, params.subarray(0, 20))).toBe(TPM_RC.POLICY_FAIL); // cut short: never read past the end
+    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { commandCode: TPM_CC.Create }))).toBe(TPM_RC.POLICY_FAIL);
 
     // PolicyNvWritten: only for an NV index in that state; a conflicting second call is TPM_RC_VALUE.
     await runCommand(t, PolicyRestart, { sessionHandle: h3 }, {});
     await runCommand(t, PolicyNvWritten, { policySession: h3 }, { writtenSet: 0 });
     expect(await rc(runCommand(t, PolicyNvWritten, { policySession: h3 }, { writtenSet: 1 }))).toBe(rcForParameter(TPM_RC.VALUE, 1));
-    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { nvWritten: false }))).toBe(0);
-    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { nvWritten: true }))).toBe(TPM_RC.POLICY_FAIL);
+    const index = 0x01500040;
+    await defineAndWrite(t, nvPublic(index, {}, 4));
+    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { entityHandle: index }))).toBe(0);
+    await runCommand(t, NV_Write, { authHandle: TPM_RH.OWNER, nvIndex: index }, { data: Uint8Array.of(1), offset: 0 });
+    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { entityHandle: index }))).toBe(TPM_RC.POLICY_FAIL);
+    expect(checkPolicySession(engine, s3, use(s3.policyDigest, { entityHandle: TPM_RH.OWNER }))).toBe(TPM_RC.POLICY_FAIL); // not an index
     expect(checkPolicySession(engine, s3, use(s3.policyDigest))).toBe(TPM_RC.POLICY_FAIL);
 
     // PolicyPhysicalPresence.
@@ -603,7 +615,13 @@ describe('simulator policy: conditions in a real policy session', () => {
     const zero = zeroPolicy(SHA256);
     expect(checkPolicySession(env.engine, s, use(zero))).toBe(0);
     expect(checkPolicySession(env.engine, s, use(sha256(zero)))).toBe(TPM_RC.POLICY_FAIL);
-    expect(checkPolicySession(env.engine, s, use(zero, { authPolicyAlg: TPM_ALG.SHA384 }))).toBe(TPM_RC.POLICY_FAIL);
+    // The entity's nameAlg is the hash of its authPolicy: a SHA-384 index never takes a SHA-256 session's digest.
+    const sha384Index = { ...nvPublic(0x01500041, {}, 4), nameAlg: TPM_ALG.SHA384 } as TPMS_NV_PUBLIC;
+    await defineAndWrite(env.t, sha384Index);
+    await defineAndWrite(env.t, nvPublic(0x01500042, {}, 4));
+    expect(checkPolicySession(env.engine, s, use(zero, { entityHandle: 0x01500041 }))).toBe(TPM_RC.POLICY_FAIL);
+    expect(checkPolicySession(env.engine, s, use(zero, { entityHandle: 0x01500042 }))).toBe(0);
+    expect(checkPolicySession(env.engine, s, use(zero, { entityHandle: TPM_RH.OWNER }))).toBe(0); // no owner policy set: nothing to compare
     expect(checkPolicySession(env.engine, s, use(zero, { role: 'ADMIN' }))).toBe(TPM_RC.POLICY_FAIL);
     expect(checkPolicySession(env.engine, s, use(zero, { commandCode: TPM_CC.PolicySecret }))).toBe(TPM_RC.MODE);
     await runCommand(env.t, PolicyPassword, { policySession: h }, {});
