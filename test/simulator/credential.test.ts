@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tpm, activateCredential, createPrimary, type PrimaryKey } from '../../src/client/index.js';
+import { Tpm, activateCredential, createPrimary, loadExternal, type PrimaryKey } from '../../src/client/index.js';
 import { ActivateCredential, MakeCredential, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { makeCredential } from '../../src/tpm/credential.js';
@@ -43,6 +43,17 @@ describe('simulator credentials: MakeCredential and ActivateCredential', () => {
     // Bound to another Name: the HMAC does not match the AK's.
     const other = await tpm.run(MakeCredential, { handle: key }, { credential, objectName: key.name });
     await expect(activate(tpm, ak, key, other.params)).rejects.toMatchObject({ rc: rcForParameter(TPM_RC.INTEGRITY, 1) });
+  });
+
+  it('MakeCredential with the EK public area loaded by LoadExternal (no private part), activated with the real EK', async () => {
+    const { tpm } = await started();
+    const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
+    const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, rsaEkTemplate());
+    const external = await loadExternal(tpm, ek.publicArea);
+    const credential = new Uint8Array(randomBytes(32));
+    const made = await tpm.run(MakeCredential, { handle: external }, { credential, objectName: ak.name });
+    await tpm.flush(external);
+    expect(await activateCredential(tpm, ak, ek, made.params.credentialBlob, made.params.secret)).toEqual(credential);
   });
 
   it('answers a wrong EK, a changed blob or secret, a non-decryption key and an oversize credential with libtpms codes', async () => {
