@@ -5,6 +5,7 @@
  */
 import { constants as cryptoConstants, createECDH, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
 import { ECDH_KeyGen, ECDH_ZGen, RSA_Decrypt, RSA_Encrypt, VerifySignature } from '../../tpm/commands/index.js';
+import { bigIntFromBytes, bytesFromBigInt } from '../../tpm/bytes.js';
 import { TPM_ALG, TPM_RH, TPM_ST } from '../../tpm/constants.js';
 import { isHashSupported, nodeHashName } from '../../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
@@ -65,14 +66,6 @@ function oaepHash(hashAlg: number): string {
   return nodeHashName(hashAlg);
 }
 
-function bigOf(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
-}
-
-function bytesOf(v: bigint, size: number): Uint8Array {
-  return Uint8Array.from(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
-}
-
 /** Part 3 §14.2: no authorization, the key's public part; needs `decrypt`. */
 export const rsaEncryptHandler = handler(RSA_Encrypt, ({ engine }, { keyHandle }, { message, inScheme, label }) => {
   const o = rsaKey(engine, keyHandle);
@@ -88,7 +81,7 @@ export const rsaEncryptHandler = handler(RSA_Encrypt, ({ engine }, { keyHandle }
       let i = 0;
       while (i < message.length && message[i] === 0) i++;
       const m = message.subarray(i);
-      if (m.length > modBytes || bigOf(m) >= bigOf(o.publicArea.unique)) throw new TpmError(TPM_RC.VALUE);
+      if (m.length > modBytes || bigIntFromBytes(m) >= bigIntFromBytes(o.publicArea.unique)) throw new TpmError(TPM_RC.VALUE);
       const block = new Uint8Array(modBytes);
       block.set(m, modBytes - m.length);
       outData = new Uint8Array(publicEncrypt({ key, padding: cryptoConstants.RSA_NO_PADDING }, block));
@@ -198,9 +191,9 @@ function curveOf(curveID: number): Curve | undefined {
 /** x of [k]P through node:crypto's ECDH (OpenSSL checks that P is on the curve); undefined when it is not. */
 function xOfProduct(curve: Curve, k: bigint, uncompressedP: Uint8Array): bigint | undefined {
   const ecdh = createECDH(curve.nodeName);
-  ecdh.setPrivateKey(bytesOf(k, curve.size));
+  ecdh.setPrivateKey(bytesFromBigInt(k, curve.size));
   try {
-    return bigOf(new Uint8Array(ecdh.computeSecret(uncompressedP)));
+    return bigIntFromBytes(new Uint8Array(ecdh.computeSecret(uncompressedP)));
   } catch {
     return undefined;
   }
@@ -218,24 +211,24 @@ function xOfProduct(curve: Curve, k: bigint, uncompressedP: Uint8Array): bigint 
 function multiplyPoint(curve: Curve, scalar: bigint, P: TPMS_ECC_POINT): TPMS_ECC_POINT | 'off-curve' | 'infinity' {
   const { size, order: n, prime: p } = curve;
   if (P.x.length > size || P.y.length > size || P.x.length === 0 || P.y.length === 0) return 'off-curve';
-  const xp = bigOf(P.x);
-  const yp = bigOf(P.y);
+  const xp = bigIntFromBytes(P.x);
+  const yp = bigIntFromBytes(P.y);
   if (xp >= p || yp >= p) return 'off-curve';
-  const enc = Uint8Array.from([4, ...bytesOf(xp, size), ...bytesOf(yp, size)]);
+  const enc = Uint8Array.from([4, ...bytesFromBigInt(xp, size), ...bytesFromBigInt(yp, size)]);
   // OpenSSL checks the point while multiplying; [1]P is a cheap way to ask for any scalar.
   const k = mod(scalar, n);
   const xz = xOfProduct(curve, k === 0n ? 1n : k, enc);
   if (xz === undefined) return 'off-curve';
   if (k === 0n) return 'infinity';
   // [1]P and [n−1]P = −P: the chord formulas need Z ≠ ±P.
-  if (k === 1n) return { x: bytesOf(xp, size), y: bytesOf(yp, size) };
-  if (k === n - 1n) return { x: bytesOf(xp, size), y: bytesOf(mod(-yp, p), size) };
+  if (k === 1n) return { x: bytesFromBigInt(xp, size), y: bytesFromBigInt(yp, size) };
+  if (k === n - 1n) return { x: bytesFromBigInt(xp, size), y: bytesFromBigInt(mod(-yp, p), size) };
   const xPlus = xOfProduct(curve, k + 1n, enc)!;
   const xMinus = xOfProduct(curve, k - 1n, enc)!;
   // A prime-order curve has no point with y = 0, and x_Z = x_P only for Z = ±P (handled above).
   const dx = mod(xp - xz, p);
   const yz = mod((xMinus - xPlus) * dx * dx * modInverse(4n * yp, p), p);
-  return { x: bytesOf(xz, size), y: bytesOf(yz, size) };
+  return { x: bytesFromBigInt(xz, size), y: bytesFromBigInt(yz, size) };
 }
 
 function eccKey(engine: TpmEngine, h: number): LoadedObject & { readonly publicArea: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.ECC }> } {
@@ -253,12 +246,12 @@ export const ecdhKeyGenHandler = handler(ECDH_KeyGen, ({ engine }, { keyHandle }
   const curve = curveOf(o.publicArea.parameters.curveID);
   if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   // 1 ≤ d_e < n (FIPS 186-4 §B.4.1, as keygen and ECDSA draw their scalars), so [d_e]Q is never the point at infinity.
-  const d = (bigOf(engine.random(curve.size + 8)) % (curve.order - 1n)) + 1n;
+  const d = (bigIntFromBytes(engine.random(curve.size + 8)) % (curve.order - 1n)) + 1n;
   const zPoint = multiplyPoint(curve, d, o.publicArea.unique);
   // The key's point is off the curve: the key is bad (TPM_RC_KEY), as the reference answers.
   if (typeof zPoint === 'string') throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   const ecdh = createECDH(curve.nodeName);
-  ecdh.setPrivateKey(bytesOf(d, curve.size));
+  ecdh.setPrivateKey(bytesFromBigInt(d, curve.size));
   const pub = new Uint8Array(ecdh.getPublicKey(null, 'uncompressed'));
   const pubPoint = { x: pub.slice(1, 1 + curve.size), y: pub.slice(1 + curve.size) };
   return ok<typeof ECDH_KeyGen>({ zPoint, pubPoint });
@@ -278,7 +271,7 @@ export const ecdhZGenHandler = handler(ECDH_ZGen, ({ engine }, { keyHandle }, { 
   if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   // A public-only key (LoadExternal) has no scalar; its authorization fails before this in practice.
   if (o.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
-  const d = bigOf(o.sensitive.sensitive as Uint8Array);
+  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
   const outPoint = multiplyPoint(curve, d, inPoint);
   if (outPoint === 'off-curve') throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, 1));
   if (outPoint === 'infinity') throw new TpmError(rcForParameter(TPM_RC.NO_RESULT, 1));
