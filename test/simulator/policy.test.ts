@@ -53,6 +53,7 @@ import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, TPMT_HA, TPMT_PUBLIC, type TPMS_NV_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
+import { cpHash } from '../../src/tpm/cphash.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { checkCondition } from '../../src/simulator/handlers/policy.js';
 import { checkPolicySession, type PolicyUse } from '../../src/simulator/policy-check.js';
@@ -732,6 +733,26 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
     expect(isRc(await rejection(unsealWith(first)), TPM_RC.VALUE)).toBe(true);
     expect(await unsealWith(await approve())).toEqual(secret);
     expect(env.engine.volatile.sessions.count).toBe(0);
+  });
+
+  it('cpHashA of PolicySecret binds the session to one command: Unseal of the named object only', async () => {
+    const env = await started();
+    const { tpm } = env;
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    // cpHashA does not enter the digest (Part 3 §23.4): both objects have the same policy.
+    const authPolicy = new PolicyCalculator(SHA256).policySecret({ authName: handleName(TPM_RH.OWNER) }).digest;
+    const a = await load(tpm, srk, await create(tpm, srk, sealedTemplate(authPolicy), { sensitiveData: Uint8Array.of(0xa) }));
+    const b = await load(tpm, srk, await create(tpm, srk, sealedTemplate(authPolicy), { sensitiveData: Uint8Array.of(0xb) }));
+    // The cpHash of Unseal(a): H(CC_Unseal ‖ Name(a)), no parameters (Part 1 §18.7), by the core and by hand.
+    const cp = cpHash(SHA256, TPM_CC.Unseal, [a.name], EMPTY);
+    expect(cp).toEqual(sha256(u32(TPM_CC.Unseal), a.name));
+    const unsealWith = (item: typeof a) =>
+      tpm.withSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never }, async (s) => {
+        await tpm.run(PolicySecret, { authHandle: TPM_RH.OWNER, policySession: s.handle }, { nonceTPM: s.nonceTPM, cpHashA: cp, policyRef: EMPTY, expiration: 0 });
+        return (await tpm.run(Unseal, { itemHandle: item }, {}, { sessions: [s] })).params.outData;
+      });
+    expect(await unsealWith(a)).toEqual(Uint8Array.of(0xa));
+    expect(isRc(await rejection(unsealWith(b)), TPM_RC.POLICY_FAIL)).toBe(true);
   });
 
   it('PolicySigned (a node:crypto key) with PolicyCommandCode authorizes Unseal; its ticket does so again in a new session until it expires', async () => {
