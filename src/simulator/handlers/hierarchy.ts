@@ -163,15 +163,15 @@ export const dictionaryAttackLockResetHandler = handler(DictionaryAttackLockRese
 
 /**
  * Part 3 §25.3: maxTries, recoveryTime (seconds per forgotten failure, 0 =
- * no lockout) and lockoutRecovery. A failure count above the new maximum is
- * cut to it, so the TPM is in lockout at once rather than beyond it.
+ * no lockout) and lockoutRecovery. The failure count is left as it is (an
+ * erratum removed its reset; libtpms keeps it even above the new maximum, so
+ * the TPM is in lockout until DictionaryAttackLockReset or recovery).
  */
 export const dictionaryAttackParametersHandler = handler(DictionaryAttackParameters, (ctx, _h, { newMaxTries, newRecoveryTime, lockoutRecovery }) => {
   const da = ctx.engine.state.dictionaryAttack;
   da.maxTries = newMaxTries;
   da.recoveryTime = newRecoveryTime;
   da.lockoutRecovery = lockoutRecovery;
-  if (da.failedTries > da.maxTries) da.failedTries = da.maxTries;
   ctx.persistentChanged = true;
   return ok<typeof DictionaryAttackParameters>({});
 });
