@@ -716,6 +716,43 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('flushcontext', [f('ps2.session')]);
     });
 
+    flow('policynv (eq true, ult false), getpolicydigest, policyrestart; policyauthvalue with an HMAC of the object\'s password', async () => {
+      const parent = await srk();
+      const idx = '0x01500040';
+      await tool('nvdefine', ['-C', 'o', '-p', 'nvpass', idx, '-a', 'authread|authwrite', '-s', '4']);
+      const value = Buffer.from('00000100', 'hex');
+      await write('pnv.value', value);
+      await tool('nvwrite', ['-P', 'nvpass', '-i', f('pnv.value'), idx]);
+      const nvName = Buffer.from(field(await tool('nvreadpublic', [idx]), 'name'), 'hex');
+      await write('pnv.small', Buffer.from('00000010', 'hex'));
+      await tool('startauthsession', ['--policy-session', '-S', f('pnv.session')]);
+      await tool('policynv', ['-S', f('pnv.session'), '-L', f('pnv.policy'), '-i', f('pnv.value'), idx, 'eq', '-P', 'nvpass']);
+      // Part 3 §23.9: H(old ‖ CC_PolicyNV ‖ H(operandB ‖ offset ‖ operation) ‖ nvIndexName).
+      const expected = sha256(ZERO32, u32(0x149), sha256(value, u16(0), u16(0)), nvName);
+      expect((await read('pnv.policy')).equals(expected)).toBe(true);
+      // 0x100 < 0x10 is false: TPM_RC_POLICY, the digest unchanged.
+      expect(await toolFails('policynv', ['-S', f('pnv.session'), '-i', f('pnv.small'), idx, 'ult', '-P', 'nvpass'])).toBe(TPM_RC.POLICY);
+      await tool('getpolicydigest', ['-S', f('pnv.session'), '-o', f('pnv.digest')]);
+      expect((await read('pnv.digest')).equals(expected)).toBe(true);
+      await tool('policyrestart', ['-S', f('pnv.session')]);
+      await tool('getpolicydigest', ['-S', f('pnv.session'), '-o', f('pnv.digest2')]);
+      expect((await read('pnv.digest2')).equals(ZERO32)).toBe(true);
+      // PolicyAuthValue: the object's password proven by the session HMAC (not sent in clear as with PolicyPassword).
+      await tool('policyauthvalue', ['-S', f('pnv.session'), '-L', f('pav.policy')]);
+      expect((await read('pav.policy')).equals(policyAuthValue(ZERO32))).toBe(true);
+      await write('pav.in', 'auth value in an HMAC');
+      await tool('create', ['-C', parent, '-i', f('pav.in'), '-p', 'pavpw', '-L', f('pav.policy'), '-a', 'fixedtpm|fixedparent|noda', '-u', f('pav.pub'), '-r', f('pav.priv')]);
+      await tool('load', ['-C', parent, '-u', f('pav.pub'), '-r', f('pav.priv'), '-c', f('pav.ctx')]);
+      await tool('unseal', ['-c', f('pav.ctx'), '-p', `session:${f('pnv.session')}+pavpw`, '-o', f('pav.out')]);
+      expect((await read('pav.out')).toString()).toBe('auth value in an HMAC');
+      await tool('flushcontext', [f('pnv.session')]);
+      await tool('startauthsession', ['--policy-session', '-S', f('pav2.session')]);
+      await tool('policyauthvalue', ['-S', f('pav2.session')]);
+      expect(await toolFails('unseal', ['-c', f('pav.ctx'), '-p', `session:${f('pav2.session')}+wrong`])).toBe(TPM_RC.BAD_AUTH);
+      await tool('flushcontext', [f('pav2.session')]);
+      await tool('nvundefine', [idx, '-C', 'o']);
+    });
+
     flow('startauthsession hmac (salted, bound) and policy; sessionconfig encrypt/decrypt on NV write/read', async () => {
       const parent = await srk();
       const idx = '0x01500020';
