@@ -7,7 +7,10 @@
  * swtpm (libtpms, the reference we imitate) replaying the same sequence in a
  * trial session. Signatures for PolicySigned are made by node:crypto and
  * verified by the simulator; tickets are recomputed with node:crypto HMACs
- * under the hierarchy proofs.
+ * under the hierarchy proofs. Response codes of refused commands are
+ * compared with swtpm's. End to end, policy sessions authorize Unseal through
+ * the engine (PCR policies with the client's seal/unseal, PolicyAuthorize with
+ * a VerifySignature ticket, PolicySigned and its ticket, a cpHashA).
  */
 import { constants as cryptoConstants, createHash, createHmac, createSecretKey, generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -231,8 +231,9 @@ function authOutput(
 }
 
 /**
- * Part 3 §23.9.2 TPM_EO on two big-endian operands of equal length (the
- * reference's PolicySptCheckCondition).
+ * A TPM_EO comparison (Part 2 §6.8) of two big-endian operands of equal
+ * length, as PolicyNV and PolicyCounterTimer apply it (Part 3 §23.9, §23.10;
+ * the reference's PolicySptCheckCondition): A is the TPM's data, B operandB.
  */
 export function checkCondition(operation: number, a: Uint8Array, b: Uint8Array): boolean {
   const unsigned = (): number => {
