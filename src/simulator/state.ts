@@ -161,8 +161,9 @@ export interface SimulatorState {
    */
   orderlyShutdown: 'none' | 'clear' | 'state';
   /**
-   * Part 1 §37.2.3.4: the highest value any NV counter has had, also one
-   * since undefined; a new counter starts there so no counter value repeats.
+   * Part 1 §37.2.3.4: the highest value of any written NV counter deleted so
+   * far (UndefineSpace, Clear); a new counter starts there, so no counter
+   * value repeats (the reference's maxCount).
    */
   nvCounterMax: bigint;
   /** EK certificates of manufacture (manufacture.ts). */

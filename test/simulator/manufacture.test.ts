@@ -13,10 +13,11 @@ import { TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants
 import { TPM_RC, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
+import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { openEnginePlatform } from '../../src/cli/tpm.js';
+import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import {
   EK_CERTIFICATE_INDICES,
   createSoftwareTpmCa,
@@ -204,7 +205,7 @@ describe('tpm serve: the platform over a state folder gets its EK certificates f
 });
 
 describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
-  it('a new counter starts above the highest value any counter ever had, even one since undefined; TPM_PT_NV_COUNTERS counts them', async () => {
+  it('a new counter starts above the highest value of a counter since undefined (libtpms maxCount); TPM_PT_NV_COUNTERS counts them', async () => {
     const engine = new TpmEngine();
     const tpm = await started(engine);
     const a = await nvDefine(tpm, { index: 0x01500100, type: 'counter' });
@@ -220,12 +221,50 @@ describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
     const b = await nvDefine(tpm, { index: 0x01500101, type: 'counter' });
     await nvIncrement(tpm, b);
     expect(await nvReadCounter(tpm, b)).toBe(6n);
-    expect(engine.state.nvCounterMax).toBe(6n);
+    expect(engine.state.nvCounterMax).toBe(5n);
     // The floor survives a restart through the state file.
     const restored = validateSimulatorState(parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION));
-    expect(restored.nvCounterMax).toBe(6n);
+    expect(restored.nvCounterMax).toBe(5n);
     expect(TPMA_NV.fromWord(engine.state.nvIndices[0]!.attributes).WRITTEN).toBe(true);
     const broken = { ...restored, nvCounterMax: -1n };
     expect(() => validateSimulatorState(broken)).toThrow(/nvCounterMax/);
   });
 });
+
+/** Counters defined, incremented, undefined and defined again: the values a TPM gives (libtpms keeps the floor too). */
+async function counterScenario(tpm: Tpm): Promise<string[]> {
+  const log: string[] = [];
+  const a = await nvDefine(tpm, { index: 0x01500200, type: 'counter' });
+  for (let i = 0; i < 3; i++) await nvIncrement(tpm, a);
+  const b = await nvDefine(tpm, { index: 0x01500201, type: 'counter' });
+  await nvIncrement(tpm, b);
+  log.push(`second counter beside the first: ${await nvReadCounter(tpm, b)}`);
+  await nvIncrement(tpm, a);
+  await nvUndefine(tpm, a);
+  await nvUndefine(tpm, b);
+  const c = await nvDefine(tpm, { index: 0x01500202, type: 'counter' });
+  await nvIncrement(tpm, c);
+  log.push(`counter after both were undefined: ${await nvReadCounter(tpm, c)}`);
+  await nvUndefine(tpm, c);
+  return log;
+}
+
+describeWithSwtpm('simulator NV counter floor agrees with swtpm', () => {
+  let sw: SwtpmInstance | undefined;
+  let t: SwtpmTransport | undefined;
+  beforeAll(async () => {
+    sw = await startSwtpm();
+    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
+    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sw?.stop();
+  });
+
+  it('gives the same counter values', async () => {
+    const expected = await counterScenario(new Tpm(t!));
+    expect(await counterScenario(await started(new TpmEngine()))).toEqual(expected);
+  });
+});
+

@@ -189,7 +189,7 @@ export const nvUndefineSpaceHandler = handler(NV_UndefineSpace, (ctx, { authHand
   const a = attrs(nv);
   if (a.POLICY_DELETE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
   if (authHandle === TPM_RH.OWNER && a.PLATFORMCREATE) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
-  state.nvIndices = state.nvIndices.filter((n) => n !== nv);
+  deleteNvIndices(state, (n) => n === nv);
   changed(ctx);
   return ok<typeof NV_UndefineSpace>({});
 });
@@ -233,9 +233,24 @@ export const nvReadHandler = handler(NV_Read, async (ctx, { authHandle, nvIndex 
 });
 
 /**
+ * Removes the indices `doomed` selects (UndefineSpace, Clear). A written
+ * counter leaves its value in state.nvCounterMax (Part 1 §37.2.3.4; the
+ * reference's NvDeleteIndex → NvUpdateMaxCount), the floor of new counters.
+ */
+export function deleteNvIndices(state: SimulatorState, doomed: (nv: NvIndexState) => boolean): void {
+  for (const n of state.nvIndices) {
+    if (!doomed(n)) continue;
+    const a = TPMA_NV.fromWord(n.attributes);
+    if (a.TPM_NT === TPM_NT.COUNTER && a.WRITTEN && u64(n.data) > state.nvCounterMax) state.nvCounterMax = u64(n.data);
+  }
+  state.nvIndices = state.nvIndices.filter((n) => !doomed(n));
+}
+
+/**
  * Part 3 §31.8 and Part 1 §37.2.3.4: a counter that was never written starts
- * at the highest value any counter ever had (state.nvCounterMax, kept when
- * the index is undefined), so no counter value is ever seen twice.
+ * from the highest value a deleted counter had (state.nvCounterMax), so no
+ * counter value repeats after an index is undefined and defined again. Like
+ * the reference (NvReadMaxCount), counters that still exist do not raise it.
  */
 export const nvIncrementHandler = handler(NV_Increment, (ctx, { authHandle, nvIndex }) => {
   const { state } = ctx.engine;
@@ -244,26 +259,13 @@ export const nvIncrementHandler = handler(NV_Increment, (ctx, { authHandle, nvIn
   if (ntOf(nv) !== TPM_NT.COUNTER) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 2));
   let value: bigint;
   if (attrs(nv).WRITTEN) value = u64(nv.data);
-  else value = highestCounter(state);
+  else value = state.nvCounterMax;
   if (value === 0xffffffffffffffffn) throw new TpmError(TPM_RC.NV_RANGE);
   nv.data = u64Bytes(value + 1n);
-  if (value + 1n > state.nvCounterMax) state.nvCounterMax = value + 1n;
   setAttrs(nv, { WRITTEN: true });
   changed(ctx);
   return ok<typeof NV_Increment>({});
 });
-
-function highestCounter(state: SimulatorState): bigint {
-  let max = state.nvCounterMax;
-  for (const n of state.nvIndices) {
-    const a = TPMA_NV.fromWord(n.attributes);
-    if (a.TPM_NT === TPM_NT.COUNTER && a.WRITTEN) {
-      const v = u64(n.data);
-      if (v > max) max = v;
-    }
-  }
-  return max;
-}
 
 /** Part 3 §31.9: value := H_nameAlg(value ‖ data), starting from zeros before the first extend. */
 export const nvExtendHandler = handler(NV_Extend, (ctx, { authHandle, nvIndex }, { data }) => {
