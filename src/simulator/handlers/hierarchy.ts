@@ -18,6 +18,7 @@ import {
 import { HANDLE_RANGE, TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPMA_NV, TPMT_PUBLIC, TPMT_SENSITIVE } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
 import { ENGINE_LIMITS, type TpmEngine } from '../engine.js';
@@ -25,7 +26,7 @@ import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
-import { findObject, isSequence, trimAuth } from './object.js';
+import { findObject, isSequence } from './object.js';
 
 function inRange(h: number, range: readonly [number, number]): boolean {
   return h >= range[0] && h <= range[1];
@@ -95,7 +96,7 @@ function authOf(engine: TpmEngine, h: number): HierarchyAuth {
  * digest of the context-integrity hash (SHA-512 here, as in libtpms).
  */
 export const hierarchyChangeAuthHandler = handler(HierarchyChangeAuth, (ctx, { authHandle }, { newAuth }) => {
-  const authValue = trimAuth(newAuth);
+  const authValue = trimAuthValue(newAuth);
   if (authValue.length > digestSize(TICKET_HASH_ALG)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   authOf(ctx.engine, authHandle).authValue = authValue;
   ctx.persistentChanged = true;

@@ -5,6 +5,7 @@
  * keyFromSensitive; src/tpm/secret.ts: decryptSecret through unwrapDuplicate).
  * Also registers object.ts's Unseal and ObjectChangeAuth (Part 3 §12.7, §12.8).
  */
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { CreateLoaded, Import, LoadExternal } from '../../tpm/commands/index.js';
 import { TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
@@ -13,9 +14,9 @@ import { CryptoError, ParseError, TrustrootError } from '../../tpm/errors.js';
 import { objectName, qualifiedName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { publicKeyFromArea } from '../../tpm/secret.js';
+import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPM2B_SENSITIVE, decodeTemplate, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
-import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { TpmEngine } from '../engine.js';
 import type { LoadedObject } from '../objects.js';
 import type { CommandHandler } from './handler.js';
@@ -28,7 +29,6 @@ import {
   primaryLoadedObject,
   privateWrap,
   storageParent,
-  trimAuth,
   unsealHandler,
 } from './object.js';
 
@@ -130,14 +130,14 @@ export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPr
   if (inPrivate !== null && (a.fixedTPM || a.fixedParent || a.restricted)) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_PUBLIC));
   // Part 3 §12.3 admits nameAlg TPM_ALG_NULL here: an object without a Name (empty, as libtpms answers), usable
   // only through its handle, with an empty authValue and authPolicy.
-  checkTemplate(inPublic, new Uint8Array(0), trimAuth(inPrivate?.authValue ?? new Uint8Array(0)), false, true);
+  checkTemplate(inPublic, new Uint8Array(0), trimAuthValue(inPrivate?.authValue ?? new Uint8Array(0)), false, true);
   freeSlot(engine);
   const name = objectName(inPublic);
   let sensitive: TPMT_SENSITIVE;
   let key: KeyObject;
   if (inPrivate !== null) {
     if (inPrivate.sensitiveType !== inPublic.type) throw new TpmError(rcForParameter(TPM_RC.TYPE, P_PRIVATE));
-    sensitive = { ...inPrivate, authValue: trimAuth(inPrivate.authValue) };
+    sensitive = { ...inPrivate, authValue: trimAuthValue(inPrivate.authValue) };
     try {
       key = keyFromSensitive(inPublic, sensitive);
     } catch {
@@ -202,7 +202,7 @@ export const importHandler = handler(Import, ({ engine }, { parentHandle }, para
   }
   // Checked now as a Load would (ObjectLoad): attributes, authValue size, and that the key belongs to the public area.
   checkTemplate(objectPublic, new Uint8Array(0), new Uint8Array(0), false);
-  if (trimAuth(sensitive.authValue).length > digestSize(objectPublic.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_DUPLICATE));
+  if (trimAuthValue(sensitive.authValue).length > digestSize(objectPublic.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_DUPLICATE));
   try {
     keyFromSensitive(objectPublic, sensitive);
   } catch {

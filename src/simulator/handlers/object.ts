@@ -7,6 +7,7 @@
  */
 import { Create, CreatePrimary, FlushContext, Load, ObjectChangeAuth, ReadPublic, Unseal } from '../../tpm/commands/index.js';
 import { equalBytes } from '../../tpm/bytes.js';
+import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPM_ALG, TPM_HT, TPM_ST } from '../../tpm/constants.js';
 import { digestSize, hash, isHashAlg } from '../../tpm/crypto/hash.js';
 import { handleName, objectName, qualifiedName } from '../../tpm/names.js';
@@ -408,13 +409,6 @@ export const unsealHandler = handler(Unseal, ({ engine }, { itemHandle }) => {
   return ok<typeof Unseal>({ outData: o.sensitive.sensitive });
 });
 
-/** Part 1 §19.8.4: trailing zeros of an authValue do not count. */
-export function trimAuth(b: Uint8Array): Uint8Array {
-  let n = b.length;
-  while (n > 0 && b[n - 1] === 0) n--;
-  return b.slice(0, n);
-}
-
 /**
  * Part 3 §12.8: the object's private area again, with a new authValue,
  * wrapped under its parent. The loaded object keeps its old authValue; the
@@ -427,7 +421,7 @@ export const objectChangeAuthHandler = handler(ObjectChangeAuth, ({ engine }, { 
   if (object === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   const parent = findObject(engine, parentHandle);
   if (parent === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 2));
-  const authValue = trimAuth(newAuth);
+  const authValue = trimAuthValue(newAuth);
   if (authValue.length > digestSize(object.publicArea.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   if (object.primary || object.name.length < 2 || parent.publicOnly === true || !equalBytes(qualifiedName(parent.qualifiedName, object.name), object.qualifiedName)) {
     throw new TpmError(rcForHandle(TPM_RC.TYPE, 2));
