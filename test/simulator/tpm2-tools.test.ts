@@ -427,6 +427,50 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('verifysignature', ['-c', f('ec.ctx'), '-g', 'sha256', '-m', f('ecmsg.bin'), '-s', f('ec.sig')]);
     });
 
+    flow('RSA variants: RSA-PSS signature checked by openssl; RSAES round trip; CreateLoaded (tpm2_create -c)', async () => {
+      const parent = await srk();
+      await tool('create', ['-C', parent, '-G', 'rsa2048', '-a', 'sign|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth', '-u', f('rv.pub'), '-r', f('rv.priv'), '-c', f('rv.ctx')]);
+      await tool('readpublic', ['-c', f('rv.ctx'), '-f', 'pem', '-o', f('rv.pem')]);
+      const msg = randomBytes(100);
+      await write('rv.msg', msg);
+      await tool('sign', ['-c', f('rv.ctx'), '-g', 'sha256', '-s', 'rsapss', '-f', 'plain', '-o', f('rv.pss'), f('rv.msg')]);
+      // Part 1 §B.7: the TPM's PSS salt is as long as the digest.
+      const r = await sh('openssl', ['dgst', '-sha256', '-verify', f('rv.pem'), '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32', '-signature', f('rv.pss'), f('rv.msg')]);
+      expect(r.stdout).toContain('Verified OK');
+      expect(cryptoVerify('sha256', msg, { key: createPublicKey(await read('rv.pem')), padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, await read('rv.pss'))).toBe(true);
+      const secret = randomBytes(40);
+      await write('rv.secret', secret);
+      await tool('rsaencrypt', ['-c', f('rv.ctx'), '-s', 'rsaes', '-o', f('rv.ct'), f('rv.secret')]);
+      await tool('rsadecrypt', ['-c', f('rv.ctx'), '-s', 'rsaes', '-o', f('rv.pt'), f('rv.ct')]);
+      expect((await read('rv.pt')).equals(secret)).toBe(true);
+      // PKCS#1 v1.5 made by node, opened by the TPM.
+      await write('rv.node.ct', publicEncrypt({ key: createPublicKey(await read('rv.pem')), padding: cryptoConstants.RSA_PKCS1_PADDING }, secret));
+      await tool('rsadecrypt', ['-c', f('rv.ctx'), '-s', 'rsaes', '-o', f('rv.node.pt'), f('rv.node.ct')]);
+      expect((await read('rv.node.pt')).equals(secret)).toBe(true);
+    });
+
+    flow('platform hierarchy: nvdefine -C p, evictcontrol -C p; clearcontrol disables clear until re-enabled', async () => {
+      const idx = '0x01500050';
+      await tool('nvdefine', [idx, '-C', 'p', '-s', '8', '-a', 'ppread|ppwrite|authread|authwrite|platformcreate']);
+      await write('pnv.in', randomBytes(8));
+      await tool('nvwrite', [idx, '-C', 'p', '-i', f('pnv.in')]);
+      await tool('nvread', [idx, '-C', 'p', '-s', '8', '-o', f('pnv.out')]);
+      expect((await read('pnv.out')).equals(await read('pnv.in'))).toBe(true);
+      // Owner authorization cannot undefine a platform-created index (TPM_RC_NV_AUTHORIZATION).
+      expect(await toolFails('nvundefine', [idx, '-C', 'o'])).toBe(TPM_RC.NV_AUTHORIZATION);
+      await tool('nvundefine', [idx, '-C', 'p']);
+      await tool('createprimary', ['-C', 'p', '-G', 'ecc', '-c', f('pp.ctx')]);
+      await tool('evictcontrol', ['-C', 'p', '-c', f('pp.ctx'), '0x81800010']);
+      expect(await tool('getcap', ['handles-persistent'])).toMatch(/0x81800010/);
+      await tool('evictcontrol', ['-C', 'p', '-c', '0x81800010']);
+      await tool('clearcontrol', ['-C', 'p', 's']);
+      try {
+        expect(await toolFails('clear', ['-c', 'l'])).toBe(TPM_RC.DISABLED);
+      } finally {
+        await tool('clearcontrol', ['-C', 'p', 'c']);
+      }
+    });
+
     flow('hash: small and sequence (> 1024 bytes) input equal node SHA-256; ticket for the owner hierarchy', async () => {
       const small = Buffer.from('abc');
       await write('small.bin', small);
@@ -852,6 +896,10 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
       expect(msg.includes(Buffer.from(nonce, 'hex'))).toBe(true);
       await tool('quote', ['-c', f('ak.ctx'), '-l', 'sha256:0', '-q', nonce, '-m', f('q2.msg'), '-s', f('q2.sig'), '-f', 'plain', '-g', 'sha256']);
       expect(cryptoVerify('sha256', await read('q2.msg'), createPublicKey(await read('ak.pub')), await read('q2.sig'))).toBe(true);
+      // An RSA AK (RSASSA) as well.
+      await tool('createak', ['-C', f('ek.ctx'), '-c', f('akr.ctx'), '-G', 'rsa', '-g', 'sha256', '-s', 'rsassa', '-u', f('akr.pub'), '-f', 'pem']);
+      await tool('quote', ['-c', f('akr.ctx'), '-l', 'sha256:0,16', '-q', nonce, '-m', f('qr.msg'), '-s', f('qr.sig'), '-o', f('qr.pcrs'), '-g', 'sha256']);
+      await tool('checkquote', ['-u', f('akr.pub'), '-m', f('qr.msg'), '-s', f('qr.sig'), '-f', f('qr.pcrs'), '-g', 'sha256', '-q', nonce]);
     });
 
     flow('makecredential (software, -T none) + activatecredential returns the secret', async () => {
