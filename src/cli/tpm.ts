@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TpmEngine } from '../simulator/engine.js';
 import { startTpmServer, type ServerProtocol, type SimulatorPlatform, type TpmServer } from '../simulator/server.js';
-import { defaultSoftwareTpmCaDir, loadOrCreateSoftwareTpmCa } from '../simulator/manufacture.js';
+import { EK_CERTIFICATE_INDICES, defaultSoftwareTpmCaDir, ensureEkCertificate, loadOrCreateSoftwareTpmCa } from '../simulator/manufacture.js';
 import { openSimulatorStore } from '../simulator/store.js';
 import { TrustrootError } from '../tpm/errors.js';
 import { EXIT, type CliContext } from './attest.js';
@@ -35,7 +35,8 @@ export interface EnginePlatformOptions {
  * missing) in a TpmEngine. Every command's state changes are saved before its
  * response leaves, so an answered NV write survives a crash. A TPM without EK
  * certificates gets them from the installation's CA (made on first use in
- * `caDir`), saved before serving starts.
+ * `caDir`): the ECC EK's certificate at once, the RSA EK's when first read;
+ * the state is saved before serving starts.
  * @throws StateError when the folder is locked by another server, corrupt or unreadable, or the CA folder is damaged
  */
 export async function openEnginePlatform(stateDir: string, options: EnginePlatformOptions = {}): Promise<OpenedPlatform> {
@@ -46,6 +47,8 @@ export async function openEnginePlatform(stateDir: string, options: EnginePlatfo
   const engine = new TpmEngine({ state, persist: (s) => store.save(s), manufacture: { ca } });
   if (!provisioned) {
     try {
+      // The ECC EK's certificate now (cheap); the RSA EK's on first read (manufacture.ts).
+      await ensureEkCertificate(engine, EK_CERTIFICATE_INDICES.eccP256);
       await store.save(engine.state);
     } catch (e) {
       await store.close();

@@ -192,6 +192,12 @@ describe('tpm serve: the platform over a state folder gets its EK certificates f
     const first = await readEkCertificates(a.tpm);
     expect(first.length).toBe(2);
     await a.close();
+    // Provisioned before serving: the ECC certificate made, the RSA one pending until read.
+    const fresh = await openEnginePlatform(join(dir, 'c'));
+    await fresh.close();
+    const manufactured = validateSimulatorState(parseStateFile(await readFile(join(dir, 'c', 'state.json')), SIMULATOR_STATE_VERSION));
+    expect(manufactured.ekCertificates).toMatchObject({ provisioned: true, pending: [EK_CERTIFICATE_INDICES.rsa2048] });
+    expect(manufactured.nvIndices.find((n) => n.nvIndex === EK_CERTIFICATE_INDICES.eccP256)!.dataSize).toBeGreaterThan(300);
     const saved = validateSimulatorState(parseStateFile(await readFile(join(dir, 'a', 'state.json')), SIMULATOR_STATE_VERSION));
     expect(saved.ekCertificates).toMatchObject({ provisioned: true, pending: [] });
     const again = await open('a');
