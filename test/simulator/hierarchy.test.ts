@@ -23,6 +23,7 @@ import {
   NV_ReadPublic,
   ReadClock,
   ReadPublic,
+  Shutdown,
   Startup,
 } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
@@ -293,6 +294,24 @@ describe('simulator hierarchy commands', () => {
     // The state a store writes carries the new values.
     expect(engine.state.auths.owner.authValue).toEqual(newAuth);
     expect(engine.state.auths.platform.authValue).toEqual(newAuth);
+  });
+
+  it('every Startup empties platformAuth (Part 1 §13.2: firmware sets it anew each boot); ownerAuth survives', async () => {
+    const { engine, t } = await started();
+    const newAuth = Uint8Array.of(7, 7, 7);
+    await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.PLATFORM }, { newAuth });
+    await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth });
+    for (const [shutdownType, startupType] of [[TPM_SU.CLEAR, TPM_SU.CLEAR], [TPM_SU.STATE, TPM_SU.STATE]] as const) {
+      await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.PLATFORM }, { newAuth }, { sessions: [passwordAuth(engine.state.auths.platform.authValue)] });
+      await runCommand(t, Shutdown, {}, { shutdownType });
+      engine.init();
+      await runCommand(t, Startup, {}, { startupType });
+      const p = await primary(t, TPM_RH.PLATFORM, eccSrkTemplate());
+      await runCommand(t, FlushContext, {}, { flushHandle: p.handles.objectHandle });
+      await expect(primary(t, TPM_RH.OWNER, eccSrkTemplate())).rejects.toSatisfy((e) => e instanceof TpmError && (e.is(TPM_RC.BAD_AUTH) || e.is(TPM_RC.AUTH_FAIL)));
+      const o = await primary(t, TPM_RH.OWNER, eccSrkTemplate(), newAuth);
+      await runCommand(t, FlushContext, {}, { flushHandle: o.handles.objectHandle });
+    }
   });
 
   it('HierarchyChangeAuth under an HMAC session: the response HMAC is keyed with the new authValue, which the client checks', async () => {

@@ -2,7 +2,7 @@
  * Part 3 §9 "Start-up": Startup and Shutdown, and the three ways a TPM comes
  * up (Part 1 §36.7–§36.9): TPM Reset, TPM Restart and TPM Resume.
  */
-import { TPM_SU } from '../../tpm/constants.js';
+import { TPM_ALG, TPM_SU } from '../../tpm/constants.js';
 import { Shutdown, Startup } from '../../tpm/commands/index.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import { isStateSaved } from '../pcr-rules.js';
@@ -53,6 +53,11 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     state.clock.restartCount = 0;
     clearNvOnStartup(state);
   }
+  // Part 1 §13.2 (the reference's HierarchyStartup): every Startup empties platformAuth and
+  // platformPolicy — the platform firmware sets its own again on each boot — and all but a
+  // Resume enable the platform's NV.
+  state.auths.platform = { authValue: new Uint8Array(0), authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
+  if (startupType !== TPM_SU.STATE) state.phEnableNV = true;
   // Part 1 §36.6: after a power loss without Shutdown the stored Clock may lag, so safe is cleared.
   if (state.orderlyShutdown === 'none') state.clock.safe = false;
   volatile.phEnable = true;
