@@ -18,8 +18,9 @@
  * is first read (NV_ReadPublic, NV_Read and NV_Certify call
  * `ensureEkCertificate`, and save the state before they answer). The RSA EK
  * needs an RSA-2048 derivation (a prime search), so a thousand engines do not
- * pay a thousand of them up front; the ECC one is made the same way because
- * an engine's constructor cannot wait for a key derivation. The indices
+ * pay a thousand of them up front; in an engine the ECC one is made the same
+ * way because a constructor cannot wait for a key derivation (`tpm serve`
+ * makes it before it serves, src/cli/tpm.ts). The indices
  * exist from the start (GetCapability lists them), with a size of 0 until
  * their certificate is made.
  */
