@@ -4,12 +4,13 @@
  * `propertyCount` and at most what fits MAX_CAP_DATA, and moreData says
  * whether any remain (Part 3 §30.2.1).
  */
-import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_ECC, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
-import { GetCapability } from '../../tpm/commands/index.js';
+import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
+import { GetCapability, TestParms } from '../../tpm/commands/index.js';
 import { CAP_LIMITS } from '../../tpm/limits.js';
 import { pcrSelection } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import { TPMA_ALGORITHM, TPMA_CC, TPMA_NV, TPMA_PERMANENT, TPMA_STARTUP_CLEAR, type TPMS_CAPABILITY_DATA } from '../../tpm/types/index.js';
+import { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, publicParmsRc } from '../algorithms.js';
 import { ENGINE_LIMITS, FIRMWARE_VERSION, type TpmEngine } from '../engine.js';
 import { isNoIncrement, isStateSaved, pcrsFor } from '../pcr-rules.js';
 import { PCR_COUNT } from '../state.js';
@@ -105,7 +106,7 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.NV_COUNTERS, s.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).TPM_NT === TPM_NT.COUNTER).length],
     [TPM_PT.NV_COUNTERS_AVAIL, 0],
     [TPM_PT.ALGORITHM_SET, 0],
-    [TPM_PT.LOADED_CURVES, ECC_CURVES.length],
+    [TPM_PT.LOADED_CURVES, IMPLEMENTED_CURVES.length],
     [TPM_PT.LOCKOUT_COUNTER, s.dictionaryAttack.failedTries],
     [TPM_PT.MAX_AUTH_FAIL, s.dictionaryAttack.maxTries],
     [TPM_PT.LOCKOUT_INTERVAL, s.dictionaryAttack.recoveryTime],
@@ -115,39 +116,6 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.AUDIT_COUNTER_1, 0],
   ];
 }
-
-/** The algorithms this software TPM is built to support (node:crypto provides each). */
-const A = TPMA_ALGORITHM.of;
-const ALGORITHMS: [number, ReturnType<typeof A>][] = [
-  [TPM_ALG.RSA, A({ asymmetric: true, object: true })],
-  [TPM_ALG.SHA1, A({ hash: true })],
-  [TPM_ALG.HMAC, A({ hash: true, signing: true })],
-  [TPM_ALG.AES, A({ symmetric: true })],
-  [TPM_ALG.MGF1, A({ hash: true, method: true })],
-  [TPM_ALG.KEYEDHASH, A({ hash: true, object: true, signing: true, encrypting: true })],
-  [TPM_ALG.XOR, A({ symmetric: true, hash: true })],
-  [TPM_ALG.SHA256, A({ hash: true })],
-  [TPM_ALG.SHA384, A({ hash: true })],
-  [TPM_ALG.SHA512, A({ hash: true })],
-  [TPM_ALG.NULL, A({})],
-  [TPM_ALG.RSASSA, A({ asymmetric: true, signing: true })],
-  [TPM_ALG.RSAES, A({ asymmetric: true, encrypting: true })],
-  [TPM_ALG.RSAPSS, A({ asymmetric: true, signing: true })],
-  [TPM_ALG.OAEP, A({ asymmetric: true, encrypting: true })],
-  [TPM_ALG.ECDSA, A({ asymmetric: true, signing: true })],
-  [TPM_ALG.ECDH, A({ asymmetric: true, method: true })],
-  [TPM_ALG.KDF1_SP800_56A, A({ hash: true, method: true })],
-  [TPM_ALG.KDF1_SP800_108, A({ hash: true, method: true })],
-  [TPM_ALG.ECC, A({ asymmetric: true, object: true })],
-  [TPM_ALG.SYMCIPHER, A({ object: true })],
-  [TPM_ALG.CTR, A({ symmetric: true, encrypting: true })],
-  [TPM_ALG.OFB, A({ symmetric: true, encrypting: true })],
-  [TPM_ALG.CBC, A({ symmetric: true, encrypting: true })],
-  [TPM_ALG.CFB, A({ symmetric: true, encrypting: true })],
-  [TPM_ALG.ECB, A({ symmetric: true, encrypting: true })],
-];
-
-const ECC_CURVES = [TPM_ECC.NIST_P256, TPM_ECC.NIST_P384, TPM_ECC.NIST_P521];
 
 /** Permanent handles a TPM lists under TPM_CAP_HANDLES (Part 2 §7.4). */
 const PERMANENT_HANDLES = [TPM_RH.OWNER, TPM_RH.NULL, TPM_RS_PW, TPM_RH.LOCKOUT, TPM_RH.ENDORSEMENT, TPM_RH.PLATFORM, TPM_RH.PLATFORM_NV];
@@ -178,7 +146,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
   let result: { moreData: 0 | 1; capabilityData: TPMS_CAPABILITY_DATA };
   switch (capability) {
     case TPM_CAP.ALGS: {
-      const p = page(ALGORITHMS.map(([alg, algProperties]) => [alg, { alg, algProperties }] as [number, { alg: number; algProperties: ReturnType<typeof A> }]), property, propertyCount, CAP_LIMITS.MAX_CAP_ALGS);
+      const p = page(IMPLEMENTED_ALGORITHMS.map(([alg, algProperties]) => [alg, { alg, algProperties }] as [number, { alg: number; algProperties: TPMA_ALGORITHM }]), property, propertyCount, CAP_LIMITS.MAX_CAP_ALGS);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
     }
@@ -237,7 +205,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
       break;
     }
     case TPM_CAP.ECC_CURVES: {
-      const p = page(ECC_CURVES.map((c) => [c, c] as [number, number]), property, propertyCount, CAP_LIMITS.MAX_ECC_CURVES);
+      const p = page(IMPLEMENTED_CURVES.map((c) => [c, c] as [number, number]), property, propertyCount, CAP_LIMITS.MAX_ECC_CURVES);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
     }
@@ -252,5 +220,9 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
   return ok<typeof GetCapability>(result);
 });
 
-
-
+/** Part 3 §30.3: whether the TPM supports a set of object parameters (algorithms.ts holds the one list it checks). */
+export const testParmsHandler = handler(TestParms, (_ctx, _h, { parameters }) => {
+  const rc = publicParmsRc(parameters);
+  if (rc !== 0) throw new TpmError(rcForParameter(rc, 1));
+  return ok<typeof TestParms>({});
+});

@@ -8,7 +8,7 @@ import { IMPORT_HANDLERS } from './import.js';
 import { POLICY_HANDLERS } from './policy.js';
 import { SESSION_HANDLERS } from './session.js';
 import { SYMMETRIC_HANDLERS } from './symmetric.js';
-import { getCapabilityHandler } from './capability.js';
+import { getCapabilityHandler, testParmsHandler } from './capability.js';
 import { readClockHandler } from './clock.js';
 import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
 import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
@@ -32,6 +32,7 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   pcrResetHandler,
   readClockHandler, // §29
   getCapabilityHandler, // §30
+  testParmsHandler,
   ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
   ...[createHandler, loadHandler, readPublicHandler, signHandler, createPrimaryHandler, flushContextHandler], // §12, §20, §24, §28 (object.ts)
   // Each area's file exports its handlers as one array.
