@@ -4,7 +4,8 @@
  * `sim:` are registered by the code that composes the layers; the client
  * cannot import the simulator, its sibling).
  *
- *   sim:                 an ephemeral TPM, manufactured now, gone on close
+ *   sim:                 an ephemeral TPM, manufactured now, gone on close; its EK
+ *                        certificates chain to a throwaway CA made for it
  *   sim:state=DIR        the TPM kept in DIR (as `trustroot tpm serve --state DIR`):
  *                        manufactured on first use, locked while open, every
  *                        change saved before its answer, saved again on close
@@ -15,6 +16,7 @@
 import { resolve } from 'node:path';
 import { parseTctiKeyValues, registerTcti, tctiSchemes, type TctiConfig, type TctiFactoryOptions } from '../client/tcti.js';
 import { TpmEngine } from '../simulator/engine.js';
+import { createSoftwareTpmCa } from '../simulator/manufacture.js';
 import { TctiError } from '../tpm/errors.js';
 import { inProcessTransport, type Transport } from '../tpm/transport/index.js';
 import { openEnginePlatform, type OpenedPlatform } from './tpm.js';
@@ -36,7 +38,7 @@ export function parseSimTcti(conf: string, cwd: string = process.cwd(), tcti = `
 
 /** An engine with no state folder: manufactured here, lost on close. */
 function ephemeralPlatform(): OpenedPlatform {
-  const engine = new TpmEngine();
+  const engine = new TpmEngine({ manufacture: { ca: createSoftwareTpmCa() } });
   return {
     platform: {
       execute: (command, locality) => engine.execute(command, locality),

@@ -11,6 +11,10 @@
  * be the EK's, their signature the local CA's); PolicyGetDigest shows what the
  * TPM computed for the EK policy session; padded, truncated and non-DER
  * certificates are written into NV indices defined here.
+ *
+ * The fixture differs by TPM, so the simulator has its own describe at the
+ * end: our software TPM as it manufactures itself (L-1 and L-2 certificates
+ * from its own CA, no persisted EKs).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +31,7 @@ import {
 } from '../../src/client/ek.js';
 import { Tpm } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { GetCapability, NV_DefineSpace, NV_ReadPublic, NV_UndefineSpace, NV_Write, PolicyGetDigest, ReadPublic, Startup } from '../../src/tpm/commands/index.js';
+import { CreatePrimary, GetCapability, NV_DefineSpace, NV_ReadPublic, NV_UndefineSpace, NV_Write, PolicyGetDigest, ReadPublic, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { IdentityError, UnsupportedAlgorithmError } from '../../src/tpm/errors.js';
 import { objectName } from '../../src/tpm/names.js';
@@ -37,6 +41,7 @@ import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMT_PUBLIC, type TPMS_NV_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { describeWithSwtpmSetup, startSwtpmWithCertificates, type SwtpmWithCertificates } from '../support/swtpm-setup.js';
+import { describeOn, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const spki = (pub: TPMT_PUBLIC): string => hex(publicKeyFromArea(pub).export({ type: 'spki', format: 'der' }));
@@ -310,5 +315,79 @@ describeWithSwtpmSetup('EK and EK certificates on an swtpm manufactured by swtpm
     await tpm.withSession({ type: 'policy', hashAlg: TPM_ALG.SHA256 }, async (session) => {
       expect(((await rejection(satisfyEkPolicy(tpm, session, h3.publicArea))) as IdentityError).code).toBe('identity.policy');
     });
+  });
+});
+
+/**
+ * The same client functions on our simulator, manufactured its own way
+ * (design.md "Identity", issue 6 item 2): no persisted EKs, certificates for
+ * the low-range templates L-1 (RSA-2048) and L-2 (ECC P-256) in
+ * platform-created indices, issued by the TPM's "trustroot software TPM CA".
+ * Checked independently: node:crypto verifies each certificate with the CA's
+ * key, and its public key is the one CreatePrimary derives from the template.
+ */
+describeOn('simulator', 'EK and EK certificates on a manufactured TPM', () => {
+  let sim: TpmUnderTest;
+  let tpm: Tpm;
+
+  beforeAll(async () => {
+    sim = await startTpm('simulator');
+    tpm = new Tpm(new SwtpmTransport({ port: sim.port, ctrlPort: sim.ctrlPort }));
+    await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
+  });
+  afterAll(async () => {
+    await tpm?.close();
+    await sim?.stop();
+  });
+  afterEach(async () => {
+    expect(await readCapability(tpm.transport, TPM_CAP.HANDLES, [0x80000000])).toEqual([]);
+    expect(await readCapability(tpm.transport, TPM_CAP.HANDLES, [0x02000000, 0x03000000])).toEqual([]);
+  });
+
+  it('readEkCertificates lists L-1 and L-2, in platform-created indices that survive TPM2_Clear', async () => {
+    const all = await readEkCertificates(tpm);
+    expect(all.map((c) => [c.index, c.template])).toEqual([
+      [0x01c00002, 'L-1'],
+      [0x01c0000a, 'L-2'],
+    ]);
+    for (const c of all) {
+      const p = await tpm.run(NV_ReadPublic, { nvIndex: c.index }, {});
+      expect(p.params.nvPublic.attributes.PLATFORMCREATE).toBe(true);
+    }
+  });
+
+  it('each certificate holds the public key CreatePrimary derives from its template, issued by the software TPM CA', async () => {
+    const ca = new X509Certificate(Buffer.from(sim.caCertificate!));
+    expect(ca.subject).toContain('CN=trustroot software TPM CA');
+    for (const id of ['L-1', 'L-2'] as const) {
+      const der = await readEkCertificate(tpm, id);
+      expect(der).toBeDefined();
+      const cert = new X509Certificate(Buffer.from(der!));
+      expect(cert.verify(ca.publicKey)).toBe(true);
+      expect(cert.issuer).toBe(ca.subject);
+      const r = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: ekTemplate(id), outsideInfo: new Uint8Array(0), creationPCR: [] });
+      try {
+        expect(hex(cert.publicKey.export({ type: 'spki', format: 'der' }))).toBe(spki(r.params.outPublic));
+      } finally {
+        await tpm.flush(r.handles.objectHandle);
+      }
+      // The owner may read it too; same bytes.
+      expect(hex((await readEkCertificate(tpm, EK_TEMPLATES[id].certificateIndex, { authorization: 'owner' }))!)).toBe(hex(der!));
+    }
+  });
+
+  it('no persisted EK: getEk makes a transient one whose key is the certificate\'s', async () => {
+    const ek = await getEk(tpm, { template: 'L-2' });
+    try {
+      expect(ek.persistent).toBe(false);
+      const cert = new X509Certificate(Buffer.from((await readEkCertificate(tpm, 'L-2'))!));
+      expect(hex(cert.publicKey.export({ type: 'spki', format: 'der' }))).toBe(spki(ek.publicArea));
+    } finally {
+      await tpm.flush(ek);
+    }
+  });
+
+  it('an index that is not there has no certificate', async () => {
+    expect(await readEkCertificate(tpm, 'H-2')).toBeUndefined();
   });
 });

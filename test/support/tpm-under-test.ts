@@ -25,6 +25,7 @@
  */
 import { describe, beforeEach, type TestContext } from 'vitest';
 import { TpmEngine } from '../../src/simulator/engine.js';
+import { createSoftwareTpmCa } from '../../src/simulator/manufacture.js';
 import { startTpmServer, type SimulatorPlatform, type TpmServer } from '../../src/simulator/server.js';
 import { describeWithSwtpm, startSwtpm, swtpmSupport, type SwtpmOptions } from './swtpm.js';
 
@@ -40,6 +41,8 @@ export interface TpmUnderTest {
   readonly ctrlPort: number;
   /** The simulator's engine (in this process); undefined for swtpm. */
   readonly engine: TpmEngine | undefined;
+  /** The simulator's EK certificate CA (DER); undefined for swtpm (plain swtpm has no EK certificates). */
+  readonly caCertificate: Uint8Array | undefined;
   /**
    * Stop the TPM from processing commands until thaw(): SIGSTOP for swtpm;
    * the simulator holds every command it receives until thawed. A command
@@ -65,6 +68,7 @@ export async function startTpm(kind: TpmKind, options: TpmUnderTestOptions = {})
       port: sw.port,
       ctrlPort: sw.ctrlPort,
       engine: undefined,
+      caCertificate: undefined,
       freeze: () => process.kill(sw.pid, 'SIGSTOP'),
       thaw: () => process.kill(sw.pid, 'SIGCONT'),
       stop: async () => {
@@ -83,7 +87,9 @@ export async function startTpm(kind: TpmKind, options: TpmUnderTestOptions = {})
 
 /** Our engine behind our swtpm-protocol server, in this process. */
 async function startSimulator(): Promise<TpmUnderTest> {
-  const engine = new TpmEngine();
+  // Manufactured like `trustroot tpm serve`: EK certificates (made on first read) from a CA of its own.
+  const ca = createSoftwareTpmCa();
+  const engine = new TpmEngine({ manufacture: { ca } });
   let gate: { promise: Promise<void>; open: () => void } | undefined;
   const platform: SimulatorPlatform = {
     async execute(command, locality) {
@@ -107,6 +113,7 @@ async function startSimulator(): Promise<TpmUnderTest> {
     port: server.port,
     ctrlPort: server.platformPort,
     engine,
+    caCertificate: ca.certificate,
     freeze() {
       if (gate !== undefined) return;
       let open!: () => void;
@@ -221,22 +228,29 @@ function pathOf(ctx: TestContext, kind: TpmKind): string {
  * before its hooks run.
  */
 export function describeEachTpm(name: string, body: (kind: TpmKind) => void): void {
-  for (const kind of TPM_KINDS) {
-    const whole = exclusionOf(kind, name);
-    if (whole !== undefined) {
-      describe.skip(`${nameOn(name, kind)} [skipped: ${whole}]`, () => body(kind));
-      continue;
-    }
-    const withExclusions = (): void => {
-      beforeEach((ctx) => {
-        const reason = exclusionOf(kind, pathOf(ctx, kind));
-        if (reason !== undefined) ctx.skip(reason);
-      });
-      body(kind);
-    };
-    if (kind === 'swtpm') describeWithSwtpm(nameOn(name, kind), withExclusions);
-    else describe(nameOn(name, kind), withExclusions);
+  for (const kind of TPM_KINDS) describeOn(kind, name, () => body(kind));
+}
+
+/**
+ * `describe(name, body)` on one TPM kind, with describeEachTpm's rules: for a
+ * suite whose fixture differs by kind (e.g. swtpm manufactured by swtpm_setup
+ * next to our simulator's own manufacture).
+ */
+export function describeOn(kind: TpmKind, name: string, body: () => void): void {
+  const whole = exclusionOf(kind, name);
+  if (whole !== undefined) {
+    describe.skip(`${nameOn(name, kind)} [skipped: ${whole}]`, body);
+    return;
   }
+  const withExclusions = (): void => {
+    beforeEach((ctx) => {
+      const reason = exclusionOf(kind, pathOf(ctx, kind));
+      if (reason !== undefined) ctx.skip(reason);
+    });
+    body();
+  };
+  if (kind === 'swtpm') describeWithSwtpm(nameOn(name, kind), withExclusions);
+  else describe(nameOn(name, kind), withExclusions);
 }
 
 /** Whether swtpm can run here (the simulator always can). */
