@@ -8,6 +8,7 @@
  * `policySessionAt`; the engine (engine.ts, authorize) checks a policy
  * session's state against the entity's authPolicy and the command.
  */
+import type { KeyObject } from 'node:crypto';
 import { HANDLE_RANGE, TPM_HT } from '../tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../tpm/rc.js';
 import type { TPMT_SYM_DEF } from '../tpm/types/index.js';
@@ -128,6 +129,8 @@ export class SessionTable {
    * blob names it. Oldest first; at most `active` are kept.
    */
   private readonly savedSequenceObjects = new Map<bigint, unknown>();
+  /** node:crypto keys of saved object contexts by sequence, so ContextLoad need not rebuild them; at most `active`. */
+  private readonly savedObjectKeys = new Map<bigint, KeyObject>();
   readonly capacity: number;
 
   constructor(capacity: number, active = 64) {
@@ -211,6 +214,17 @@ export class SessionTable {
     return ++this.objectSequence;
   }
 
+  /** Keeps the key of a saved object context (ContextSave of an object). */
+  keepObjectKey(sequence: bigint, key: KeyObject): void {
+    this.savedObjectKeys.set(sequence, key);
+    if (this.savedObjectKeys.size > this.slots.length) this.savedObjectKeys.delete(this.savedObjectKeys.keys().next().value!);
+  }
+
+  /** The key kept for a saved object context, or undefined (then the context's areas rebuild it). */
+  objectKey(sequence: bigint): KeyObject | undefined {
+    return this.savedObjectKeys.get(sequence);
+  }
+
   /** Keeps the state of a saved sequence context (ContextSave of a sequence). */
   keepSequenceState(sequence: bigint, state: unknown): void {
     this.savedSequenceObjects.set(sequence, state);
@@ -264,6 +278,7 @@ export class SessionTable {
     this.slots.fill(undefined);
     this.loadedCount = 0;
     this.savedSequenceObjects.clear();
+    this.savedObjectKeys.clear();
   }
 }
 

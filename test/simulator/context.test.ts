@@ -7,6 +7,7 @@
  * contexts that end with a power cycle or TPM Reset, and the flow through
  * tpm2-abrmd and tpm2-tools against `trustroot tpm serve`.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, verify } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import {
   GetCapability,
   HashSequenceStart,
   Load,
+  LoadExternal,
   ReadPublic,
   SequenceComplete,
   SequenceUpdate,
@@ -91,11 +93,11 @@ async function setUp(): Promise<Fixture> {
   return { engine, tpm, srk, key: { handle: l.handles.objectHandle, name: objectName(c.params.outPublic), authValue }, keyPublic: c.params.outPublic };
 }
 
-async function signOk(f: Fixture, key: Entity, sessions?: Parameters<Tpm['run']>[3]): Promise<void> {
+async function signOk(f: Fixture, key: Entity, sessions?: Parameters<Tpm['run']>[3], publicArea: TPMT_PUBLIC = f.keyPublic): Promise<void> {
   const message = randomBytes(20);
   const digest = new Uint8Array(createHash('sha256').update(message).digest());
   const r = await f.tpm.run(Sign, { keyHandle: key }, { digest, inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }, sessions);
-  expect(verifyEcdsa(f.keyPublic, message, r.params.signature)).toBe(true);
+  expect(verifyEcdsa(publicArea, message, r.params.signature)).toBe(true);
 }
 
 const save = async (f: Fixture, h: number): Promise<TPMS_CONTEXT> => (await f.tpm.run(ContextSave, { saveHandle: h }, {})).params.context;
@@ -149,15 +151,31 @@ describe('simulator contexts: objects', () => {
     await f.tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE });
     f.engine.init();
     await f.tpm.run(Startup, {}, { startupType: TPM_SU.STATE });
+    // The power cycle dropped the engine's key cache: the keys are rebuilt from the context's areas.
     for (const c of [ownerCtx, nullCtx]) {
       const h = await loadCtx(f, c);
       await f.tpm.run(ReadPublic, { objectHandle: h }, {});
+      if (c === nullCtx) await signOk(f, { handle: h, name: n.params.name }, undefined, n.params.outPublic);
       await f.tpm.flush(h);
     }
     f.engine.init();
     await f.tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     expect(isRc(await rejection(loadCtx(f, ownerCtx)), TPM_RC.INTEGRITY)).toBe(true);
     expect(isRc(await rejection(loadCtx(f, nullCtx)), TPM_RC.INTEGRITY)).toBe(true);
+  });
+
+  it('a public-only object (LoadExternal) keeps being public-only through a save and load', async () => {
+    const f = await setUp();
+    await f.tpm.flush(f.key.handle);
+    const ext = await f.tpm.run(LoadExternal, {}, { inPrivate: null, inPublic: { ...f.keyPublic, objectAttributes: { ...f.keyPublic.objectAttributes, fixedTPM: false, fixedParent: false } }, hierarchy: TPM_RH.NULL });
+    const ctx = await save(f, ext.handles.objectHandle);
+    await f.tpm.flush(ext.handles.objectHandle);
+    const h = await loadCtx(f, ctx);
+    expect(f.engine.volatile.objects.get(h)!.publicOnly).toBe(true);
+    expect(f.engine.volatile.objects.get(h)!.key.type).toBe('public');
+    // Nothing can be signed with it (Part 3 §12.3).
+    const e = await rejection(f.tpm.run(Sign, { keyHandle: h }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }));
+    expect(e).toBeInstanceOf(TpmError);
   });
 
   it('tampering: any changed blob byte, sequence, savedHandle or hierarchy → TPM_RC_INTEGRITY on parameter 1; a short blob → TPM_RC_SIZE', async () => {
@@ -273,9 +291,8 @@ describeWithTpm2Tools('simulator contexts: tpm2-abrmd and tpm2-tools against tru
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'trustroot-ctx-'));
     server = await startSimServer({ protocol: 'swtpm' });
-    const t = new (await import('../../src/tpm/transport/index.js')).SwtpmTransport({ port: server.port, ctrlPort: server.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR }).catch(() => undefined);
-    await t.close();
+    // TPM2_Startup before abrmd connects (the tools' own TCTI, then nothing stays connected).
+    execFileSync('tpm2_startup', ['-T', server.tcti, '-c'], { timeout: 20_000, stdio: 'ignore' });
     tools = await startTpm2Tools(server, { cwd: dir });
   }, 60_000);
   afterAll(async () => {

@@ -14,12 +14,14 @@
  * objects only, is restartCount (they also die with a TPM Restart; here with
  * a Resume too). The payload's layout is this TPM's business (Part 2 §14.4).
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { ContextLoad, ContextSave, StartAuthSession } from '../../tpm/commands/index.js';
 import { TPM_ALG, TPM_HT, TPM_RH, TPM_SE } from '../../tpm/constants.js';
 import { digestSize, hmac } from '../../tpm/crypto/hash.js';
 import { kdfa } from '../../tpm/crypto/kdf.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { keyFromSensitive } from '../../tpm/duplication.js';
+import { publicKeyFromArea } from '../../tpm/secret.js';
 import { decryptSalt, sessionKey, trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPMT_PUBLIC, TPMT_SENSITIVE, type TPMS_CONTEXT, type TPMT_SYM_DEF } from '../../tpm/types/index.js';
 import { decode, encode } from '../../tpm/wire/codec.js';
@@ -172,12 +174,17 @@ function unprotect(engine: TpmEngine, c: TPMS_CONTEXT): Uint8Array {
 // ---------------------------------------------------------------------------
 // Payloads
 
-const KEY_PRIVATE = 1;
-const KEY_SECRET = 2;
+const FLAG_PRIMARY = 1;
+const FLAG_PUBLIC_ONLY = 2;
 
-/** A loaded object as context payload: its areas, Names, hierarchy and the node:crypto key (no key re-derivation on load). */
+/**
+ * A loaded object as context payload: its areas, Names, hierarchy and flags.
+ * The node:crypto key is not in it: ContextLoad takes it from the saving
+ * engine's cache or rebuilds it from the areas (the core's keyFromSensitive,
+ * as Load does), which is faster than any key import format.
+ */
 function objectPayload(o: LoadedObject): Uint8Array {
-  const w = new Writer(2048);
+  const w = new Writer(1024);
   const sized = (b: Uint8Array): void => {
     w.u16(b.length);
     w.bytes(b);
@@ -187,18 +194,11 @@ function objectPayload(o: LoadedObject): Uint8Array {
   sized(o.name);
   sized(o.qualifiedName);
   w.u32(o.hierarchy);
-  w.u8(o.primary ? 1 : 0);
-  if (o.key.type === 'secret') {
-    w.u8(KEY_SECRET);
-    sized(new Uint8Array(o.key.export()));
-  } else {
-    w.u8(KEY_PRIVATE);
-    sized(new Uint8Array(o.key.export({ format: 'der', type: 'pkcs8' })));
-  }
+  w.u8((o.primary ? FLAG_PRIMARY : 0) | (o.publicOnly === true ? FLAG_PUBLIC_ONLY : 0));
   return w.finish();
 }
 
-function objectFromPayload(payload: Uint8Array): LoadedObject {
+function objectFromPayload(payload: Uint8Array, cachedKey: KeyObject | undefined): LoadedObject {
   const r = new Reader(payload);
   const sized = (): Uint8Array => r.take(r.u16());
   const publicArea = decode(TPMT_PUBLIC, sized());
@@ -206,12 +206,16 @@ function objectFromPayload(payload: Uint8Array): LoadedObject {
   const name = sized();
   const qualifiedName = sized();
   const hierarchy = r.u32();
-  const primary = r.u8() === 1;
-  const kind = r.u8();
-  const der = sized();
-  const key: KeyObject = kind === KEY_SECRET ? createSecretKey(der) : createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+  const flags = r.u8();
   r.finish();
-  return { publicArea, sensitive, name, qualifiedName, hierarchy, primary, key };
+  const publicOnly = (flags & FLAG_PUBLIC_ONLY) !== 0;
+  let key = cachedKey;
+  if (key === undefined) {
+    if (!publicOnly) key = keyFromSensitive(publicArea, sensitive);
+    else if (publicArea.type === TPM_ALG.RSA || publicArea.type === TPM_ALG.ECC) key = publicKeyFromArea(publicArea);
+    else key = createSecretKey(new Uint8Array(0));
+  }
+  return { publicArea, sensitive, name, qualifiedName, hierarchy, primary: (flags & FLAG_PRIMARY) !== 0, key, ...(publicOnly ? { publicOnly: true } : {}) };
 }
 
 /** JSON with bytes as {"$b": hex} and UINT64 values as {"$n": decimal}: the payload of a session context. */
@@ -274,7 +278,9 @@ export const contextSaveHandler = handler(ContextSave, ({ engine }, { saveHandle
     if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
     payload = objectPayload(o);
     const savedHandle = o.publicArea.objectAttributes.stClear ? SAVED_STCLEAR_OBJECT : SAVED_OBJECT;
-    c = { sequence: engine.volatile.sessions.nextObjectSequence(), savedHandle, hierarchy: o.hierarchy };
+    const sequence = engine.volatile.sessions.nextObjectSequence();
+    engine.volatile.sessions.keepObjectKey(sequence, o.key);
+    c = { sequence, savedHandle, hierarchy: o.hierarchy };
   } else {
     const s = engine.volatile.sessions.get(saveHandle);
     if (s === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
@@ -318,7 +324,7 @@ export const contextLoadHandler = handler(ContextLoad, ({ engine }, _h, { contex
   }
   let object: LoadedObject;
   try {
-    object = objectFromPayload(payload);
+    object = objectFromPayload(payload, engine.volatile.sessions.objectKey(context.sequence));
   } catch {
     throw new TpmError(TPM_RC.FAILURE);
   }
