@@ -184,7 +184,7 @@ export const SIMULATOR_PENDING: ExclusionList = {
   'client NV > locks > write lock (WRITE_STCLEAR), read lock (READ_STCLEAR) and global lock hold until Startup(CLEAR)': 'NV_GlobalWriteLock not implemented',
   // Simulator bugs.
   'client keys > create, load, createLoaded > createLoaded under a derivation parent derives the same key from the same label and context':
-    'bug: CreateLoaded under a derivation parent (KEYEDHASH, restricted decrypt, KDF1_SP800_108; Part 3 §12.9, Part 1 §28.4) answers TPM_RC_TYPE on handle 1; swtpm derives the key',
+    'bug: CreateLoaded of a derived ECC key (TPMS_DERIVE label/context in unique) under a derivation parent (KEYEDHASH, restricted|decrypt, scheme XOR with KDF1_SP800_108; Part 1 §27.4, Part 3 §12.9) answers TPM_RC_TYPE on handle 1 (the parent); swtpm derives the key, the same for the same label and context',
 };
 
 
