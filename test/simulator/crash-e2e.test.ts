@@ -16,8 +16,9 @@ describe('software TPM server: SIGKILL at random moments', () => {
     const summary = await runSimulatorCrashTest({ rounds: ROUNDS, seed: SEED });
     // Kills must land in the stream, not only during start-up, and the stream must make progress.
     expect(summary.midStream).toBeGreaterThanOrEqual(ROUNDS / 2);
-    expect(summary.acknowledged).toBeGreaterThan(ROUNDS * 4);
-    expect(summary.inFlightKinds.size).toBeGreaterThanOrEqual(3);
+    // (Loose bounds: a slow machine answers fewer commands before each kill.)
+    expect(summary.acknowledged).toBeGreaterThan(ROUNDS);
+    expect(summary.inFlightKinds.size).toBeGreaterThanOrEqual(2);
     console.log(
       `sim crash test: ${ROUNDS} kills, ${summary.midStream} mid-stream, ${summary.inFlightKept} kept the command in flight, ${summary.acknowledged} commands; in flight at kills: ${[...summary.inFlightKinds].map(([k, n]) => `${k} ${n}`).join(', ')}`,
     );
