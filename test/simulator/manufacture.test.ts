@@ -11,7 +11,7 @@ import { readCapability } from '../../src/tpm/capability.js';
 import { Clear, NV_ReadPublic, NV_Write, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, isRc } from '../../src/tpm/rc.js';
-import { runCommand } from '../../src/tpm/run.js';
+import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
@@ -234,6 +234,20 @@ describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
     expect(TPMA_NV.fromWord(engine.state.nvIndices[0]!.attributes).WRITTEN).toBe(true);
     const broken = { ...restored, nvCounterMax: -1n };
     expect(() => validateSimulatorState(broken)).toThrow(/nvCounterMax/);
+  });
+});
+
+describe('simulator NV counters: the floor across TPM2_Clear', () => {
+  it('a counter removed by Clear raises the floor like one undefined (the reference deletes both through NvDeleteIndex)', async () => {
+    const engine = new TpmEngine();
+    const tpm = await started(engine);
+    const a = await nvDefine(tpm, { index: 0x01500102, type: 'counter' });
+    for (let i = 0; i < 3; i++) await nvIncrement(tpm, a);
+    await runCommand(tpm.channel, Clear, { authHandle: TPM_RH.LOCKOUT }, {}, { sessions: [passwordAuth()] });
+    expect(engine.state.nvCounterMax).toBe(3n);
+    const b = await nvDefine(tpm, { index: 0x01500102, type: 'counter' });
+    await nvIncrement(tpm, b);
+    expect(await nvReadCounter(tpm, b)).toBe(4n);
   });
 });
 

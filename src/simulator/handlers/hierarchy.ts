@@ -26,6 +26,7 @@ import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
+import { deleteNvIndices } from './nv.js';
 import { findObject, isSequence } from './object.js';
 
 function inRange(h: number, range: readonly [number, number]): boolean {
@@ -135,7 +136,8 @@ export const clearHandler = handler(Clear, (ctx) => {
     if (o !== undefined && cleared(o.hierarchy)) objects.flush(h);
   }
   state.persistentObjects = state.persistentObjects.filter((p) => !cleared(p.hierarchy));
-  state.nvIndices = state.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
+  // The owner's indices go through deleteNvIndices so a cleared counter still raises the floor (Part 1 §37.2.3.4).
+  deleteNvIndices(state, (n) => !TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
   state.dictionaryAttack = { failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
   engine.syncClock();
   state.clock = { ...state.clock, clock: 0n, safe: true, resetCount: 0, restartCount: 0 };
