@@ -23,13 +23,18 @@
  */
 import { checkPrime, createCipheriv, createECDH, createSecretKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { ECDSA, WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js';
+import { p256, p384 } from '@noble/curves/nist.js';
+import { bigIntFromBytes, bytesFromBigInt } from '../tpm/bytes.js';
 import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
 import { digestSize, hash, hmac } from '../tpm/crypto/hash.js';
 import { keyFromSensitive } from '../tpm/duplication.js';
 import { ArgumentError } from '../tpm/errors.js';
 import { objectName } from '../tpm/names.js';
 import { TPM_RC, TpmError } from '../tpm/rc.js';
-import { TPMA_OBJECT, type TPMS_SENSITIVE_CREATE, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../tpm/types/index.js';
+import { eccCurve } from '../tpm/secret.js';
+import { TPMA_OBJECT, type TPMS_ECC_POINT, type TPMS_SENSITIVE_CREATE, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../tpm/types/index.js';
+import { hashBlockSize } from './sequences.js';
 
 const checkPrimeAsync = promisify(checkPrime) as (candidate: bigint, options?: { checks?: number }) => Promise<boolean>;
 
@@ -181,14 +186,6 @@ export class PrimaryDrbg {
 // ---------------------------------------------------------------------------
 // Big integers
 
-function toBig(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt(`0x${Buffer.from(b).toString('hex')}`);
-}
-function toBytes(n: bigint, size: number): Uint8Array {
-  const hex = n.toString(16).padStart(size * 2, '0');
-  if (hex.length > size * 2) throw new ArgumentError(`integer does not fit in ${size} bytes`);
-  return Uint8Array.from(Buffer.from(hex, 'hex'));
-}
 function gcd(a: bigint, b: bigint): bigint {
   while (b !== 0n) [a, b] = [b, a % b];
   return a;
@@ -242,18 +239,45 @@ export interface DerivedObject {
   readonly key: KeyObject;
 }
 
-/** Curve orders (SEC 2 / FIPS 186-4 D.1.2) of the curves primaries may use here. */
-export const CURVE_ORDERS: ReadonlyMap<number, { readonly nodeName: string; readonly size: number; readonly order: bigint }> = new Map([
-  [TPM_ECC.NIST_P256, { nodeName: 'prime256v1', size: 32, order: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n }],
-  [
-    TPM_ECC.NIST_P384,
-    {
-      nodeName: 'secp384r1',
-      size: 48,
-      order: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
-    },
-  ],
-]);
+/** A curve this TPM makes keys on: node:crypto's name and sizes (the core's eccCurve), its order, and @noble/curves for what node:crypto lacks. */
+export interface SimulatorCurve {
+  readonly curveID: number;
+  readonly nodeName: string;
+  /** Bytes in a coordinate or a private scalar. */
+  readonly size: number;
+  /** The order n of the base point (FIPS 186-4 D.1.2). */
+  readonly order: bigint;
+  /**
+   * ECDSA over a digest the caller made, and whole-point multiplication
+   * ([k]P with x and y): node:crypto hashes whatever it signs and its ECDH
+   * gives x only.
+   */
+  readonly noble: ECDSA;
+}
+
+function simulatorCurve(curveID: number, noble: ECDSA): [number, SimulatorCurve] {
+  const { nodeName, size } = eccCurve(curveID);
+  return [curveID, { curveID, nodeName, size, order: noble.Point.CURVE().n, noble }];
+}
+
+/** The curves primaries (and every ECC operation of this TPM) may use, by TPM_ECC id: the one curve table of the simulator. */
+export const CURVE_ORDERS: ReadonlyMap<number, SimulatorCurve> = new Map([simulatorCurve(TPM_ECC.NIST_P256, p256), simulatorCurve(TPM_ECC.NIST_P384, p384)]);
+
+/**
+ * `P` as a point of `curve`, or undefined when it is none: a coordinate
+ * empty, longer than the curve's size or not below the field prime, or
+ * (x, y) off the curve (the reference's TPM_RC_ECC_POINT / TPM_RC_KEY cases).
+ */
+export function curvePoint(curve: SimulatorCurve, P: TPMS_ECC_POINT): WeierstrassPoint<bigint> | undefined {
+  if (P.x.length === 0 || P.y.length === 0 || P.x.length > curve.size || P.y.length > curve.size) return undefined;
+  try {
+    const point = curve.noble.Point.fromAffine({ x: bigIntFromBytes(P.x), y: bigIntFromBytes(P.y) });
+    point.assertValidity(); // on the curve, and not the point at infinity
+    return point;
+  } catch {
+    return undefined;
+  }
+}
 
 /** RSA modulus sizes primaries may use here. */
 export const RSA_KEY_BITS: readonly number[] = [2048, 3072];
@@ -275,7 +299,7 @@ async function rsaPrime(drbg: PrimaryDrbg, bits: number, e: bigint): Promise<big
   const shift = BigInt(bits - 32);
   const low = (1n << shift) - 1n;
   for (let attempt = 0; attempt < MAX_PRIME_CANDIDATES; attempt++) {
-    let c = toBig(drbg.generate(bytes));
+    let c = bigIntFromBytes(drbg.generate(bytes));
     const msw = Number(c >> shift);
     const adjusted = ((msw >>> 16) * 0x4afb + (((msw & 0xffff) * 0x4afb) >>> 16) + 0xb5050000) >>> 0;
     c = (BigInt(adjusted) << shift) | (c & low) | 1n;
@@ -306,7 +330,7 @@ async function deriveRsa(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.R
     // |p − q| must exceed 2^100 (FIPS 186-4 §B.3.3 step 5.4 asks 2^(bits/2 − 100); the reference checks BnMsb(d) ≥ 100).
     if (diff.toString(2).length - 1 < 100) continue;
     const n = p * first;
-    return { unique: toBytes(n, bits / 8), prime: toBytes(p, half / 8) };
+    return { unique: bytesFromBigInt(n, bits / 8), prime: bytesFromBigInt(p, half / 8) };
   }
   throw new TpmError(TPM_RC.NO_RESULT);
 }
@@ -315,17 +339,12 @@ function deriveEcc(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.ECC }>,
   const curve = CURVE_ORDERS.get(template.parameters.curveID);
   if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
   // BnEccGetPrivate: orderBytes·8 + 64 bits, reduced mod (n − 1), plus 1: 1 ≤ d < n (FIPS 186-4 §B.4.1).
-  const extra = toBig(drbg.generate(curve.size + 8));
-  const d = toBytes((extra % (curve.order - 1n)) + 1n, curve.size);
+  const extra = bigIntFromBytes(drbg.generate(curve.size + 8));
+  const d = bytesFromBigInt((extra % (curve.order - 1n)) + 1n, curve.size);
   const ecdh = createECDH(curve.nodeName);
   ecdh.setPrivateKey(d);
   const point = new Uint8Array(ecdh.getPublicKey(null, 'uncompressed'));
   return { x: point.slice(1, 1 + curve.size), y: point.slice(1 + curve.size), d };
-}
-
-/** Block sizes of the hashes (FIPS 180-4), the limit of an HMAC key supplied by the caller. */
-function hashBlockSize(alg: number): number {
-  return alg === TPM_ALG.SHA384 || alg === TPM_ALG.SHA512 ? 128 : 64;
 }
 
 /**
@@ -374,7 +393,8 @@ export async function derivePrimaryObject(input: PrimaryDerivationInput): Promis
       const scheme = template.parameters.scheme;
       const alg = scheme.scheme === TPM_ALG.NULL ? template.nameAlg : scheme.details.hashAlg;
       if (data.length > 0) {
-        if ((attrs.sign || attrs.decrypt) && data.length > hashBlockSize(alg)) throw new TpmError(TPM_RC.SIZE);
+        // A caller's HMAC key longer than the hash's block is TPM_RC_SIZE (64 bytes for a hash not implemented here).
+        if ((attrs.sign || attrs.decrypt) && data.length > (hashBlockSize(alg) ?? 64)) throw new TpmError(TPM_RC.SIZE);
         composite = data.slice();
       } else {
         composite = drbg.generate(digestSize(alg));

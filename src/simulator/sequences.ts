@@ -34,6 +34,11 @@ const HASH_BLOCK_BYTES: ReadonlyMap<number, number> = new Map([
   [TPM_ALG.SHA512, 128],
 ]);
 
+/** The input block size of an implemented hash (the HMAC key block, RFC 2104); undefined for any other algorithm. */
+export function hashBlockSize(alg: number): number | undefined {
+  return HASH_BLOCK_BYTES.get(alg);
+}
+
 /**
  * HMAC (RFC 2104) as its running inner hash and the outer key block, so that
  * an HMAC sequence can be copied like a hash sequence (ContextLoad of a saved
@@ -52,7 +57,7 @@ export class HmacState {
 
   /** K0 = H(K) when longer than a block, zero-padded; inner = H(K0 ⊕ ipad ‖ …), outer = H(K0 ⊕ opad ‖ inner). */
   static start(hashAlg: number, key: Uint8Array): HmacState {
-    const block = HASH_BLOCK_BYTES.get(hashAlg);
+    const block = hashBlockSize(hashAlg);
     if (block === undefined) throw new TypeError(`HmacState: 0x${hashAlg.toString(16)} is not an implemented hash`);
     const k0 = new Uint8Array(block);
     k0.set(key.length > block ? hash(hashAlg, key) : key);

@@ -4,14 +4,14 @@
  * attestation commands (Part 3 §20.2, §18), and the scheme selection they
  * share (the reference's CryptSelectSignScheme).
  */
-import { constants as cryptoConstants, createECDH, privateEncrypt, publicDecrypt } from 'node:crypto';
-import { equalBytes } from '../tpm/bytes.js';
-import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
+import { constants as cryptoConstants, privateEncrypt, publicDecrypt } from 'node:crypto';
+import { bigIntFromBytes, bytesFromBigInt, equalBytes } from '../tpm/bytes.js';
+import { TPM_ALG } from '../tpm/constants.js';
 import { digestSize, hash, hmac, isHashAlg } from '../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForParameter } from '../tpm/rc.js';
 import type { TPMT_PUBLIC, TPMT_SIG_SCHEME, TPMT_SIGNATURE } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
-import { CURVE_ORDERS } from './keygen.js';
+import { CURVE_ORDERS, curvePoint } from './keygen.js';
 import type { LoadedObject } from './objects.js';
 
 /** A scheme and its hash, as selectScheme resolves it. */
@@ -54,52 +54,24 @@ function schemeHash(s: { scheme: number }): number {
   return d?.hashAlg ?? TPM_ALG.NULL;
 }
 
-function bigOf(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex'));
-}
-
-function bytesOf(v: bigint, size: number): Uint8Array {
-  return Uint8Array.from(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
-}
-
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n;
-  b %= m;
-  while (e > 0n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return r;
-}
-
 /**
- * ECDSA over a given digest (FIPS 186-4 §6.4; the reference's BnSignEcdsa):
- * node:crypto hashes whatever it signs, so the TPM's prehashed form is done
- * here with node:crypto's point multiplication for R = kG.
+ * ECDSA over a given digest (FIPS 186-4 §6.4; the reference's BnSignEcdsa),
+ * with @noble/curves since node:crypto hashes whatever it signs. The digest
+ * is truncated to the order's bit length (bits2int); k comes from noble's
+ * HMAC-DRBG over d, the digest and fresh bytes of the TPM's RNG (RFC 6979
+ * §3.6), so every signature has a fresh k as a TPM's does. s is left as it
+ * comes (no low-s normalisation: TPMs do not make one).
  */
 function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
   const pub = o.publicArea;
   if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
   const curve = CURVE_ORDERS.get(pub.parameters.curveID);
   if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
-  const n = curve.order;
-  const nBits = n.toString(2).length;
-  // The leftmost min(nBits, 8·len) bits of the digest.
-  let e = bigOf(digest);
-  if (digest.length * 8 > nBits) e >>= BigInt(digest.length * 8 - nBits);
-  const d = bigOf(o.sensitive.sensitive as Uint8Array);
-  for (;;) {
-    const k = (bigOf(engine.random(curve.size + 8)) % (n - 1n)) + 1n;
-    const ecdh = createECDH(curve.nodeName);
-    ecdh.setPrivateKey(bytesOf(k, curve.size));
-    const point = ecdh.getPublicKey(null, 'uncompressed');
-    const r = bigOf(new Uint8Array(point.subarray(1, 1 + curve.size))) % n;
-    if (r === 0n) continue;
-    const s = (modPow(k, n - 2n, n) * ((e + r * d) % n)) % n;
-    if (s === 0n) continue;
-    return { r: bytesOf(r, curve.size), s: bytesOf(s, curve.size) };
-  }
+  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
+  // Load and CreatePrimary made sure of 1 ≤ d < n; noble wants the scalar at the curve's size.
+  if (d === 0n || d >= curve.order) throw new TpmError(TPM_RC.KEY);
+  const sig = curve.noble.sign(digest, bytesFromBigInt(d, curve.size), { prehash: false, lowS: false, extraEntropy: engine.random(curve.size) });
+  return { r: sig.slice(0, curve.size), s: sig.slice(curve.size) };
 }
 
 /** MGF1 (RFC 8017 §B.2.1). */
@@ -171,118 +143,30 @@ export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedSche
 // Verification (Part 3 §20.1 VerifySignature, §23.3 PolicySigned; the
 // reference's CryptValidateSignature)
 
-/** The field primes of the curves in CURVE_ORDERS (FIPS 186-4 D.1.2.3 and D.1.2.4); both curves have a = −3. */
-export const CURVE_PRIMES: ReadonlyMap<number, bigint> = new Map([
-  [TPM_ECC.NIST_P256, 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn],
-  [TPM_ECC.NIST_P384, 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffffn],
-]);
-
-/** A point in Jacobian coordinates (X/Z², Y/Z³); Z = 0 is the point at infinity. */
-interface Jacobian {
-  readonly x: bigint;
-  readonly y: bigint;
-  readonly z: bigint;
-}
-
-const INFINITY: Jacobian = { x: 1n, y: 1n, z: 0n };
-
-function mod(a: bigint, m: bigint): bigint {
-  const r = a % m;
-  return r < 0n ? r + m : r;
-}
-
-/** Doubling for a = −3 ("dbl-2001-b", Bernstein–Lange Explicit-Formulas Database). */
-function jDouble(P: Jacobian, p: bigint): Jacobian {
-  if (P.z === 0n || P.y === 0n) return INFINITY;
-  const delta = mod(P.z * P.z, p);
-  const gamma = mod(P.y * P.y, p);
-  const beta = mod(P.x * gamma, p);
-  const alpha = mod(3n * (P.x - delta) * (P.x + delta), p);
-  const x = mod(alpha * alpha - 8n * beta, p);
-  const z = mod((P.y + P.z) * (P.y + P.z) - gamma - delta, p);
-  const y = mod(alpha * (4n * beta - x) - 8n * gamma * gamma, p);
-  return { x, y, z };
-}
-
-/** General addition ("add-2007-bl" without the 2× scaling). */
-function jAdd(P: Jacobian, Q: Jacobian, p: bigint): Jacobian {
-  if (P.z === 0n) return Q;
-  if (Q.z === 0n) return P;
-  const z1z1 = mod(P.z * P.z, p);
-  const z2z2 = mod(Q.z * Q.z, p);
-  const u1 = mod(P.x * z2z2, p);
-  const u2 = mod(Q.x * z1z1, p);
-  const s1 = mod(P.y * Q.z * z2z2, p);
-  const s2 = mod(Q.y * P.z * z1z1, p);
-  if (u1 === u2) return s1 === s2 ? jDouble(P, p) : INFINITY;
-  const h = mod(u2 - u1, p);
-  const r = mod(s2 - s1, p);
-  const hh = mod(h * h, p);
-  const hhh = mod(h * hh, p);
-  const v = mod(u1 * hh, p);
-  const x = mod(r * r - hhh - 2n * v, p);
-  const y = mod(r * (v - x) - s1 * hhh, p);
-  const z = mod(P.z * Q.z * h, p);
-  return { x, y, z };
-}
-
-/** u1·G + u2·Q by joint double-and-add (Shamir's trick). Public values only: no constant-time needed. */
-function jointMultiply(u1: bigint, G: Jacobian, u2: bigint, Q: Jacobian, p: bigint): Jacobian {
-  const GQ = jAdd(G, Q, p);
-  let R = INFINITY;
-  const bits = Math.max(u1.toString(2).length, u2.toString(2).length);
-  for (let i = bits - 1; i >= 0; i--) {
-    R = jDouble(R, p);
-    const b1 = (u1 >> BigInt(i)) & 1n;
-    const b2 = (u2 >> BigInt(i)) & 1n;
-    if (b1 === 1n && b2 === 1n) R = jAdd(R, GQ, p);
-    else if (b1 === 1n) R = jAdd(R, G, p);
-    else if (b2 === 1n) R = jAdd(R, Q, p);
-  }
-  return R;
-}
-
-const generators = new Map<number, Jacobian>();
-
-/** The base point, as node:crypto reports the public key of the private scalar 1. */
-function generatorOf(curveID: number): Jacobian {
-  let G = generators.get(curveID);
-  if (G === undefined) {
-    const curve = CURVE_ORDERS.get(curveID)!;
-    const ecdh = createECDH(curve.nodeName);
-    ecdh.setPrivateKey(bytesOf(1n, curve.size));
-    const pt = ecdh.getPublicKey(null, 'uncompressed');
-    G = { x: bigOf(new Uint8Array(pt.subarray(1, 1 + curve.size))), y: bigOf(new Uint8Array(pt.subarray(1 + curve.size))), z: 1n };
-    generators.set(curveID, G);
-  }
-  return G;
-}
-
 /**
- * ECDSA verification over a given digest (FIPS 186-4 §6.4.2; node:crypto
- * only verifies over a message it hashes itself). Q is the key's public
- * point, which Load/CreatePrimary already checked is on the curve.
+ * ECDSA verification over a given digest (FIPS 186-4 §6.4.2) with
+ * @noble/curves, since node:crypto only verifies over a message it hashes
+ * itself. High s is accepted (a TPM's signatures are not normalised); r and s
+ * must be in [1, n−1] and Q a point of the curve.
  */
 function ecdsaVerify(pub: TPMT_PUBLIC, digest: Uint8Array, rBytes: Uint8Array, sBytes: Uint8Array): boolean {
   if (pub.type !== TPM_ALG.ECC) return false;
   const curve = CURVE_ORDERS.get(pub.parameters.curveID);
-  const p = CURVE_PRIMES.get(pub.parameters.curveID);
-  if (curve === undefined || p === undefined) return false;
+  if (curve === undefined) return false;
   const n = curve.order;
-  const r = bigOf(rBytes);
-  const s = bigOf(sBytes);
+  const r = bigIntFromBytes(rBytes);
+  const s = bigIntFromBytes(sBytes);
   if (r <= 0n || r >= n || s <= 0n || s >= n) return false;
-  const nBits = n.toString(2).length;
-  let e = bigOf(digest);
-  if (digest.length * 8 > nBits) e >>= BigInt(digest.length * 8 - nBits);
-  const w = modPow(s, n - 2n, n);
-  const Q: Jacobian = { x: bigOf(pub.unique.x), y: bigOf(pub.unique.y), z: 1n };
-  if (Q.x >= p || Q.y >= p) return false;
-  const X = jointMultiply(mod(e * w, n), generatorOf(pub.parameters.curveID), mod(r * w, n), Q, p);
-  if (X.z === 0n) return false;
-  const zInv = modPow(X.z, p - 2n, p);
-  const x = mod(X.x * zInv * zInv, p);
-  return mod(x, n) === r;
+  const Q = curvePoint(curve, pub.unique);
+  if (Q === undefined) return false;
+  const signature = new Uint8Array(2 * curve.size);
+  signature.set(bytesFromBigInt(r, curve.size));
+  signature.set(bytesFromBigInt(s, curve.size), curve.size);
+  try {
+    return curve.noble.verify(signature, digest, Q.toBytes(false), { prehash: false, lowS: false });
+  } catch {
+    return false; // a digest noble refuses (longer than it takes) is no valid signature
+  }
 }
 
 /** EMSA-PSS-VERIFY (RFC 8017 §9.1.2) over a given digest; any salt length, as the reference's PssDecode accepts. */

@@ -17,6 +17,7 @@
  * - seed       = encryptSecret(parent, "DUPLICATE") (secret.ts)
  */
 import { createCipheriv, createDecipheriv, createECDH, createPrivateKey, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { bigIntFromBytes, bytesFromBigInt } from './bytes.js';
 import { TPM_ALG } from './constants.js';
 import { digestSize, hash, hmac, isHashAlg } from './crypto/hash.js';
 import { kdfa } from './crypto/kdf.js';
@@ -259,7 +260,7 @@ export function externalObject(key: ExternalKey, options: ExternalObjectOptions 
       if (pk.asymmetricKeyType !== 'rsa') throw new CryptoError('crypto.key', `expected an RSA key, got ${String(pk.asymmetricKeyType)}`);
       const jwk = pk.export({ format: 'jwk' });
       const n = bytesFromJwk(jwk.n, 'modulus');
-      const e = BigInt(`0x${Buffer.from(bytesFromJwk(jwk.e, 'exponent')).toString('hex')}`);
+      const e = bigIntFromBytes(bytesFromJwk(jwk.e, 'exponent'));
       if (e > 0xffffffffn) throw new CryptoError('crypto.key', 'RSA exponent does not fit the TPM\'s 32-bit field');
       const keyBits = n.length * 8;
       if (keyBits !== 1024 && keyBits !== 2048 && keyBits !== 3072 && keyBits !== 4096) throw new CryptoError('crypto.key', `RSA-${keyBits} is not a TPM key size`);
@@ -490,13 +491,9 @@ export function unwrapDuplicate(parentPrivate: KeyObject | null, parentPublic: T
 // ---------------------------------------------------------------------------
 // Sensitive areas back to node:crypto keys
 
-function bigFrom(b: Uint8Array): bigint {
-  return b.length === 0 ? 0n : BigInt(`0x${Buffer.from(b).toString('hex')}`);
-}
+/** A JWK integer (RFC 7518 §6.3): big-endian in as few bytes as it needs. */
 function bigTo64(n: bigint): string {
-  let hex = n.toString(16);
-  if (hex.length % 2 === 1) hex = `0${hex}`;
-  return Buffer.from(hex, 'hex').toString('base64url');
+  return Buffer.from(bytesFromBigInt(n, Math.ceil(n.toString(16).length / 2))).toString('base64url');
 }
 function modInverse(a: bigint, m: bigint): bigint {
   let [oldR, r] = [((a % m) + m) % m, m];
@@ -519,10 +516,10 @@ function modInverse(a: bigint, m: bigint): bigint {
 export function keyFromSensitive(publicArea: TPMT_PUBLIC, sensitive: TPMT_SENSITIVE): KeyObject {
   if (sensitive.sensitiveType !== publicArea.type) throw new CryptoError('crypto.key', 'sensitive and public areas are of different types');
   if (publicArea.type === TPM_ALG.RSA && sensitive.sensitiveType === TPM_ALG.RSA) {
-    const n = bigFrom(publicArea.unique);
+    const n = bigIntFromBytes(publicArea.unique);
     const e = BigInt(publicArea.parameters.exponent === 0 ? 65537 : publicArea.parameters.exponent);
     // The TPM's own sensitive holds p only when exported (MarshalSensitive truncates the CRT values to the prime).
-    const p = bigFrom(sensitive.sensitive.subarray(0, publicArea.parameters.keyBits / 16));
+    const p = bigIntFromBytes(sensitive.sensitive.subarray(0, publicArea.parameters.keyBits / 16));
     if (p < 2n || n % p !== 0n) throw new CryptoError('crypto.key', 'the prime does not divide the modulus');
     const q = n / p;
     // d = e⁻¹ mod λ(n), λ = lcm(p−1, q−1), the exponent OpenSSL itself derives (so keys compare equal).

@@ -11,9 +11,9 @@ import { isHashSupported, nodeHashName } from '../../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_RSA_DECRYPT } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
-import { CURVE_ORDERS } from '../keygen.js';
+import { CURVE_ORDERS, curvePoint, type SimulatorCurve } from '../keygen.js';
 import type { LoadedObject } from '../objects.js';
-import { CURVE_PRIMES, verifySignature } from '../signing.js';
+import { verifySignature } from '../signing.js';
 import { verifiedTicketDigest } from '../tickets.js';
 import { findObject } from './object.js';
 import { handler, ok } from './handler.js';
@@ -158,77 +158,20 @@ export const rsaDecryptHandler = handler(RSA_Decrypt, ({ engine }, { keyHandle }
 // ---------------------------------------------------------------------------
 // ECDH (Part 3 §14.4, §14.5)
 
-function mod(a: bigint, m: bigint): bigint {
-  const r = a % m;
-  return r < 0n ? r + m : r;
-}
-
-function modInverse(a: bigint, m: bigint): bigint {
-  let [r0, r1] = [mod(a, m), m];
-  let [s0, s1] = [1n, 0n];
-  while (r1 !== 0n) {
-    const q = r0 / r1;
-    [r0, r1] = [r1, r0 - q * r1];
-    [s0, s1] = [s1, s0 - q * s1];
-  }
-  return mod(s0, m);
-}
-
-interface Curve {
-  readonly curveID: number;
-  readonly nodeName: string;
-  readonly size: number;
-  readonly order: bigint;
-  readonly prime: bigint;
-}
-
-function curveOf(curveID: number): Curve | undefined {
-  const c = CURVE_ORDERS.get(curveID);
-  const prime = CURVE_PRIMES.get(curveID);
-  return c === undefined || prime === undefined ? undefined : { curveID, nodeName: c.nodeName, size: c.size, order: c.order, prime };
-}
-
-/** x of [k]P through node:crypto's ECDH (OpenSSL checks that P is on the curve); undefined when it is not. */
-function xOfProduct(curve: Curve, k: bigint, uncompressedP: Uint8Array): bigint | undefined {
-  const ecdh = createECDH(curve.nodeName);
-  ecdh.setPrivateKey(bytesFromBigInt(k, curve.size));
-  try {
-    return bigIntFromBytes(new Uint8Array(ecdh.computeSecret(uncompressedP)));
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The whole point [k]P (the TPM returns x and y; node:crypto's ECDH gives x
- * only). The secret scalar stays inside OpenSSL: with Z = [k]P, x(Z + P) and
- * x(Z − P) come from [k+1]P and [k−1]P, and the chord formulas for both sums
- * give x(Z+P) − x(Z−P) = −4·y_P·y_Z / (x_P − x_Z)², so
- * y_Z = (x(Z−P) − x(Z+P))·(x_P − x_Z)² / (4·y_P) mod p.
- * 'off-curve': P is no point of the curve (TPM_RC_ECC_POINT); 'infinity': the
- * product is the point at infinity (k ≡ 0 mod n; TPM_RC_NO_RESULT).
+ * only), with @noble/curves. 'off-curve': P is no point of the curve
+ * (TPM_RC_ECC_POINT); 'infinity': the product is the point at infinity
+ * (k ≡ 0 mod n; TPM_RC_NO_RESULT).
  */
-function multiplyPoint(curve: Curve, scalar: bigint, P: TPMS_ECC_POINT): TPMS_ECC_POINT | 'off-curve' | 'infinity' {
-  const { size, order: n, prime: p } = curve;
-  if (P.x.length > size || P.y.length > size || P.x.length === 0 || P.y.length === 0) return 'off-curve';
-  const xp = bigIntFromBytes(P.x);
-  const yp = bigIntFromBytes(P.y);
-  if (xp >= p || yp >= p) return 'off-curve';
-  const enc = Uint8Array.from([4, ...bytesFromBigInt(xp, size), ...bytesFromBigInt(yp, size)]);
-  // OpenSSL checks the point while multiplying; [1]P is a cheap way to ask for any scalar.
-  const k = mod(scalar, n);
-  const xz = xOfProduct(curve, k === 0n ? 1n : k, enc);
-  if (xz === undefined) return 'off-curve';
+function multiplyPoint(curve: SimulatorCurve, scalar: bigint, P: TPMS_ECC_POINT): TPMS_ECC_POINT | 'off-curve' | 'infinity' {
+  const point = curvePoint(curve, P);
+  if (point === undefined) return 'off-curve';
+  const k = scalar % curve.order;
   if (k === 0n) return 'infinity';
-  // [1]P and [n−1]P = −P: the chord formulas need Z ≠ ±P.
-  if (k === 1n) return { x: bytesFromBigInt(xp, size), y: bytesFromBigInt(yp, size) };
-  if (k === n - 1n) return { x: bytesFromBigInt(xp, size), y: bytesFromBigInt(mod(-yp, p), size) };
-  const xPlus = xOfProduct(curve, k + 1n, enc)!;
-  const xMinus = xOfProduct(curve, k - 1n, enc)!;
-  // A prime-order curve has no point with y = 0, and x_Z = x_P only for Z = ±P (handled above).
-  const dx = mod(xp - xz, p);
-  const yz = mod((xMinus - xPlus) * dx * dx * modInverse(4n * yp, p), p);
-  return { x: bytesFromBigInt(xz, size), y: bytesFromBigInt(yz, size) };
+  // A prime-order curve: [k]P for 1 ≤ k < n and P ≠ O is never O.
+  const Z = point.multiply(k).toAffine();
+  return { x: bytesFromBigInt(Z.x, curve.size), y: bytesFromBigInt(Z.y, curve.size) };
 }
 
 function eccKey(engine: TpmEngine, h: number): LoadedObject & { readonly publicArea: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.ECC }> } {
@@ -243,9 +186,9 @@ function eccKey(engine: TpmEngine, h: number): LoadedObject & { readonly publicA
  */
 export const ecdhKeyGenHandler = handler(ECDH_KeyGen, ({ engine }, { keyHandle }) => {
   const o = eccKey(engine, keyHandle);
-  const curve = curveOf(o.publicArea.parameters.curveID);
+  const curve = CURVE_ORDERS.get(o.publicArea.parameters.curveID);
   if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
-  // 1 ≤ d_e < n (FIPS 186-4 §B.4.1, as keygen and ECDSA draw their scalars), so [d_e]Q is never the point at infinity.
+  // 1 ≤ d_e < n (FIPS 186-4 §B.4.1, as keygen draws its scalars), so [d_e]Q is never the point at infinity.
   const d = (bigIntFromBytes(engine.random(curve.size + 8)) % (curve.order - 1n)) + 1n;
   const zPoint = multiplyPoint(curve, d, o.publicArea.unique);
   // The key's point is off the curve: the key is bad (TPM_RC_KEY), as the reference answers.
@@ -267,7 +210,7 @@ export const ecdhZGenHandler = handler(ECDH_ZGen, ({ engine }, { keyHandle }, { 
   if (pub.objectAttributes.restricted || !pub.objectAttributes.decrypt) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
   const scheme = pub.parameters.scheme.scheme;
   if (scheme !== TPM_ALG.ECDH && scheme !== TPM_ALG.NULL) throw new TpmError(rcForHandle(TPM_RC.SCHEME, 1));
-  const curve = curveOf(pub.parameters.curveID);
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
   if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   // A public-only key (LoadExternal) has no scalar; its authorization fails before this in practice.
   if (o.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
