@@ -576,6 +576,8 @@ export class TpmEngine {
       if (role === 'USER' && object !== undefined && !object.userWithAuth) return TPM_RC.AUTH_UNAVAILABLE;
     } else {
       if (entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
+      // PolicySecret proves knowledge of the entity's authValue: a policy session used for it must include that value (reference CheckPolicyAuthSession).
+      if (cmd.code === TPM_CC.PolicySecret && !session!.policy.isAuthValueNeeded && !session!.policy.isPasswordNeeded) return TPM_RC.MODE;
       // Part 1 §19.7.3: ADMIN and DUP through a policy only with PolicyCommandCode (reference CheckPolicyAuthSession).
       if ((role === 'ADMIN' || role === 'DUP') && session!.policy.commandCode === undefined) return TPM_RC.POLICY_FAIL;
       const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });

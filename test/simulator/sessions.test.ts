@@ -20,7 +20,9 @@ import {
   Load,
   ObjectChangeAuth,
   PolicyAuthValue,
+  PolicyCommandCode,
   PolicyRestart,
+  PolicySecret,
   Sign,
   StartAuthSession,
   Startup,
@@ -29,7 +31,7 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_PT, TPM_RH, TPM_RS_PW, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { encodeParams, frameCommand } from '../../src/tpm/frame.js';
 import { objectName } from '../../src/tpm/names.js';
-import { updatePolicyAuthValue, zeroPolicy } from '../../src/tpm/policy.js';
+import { updatePolicyAuthValue, updatePolicyCommandCode, zeroPolicy } from '../../src/tpm/policy.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
@@ -395,7 +397,36 @@ describe('simulator sessions: policy sessions and roles', () => {
     expect(isRc(wrong, TPM_RC.BAD_AUTH)).toBe(true);
     await policy.flush();
   });
+
+  it('PolicySecret authorized by a policy session without PolicyAuthValue/PolicyPassword: TPM_RC_MODE', async () => {
+    const f = await setUp();
+    const e = await policySecretWithoutAuthValue(f.tpm, f.srk);
+    expect(isRc(e, TPM_RC.MODE)).toBe(true);
+    expect(e.session).toBe(1);
+  });
 });
+
+/**
+ * PolicySecret authorized by a policy session that holds no authValue
+ * (neither PolicyAuthValue nor PolicyPassword): TPM_RC_MODE on session 1.
+ */
+async function policySecretWithoutAuthValue(tpm: Tpm, srk: Entity): Promise<TpmError> {
+  const authPolicy = updatePolicyCommandCode(TPM_ALG.SHA256, zeroPolicy(TPM_ALG.SHA256), { code: PolicySecret.code });
+  const template = { ...ecdsaTemplate({ noDA: true }), authPolicy };
+  const c = await tpm.run(Create, { parentHandle: srk }, { inSensitive: { userAuth: utf8('x'), data: new Uint8Array(0) }, inPublic: template, ...NO_CREATION });
+  const l = await tpm.run(Load, { parentHandle: srk }, { inPrivate: c.params.outPrivate, inPublic: c.params.outPublic });
+  const key: Entity = { handle: l.handles.objectHandle, name: objectName(c.params.outPublic), authValue: utf8('x') };
+  const p1 = await tpm.startAuthSession({ type: 'policy' });
+  const p2 = await tpm.startAuthSession({ type: 'policy' });
+  try {
+    await tpm.run(PolicyCommandCode, { policySession: p1 }, { code: PolicySecret.code });
+    return await rejection(tpm.run(PolicySecret, { authHandle: key, policySession: p2 }, { nonceTPM: p2.nonceTPM, cpHashA: new Uint8Array(0), policyRef: new Uint8Array(0), expiration: 0 }, { sessions: [p1] }));
+  } finally {
+    await p1.flush();
+    await p2.flush();
+    await tpm.flush(key.handle);
+  }
+}
 
 /** Hand-framed commands with bad authorization areas, and the code each gets. */
 async function badSessionCodes(send: (bytes: Uint8Array) => Promise<Uint8Array>, key: Entity, f: { tpm: Tpm }): Promise<Record<string, string>> {
@@ -482,6 +513,11 @@ describeWithSwtpm('simulator sessions match swtpm', () => {
       const theirs = await badSessionCodes((b) => t.send(b), key, { tpm });
       const ours = await badSessionCodes((b) => sim.engine.execute(b), simKey.key, sim);
       expect(ours).toEqual(theirs);
+      const srk2 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+      const theirMode = await policySecretWithoutAuthValue(tpm, { handle: srk2.handles.objectHandle, name: srk2.params.name });
+      await tpm.flush(srk2.handles.objectHandle);
+      const sim2 = await setUp();
+      expect((await policySecretWithoutAuthValue(sim2.tpm, sim2.srk)).rc).toBe(theirMode.rc);
       await tpm.flush(key.handle);
     } finally {
       await t.close();
