@@ -1299,6 +1299,12 @@ function toolsMode(): 'abrmd' | undefined {
   return tpm2ToolsSupport().required ? 'abrmd' : undefined;
 }
 
+/** TPM2_Startup(CLEAR) before any tool runs (abrmd sends one itself; the tools without it do not). */
+async function startupClear(tcti: string): Promise<void> {
+  const r = await sh('tpm2_startup', ['-T', tcti, '-c']);
+  if (r.code !== 0) throw new Error(`tpm2_startup -T ${tcti} -c: ${r.stderr}`);
+}
+
 async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
   const stateDir = join(dir, 'tpm-state');
@@ -1307,6 +1313,7 @@ async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
   const up = async (): Promise<void> => {
     server = await startSimServer({ protocol, stateDir });
     try {
+      await startupClear(server.tcti);
       tools = await startTpm2Tools(server, { cwd: dir, backend: protocol, mode: toolsMode() });
     } catch (e) {
       throw new Error(`${String(e)}\nserver stderr: ${server.stderr()}`);
@@ -1349,6 +1356,7 @@ async function startControl(): Promise<Running> {
   const sw = await startSwtpm();
   const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
   try {
+    await startupClear(`swtpm:host=127.0.0.1,port=${sw.port}`);
     const tools = await startTpm2Tools(sw, { cwd: dir, mode: toolsMode() });
     return {
       tools,

@@ -169,8 +169,11 @@ export async function startTpm2Tools(
         try {
           return await runTool(`tpm2_${tool}`, withTcti(args, options), opts.cwd, env, options);
         } finally {
-          // Without a resource manager, whatever the tool loaded stays loaded (tpm-peers.md §6.8).
-          if (tcti === swtpmTcti) await runTool('tpm2_flushcontext', ['-t'], opts.cwd, env, { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
+          // Without a resource manager, whatever the tool loaded stays loaded (tpm-peers.md §6.8): objects, and
+          // sessions a failed command left loaded (sessions the tools keep in files are saved, not loaded).
+          if (tcti === swtpmTcti) {
+            for (const what of ['-t', '-l']) await runTool('tpm2_flushcontext', [what], opts.cwd, env, { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
+          }
         }
       },
       stop: () => Promise.resolve(),
