@@ -428,6 +428,32 @@ async function policySecretWithoutAuthValue(tpm: Tpm, srk: Entity): Promise<TpmE
   }
 }
 
+/** Wrong passwords and HMACs for a DA-protected key until lockout, then the right one; the codes and TPM_PT_LOCKOUT_COUNTER after each. */
+async function daSequence(tpm: Tpm, srk: Entity): Promise<string[]> {
+  const f = { tpm, srk } as Fixture;
+  const { key, publicArea } = await signingKey(f, utf8('right'));
+  const out: string[] = [];
+  const attempt = async (authValue: Uint8Array, hmac: boolean): Promise<void> => {
+    const s = hmac ? await tpm.startAuthSession({}) : undefined;
+    try {
+      await signWith(f, { ...key, authValue }, publicArea, s === undefined ? [] : [s]);
+      out.push('ok');
+    } catch (e) {
+      out.push(e instanceof TpmError ? `0x${e.rc.toString(16)}` : String(e));
+    } finally {
+      await s?.flush();
+    }
+    out.push(`counter ${await property(tpm, TPM_PT.LOCKOUT_COUNTER)}`);
+  };
+  await attempt(utf8('wrong'), false);
+  await attempt(utf8('wrong'), true);
+  await attempt(utf8('right'), true);
+  await attempt(utf8('wrong'), true);
+  await attempt(utf8('right'), false);
+  await tpm.flush(key.handle);
+  return out;
+}
+
 /** Hand-framed commands with bad authorization areas, and the code each gets. */
 async function badSessionCodes(send: (bytes: Uint8Array) => Promise<Uint8Array>, key: Entity, f: { tpm: Tpm }): Promise<Record<string, string>> {
   const rcOf = async (bytes: Uint8Array): Promise<string> => {
@@ -518,6 +544,13 @@ describeWithSwtpm('simulator sessions match swtpm', () => {
       await tpm.flush(srk2.handles.objectHandle);
       const sim2 = await setUp();
       expect((await policySecretWithoutAuthValue(sim2.tpm, sim2.srk)).rc).toBe(theirMode.rc);
+      // Dictionary-attack accounting, step by step (this locks the swtpm instance out: last in the test).
+      const srk3 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+      const theirDa = await daSequence(tpm, { handle: srk3.handles.objectHandle, name: srk3.params.name });
+      const sim3 = await setUp();
+      const ourDa = await daSequence(sim3.tpm, sim3.srk);
+      expect(ourDa).toEqual(theirDa);
+      expect(ourDa).toEqual(['0x98e', 'counter 1', '0x98e', 'counter 2', 'ok', 'counter 2', '0x98e', 'counter 3', '0x921', 'counter 3']);
       await tpm.flush(key.handle);
     } finally {
       await t.close();
