@@ -11,8 +11,12 @@
 import { randomBytes } from 'node:crypto';
 import { TPM_ALG } from '../tpm/constants.js';
 
-/** The current layout. A store refuses other versions (or migrates them). */
-export const SIMULATOR_STATE_VERSION = 1 as const;
+/**
+ * The current layout. A store migrates older layouts (STATE_MIGRATIONS) and
+ * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
+ * ekCertificates added.
+ */
+export const SIMULATOR_STATE_VERSION = 2 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -222,3 +226,13 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 },
   };
 }
+
+/**
+ * Upgrades of stored layouts, keyed by the version they read: each returns
+ * the next version's layout, so a store applies them in turn. Each fills new
+ * fields with what an older TPM implied (no counter ever deleted, no EK
+ * certificates provisioned); the store validates the result as usual.
+ */
+export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }) => { version: number }>> = {
+  1: (old) => ({ ...old, version: 2, nvCounterMax: 0n, ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 } }),
+};

@@ -33,7 +33,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateError } from '../tpm/errors.js';
-import { createSimulatorState, SIMULATOR_STATE_VERSION, type RandomSource, type SimulatorState } from './state.js';
+import { createSimulatorState, SIMULATOR_STATE_VERSION, STATE_MIGRATIONS, type RandomSource, type SimulatorState } from './state.js';
 
 /** The envelope's own format version; a reader refuses any other. */
 export const STATE_FILE_FORMAT_VERSION = 1 as const;
@@ -141,7 +141,7 @@ export function serializeState(state: VersionedState, file = STATE_FILE_NAME): U
  * checked against any state layout beyond its `version`).
  * @throws StateError state.corrupt, state.checksum or state.version
  */
-export function parseStateFile(bytes: Uint8Array, expectedVersion: number, file = STATE_FILE_NAME): VersionedState {
+export function parseStateFile(bytes: Uint8Array, expectedVersion: number, file = STATE_FILE_NAME, oldestVersion = expectedVersion): VersionedState {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const nl = buf.indexOf(0x0a);
   if (nl < 0) throw new StateError('state.corrupt', 'no header line (empty or truncated file)', file);
@@ -168,7 +168,10 @@ export function parseStateFile(bytes: Uint8Array, expectedVersion: number, file 
   const digest = createHash('sha256').update(payload).digest('hex');
   if (digest !== sha256) throw new StateError('state.checksum', 'payload SHA-256 does not match the header', file);
   // Checked after the checksum so that a flipped version byte reads as damage, not as a newer TPM.
-  if (stateVersion !== expectedVersion) throw new StateError('state.version', `state version ${stateVersion} is not ${expectedVersion}`, file);
+  if (stateVersion < oldestVersion || stateVersion > expectedVersion) {
+    const want = oldestVersion === expectedVersion ? `${expectedVersion}` : `${oldestVersion}–${expectedVersion}`;
+    throw new StateError('state.version', `state version ${stateVersion} is not ${want}`, file);
+  }
   let json: unknown;
   try {
     json = JSON.parse(payload.toString('utf8'));
@@ -306,6 +309,8 @@ export interface StateStoreOptions<S extends VersionedState> {
   create?: () => S | Promise<S>;
   /** Checks the decoded state's shape; throws (anything) when it does not fit; mapped to state.corrupt. */
   validate?: (value: VersionedState) => S;
+  /** Upgrades from older layouts, keyed by the version each reads (it returns the next one); applied before `validate`. */
+  migrations?: Readonly<Record<number, (old: VersionedState) => VersionedState>>;
 }
 
 export interface OpenedStore<S extends VersionedState> {
@@ -376,9 +381,14 @@ export class StateStore<S extends VersionedState> {
         await store.save(state);
         return { store, state, created: true };
       }
-      const raw = parseStateFile(bytes, options.version, file);
+      const migrations = options.migrations ?? {};
+      let oldest = options.version;
+      while (migrations[oldest - 1] !== undefined) oldest--;
+      let raw = parseStateFile(bytes, options.version, file, oldest);
       let state: S;
       try {
+        // A migrated state is written back in the current layout by the next save.
+        while (raw.version < options.version) raw = migrations[raw.version]!(raw);
         state = options.validate ? options.validate(raw) : (raw as S);
       } catch (cause) {
         if (cause instanceof StateError) throw cause;
@@ -570,6 +580,7 @@ export function openSimulatorStore(
 ): Promise<OpenedStore<SimulatorState>> {
   const storeOptions: StateStoreOptions<SimulatorState> = {
     version: SIMULATOR_STATE_VERSION,
+    migrations: STATE_MIGRATIONS,
     validate: (value) => validateSimulatorState(value, join(dir, STATE_FILE_NAME)),
   };
   if (options.create) storeOptions.create = () => createSimulatorState(options.random);

@@ -184,6 +184,31 @@ describe('damaged files', () => {
     expect(existsSync(join(dir, LOCK_FILE_NAME))).toBe(false); // a failed open leaves no lock
   });
 
+  it('a version-1 state (before nvCounterMax and ekCertificates) is migrated on open, keeps its content, and is written back as the current version', async () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const current = createSimulatorState();
+    current.auths.owner.authValue = Uint8Array.of(9, 9);
+    const { nvCounterMax: _n, ekCertificates: _e, ...v1 } = { ...current, version: 1 };
+    writeFileSync(join(dir, STATE_FILE_NAME), serializeState(v1 as VersionedState));
+    const opened = await openSimulatorStore(dir);
+    try {
+      expect(opened.state.version).toBe(SIMULATOR_STATE_VERSION);
+      expect(opened.state.nvCounterMax).toBe(0n);
+      expect(opened.state.ekCertificates.provisioned).toBe(false);
+      expect(opened.state.auths.owner.authValue).toEqual(Uint8Array.of(9, 9));
+      expect(opened.state.seeds.owner).toEqual(current.seeds.owner);
+      await opened.store.save(opened.state);
+    } finally {
+      await opened.store.close();
+    }
+    const reread = parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION);
+    expect(reread.version).toBe(SIMULATOR_STATE_VERSION);
+    // Version 0 never existed: below the oldest migration is state.version, not a guess.
+    writeFileSync(join(dir, STATE_FILE_NAME), serializeState({ ...v1, version: 0 } as VersionedState));
+    expect(await codeOf(() => openSimulatorStore(dir))).toBe('state.version');
+  });
+
   it.each([
     ['a missing field', (s: Record<string, unknown>) => delete s['disableClear']],
     ['an unknown field', (s: Record<string, unknown>) => (s['extra'] = 1)],
@@ -319,7 +344,7 @@ describe('save', () => {
     }
     await Promise.all(saves);
     applyUpdate(state, 26); // after the last save: not on disk
-    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), 1)).toEqual(modelState(25));
+    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION)).toEqual(modelState(25));
     await store.close();
   });
 
@@ -332,7 +357,7 @@ describe('save', () => {
     expect(readFileSync(join(dir, STATE_FILE_NAME))).toEqual(before);
     applyUpdate(state, 1);
     await store.save(state);
-    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), 1)).toEqual(modelState(1));
+    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION)).toEqual(modelState(1));
     await store.close();
   });
 });
