@@ -77,7 +77,8 @@ describe('simulator NV indices', () => {
     const { tpm } = await started();
     const nv = await nvDefine(tpm, { index: BASE + 1, size: 4, authValue: Uint8Array.of(9, 9) });
     const wrong = new NvIndex(nv.publicArea, Uint8Array.of(9, 8));
-    await expect(nvWrite(tpm, wrong, Uint8Array.of(1, 2, 3, 4))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.BAD_AUTH) && e.session === 1);
+    // The index lacks NO_DA, so a wrong authValue counts against dictionary attacks (Part 1 §19.8.6): AUTH_FAIL, not BAD_AUTH.
+    await expect(nvWrite(tpm, wrong, Uint8Array.of(1, 2, 3, 4))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.AUTH_FAIL) && e.session === 1);
     // Owner may not write an index without OWNERWRITE.
     await expect(nvWrite(tpm, nv, Uint8Array.of(1, 2, 3, 4), { auth: TPM_RH.OWNER })).rejects.toSatisfy(rc(TPM_RC.NV_AUTHORIZATION));
     await nvWrite(tpm, nv, Uint8Array.of(1, 2, 3, 4));
