@@ -208,20 +208,39 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
 
     // --- start-up, capabilities, randomness, self test -----------------------
 
-    flow('startup after Shutdown(CLEAR) and a TPM restart (control INIT): resetCount goes up, safe', async () => {
-      const before = await tool('readclock', []);
-      await tool('shutdown', ['-c']);
-      // TPM reset through the swtpm control channel (abrmd's TCTI only touches it at its own start).
+    /** _TPM_Init through the swtpm control channel (CMD_INIT; abrmd's TCTI only touches that port when it starts). */
+    const tpmInit = async (): Promise<void> => {
       const ctl = new SwtpmControl({ port: env().ctrlPort });
       try {
         await ctl.init(0);
       } finally {
         await ctl.close();
       }
+    };
+
+    flow('startup: Shutdown(STATE) + Startup(STATE) resumes (restartCount +1, PCR 10 kept); Shutdown(CLEAR) + Startup(CLEAR) resets', async () => {
+      const d = randomBytes(32);
+      await tool('pcrextend', [`10:sha256=${d.toString('hex')}`]);
+      const extended = (await pcrs([10], 'r10a.bin'))[0]!;
+      const c0 = await tool('readclock', []);
+      // TPM Resume (Part 1 §36.7).
+      await tool('shutdown', []);
+      await tpmInit();
+      await tool('startup', []);
+      const c1 = await tool('readclock', []);
+      expect(Number(field(c1, 'restart_count'))).toBe(Number(field(c0, 'restart_count')) + 1);
+      expect(field(c1, 'reset_count')).toBe(field(c0, 'reset_count'));
+      expect(field(c1, 'safe')).toBe('yes');
+      expect((await pcrs([10], 'r10b.bin'))[0]!.equals(extended)).toBe(true);
+      // TPM Reset: counters restart, PCRs cleared.
+      await tool('shutdown', ['-c']);
+      await tpmInit();
       await tool('startup', ['-c']);
-      const after = await tool('readclock', []);
-      expect(Number(field(after, 'reset_count'))).toBe(Number(field(before, 'reset_count')) + 1);
-      expect(field(after, 'safe')).toBe('yes');
+      const c2 = await tool('readclock', []);
+      expect(Number(field(c2, 'reset_count'))).toBe(Number(field(c1, 'reset_count')) + 1);
+      expect(field(c2, 'restart_count')).toBe('0');
+      expect(field(c2, 'safe')).toBe('yes');
+      expect((await pcrs([10], 'r10c.bin'))[0]!.equals(ZERO32)).toBe(true);
       expect(await tool('getrandom', ['8', '--hex'])).toMatch(/^[0-9a-f]{16}$/);
     });
 
