@@ -26,6 +26,7 @@ import {
   createLoaded,
   createPrimary,
   ecdhKeyGen,
+  ecdhZGen,
   eccEcdhTemplate,
   eccSigningTemplate,
   eccStorageTemplate,
@@ -76,7 +77,7 @@ import {
 import { TpmEngine } from '../src/simulator/engine.js';
 import type { RandomSource } from '../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../src/simulator/store.js';
-import { PolicyAuthValue, PolicyCommandCode, PolicyGetDigest, PolicyPCR, Unseal, ClockRateAdjust, DictionaryAttackLockReset, DictionaryAttackParameters, GetRandom, GetTestResult, HierarchyChangeAuth, IncrementalSelfTest, ReadClock, SelfTest, Startup, TestParms } from '../src/tpm/commands/index.js';
+import { Clear, ClearControl, MakeCredential, PolicyCounterTimer, PolicyCpHash, PolicyLocality, PolicyNameHash, PolicyNvWritten, PolicyOR, PolicyPassword, PolicyPhysicalPresence, PolicyRestart, PolicySecret, PolicyTemplate, Shutdown, PolicyAuthValue, PolicyCommandCode, PolicyGetDigest, PolicyPCR, Unseal, ClockRateAdjust, DictionaryAttackLockReset, DictionaryAttackParameters, GetRandom, GetTestResult, HierarchyChangeAuth, IncrementalSelfTest, ReadClock, SelfTest, Startup, TestParms } from '../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SU } from '../src/tpm/constants.js';
 import { makeCredential } from '../src/tpm/credential.js';
 import { encodeCommand, parseResponse } from '../src/tpm/frame.js';
@@ -85,15 +86,24 @@ import { TPM_RC } from '../src/tpm/rc.js';
 import { inProcessTransport, type SendOptions, type Transport } from '../src/tpm/transport/index.js';
 import { Prng, mutate, validSeeds } from './parsers.js';
 
-/** SHA-256 in counter mode: a documented-insecure random source, so a recording replays. */
-export function deterministicRandom(label: string): RandomSource {
+/**
+ * SHA-256 in counter mode: a documented-insecure random source, so a
+ * recording replays. `rewind()` starts the stream over: the next replay gets
+ * the recording's nonces again, so its HMAC and policy sessions verify.
+ */
+export function deterministicRandom(label: string): { readonly random: RandomSource; rewind(): void } {
   let counter = 0;
-  return (size) => {
-    const out = new Uint8Array(size);
-    for (let off = 0; off < size; off += 32) {
-      out.set(createHash('sha256').update(label).update(String(counter++)).digest().subarray(0, size - off), off);
-    }
-    return out;
+  return {
+    random: (size) => {
+      const out = new Uint8Array(size);
+      for (let off = 0; off < size; off += 32) {
+        out.set(createHash('sha256').update(label).update(String(counter++)).digest().subarray(0, size - off), off);
+      }
+      return out;
+    },
+    rewind: () => {
+      counter = 0;
+    },
   };
 }
 
@@ -103,9 +113,10 @@ function steppingClock(): () => number {
   return () => (t += 1);
 }
 
-/** An engine that replays a recording made with the same label. */
-export function fuzzEngine(label = 'trustroot-fuzz'): TpmEngine {
-  return new TpmEngine({ random: deterministicRandom(label), now: steppingClock() });
+/** An engine that replays a recording made with the same label, and how to rewind its random stream. */
+export function fuzzEngine(label = 'trustroot-fuzz'): { readonly engine: TpmEngine; rewind(): void } {
+  const source = deterministicRandom(label);
+  return { engine: new TpmEngine({ random: source.random, now: steppingClock() }), rewind: source.rewind };
 }
 
 /** Records every command a transport sends (with its locality). */
@@ -143,7 +154,7 @@ const sha256 = (b: Uint8Array | string): Uint8Array => new Uint8Array(createHash
  * seeds once the command lands.
  */
 export async function recordClientSession(label = 'trustroot-fuzz'): Promise<RecordedSession> {
-  const engine = fuzzEngine(label);
+  const { engine } = fuzzEngine(label);
   const recorder = new Recorder(inProcessTransport(engine));
   const tpm = new Tpm(recorder);
   const failed: string[] = [];
@@ -228,7 +239,8 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
     });
     await step('ECDH', async () => {
       const k = await load(tpm, srk, await create(tpm, srk, eccEcdhTemplate()));
-      await ecdhKeyGen(tpm, k);
+      const { pubPoint } = await ecdhKeyGen(tpm, k);
+      await ecdhZGen(tpm, k, pubPoint);
       await tpm.flush(k);
     });
     await step('import', async () => {
@@ -261,11 +273,12 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
   });
   await step('EK, AK, credential', async () => {
     const ek = await createEk(tpm, { template: 'L-2' } as never);
-    const ak = await createAk(tpm, ek, { alg: 'ecc' });
-    const loaded = await load(tpm, ek, ak as never);
-    const blob = makeCredential(ek.publicArea, loaded.name, new TextEncoder().encode('credential'));
-    await activateCredential(tpm, loaded, ek, blob.credentialBlob, blob.secret);
-    await tpm.flush(loaded);
+    const ak = await createAk(tpm, ek, { alg: 'ecc' }); // loaded
+    const blob = makeCredential(ek.publicArea, ak.name, new TextEncoder().encode('credential'));
+    await activateCredential(tpm, ak, ek, blob.credentialBlob, blob.secret);
+    // The TPM's own MakeCredential, with the EK's public part.
+    await tpm.run(MakeCredential, { handle: ek }, { credential: new TextEncoder().encode('credential'), objectName: ak.name });
+    await tpm.flush(ak);
     await tpm.flush(ek);
   });
   await step('EK certificates', () => readEkCertificates(tpm));
@@ -298,12 +311,39 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
       await tpm.run(PolicyGetDigest, { policySession: s }, {});
     }),
   );
+  await step('policies', () =>
+    tpm.withSession({ type: 'policy' } as never, async (s) => {
+      const p = { policySession: s };
+      await tpm.run(PolicyLocality, p, { locality: { TPM_LOC_ZERO: true } as never });
+      await tpm.run(PolicyPassword, p, {});
+      await tpm.run(PolicyCpHash, p, { cpHashA: sha256('cp') });
+      await tpm.run(PolicyRestart, { sessionHandle: s }, {});
+      await tpm.run(PolicyNameHash, p, { nameHash: sha256('names') });
+      await tpm.run(PolicyRestart, { sessionHandle: s }, {});
+      await tpm.run(PolicyCounterTimer, p, { operandB: new Uint8Array(8), offset: 0, operation: 0x0005 }).catch(() => undefined);
+      await tpm.run(PolicyOR, p, { pHashList: [sha256('a'), sha256('b')] }).catch(() => undefined);
+      await tpm.run(PolicyPhysicalPresence, p, {}).catch(() => undefined);
+      await tpm.run(PolicyNvWritten, p, { writtenSet: 1 }).catch(() => undefined);
+      await tpm.run(PolicyTemplate, p, { templateHash: sha256('template') }).catch(() => undefined);
+    }),
+  );
+  await step('policy secret, signed, authorize', () =>
+    tpm.withSession({ type: 'policy' } as never, async (s) => {
+      await tpm.run(PolicySecret, { authHandle: TPM_RH.OWNER, policySession: s }, { nonceTPM: s.nonceTPM, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 } as never);
+    }),
+  );
   // Hierarchy and DA commands last: they change what later replays need.
   await step('hierarchy', async () => {
         await tpm.run(DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT }, {});
     await tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.ENDORSEMENT }, { newAuth: Uint8Array.of(9) });
     await tpm.run(HierarchyChangeAuth, { authHandle: { handle: TPM_RH.ENDORSEMENT, name: EMPTY, authValue: Uint8Array.of(9) } }, { newAuth: EMPTY });
   });
+  await step('ClearControl, Clear', async () => {
+    await tpm.run(ClearControl, { auth: TPM_RH.PLATFORM }, { disable: 0 } as never);
+    await tpm.run(Clear, { authHandle: TPM_RH.PLATFORM }, {});
+  });
+  // The very last command: a replay re-initializes the engine before it starts again.
+  await step('Shutdown', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE }));
   await tpm.close();
   const codes = new Set(recorder.commands.map((c) => new DataView(c.bytes.buffer, c.bytes.byteOffset).getUint32(6)));
   return { commands: recorder.commands, failedSteps: failed, commandCodes: codes };
@@ -342,7 +382,7 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
   const rng = new Prng(options.seed);
   const generic = validSeeds(1, options.seed).filter((s) => s.direction === 'command').map((s) => s.bytes);
   const recorded = session.commands.map((c) => c.bytes);
-  const engine = fuzzEngine();
+  const { engine, rewind } = fuzzEngine();
   const stats: SimulatorFuzzStats = { inputs: 0, untypedCount: 0, untyped: [], codes: new Map(), successes: 0 };
   const replay = async (): Promise<void> => {
     for (const c of session.commands) await engine.execute(c.bytes, c.locality);
@@ -374,8 +414,9 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
   for (let i = 0; i < options.iterations; i++) {
     if (i > 0 && i % 10_000 === 0) options.onProgress?.(i);
     if (i > 0 && i % 2000 === 0) {
+      // _TPM_Init, then the recording from its Startup on, with the recording's random stream.
       engine.init();
-      await engine.execute(STARTUP);
+      rewind();
       await replay();
     }
     // Three in four from the recorded session (deep), the rest arbitrary commands of every code (wide).
