@@ -261,6 +261,8 @@ export class TpmEngine {
     }
     for (let i = 0; i < cmd.handleNames.length; i++) {
       const rc = this.checkHandle(split.handleValues[i]!);
+      // TPM_RC_REFERENCE_Hn counts the handle itself (reference EntityGetLoadStatus); other codes take the handle number.
+      if (rc === TPM_RC.REFERENCE_H0) return encodeErrorResponse(TPM_RC.REFERENCE_H0 + i);
       if (rc !== 0) return encodeErrorResponse(rcForHandle(rc, i + 1));
     }
     // Part 3 §5.4: authorizations.
@@ -317,8 +319,8 @@ export class TpmEngine {
     if (type === TPM_HT.NV_INDEX) return this.state.nvIndices.some((n) => n.nvIndex === h) ? 0 : TPM_RC.HANDLE;
     if (type === TPM_HT.PERSISTENT) return this.state.persistentObjects.some((o) => o.handle === h) ? 0 : TPM_RC.HANDLE;
     if (type === TPM_HT.TRANSIENT) return this.volatile.objects.has(h) ? 0 : TPM_RC.HANDLE;
-    // Part 3 §5.3: a session handle names a loaded session (policy commands' policySession).
-    if (type === TPM_HT.HMAC_SESSION || type === TPM_HT.POLICY_SESSION) return this.volatile.sessions.get(h) !== undefined ? 0 : TPM_RC.HANDLE;
+    // Part 3 §5.3: a session handle names a loaded session (ContextSave's, policy commands' policySession); TPM_RC_REFERENCE_H0 otherwise, as libtpms.
+    if (type === TPM_HT.HMAC_SESSION || type === TPM_HT.POLICY_SESSION) return this.volatile.sessions.get(h) !== undefined ? 0 : TPM_RC.REFERENCE_H0;
     return TPM_RC.HANDLE;
   }
 

@@ -37,10 +37,11 @@ import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, SwtpmTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMS_CONTEXT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { startSimServer, type SimServerInstance } from '../support/sim-server.js';
+import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { describeWithTpm2Tools, startTpm2Tools, type Tpm2Tools } from '../support/tpm2-tools.js';
 
 const NO_CREATION = { outsideInfo: new Uint8Array(0), creationPCR: [] };
@@ -281,6 +282,74 @@ describe('simulator contexts: sessions', () => {
     await f.tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
     expect(isRc(await rejection(loadCtx(f, saved[10]!)), TPM_RC.INTEGRITY)).toBe(true); // resetCount moved on
     expect(await property(f, TPM_PT.HR_ACTIVE)).toBe(0);
+  });
+});
+
+/** Response codes of context operations that swtpm and the simulator must agree on. */
+async function contextCodes(tpm: Tpm): Promise<Record<string, string>> {
+  const code = async (p: Promise<unknown>): Promise<string> => {
+    try {
+      await p;
+      return 'ok';
+    } catch (e) {
+      if (e instanceof TpmError) return `0x${e.rc.toString(16)}`;
+      throw e;
+    }
+  };
+  const out: Record<string, string> = {};
+  const f = { tpm } as Fixture;
+  const p = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+  const obj = await save(f, p.handles.objectHandle);
+  const flipped = obj.contextBlob.slice();
+  flipped[flipped.length - 1]! ^= 1;
+  out.tamperedObject = await code(loadCtx(f, { ...obj, contextBlob: flipped }));
+  out.otherSequence = await code(loadCtx(f, { ...obj, sequence: obj.sequence + 5n }));
+  out.otherHierarchy = await code(loadCtx(f, { ...obj, hierarchy: TPM_RH.ENDORSEMENT }));
+  out.shortBlob = await code(loadCtx(f, { ...obj, contextBlob: obj.contextBlob.subarray(0, 10) }));
+  await tpm.flush(p.handles.objectHandle);
+  const s = await tpm.startAuthSession({});
+  const sc = await save(f, s.handle);
+  out.saveSavedSession = await code(tpm.run(ContextSave, { saveHandle: s.handle }, {}));
+  out.loadSession = (await code(loadCtx(f, sc))) === 'ok' ? 'ok' : 'failed';
+  out.replaySession = await code(loadCtx(f, sc));
+  const sc2 = await save(f, s.handle);
+  out.flushSaved = await code(tpm.run(FlushContext, {}, { flushHandle: s.handle }));
+  out.loadFlushed = await code(loadCtx(f, sc2));
+  // Three loaded sessions, a fourth saved one cannot come back.
+  const three = [await tpm.startAuthSession({}), await tpm.startAuthSession({})];
+  const fourth = await tpm.startAuthSession({ type: 'policy' });
+  const fc = await save(f, fourth.handle);
+  three.push(await tpm.startAuthSession({}));
+  out.sessionMemory = await code(loadCtx(f, fc));
+  out.startFourth = await code(tpm.startAuthSession({}));
+  await tpm.run(FlushContext, {}, { flushHandle: fourth.handle });
+  for (const x of three) await x.flush();
+  return out;
+}
+
+describeWithSwtpm('simulator contexts match swtpm', () => {
+  let sw: SwtpmInstance;
+  beforeAll(async () => {
+    sw = await startSwtpm();
+  }, 60_000);
+  afterAll(async () => {
+    await sw?.stop();
+  });
+
+  it('tampered, replayed, flushed and over-limit contexts get the same codes', async () => {
+    const t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
+    try {
+      await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+      const theirs = await contextCodes(new Tpm(t));
+      const ours = await contextCodes((await setUp()).tpm);
+      expect(ours).toEqual(theirs);
+      expect(ours.tamperedObject).toBe('0x1df'); // TPM_RC_INTEGRITY, parameter 1
+      expect(ours.replaySession).toBe('0x1cb'); // TPM_RC_HANDLE, parameter 1
+      expect(ours.saveSavedSession).toBe('0x910'); // TPM_RC_REFERENCE_H0: not loaded
+      expect(ours.shortBlob).toBe('0x9a'); // TPM_RC_INSUFFICIENT, no parameter number
+    } finally {
+      await t.close();
+    }
   });
 });
 

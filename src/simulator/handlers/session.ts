@@ -99,6 +99,8 @@ export const startAuthSessionHandler = handler(StartAuthSession, ({ engine }, { 
 // Context protection (Part 1 §30.3)
 
 const CONTEXT_HASH = TPM_ALG.SHA256;
+/** sizeof(TPMU_HA): the largest TPM2B_DIGEST. */
+const MAX_DIGEST_SIZE = 64;
 const CONTEXT_CIPHER = 'aes-128-cfb';
 const CONTEXT_KEY_BYTES = 16;
 const CONTEXT_IV_BYTES = 16;
@@ -153,11 +155,15 @@ function protect(engine: TpmEngine, c: Omit<TPMS_CONTEXT, 'contextBlob'>, payloa
 /**
  * The payload of a context this TPM saved, after its integrity check
  * (reference TPM2_ContextLoad order: size, integrity, then decryption).
- * @throws TpmError TPM_RC_SIZE / TPM_RC_INTEGRITY on parameter 1.
+ * @throws TpmError TPM_RC_INSUFFICIENT / TPM_RC_SIZE for a blob too short to hold the integrity, TPM_RC_SIZE / TPM_RC_INTEGRITY on parameter 1.
  */
 function unprotect(engine: TpmEngine, c: TPMS_CONTEXT): Uint8Array {
   const blob = c.contextBlob;
-  const size = blob.length >= 2 ? (blob[0]! << 8) | blob[1]! : -1;
+  // The integrity is a TPM2B_DIGEST: unmarshaling errors come without a parameter number, as libtpms answers them.
+  if (blob.length < 2) throw new TpmError(TPM_RC.INSUFFICIENT);
+  const size = (blob[0]! << 8) | blob[1]!;
+  if (size > MAX_DIGEST_SIZE) throw new TpmError(TPM_RC.SIZE);
+  if (2 + size > blob.length) throw new TpmError(TPM_RC.INSUFFICIENT);
   if (size !== digestSize(CONTEXT_HASH) || blob.length < 2 + size + 8) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   const given = blob.subarray(2, 2 + size);
   const encrypted = blob.subarray(2 + size);
