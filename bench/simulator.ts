@@ -15,8 +15,6 @@
  * engine (heapUsed after a forced GC, before and after, / 1,000; goal < 200 KB).
  */
 import { createHash } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Tpm, type Entity } from '../src/client/index.js';
 import { TpmEngine } from '../src/simulator/engine.js';
 import { CreatePrimary, FlushContext, GetRandom, PCR_Extend, PCR_Read, Quote, Sign, Startup } from '../src/tpm/commands/index.js';
@@ -27,7 +25,7 @@ import { isRc, TPM_RC } from '../src/tpm/rc.js';
 import { eccAkTemplate, eccSrkTemplate, rsaAkTemplate, rsaSrkTemplate } from '../src/tpm/templates.js';
 import { inProcessTransport, SwtpmTransport, type Transport } from '../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../src/tpm/types/index.js';
-import { quoteWithEccAk, startFleetMember, type FleetMember } from '../test/support/fleet.js';
+import { garbageCollector, quoteWithEccAk, startFleetMember, type FleetMember } from '../test/support/fleet.js';
 import { startSimServer } from '../test/support/sim-server.js';
 import { startSwtpm } from '../test/support/swtpm.js';
 import { rate, type BenchRow } from './measure.js';
@@ -158,16 +156,6 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<BenchRow[]> {
   return rows;
 }
 
-/** A GC you can call: node's own, exposed at run time (bench only). */
-function collector(): () => void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  return () => {
-    gc();
-    gc();
-  };
-}
-
 export interface FleetBench {
   readonly engines: number;
   /** Milliseconds per engine: new TpmEngine + Startup. */
@@ -182,7 +170,7 @@ export interface FleetBench {
 
 /** 1,000 engines in one process: time and memory per engine. */
 export async function benchFleet(engines = 1000): Promise<FleetBench> {
-  const gc = collector();
+  const gc = garbageCollector();
   gc();
   const before = process.memoryUsage().heapUsed;
   let t = performance.now();

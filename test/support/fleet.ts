@@ -5,6 +5,8 @@
  * hierarchy). Used by test/simulator/fleet.test.ts and `npm run bench`.
  */
 import { createHash, verify } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { TpmEngine } from '../../src/simulator/engine.js';
 import type { RandomSource } from '../../src/simulator/state.js';
 import { CreatePrimary, FlushContext, Quote, Startup } from '../../src/tpm/commands/index.js';
@@ -78,4 +80,14 @@ export async function quoteWithEccAk(member: FleetMember, nonce: Uint8Array): Pr
 
 function pad32(b: Uint8Array): Buffer {
   return Buffer.concat([Buffer.alloc(Math.max(0, 32 - b.length)), Buffer.from(b)]);
+}
+
+/** A full garbage collection on demand (node's own gc, exposed at run time), for heap measurements. */
+export function garbageCollector(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  return () => {
+    gc();
+    gc();
+  };
 }
