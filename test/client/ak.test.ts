@@ -1,5 +1,5 @@
 /**
- * Attestation keys under the EK against swtpm: RSA and ECC AKs under the
+ * Attestation keys under the EK against swtpm and our simulator: RSA and ECC AKs under the
  * low-range EKs (PolicyA) and under the high-range P-384 EK (PolicyB, a
  * SHA-384 policy session), checked from outside the code under test:
  * ReadPublic's Names, quotes verified with node:crypto, ActivateCredential

@@ -1,5 +1,5 @@
 /**
- * Attestation against swtpm: quote, certify, certifyCreation, getTime and the
+ * Attestation against swtpm and our simulator: quote, certify, certifyCreation, getTime and the
  * two audit digests. Every result is checked independently of the client:
  * node:crypto verifies the signature over the returned bytes (with a key
  * built here from the public area's raw fields), pcrDigest is recomputed from

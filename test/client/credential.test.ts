@@ -1,5 +1,5 @@
 /**
- * activateCredential against swtpm: credentials wrapped in software by the
+ * activateCredential against swtpm and our simulator: credentials wrapped in software by the
  * core's makeCredential (the verifier's side) for RSA and ECC EKs of the low
  * range (PolicyA) and the high range (PolicyB), opened by the TPM through the
  * client, with the EK's policy session started, satisfied and flushed by the

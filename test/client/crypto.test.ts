@@ -1,5 +1,5 @@
 /**
- * Cryptography with TPM keys (src/client/crypto.ts) against swtpm, each
+ * Cryptography with TPM keys (src/client/crypto.ts) against swtpm and our simulator, each
  * result checked with node:crypto: signatures verify (and node's signatures
  * verify on the TPM), RSA ciphertexts decrypt on the other side, ECDH shared
  * points agree, symmetric output equals node's AES in the same mode, hashes

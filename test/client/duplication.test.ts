@@ -1,5 +1,5 @@
 /**
- * Import and duplication through the client against swtpm:
+ * Import and duplication through the client against swtpm and our simulator:
  * - keys made with node:crypto imported under ECC and RSA storage keys
  *   (importKey), loaded, and used: the TPM's signatures verify with the
  *   original node:crypto public key, its HMAC equals node:crypto's;

@@ -1,5 +1,5 @@
 /**
- * Key operations (src/client/keys.ts) against swtpm. Each result is checked
+ * Key operations (src/client/keys.ts) against swtpm and our simulator. Each result is checked
  * independently of the code under test: Names are recomputed here with
  * node:crypto over the marshaled public area, creation hashes over the
  * marshaled creation data, keys made here with node:crypto are loaded and

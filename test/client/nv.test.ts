@@ -1,5 +1,5 @@
 /**
- * NV operations (src/client/nv.ts) against swtpm: a 2048-byte index moved in
+ * NV operations (src/client/nv.ts) against swtpm and our simulator: a 2048-byte index moved in
  * TPM_PT_NV_BUFFER_MAX (1024-byte) chunks counted on the wire, counters, bit
  * fields, extend indices (values recomputed with node:crypto), the three locks
  * across a restart, owner- and platform-authorized indices, NV_Certify with the

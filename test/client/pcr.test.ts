@@ -1,5 +1,5 @@
 /**
- * PCR operations (src/client/pcr.ts) against swtpm. Every expected PCR value
+ * PCR operations (src/client/pcr.ts) against swtpm and our simulator. Every expected PCR value
  * is recomputed here with node:crypto from the spec's extend rule,
  * PCR_new = H(PCR_old ‖ digest) (Part 1 §17.5.1), never read from the code
  * under test. Localities go through swtpm's control channel (SET_LOCALITY);

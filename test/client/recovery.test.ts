@@ -1,6 +1,6 @@
 /**
  * The client `Tpm` after a lost response (issue 4, "Bad input": a TPM that
- * closes the connection mid-command, a TPM that never answers), against swtpm.
+ * closes the connection mid-command, a TPM that never answers), against swtpm and our simulator.
  *
  * A wrapper transport loses one exchange in one of three ways: it forwards the
  * command, swtpm runs it, and the answer is dropped with `transport.closed`;

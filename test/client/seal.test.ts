@@ -1,5 +1,5 @@
 /**
- * Sealing against swtpm: a secret sealed to PCR values (and a password)
+ * Sealing against swtpm and our simulator: a secret sealed to PCR values (and a password)
  * unseals only while the PCRs hold those values and with the right password.
  * The policy digest from the core's calculator is checked three ways: against
  * swtpm's own PolicyGetDigest after replaying the policy in a trial session,

@@ -1,5 +1,5 @@
 /**
- * The client's sessions against swtpm (an independent TPM: libtpms), over
+ * The client's sessions against swtpm (an independent TPM: libtpms) and our simulator, over
  * both the swtpm (raw) and the mssim framing.
  *
  * The acceptance matrix runs every session option (password, HMAC unbound and
