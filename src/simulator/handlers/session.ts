@@ -12,7 +12,11 @@
  * resetValue is resetCount (every saved context dies with a TPM Reset, as in
  * the reference's ComputeContextIntegrity) and clearCount, for stClear
  * objects only, is restartCount (they also die with a TPM Restart; here with
- * a Resume too). The payload's layout is this TPM's business (Part 2 §14.4).
+ * a Resume too). The payload's layout is this TPM's business (Part 2 §14.4):
+ * an object's areas and flags (its key is rebuilt or taken from the engine's
+ * cache), a session's state as JSON, nothing for a hash sequence, whose
+ * running hash node:crypto cannot export: the engine keeps it (bounded), so a
+ * sequence context loads only in the engine that saved it, before a power cycle.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { ContextLoad, ContextSave, StartAuthSession } from '../../tpm/commands/index.js';
