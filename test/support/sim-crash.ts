@@ -48,6 +48,7 @@ import {
 } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
+import { trimAuthValue } from '../../src/tpm/session-crypto.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
@@ -132,7 +133,8 @@ export function applyCommand(m: CrashModel, k: number): CrashModel {
     case 5:
       return { ...m, persistent: !m.persistent };
     case 6:
-      return { ...m, ownerAuth: hex(ownerAuthOf(k)) };
+      // Part 1 §19.8.4: the TPM keeps an authValue without its trailing zeros.
+      return { ...m, ownerAuth: hex(trimAuthValue(ownerAuthOf(k))) };
     default:
       return { ...m, maxTries: 3 + (k % 50), recoveryTime: k % 1000, lockoutRecovery: k % 500 };
   }
