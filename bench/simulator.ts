@@ -40,7 +40,7 @@ interface Target {
   open(): Promise<{ transport: Transport; close(): Promise<void> }>;
 }
 
-/** A primary created once per target, flushed at the end. */
+/** CreatePrimary with an empty sensitive; the caller flushes it. */
 async function primary(tpm: Tpm, hierarchy: number, template: TPMT_PUBLIC): Promise<Entity> {
   const r = await tpm.run(CreatePrimary, { primaryHandle: hierarchy }, { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: template, ...NO_CREATION });
   return { handle: r.handles.objectHandle, name: objectName(r.params.outPublic) };
