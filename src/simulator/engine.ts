@@ -305,14 +305,24 @@ export class TpmEngine {
     return frameResponse(cmd, result.handles as never, paramBytes, { sessions });
   }
 
+  /**
+   * Whether a hierarchy is enabled (Part 1 §13.5: shEnable, ehEnable, phEnable);
+   * PLATFORM_NV counts as the platform's, anything else (NULL) is always enabled.
+   */
+  hierarchyEnabled(h: number): boolean {
+    const v = this.volatile;
+    if (h === TPM_RH.OWNER) return v.shEnable;
+    if (h === TPM_RH.ENDORSEMENT) return v.ehEnable;
+    if (h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return v.phEnable;
+    return true;
+  }
+
   /** Whether a handle names something that exists now (Part 3 §5.3); 0 or the base code. */
   private checkHandle(h: number): number {
     const type = h >>> 24;
     if (type === TPM_HT.PCR) return h < PCR_COUNT ? 0 : TPM_RC.VALUE;
     if (type === TPM_HT.PERMANENT) {
-      if (h === TPM_RH.OWNER) return this.volatile.shEnable ? 0 : TPM_RC.HIERARCHY;
-      if (h === TPM_RH.ENDORSEMENT) return this.volatile.ehEnable ? 0 : TPM_RC.HIERARCHY;
-      if (h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return this.volatile.phEnable ? 0 : TPM_RC.HIERARCHY;
+      if (h === TPM_RH.OWNER || h === TPM_RH.ENDORSEMENT || h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV) return this.hierarchyEnabled(h) ? 0 : TPM_RC.HIERARCHY;
       if (h === TPM_RH.LOCKOUT || h === TPM_RH.NULL || h === TPM_RS_PW) return 0;
       return TPM_RC.VALUE;
     }
@@ -704,8 +714,12 @@ function checkTagOr(bytes: Uint8Array, rc: number): number {
   return tag === TPM_ST.NO_SESSIONS || tag === TPM_ST.SESSIONS ? rc : TPM_RC.BAD_TAG;
 }
 
-/** Base code for a ParseError code (the reference unmarshalers' choices). */
-function baseCodeOf(e: ParseError): number {
+/**
+ * The base response code the reference's unmarshalers give for what a
+ * ParseError says. A wrong union selector is TPM_RC_SELECTOR unless the
+ * selector is a typed interface with its own code (TPMI_ALG_PUBLIC: TPM_RC_TYPE).
+ */
+export function unmarshalRc(e: ParseError, selectorRc: number = TPM_RC.SELECTOR): number {
   switch (e.code) {
     case 'parse.truncated':
       return TPM_RC.INSUFFICIENT;
@@ -714,7 +728,7 @@ function baseCodeOf(e: ParseError): number {
     case 'parse.count':
       return TPM_RC.SIZE;
     case 'parse.selector':
-      return TPM_RC.SELECTOR;
+      return selectorRc;
     case 'parse.reserved':
       return TPM_RC.RESERVED_BITS;
     case 'parse.tag':
@@ -736,7 +750,7 @@ function splitErrorRc(e: unknown, cmd: AnyCommand): number {
   const m = /authorizations\.\[(\d+)\]/.exec(path);
   if (m !== null) {
     const index = Number(m[1]) + 1;
-    return index <= 7 ? rcForSession(baseCodeOf(e), index) : TPM_RC.AUTHSIZE;
+    return index <= 7 ? rcForSession(unmarshalRc(e), index) : TPM_RC.AUTHSIZE;
   }
   if (path.includes('.handles')) return e.code === 'parse.truncated' ? TPM_RC.INSUFFICIENT : handleParseRc(e, cmd);
   return e.code === 'parse.truncated' ? TPM_RC.INSUFFICIENT : TPM_RC.COMMAND_SIZE;
@@ -757,5 +771,5 @@ function paramParseRc(e: unknown, cmd: AnyCommand): number {
   const i = field === undefined ? -1 : names.indexOf(field);
   // Trailing bytes after the last parameter: Part 3 §5.5 calls that TPM_RC_SIZE without a parameter number.
   if (i < 0) return e.code === 'parse.truncated' ? TPM_RC.INSUFFICIENT : TPM_RC.SIZE;
-  return rcForParameter(baseCodeOf(e), Math.min(i + 1, 15));
+  return rcForParameter(unmarshalRc(e), Math.min(i + 1, 15));
 }

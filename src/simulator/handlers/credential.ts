@@ -16,6 +16,7 @@ import { decode } from '../../tpm/wire/codec.js';
 import type { LoadedObject } from '../objects.js';
 import { findObject } from './object.js';
 import { handler, ok } from './handler.js';
+import { unmarshalRc } from '../engine.js';
 
 /** An asymmetric, restricted decryption key (an EK or any storage key), or TPM_RC_TYPE on handle `n`. */
 function credentialKey(o: LoadedObject | undefined, n: number): LoadedObject {
@@ -24,13 +25,6 @@ function credentialKey(o: LoadedObject | undefined, n: number): LoadedObject {
   const a = pub.objectAttributes;
   if ((pub.type !== TPM_ALG.RSA && pub.type !== TPM_ALG.ECC) || !a.decrypt || !a.restricted) throw new TpmError(rcForHandle(TPM_RC.TYPE, n));
   return o;
-}
-
-/** The unmarshaling code of a ParseError, as the reference's unmarshalers answer. */
-function parseRc(e: ParseError): number {
-  if (e.code === 'parse.truncated') return TPM_RC.INSUFFICIENT;
-  if (e.code === 'parse.size' || e.code === 'parse.trailing') return TPM_RC.SIZE;
-  return TPM_RC.VALUE;
 }
 
 const P_CREDENTIAL_BLOB = 1;
@@ -53,7 +47,7 @@ function secretOf(key: LoadedObject, secret: Uint8Array): Uint8Array {
     return secret;
   } catch (e) {
     if (!(e instanceof ParseError)) throw e;
-    if (e.code !== 'parse.trailing' || e.offset === undefined) throw new TpmError(rcForParameter(parseRc(e), P_SECRET));
+    if (e.code !== 'parse.trailing' || e.offset === undefined) throw new TpmError(rcForParameter(unmarshalRc(e), P_SECRET));
     return secret.subarray(0, e.offset);
   }
 }
@@ -79,7 +73,7 @@ export const activateCredentialHandler = handler(ActivateCredential, ({ engine }
       throw new TpmError(key.publicArea.type === TPM_ALG.ECC ? rcForParameter(TPM_RC.ECC_POINT, P_SECRET) : TPM_RC.FAILURE);
     }
     if (e instanceof CryptoError && e.code === 'crypto.integrity') throw new TpmError(rcForParameter(TPM_RC.INTEGRITY, P_CREDENTIAL_BLOB));
-    if (e instanceof ParseError) throw new TpmError(rcForParameter(parseRc(e), P_CREDENTIAL_BLOB));
+    if (e instanceof ParseError) throw new TpmError(rcForParameter(unmarshalRc(e), P_CREDENTIAL_BLOB));
     // The reference: a key that cannot decrypt at this point is a TPM failure (TPM_RC_KEY → TPM_RC_FAILURE).
     throw new TpmError(TPM_RC.FAILURE);
   }

@@ -17,7 +17,7 @@ import { publicKeyFromArea } from '../../tpm/secret.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPM2B_SENSITIVE, decodeTemplate, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
-import type { TpmEngine } from '../engine.js';
+import { unmarshalRc, type TpmEngine } from '../engine.js';
 import type { LoadedObject } from '../objects.js';
 import type { CommandHandler } from './handler.js';
 import { handler } from './handler.js';
@@ -31,30 +31,6 @@ import {
   storageParent,
   unsealHandler,
 } from './object.js';
-
-/** The base code the reference's unmarshalers give for a ParseError (a wrong union selector is a wrong type). */
-function parseRc(e: ParseError): number {
-  switch (e.code) {
-    case 'parse.truncated':
-      return TPM_RC.INSUFFICIENT;
-    case 'parse.size':
-    case 'parse.trailing':
-    case 'parse.count':
-      return TPM_RC.SIZE;
-    case 'parse.selector':
-      return TPM_RC.TYPE;
-    default:
-      return TPM_RC.VALUE;
-  }
-}
-
-function hierarchyEnabled(engine: TpmEngine, h: number): boolean {
-  const v = engine.volatile;
-  if (h === TPM_RH.OWNER) return v.shEnable;
-  if (h === TPM_RH.ENDORSEMENT) return v.ehEnable;
-  if (h === TPM_RH.PLATFORM) return v.phEnable;
-  return true;
-}
 
 function freeSlot(engine: TpmEngine): void {
   if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
@@ -71,7 +47,7 @@ export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { pa
   try {
     template = decodeTemplate(inPublic);
   } catch (e) {
-    throw new TpmError(rcForParameter(e instanceof ParseError ? parseRc(e) : TPM_RC.VALUE, 2));
+    throw new TpmError(rcForParameter(e instanceof ParseError ? unmarshalRc(e, TPM_RC.TYPE) : TPM_RC.VALUE, 2));
   }
   let object: LoadedObject;
   let outPrivate: Uint8Array = new Uint8Array(0);
@@ -123,7 +99,7 @@ function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
  */
 export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPrivate, inPublic, hierarchy }) => {
   if (inPrivate !== null && hierarchy !== TPM_RH.NULL) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
-  if (!hierarchyEnabled(engine, hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
+  if (!engine.hierarchyEnabled(hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, P_HIERARCHY));
   const a = inPublic.objectAttributes;
   // A key in the clear must not pass for one this TPM protects: not fixedTPM / fixedParent, and not restricted (a
   // restricted signer would sign attestation structures, a restricted decrypter would be a parent; libtpms agrees).
@@ -216,7 +192,7 @@ export const importHandler = handler(Import, ({ engine }, { parentHandle }, para
 
 /** Where unwrapDuplicate failed, as the reference's Import reports it. */
 function importErrorRc(e: unknown): number {
-  if (e instanceof ParseError) return rcForParameter(parseRc(e), P_DUPLICATE);
+  if (e instanceof ParseError) return rcForParameter(unmarshalRc(e, TPM_RC.TYPE), P_DUPLICATE);
   if (e instanceof CryptoError) {
     // The seed did not decrypt with the parent's key: inSymSeed (CryptSecretDecrypt's TPM_RC_VALUE).
     if (e.code === 'crypto.decrypt') return rcForParameter(TPM_RC.VALUE, P_SYM_SEED);

@@ -300,14 +300,6 @@ export const contextSaveHandler = handler(ContextSave, ({ engine }, { saveHandle
   return { handles: {}, params: { context: { ...c, contextBlob: protect(engine, c, payload) } } } as never;
 });
 
-function hierarchyEnabled(engine: TpmEngine, h: number): boolean {
-  const v = engine.volatile;
-  if (h === TPM_RH.OWNER) return v.shEnable;
-  if (h === TPM_RH.ENDORSEMENT) return v.ehEnable;
-  if (h === TPM_RH.PLATFORM) return v.phEnable;
-  return true;
-}
-
 /**
  * Part 3 §28.3: reloads a context this TPM saved. An object gets a new
  * transient handle; a session gets its own handle back, once per save.
@@ -325,7 +317,7 @@ export const contextLoadHandler = handler(ContextLoad, ({ engine }, _h, { contex
     engine.volatile.sessions.restore(session, context.sequence);
     return { handles: { loadedHandle: session.handle }, params: {} } as never;
   }
-  if (!hierarchyEnabled(engine, context.hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, 1));
+  if (!engine.hierarchyEnabled(context.hierarchy)) throw new TpmError(rcForParameter(TPM_RC.HIERARCHY, 1));
   if (context.savedHandle === SAVED_SEQUENCE) {
     const kept = engine.volatile.sessions.sequenceState(context.sequence) as SequenceObject | undefined;
     // The state of a context saved before a power cycle (or evicted as too old) is gone.
