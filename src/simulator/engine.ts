@@ -528,7 +528,7 @@ export class TpmEngine {
         }
       }
       if (use.entity !== undefined) {
-        const rc = this.checkAuthorization(cmd, use, locality, handleNames, cpHash, uses);
+        const rc = this.checkAuthorization(cmd, use, locality, handleNames, cpHash, uses, paramBytes);
         if (rc !== 0) return withSessionIndex(rc, n);
       } else {
         const a = use.auth.sessionAttributes;
@@ -565,9 +565,11 @@ export class TpmEngine {
     handleNames: () => Uint8Array[],
     cpHash: (alg: number) => Uint8Array,
     uses: readonly SessionUse[],
+    paramBytes: Uint8Array,
   ): number {
     const entity = this.entityOf(use.entity!);
-    if (entity === undefined) return TPM_RC.AUTH_UNAVAILABLE;
+    // A public-only object (LoadExternal of a public area) has no authValue to prove: TPM_RC_AUTH_UNAVAILABLE, as libtpms.
+    if (entity === undefined || findObject(this, entity.handle)?.publicOnly === true) return TPM_RC.AUTH_UNAVAILABLE;
     const session = use.session;
     const policy = session !== undefined && session.kind !== 'hmac';
     if (session === undefined) use.includeAuth = true;
@@ -588,11 +590,8 @@ export class TpmEngine {
       if (role === 'USER' && object !== undefined && !object.userWithAuth) return TPM_RC.AUTH_UNAVAILABLE;
     } else {
       if (entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
-      // PolicySecret proves knowledge of the entity's authValue: a policy session used for it must include that value (reference CheckPolicyAuthSession).
-      if (cmd.code === TPM_CC.PolicySecret && !session!.policy.isAuthValueNeeded && !session!.policy.isPasswordNeeded) return TPM_RC.MODE;
-      // Part 1 §19.7.3: ADMIN and DUP through a policy only with PolicyCommandCode (reference CheckPolicyAuthSession).
-      if ((role === 'ADMIN' || role === 'DUP') && session!.policy.commandCode === undefined) return TPM_RC.POLICY_FAIL;
-      const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });
+      // policy-check.ts holds every policy-session rule (PolicySecret's MODE, the ADMIN/DUP roles, the assertions).
+      const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, role, entityHandle: entity.handle, parameters: paramBytes, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });
       if (rc !== 0) return rc;
     }
     if (use.passwordNeeded) return passwordMatches(use.auth.hmac, entity.authValue) ? 0 : this.authFailure(use, entity);

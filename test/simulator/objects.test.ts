@@ -446,8 +446,13 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
     if (r === undefined) continue;
     const rp = (await runCommand(t, ReadPublicCmd, { objectHandle: r.handles.objectHandle }, {})).params;
     log[`LoadExternal nameless ${label} Names`] = [r.params.name.length, rp.name.length, rp.qualifiedName.length];
-    if (inPrivate !== null) {
-      const noTicket = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY } as const;
+    const noTicket = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY } as const;
+    if (inPrivate === null) {
+      // No sensitive area, so no authValue to prove: TPM_RC_AUTH_UNAVAILABLE before any signing is tried.
+      await step('Sign with a public-only key', () =>
+        runCommand(t, Sign, { keyHandle: r.handles.objectHandle }, { digest: sha256('public'), inScheme: { scheme: TPM_ALG.NULL }, validation: noTicket }, { sessions: [passwordAuth()] }),
+      );
+    } else {
       const sig = await step('Sign with a nameless key', () =>
         runCommand(t, Sign, { keyHandle: r.handles.objectHandle }, { digest: sha256('nameless'), inScheme: { scheme: TPM_ALG.NULL }, validation: noTicket }, { sessions: [passwordAuth()] }),
       );
