@@ -4,7 +4,7 @@
  * `propertyCount` and at most what fits MAX_CAP_DATA, and moreData says
  * whether any remain (Part 3 §30.2.1).
  */
-import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
+import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_HT, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
 import { GetCapability, TestParms } from '../../tpm/commands/index.js';
 import { CAP_LIMITS } from '../../tpm/limits.js';
 import { pcrSelection } from '../../tpm/pcr.js';
@@ -95,10 +95,10 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
       TPMA_STARTUP_CLEAR.toWord(TPMA_STARTUP_CLEAR.of({ phEnable: v.phEnable, shEnable: v.shEnable, ehEnable: v.ehEnable, phEnableNV: s.phEnableNV, orderly: s.orderlyShutdown !== 'none' })),
     ],
     [TPM_PT.HR_NV_INDEX, s.nvIndices.length],
-    [TPM_PT.HR_LOADED, 0],
-    [TPM_PT.HR_LOADED_AVAIL, ENGINE_LIMITS.loadedSessions],
-    [TPM_PT.HR_ACTIVE, 0],
-    [TPM_PT.HR_ACTIVE_AVAIL, ENGINE_LIMITS.activeSessions],
+    [TPM_PT.HR_LOADED, v.sessions.count],
+    [TPM_PT.HR_LOADED_AVAIL, ENGINE_LIMITS.loadedSessions - v.sessions.count],
+    [TPM_PT.HR_ACTIVE, v.sessions.activeCount],
+    [TPM_PT.HR_ACTIVE_AVAIL, ENGINE_LIMITS.activeSessions - v.sessions.activeCount],
     [TPM_PT.HR_TRANSIENT_AVAIL, ENGINE_LIMITS.loadedObjects - v.objects.count],
     [TPM_PT.HR_PERSISTENT, s.persistentObjects.length],
     [TPM_PT.HR_PERSISTENT_AVAIL, ENGINE_LIMITS.persistentObjects - s.persistentObjects.length],
@@ -161,7 +161,10 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
       ];
       // Part 3 §30.2: only handles of the type named by property's top byte.
       const type = property >>> 24;
-      const p = page(handles.filter((h) => h >>> 24 === type).map((h) => [h, h] as [number, number]), property, propertyCount, CAP_LIMITS.MAX_CAP_HANDLES);
+      // Part 2 §7.2: TPM_HT_LOADED_SESSION (0x02) lists loaded sessions and TPM_HT_SAVED_SESSION (0x03) saved ones, each by its own handle, in slot order.
+      const sessions = type === TPM_HT.LOADED_SESSION ? engine.volatile.sessions.handles() : type === TPM_HT.SAVED_SESSION ? engine.volatile.sessions.savedHandles() : undefined;
+      const items = sessions !== undefined ? sessions.map((h) => [((type << 24) | (h & 0xffffff)) >>> 0, h] as [number, number]) : handles.filter((h) => h >>> 24 === type).map((h) => [h, h] as [number, number]);
+      const p = page(items, property, propertyCount, CAP_LIMITS.MAX_CAP_HANDLES);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
     }
