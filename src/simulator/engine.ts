@@ -60,9 +60,17 @@ export const ENGINE_LIMITS = {
 export interface TpmEngineOptions {
   /** State to resume from (a store's load); a freshly manufactured TPM when omitted. */
   readonly state?: SimulatorState;
-  /** Secret bytes for seeds and GetRandom; node:crypto when omitted. */
+  /**
+   * Secret bytes for seeds, proofs, nonces, keys and GetRandom; node:crypto when omitted.
+   * INSECURE when given a deterministic source: every secret of the TPM follows from it.
+   * For tests and fleet simulations that must replay (fuzz/simulator.ts, test/simulator/fleet.test.ts), never otherwise.
+   */
   readonly random?: RandomSource;
-  /** Milliseconds, monotonic; drives Clock and Time (Part 1 §36). Defaults to performance.now(). */
+  /**
+   * Milliseconds, monotonic; drives Clock, Time, dictionary-attack recovery and policy
+   * expirations (Part 1 §36). Defaults to performance.now(). A test clock lets a test
+   * move time at will — and so would let anyone expire or revive tickets: tests only.
+   */
   readonly now?: () => number;
   /**
    * Makes `state` durable (a store's save). Awaited before the response of a
