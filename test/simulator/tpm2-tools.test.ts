@@ -33,11 +33,9 @@ import { describeWithTpm2Tools, startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools
  * implemented = TPM_RC_COMMAND_CODE, or an engine bug with the exact output).
  * Keys are the flow names used below. Part of the acceptance: empty it.
  */
-// TestParms (3a4a62b) and contexts of public-only LoadExternal objects (3f28687) have landed.
-const NOT_YET: Readonly<Record<string, string>> = {
-  'flushcontext: a saved session is gone once flushed':
-    'engine bug at HEAD: GetCapability(TPM_CAP_HANDLES) lists no sessions (`tpm2_startauthsession -S s.ctx; tpm2_getcap handles-saved-session` prints nothing, swtpm prints "- 0x2000000"); capability.ts fix in progress in the tree',
-};
+// Empty: TestParms (3a4a62b), contexts of public-only LoadExternal objects (3f28687) and sessions in
+// GetCapability(HANDLES) (bc6e35d) were the last flows listed here.
+const NOT_YET: Readonly<Record<string, string>> = {};
 
 const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
 
