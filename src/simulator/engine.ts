@@ -8,7 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { AnyCommand, AuthRole } from '../tpm/command.js';
-import { TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from '../tpm/constants.js';
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize } from '../tpm/crypto/hash.js';
 import { ParseError, TrustrootError } from '../tpm/errors.js';
@@ -336,7 +336,11 @@ export class TpmEngine {
     }
     if (type === TPM_HT.NV_INDEX) return this.state.nvIndices.some((n) => n.nvIndex === h) ? 0 : TPM_RC.HANDLE;
     if (type === TPM_HT.PERSISTENT) return this.state.persistentObjects.some((o) => o.handle === h) ? 0 : TPM_RC.HANDLE;
-    if (type === TPM_HT.TRANSIENT) return this.volatile.objects.has(h) ? 0 : TPM_RC.HANDLE;
+    if (type === TPM_HT.TRANSIENT) {
+      // libtpms: TPMI_DH_OBJECT only spans the object slots (TPM_RC_VALUE beyond them); an empty slot is not loaded (REFERENCE_H0).
+      if (h - HANDLE_RANGE.TRANSIENT[0] >= this.volatile.objects.capacity) return TPM_RC.VALUE;
+      return this.volatile.objects.has(h) ? 0 : TPM_RC.REFERENCE_H0;
+    }
     // Part 3 §5.3: a session handle names a loaded session (ContextSave's, policy commands' policySession); TPM_RC_REFERENCE_H0 otherwise, as libtpms.
     if (type === TPM_HT.HMAC_SESSION || type === TPM_HT.POLICY_SESSION) return this.volatile.sessions.get(h) !== undefined ? 0 : TPM_RC.REFERENCE_H0;
     return TPM_RC.HANDLE;
