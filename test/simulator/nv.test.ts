@@ -23,7 +23,7 @@ import {
   nvWrite,
   nvWriteLock,
 } from '../../src/client/index.js';
-import { NV_DefineSpace, NV_Read, NV_Write, Shutdown, Startup } from '../../src/tpm/commands/index.js';
+import { NV_DefineSpace, NV_GlobalWriteLock, NV_Read, NV_Write, Shutdown, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_NT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { nvName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
@@ -367,7 +367,14 @@ async function nvScenario(tpm: Tpm): Promise<string[]> {
   await step('owner undefines a platform index', () => nvUndefine(tpm, p, { auth: TPM_RH.OWNER }));
   await step('platform undefines it', () => nvUndefine(tpm, p));
   await step('read public of undefined', () => nvReadPublic(tpm, B + 6));
-  for (const i of [B, B + 1, B + 2, B + 3, B + 4, B + 5]) await nvUndefine(tpm, i);
+  const g = await nvDefine(tpm, { index: B + 7, size: 4, attributes: { GLOBALLOCK: true } });
+  await step('write a GLOBALLOCK index', () => nvWrite(tpm, g, Uint8Array.of(1, 2, 3, 4)));
+  await step('global write lock', () => tpm.run(NV_GlobalWriteLock, { authHandle: TPM_RH.OWNER }, {}));
+  await step('write after the global lock', () => nvWrite(tpm, g, Uint8Array.of(5, 6, 7, 8)));
+  await step('write an index without GLOBALLOCK', () => nvWrite(tpm, big, Uint8Array.of(1)));
+  await step('globally locked public', async () => (await nvReadPublic(tpm, B + 7)).name);
+  await step('global write lock again', () => tpm.run(NV_GlobalWriteLock, { authHandle: TPM_RH.OWNER }, {}));
+  for (const i of [B, B + 1, B + 2, B + 3, B + 4, B + 5, B + 7]) await nvUndefine(tpm, i);
   return log;
 }
 

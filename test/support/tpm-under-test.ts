@@ -181,7 +181,6 @@ export const SIMULATOR_PENDING: ExclusionList = {
   'attestation keys under the EK > refuses templates that are not AKs before sending, and a wrong endorsement auth fails in PolicySecret without leaking the session':
     'TestParms not implemented (createEk checks the template with it)',
   'activateCredential > an Ek from createEk (ek.ts) carries its public area: PolicyB is recognized without ekPublic': 'TestParms not implemented (createEk checks the template with it)',
-  'client NV > locks > write lock (WRITE_STCLEAR), read lock (READ_STCLEAR) and global lock hold until Startup(CLEAR)': 'NV_GlobalWriteLock not implemented',
   // Simulator bugs.
   'client keys > create, load, createLoaded > createLoaded under a derivation parent derives the same key from the same label and context':
     'bug: CreateLoaded of a derived ECC key (TPMS_DERIVE label/context in unique) under a derivation parent (KEYEDHASH, restricted|decrypt, scheme XOR with KDF1_SP800_108; Part 1 §27.4, Part 3 §12.9) answers TPM_RC_TYPE on handle 1 (the parent); swtpm derives the key, the same for the same label and context',

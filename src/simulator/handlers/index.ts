@@ -11,7 +11,7 @@ import { SYMMETRIC_HANDLERS } from './symmetric.js';
 import { getCapabilityHandler, testParmsHandler } from './capability.js';
 import { readClockHandler } from './clock.js';
 import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
-import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
+import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvGlobalWriteLockHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
 import { getRandomHandler, stirRandomHandler } from './random.js';
 import { createHandler, createPrimaryHandler, flushContextHandler, loadHandler, readPublicHandler } from './object.js';
 import { signHandler } from './signing.js';
@@ -33,7 +33,7 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   readClockHandler, // §29
   getCapabilityHandler, // §30
   testParmsHandler,
-  ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
+  ...[nvDefineSpaceHandler, nvUndefineSpaceHandler, nvReadPublicHandler, nvWriteHandler, nvIncrementHandler, nvExtendHandler, nvSetBitsHandler, nvWriteLockHandler, nvGlobalWriteLockHandler, nvReadHandler, nvReadLockHandler], // §31
   ...[createHandler, loadHandler, readPublicHandler, signHandler, createPrimaryHandler, flushContextHandler], // §12, §20, §24, §28 (object.ts)
   // Each area's file exports its handlers as one array.
   ...SESSION_HANDLERS,

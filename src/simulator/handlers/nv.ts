@@ -12,6 +12,7 @@ import { TPM_NT, TPM_RH } from '../../tpm/constants.js';
 import {
   NV_DefineSpace,
   NV_Extend,
+  NV_GlobalWriteLock,
   NV_Increment,
   NV_Read,
   NV_ReadLock,
@@ -310,6 +311,21 @@ export const nvWriteLockHandler = handler(NV_WriteLock, (ctx, { authHandle, nvIn
   return ok<typeof NV_WriteLock>({});
 });
 
+/**
+ * Part 3 §31.12: every index with TPMA_NV_GLOBALLOCK becomes write-locked
+ * until the next TPM Reset or Restart (clearNvOnStartup); owner or platform
+ * authorization (the engine checked it).
+ */
+export const nvGlobalWriteLockHandler = handler(NV_GlobalWriteLock, (ctx) => {
+  for (const nv of ctx.engine.state.nvIndices) {
+    if (attrs(nv).GLOBALLOCK && !attrs(nv).WRITELOCKED) {
+      setAttrs(nv, { WRITELOCKED: true });
+      changed(ctx);
+    }
+  }
+  return ok<typeof NV_GlobalWriteLock>({});
+});
+
 /** Part 3 §31.14: READ_STCLEAR required; an unwritten index may be locked; already locked is success. */
 export const nvReadLockHandler = handler(NV_ReadLock, (ctx, { authHandle, nvIndex }) => {
   const nv = findIndex(ctx.engine, nvIndex);
@@ -323,19 +339,19 @@ export const nvReadLockHandler = handler(NV_ReadLock, (ctx, { authHandle, nvInde
 });
 
 /**
- * What Startup(CLEAR) does to NV indices (Part 2 §13.4): READLOCKED goes;
- * WRITELOCKED goes for WRITE_STCLEAR unless WRITEDEFINE locked it for good
- * once written; CLEAR_STCLEAR indices become unwritten. Returns whether anything changed.
+ * What Startup(CLEAR) does to NV indices (Part 2 §13.4; the reference's
+ * NvEntityStartup): READLOCKED goes; WRITELOCKED goes unless WRITEDEFINE
+ * locked the index for good once written (so WRITE_STCLEAR and GLOBALLOCK
+ * locks end here); CLEAR_STCLEAR indices become unwritten. Returns whether anything changed.
  */
 export function clearNvOnStartup(state: SimulatorState): boolean {
   let any = false;
   for (const nv of state.nvIndices) {
     const a = attrs(nv);
-    const permanentLock = a.WRITEDEFINE && a.WRITTEN && a.WRITELOCKED;
     const next = {
       ...a,
       READLOCKED: false,
-      WRITELOCKED: a.WRITELOCKED && (permanentLock || !a.WRITE_STCLEAR),
+      WRITELOCKED: a.WRITELOCKED && a.WRITEDEFINE && a.WRITTEN,
       WRITTEN: a.WRITTEN && !a.CLEAR_STCLEAR,
     };
     const word = TPMA_NV.toWord(next);
