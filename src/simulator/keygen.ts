@@ -28,6 +28,7 @@ import { p256, p384 } from '@noble/curves/nist.js';
 import { bigIntFromBytes, bytesFromBigInt } from '../tpm/bytes.js';
 import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
 import { digestSize, hash, hmac } from '../tpm/crypto/hash.js';
+import { kdfaBlock } from '../tpm/crypto/kdf.js';
 import { keyFromSensitive } from '../tpm/duplication.js';
 import { ArgumentError } from '../tpm/errors.js';
 import { objectName } from '../tpm/names.js';
@@ -112,12 +113,20 @@ function derivationFunction(inputs: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** A deterministic byte stream keys are made from: the primary CTR_DRBG or the derivation KDF. */
+export interface KeyStream {
+  /** The next `length` bytes of the stream. */
+  generate(length: number): Uint8Array;
+  /** `DRBG_AdditionalData` (primaries in the endorsement hierarchy only). */
+  addData?(data: Uint8Array): void;
+}
+
 /**
  * A CTR_DRBG (SP 800-90A §10.2.1, AES-256, no derivation function in the
  * core, counter incremented before each block as the reference does).
  * One object per derivation; it holds no module-level state.
  */
-export class PrimaryDrbg {
+export class PrimaryDrbg implements KeyStream {
   #key = new Uint8Array(KEY_BYTES);
   #v = new Uint8Array(BLOCK);
 
@@ -294,7 +303,7 @@ const MAX_PRIME_CANDIDATES = 20_000;
  * made odd, sieved with the odd primes below 2048, with gcd(e, p−1) = 1, and
  * accepted by OpenSSL's probabilistic test.
  */
-async function rsaPrime(drbg: PrimaryDrbg, bits: number, e: bigint): Promise<bigint> {
+async function rsaPrime(drbg: KeyStream, bits: number, e: bigint): Promise<bigint> {
   const bytes = bits / 8;
   const shift = BigInt(bits - 32);
   const low = (1n << shift) - 1n;
@@ -310,7 +319,7 @@ async function rsaPrime(drbg: PrimaryDrbg, bits: number, e: bigint): Promise<big
   throw new TpmError(TPM_RC.NO_RESULT);
 }
 
-async function deriveRsa(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.RSA }>, drbg: PrimaryDrbg): Promise<{ unique: Uint8Array; prime: Uint8Array }> {
+async function deriveRsa(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.RSA }>, drbg: KeyStream): Promise<{ unique: Uint8Array; prime: Uint8Array }> {
   const bits = template.parameters.keyBits;
   if (!RSA_KEY_BITS.includes(bits)) throw new TpmError(TPM_RC.KEY_SIZE);
   const exponent = template.parameters.exponent === 0 ? 65537 : template.parameters.exponent;
@@ -335,7 +344,7 @@ async function deriveRsa(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.R
   throw new TpmError(TPM_RC.NO_RESULT);
 }
 
-function deriveEcc(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.ECC }>, drbg: PrimaryDrbg): { x: Uint8Array; y: Uint8Array; d: Uint8Array } {
+function deriveEcc(template: Extract<TPMT_PUBLIC, { type: typeof TPM_ALG.ECC }>, drbg: KeyStream): { x: Uint8Array; y: Uint8Array; d: Uint8Array } {
   const curve = CURVE_ORDERS.get(template.parameters.curveID);
   if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
   // BnEccGetPrivate: orderBytes·8 + 64 bits, reduced mod (n − 1), plus 1: 1 ≤ d < n (FIPS 186-4 §B.4.1).
@@ -370,6 +379,22 @@ export async function derivePrimaryObject(input: PrimaryDerivationInput): Promis
   }
   // Context = Name of the template as received (PublicMarshalAndComputeName in CreatePrimary.c).
   const drbg = PrimaryDrbg.seeded(input.seed, PRIMARY_OBJECT_CREATION, objectName(template), create.data);
+  return createFromStream(drbg, template, create, nameDigestSize, input.proofs ?? []);
+}
+
+/**
+ * The object creation common to primaries, ordinary and derived objects
+ * (the reference's CryptCreateObject): key material from `drbg`, then
+ * (endorsement primaries) the proofs stirred in, then a seedValue of the
+ * nameAlg's digest size; a symmetric object's unique from seedValue and key.
+ */
+async function createFromStream(
+  drbg: KeyStream,
+  template: TPMT_PUBLIC,
+  create: TPMS_SENSITIVE_CREATE,
+  nameDigestSize: number,
+  proofs: readonly Uint8Array[],
+): Promise<DerivedObject> {
   const attrs = TPMA_OBJECT.fromWord(TPMA_OBJECT.toWord(template.objectAttributes));
   // CryptCreateObject: data the TPM generates itself replaces anything the caller sent.
   const data = attrs.sensitiveDataOrigin ? new Uint8Array(0) : create.data;
@@ -416,7 +441,7 @@ export async function derivePrimaryObject(input: PrimaryDerivationInput): Promis
       break;
     }
   }
-  for (const proof of input.proofs ?? []) drbg.addData(proof);
+  for (const proof of proofs) drbg.addData?.(proof);
   let seedValue = drbg.generate(nameDigestSize);
   if (publicArea.type === TPM_ALG.KEYEDHASH || publicArea.type === TPM_ALG.SYMCIPHER) {
     // CryptComputeSymmetricUnique: a parent's unique is an HMAC keyed with seedValue, any other object's a hash.
@@ -434,4 +459,112 @@ export async function derivePrimaryObject(input: PrimaryDerivationInput): Promis
   } as TPMT_SENSITIVE;
   const key = publicArea.type === TPM_ALG.RSA || publicArea.type === TPM_ALG.ECC ? keyFromSensitive(publicArea, sensitive) : createSecretKey(composite);
   return { publicArea, sensitive, name: objectName(publicArea), key };
+}
+
+// ---------------------------------------------------------------------------
+// Derived objects (Part 1 §27.4 "Derived Objects", Part 3 §12.9 CreateLoaded)
+
+/** TPM_MAX_DERIVATION_BITS of the reference: the L of every KDFa block and the stream's length limit. */
+export const MAX_DERIVATION_BITS = 8192;
+
+/**
+ * The stream a derivation parent draws keys from (the reference's
+ * `DRBG_InstantiateSeededKdf` state and `DRBG_Generate` in KDF mode): the
+ * KDFa blocks K(1) ‖ K(2) ‖ … of SP 800-108 counter mode, keyed by the
+ * parent's key, with the derivation's label and context and
+ * L = {@link MAX_DERIVATION_BITS}. Requests continue where the previous one
+ * stopped (a partly used block is kept); a request that would pass the
+ * limit (counted in whole blocks) is TPM_RC_NO_RESULT, as the reference's
+ * DRBG_Generate answering 0 becomes.
+ */
+export class DerivationKdf implements KeyStream {
+  readonly #hashAlg: number;
+  readonly #key: Uint8Array;
+  readonly #label: Uint8Array;
+  readonly #context: Uint8Array;
+  readonly #digestSize: number;
+  #counter = 0;
+  #residual: Uint8Array = new Uint8Array(0);
+
+  /**
+   * @param hashAlg the parent's KDF hash (its XOR scheme's hashAlg).
+   * @param key the parent's keyedHash key (its sensitive data, not its seedValue: libtpms and the current reference key the KDF with `sensitive.bits`).
+   */
+  constructor(hashAlg: number, key: Uint8Array, label: Uint8Array, context: Uint8Array) {
+    this.#hashAlg = hashAlg;
+    this.#digestSize = digestSize(hashAlg);
+    this.#key = key.slice();
+    this.#label = label.slice();
+    this.#context = context.slice();
+  }
+
+  generate(length: number): Uint8Array {
+    if (!Number.isInteger(length) || length < 0) throw new ArgumentError(`a derivation request is a byte count, got ${length}`);
+    if ((this.#counter * this.#digestSize + length) * 8 > MAX_DERIVATION_BITS) throw new TpmError(TPM_RC.NO_RESULT);
+    const out = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      if (this.#residual.length === 0) {
+        this.#counter += 1;
+        this.#residual = kdfaBlock(this.#hashAlg, this.#key, this.#label, this.#context, new Uint8Array(0), MAX_DERIVATION_BITS, this.#counter);
+      }
+      const take = Math.min(this.#residual.length, length - filled);
+      out.set(this.#residual.subarray(0, take), filled);
+      this.#residual = this.#residual.subarray(take);
+      filled += take;
+    }
+    return out;
+  }
+}
+
+/** What a derived object needs: the derivation parent's KDF and key, the label and context, and the child's template. */
+export interface DerivedObjectInput {
+  /** The parent's KDF hash (scheme XOR's hashAlg; the KDF is KDF1_SP800_108). */
+  readonly kdfHashAlg: number;
+  /** The parent's keyedHash key (sensitive.sensitive). */
+  readonly parentKey: Uint8Array;
+  readonly label: Uint8Array;
+  readonly context: Uint8Array;
+  /** The child's template; its unique is ignored (replaced by the derived key's). Not RSA. */
+  readonly template: TPMT_PUBLIC;
+  /** The child's authValue. */
+  readonly userAuth: Uint8Array;
+}
+
+/** An empty unique of the template's type: a derivation template carries TPMS_DERIVE there, never a key. */
+function withoutUnique(t: TPMT_PUBLIC): TPMT_PUBLIC {
+  switch (t.type) {
+    case TPM_ALG.ECC:
+      return { ...t, unique: { x: new Uint8Array(0), y: new Uint8Array(0) } };
+    case TPM_ALG.RSA:
+    case TPM_ALG.KEYEDHASH:
+    case TPM_ALG.SYMCIPHER:
+      return { ...t, unique: new Uint8Array(0) } as TPMT_PUBLIC;
+  }
+}
+
+/**
+ * The object a derivation parent derives for (label, context) and a
+ * template (Part 1 §27.4): the same creation as a primary's
+ * (CryptCreateObject: key material, then a seedValue) but drawn from
+ * {@link DerivationKdf}; the caller's sensitive data plays no part. The same
+ * parent key, label, context and template always give the same object.
+ *
+ * @throws TpmError without parameter number: TPM_RC_TYPE for RSA (the
+ *   reference derives no RSA keys), TPM_RC_HASH for a NULL/unknown nameAlg,
+ *   TPM_RC_CURVE / TPM_RC_KEY_SIZE / TPM_RC_SYMMETRIC as for primaries,
+ *   TPM_RC_NO_RESULT past the derivation limit.
+ */
+export async function deriveObject(input: DerivedObjectInput): Promise<DerivedObject> {
+  const template = withoutUnique(input.template);
+  if (template.type === TPM_ALG.RSA) throw new TpmError(TPM_RC.TYPE);
+  let nameDigestSize: number;
+  try {
+    if (template.nameAlg === TPM_ALG.NULL) throw new TpmError(TPM_RC.HASH);
+    nameDigestSize = digestSize(template.nameAlg);
+  } catch {
+    throw new TpmError(TPM_RC.HASH);
+  }
+  const kdf = new DerivationKdf(input.kdfHashAlg, input.parentKey, input.label, input.context);
+  return createFromStream(kdf, template, { userAuth: input.userAuth, data: new Uint8Array(0) }, nameDigestSize, []);
 }

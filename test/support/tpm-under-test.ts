@@ -182,8 +182,6 @@ export const SIMULATOR_PENDING: ExclusionList = {
     'TestParms not implemented (createEk checks the template with it)',
   'activateCredential > an Ek from createEk (ek.ts) carries its public area: PolicyB is recognized without ekPublic': 'TestParms not implemented (createEk checks the template with it)',
   // Simulator bugs.
-  'client keys > create, load, createLoaded > createLoaded under a derivation parent derives the same key from the same label and context':
-    'bug: CreateLoaded of a derived ECC key (TPMS_DERIVE label/context in unique) under a derivation parent (KEYEDHASH, restricted|decrypt, scheme XOR with KDF1_SP800_108; Part 1 §27.4, Part 3 §12.9) answers TPM_RC_TYPE on handle 1 (the parent); swtpm derives the key, the same for the same label and context',
 };
 
 

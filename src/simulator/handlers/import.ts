@@ -8,23 +8,35 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { CreateLoaded, Import, LoadExternal } from '../../tpm/commands/index.js';
 import { TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
-import { digestSize } from '../../tpm/crypto/hash.js';
+import { digestSize, isHashAlg } from '../../tpm/crypto/hash.js';
+import { LIMITS } from '../../tpm/limits.js';
 import { keyFromSensitive, produceOuterWrap, unwrapDuplicate } from '../../tpm/duplication.js';
 import { CryptoError, ParseError, TrustrootError } from '../../tpm/errors.js';
 import { objectName, qualifiedName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { publicKeyFromArea } from '../../tpm/secret.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
-import { TPM2B_SENSITIVE, decodeTemplate, type TPMT_PUBLIC, type TPMT_SENSITIVE } from '../../tpm/types/index.js';
+import {
+  TPM2B_SENSITIVE,
+  decodeTemplate,
+  type TPMS_SENSITIVE_CREATE,
+  type TPMT_PUBLIC,
+  type TPMT_PUBLIC_DERIVE,
+  type TPMT_SENSITIVE,
+} from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
 import { unmarshalRc, type TpmEngine } from '../engine.js';
+import { deriveObject } from '../keygen.js';
 import type { LoadedObject } from '../objects.js';
 import type { CommandHandler } from './handler.js';
 import { handler } from './handler.js';
 import {
   checkTemplate,
+  checkUnderParent,
   createOrdinary,
   derivePrimary,
+  findObject,
+  isSequence,
   objectChangeAuthHandler,
   primaryLoadedObject,
   privateWrap,
@@ -37,12 +49,20 @@ function freeSlot(engine: TpmEngine): void {
 }
 
 /**
- * Part 3 §12.9: a primary object (parentHandle is a hierarchy) or an ordinary
- * one (a storage parent), loaded at once. A primary's outPrivate is empty
- * (it is re-derived, never loaded). Derivation parents (a restricted-decrypt
- * KEYEDHASH) are not offered: TPM_RC_TYPE on the parent, as for Create.
+ * Part 3 §12.9: a primary object (parentHandle is a hierarchy), an ordinary
+ * one (a storage parent), or a derived one (a derivation parent: see
+ * createDerived), loaded at once. A primary's and a derived object's
+ * outPrivate is empty (they are re-derived, never loaded).
  */
 export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { parentHandle }, { inSensitive, inPublic }) => {
+  if (parentHandle >>> 24 !== TPM_HT.PERMANENT) {
+    const parent = isSequence(engine, parentHandle) ? undefined : findObject(engine, parentHandle);
+    if (parent !== undefined && derivationKdfHash(parent) !== undefined) {
+      const object = await createDerived(engine, parent, inSensitive, inPublic);
+      const objectHandle = engine.volatile.objects.load(object);
+      return { handles: { objectHandle }, params: { outPrivate: new Uint8Array(0), outPublic: object.publicArea, name: object.name } } as never;
+    }
+  }
   let template: TPMT_PUBLIC;
   try {
     template = decodeTemplate(inPublic);
@@ -74,6 +94,102 @@ export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { pa
   const objectHandle = engine.volatile.objects.load(object);
   return { handles: { objectHandle }, params: { outPrivate, outPublic: object.publicArea, name: object.name } } as never;
 });
+
+const P_IN_SENSITIVE = 1;
+const P_IN_PUBLIC = 2;
+
+/**
+ * The KDF hash of a derivation parent (Part 1 §27.4: a restricted decrypt
+ * keyedHash whose scheme is XOR with KDF1_SP800_108, the reference's
+ * `attributes.derivation`), or undefined for any other object.
+ */
+function derivationKdfHash(parent: LoadedObject): number | undefined {
+  const p = parent.publicArea;
+  const a = p.objectAttributes;
+  if (p.type !== TPM_ALG.KEYEDHASH || !a.restricted || !a.decrypt || a.sign || parent.publicOnly === true) return undefined;
+  const scheme = p.parameters.scheme;
+  if (scheme.scheme !== TPM_ALG.XOR || scheme.details.kdf !== TPM_ALG.KDF1_SP800_108) return undefined;
+  return scheme.details.hashAlg;
+}
+
+/**
+ * TPMS_DERIVE at the start of inSensitive.data (SetLabelAndContext): bytes
+ * after it are ignored, as the reference's unmarshal leaves them. A
+ * truncated or oversized label is the unmarshal code without a parameter
+ * number, as the reference returns it.
+ */
+function sensitiveDerive(data: Uint8Array): { label: Uint8Array; context: Uint8Array } {
+  let at = 0;
+  const label = (): Uint8Array => {
+    if (data.length - at < 2) throw new TpmError(TPM_RC.INSUFFICIENT);
+    const size = (data[at]! << 8) | data[at + 1]!;
+    at += 2;
+    if (size > LIMITS.LABEL_MAX_BUFFER) throw new TpmError(TPM_RC.SIZE);
+    if (data.length - at < size) throw new TpmError(TPM_RC.INSUFFICIENT);
+    const out = data.slice(at, at + size);
+    at += size;
+    return out;
+  };
+  return { label: label(), context: label() };
+}
+
+/**
+ * Part 3 §12.9 under a derivation parent: the template's unique is a
+ * TPMS_DERIVE (label, context), completed by one in inSensitive.data where
+ * the template's is empty; the key is derived from the parent's key, label
+ * and context (keygen.ts deriveObject), never from the RNG. In the
+ * reference's order: a free slot, the template, the authValue size, no RSA
+ * (TPM_RC_TYPE on inPublic), sensitiveDataOrigin CLEAR (TPM_RC_ATTRIBUTES,
+ * no parameter number), the attribute rules of a loaded object, then the
+ * label and context.
+ */
+async function createDerived(engine: TpmEngine, parent: LoadedObject, inSensitive: TPMS_SENSITIVE_CREATE, inPublic: Uint8Array): Promise<LoadedObject> {
+  freeSlot(engine);
+  let template: TPMT_PUBLIC_DERIVE;
+  try {
+    template = decodeTemplate(inPublic, { derivation: true });
+  } catch (e) {
+    throw new TpmError(rcForParameter(e instanceof ParseError ? unmarshalRc(e, TPM_RC.TYPE) : TPM_RC.VALUE, P_IN_PUBLIC));
+  }
+  const { unique: derive, ...rest } = template;
+  const area = { ...rest, unique: new Uint8Array(0) } as TPMT_PUBLIC;
+  if (area.nameAlg === TPM_ALG.NULL || !isHashAlg(area.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.HASH, P_IN_PUBLIC));
+  if (inSensitive.userAuth.length > digestSize(area.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_IN_SENSITIVE));
+  // Part 1 §27.4: the reference derives no RSA keys (a prime search from a KDF stream).
+  if (area.type === TPM_ALG.RSA) throw new TpmError(rcForParameter(TPM_RC.TYPE, P_IN_PUBLIC));
+  if (area.objectAttributes.sensitiveDataOrigin) throw new TpmError(TPM_RC.ATTRIBUTES);
+  // PublicAttributesValidation: the rules a loaded object obeys (a derived asymmetric key is not of TPM origin).
+  checkTemplate(area, new Uint8Array(0), inSensitive.userAuth, false);
+  checkUnderParent(parent, area, P_IN_PUBLIC);
+  const fromSensitive = inSensitive.data.length === 0 ? undefined : sensitiveDerive(inSensitive.data);
+  const label = derive.label.length !== 0 || fromSensitive === undefined ? derive.label : fromSensitive.label;
+  const context = derive.context.length !== 0 || fromSensitive === undefined ? derive.context : fromSensitive.context;
+  let d;
+  try {
+    d = await deriveObject({
+      kdfHashAlg: derivationKdfHash(parent)!,
+      parentKey: parent.sensitive.sensitive as Uint8Array,
+      label,
+      context,
+      template: area,
+      userAuth: inSensitive.userAuth,
+    });
+  } catch (e) {
+    if (e instanceof TpmError && e.parameter === undefined && e.handle === undefined && e.baseCode !== TPM_RC.NO_RESULT) {
+      throw new TpmError(rcForParameter(e.baseCode, P_IN_PUBLIC));
+    }
+    throw e;
+  }
+  return {
+    publicArea: d.publicArea,
+    sensitive: d.sensitive,
+    name: d.name,
+    qualifiedName: qualifiedName(parent.qualifiedName, d.name),
+    hierarchy: parent.hierarchy,
+    primary: false,
+    key: d.key,
+  };
+}
 
 const P_PRIVATE = 1;
 const P_PUBLIC = 2;

@@ -126,3 +126,29 @@ export function kdfe(hashAlg: number, z: Uint8Array, label: string, partyUInfo: 
   const n = checkBits(bits, 'kdfe');
   return expand(n, size, (counter) => hash(hashAlg, counter, z, l, NUL, partyUInfo, partyVInfo));
 }
+
+/**
+ * One block of KDFa with a byte-string label: K(counter) =
+ * HMAC_hashAlg(key, [counter]₃₂ ‖ label ‖ 0x00? ‖ contextU ‖ contextV ‖ [bits]₃₂).
+ * The 0x00 follows the reference's CryptKDFa rule for labels that are data
+ * (a derivation's TPMS_DERIVE label): it is added unless the label already
+ * ends in 0x00, and always for an empty label. For a label without NUL this
+ * is {@link kdfa}'s block `counter`. Streams longer than one call (the
+ * derivation "DRBG" of Part 1 §27.4 / CreateLoaded) ask block by block.
+ *
+ * @param counter the block index, 1 for the first block.
+ * @param bits the length field L hashed into every block (not the output size).
+ * @returns one digest of hashAlg.
+ * @throws ArgumentError as {@link kdfa}, or for a counter outside 1..2^32−1.
+ */
+export function kdfaBlock(hashAlg: number, key: Uint8Array, label: Uint8Array, contextU: Uint8Array, contextV: Uint8Array, bits: number, counter: number): Uint8Array {
+  blockSize(hashAlg);
+  checkBytes(key, 'kdfaBlock key');
+  checkBytes(label, 'kdfaBlock label');
+  checkBytes(contextU, 'kdfaBlock contextU');
+  checkBytes(contextV, 'kdfaBlock contextV');
+  const n = checkBits(bits, 'kdfaBlock');
+  if (!Number.isInteger(counter) || counter < 1 || counter > 0xffffffff) throw new ArgumentError(`kdfaBlock counter: expected 1..2^32-1, got ${String(counter)}`);
+  const nul = label.length === 0 || label[label.length - 1] !== 0 ? NUL : new Uint8Array(0);
+  return hmac(hashAlg, key, u32be(counter), label, nul, contextU, contextV, u32be(n));
+}
