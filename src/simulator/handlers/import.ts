@@ -161,6 +161,12 @@ async function createDerived(engine: TpmEngine, parent: LoadedObject, inSensitiv
   // PublicAttributesValidation: the rules a loaded object obeys (a derived asymmetric key is not of TPM origin).
   checkTemplate(area, new Uint8Array(0), inSensitive.userAuth, false);
   checkUnderParent(parent, area, P_IN_PUBLIC);
+  const a = area.objectAttributes;
+  const pa = parent.publicArea.objectAttributes;
+  // Part 1 §23.3.2.3: under a parent that is not fixedTPM, encryptedDuplication is inherited.
+  if (!pa.fixedTPM && a.encryptedDuplication !== pa.encryptedDuplication) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_IN_PUBLIC));
+  // Part 1 §27.4: a derived object has its parent's fixedTPM and is fixedParent (it exists only under this parent).
+  if (a.fixedTPM !== pa.fixedTPM || !a.fixedParent) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, P_IN_PUBLIC));
   const fromSensitive = inSensitive.data.length === 0 ? undefined : sensitiveDerive(inSensitive.data);
   const label = derive.label.length !== 0 || fromSensitive === undefined ? derive.label : fromSensitive.label;
   const context = derive.context.length !== 0 || fromSensitive === undefined ? derive.context : fromSensitive.context;
