@@ -20,6 +20,11 @@
  * draws from the stream in `CryptRsaGenerateKey` is not run; ECC keys use the
  * reference's "extra random bits" method (FIPS 186-4 §B.4.1), as
  * `BnEccGetPrivate` does, and so do match it.
+ *
+ * Derived objects (Part 1 §27.4, CreateLoaded under a derivation parent) go
+ * through the same creation with another stream: {@link DerivationKdf}, the
+ * KDFa blocks keyed by the parent's key with the label and context. Their ECC,
+ * keyedHash and symmetric keys match swtpm's byte for byte (test/simulator/derive.test.ts).
  */
 import { checkPrime, createCipheriv, createECDH, createSecretKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';

@@ -12,12 +12,13 @@ import { Tpm, createLoaded, flush, sign, verifyWithNode } from '../../src/client
 import { Create, CreateLoaded, FlushContext, Load, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { kdfa, kdfaBlock } from '../../src/tpm/crypto/kdf.js';
-import { TpmError } from '../../src/tpm/rc.js';
+import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_DERIVE, templateFromPublic, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { DerivationKdf, MAX_DERIVATION_BITS, deriveObject } from '../../src/simulator/keygen.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 const SHA256 = TPM_ALG.SHA256;
@@ -200,6 +201,37 @@ describe('kdfaBlock (core, Part 1 KDFa)', () => {
     expect(hex(kdfaBlock(SHA256, key, enc('ATH'), u, v, 512, 2))).toBe(hex(whole.subarray(32)));
     expect(hex(kdfaBlock(SHA256, key, enc('ATH\0'), u, v, 512, 1))).toBe(hex(whole.subarray(0, 32)));
     expect(() => kdfaBlock(SHA256, key, EMPTY, u, v, 512, 0)).toThrow();
+  });
+});
+
+describe('DerivationKdf and deriveObject (keygen.ts)', () => {
+  it('is one stream however it is requested, and refuses to pass TPM_MAX_DERIVATION_BITS', () => {
+    const label = enc('label'),
+      context = enc('ctx');
+    const whole = new DerivationKdf(SHA256, PARENT_KEY, label, context).generate(100);
+    expect(hex(whole)).toBe(hex(stream(label, context, 100)));
+    const pieces = new DerivationKdf(SHA256, PARENT_KEY, label, context);
+    const parts = [7, 25, 1, 32, 35].map((n) => pieces.generate(n));
+    expect(hex(Uint8Array.from(parts.flatMap((p) => [...p])))).toBe(hex(whole));
+    const limited = new DerivationKdf(SHA256, PARENT_KEY, label, context);
+    expect(limited.generate(MAX_DERIVATION_BITS / 8).length).toBe(1024);
+    expect(() => limited.generate(1)).toThrow(expect.objectContaining({ rc: TPM_RC.NO_RESULT }));
+    // The limit counts whole blocks: a used block counts in full, as the reference's DRBG_Generate does.
+    const partial = new DerivationKdf(SHA256, PARENT_KEY, label, context);
+    partial.generate(1);
+    expect(() => partial.generate(1024 - 1)).toThrow(expect.objectContaining({ rc: TPM_RC.NO_RESULT }));
+  });
+
+  it('derives no RSA key (TPM_RC_TYPE), and a key only from the parent key, label and context', async () => {
+    const input = { kdfHashAlg: SHA256, parentKey: PARENT_KEY, label: enc('l'), context: enc('c'), template: eccTemplate(), userAuth: EMPTY };
+    await expect(deriveObject({ ...input, template: RSA_TEMPLATE })).rejects.toMatchObject({ rc: TPM_RC.TYPE });
+    const a = await deriveObject(input);
+    // The template's unique is ignored, the authValue is kept but does not change the key.
+    const b = await deriveObject({ ...input, template: { ...eccTemplate(), unique: { x: enc('x'), y: enc('y') } } as TPMT_PUBLIC, userAuth: enc('pw') });
+    expect(hex(b.name)).toBe(hex(a.name));
+    expect(hex(b.sensitive.authValue)).toBe(hex(enc('pw')));
+    const c = await deriveObject({ ...input, parentKey: PARENT_KEY.map((x) => x ^ 1) });
+    expect(hex(c.name)).not.toBe(hex(a.name));
   });
 });
 
