@@ -188,6 +188,9 @@ async function scenario(t: Transport): Promise<Record<string, unknown>> {
   );
   await code('Load under a derivation parent', () => runCommand(t, Load, { parentHandle: parent }, { inPrivate: new Uint8Array(40), inPublic: eccTemplate() }));
   await runCommand(t, FlushContext, {}, { flushHandle: parent });
+  // A caller-supplied key in a restricted symmetric object may not claim fixedTPM or fixedParent (CreateChecks).
+  await code('fixedTPM parent from caller data', () => createParent(t, { fixedTPM: true, fixedParent: true }));
+  await code('fixedParent parent from caller data', () => createParent(t, { fixedParent: true }));
   return log;
 }
 

@@ -80,6 +80,9 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
     // For a symmetric key `sign` means encrypt (Part 2 §8.3.3.1.3): an EncryptDecrypt key has both; a restricted
     // one is a storage parent, which only decrypts.
     if (t.type === TPM_ALG.SYMCIPHER && a.restricted && a.sign) bad(TPM_RC.ATTRIBUTES);
+    // A restricted symmetric key (storage or derivation parent) whose key the caller supplied could be known
+    // outside the TPM, so it may not claim fixedTPM or fixedParent (the reference's CreateChecks).
+    if (creating && a.restricted && !a.sensitiveDataOrigin && (a.fixedTPM || a.fixedParent)) bad(TPM_RC.ATTRIBUTES);
   }
 }
 
