@@ -377,13 +377,16 @@ function marshalSensitive(s: TPMT_SENSITIVE): Uint8Array {
 /**
  * Wraps an object's sensitive area for `newParent` (SensitiveToDuplicate):
  * optional inner wrapper, then the outer wrapper under a fresh seed encrypted
- * to the parent with label "DUPLICATE".
+ * to the parent with label "DUPLICATE". With `newParent` null (a duplicate
+ * to TPM_RH_NULL), no outer wrapper: `duplicate` is the (inner-wrapped or
+ * plain) u16 ‖ TPMT_SENSITIVE and `inSymSeed` is empty.
  *
  * @throws CryptoError (`crypto.key`) for a parent that cannot receive the blob; ArgumentError for a sensitive area
  *   whose type differs from the public area, or bad options; as encryptSecret for the seed.
  */
-export function wrapDuplicate(newParent: TPMT_PUBLIC, objectPublic: TPMT_PUBLIC, sensitive: TPMT_SENSITIVE, options: WrapOptions = {}): ImportBlob {
-  const parent = checkParent(newParent, 'newParent');
+export function wrapDuplicate(newParent: TPMT_PUBLIC | null, objectPublic: TPMT_PUBLIC, sensitive: TPMT_SENSITIVE, options: WrapOptions = {}): ImportBlob {
+  // null: TPM2_Duplicate to TPM_RH_NULL (Part 3 §13.1), no outer wrapper and no seed.
+  const parent = newParent === null ? null : checkParent(newParent, 'newParent');
   if (objectPublic === null || typeof objectPublic !== 'object' || sensitive === null || typeof sensitive !== 'object') {
     throw new ArgumentError('objectPublic and sensitive: expected TPMT_PUBLIC and TPMT_SENSITIVE');
   }
@@ -406,6 +409,7 @@ export function wrapDuplicate(newParent: TPMT_PUBLIC, objectPublic: TPMT_PUBLIC,
     throw new ArgumentError('an object with encryptedDuplication needs an inner wrapper (Import: TPM_RC_ATTRIBUTES)');
   }
 
+  if (parent === null) return { encryptionKey, objectPublic, duplicate: data, inSymSeed: new Uint8Array(0), symmetricAlg };
   const { seed, encryptedSecret } = encryptSecret(parent, 'DUPLICATE', options);
   const duplicate = produceOuterWrap({ hashAlg: parent.nameAlg, symmetric: parent.parameters.symmetric, seed, name }, data);
   return { encryptionKey, objectPublic, duplicate, inSymSeed: encryptedSecret, symmetricAlg };
