@@ -298,8 +298,12 @@ export class TpmEngine {
     }
     const ctx = { engine: this, locality, persistentChanged: this.daChanged };
     this.daChanged = false;
+    // Command audit (Part 1 §32.2): cpHash with the Names before the command runs, in the audit hash of now.
+    const auditAlg = this.isCommandAudited(cmd.code) ? this.state.commandAudit.hashAlg : undefined;
+    const auditCpHash = auditAlg === undefined ? undefined : auth.cpHash(auditAlg);
     const result = await entry.run(ctx, handles as never, params as never);
-    if (ctx.persistentChanged && this.persist !== undefined) {
+    // An audited command is persisted once, after its audit digest is extended (below).
+    if (auditCpHash === undefined && ctx.persistentChanged && this.persist !== undefined) {
       // Part 2 §6.6.3 TPM_RC_NV_UNAVAILABLE: the change could not be made durable, so it is not reported as done.
       try {
         await this.persist(this.state);
@@ -308,9 +312,53 @@ export class TpmEngine {
       }
     }
     const responseParams = encodeResponseParams(cmd, result.params as never);
-    if (tag === TPM_ST.NO_SESSIONS) return frameResponse(cmd, result.handles as never, responseParams);
-    const { paramBytes, sessions } = this.respond(cmd, auth, responseParams);
-    return frameResponse(cmd, result.handles as never, paramBytes, { sessions });
+    let response: { paramBytes: Uint8Array; sessions?: AuthResponse[] } = { paramBytes: responseParams };
+    if (tag === TPM_ST.SESSIONS) response = this.respond(cmd, auth, responseParams);
+    if (auditAlg !== undefined && auditCpHash !== undefined) {
+      // rpHash over the response parameters as sent (encrypted when a session encrypts them).
+      this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response.paramBytes));
+      if (this.persist !== undefined) {
+        try {
+          await this.persist(this.state);
+        } catch {
+          return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
+        }
+      }
+    }
+    if (response.sessions === undefined) return frameResponse(cmd, result.handles as never, response.paramBytes);
+    return frameResponse(cmd, result.handles as never, response.paramBytes, { sessions: response.sessions });
+  }
+
+  /** Whether a command is command-audited: listed, or SetCommandCodeAuditStatus, which always is (Part 3 §21.2). */
+  isCommandAudited(code: number): boolean {
+    return code === TPM_CC.SetCommandCodeAuditStatus || this.state.commandAudit.commands.includes(code);
+  }
+
+  /**
+   * The command audit digest as it stands: empty when cleared, and cleared by
+   * a TPM Reset since it was last extended (reference CommandAuditStartup).
+   */
+  commandAuditDigest(): Uint8Array {
+    const a = this.state.commandAudit;
+    return a.digestResetCount === this.state.clock.resetCount ? a.digest : EMPTY;
+  }
+
+  /**
+   * Part 1 §32.2 (the reference's CommandAudit): digest := H(digest ‖ cpHash ‖ rpHash).
+   * A cleared digest starts over at zeros and counts a new audit sequence
+   * (auditCounter + 1). When the command changed the audit hash (SetCommandCodeAuditStatus),
+   * the digest stays cleared and nothing is recorded.
+   */
+  private extendCommandAudit(alg: number, cp: Uint8Array, rp: Uint8Array): void {
+    const a = this.state.commandAudit;
+    if (a.hashAlg !== alg) return;
+    let digest = this.commandAuditDigest();
+    if (digest.length === 0) {
+      digest = new Uint8Array(digestSize(alg));
+      a.counter = (a.counter + 1n) & 0xffffffffffffffffn;
+    }
+    a.digest = extendAuditDigest(alg, digest, cp, rp);
+    a.digestResetCount = this.state.clock.resetCount;
   }
 
   /**

@@ -14,9 +14,9 @@ import { TPM_ALG } from '../tpm/constants.js';
 /**
  * The current layout. A store migrates older layouts (STATE_MIGRATIONS) and
  * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
- * ekCertificates added.
+ * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount.
  */
-export const SIMULATOR_STATE_VERSION = 2 as const;
+export const SIMULATOR_STATE_VERSION = 3 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -131,12 +131,18 @@ export interface SavedState {
   ehEnable: boolean;
 }
 
-/** Command audit (Part 3 §21.2 SetCommandCodeAuditStatus). */
+/** Command audit (Part 1 §32, Part 3 §21.2 SetCommandCodeAuditStatus). */
 export interface CommandAuditState {
-  /** TPM_ALG.NULL until an algorithm is set. */
+  /** The audit digest's hash; SHA-512 (the context integrity hash, as libtpms) from manufacture. */
   hashAlg: number;
-  /** Command codes being audited, ascending. */
+  /** Command codes being audited, ascending (SetCommandCodeAuditStatus is audited whether listed or not). */
   commands: number[];
+  /** The running command audit digest; empty when cleared (the next audited command starts a new one and counts it). */
+  digest: Uint8Array;
+  /** auditCounter (Part 1 §32.3): audit sequences started, UINT64. */
+  counter: bigint;
+  /** clock.resetCount when `digest` was last extended: a TPM Reset clears the digest (reference CommandAuditStartup). */
+  digestResetCount: number;
 }
 
 export interface SimulatorState {
@@ -216,7 +222,8 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     clock: { clock: 0n, resetCount: 0, restartCount: 0, safe: true },
     // libtpms defaults (TPM_PT_MAX_AUTH_FAIL 3, LOCKOUT_INTERVAL 1000 s, LOCKOUT_RECOVERY 1000 s).
     dictionaryAttack: { failedTries: 0, maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000, lockoutAuthLocked: false },
-    commandAudit: { hashAlg: TPM_ALG.NULL, commands: [] },
+    // Reference CommandAuditPreInstall: the context integrity hash (the tickets' SHA-512), counter 0.
+    commandAudit: { hashAlg: TPM_ALG.SHA512, commands: [], digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 },
     nvIndices: [],
     persistentObjects: [],
     savedState: null,
@@ -235,4 +242,10 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
  */
 export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }) => { version: number }>> = {
   1: (old) => ({ ...old, version: 2, nvCounterMax: 0n, ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 } }),
+  // Layout 2 had no command audit: its hashAlg was never set (NULL), so it takes the manufacture default; no digest yet.
+  2: (old) => {
+    const audit = (old as { commandAudit?: { hashAlg?: unknown } }).commandAudit;
+    const hashAlg = audit?.hashAlg === TPM_ALG.NULL ? TPM_ALG.SHA512 : audit?.hashAlg;
+    return { ...old, version: 3, commandAudit: { ...audit, hashAlg, digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 } };
+  },
 };

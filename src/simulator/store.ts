@@ -563,6 +563,8 @@ export function validateSimulatorState(value: VersionedState, file = STATE_FILE_
     if (orderly !== 'none' && orderly !== 'clear' && orderly !== 'state') throw new Error(`state.orderlyShutdown is ${String(orderly)}`);
     const counterMax = (value as unknown as { nvCounterMax: bigint }).nvCounterMax;
     if (counterMax < 0n || counterMax > 0xffffffffffffffffn) throw new Error(`state.nvCounterMax ${counterMax} is not a UINT64`);
+    const auditCounter = (value as unknown as { commandAudit: { counter: bigint } }).commandAudit.counter;
+    if (auditCounter < 0n || auditCounter > 0xffffffffffffffffn) throw new Error(`state.commandAudit.counter ${auditCounter} is not a UINT64`);
   } catch (cause) {
     throw new StateError('state.corrupt', `state does not fit SimulatorState v${SIMULATOR_STATE_VERSION}: ${(cause as Error).message}`, file, { cause });
   }

@@ -52,7 +52,7 @@ const NULL_SCHEME: SelectedScheme = { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NUL
  * when no usable scheme results. TPM_RH_NULL signs with the NULL scheme,
  * whatever inScheme says.
  */
-function signerOf(engine: TpmEngine, signHandle: number, handleIndex: number, inScheme: TPMT_SIG_SCHEME, schemeParam: number): Signer {
+export function signerOf(engine: TpmEngine, signHandle: number, handleIndex: number, inScheme: TPMT_SIG_SCHEME, schemeParam: number): Signer {
   if (signHandle === TPM_RH.NULL) return { key: undefined, scheme: NULL_SCHEME };
   // A loaded or a persistent key (findObject resolves both).
   const key = findObject(engine, signHandle);
@@ -94,7 +94,7 @@ function readU64Le(b: Uint8Array, at: number): bigint {
  * they are read little-endian here: the first adds to firmwareVersion, the
  * second's high half to resetCount and low half to restartCount.
  */
-function fillAttest(engine: TpmEngine, signer: Signer, qualifyingData: Uint8Array): AttestHeader {
+export function fillAttest(engine: TpmEngine, signer: Signer, qualifyingData: Uint8Array): AttestHeader {
   const qualifiedSigner = signer.key === undefined ? handleName(TPM_RH.NULL) : signer.key.qualifiedName;
   const info = clockInfo(engine);
   let fw = firmwareVersion();
@@ -111,7 +111,7 @@ function fillAttest(engine: TpmEngine, signer: Signer, qualifyingData: Uint8Arra
 }
 
 /** The response of an attestation: the structure, and its signature over H_schemeHash(marshaled structure) (SignAttestInfo). */
-function signAttest(engine: TpmEngine, signer: Signer, attest: TPMS_ATTEST): { attest: TPMS_ATTEST; signature: TPMT_SIGNATURE } {
+export function signAttest(engine: TpmEngine, signer: Signer, attest: TPMS_ATTEST): { attest: TPMS_ATTEST; signature: TPMT_SIGNATURE } {
   if (signer.key === undefined) return { attest, signature: { sigAlg: TPM_ALG.NULL } as TPMT_SIGNATURE };
   const digest = hash(signer.scheme.hashAlg, encode(TPMS_ATTEST, attest));
   return { attest, signature: signDigest(engine, signer.key, signer.scheme, digest) };

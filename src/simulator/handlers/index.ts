@@ -2,8 +2,8 @@
 import type { CommandHandler } from './handler.js';
 import { ASYMMETRIC_HANDLERS } from './asymmetric.js';
 import { ATTESTATION_HANDLERS } from './attestation.js';
+import { AUDIT_HANDLERS } from './audit.js';
 import { CREDENTIAL_HANDLERS } from './credential.js';
-import { DUPLICATION_HANDLERS } from './duplication.js';
 import { HIERARCHY_HANDLERS } from './hierarchy.js';
 import { IMPORT_HANDLERS } from './import.js';
 import { POLICY_HANDLERS } from './policy.js';
@@ -45,5 +45,5 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   ...SYMMETRIC_HANDLERS,
   ...ASYMMETRIC_HANDLERS,
   ...IMPORT_HANDLERS,
-  ...DUPLICATION_HANDLERS,
+  ...AUDIT_HANDLERS,
 ] as unknown as readonly CommandHandler[];
