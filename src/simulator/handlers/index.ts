@@ -4,6 +4,7 @@ import { ASYMMETRIC_HANDLERS } from './asymmetric.js';
 import { ATTESTATION_HANDLERS } from './attestation.js';
 import { AUDIT_HANDLERS } from './audit.js';
 import { CREDENTIAL_HANDLERS } from './credential.js';
+import { DUPLICATION_HANDLERS } from './duplication.js';
 import { HIERARCHY_HANDLERS } from './hierarchy.js';
 import { IMPORT_HANDLERS } from './import.js';
 import { POLICY_HANDLERS } from './policy.js';
@@ -46,4 +47,5 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   ...ASYMMETRIC_HANDLERS,
   ...IMPORT_HANDLERS,
   ...AUDIT_HANDLERS,
+  ...DUPLICATION_HANDLERS,
 ] as unknown as readonly CommandHandler[];
