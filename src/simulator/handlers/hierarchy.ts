@@ -8,12 +8,16 @@
  * engine's (Part 3 §5.4); the checks here are the commands' own.
  */
 import {
+  ChangeEPS,
+  ChangePPS,
   Clear,
   ClearControl,
   DictionaryAttackLockReset,
   DictionaryAttackParameters,
   EvictControl,
   HierarchyChangeAuth,
+  HierarchyControl,
+  SetPrimaryPolicy,
 } from '../../tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_HT, TPM_RH } from '../../tpm/constants.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
@@ -104,6 +108,19 @@ export const hierarchyChangeAuthHandler = handler(HierarchyChangeAuth, (ctx, { a
   return ok<typeof HierarchyChangeAuth>({});
 });
 
+/**
+ * Flushes the loaded objects of the hierarchies `flushed` selects (the
+ * reference's ObjectFlushHierarchy). get() is undefined for a sequence slot:
+ * sequences belong to no hierarchy and stay.
+ */
+function flushLoadedObjects(engine: TpmEngine, flushed: (hierarchy: number) => boolean): void {
+  const objects = engine.volatile.objects;
+  for (const h of objects.handles()) {
+    const o = objects.get(h);
+    if (o !== undefined && flushed(o.hierarchy)) objects.flush(h);
+  }
+}
+
 /** The DA parameters of a freshly manufactured TPM (state.ts; libtpms' defaults), which Clear restores. */
 const DA_DEFAULTS = { maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000 } as const;
 
@@ -129,12 +146,7 @@ export const clearHandler = handler(Clear, (ctx) => {
   engine.volatile.shEnable = true;
   engine.volatile.ehEnable = true;
   const cleared = (h: number): boolean => h === TPM_RH.OWNER || h === TPM_RH.ENDORSEMENT;
-  const objects = engine.volatile.objects;
-  for (const h of objects.handles()) {
-    // get() is undefined for a sequence slot: sequences belong to no hierarchy and stay.
-    const o = objects.get(h);
-    if (o !== undefined && cleared(o.hierarchy)) objects.flush(h);
-  }
+  flushLoadedObjects(engine, cleared);
   state.persistentObjects = state.persistentObjects.filter((p) => !cleared(p.hierarchy));
   // The owner's indices go through deleteNvIndices so a cleared counter still raises the floor (Part 1 §37.2.3.4).
   deleteNvIndices(state, (n) => !TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
@@ -179,6 +191,95 @@ export const dictionaryAttackParametersHandler = handler(DictionaryAttackParamet
   return ok<typeof DictionaryAttackParameters>({});
 });
 
+/**
+ * Part 3 §24.2: only the platform may change phEnable or phEnableNV; the
+ * owner (endorsement) may disable its own hierarchy, but once disabled only
+ * the platform enables it again (TPM_RC_AUTH_TYPE otherwise). Disabling a
+ * hierarchy flushes its loaded objects; phEnable is volatile (every Startup
+ * sets it), shEnable/ehEnable last until the next Startup(CLEAR), phEnableNV
+ * is kept in the state (Part 1 §13.5).
+ */
+export const hierarchyControlHandler = handler(HierarchyControl, (ctx, { authHandle }, { enable, state: yes }) => {
+  const { engine } = ctx;
+  const v = engine.volatile;
+  const platform = authHandle === TPM_RH.PLATFORM;
+  const on = Boolean(yes);
+  if (enable === TPM_RH.PLATFORM || enable === TPM_RH.PLATFORM_NV) {
+    if (!platform) throw new TpmError(TPM_RC.AUTH_TYPE);
+  } else if (enable === TPM_RH.OWNER) {
+    if (!platform && authHandle !== TPM_RH.OWNER) throw new TpmError(TPM_RC.AUTH_TYPE);
+    if (!v.shEnable && on && !platform) throw new TpmError(TPM_RC.AUTH_TYPE);
+  } else if (enable === TPM_RH.ENDORSEMENT) {
+    if (!platform && authHandle !== TPM_RH.ENDORSEMENT) throw new TpmError(TPM_RC.AUTH_TYPE);
+    if (!v.ehEnable && on && !platform) throw new TpmError(TPM_RC.AUTH_TYPE);
+  }
+  if (enable === TPM_RH.PLATFORM_NV) {
+    if (engine.state.phEnableNV !== on) {
+      engine.state.phEnableNV = on;
+      ctx.persistentChanged = true;
+    }
+    return ok<typeof HierarchyControl>({});
+  }
+  const key = enable === TPM_RH.OWNER ? 'shEnable' : enable === TPM_RH.ENDORSEMENT ? 'ehEnable' : 'phEnable';
+  if (v[key] !== on) {
+    v[key] = on;
+    if (!on) flushLoadedObjects(engine, (h) => h === enable);
+  }
+  return ok<typeof HierarchyControl>({});
+});
+
+/**
+ * Part 3 §24.3: a hierarchy's (or lockout's) authPolicy and its hash; the
+ * policy must be a digest of hashAlg, or empty with TPM_ALG_NULL
+ * (TPM_RC_SIZE on authPolicy otherwise). The platform's lasts until the next
+ * Startup (startup.ts empties it).
+ */
+export const setPrimaryPolicyHandler = handler(SetPrimaryPolicy, (ctx, { authHandle }, { authPolicy, hashAlg }) => {
+  const size = hashAlg === TPM_ALG.NULL ? 0 : digestSize(hashAlg);
+  if (authPolicy.length !== size) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  const auth = authOf(ctx.engine, authHandle);
+  auth.authPolicy = authPolicy.slice();
+  auth.policyAlg = hashAlg;
+  ctx.persistentChanged = true;
+  return ok<typeof SetPrimaryPolicy>({});
+});
+
+/**
+ * Part 3 §24.4: a new platform primary seed and phProof (so saved platform
+ * contexts no longer load), the platform policy emptied (its authValue stays),
+ * the platform's loaded and persistent objects gone. NV indices stay: the
+ * reference's NvFlushHierarchy deletes no index for the platform.
+ */
+export const changePpsHandler = handler(ChangePPS, (ctx) => {
+  const { engine } = ctx;
+  const state = engine.state;
+  state.seeds.platform = engine.random(SEED_SIZE);
+  state.proofs.platform = engine.random(SEED_SIZE);
+  state.auths.platform = { ...state.auths.platform, authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
+  flushLoadedObjects(engine, (h) => h === TPM_RH.PLATFORM);
+  state.persistentObjects = state.persistentObjects.filter((p) => p.hierarchy !== TPM_RH.PLATFORM);
+  ctx.persistentChanged = true;
+  return ok<typeof ChangePPS>({});
+});
+
+/**
+ * Part 3 §24.5: a new endorsement primary seed (a new EK) and ehProof, the
+ * endorsement authValue and policy emptied, the hierarchy enabled again, its
+ * loaded and persistent objects gone.
+ */
+export const changeEpsHandler = handler(ChangeEPS, (ctx) => {
+  const { engine } = ctx;
+  const state = engine.state;
+  state.seeds.endorsement = engine.random(SEED_SIZE);
+  state.proofs.endorsement = engine.random(SEED_SIZE);
+  state.auths.endorsement = { authValue: new Uint8Array(0), authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
+  engine.volatile.ehEnable = true;
+  flushLoadedObjects(engine, (h) => h === TPM_RH.ENDORSEMENT);
+  state.persistentObjects = state.persistentObjects.filter((p) => p.hierarchy !== TPM_RH.ENDORSEMENT);
+  ctx.persistentChanged = true;
+  return ok<typeof ChangeEPS>({});
+});
+
 export const HIERARCHY_HANDLERS: readonly CommandHandler[] = [
   hierarchyChangeAuthHandler,
   clearHandler,
@@ -186,4 +287,8 @@ export const HIERARCHY_HANDLERS: readonly CommandHandler[] = [
   dictionaryAttackLockResetHandler,
   dictionaryAttackParametersHandler,
   evictControlHandler,
+  hierarchyControlHandler,
+  setPrimaryPolicyHandler,
+  changePpsHandler,
+  changeEpsHandler,
 ] as unknown as readonly CommandHandler[];

@@ -11,9 +11,9 @@ import { POLICY_HANDLERS } from './policy.js';
 import { SESSION_HANDLERS } from './session.js';
 import { SYMMETRIC_HANDLERS } from './symmetric.js';
 import { getCapabilityHandler, testParmsHandler } from './capability.js';
-import { readClockHandler } from './clock.js';
-import { pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
-import { nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvGlobalWriteLockHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
+import { CLOCK_HANDLERS, readClockHandler } from './clock.js';
+import { PCR_ADMIN_HANDLERS, pcrEventHandler, pcrExtendHandler, pcrReadHandler, pcrResetHandler } from './integrity.js';
+import { NV_ADMIN_HANDLERS, nvDefineSpaceHandler, nvExtendHandler, nvIncrementHandler, nvReadHandler, nvGlobalWriteLockHandler, nvReadLockHandler, nvReadPublicHandler, nvSetBitsHandler, nvUndefineSpaceHandler, nvWriteHandler, nvWriteLockHandler } from './nv.js';
 import { getRandomHandler, stirRandomHandler } from './random.js';
 import { createHandler, createPrimaryHandler, flushContextHandler, loadHandler, readPublicHandler } from './object.js';
 import { signHandler } from './signing.js';
@@ -48,4 +48,7 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   ...IMPORT_HANDLERS,
   ...AUDIT_HANDLERS,
   ...DUPLICATION_HANDLERS,
+  ...PCR_ADMIN_HANDLERS,
+  ...CLOCK_HANDLERS,
+  ...NV_ADMIN_HANDLERS,
 ] as unknown as readonly CommandHandler[];

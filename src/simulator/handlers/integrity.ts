@@ -1,19 +1,26 @@
 /** Part 3 §22 "Integrity Collection (PCR)": Read, Extend, Event, Reset with PC Client locality rules. */
-import { TPM_RH } from '../../tpm/constants.js';
-import { PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../../tpm/commands/index.js';
-import { hash } from '../../tpm/crypto/hash.js';
+import { TPM_ALG, TPM_RH } from '../../tpm/constants.js';
+import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../../tpm/commands/index.js';
+import { digestSize, hash } from '../../tpm/crypto/hash.js';
 import { LIMITS } from '../../tpm/limits.js';
 import { pcrIndices } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError } from '../../tpm/rc.js';
 import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
+import { PCR_COUNT, type PcrBankAlg, type PcrBankAllocation } from '../state.js';
 import { canExtend, canReset, isNoIncrement } from '../pcr-rules.js';
-import { handler, ok } from './handler.js';
+import { handler, ok, type CommandHandler } from './handler.js';
+
+/** Whether PCR `index` of the `hashAlg` bank is allocated now (PCR_Allocate may leave a bank empty or partial). */
+function isAllocated(engine: TpmEngine, hashAlg: number, index: number): boolean {
+  return engine.state.pcrAllocation.some((b) => b.hashAlg === hashAlg && b.pcrs.includes(index));
+}
 
 /** PCR[i] := H(PCR[i] ‖ digest) (Part 1 §17.5). */
 function extendOne(engine: TpmEngine, index: number, hashAlg: number, digest: Uint8Array): void {
   const bank = engine.volatile.pcrs.get(hashAlg);
-  if (bank === undefined) return; // Part 3 §22.2: digests for banks that are not allocated are ignored
+  // Part 3 §22.2: digests for banks (and PCRs of a bank) that are not allocated are ignored.
+  if (bank === undefined || !isAllocated(engine, hashAlg, index)) return;
   const old = bank[index]!;
   const data = new Uint8Array(old.length + digest.length);
   data.set(old);
@@ -57,7 +64,7 @@ export const pcrReadHandler = handler(PCR_Read, ({ engine }, _h, { pcrSelectionI
     const bank = engine.volatile.pcrs.get(sel.hash);
     if (bank !== undefined) {
       for (const i of pcrIndices(sel)) {
-        if (i >= bank.length || values.length === LIMITS.MAX_DIGEST_LIST) continue;
+        if (i >= bank.length || !isAllocated(engine, sel.hash, i) || values.length === LIMITS.MAX_DIGEST_LIST) continue;
         values.push(bank[i]!.slice());
         select[i >> 3]! |= 1 << (i & 7);
       }
@@ -74,3 +81,42 @@ export const pcrResetHandler = handler(PCR_Reset, ({ engine, locality }, { pcrHa
   bump(engine, pcrHandle);
   return ok<typeof PCR_Reset>({});
 });
+
+/** Part 1 §17 (PC Client): an allocation must keep the H-CRTM PCR 0 and the D-CRTM PCR 17 in some bank (the reference's HCRTM_PCR, DRTM_PCR). */
+const HCRTM_PCR = 0;
+const DRTM_PCR = 17;
+
+/**
+ * Bytes the PCRs may take, as libtpms reports sizeAvailable (sizeof its PCR
+ * array): every PCR with a value for each implemented bank.
+ */
+const PCR_BYTES_AVAILABLE = PCR_COUNT * [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512].reduce((n, alg) => n + digestSize(alg), 0);
+
+/**
+ * Part 3 §22.5: the allocation for the next TPM Reset (startup.ts applies
+ * state.pendingPcrAllocation). A bank named replaces its current (or already
+ * pending) allocation, the last naming wins, banks not named keep theirs
+ * (the reference's PCRAllocate). Without PCR 0 and PCR 17 in some bank it is
+ * TPM_RC_PCR. maxPCR, sizeNeeded and sizeAvailable are libtpms's: 24, the
+ * digest bytes the new allocation needs, and the bytes of every PCR in every
+ * implemented bank, so allocationSuccess is always YES here.
+ */
+export const pcrAllocateHandler = handler(PCR_Allocate, (ctx, _h, { pcrAllocation }) => {
+  const state = ctx.engine.state;
+  const next: PcrBankAllocation[] = state.pcrAllocation.map((b) => ({ hashAlg: b.hashAlg, pcrs: [...b.pcrs] }));
+  for (const sel of pcrAllocation as TPMS_PCR_SELECTION[]) {
+    const pcrs = pcrIndices(sel).filter((i) => i < PCR_COUNT);
+    const bank = next.find((b) => b.hashAlg === sel.hash);
+    if (bank !== undefined) bank.pcrs = pcrs;
+    else next.push({ hashAlg: sel.hash as PcrBankAlg, pcrs });
+  }
+  let sizeNeeded = 0;
+  for (const b of next) sizeNeeded += digestSize(b.hashAlg) * b.pcrs.length;
+  if (!next.some((b) => b.pcrs.includes(HCRTM_PCR)) || !next.some((b) => b.pcrs.includes(DRTM_PCR))) throw new TpmError(TPM_RC.PCR);
+  state.pendingPcrAllocation = next;
+  ctx.persistentChanged = true;
+  return ok<typeof PCR_Allocate>({ allocationSuccess: 1, maxPCR: PCR_COUNT, sizeNeeded, sizeAvailable: PCR_BYTES_AVAILABLE });
+});
+
+/** The PCR administration commands of part 2 (handlers/index.ts spreads them). */
+export const PCR_ADMIN_HANDLERS: readonly CommandHandler[] = [pcrAllocateHandler] as unknown as readonly CommandHandler[];

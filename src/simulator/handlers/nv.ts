@@ -10,6 +10,7 @@
  */
 import { TPM_NT, TPM_RH } from '../../tpm/constants.js';
 import {
+  NV_ChangeAuth,
   NV_DefineSpace,
   NV_Extend,
   NV_GlobalWriteLock,
@@ -19,18 +20,20 @@ import {
   NV_ReadPublic,
   NV_SetBits,
   NV_UndefineSpace,
+  NV_UndefineSpaceSpecial,
   NV_Write,
   NV_WriteLock,
 } from '../../tpm/commands/index.js';
 import { digestSize, hash } from '../../tpm/crypto/hash.js';
 import { nvName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPMA_NV, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
 import { ENGINE_LIMITS } from '../engine.js';
 import type { TpmEngine } from '../engine.js';
 import type { NvIndexState, SimulatorState } from '../state.js';
 import { ensureEkCertificate } from '../manufacture.js';
-import { handler, ok, type HandlerContext } from './handler.js';
+import { handler, ok, type CommandHandler, type HandlerContext } from './handler.js';
 
 /** Bytes of a counter, bit field or PIN index (Part 2 §13.4). */
 const EIGHT = 8;
@@ -362,3 +365,37 @@ export function clearNvOnStartup(state: SimulatorState): boolean {
   }
   return any;
 }
+
+/**
+ * Part 3 §31.5: removes an index that only its own policy may delete
+ * (POLICY_DELETE, set only on platform-created indices). The ADMIN role of
+ * nvIndex needs a policy session (the engine's role check, Part 1 §19.7.3);
+ * the platform authorizes too. An index without POLICY_DELETE is
+ * TPM_RC_ATTRIBUTES on nvIndex.
+ */
+export const nvUndefineSpaceSpecialHandler = handler(NV_UndefineSpaceSpecial, (ctx, { nvIndex }) => {
+  const { state } = ctx.engine;
+  const nv = findIndex(ctx.engine, nvIndex);
+  if (!attrs(nv).POLICY_DELETE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
+  deleteNvIndices(state, (n) => n === nv);
+  changed(ctx);
+  return ok<typeof NV_UndefineSpaceSpecial>({});
+});
+
+/**
+ * Part 3 §31.15: a new authValue for an index (ADMIN role, so a policy
+ * session, typically with PolicyCommandCode(NV_ChangeAuth)). Trailing zeros
+ * go (Part 1 §19.8.4); what remains may be at most a digest of the index's
+ * nameAlg (TPM_RC_SIZE on newAuth). The response HMAC uses the new value.
+ */
+export const nvChangeAuthHandler = handler(NV_ChangeAuth, (ctx, { nvIndex }, { newAuth }) => {
+  const nv = findIndex(ctx.engine, nvIndex);
+  const authValue = trimAuthValue(newAuth);
+  if (authValue.length > digestSize(nv.nameAlg)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
+  nv.authValue = authValue;
+  changed(ctx);
+  return ok<typeof NV_ChangeAuth>({});
+});
+
+/** The NV administration commands of part 2 (handlers/index.ts spreads them). */
+export const NV_ADMIN_HANDLERS: readonly CommandHandler[] = [nvUndefineSpaceSpecialHandler, nvChangeAuthHandler] as unknown as readonly CommandHandler[];
