@@ -5,6 +5,7 @@ import { ATTESTATION_HANDLERS } from './attestation.js';
 import { AUDIT_HANDLERS } from './audit.js';
 import { CREDENTIAL_HANDLERS } from './credential.js';
 import { DUPLICATION_HANDLERS } from './duplication.js';
+import { ECC_HANDLERS } from './ecc.js';
 import { HIERARCHY_HANDLERS } from './hierarchy.js';
 import { IMPORT_HANDLERS } from './import.js';
 import { POLICY_HANDLERS } from './policy.js';
@@ -48,6 +49,7 @@ export const IMPLEMENTED_HANDLERS: readonly CommandHandler[] = [
   ...IMPORT_HANDLERS,
   ...AUDIT_HANDLERS,
   ...DUPLICATION_HANDLERS,
+  ...ECC_HANDLERS,
   ...PCR_ADMIN_HANDLERS,
   ...CLOCK_HANDLERS,
   ...NV_ADMIN_HANDLERS,

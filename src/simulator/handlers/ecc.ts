@@ -1,0 +1,143 @@
+/**
+ * Part 3 §14.6 ECC_Parameters, §19.3 EC_Ephemeral and §14.7 ZGen_2Phase:
+ * the curve table and the two phases of a key exchange (Part 1 §C.6, the
+ * full-unified model C(2e, 2s) with ECDH). Point arithmetic is
+ * @noble/curves' (keygen.ts CURVE_ORDERS, curvePoint): node:crypto gives
+ * neither whole points nor curve constants.
+ *
+ * The ephemeral scalars live in the engine's volatile memory (a commit
+ * counter and the outstanding counters, at most COMMIT_WINDOW of them); the
+ * reference keeps the counter across restarts (gr.commitCounter), so here a
+ * counter from before a restart is no longer usable (TPM_RC_VALUE).
+ */
+import { bigIntFromBytes, bytesFromBigInt } from '../../tpm/bytes.js';
+import { ECC_Parameters, EC_Ephemeral, ZGen_2Phase } from '../../tpm/commands/index.js';
+import { TPM_ALG } from '../../tpm/constants.js';
+import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
+import type { TPMS_ECC_POINT } from '../../tpm/types/index.js';
+import type { TpmEngine } from '../engine.js';
+import { CURVE_ORDERS, curvePoint, type SimulatorCurve } from '../keygen.js';
+import type { CommandHandler } from './handler.js';
+import { handler, ok } from './handler.js';
+import { findObject } from './object.js';
+
+function curveOf(curveID: number): SimulatorCurve {
+  const curve = CURVE_ORDERS.get(curveID);
+  // An unimplemented curve fails TPMI_ECC_CURVE's unmarshal in the reference: TPM_RC_CURVE on the parameter.
+  if (curve === undefined) throw new TpmError(rcForParameter(TPM_RC.CURVE, 1));
+  return curve;
+}
+
+function pointBytes(curve: SimulatorCurve, P: { x: bigint; y: bigint }): TPMS_ECC_POINT {
+  return { x: bytesFromBigInt(P.x, curve.size), y: bytesFromBigInt(P.y, curve.size) };
+}
+
+/**
+ * Part 3 §14.6: the curve's constants (Part 2 §11.2.5.7) as the reference's
+ * curve table gives them: KDF1_SP800_56A with the hash of the curve's size
+ * (SHA-256 for P-256, SHA-384 for P-384), no signing scheme, cofactor 1.
+ */
+export const eccParametersHandler = handler(ECC_Parameters, (_ctx, _h, { curveID }) => {
+  const curve = curveOf(curveID);
+  const c = curve.noble.Point.CURVE();
+  const size = curve.size;
+  const b = (v: bigint): Uint8Array => bytesFromBigInt(v, size);
+  return ok<typeof ECC_Parameters>({
+    parameters: {
+      curveID,
+      keySize: size * 8,
+      kdf: { scheme: TPM_ALG.KDF1_SP800_56A, details: { hashAlg: size === 48 ? TPM_ALG.SHA384 : TPM_ALG.SHA256 } },
+      sign: { scheme: TPM_ALG.NULL },
+      p: b(c.p),
+      a: b(c.a),
+      b: b(c.b),
+      gX: b(c.Gx),
+      gY: b(c.Gy),
+      n: b(c.n),
+      h: bytesFromBigInt(c.h, 1),
+    },
+  } as never);
+});
+
+/** How many commit counters may be outstanding (the reference's commitArray has 128 bits). */
+const COMMIT_WINDOW = 128;
+
+interface CommitState {
+  /** The last counter handed out (16 bits on the wire). */
+  counter: number;
+  /** Outstanding counters and the random bytes their scalar is reduced from (on the curve of the key that uses it). */
+  readonly pending: Map<number, Uint8Array>;
+}
+
+const commits = new WeakMap<TpmEngine, CommitState>();
+
+function commitState(engine: TpmEngine): CommitState {
+  let s = commits.get(engine);
+  if (s === undefined) {
+    s = { counter: 0, pending: new Map() };
+    commits.set(engine, s);
+  }
+  return s;
+}
+
+/** 1 ≤ r < n from random bytes 8 bytes longer than n (FIPS 186-4 §B.4.1). */
+function scalarOf(curve: SimulatorCurve, bytes: Uint8Array): bigint {
+  return (bigIntFromBytes(bytes) % (curve.order - 1n)) + 1n;
+}
+
+/** Part 3 §19.3: Q = [r]G for a fresh r, and the counter that names r for ZGen_2Phase. */
+export const ecEphemeralHandler = handler(EC_Ephemeral, ({ engine }, _h, { curveID }) => {
+  const curve = curveOf(curveID);
+  const s = commitState(engine);
+  const seed = engine.random(66 + 8); // enough for any curve's scalar
+  s.counter = (s.counter + 1) & 0xffff;
+  s.pending.delete(s.counter);
+  s.pending.set(s.counter, seed);
+  // Only the last COMMIT_WINDOW counters stay usable (Map keeps insertion order: the oldest first).
+  while (s.pending.size > COMMIT_WINDOW) s.pending.delete(s.pending.keys().next().value as number);
+  const Q = curve.noble.Point.BASE.multiply(scalarOf(curve, seed)).toAffine();
+  return ok<typeof EC_Ephemeral>({ Q: pointBytes(curve, Q), counter: s.counter });
+});
+
+const P_IN_QSB = 1;
+const P_IN_QEB = 2;
+const P_IN_SCHEME = 3;
+const P_COUNTER = 4;
+
+/**
+ * Part 3 §14.7 with ECDH (C(2e, 2s), SP 800-56A §6.1.1): outZ1 = [dsA]QsB
+ * with keyA's static scalar, outZ2 = [deA]QeB with the ephemeral scalar of
+ * `counter`, which is used up. ECMQV and SM2 are not implemented here
+ * (TPM_RC_SCHEME on inScheme).
+ */
+export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { inQsB, inQeB, inScheme, counter }) => {
+  const o = findObject(engine, keyA);
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  const pub = o.publicArea;
+  if (pub.type !== TPM_ALG.ECC) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  const a = pub.objectAttributes;
+  if (a.restricted || !a.decrypt) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
+  // The key's scheme when it has one (and then inScheme must name it), else the caller's.
+  let scheme: number = pub.parameters.scheme.scheme;
+  if (scheme !== TPM_ALG.NULL && scheme !== inScheme) throw new TpmError(rcForParameter(TPM_RC.SCHEME, P_IN_SCHEME));
+  if (scheme === TPM_ALG.NULL) scheme = inScheme;
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined || o.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  const QsB = curvePoint(curve, inQsB);
+  if (QsB === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_IN_QSB));
+  const QeB = curvePoint(curve, inQeB);
+  if (QeB === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_IN_QEB));
+  const s = commitState(engine);
+  const seed = s.pending.get(counter);
+  if (seed === undefined) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_COUNTER));
+  if (scheme !== TPM_ALG.ECDH) throw new TpmError(rcForParameter(TPM_RC.SCHEME, P_IN_SCHEME));
+  const ds = bigIntFromBytes(o.sensitive.sensitive as Uint8Array) % curve.order;
+  if (ds === 0n) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  const outZ1 = pointBytes(curve, QsB.multiply(ds).toAffine());
+  const outZ2 = pointBytes(curve, QeB.multiply(scalarOf(curve, seed)).toAffine());
+  // A counter is good for one exchange (the reference's CryptEndCommit).
+  s.pending.delete(counter);
+  return ok<typeof ZGen_2Phase>({ outZ1, outZ2 });
+});
+
+export const ECC_HANDLERS: readonly CommandHandler[] = [eccParametersHandler, ecEphemeralHandler, zGen2PhaseHandler] as unknown as readonly CommandHandler[];
