@@ -32,6 +32,7 @@ import {
   ReadClock,
   ReadPublic,
   SetPrimaryPolicy,
+  Shutdown,
   Startup,
 } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
@@ -196,6 +197,8 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
     await flushQuietly(t, s.handle);
   }
   await step('owner policy removed', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.OWNER }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never }));
+  await step('platform policy SHA-1', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.PLATFORM }, { authPolicy: new Uint8Array(20).fill(2), hashAlg: TPM_ALG.SHA1 }));
+  await step('ACT policy', () => runCommand(t, SetPrimaryPolicy, { authHandle: 0x40000110 as never }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never }));
   await step('lockout policy set', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.LOCKOUT }, { authPolicy: new Uint8Array(48), hashAlg: TPM_ALG.SHA384 }));
 
   // --- ChangePPS (§24.4): new platform primaries; platform objects (loaded and persistent) go, platform NV stays.
@@ -306,6 +309,9 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
   log['banks before'] = before;
   await allocate('allocate without PCR 0', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all.slice(1)), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);
   await allocate('allocate without PCR 17', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all.filter((i) => i !== 17)), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);
+  await allocate('a 4-byte selection', [pcrSelection(SHA256, all, 4)]);
+  await allocate('a 2-byte selection', [pcrSelection(SHA256, all.slice(0, 16), 2)]);
+  await allocate('an empty selection list', []);
   await allocate('SHA-256 only', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);
   await allocate('SHA-1 0..7 added, named twice', [pcrSelection(TPM_ALG.SHA1, [1]), pcrSelection(TPM_ALG.SHA1, all.slice(0, 8))]);
   log['banks before the reset'] = (await banks()).join() === before.join();
@@ -322,6 +328,12 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
   await allocate('all banks again', [TPM_ALG.SHA1, SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512].map((h) => pcrSelection(h as never, all)));
   await reset();
   log['banks restored'] = (await banks()).join() === before.join();
+
+  // PCR_Allocate does not stop an orderly Shutdown(STATE) (libtpms); the Startup(CLEAR) after it is a Restart.
+  await allocate('allocation before a Shutdown(STATE)', [pcrSelection(SHA256, all)]);
+  await step('Shutdown(STATE) after PCR_Allocate', () => runCommand(t, Shutdown, {}, { shutdownType: TPM_SU.STATE }));
+  await reset();
+  log['banks after the Restart'] = (await banks()).join() === before.join();
 
   // --- Last: the platform disables itself until the next Startup.
   await step('platform disables ph', () => control(t, TPM_RH.PLATFORM, TPM_RH.PLATFORM, false));
@@ -407,6 +419,11 @@ const KNOWN_DIFFERENCES: Readonly<Record<string, { swtpm: unknown; simulator: un
   'owner persistent object while sh off': { swtpm: '0x18b', simulator: 0, why: 'a persistent object of a disabled hierarchy is still found' },
   'owner index while sh off': { swtpm: '0x18b', simulator: 0, why: 'an owner index while shEnable is CLEAR is still found' },
   'platform index while phNV off': { swtpm: '0x18b', simulator: 0, why: 'a platform index while phEnableNV is CLEAR is still found' },
+  'Shutdown(STATE) after PCR_Allocate': {
+    swtpm: '0x1ca',
+    simulator: 0,
+    why: 'Shutdown (startup.ts) does not refuse STATE while an allocation is pending (reference: g_pcrReConfig, TPM_RC_TYPE on shutdownType)',
+  },
   'platform defines while phNV off': {
     swtpm: '0x185',
     simulator: '0x85',

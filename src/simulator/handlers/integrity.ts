@@ -4,7 +4,7 @@ import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../../
 import { digestSize, hash } from '../../tpm/crypto/hash.js';
 import { LIMITS } from '../../tpm/limits.js';
 import { pcrIndices } from '../../tpm/pcr.js';
-import { TPM_RC, TpmError } from '../../tpm/rc.js';
+import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
 import { PCR_COUNT, type PcrBankAlg, type PcrBankAllocation } from '../state.js';
@@ -84,6 +84,7 @@ export const pcrResetHandler = handler(PCR_Reset, ({ engine, locality }, { pcrHa
 
 /** Part 1 §17 (PC Client): an allocation must keep the H-CRTM PCR 0 and the D-CRTM PCR 17 in some bank (the reference's HCRTM_PCR, DRTM_PCR). */
 const HCRTM_PCR = 0;
+const PCR_SELECT_BYTES = PCR_COUNT / 8;
 const DRTM_PCR = 17;
 
 /**
@@ -105,6 +106,8 @@ export const pcrAllocateHandler = handler(PCR_Allocate, (ctx, _h, { pcrAllocatio
   const state = ctx.engine.state;
   const next: PcrBankAllocation[] = state.pcrAllocation.map((b) => ({ hashAlg: b.hashAlg, pcrs: [...b.pcrs] }));
   for (const sel of pcrAllocation as TPMS_PCR_SELECTION[]) {
+    // libtpms takes only selections of exactly its PCR_SELECT_MIN = PCR_SELECT_MAX = 3 bytes (TPM_RC_VALUE when unmarshaling).
+    if (sel.pcrSelect.length !== PCR_SELECT_BYTES) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
     const pcrs = pcrIndices(sel).filter((i) => i < PCR_COUNT);
     const bank = next.find((b) => b.hashAlg === sel.hash);
     if (bank !== undefined) bank.pcrs = pcrs;
