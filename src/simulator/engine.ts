@@ -106,6 +106,11 @@ export interface VolatileState {
   daSelfHealAt: number;
   /** now() of the last lockoutAuth failure (the reference's s_lockoutTimer). */
   daLockoutAt: number;
+  /**
+   * The exclusive audit session (Part 1 §19.6.14, the reference's g_exclusiveAuditSession):
+   * the session whose audit began or was reset last, while no command ran outside it.
+   */
+  exclusiveAuditSession: number | undefined;
 }
 
 /**
@@ -181,14 +186,14 @@ export class TpmEngine {
     if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions, ENGINE_LIMITS.activeSessions), daSelfHealAt: t, daLockoutAt: t };
+    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions, ENGINE_LIMITS.activeSessions), daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
   init(): void {
     this.syncClock();
     const t = this.now();
-    Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, daSelfHealAt: t, daLockoutAt: t });
+    Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined });
     // Part 1 §19.8.6: with lockoutRecovery 0, lockoutAuth is usable again after a power cycle (reference DAStartup).
     if (this.state.dictionaryAttack.lockoutRecovery === 0) this.state.dictionaryAttack.lockoutAuthLocked = false;
     this.volatile.objects.clear();
@@ -314,6 +319,8 @@ export class TpmEngine {
     const responseParams = encodeResponseParams(cmd, result.params as never);
     let response: { paramBytes: Uint8Array; sessions?: AuthResponse[] } = { paramBytes: responseParams };
     if (tag === TPM_ST.SESSIONS) response = this.respond(cmd, auth, responseParams);
+    // A command that takes sessions but audits none ends the exclusive audit (reference UpdateAuditSessionStatus).
+    if (auth.auditIndex < 0 && !NO_SESSION_COMMANDS.has(cmd.code)) this.volatile.exclusiveAuditSession = undefined;
     if (auditAlg !== undefined && auditCpHash !== undefined) {
       // rpHash over the response parameters as sent (encrypted when a session encrypts them).
       this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response.paramBytes));
@@ -558,6 +565,8 @@ export class TpmEngine {
       if (a.audit) {
         // Only an HMAC session audits (Part 1 §19.6.14).
         if (auditIndex >= 0 || session.kind !== 'hmac') return rcForSession(TPM_RC.ATTRIBUTES, n);
+        // Continuing an audit that claims exclusivity: it must still be exclusive (reference RetrieveSessionData).
+        if (!a.auditReset && session.auditDigest !== undefined && a.auditExclusive && this.volatile.exclusiveAuditSession !== session.handle) return TPM_RC.EXCLUSIVE;
         auditIndex = i;
       }
       uses.push({ index: i, auth: s, session, attributes: word, entity: undefined, role: undefined, includeAuth: false, passwordNeeded: false });
@@ -713,6 +722,7 @@ export class TpmEngine {
       const s = use.session;
       // Part 1 §19.8.4: a password's acknowledgement is empty, continueSession always SET.
       if (s === undefined) return { nonce: EMPTY, sessionAttributes: CONTINUE_ONLY, hmac: EMPTY };
+      let attributes = use.auth.sessionAttributes;
       if (use.index === auth.auditIndex) {
         const a = use.auth.sessionAttributes;
         // First audited use or auditReset: the digest starts at zeros and the session is no longer bound (reference InitAuditSession).
@@ -720,8 +730,13 @@ export class TpmEngine {
           s.auditDigest = new Uint8Array(digestSize(s.authHash));
           s.bindName = undefined;
           s.bindAuthValue = undefined;
+          this.volatile.exclusiveAuditSession = s.handle;
+        } else if (this.volatile.exclusiveAuditSession !== s.handle) {
+          this.volatile.exclusiveAuditSession = undefined;
         }
         s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash(s.authHash), rpHash(s.authHash));
+        // The response reports whether the audit is exclusive (reference UpdateAuditSessionStatus); its HMAC covers that.
+        attributes = { ...attributes, auditExclusive: this.volatile.exclusiveAuditSession === s.handle };
       }
       let hmac: Uint8Array;
       if (s.kind !== 'hmac' && use.passwordNeeded && use.entity !== undefined) {
@@ -731,7 +746,7 @@ export class TpmEngine {
         hmac =
           key.length === 0 && use.auth.hmac.length === 0
             ? EMPTY
-            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: use.attributes });
+            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: TPMA_SESSION.toWord(attributes) });
       }
       const continues = use.auth.sessionAttributes.continueSession;
       if (!continues) table.remove(s.handle);
@@ -741,7 +756,7 @@ export class TpmEngine {
         s.policy = emptyPolicyAssertions();
         s.startTime = this.time();
       }
-      return { nonce: s.nonceTPM, sessionAttributes: use.auth.sessionAttributes, hmac };
+      return { nonce: s.nonceTPM, sessionAttributes: attributes, hmac };
     });
     return { paramBytes, sessions: out };
   }

@@ -206,6 +206,37 @@ async function scenario(t: Transport): Promise<string[]> {
   return log.map((l) => l.replace(/counter (\d+)/, (_m, n: string) => `counter +${BigInt(n) - base}`));
 }
 
+/** Exclusive audit (Part 1 §19.6.14): which uses keep, take and lose exclusivity, as GetSessionAuditDigest and the codes report it. */
+async function exclusiveScenario(t: Transport): Promise<string[]> {
+  const tpm = new Tpm(t);
+  const log: string[] = [];
+  const s = await tpm.startAuthSession({ type: 'hmac' });
+  const random = async (label: string, attrs: { auditReset?: boolean; auditExclusive?: boolean }): Promise<void> => {
+    try {
+      await tpm.run(GetRandom, {}, { bytesRequested: 4 }, { sessions: [s.use({ audit: true, ...attrs })] });
+      log.push(`${label}: 0`);
+    } catch (e) {
+      log.push(`${label}: ${codeOf(e).toString(16)}`);
+    }
+  };
+  const read = async (label: string): Promise<void> => {
+    const r = await runCommand(t, GetSessionAuditDigest, { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: TPM_RH.NULL, sessionHandle: s.handle }, { qualifyingData: empty, inScheme: { scheme: TPM_ALG.NULL } as never });
+    const a = (r.params.auditInfo as TPMS_ATTEST & { type: typeof TPM_ST.ATTEST_SESSION_AUDIT }).attested;
+    log.push(`${label}: exclusive ${a.exclusiveSession} matches ${hex(a.sessionDigest) === hex(s.auditDigest!)}`);
+  };
+  await random('first audit', {});
+  await read('after the first audit');
+  // That read ran outside the session: exclusivity is gone.
+  await random('continued', {});
+  await read('after a read outside');
+  await random('claims exclusive', { auditExclusive: true });
+  await random('reset', { auditReset: true });
+  await random('continued, claims exclusive', { auditExclusive: true });
+  await read('after reset');
+  await s.flush();
+  return log;
+}
+
 describeWithSwtpm('simulator audit agrees with swtpm', () => {
   let sw: SwtpmInstance | undefined;
   let t: SwtpmTransport | undefined;
@@ -224,5 +255,13 @@ describeWithSwtpm('simulator audit agrees with swtpm', () => {
     const theirs = await scenario(t!);
     expect(ours).toEqual(theirs);
     expect(ours.filter((l) => l.includes('digest recomputed true'))).toHaveLength(2);
+  });
+
+  it('exclusive audit: taken by a first or reset audit, lost to a command outside the session, TPM_RC_EXCLUSIVE when claimed after', async () => {
+    const ours = await exclusiveScenario((await started()).t);
+    const theirs = await exclusiveScenario(t!);
+    expect(ours).toEqual(theirs);
+    expect(ours).toContain('after reset: exclusive 1 matches true');
+    expect(ours).toContain('claims exclusive: 121'); // TPM_RC_EXCLUSIVE
   });
 });

@@ -74,17 +74,18 @@ export const getCommandAuditDigestHandler = handler(GetCommandAuditDigest, (ctx,
 });
 
 /**
- * Part 3 §18.5: the audit digest of an HMAC session; TPM_RC_TYPE on
- * sessionHandle when the session has never audited. exclusiveSession is
- * always NO: the engine does not track exclusive audit yet.
+ * Part 3 §18.5: the audit digest of an HMAC session and whether it is the
+ * exclusive audit session (engine.volatile.exclusiveAuditSession). The signer
+ * is checked first, then TPM_RC_TYPE on sessionHandle for a session that has
+ * never audited (the reference's order).
  */
 export const getSessionAuditDigestHandler = handler(GetSessionAuditDigest, ({ engine }, { signHandle, sessionHandle }, { qualifyingData, inScheme }) => {
   const session = engine.volatile.sessions.get(sessionHandle);
   if (session === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 3));
-  if (session.auditDigest === undefined) throw new TpmError(rcForHandle(TPM_RC.TYPE, 3));
   const signer = signerOf(engine, signHandle, 2, inScheme, 2);
+  if (session.auditDigest === undefined) throw new TpmError(rcForHandle(TPM_RC.TYPE, 3));
   const header = fillAttest(engine, signer, qualifyingData);
-  const attested = { exclusiveSession: 0, sessionDigest: session.auditDigest };
+  const attested = { exclusiveSession: engine.volatile.exclusiveAuditSession === sessionHandle ? 1 : 0, sessionDigest: session.auditDigest };
   const r = signAttest(engine, signer, { ...header, type: TPM_ST.ATTEST_SESSION_AUDIT, attested } as TPMS_ATTEST);
   return ok<typeof GetSessionAuditDigest>({ auditInfo: r.attest, signature: r.signature } as never);
 });
