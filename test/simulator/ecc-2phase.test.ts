@@ -6,10 +6,12 @@
  * gives both sides the same Z values; the response codes of a sequence of
  * refusals are compared with swtpm's.
  */
-import { createECDH, type ECDH } from 'node:crypto';
+import { createECDH, createHash, generateKeyPairSync, type ECDH } from 'node:crypto';
+import { p256 } from '@noble/curves/nist.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, type LoadedKey } from '../../src/client/index.js';
-import { ECC_Parameters, EC_Ephemeral, GetCapability, Startup, ZGen_2Phase } from '../../src/tpm/commands/index.js';
+import { Commit, ECC_Parameters, EC_Ephemeral, GetCapability, LoadExternal, Startup, ZGen_2Phase } from '../../src/tpm/commands/index.js';
+import { externalObject } from '../../src/tpm/duplication.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
@@ -28,6 +30,7 @@ async function started(): Promise<{ tpm: Tpm; t: Transport }> {
 
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const hexBytes = (v: bigint): Uint8Array => new Uint8Array(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
 
 function eccTemplate(attrs: Partial<Record<string, boolean>>, scheme: number = TPM_ALG.NULL, curveID: number = TPM_ECC.NIST_P256): TPMT_PUBLIC {
   return {
@@ -57,6 +60,44 @@ function uncompressed(P: TPMS_ECC_POINT): Buffer {
 
 async function zgen(tpm: Tpm, key: LoadedKey, inQsB: TPMS_ECC_POINT, inQeB: TPMS_ECC_POINT, counter: number, inScheme: number = TPM_ALG.ECDH) {
   return (await tpm.run(ZGen_2Phase, { keyA: key }, { inQsB, inQeB, inScheme, counter } as never)).params;
+}
+
+
+/** One ECC key known here, for Commit's K = [d]P2 (loaded with LoadExternal, scheme ECDAA). */
+const ECDAA_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+
+async function loadEcdaaKey(tpm: Tpm, scheme: number = TPM_ALG.ECDAA): Promise<{ key: LoadedKey; d: Uint8Array }> {
+  const { publicArea, sensitive } = externalObject({ type: 'ecc', privateKey: ECDAA_KEY }, { objectAttributes: { sign: true, userWithAuth: true } as TPMA_OBJECT });
+  if (publicArea.type !== TPM_ALG.ECC) throw new Error('unreachable');
+  const inPublic = {
+    ...publicArea,
+    parameters: { ...publicArea.parameters, scheme: scheme === TPM_ALG.ECDAA ? { scheme, details: { hashAlg: TPM_ALG.SHA256, count: 1 } } : { scheme, details: { hashAlg: TPM_ALG.SHA256 } } },
+  } as TPMT_PUBLIC;
+  const r = await tpm.run(LoadExternal, {}, { inPrivate: sensitive, inPublic, hierarchy: TPM_RH.NULL });
+  return { key: { handle: r.handles.objectHandle, name: r.params.name, publicArea: inPublic }, d: sensitive.sensitive as Uint8Array };
+}
+
+/** s2 and y2 such that (SHA-256(s2) mod p, y2) is a P-256 point (Part 3 §19.2): the first counter that works. */
+function p2Of(tag: string): { s2: Uint8Array; y2: Uint8Array; P2: TPMS_ECC_POINT } {
+  const Fp = p256.Point.Fp;
+  const { a, b } = p256.Point.CURVE();
+  for (let i = 0; ; i++) {
+    const s2 = new Uint8Array(Buffer.from(`${tag} ${i}`));
+    const x = Fp.create(BigInt(`0x${createHash('sha256').update(s2).digest('hex')}`));
+    const rhs = Fp.add(Fp.add(Fp.pow(x, 3n), Fp.mul(a, x)), b);
+    let y: bigint;
+    try {
+      y = Fp.sqrt(rhs);
+    } catch {
+      continue;
+    }
+    const be = (v: bigint): Uint8Array => new Uint8Array(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
+    return { s2, y2: be(y), P2: { x: be(x), y: be(y) } };
+  }
+}
+
+async function commit(tpm: Tpm, key: LoadedKey, P1: TPMS_ECC_POINT | null, s2: Uint8Array = EMPTY, y2: Uint8Array = EMPTY) {
+  return (await tpm.run(Commit, { signHandle: key }, { P1, s2, y2 } as never)).params;
 }
 
 /** Response codes (and what does not depend on the TPM's RNG) of the same sequence on either TPM. */
@@ -111,6 +152,25 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
   await code('the key says ECDH, inScheme ECMQV', () => zgen(tpm, ecdhKey, QB, QB, e3.params.counter, TPM_ALG.ECMQV));
   await code('the key says ECDH, inScheme ECDH', () => zgen(tpm, ecdhKey, QB, QB, e3.params.counter));
   await tpm.flush(ecdhKey.handle);
+
+  // Commit: K = [d]P2 does not depend on r (byte-compared); E = L when P1 = P2 (the same r).
+  const { key: daa } = await loadEcdaaKey(tpm);
+  const { s2, y2, P2 } = p2Of('commit');
+  await code('commit: P1 empty', () => commit(tpm, daa, null));
+  const G = { x: hexBytes(p256.Point.BASE.toAffine().x), y: hexBytes(p256.Point.BASE.toAffine().y) };
+  const c1 = await commit(tpm, daa, G);
+  log['commit (G): K, L, E sizes'] = [c1.K?.x.length ?? 0, c1.L?.x.length ?? 0, c1.E?.x.length ?? 0];
+  const c2 = await commit(tpm, daa, P2, s2, y2);
+  log['commit (P1 = P2, s2, y2): K'] = hex(c2.K!.x) + hex(c2.K!.y);
+  log['commit (P1 = P2, s2, y2): E = L'] = hex(c2.E!.x) === hex(c2.L!.x) && hex(c2.E!.y) === hex(c2.L!.y);
+  log['commit counters step by one'] = c2.counter - c1.counter;
+  await code('commit: s2 without y2', () => commit(tpm, daa, G, s2));
+  await code('commit: y2 not of the point', () => commit(tpm, daa, G, s2, P2.x));
+  await code('commit: P1 off the curve', () => commit(tpm, daa, { x: P2.x, y: P2.x }));
+  await tpm.flush(daa.handle);
+  const { key: ecdsa } = await loadEcdaaKey(tpm, TPM_ALG.ECDSA);
+  await code('commit: an ECDSA key', () => commit(tpm, ecdsa, P2));
+  await tpm.flush(ecdsa.handle);
   return log;
 }
 
@@ -166,6 +226,29 @@ describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
     expect(log['inScheme NULL-free ECDH']).toBe(0);
     expect(log['the same counter again']).toBe('0x4c4'); // TPM_RC_VALUE on parameter 4 (counter)
     expect(log['the other counter']).toBe(0);
+  });
+});
+
+describe('simulator Commit', () => {
+  it('K = [d]P2 as node:crypto computes it, L = E when P1 = P2; without s2 only E; an empty P1 refused', async () => {
+    const { tpm } = await started();
+    const { key, d } = await loadEcdaaKey(tpm);
+    const { s2, y2, P2 } = p2Of('independent');
+    const c = await commit(tpm, key, P2, s2, y2);
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(d);
+    expect(hex(c.K!.x)).toBe(hex(ecdh.computeSecret(uncompressed(P2))));
+    expect(hex(c.L!.x)).toBe(hex(c.E!.x));
+    expect(hex(c.L!.y)).toBe(hex(c.E!.y));
+    // E = [r]G alone, no K and L; [r]G is E of the next commit with P1 = G, r unknown here: only its shape is checked.
+    const G = { x: hexBytes(p256.Point.BASE.toAffine().x), y: hexBytes(p256.Point.BASE.toAffine().y) };
+    const alone = await commit(tpm, key, G);
+    expect(alone.K ?? null).toBeNull();
+    expect(alone.L ?? null).toBeNull();
+    expect(p256.Point.fromAffine({ x: BigInt(`0x${hex(alone.E!.x)}`), y: BigInt(`0x${hex(alone.E!.y)}`) }).is0()).toBe(false);
+    expect(alone.counter).toBe((c.counter + 1) & 0xffff);
+    await expect(commit(tpm, key, null)).rejects.toBeInstanceOf(TpmError);
+    await tpm.flush(key.handle);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * Part 3 §14.6 ECC_Parameters, §19.3 EC_Ephemeral and §14.7 ZGen_2Phase:
- * the curve table and the two phases of a key exchange (Part 1 §C.6, the
+ * Part 3 §14.6 ECC_Parameters, §19.2 Commit, §19.3 EC_Ephemeral and §14.7
+ * ZGen_2Phase: the curve table, ECDAA's first phase, and the two phases of a key exchange (Part 1 §C.6, the
  * full-unified model C(2e, 2s) with ECDH). Point arithmetic is
  * @noble/curves' (keygen.ts CURVE_ORDERS, curvePoint): node:crypto gives
  * neither whole points nor curve constants.
@@ -11,8 +11,9 @@
  * counter from before a restart is no longer usable (TPM_RC_VALUE).
  */
 import { bigIntFromBytes, bytesFromBigInt } from '../../tpm/bytes.js';
-import { ECC_Parameters, EC_Ephemeral, ZGen_2Phase } from '../../tpm/commands/index.js';
+import { Commit, ECC_Parameters, EC_Ephemeral, ZGen_2Phase } from '../../tpm/commands/index.js';
 import { TPM_ALG } from '../../tpm/constants.js';
+import { hash } from '../../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import type { TPMS_ECC_POINT } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
@@ -85,18 +86,80 @@ function scalarOf(curve: SimulatorCurve, bytes: Uint8Array): bigint {
   return (bigIntFromBytes(bytes) % (curve.order - 1n)) + 1n;
 }
 
-/** Part 3 §19.3: Q = [r]G for a fresh r, and the counter that names r for ZGen_2Phase. */
-export const ecEphemeralHandler = handler(EC_Ephemeral, ({ engine }, _h, { curveID }) => {
-  const curve = curveOf(curveID);
+/** Random bytes for a fresh ephemeral scalar: enough for any curve's (P-521's 66 bytes, plus 8). */
+function freshSeed(engine: TpmEngine): Uint8Array {
+  return engine.random(66 + 8);
+}
+
+/** Records `seed` under the next counter (the reference's CryptCommit) and returns the counter. */
+function commitSeed(engine: TpmEngine, seed: Uint8Array): number {
   const s = commitState(engine);
-  const seed = engine.random(66 + 8); // enough for any curve's scalar
   s.counter = (s.counter + 1) & 0xffff;
   s.pending.delete(s.counter);
   s.pending.set(s.counter, seed);
   // Only the last COMMIT_WINDOW counters stay usable (Map keeps insertion order: the oldest first).
   while (s.pending.size > COMMIT_WINDOW) s.pending.delete(s.pending.keys().next().value as number);
+  return s.counter;
+}
+
+/** Part 3 §19.3: Q = [r]G for a fresh r, and the counter that names r for ZGen_2Phase. */
+export const ecEphemeralHandler = handler(EC_Ephemeral, ({ engine }, _h, { curveID }) => {
+  const curve = curveOf(curveID);
+  const seed = freshSeed(engine);
   const Q = curve.noble.Point.BASE.multiply(scalarOf(curve, seed)).toAffine();
-  return ok<typeof EC_Ephemeral>({ Q: pointBytes(curve, Q), counter: s.counter });
+  return ok<typeof EC_Ephemeral>({ Q: pointBytes(curve, Q), counter: commitSeed(engine, seed) });
+});
+
+const P_P1 = 1;
+const P_S2 = 2;
+const P_Y2 = 3;
+
+/**
+ * Part 3 §19.2, the first phase of an anonymous (ECDAA) signature: with a
+ * fresh r, K = [ds]P2 and L = [r]P2 when s2 and y2 give P2 = (H_nameAlg(s2)
+ * mod p, y2); E = [r]P1. Part 3 lets P1 be empty (then E = [r]G), but the
+ * reference's unmarshal refuses an empty point (TPM_RC_SIZE), and so does
+ * this TPM. The key is an ECC key whose scheme is ECDAA (anonymous). Checks
+ * in the reference's order.
+ */
+export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, s2, y2 }) => {
+  // The reference's unmarshal of a TPM2B_ECC_POINT refuses an empty one, so P1 is never empty there (swtpm agrees).
+  if (P1 === null || P1 === undefined) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_P1));
+  const o = findObject(engine, signHandle);
+  if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
+  const pub = o.publicArea;
+  if (pub.type !== TPM_ALG.ECC) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  // Only an anonymous scheme (ECDAA) may commit (CryptIsSchemeAnonymous).
+  if (pub.parameters.scheme.scheme !== TPM_ALG.ECDAA) throw new TpmError(rcForHandle(TPM_RC.SCHEME, 1));
+  // s2 and y2 come together or not at all.
+  if ((s2.length === 0) !== (y2.length === 0)) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_Y2));
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  const field = curve.noble.Point.CURVE().p;
+  const seed = freshSeed(engine);
+  const r = scalarOf(curve, seed);
+  let P2;
+  if (s2.length !== 0) {
+    // x2 = H_nameAlg(s2) mod p, padded to the size of p.
+    const x2 = bytesFromBigInt(bigIntFromBytes(hash(pub.nameAlg, s2)) % field, curve.size);
+    P2 = curvePoint(curve, { x: x2, y: y2 });
+    if (P2 === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_S2));
+    if (o.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+  }
+  const B = curvePoint(curve, P1);
+  if (B === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_P1));
+  const none = null as unknown as TPMS_ECC_POINT;
+  let K = none;
+  let L = none;
+  let E = none;
+  if (P2 !== undefined) {
+    const ds = bigIntFromBytes(o.sensitive.sensitive as Uint8Array) % curve.order;
+    if (ds === 0n) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
+    K = pointBytes(curve, P2.multiply(ds).toAffine());
+    L = pointBytes(curve, P2.multiply(r).toAffine());
+  }
+  E = pointBytes(curve, B.multiply(r).toAffine());
+  return ok<typeof Commit>({ K, L, E, counter: commitSeed(engine, seed) } as never);
 });
 
 const P_IN_QSB = 1;
@@ -140,4 +203,4 @@ export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { i
   return ok<typeof ZGen_2Phase>({ outZ1, outZ2 });
 });
 
-export const ECC_HANDLERS: readonly CommandHandler[] = [eccParametersHandler, ecEphemeralHandler, zGen2PhaseHandler] as unknown as readonly CommandHandler[];
+export const ECC_HANDLERS: readonly CommandHandler[] = [eccParametersHandler, commitHandler, ecEphemeralHandler, zGen2PhaseHandler] as unknown as readonly CommandHandler[];
