@@ -10,7 +10,7 @@ import { CURVE_ORDERS, RSA_KEY_BITS } from './keygen.js';
 
 const A = TPMA_ALGORITHM.of;
 
-/** TPM_CAP_ALGS (Part 2 §10.1 TPMS_ALG_PROPERTY), ascending by algorithm ID; node:crypto provides each. */
+/** TPM_CAP_ALGS (Part 2 §10.1 TPMS_ALG_PROPERTY), ascending by algorithm ID; node:crypto provides each. TPM_ALG_NULL is not listed (nor by libtpms) but always accepted. */
 export const IMPLEMENTED_ALGORITHMS: readonly (readonly [number, TPMA_ALGORITHM])[] = [
   [TPM_ALG.RSA, A({ asymmetric: true, object: true })],
   [TPM_ALG.SHA1, A({ hash: true })],
@@ -22,7 +22,6 @@ export const IMPLEMENTED_ALGORITHMS: readonly (readonly [number, TPMA_ALGORITHM]
   [TPM_ALG.SHA256, A({ hash: true })],
   [TPM_ALG.SHA384, A({ hash: true })],
   [TPM_ALG.SHA512, A({ hash: true })],
-  [TPM_ALG.NULL, A({})],
   [TPM_ALG.RSASSA, A({ asymmetric: true, signing: true })],
   [TPM_ALG.RSAES, A({ asymmetric: true, encrypting: true })],
   [TPM_ALG.RSAPSS, A({ asymmetric: true, signing: true })],

@@ -51,6 +51,10 @@ describe('simulator TestParms', () => {
     for (const p of [rsa(2048), rsa(3072), rsa(2048, { scheme: { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA384 } } }), aes(128, TPM_ALG.CFB), aes(256, TPM_ALG.CTR), aes(192, TPM_ALG.ECB), hmacKey(TPM_ALG.SHA512), hmacKey(TPM_ALG.SHA1)]) {
       expect(await testParms(t, p)).toBe(0);
     }
+    // Every listed algorithm is a real one (TPM_ALG_NULL is not listed, as on swtpm).
+    const algs = (await readCapability(t, TPM_CAP.ALGS)) as { alg: number }[];
+    expect(algs.map((a) => a.alg)).not.toContain(TPM_ALG.NULL);
+    expect(algs.map((a) => a.alg)).toEqual([...algs.map((a) => a.alg)].sort((a, b) => a - b));
     const curves = await readCapability(t, TPM_CAP.ECC_CURVES);
     expect(curves.length).toBeGreaterThanOrEqual(2);
     for (const curveID of curves) {
