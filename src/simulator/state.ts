@@ -9,7 +9,7 @@
  * TPMT_SENSITIVE) are kept as their marshaled bytes for the same reason.
  */
 import { randomBytes } from 'node:crypto';
-import { TPM_ALG } from '../tpm/constants.js';
+import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
 
 /**
  * The current layout. A store migrates older layouts (STATE_MIGRATIONS) and
@@ -135,7 +135,7 @@ export interface SavedState {
 export interface CommandAuditState {
   /** The audit digest's hash; SHA-512 (the context integrity hash, as libtpms) from manufacture. */
   hashAlg: number;
-  /** Command codes being audited, ascending (SetCommandCodeAuditStatus is audited whether listed or not). */
+  /** Command codes being audited, ascending; SetCommandCodeAuditStatus always among them (Part 3 §21.2). */
   commands: number[];
   /** The running command audit digest; empty when cleared (the next audited command starts a new one and counts it). */
   digest: Uint8Array;
@@ -222,8 +222,8 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     clock: { clock: 0n, resetCount: 0, restartCount: 0, safe: true },
     // libtpms defaults (TPM_PT_MAX_AUTH_FAIL 3, LOCKOUT_INTERVAL 1000 s, LOCKOUT_RECOVERY 1000 s).
     dictionaryAttack: { failedTries: 0, maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000, lockoutAuthLocked: false },
-    // Reference CommandAuditPreInstall: the context integrity hash (the tickets' SHA-512), counter 0.
-    commandAudit: { hashAlg: TPM_ALG.SHA512, commands: [], digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 },
+    // Reference CommandAuditPreInstall: SetCommandCodeAuditStatus audited, the context integrity hash (the tickets' SHA-512), counter 0.
+    commandAudit: { hashAlg: TPM_ALG.SHA512, commands: [TPM_CC.SetCommandCodeAuditStatus], digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 },
     nvIndices: [],
     persistentObjects: [],
     savedState: null,
@@ -242,10 +242,12 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
  */
 export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }) => { version: number }>> = {
   1: (old) => ({ ...old, version: 2, nvCounterMax: 0n, ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 } }),
-  // Layout 2 had no command audit: its hashAlg was never set (NULL), so it takes the manufacture default; no digest yet.
+  // Layout 2 had no command audit: its hashAlg was never set (NULL) and its list was empty, so both take the manufacture default; no digest yet.
   2: (old) => {
-    const audit = (old as { commandAudit?: { hashAlg?: unknown } }).commandAudit;
+    const audit = (old as { commandAudit?: { hashAlg?: unknown; commands?: unknown } }).commandAudit;
     const hashAlg = audit?.hashAlg === TPM_ALG.NULL ? TPM_ALG.SHA512 : audit?.hashAlg;
-    return { ...old, version: 3, commandAudit: { ...audit, hashAlg, digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 } };
+    const listed = Array.isArray(audit?.commands) ? (audit.commands as unknown[]) : [];
+    const commands = listed.includes(TPM_CC.SetCommandCodeAuditStatus) ? listed : [...listed, TPM_CC.SetCommandCodeAuditStatus].sort((a, b) => Number(a) - Number(b));
+    return { ...old, version: 3, commandAudit: { ...audit, hashAlg, commands, digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 } };
   },
 };

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, verifyWithNode, type Entity } from '../../src/client/index.js';
 import { getCommandAuditDigest, getSessionAuditDigest } from '../../src/client/attestation.js';
 import { CreatePrimary, GetCommandAuditDigest, GetRandom, GetSessionAuditDigest, PCR_Read, SetCommandCodeAuditStatus, Startup, StartAuthSession } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { readCapability } from '../../src/tpm/capability.js';
 import { objectName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TpmError } from '../../src/tpm/rc.js';
@@ -108,7 +109,7 @@ describe('simulator audit', () => {
     const e = await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.SHA384, setList: [GetRandom.code], clearList: [] }).catch((x: unknown) => x);
     expect(codeOf(e)).toBe(0x1c4); // TPM_RC_VALUE + RC_P + RC_1
     await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.PLATFORM }, { auditAlg: TPM_ALG.NULL, setList: [TPM_CC.Shutdown, 0x2000_0001, PCR_Read.code], clearList: [TPM_CC.SetCommandCodeAuditStatus] });
-    expect(engine.state.commandAudit.commands).toEqual([PCR_Read.code]);
+    expect(engine.state.commandAudit.commands).toEqual([TPM_CC.SetCommandCodeAuditStatus, PCR_Read.code]);
     expect(engine.isCommandAudited(TPM_CC.SetCommandCodeAuditStatus)).toBe(true);
     const s = await runCommand(t, StartAuthSession, { tpmKey: TPM_RH.NULL, bind: TPM_RH.NULL }, { nonceCaller: new Uint8Array(16), encryptedSalt: empty, sessionType: TPM_SE.HMAC, symmetric: { algorithm: TPM_ALG.NULL }, authHash: TPM_ALG.SHA256 });
     const e2 = await runCommand(t, GetSessionAuditDigest, { privacyAdminHandle: TPM_RH.ENDORSEMENT, signHandle: TPM_RH.NULL, sessionHandle: s.handles.sessionHandle }, { qualifyingData: empty, inScheme: { scheme: TPM_ALG.NULL } as never }).catch((x: unknown) => x);
@@ -141,7 +142,7 @@ describe('simulator audit', () => {
     const v2 = { ...current, version: 2, commandAudit: { hashAlg: TPM_ALG.NULL, commands: [PCR_Read.code] } };
     const v3 = STATE_MIGRATIONS[2]!(v2) as typeof current;
     expect(v3.version).toBe(SIMULATOR_STATE_VERSION);
-    expect(v3.commandAudit).toEqual({ hashAlg: TPM_ALG.SHA512, commands: [PCR_Read.code], digest: empty, counter: 0n, digestResetCount: 0 });
+    expect(v3.commandAudit).toEqual({ hashAlg: TPM_ALG.SHA512, commands: [TPM_CC.SetCommandCodeAuditStatus, PCR_Read.code], digest: empty, counter: 0n, digestResetCount: 0 });
     expect(validateSimulatorState(v3).commandAudit.counter).toBe(0n);
     expect(() => validateSimulatorState({ ...v3, commandAudit: { ...v3.commandAudit, counter: -1n } } as never)).toThrow(/UINT64/);
   });
@@ -184,6 +185,7 @@ async function scenario(t: Transport): Promise<string[]> {
     rp = sha256(u32(0), u32(TPM_CC.PCR_Read), u32(r.params.pcrUpdateCounter), selection, values);
   };
   let d: Buffer;
+  log.push(`AUDIT_COMMANDS ${(await readCapability(t, TPM_CAP.AUDIT_COMMANDS)).map((c) => c.toString(16)).join(',')}`);
   await read('fresh');
   await rc('hash with a list', () => set(TPM_ALG.SHA256, [PCR_Read.code], []));
   await rc('hash sha256', () => set(TPM_ALG.SHA256, [], []));
@@ -202,7 +204,8 @@ async function scenario(t: Transport): Promise<string[]> {
   await rc('hash sha384', () => set(TPM_ALG.SHA384, [], []));
   await rc('set GetCommandAuditDigest', () => set(TPM_ALG.NULL, [GetCommandAuditDigest.code], []));
   await read('audited read');
-  const base = BigInt(/counter (\d+)/.exec(log[0]!)![1]!);
+  log.push(`AUDIT_COMMANDS ${(await readCapability(t, TPM_CAP.AUDIT_COMMANDS)).map((c) => c.toString(16)).join(',')}`);
+  const base = BigInt(/counter (\d+)/.exec(log[1]!)![1]!);
   return log.map((l) => l.replace(/counter (\d+)/, (_m, n: string) => `counter +${BigInt(n) - base}`));
 }
 
