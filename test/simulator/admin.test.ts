@@ -31,6 +31,7 @@ import {
   PCR_Allocate,
   PCR_Extend,
   PCR_Read,
+  PolicyAuthValue,
   PolicyCommandCode,
   ReadClock,
   ReadPublic,
@@ -112,6 +113,7 @@ const EK_P = 0x81010201;
 const OWNER_P = 0x81000201;
 const OWNER_NV_2 = 0x01500210;
 const PLATFORM_NV_2 = 0x01500211;
+const OWNER_NV_3 = 0x01500212;
 
 /**
  * The scenario: each step's response code (0 = success, else hex) or the
@@ -301,6 +303,37 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
   await step('write with the old auth', () => write(EMPTY));
   await changeAuth('ChangeAuth', Uint8Array.of(4, 2));
   await step('write with the newest auth', () => write(Uint8Array.of(4, 2)));
+
+  // --- Both with PolicyAuthValue: the response HMAC (checked by the client) uses the new authValue after NV_ChangeAuth
+  // and none after NV_UndefineSpaceSpecial deleted the index.
+  const withAuthValue = async (code: number): Promise<AuthSession> => {
+    const s = await tpm.startAuthSession({ type: 'policy', symmetric: { algorithm: TPM_ALG.NULL } as never });
+    await tpm.run(PolicyCommandCode, { policySession: s }, { code: code as never });
+    await tpm.run(PolicyAuthValue, { policySession: s }, {});
+    return s;
+  };
+  const authValuePolicy = (code: number): Uint8Array => new PolicyCalculator(SHA256).policyCommandCode({ code }).policyAuthValue().digest;
+  await step('owner defines an index with PolicyAuthValue', () =>
+    define(t, TPM_RH.OWNER, nvPublic(OWNER_NV_3, { AUTHREAD: true, AUTHWRITE: true, NO_DA: true }, authValuePolicy(TPM_CC.NV_ChangeAuth)), Uint8Array.of(1, 2)),
+  );
+  {
+    const s = await withAuthValue(TPM_CC.NV_ChangeAuth);
+    const e = { ...(await entity(OWNER_NV_3)), authValue: Uint8Array.of(1, 2) };
+    await step('ChangeAuth under PolicyAuthValue', () => tpm.run(NV_ChangeAuth, { nvIndex: e }, { newAuth: Uint8Array.of(3) }, { sessions: [s] }));
+    await flushQuietly(t, s.handle);
+  }
+  await step('write with the auth set under PolicyAuthValue', () =>
+    runCommand(t, NV_Write, { authHandle: OWNER_NV_3, nvIndex: OWNER_NV_3 }, { data: Uint8Array.of(1), offset: 0 }, { sessions: [passwordAuth(Uint8Array.of(3))] }),
+  );
+  await step('platform defines POLICY_DELETE with PolicyAuthValue', () =>
+    define(t, TPM_RH.PLATFORM, nvPublic(POLICY_DELETE_NV, { PLATFORMCREATE: true, POLICY_DELETE: true, AUTHREAD: true, AUTHWRITE: true }, authValuePolicy(TPM_CC.NV_UndefineSpaceSpecial)), Uint8Array.of(5)),
+  );
+  {
+    const s = await withAuthValue(TPM_CC.NV_UndefineSpaceSpecial);
+    const e = { ...(await entity(POLICY_DELETE_NV)), authValue: Uint8Array.of(5) };
+    await step('UndefineSpaceSpecial under PolicyAuthValue', () => tpm.run(NV_UndefineSpaceSpecial, { nvIndex: e, platform: TPM_RH.PLATFORM }, {}, { sessions: [s] }));
+    await flushQuietly(t, s.handle);
+  }
 
   // --- PCR_Allocate (§22.5): effective after the next reset.
   const banks = async (): Promise<string[]> => {
