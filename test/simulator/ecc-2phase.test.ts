@@ -142,6 +142,8 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
   await code('inScheme NULL-free ECDH', () => zgen(tpm, key, QB, QB, e1.params.counter));
   await code('the same counter again', () => zgen(tpm, key, QB, QB, e1.params.counter));
   await code('the other counter', () => zgen(tpm, key, QB, QB, e2.params.counter));
+  // Not ECMQV: swtpm (libtpms) answers ZGen_2Phase with ECMQV by entering failure mode (TPM_RC_FAILURE, every
+  // later command too), so ECMQV is checked only against the exchange computed from B's side (below).
   await tpm.flush(key.handle);
 
   const signer = await createPrimary(tpm, TPM_RH.OWNER, eccTemplate({ sign: true }));
@@ -226,6 +228,32 @@ describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
     expect(log['inScheme NULL-free ECDH']).toBe(0);
     expect(log['the same counter again']).toBe('0x4c4'); // TPM_RC_VALUE on parameter 4 (counter)
     expect(log['the other counter']).toBe(0);
+  });
+});
+
+describe('simulator ZGen_2Phase with ECMQV', () => {
+  it('the TPM (A) and a party in software (B) compute the same MQV point (SP 800-56A §5.7.2.3, computed here from B\'s side)', async () => {
+    const { tpm } = await started();
+    const key = await createPrimary(tpm, TPM_RH.OWNER, eccTemplate({ decrypt: true }));
+    if (key.publicArea.type !== TPM_ALG.ECC) throw new Error('unreachable');
+    const { n } = p256.Point.CURVE();
+    const half = 1n << BigInt(Math.ceil(n.toString(2).length / 2));
+    const avf = (x: bigint): bigint => (x % half) + half;
+    const big = (b: Uint8Array): bigint => BigInt(`0x${hex(b)}`);
+    const point = (P: TPMS_ECC_POINT) => p256.Point.fromAffine({ x: big(P.x), y: big(P.y) });
+    const asPoint = (P: { x: bigint; y: bigint }): TPMS_ECC_POINT => ({ x: hexBytes(P.x), y: hexBytes(P.y) });
+    const dsB = big(p256.utils.randomSecretKey());
+    const deB = big(p256.utils.randomSecretKey());
+    const QsB = p256.Point.BASE.multiply(dsB).toAffine();
+    const QeB = p256.Point.BASE.multiply(deB).toAffine();
+    const { Q: QeA, counter } = (await tpm.run(EC_Ephemeral, {}, { curveID: TPM_ECC.NIST_P256 })).params;
+    const { outZ1, outZ2 } = await zgen(tpm, key, asPoint(QsB), asPoint(QeB), counter, TPM_ALG.ECMQV);
+    const implicitsigB = (deB + avf(QeB.x) * dsB) % n;
+    const P = point(QeA).add(point(key.publicArea.unique).multiply(avf(big(QeA.x)))).multiply(implicitsigB).toAffine();
+    expect(hex(outZ1.x)).toBe(hex(hexBytes(P.x)));
+    expect(hex(outZ1.y)).toBe(hex(hexBytes(P.y)));
+    expect(outZ2.x.length + outZ2.y.length).toBe(0);
+    await tpm.flush(key.handle);
   });
 });
 

@@ -162,6 +162,13 @@ export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, 
   return ok<typeof Commit>({ K, L, E, counter: commitSeed(engine, seed) } as never);
 });
 
+/** The associate value function of SP 800-56A §5.7.2.2: (x mod 2^⌈f/2⌉) + 2^⌈f/2⌉, f = ⌈log2 n⌉. */
+function avf(curve: SimulatorCurve, x: bigint): bigint {
+  const f = curve.order.toString(2).length;
+  const half = 1n << BigInt(Math.ceil(f / 2));
+  return (x % half) + half;
+}
+
 const P_IN_QSB = 1;
 const P_IN_QEB = 2;
 const P_IN_SCHEME = 3;
@@ -170,8 +177,8 @@ const P_COUNTER = 4;
 /**
  * Part 3 §14.7 with ECDH (C(2e, 2s), SP 800-56A §6.1.1): outZ1 = [dsA]QsB
  * with keyA's static scalar, outZ2 = [deA]QeB with the ephemeral scalar of
- * `counter`, which is used up. ECMQV and SM2 are not implemented here
- * (TPM_RC_SCHEME on inScheme).
+ * `counter`, which is used up; with ECMQV (SP 800-56A §6.1.1.4) outZ1 is
+ * the MQV point and outZ2 is empty. SM2 is not implemented here (TPM_RC_SCHEME on inScheme).
  */
 export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { inQsB, inQeB, inScheme, counter }) => {
   const o = findObject(engine, keyA);
@@ -193,11 +200,25 @@ export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { i
   const s = commitState(engine);
   const seed = s.pending.get(counter);
   if (seed === undefined) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_COUNTER));
-  if (scheme !== TPM_ALG.ECDH) throw new TpmError(rcForParameter(TPM_RC.SCHEME, P_IN_SCHEME));
+  if (scheme !== TPM_ALG.ECDH && scheme !== TPM_ALG.ECMQV) throw new TpmError(rcForParameter(TPM_RC.SCHEME, P_IN_SCHEME));
   const ds = bigIntFromBytes(o.sensitive.sensitive as Uint8Array) % curve.order;
   if (ds === 0n) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
-  const outZ1 = pointBytes(curve, QsB.multiply(ds).toAffine());
-  const outZ2 = pointBytes(curve, QeB.multiply(scalarOf(curve, seed)).toAffine());
+  const de = scalarOf(curve, seed);
+  let outZ1: TPMS_ECC_POINT;
+  let outZ2: TPMS_ECC_POINT;
+  if (scheme === TPM_ALG.ECDH) {
+    outZ1 = pointBytes(curve, QsB.multiply(ds).toAffine());
+    outZ2 = pointBytes(curve, QeB.multiply(de).toAffine());
+  } else {
+    // ECMQV, C(2e, 2s) (SP 800-56A §5.7.2.3): implicitsig = de + avf(QeA)·ds mod n, P = [h·implicitsig](QeB + [avf(QeB)]QsB).
+    const n = curve.order;
+    const QeA = curve.noble.Point.BASE.multiply(de);
+    const implicitsig = (de + avf(curve, QeA.toAffine().x) * ds) % n;
+    const P = QeB.add(QsB.multiply(avf(curve, QeB.toAffine().x))).multiply(implicitsig * curve.noble.Point.CURVE().h);
+    if (P.is0()) throw new TpmError(TPM_RC.NO_RESULT);
+    outZ1 = pointBytes(curve, P.toAffine());
+    outZ2 = { x: new Uint8Array(0), y: new Uint8Array(0) };
+  }
   // A counter is good for one exchange (the reference's CryptEndCommit).
   s.pending.delete(counter);
   return ok<typeof ZGen_2Phase>({ outZ1, outZ2 });
