@@ -18,7 +18,7 @@ import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_SU } from '../../src/tpm/constant
 import { externalObject, keyFromSensitive, unwrapDuplicate, wrapDuplicate } from '../../src/tpm/duplication.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { rsaSrkTemplate } from '../../src/tpm/templates.js';
+import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
@@ -179,6 +179,22 @@ describe('simulator Duplicate', () => {
     const moved = await importDuplicate(tpm, other, other.publicArea, { ...blob, encryptionKey: out.encryptionKeyOut });
     const loaded = await load(tpm, other, { privateBlob: moved.privateArea, publicArea: moved.publicArea });
     const message = Buffer.from('signed under the new parent');
+    const digest = new Uint8Array(createHash('sha256').update(message).digest());
+    const sig = await sign(tpm, loaded, digest, { scheme: TPM_ALG.ECDSA, details: { hashAlg: SHA256 } } as never);
+    expect(verifyWithNode(loaded.publicArea, message, sig)).toBe(true);
+  });
+
+  it('to an ECC SRK (the seed by ECDH, Part 1 §C.6.1): imported there, the key signs what node:crypto verifies', async () => {
+    const { tpm } = await started();
+    const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
+    const ecc = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
+    const key = await importAndLoad(tpm, srk, ATTRS, false);
+    const out = await duplicate(tpm, key, ecc, {});
+    expect(out.outSymSeed.length).toBe(2 + 32 + 2 + 32); // TPMS_ECC_POINT: the ephemeral public key
+    await tpm.flush(key.handle);
+    const moved = await importDuplicate(tpm, ecc, ecc.publicArea, { objectPublic: key.publicArea, duplicate: out.duplicate, inSymSeed: out.outSymSeed });
+    const loaded = await load(tpm, ecc, { privateBlob: moved.privateArea, publicArea: moved.publicArea });
+    const message = Buffer.from('moved to an ECC parent');
     const digest = new Uint8Array(createHash('sha256').update(message).digest());
     const sig = await sign(tpm, loaded, digest, { scheme: TPM_ALG.ECDSA, details: { hashAlg: SHA256 } } as never);
     expect(verifyWithNode(loaded.publicArea, message, sig)).toBe(true);
