@@ -205,6 +205,7 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
   }
   await step('owner policy removed', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.OWNER }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never }));
   await step('platform policy SHA-1', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.PLATFORM }, { authPolicy: new Uint8Array(20).fill(2), hashAlg: TPM_ALG.SHA1 }));
+  await step('SHA3-256 policy', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.OWNER }, { authPolicy: new Uint8Array(32), hashAlg: TPM_ALG.SHA3_256 as never }));
   await step('ACT policy', () => runCommand(t, SetPrimaryPolicy, { authHandle: 0x40000110 as never }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never }));
   await step('lockout policy set', () => runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.LOCKOUT }, { authPolicy: new Uint8Array(48), hashAlg: TPM_ALG.SHA384 }));
 
@@ -348,6 +349,7 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
   await allocate('allocate without PCR 0', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all.slice(1)), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);
   await allocate('allocate without PCR 17', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all.filter((i) => i !== 17)), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);
   await allocate('a 4-byte selection', [pcrSelection(SHA256, all, 4)]);
+  await allocate('a SHA3-256 bank', [pcrSelection(TPM_ALG.SHA3_256 as never, all)]);
   await allocate('a 2-byte selection', [pcrSelection(SHA256, all.slice(0, 16), 2)]);
   await allocate('an empty selection list', []);
   await allocate('SHA-256 only', [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(SHA256, all), pcrSelection(TPM_ALG.SHA384, []), pcrSelection(TPM_ALG.SHA512, [])]);

@@ -30,6 +30,7 @@ import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
+import { isImplementedHash } from './integrity.js';
 import { deleteNvIndices } from './nv.js';
 import { findObject, isSequence } from './object.js';
 
@@ -235,6 +236,8 @@ export const hierarchyControlHandler = handler(HierarchyControl, (ctx, { authHan
  * Startup (startup.ts empties it).
  */
 export const setPrimaryPolicyHandler = handler(SetPrimaryPolicy, (ctx, { authHandle }, { authPolicy, hashAlg }) => {
+  // A hash the TPM does not implement fails unmarshaling in libtpms: TPM_RC_HASH on hashAlg.
+  if (hashAlg !== TPM_ALG.NULL && !isImplementedHash(hashAlg)) throw new TpmError(rcForParameter(TPM_RC.HASH, 2));
   const size = hashAlg === TPM_ALG.NULL ? 0 : digestSize(hashAlg);
   if (authPolicy.length !== size) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   const auth = authOf(ctx.engine, authHandle);

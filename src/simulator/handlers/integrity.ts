@@ -82,6 +82,13 @@ export const pcrResetHandler = handler(PCR_Reset, ({ engine, locality }, { pcrHa
   return ok<typeof PCR_Reset>({});
 });
 
+/** The hashes this TPM implements (TPM_CAP_ALGS, PCR banks): SHA-1 and SHA-2 256/384/512 like libtpms; no SM3 or SHA-3. */
+const IMPLEMENTED_HASHES: ReadonlySet<number> = new Set([TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]);
+
+export function isImplementedHash(alg: number): alg is PcrBankAlg {
+  return IMPLEMENTED_HASHES.has(alg);
+}
+
 /** Part 1 §17 (PC Client): an allocation must keep the H-CRTM PCR 0 and the D-CRTM PCR 17 in some bank (the reference's HCRTM_PCR, DRTM_PCR). */
 const HCRTM_PCR = 0;
 const PCR_SELECT_BYTES = PCR_COUNT / 8;
@@ -91,7 +98,7 @@ const DRTM_PCR = 17;
  * Bytes the PCRs may take, as libtpms reports sizeAvailable (sizeof its PCR
  * array): every PCR with a value for each implemented bank.
  */
-const PCR_BYTES_AVAILABLE = PCR_COUNT * [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512].reduce((n, alg) => n + digestSize(alg), 0);
+const PCR_BYTES_AVAILABLE = PCR_COUNT * [...IMPLEMENTED_HASHES].reduce((n, alg) => n + digestSize(alg), 0);
 
 /**
  * Part 3 §22.5: the allocation for the next TPM Reset (startup.ts applies
@@ -108,10 +115,12 @@ export const pcrAllocateHandler = handler(PCR_Allocate, (ctx, _h, { pcrAllocatio
   for (const sel of pcrAllocation as TPMS_PCR_SELECTION[]) {
     // libtpms takes only selections of exactly its PCR_SELECT_MIN = PCR_SELECT_MAX = 3 bytes (TPM_RC_VALUE when unmarshaling).
     if (sel.pcrSelect.length !== PCR_SELECT_BYTES) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+    // A bank of a hash the TPM lacks (SM3, SHA-3) fails unmarshaling in libtpms (TPM_RC_HASH); it could never be filled.
+    if (!isImplementedHash(sel.hash)) throw new TpmError(rcForParameter(TPM_RC.HASH, 1));
     const pcrs = pcrIndices(sel).filter((i) => i < PCR_COUNT);
     const bank = next.find((b) => b.hashAlg === sel.hash);
     if (bank !== undefined) bank.pcrs = pcrs;
-    else next.push({ hashAlg: sel.hash as PcrBankAlg, pcrs });
+    else next.push({ hashAlg: sel.hash, pcrs });
   }
   let sizeNeeded = 0;
   for (const b of next) sizeNeeded += digestSize(b.hashAlg) * b.pcrs.length;
