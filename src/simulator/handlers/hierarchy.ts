@@ -1,8 +1,10 @@
 /**
- * Part 3 §24 Hierarchy Commands (HierarchyChangeAuth, Clear, ClearControl),
- * §25 Dictionary Attack Functions (DictionaryAttackLockReset,
- * DictionaryAttackParameters) and §28.5 EvictControl. Every one changes what
- * survives a restart, so each sets `ctx.persistentChanged`.
+ * Part 3 §24 Hierarchy Commands (HierarchyControl, SetPrimaryPolicy,
+ * ChangePPS, ChangeEPS, HierarchyChangeAuth, Clear, ClearControl), §25
+ * Dictionary Attack Functions (DictionaryAttackLockReset,
+ * DictionaryAttackParameters) and §28.5 EvictControl. Each that changes what
+ * survives a restart sets `ctx.persistentChanged` (HierarchyControl only for
+ * phEnableNV: the other enables are volatile).
  *
  * Authorization (the hierarchy's password, lockout and DA accounting) is the
  * engine's (Part 3 §5.4); the checks here are the commands' own.
