@@ -409,6 +409,10 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
   await step('CreateLoaded under a signer', () => cl(child!.handles.objectHandle, eccSigningTemplate()));
   await step('CreateLoaded sign+decrypt restricted', () => cl(srk, { ...eccSigningTemplate(), objectAttributes: TPMA_OBJECT.of({ sign: true, decrypt: true, restricted: true, userWithAuth: true, sensitiveDataOrigin: true }) } as TPMT_PUBLIC));
   await flush(child!.handles.objectHandle);
+  // Under a fixedTPM parent, fixedParent without fixedTPM (and the reverse) is TPM_RC_ATTRIBUTES (CreateChecks).
+  const signer = eccSigningTemplate();
+  await step('CreateLoaded fixedParent without fixedTPM', () => cl(srk, { ...signer, objectAttributes: { ...signer.objectAttributes, fixedTPM: false, fixedParent: true } } as TPMT_PUBLIC));
+  await step('CreateLoaded neither fixed', () => cl(srk, { ...signer, objectAttributes: { ...signer.objectAttributes, fixedTPM: false, fixedParent: false } } as TPMT_PUBLIC)).then((r) => r && flush(r.handles.objectHandle));
   const aes = await step('CreateLoaded AES encrypt/decrypt key', () => cl(srk, aesKeyTemplate()));
   if (aes !== undefined) await flush(aes.handles.objectHandle);
   const aesTpl = aesKeyTemplate();

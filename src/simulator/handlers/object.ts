@@ -308,7 +308,10 @@ export function privateWrap(parent: LoadedObject, childName: Uint8Array): OuterW
 /** Part 1 §27.2: a child may be fixedTPM only under a fixedTPM parent. */
 export function checkUnderParent(parent: LoadedObject, t: TPMT_PUBLIC, p: number): void {
   const a = t.objectAttributes;
-  if (a.fixedTPM && !parent.publicArea.objectAttributes.fixedTPM) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, p));
+  // Under a fixedTPM parent, fixedParent and fixedTPM go together (a child that cannot leave its parent cannot
+  // leave the TPM); under any other parent nothing is fixedTPM (the reference's CreateChecks).
+  const bad = parent.publicArea.objectAttributes.fixedTPM ? a.fixedParent !== a.fixedTPM : a.fixedTPM;
+  if (bad) throw new TpmError(rcForParameter(TPM_RC.ATTRIBUTES, p));
 }
 
 /**
