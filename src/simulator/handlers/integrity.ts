@@ -1,4 +1,4 @@
-/** Part 3 §22 "Integrity Collection (PCR)": Read, Extend, Event, Reset with PC Client locality rules. */
+/** Part 3 §22 "Integrity Collection (PCR)": Read, Extend, Event, Reset with PC Client locality rules, and Allocate (effective at the next TPM Reset). */
 import { TPM_ALG, TPM_RH } from '../../tpm/constants.js';
 import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../../tpm/commands/index.js';
 import { digestSize, hash } from '../../tpm/crypto/hash.js';

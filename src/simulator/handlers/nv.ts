@@ -1,6 +1,7 @@
 /**
  * Part 3 §31 "Non-volatile Storage": define, undefine, read the public area,
- * write, read, counters, bit fields, extend indices and the two locks.
+ * write, read, counters, bit fields, extend indices, the locks, and the
+ * policy-authorized UndefineSpaceSpecial and ChangeAuth.
  *
  * An index lives in `engine.state.nvIndices` (state.ts NvIndexState); every
  * handler that changes it sets `ctx.persistentChanged` so the engine makes the
