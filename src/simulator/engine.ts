@@ -389,8 +389,16 @@ export class TpmEngine {
       if (h === TPM_RH.LOCKOUT || h === TPM_RH.NULL || h === TPM_RS_PW) return 0;
       return TPM_RC.VALUE;
     }
-    if (type === TPM_HT.NV_INDEX) return this.state.nvIndices.some((n) => n.nvIndex === h) ? 0 : TPM_RC.HANDLE;
-    if (type === TPM_HT.PERSISTENT) return this.state.persistentObjects.some((o) => o.handle === h) ? 0 : TPM_RC.HANDLE;
+    // An index or persistent object of a disabled hierarchy is not there (the reference's NvIndexIsAccessible, ObjectLoadEvict).
+    if (type === TPM_HT.NV_INDEX) {
+      const nv = this.state.nvIndices.find((n) => n.nvIndex === h);
+      if (nv === undefined) return TPM_RC.HANDLE;
+      return (TPMA_NV.fromWord(nv.attributes).PLATFORMCREATE ? this.state.phEnableNV : this.volatile.shEnable) ? 0 : TPM_RC.HANDLE;
+    }
+    if (type === TPM_HT.PERSISTENT) {
+      const o = this.state.persistentObjects.find((p) => p.handle === h);
+      return o !== undefined && this.hierarchyEnabled(o.hierarchy) ? 0 : TPM_RC.HANDLE;
+    }
     if (type === TPM_HT.TRANSIENT) {
       // libtpms: TPMI_DH_OBJECT only spans the object slots (TPM_RC_VALUE beyond them); an empty slot is not loaded (REFERENCE_H0).
       if (h - HANDLE_RANGE.TRANSIENT[0] >= this.volatile.objects.capacity) return TPM_RC.VALUE;

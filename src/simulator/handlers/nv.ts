@@ -142,8 +142,10 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   const byPlatform = authHandle === TPM_RH.PLATFORM;
   // libtpms (and the reference) blame the authorizing handle for this mismatch, not publicInfo.
   if (byPlatform !== a.PLATFORMCREATE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
-  // Part 1 §13.5: the platform cannot create indices while phEnableNV is CLEAR.
-  if (a.PLATFORMCREATE && !state.phEnableNV) throw new TpmError(TPM_RC.HIERARCHY);
+  // Part 3 §31.3: POLICY_DELETE only on a platform index (deleted through its policy by UndefineSpaceSpecial).
+  if (a.POLICY_DELETE && !a.PLATFORMCREATE) throw badPublic(TPM_RC.ATTRIBUTES);
+  // Part 1 §13.5: the platform cannot create indices while phEnableNV is CLEAR (on authHandle, as libtpms).
+  if (a.PLATFORMCREATE && !state.phEnableNV) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 1));
   switch (a.TPM_NT) {
     case TPM_NT.ORDINARY:
       if (pub.dataSize > ENGINE_LIMITS.nvIndexMax) throw badPublic(TPM_RC.SIZE);

@@ -73,6 +73,8 @@ export const shutdownHandler = handler(Shutdown, (ctx, _h, { shutdownType }) => 
   const { engine } = ctx;
   const { state, volatile } = engine;
   if (shutdownType !== TPM_SU.CLEAR && shutdownType !== TPM_SU.STATE) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  // Part 3 §9.4: a pending PCR_Allocate takes effect only at a TPM Reset, so the state may not be saved for a Resume.
+  if (shutdownType === TPM_SU.STATE && state.pendingPcrAllocation !== null) throw new TpmError(rcForParameter(TPM_RC.TYPE, 1));
   engine.syncClock();
   // The clock is now stored as current: the next Startup may trust it (Part 1 §36.6).
   state.clock.safe = true;
