@@ -12,7 +12,7 @@ import { digestSize, isHashAlg } from '../../tpm/crypto/hash.js';
 import { LIMITS } from '../../tpm/limits.js';
 import { keyFromSensitive, produceOuterWrap, unwrapDuplicate } from '../../tpm/duplication.js';
 import { CryptoError, ParseError, TrustrootError } from '../../tpm/errors.js';
-import { objectName, qualifiedName } from '../../tpm/names.js';
+import { objectName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { publicKeyFromArea } from '../../tpm/secret.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
@@ -33,6 +33,7 @@ import { handler } from './handler.js';
 import {
   checkTemplate,
   checkUnderParent,
+  childLoadedObject,
   createOrdinary,
   derivePrimary,
   findObject,
@@ -80,16 +81,7 @@ export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { pa
     freeSlot(engine);
     const created = await createOrdinary(engine, parent, template, inSensitive);
     outPrivate = created.outPrivate;
-    const d = created.derived;
-    object = {
-      publicArea: d.publicArea,
-      sensitive: d.sensitive,
-      name: d.name,
-      qualifiedName: qualifiedName(parent.qualifiedName, d.name),
-      hierarchy: parent.hierarchy,
-      primary: false,
-      key: d.key,
-    };
+    object = childLoadedObject(parent, created.derived);
   }
   const objectHandle = engine.volatile.objects.load(object);
   return { handles: { objectHandle }, params: { outPrivate, outPublic: object.publicArea, name: object.name } } as never;
@@ -186,15 +178,7 @@ async function createDerived(engine: TpmEngine, parent: LoadedObject, inSensitiv
     }
     throw e;
   }
-  return {
-    publicArea: d.publicArea,
-    sensitive: d.sensitive,
-    name: d.name,
-    qualifiedName: qualifiedName(parent.qualifiedName, d.name),
-    hierarchy: parent.hierarchy,
-    primary: false,
-    key: d.key,
-  };
+  return childLoadedObject(parent, d);
 }
 
 const P_PRIVATE = 1;

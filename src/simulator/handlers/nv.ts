@@ -103,12 +103,6 @@ function ntOf(nv: NvIndexState): number {
   return attrs(nv).TPM_NT;
 }
 
-function trimTrailingZeros(b: Uint8Array): Uint8Array {
-  let n = b.length;
-  while (n > 0 && b[n - 1] === 0) n--;
-  return b.slice(0, n);
-}
-
 function u64(b: Uint8Array): bigint {
   return new DataView(b.buffer, b.byteOffset, EIGHT).getBigUint64(0);
 }
@@ -137,7 +131,7 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   const dsize = digestSize(pub.nameAlg);
   if (pub.authPolicy.length !== 0 && pub.authPolicy.length !== dsize) throw badPublic(TPM_RC.SIZE);
   // Part 1 §19.8.4: trailing zeros of an authValue do not count; it may be at most a nameAlg digest long.
-  const authValue = trimTrailingZeros(auth);
+  const authValue = trimAuthValue(auth);
   if (authValue.length > dsize) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   const byPlatform = authHandle === TPM_RH.PLATFORM;
   // libtpms (and the reference) blame the authorizing handle for this mismatch, not publicInfo.

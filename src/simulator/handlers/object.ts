@@ -198,6 +198,11 @@ export function primaryLoadedObject(hierarchy: number, derived: DerivedObject): 
   };
 }
 
+/** An ordinary object loaded under `parent` (Load, CreateLoaded, a derived object): its QN extends the parent's (Part 1 §16). */
+export function childLoadedObject(parent: LoadedObject, o: Pick<LoadedObject, 'publicArea' | 'sensitive' | 'name' | 'key'>): LoadedObject {
+  return { publicArea: o.publicArea, sensitive: o.sensitive, name: o.name, qualifiedName: qualifiedName(parent.qualifiedName, o.name), hierarchy: parent.hierarchy, primary: false, key: o.key };
+}
+
 export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, locality }, { primaryHandle }, params) => {
   const template = params.inPublic;
   const { userAuth, data } = params.inSensitive;
@@ -386,15 +391,7 @@ export const loadHandler = handler(Load, ({ engine }, { parentHandle }, { inPriv
     // ObjectLoad's TPM_RC_BINDING without a parameter number (seen for LoadExternal and Import, import.test.ts).
     throw new TpmError(TPM_RC.BINDING);
   }
-  const objectHandle = engine.volatile.objects.load({
-    publicArea: inPublic,
-    sensitive,
-    name,
-    qualifiedName: qualifiedName(parent.qualifiedName, name),
-    hierarchy: parent.hierarchy,
-    primary: false,
-    key,
-  });
+  const objectHandle = engine.volatile.objects.load(childLoadedObject(parent, { publicArea: inPublic, sensitive, name, key }));
   return { handles: { objectHandle }, params: { name } } as never;
 });
 
