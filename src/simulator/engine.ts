@@ -35,7 +35,7 @@ import { nvPublicOf } from './handlers/nv.js';
 import { findObject } from './handlers/object.js';
 import { checkPolicySession } from './policy-check.js';
 import type { SequenceObject } from './sequences.js';
-import { PCR_COUNT, createSimulatorState, defaultRandomSource, type RandomSource, type SimulatorState } from './state.js';
+import { PCR_COUNT, createSimulatorState, pooledRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
@@ -177,7 +177,7 @@ export class TpmEngine {
   private daChanged = false;
 
   constructor(options: TpmEngineOptions = {}) {
-    this.random = options.random ?? defaultRandomSource;
+    this.random = options.random ?? pooledRandomSource();
     this.now = options.now ?? (() => performance.now());
     this.state = options.state ?? createSimulatorState(this.random);
     this.persist = options.persist;
