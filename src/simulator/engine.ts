@@ -28,18 +28,19 @@ import {
   type SessionRole,
 } from '../tpm/session-crypto.js';
 import { equalBytes } from '../tpm/bytes.js';
-import { TPMA_NV, TPMA_SESSION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND } from '../tpm/types/index.js';
+import { TPMA_NV, TPMA_SESSION, TPML_PCR_SELECTION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND, type TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler } from './handlers/handler.js';
 import { nvPublicOf } from './handlers/nv.js';
 import { findObject } from './handlers/object.js';
 import { checkPolicySession } from './policy-check.js';
-import type { SequenceObject } from './sequences.js';
+import { isImplementedHash, type SequenceObject } from './sequences.js';
 import { PCR_COUNT, createSimulatorState, pooledRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
 import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
+import { FaultInjector, type FaultOptions } from './faults.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -83,6 +84,12 @@ export interface TpmEngineOptions {
    * opens it (the caller saves the state afterwards); without one, none.
    */
   readonly manufacture?: ManufactureOptions;
+  /**
+   * TEST ONLY: injected faults (faults.ts) — RETRY/YIELDED, exhausted object or
+   * session memory, failure mode, padded EK certificates — for tests of clients
+   * and verifiers. Never set for a TPM anyone relies on.
+   */
+  readonly faults?: FaultOptions;
 }
 
 /** What a power cycle loses (_TPM_Init, Part 1 §36.4). */
@@ -171,6 +178,8 @@ export class TpmEngine {
   readonly now: () => number;
   /** The manufacture option (the EK certificate CA), for certificates made on first read. */
   readonly manufacture: ManufactureOptions | undefined;
+  /** Injected faults (TEST ONLY, faults.ts); inert unless the faults option or a test sets some. */
+  readonly faults: FaultInjector;
   private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
   /** Set when an authorization failure or self-healing changed the dictionary-attack state (persisted before answering). */
@@ -182,6 +191,7 @@ export class TpmEngine {
     this.state = options.state ?? createSimulatorState(this.random);
     this.persist = options.persist;
     this.manufacture = options.manufacture;
+    this.faults = new FaultInjector(options.faults);
     // tpmVersion of the EK certificates: TPM_PT_FIRMWARE_VERSION_1 (capability.ts).
     if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
@@ -254,6 +264,9 @@ export class TpmEngine {
     const code = view.getUint32(6);
     const entry = this.handlers.get(code);
     if (entry === undefined) return encodeErrorResponse(TPM_RC.COMMAND_CODE);
+    // TEST ONLY (faults.ts): an injected fault answers instead of the command.
+    const injected = this.faults.intercept(code, bytes);
+    if (injected !== undefined) return injected;
     // Part 3 §5.2: only Startup before the TPM is started (Part 1 §36.5).
     if (!this.volatile.started && entry.command.name !== 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
     this.syncClock();
@@ -301,6 +314,8 @@ export class TpmEngine {
     } catch (e) {
       return encodeErrorResponse(paramParseRc(e, cmd));
     }
+    const selectionRc = pcrSelectionParamsRc(cmd, params as Record<string, unknown>);
+    if (selectionRc !== 0) return encodeErrorResponse(selectionRc);
     const ctx = { engine: this, locality, persistentChanged: this.daChanged };
     this.daChanged = false;
     // Command audit (Part 1 §32.2): cpHash with the Names before the command runs, in the audit hash of now.
@@ -842,6 +857,25 @@ function handleParseRc(e: unknown, cmd: AnyCommand): number {
   if (!(e instanceof ParseError)) return TPM_RC.FAILURE;
   const i = cmd.handleNames.findIndex((n) => e.path.split('.').includes(n));
   return rcForHandle(TPM_RC.VALUE, i >= 0 ? i + 1 : 1);
+}
+
+/**
+ * What this TPM's unmarshaling of a TPMS_PCR_SELECTION refuses beyond the
+ * core's schema (which serves any TPM): a bank whose hash it does not
+ * implement (TPM_RC_HASH) and a sizeofSelect other than its 24 PCRs' 3 bytes
+ * (TPM_RC_VALUE: the reference's PCR_SELECT_MIN..PCR_SELECT_MAX), on the
+ * parameter that holds it — as libtpms answers for every such parameter.
+ */
+function pcrSelectionParamsRc(cmd: AnyCommand, params: Record<string, unknown>): number {
+  const names = Object.keys(cmd.params);
+  for (let i = 0; i < names.length; i++) {
+    if (cmd.params[names[i]!] !== TPML_PCR_SELECTION) continue;
+    for (const sel of params[names[i]!] as readonly TPMS_PCR_SELECTION[]) {
+      if (!isImplementedHash(sel.hash)) return rcForParameter(TPM_RC.HASH, i + 1);
+      if (sel.pcrSelect.length !== PCR_COUNT / 8) return rcForParameter(TPM_RC.VALUE, i + 1);
+    }
+  }
+  return 0;
 }
 
 function paramParseRc(e: unknown, cmd: AnyCommand): number {

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
-import { CreatePrimary, Startup, TestParms } from '../../src/tpm/commands/index.js';
+import { CreatePrimary, FlushContext, PCR_Read, Startup, TestParms } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
@@ -93,6 +93,44 @@ describeWithSwtpm('simulator TestParms vs swtpm', () => {
   afterAll(async () => {
     await st?.close();
     await swtpm?.stop();
+  });
+
+  it('PCR selections: an unimplemented bank is TPM_RC_HASH and a sizeofSelect other than 3 TPM_RC_VALUE, on the parameter, in every command', async () => {
+    const t = await simulator();
+    const outcome = async (tr: Transport, f: (tr: Transport) => Promise<unknown>): Promise<string> => {
+      try {
+        await f(tr);
+        return 'ok';
+      } catch (e) {
+        if (e instanceof TpmError) return `0x${e.rc.toString(16)}`;
+        throw e;
+      }
+    };
+    const selections = [
+      [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(1, 0, 0) }],
+      [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(1, 0, 0, 0) }],
+      [{ hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(1, 0) }],
+      [{ hash: TPM_ALG.SHA256, pcrSelect: new Uint8Array(0) }],
+      [{ hash: TPM_ALG.SHA3_256, pcrSelect: Uint8Array.of(1, 0, 0) }],
+      [{ hash: TPM_ALG.SHA1, pcrSelect: Uint8Array.of(1, 0, 0) }, { hash: TPM_ALG.SHA256, pcrSelect: Uint8Array.of(1, 0, 0, 0) }],
+    ];
+    const read = (sel: unknown) => (tr: Transport) => runCommand(tr, PCR_Read, {}, { pcrSelectionIn: sel as never });
+    const primary = (sel: unknown) => async (tr: Transport) => {
+      const r = await runCommand(tr, CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), outsideInfo: new Uint8Array(0), creationPCR: sel as never }, { sessions: [passwordAuth()] });
+      await runCommand(tr, FlushContext, {}, { flushHandle: r.handles.objectHandle });
+    };
+    const got: string[] = [];
+    const want: string[] = [];
+    for (const sel of selections) {
+      for (const f of [read(sel), primary(sel)]) {
+        got.push(await outcome(t, f));
+        want.push(await outcome(st, f));
+      }
+    }
+    expect(got).toEqual(want);
+    expect(got).toContain('0x1c4');
+    expect(got).toContain('0x1c3');
+    expect(got).toContain('0x4c4'); // VALUE on parameter 4 (creationPCR)
   });
 
   it('answers as libtpms where both implement (or both lack) the algorithm', async () => {

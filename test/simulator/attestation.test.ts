@@ -30,6 +30,7 @@ import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/inde
 import { TPMS_CREATION_DATA, TPMS_ATTEST } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { createSimulatorState } from '../../src/simulator/state.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
@@ -103,10 +104,16 @@ describe('simulator attestation: Quote', () => {
   });
 
   it('selects only allocated PCRs, signs with an explicit matching scheme, and refuses non-signing keys, other schemes and TPM_RH_NULL', async () => {
-    const { tpm } = await started();
+    // A TPM whose SHA-384 bank is not allocated.
+    const state = createSimulatorState();
+    state.pcrAllocation = state.pcrAllocation.filter((b) => b.hashAlg !== TPM_ALG.SHA384);
+    const { tpm } = await started(new TpmEngine({ state }));
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
-    // A bank the TPM does not have comes back deselected (FilterPcr).
-    const r = await tpm.run(Quote, { signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }, PCRselect: [pcrSelection(TPM_ALG.SM3_256, [1]), pcrSelection(TPM_ALG.SHA256, [2])] });
+    // A bank the TPM implements but has not allocated comes back deselected (FilterPcr)…
+    const quote = (PCRselect: ReturnType<typeof pcrSelection>[]) => tpm.run(Quote, { signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }, PCRselect });
+    const r = await quote([pcrSelection(TPM_ALG.SHA384, [1]), pcrSelection(TPM_ALG.SHA256, [2])]);
+    // …one whose hash it does not implement is refused at unmarshaling, as libtpms does.
+    await expect(quote([pcrSelection(TPM_ALG.SM3_256, [1])])).rejects.toMatchObject({ rc: rcForParameter(TPM_RC.HASH, 3) });
     const attest = r.params.quoted;
     expect(attest.type).toBe(TPM_ST.ATTEST_QUOTE);
     if (attest.type !== TPM_ST.ATTEST_QUOTE) return;
