@@ -61,6 +61,7 @@ import { publicKeyFromArea } from '../tpm/secret.js';
 import { eccEkTemplate, rsaEkTemplate } from '../tpm/templates.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
+import { padEkCertificate } from './faults.js';
 import { derivePrimary } from './handlers/object.js';
 import type { NvIndexState, SimulatorState } from './state.js';
 
@@ -434,8 +435,10 @@ export async function ensureEkCertificate(engine: TpmEngine, nvIndex: number): P
   if (!ek.pending.includes(nvIndex)) return false;
   const identity: TpmIdentity = { manufacturer: 'TRST', model: SOFTWARE_TPM_MODEL, firmwareVersion1: ek.firmwareVersion1 };
   const der = issueEkCertificate(ca, derived.publicArea, identity, { random: engine.random });
-  nv.data = der;
-  nv.dataSize = der.length;
+  // TEST ONLY padding (faults.ts): zeros after the DER, as some real TPMs store it.
+  const stored = padEkCertificate(der, engine.faults.ekCertificatePadding);
+  nv.data = stored;
+  nv.dataSize = stored.length;
   drop();
   return true;
 }
