@@ -40,6 +40,7 @@ import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
 import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
+import { FaultInjector, type FaultOptions } from './faults.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -83,6 +84,12 @@ export interface TpmEngineOptions {
    * opens it (the caller saves the state afterwards); without one, none.
    */
   readonly manufacture?: ManufactureOptions;
+  /**
+   * TEST ONLY: injected faults (faults.ts) — RETRY/YIELDED, exhausted object or
+   * session memory, failure mode, padded EK certificates — for tests of clients
+   * and verifiers. Never set for a TPM anyone relies on.
+   */
+  readonly faults?: FaultOptions;
 }
 
 /** What a power cycle loses (_TPM_Init, Part 1 §36.4). */
@@ -171,6 +178,8 @@ export class TpmEngine {
   readonly now: () => number;
   /** The manufacture option (the EK certificate CA), for certificates made on first read. */
   readonly manufacture: ManufactureOptions | undefined;
+  /** Injected faults (TEST ONLY, faults.ts); inert unless the faults option or a test sets some. */
+  readonly faults: FaultInjector;
   private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
   /** Set when an authorization failure or self-healing changed the dictionary-attack state (persisted before answering). */
@@ -182,6 +191,7 @@ export class TpmEngine {
     this.state = options.state ?? createSimulatorState(this.random);
     this.persist = options.persist;
     this.manufacture = options.manufacture;
+    this.faults = new FaultInjector(options.faults);
     // tpmVersion of the EK certificates: TPM_PT_FIRMWARE_VERSION_1 (capability.ts).
     if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
@@ -254,6 +264,9 @@ export class TpmEngine {
     const code = view.getUint32(6);
     const entry = this.handlers.get(code);
     if (entry === undefined) return encodeErrorResponse(TPM_RC.COMMAND_CODE);
+    // TEST ONLY (faults.ts): an injected fault answers instead of the command.
+    const injected = this.faults.intercept(code, bytes);
+    if (injected !== undefined) return injected;
     // Part 3 §5.2: only Startup before the TPM is started (Part 1 §36.5).
     if (!this.volatile.started && entry.command.name !== 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
     this.syncClock();
