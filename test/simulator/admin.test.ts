@@ -55,6 +55,7 @@ import { parseStateFile, serializeState, validateSimulatorState } from '../../sr
 import { startTpmServer } from '../../src/simulator/server.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { describeWithTpm2Tools, startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools } from '../support/tpm2-tools.js';
+import { scenarioLog } from '../support/scenario.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
@@ -124,22 +125,7 @@ const OWNER_NV_3 = 0x01500212;
  */
 async function scenario(t: Transport, reset: () => Promise<void>): Promise<Record<string, unknown>> {
   const tpm = new Tpm(t);
-  const log: Record<string, unknown> = {};
-  const step = async <T>(label: string, f: () => Promise<T>, value?: (r: T) => unknown): Promise<T | undefined> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await f();
-        log[label] = value === undefined ? 0 : value(r);
-        return r;
-      } catch (e) {
-        if (!(e instanceof TpmError)) throw e;
-        // libtpms may answer TPM_RC_RETRY to a first attempt; a client sends the command again.
-        if (e.rc === TPM_RC.RETRY && attempt < 3) continue;
-        log[label] = `0x${e.rc.toString(16)}`;
-        return undefined;
-      }
-    }
-  };
+  const { log, step } = scenarioLog();
   const flags = async (label: string) => {
     const f = TPMA_STARTUP_CLEAR.fromWord(await startupClear(t));
     log[label] = { ph: f.phEnable, sh: f.shEnable, eh: f.ehEnable, phNV: f.phEnableNV };

@@ -37,6 +37,7 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { scenarioLog } from '../support/scenario.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
   const t = inProcessTransport(engine);
@@ -91,22 +92,7 @@ const OWNER_NV = 0x01500102;
  * the response code (0 = success) and the values that must agree.
  */
 async function scenario(t: Transport): Promise<Record<string, unknown>> {
-  const log: Record<string, unknown> = {};
-  const step = async <T>(label: string, f: () => Promise<T>, value?: (r: T) => unknown): Promise<T | undefined> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await f();
-        log[label] = value === undefined ? 0 : value(r);
-        return r;
-      } catch (e) {
-        if (!(e instanceof TpmError)) throw e;
-        // libtpms sometimes answers TPM_RC_RETRY to a first attempt; a client sends the command again.
-        if (e.rc === TPM_RC.RETRY && attempt < 3) continue;
-        log[label] = `0x${e.rc.toString(16)}`;
-        return undefined;
-      }
-    }
-  };
+  const { log, step } = scenarioLog();
   const srk = (await primary(t, TPM_RH.OWNER, eccSrkTemplate())).handles.objectHandle;
   const srkName = (await runCommand(t, ReadPublic, { objectHandle: srk }, {})).params.name;
   await step('evict to owner range', () => evict(t, TPM_RH.OWNER, srk, OWNER_P));

@@ -31,6 +31,7 @@ import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { scenarioLog } from '../support/scenario.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: ReturnType<typeof inProcessTransport> }> {
   const t = inProcessTransport(engine);
@@ -382,22 +383,7 @@ describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAut
 
 /** CreateLoaded / LoadExternal / Unseal / ObjectChangeAuth codes on one sequence (raw commands). */
 async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
-  const log: Record<string, unknown> = {};
-  const step = async <T>(label: string, f: () => Promise<T>): Promise<T | undefined> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await f();
-        log[label] = 0;
-        return r;
-      } catch (e) {
-        if (!(e instanceof TpmError)) throw e;
-        // libtpms sometimes answers TPM_RC_RETRY to a command's first attempt; a client sends it again.
-        if (e.rc === TPM_RC.RETRY && attempt < 3) continue;
-        log[label] = `0x${e.rc.toString(16)}`;
-        return undefined;
-      }
-    }
-  };
+  const { log, step } = scenarioLog();
   const flush = (h: number) => runCommand(t, FlushContext, {}, { flushHandle: h });
   const cl = (parentHandle: number, tpl: TPMT_PUBLIC, data = EMPTY, userAuth = EMPTY) =>
     runCommand(t, CreateLoaded, { parentHandle: parentHandle as never }, { inSensitive: { userAuth, data }, inPublic: templateFromPublic(tpl) });
