@@ -6,7 +6,7 @@
 import { TPM_ALG } from '../tpm/constants.js';
 import { TPM_RC } from '../tpm/rc.js';
 import { TPMA_ALGORITHM, type TPMT_PUBLIC_PARMS } from '../tpm/types/index.js';
-import { CURVE_ORDERS, RSA_KEY_BITS } from './keygen.js';
+import { ECC_CURVES, RSA_KEY_BITS } from './keygen.js';
 
 const A = TPMA_ALGORITHM.of;
 
@@ -42,7 +42,7 @@ export const IMPLEMENTED_ALGORITHMS: readonly (readonly [number, TPMA_ALGORITHM]
 const IMPLEMENTED = new Map(IMPLEMENTED_ALGORITHMS);
 
 /** TPM_CAP_ECC_CURVES: the curves keygen.ts can make keys on, ascending. */
-export const IMPLEMENTED_CURVES: readonly number[] = [...CURVE_ORDERS.keys()].sort((a, b) => a - b);
+export const IMPLEMENTED_CURVES: readonly number[] = [...ECC_CURVES].sort((a, b) => a - b);
 
 function implemented(alg: number, kind: keyof TPMA_ALGORITHM): boolean {
   return alg === TPM_ALG.NULL || IMPLEMENTED.get(alg)?.[kind] === true;

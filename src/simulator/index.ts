@@ -7,6 +7,8 @@ export {
   createSimulatorState,
   defaultPcrAllocation,
   defaultRandomSource,
+  pooledRandomSource,
+  STATE_MIGRATIONS,
   type ClockState,
   type CommandAuditState,
   type DictionaryAttackState,
@@ -81,3 +83,9 @@ export {
   type SoftwareTpmCa,
   type TpmIdentity,
 } from './manufacture.js';
+
+// The algorithms GetCapability reports and TestParms checks
+export { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, publicParmsRc } from './algorithms.js';
+
+// TEST ONLY: fault injection for tests of clients and verifiers (engine option `faults`)
+export { corruptNvIndex, enterLockout, FaultInjector, type FaultOptions, type RetryFault } from './faults.js';
