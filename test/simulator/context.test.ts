@@ -43,6 +43,7 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { startSimServer, type SimServerInstance } from '../support/sim-server.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { describeWithTpm2Tools, startTpm2Tools, type Tpm2Tools } from '../support/tpm2-tools.js';
+import { tpmRejection } from '../support/probe.js';
 
 const NO_CREATION = { outsideInfo: new Uint8Array(0), creationPCR: [] };
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) } as const;
@@ -63,15 +64,6 @@ function verifyEcdsa(pub: TPMT_PUBLIC, message: Uint8Array, sig: TPMT_SIGNATURE)
   return verify('sha256', message, { key: publicKeyFromArea(pub), dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(sig.signature.signatureR), pad(sig.signature.signatureS)]));
 }
 
-async function rejection(p: Promise<unknown>): Promise<TpmError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof TpmError) return e;
-    throw e;
-  }
-  throw new Error('expected a TPM error');
-}
 
 interface Fixture {
   engine: TpmEngine;
@@ -138,7 +130,7 @@ describe('simulator contexts: objects', () => {
     await signOk(f, { ...f.key, handle: h2 });
     // The third load finds no free slot? There are 3 slots: h, h2 and one more.
     const h3 = await loadCtx(f, ctx);
-    const full = await rejection(loadCtx(f, ctx));
+    const full = await tpmRejection(loadCtx(f, ctx));
     expect(isRc(full, TPM_RC.OBJECT_MEMORY)).toBe(true);
     for (const x of [h, h2, h3]) await f.tpm.flush(x);
   });
@@ -161,8 +153,8 @@ describe('simulator contexts: objects', () => {
     }
     f.engine.init();
     await f.tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
-    expect(isRc(await rejection(loadCtx(f, ownerCtx)), TPM_RC.INTEGRITY)).toBe(true);
-    expect(isRc(await rejection(loadCtx(f, nullCtx)), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, ownerCtx)), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, nullCtx)), TPM_RC.INTEGRITY)).toBe(true);
   });
 
   it('a public-only object (LoadExternal) keeps being public-only through a save and load', async () => {
@@ -175,7 +167,7 @@ describe('simulator contexts: objects', () => {
     expect(f.engine.volatile.objects.get(h)!.publicOnly).toBe(true);
     expect(f.engine.volatile.objects.get(h)!.key.type).toBe('public');
     // Nothing can be signed with it (Part 3 §12.3).
-    const e = await rejection(f.tpm.run(Sign, { keyHandle: h }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }));
+    const e = await tpmRejection(f.tpm.run(Sign, { keyHandle: h }, { digest: new Uint8Array(32), inScheme: { scheme: TPM_ALG.NULL }, validation: NULL_TICKET }));
     expect(e).toBeInstanceOf(TpmError);
   });
 
@@ -186,16 +178,16 @@ describe('simulator contexts: objects', () => {
     for (const at of [0, 2, 10, 33, 34, 40, blob.length - 1]) {
       const b = blob.slice();
       b[at]! ^= 0x01;
-      const e = await rejection(loadCtx(f, { ...ctx, contextBlob: b }));
+      const e = await tpmRejection(loadCtx(f, { ...ctx, contextBlob: b }));
       expect(isRc(e, at < 2 ? TPM_RC.SIZE : TPM_RC.INTEGRITY), `byte ${at}`).toBe(true);
       if (at >= 2) expect(e.parameter).toBe(1);
     }
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, sequence: ctx.sequence + 1n })), TPM_RC.INTEGRITY)).toBe(true);
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, savedHandle: 0x80000002 })), TPM_RC.INTEGRITY)).toBe(true);
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, hierarchy: TPM_RH.ENDORSEMENT })), TPM_RC.INTEGRITY)).toBe(true);
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, contextBlob: blob.subarray(0, 50) })), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, sequence: ctx.sequence + 1n })), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, savedHandle: 0x80000002 })), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, hierarchy: TPM_RH.ENDORSEMENT })), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, contextBlob: blob.subarray(0, 50) })), TPM_RC.INTEGRITY)).toBe(true);
     // Shorter than the digest and the sequence: TPM_RC_SIZE (reference TPM2_ContextLoad).
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, contextBlob: blob.subarray(0, 41) })), TPM_RC.SIZE)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, contextBlob: blob.subarray(0, 41) })), TPM_RC.SIZE)).toBe(true);
     // The key is not readable from the blob: its private scalar is encrypted.
     const engineKey = f.engine.volatile.objects.get(f.key.handle)!;
     expect(Buffer.from(blob).indexOf(Buffer.from(engineKey.sensitive.sensitive))).toBe(-1);
@@ -233,17 +225,17 @@ describe('simulator contexts: sessions', () => {
     expect(await property(f, TPM_PT.HR_LOADED)).toBe(0);
     expect(await property(f, TPM_PT.HR_ACTIVE)).toBe(1);
     // A saved session cannot authorize (TPM_RC_REFERENCE_S0) until loaded.
-    expect(isRc(await rejection(signOk(f, f.key, { sessions: [s] })), TPM_RC.REFERENCE_S0)).toBe(true);
+    expect(isRc(await tpmRejection(signOk(f, f.key, { sessions: [s] })), TPM_RC.REFERENCE_S0)).toBe(true);
     expect(await loadCtx(f, ctx)).toBe(s.handle);
     await signOk(f, f.key, { sessions: [s] });
     await signOk(f, f.key, { sessions: [s.use({ decrypt: true })] });
     // A replayed context is refused: the session is loaded now (and after another save, the old context is stale).
-    expect(isRc(await rejection(loadCtx(f, ctx)), TPM_RC.HANDLE)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, ctx)), TPM_RC.HANDLE)).toBe(true);
     const ctx2 = await save(f, s.handle);
-    expect(isRc(await rejection(loadCtx(f, ctx)), TPM_RC.HANDLE)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, ctx)), TPM_RC.HANDLE)).toBe(true);
     expect(await loadCtx(f, ctx2)).toBe(s.handle);
     await s.flush();
-    expect(isRc(await rejection(loadCtx(f, ctx2)), TPM_RC.HANDLE)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, ctx2)), TPM_RC.HANDLE)).toBe(true);
   });
 
   it('policy sessions keep their policy digest through a save; FlushContext ends a saved session; a tampered session context is INTEGRITY', async () => {
@@ -253,13 +245,13 @@ describe('simulator contexts: sessions', () => {
     const ctx = await save(f, p.handle);
     const bad = ctx.contextBlob.slice();
     bad[bad.length - 3]! ^= 0x80;
-    expect(isRc(await rejection(loadCtx(f, { ...ctx, contextBlob: bad })), TPM_RC.INTEGRITY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, { ...ctx, contextBlob: bad })), TPM_RC.INTEGRITY)).toBe(true);
     expect(await loadCtx(f, ctx)).toBe(p.handle);
     expect(f.engine.volatile.sessions.get(p.handle)!.policyDigest).toEqual(new Uint8Array(32).fill(7));
     await save(f, p.handle);
     await f.tpm.run(FlushContext, {}, { flushHandle: p.handle });
     expect(await capHandles(f, 0x03000000)).toEqual([]);
-    expect(isRc(await rejection(f.tpm.run(FlushContext, {}, { flushHandle: p.handle })), TPM_RC.HANDLE)).toBe(true);
+    expect(isRc(await tpmRejection(f.tpm.run(FlushContext, {}, { flushHandle: p.handle })), TPM_RC.HANDLE)).toBe(true);
   });
 
   it('saved sessions count toward the 64 active ones (SESSION_HANDLES), not toward the 3 loaded (SESSION_MEMORY); a power cycle ends them', async () => {
@@ -271,16 +263,16 @@ describe('simulator contexts: sessions', () => {
     }
     expect(await property(f, TPM_PT.HR_ACTIVE)).toBe(64);
     expect(await property(f, TPM_PT.HR_ACTIVE_AVAIL)).toBe(0);
-    expect(isRc(await rejection(f.tpm.startAuthSession({})), TPM_RC.SESSION_HANDLES)).toBe(true);
+    expect(isRc(await tpmRejection(f.tpm.startAuthSession({})), TPM_RC.SESSION_HANDLES)).toBe(true);
     for (const c of saved.slice(0, 3)) await loadCtx(f, c);
-    expect(isRc(await rejection(loadCtx(f, saved[3]!)), TPM_RC.SESSION_MEMORY)).toBe(true);
+    expect(isRc(await tpmRejection(loadCtx(f, saved[3]!)), TPM_RC.SESSION_MEMORY)).toBe(true);
     // Paging through the saved list: 61 saved, listed by slot whatever their type.
     const list = await capHandles(f, 0x03000000);
     expect(list.length).toBe(61);
     expect(list[0]).toBe(saved[3]!.savedHandle);
     f.engine.init();
     await f.tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
-    expect(isRc(await rejection(loadCtx(f, saved[10]!)), TPM_RC.INTEGRITY)).toBe(true); // resetCount moved on
+    expect(isRc(await tpmRejection(loadCtx(f, saved[10]!)), TPM_RC.INTEGRITY)).toBe(true); // resetCount moved on
     expect(await property(f, TPM_PT.HR_ACTIVE)).toBe(0);
   });
 });

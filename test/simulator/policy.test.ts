@@ -63,6 +63,7 @@ import { checkPolicySession, type PolicyUse } from '../../src/simulator/policy-c
 import type { SessionState } from '../../src/simulator/sessions.js';
 import { verifySignature } from '../../src/simulator/signing.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { rejection } from '../support/probe.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
@@ -74,14 +75,6 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
   return new Uint8Array(h.digest());
 };
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function rc(p: Promise<unknown>): Promise<number> {
   try {

@@ -41,6 +41,7 @@ import { TPMA_OBJECT, TPMA_SESSION, type TPMT_PUBLIC, type TPMT_SIGNATURE, type 
 import { TpmEngine } from '../../src/simulator/index.js';
 import type { SimulatorState } from '../../src/simulator/state.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { tpmRejection } from '../support/probe.js';
 
 /** Records every exchange, so a test can look for a secret on the wire. */
 class Probe implements Transport {
@@ -98,15 +99,6 @@ function verifyEcdsa(pub: TPMT_PUBLIC, message: Uint8Array, sig: TPMT_SIGNATURE)
   return verify('sha256', message, { key: publicKeyFromArea(pub), dsaEncoding: 'ieee-p1363' }, der);
 }
 
-async function rejection(p: Promise<unknown>): Promise<TpmError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof TpmError) return e;
-    throw e;
-  }
-  throw new Error('expected a TPM error');
-}
 
 interface Fixture {
   engine: TpmEngine;
@@ -229,7 +221,7 @@ describe('simulator sessions: HMAC, bound, salted', () => {
     await signWith(f, a.key, a.publicArea, [s]);
     await signWith(f, b.key, b.publicArea, [s]);
     // Wrong auth for the other entity fails; for the bind entity the session key alone proves it.
-    const e = await rejection(signWith(f, { ...b.key, authValue: utf8('nope') }, b.publicArea, [s]));
+    const e = await tpmRejection(signWith(f, { ...b.key, authValue: utf8('nope') }, b.publicArea, [s]));
     expect(isRc(e, TPM_RC.BAD_AUTH)).toBe(true);
     expect(e.session).toBe(1);
     await s.flush();
@@ -278,12 +270,12 @@ describe('simulator sessions: dictionary-attack protection', () => {
     const protectedKey = await signingKey(f, utf8('right'));
     const noDaKey = await signingKey(f, utf8('right'), { noDA: true });
     const s = await f.tpm.startAuthSession({});
-    const e1 = await rejection(signWith(f, { ...noDaKey.key, authValue: utf8('wrong') }, noDaKey.publicArea, [s]));
+    const e1 = await tpmRejection(signWith(f, { ...noDaKey.key, authValue: utf8('wrong') }, noDaKey.publicArea, [s]));
     expect(isRc(e1, TPM_RC.BAD_AUTH)).toBe(true);
     expect(da.failedTries).toBe(0);
     for (let i = 1; i <= 3; i++) {
       const saves = f.persisted.count;
-      const e = await rejection(signWith(f, { ...protectedKey.key, authValue: utf8('wrong') }, protectedKey.publicArea, [s]));
+      const e = await tpmRejection(signWith(f, { ...protectedKey.key, authValue: utf8('wrong') }, protectedKey.publicArea, [s]));
       expect(isRc(e, TPM_RC.AUTH_FAIL)).toBe(true);
       expect(e.session).toBe(1);
       expect(da.failedTries).toBe(i);
@@ -291,9 +283,9 @@ describe('simulator sessions: dictionary-attack protection', () => {
     }
     expect(await property(f.tpm, TPM_PT.LOCKOUT_COUNTER)).toBe(3);
     // In lockout even the right authValue of a DA-protected entity is refused; noDA entities still work.
-    const locked = await rejection(signWith(f, protectedKey.key, protectedKey.publicArea, [s]));
+    const locked = await tpmRejection(signWith(f, protectedKey.key, protectedKey.publicArea, [s]));
     expect(isRc(locked, TPM_RC.LOCKOUT)).toBe(true);
-    const pwLocked = await rejection(signWith(f, protectedKey.key, protectedKey.publicArea, []));
+    const pwLocked = await tpmRejection(signWith(f, protectedKey.key, protectedKey.publicArea, []));
     expect(isRc(pwLocked, TPM_RC.LOCKOUT)).toBe(true);
     await signWith(f, noDaKey.key, noDaKey.publicArea, [s]);
     // Self-healing: one failure forgotten per recoveryTime (1000 s) of TPM time.
@@ -307,10 +299,10 @@ describe('simulator sessions: dictionary-attack protection', () => {
     const clock = { ms: 0 };
     const f = await setUp(clock);
     const params = { newMaxTries: 5, newRecoveryTime: 10, lockoutRecovery: 20 };
-    const wrong = await rejection(f.tpm.run(DictionaryAttackParameters, { lockHandle: { handle: TPM_RH.LOCKOUT, name: new Uint8Array(0), authValue: utf8('x') } }, params));
+    const wrong = await tpmRejection(f.tpm.run(DictionaryAttackParameters, { lockHandle: { handle: TPM_RH.LOCKOUT, name: new Uint8Array(0), authValue: utf8('x') } }, params));
     expect(isRc(wrong, TPM_RC.AUTH_FAIL)).toBe(true);
     expect(f.engine.state.dictionaryAttack.lockoutAuthLocked).toBe(true);
-    const locked = await rejection(f.tpm.run(DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, params));
+    const locked = await tpmRejection(f.tpm.run(DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, params));
     expect(isRc(locked, TPM_RC.LOCKOUT)).toBe(true);
     clock.ms += 1000 * 1000; // the default lockoutRecovery is 1000 s
     await f.tpm.run(DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, params);
@@ -319,7 +311,7 @@ describe('simulator sessions: dictionary-attack protection', () => {
 
   it('a wrong owner password is BAD_AUTH and counts nothing (every hierarchy but lockout is DA-exempt)', async () => {
     const f = await setUp();
-    const e = await rejection(
+    const e = await tpmRejection(
       f.tpm.run(CreatePrimary, { primaryHandle: { handle: TPM_RH.OWNER, name: new Uint8Array(0), authValue: utf8('x') } }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION }),
     );
     expect(isRc(e, TPM_RC.BAD_AUTH)).toBe(true);
@@ -335,7 +327,7 @@ describe('simulator sessions: limits, lifetimes, roles', () => {
     for (let i = 0; i < 3; i++) s.push(await f.tpm.startAuthSession({}));
     expect(await property(f.tpm, TPM_PT.HR_LOADED)).toBe(3);
     expect(await property(f.tpm, TPM_PT.HR_LOADED_AVAIL)).toBe(0);
-    const full = await rejection(f.tpm.startAuthSession({}));
+    const full = await tpmRejection(f.tpm.startAuthSession({}));
     expect(isRc(full, TPM_RC.SESSION_MEMORY)).toBe(true);
     await signWith(f, key, publicArea, [s[1]!.use({ continueSession: false })]);
     expect(s[1]!.isOpen).toBe(false);
@@ -357,14 +349,14 @@ describe('simulator sessions: limits, lifetimes, roles', () => {
   it('roles: ADMIN by password is refused for an adminWithPolicy object (AUTH_TYPE), allowed without it; USER needs userWithAuth', async () => {
     const f = await setUp();
     const admin = await signingKey(f, utf8('a'), { noDA: true, adminWithPolicy: true });
-    const e = await rejection(f.tpm.run(ObjectChangeAuth, { objectHandle: admin.key, parentHandle: f.srk }, { newAuth: utf8('n') }));
+    const e = await tpmRejection(f.tpm.run(ObjectChangeAuth, { objectHandle: admin.key, parentHandle: f.srk }, { newAuth: utf8('n') }));
     expect(isRc(e, TPM_RC.AUTH_TYPE)).toBe(true);
     const plain = await signingKey(f, utf8('b'), { noDA: true, userWithAuth: false });
     await f.tpm.flush(admin.key.handle);
     const s = await f.tpm.startAuthSession({});
     const changed = await f.tpm.run(ObjectChangeAuth, { objectHandle: plain.key, parentHandle: f.srk }, { newAuth: utf8('n') }, { sessions: [s] });
     expect(changed.params.outPrivate.length).toBeGreaterThan(0);
-    const user = await rejection(signWith(f, plain.key, plain.publicArea, [s]));
+    const user = await tpmRejection(signWith(f, plain.key, plain.publicArea, [s]));
     expect(isRc(user, TPM_RC.AUTH_UNAVAILABLE)).toBe(true);
     await s.flush();
   });
@@ -384,16 +376,16 @@ describe('simulator sessions: policy sessions and roles', () => {
     await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
     await signWith(f, key, c.params.outPublic, [policy]);
     // The session starts over after each use; without PolicyAuthValue its digest no longer matches.
-    expect(isRc(await rejection(signWith(f, key, c.params.outPublic, [policy])), TPM_RC.POLICY_FAIL)).toBe(true);
+    expect(isRc(await tpmRejection(signWith(f, key, c.params.outPublic, [policy])), TPM_RC.POLICY_FAIL)).toBe(true);
     await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
     // ObjectChangeAuth is an ADMIN-role command: the same digest is not enough without PolicyCommandCode.
-    const admin = await rejection(f.tpm.run(ObjectChangeAuth, { objectHandle: key, parentHandle: f.srk }, { newAuth: utf8('n') }, { sessions: [policy] }));
+    const admin = await tpmRejection(f.tpm.run(ObjectChangeAuth, { objectHandle: key, parentHandle: f.srk }, { newAuth: utf8('n') }, { sessions: [policy] }));
     expect(isRc(admin, TPM_RC.POLICY_FAIL)).toBe(true);
     expect(admin.session).toBe(1);
     // A wrong authValue in a PolicyAuthValue session is an HMAC failure (BAD_AUTH: the key is noDA).
     await f.tpm.run(PolicyRestart, { sessionHandle: policy }, {});
     await f.tpm.run(PolicyAuthValue, { policySession: policy }, {});
-    const wrong = await rejection(signWith(f, { ...key, authValue: utf8('nope') }, c.params.outPublic, [policy]));
+    const wrong = await tpmRejection(signWith(f, { ...key, authValue: utf8('nope') }, c.params.outPublic, [policy]));
     expect(isRc(wrong, TPM_RC.BAD_AUTH)).toBe(true);
     await policy.flush();
   });
@@ -420,7 +412,7 @@ async function policySecretWithoutAuthValue(tpm: Tpm, srk: Entity): Promise<TpmE
   const p2 = await tpm.startAuthSession({ type: 'policy' });
   try {
     await tpm.run(PolicyCommandCode, { policySession: p1 }, { code: PolicySecret.code });
-    return await rejection(tpm.run(PolicySecret, { authHandle: key, policySession: p2 }, { nonceTPM: p2.nonceTPM, cpHashA: new Uint8Array(0), policyRef: new Uint8Array(0), expiration: 0 }, { sessions: [p1] }));
+    return await tpmRejection(tpm.run(PolicySecret, { authHandle: key, policySession: p2 }, { nonceTPM: p2.nonceTPM, cpHashA: new Uint8Array(0), policyRef: new Uint8Array(0), expiration: 0 }, { sessions: [p1] }));
   } finally {
     await p1.flush();
     await p2.flush();

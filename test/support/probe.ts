@@ -4,6 +4,7 @@
  * and a helper that returns a promise's rejection.
  */
 import type { SendOptions, Transport } from '../../src/tpm/transport/index.js';
+import { TpmError } from '../../src/tpm/rc.js';
 
 /** The error `p` rejects with; fails the test when it resolves. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -13,6 +14,13 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
     return e;
   }
   throw new Error('expected a rejection');
+}
+
+/** The TpmError `p` rejects with; anything else (a success, another error) fails the test. */
+export async function tpmRejection(p: Promise<unknown>): Promise<TpmError> {
+  const e = await rejection(p);
+  if (e instanceof TpmError) return e;
+  throw e;
 }
 
 /** Counts commands by command code, and rewrites the next response to the command code given in `edit`. */
