@@ -1,0 +1,143 @@
+/**
+ * The TPMs that tpm2-tools suites run against (issues 6 and 7): OUR software
+ * TPM served by the real CLI (`trustroot tpm serve`, a child process,
+ * test/support/sim-server.ts) over the swtpm or the mssim protocol, and
+ * Debian's swtpm (libtpms) as the control, each behind a private tpm2-abrmd
+ * (test/support/tpm2-tools.ts). Plus the small helpers the suites share: run
+ * a program, the TPM response code a failing tool printed, a field of the
+ * tools' YAML-ish output, openssl's verdict on a signature.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimServer, type SimServerInstance } from './sim-server.js';
+import { startSwtpm } from './swtpm.js';
+import { startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools } from './tpm2-tools.js';
+
+export type TargetKind = 'ours' | 'swtpm';
+
+export interface Running {
+  /** The tools' side (replaced by restart()). */
+  readonly tools: Tpm2Tools;
+  readonly dir: string;
+  /** Command port of the TPM. */
+  readonly port: number;
+  readonly ctrlPort: number;
+  /** Ours: stop abrmd and the server (SIGTERM), serve the same state folder again, restart abrmd. */
+  restart?(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function sh(file: string, args: readonly string[], input?: Uint8Array): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(file, [...args], { timeout: 20_000, encoding: 'utf8', maxBuffer: 4 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }),
+    );
+    child.stdin?.end(input === undefined ? undefined : Buffer.from(input));
+  });
+}
+
+/** `openssl dgst -sha256 -verify pem -signature sig msg`: true when openssl says "Verified OK". */
+export async function opensslVerifies(pem: string, sig: string, msg: string): Promise<boolean> {
+  const r = await sh('openssl', ['dgst', '-sha256', '-verify', pem, '-signature', sig, msg]);
+  return r.code === 0 && /Verified OK/.test(r.stdout);
+}
+
+/** The TPM response code a failing tool printed (`Esys_Unseal(0x99D)` → 0x99d), or undefined. */
+export function rcIn(stderr: string): number | undefined {
+  const all = [...stderr.matchAll(/\((0x[0-9A-Fa-f]+)\)/g)];
+  const m = all.at(-1);
+  if (m === undefined) return undefined;
+  return Number(m[1]) & 0xffff; // drop the TSS layer byte
+}
+
+/** A YAML-ish `key: value` from the tools' output. */
+export function field(out: string, key: string): string {
+  const m = new RegExp(`^\\s*${key}:\\s*(.*)$`, 'm').exec(out);
+  if (m === null) throw new Error(`no "${key}:" in:\n${out}`);
+  return m[1]!.trim();
+}
+
+/** Through tpm2-abrmd as the issue asks; required in CI, otherwise the harness's choice (abrmd when installed, else direct). */
+export function toolsMode(): 'abrmd' | undefined {
+  return tpm2ToolsSupport().required ? 'abrmd' : undefined;
+}
+
+/** TPM2_Startup(CLEAR) before any tool runs (abrmd sends one itself; the tools without it do not). */
+export async function startupClear(tcti: string): Promise<void> {
+  const r = await sh('tpm2_startup', ['-T', tcti, '-c']);
+  if (r.code !== 0) throw new Error(`tpm2_startup -T ${tcti} -c: ${r.stderr}`);
+}
+
+export async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
+  const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
+  const stateDir = join(dir, 'tpm-state');
+  let server: SimServerInstance | undefined;
+  let tools: Tpm2Tools | undefined;
+  const up = async (): Promise<void> => {
+    server = await startSimServer({ protocol, stateDir });
+    try {
+      await startupClear(server.tcti);
+      tools = await startTpm2Tools(server, { cwd: dir, backend: protocol, mode: toolsMode() });
+    } catch (e) {
+      throw new Error(`${String(e)}\nserver stderr: ${server.stderr()}`);
+    }
+  };
+  const down = async (): Promise<void> => {
+    await tools?.stop();
+    await server?.stop();
+  };
+  try {
+    await up();
+  } catch (e) {
+    await down();
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    get tools() {
+      return tools!;
+    },
+    dir,
+    get port() {
+      return server!.port;
+    },
+    get ctrlPort() {
+      return server!.ctrlPort;
+    },
+    async restart() {
+      await down();
+      await up();
+    },
+    async stop() {
+      await down();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startControl(): Promise<Running> {
+  const sw = await startSwtpm();
+  const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
+  try {
+    await startupClear(`swtpm:host=127.0.0.1,port=${sw.port}`);
+    const tools = await startTpm2Tools(sw, { cwd: dir, mode: toolsMode() });
+    return {
+      tools,
+      dir,
+      port: sw.port,
+      ctrlPort: sw.ctrlPort,
+      async stop() {
+        await tools.stop();
+        await sw.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await sw.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
