@@ -14,12 +14,22 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
 /**
  * The current layout. A store migrates older layouts (STATE_MIGRATIONS) and
  * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
- * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount.
+ * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount;
+ * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
+ * commitCounter (Commit).
  */
-export const SIMULATOR_STATE_VERSION = 3 as const;
+export const SIMULATOR_STATE_VERSION = 4 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
+
+/**
+ * PCR authorization groups, as libtpms's PC Client configuration has them
+ * (reference PCRBelongsPolicyGroup/PCRBelongsAuthGroup): one policy group and
+ * one authValue group, each holding PCR 20–22.
+ */
+export const PCR_POLICY_GROUPS: readonly (readonly number[])[] = [[20, 21, 22]];
+export const PCR_AUTH_VALUE_GROUPS: readonly (readonly number[])[] = [[20, 21, 22]];
 
 /** Bytes of a primary seed and of a proof value (Part 1 §14.3, sized for SHA-512 keys). */
 export const SEED_SIZE = 64;
@@ -58,6 +68,13 @@ export interface HierarchyAuths {
   endorsement: HierarchyAuth;
   platform: HierarchyAuth;
   lockout: HierarchyAuth;
+}
+
+/** The authPolicy of one PCR policy group (Part 3 §22.7, the reference's gp.pcrPolicies). */
+export interface PcrAuthPolicy {
+  /** TPM_ALG of policy; TPM_ALG.NULL when none is set (then the PCRs take no policy session). */
+  hashAlg: number;
+  policy: Uint8Array;
 }
 
 /** One allocated PCR bank (Part 3 §22.5, PCR_Allocate takes effect on the next reset). */
@@ -178,6 +195,17 @@ export interface SimulatorState {
   nvCounterMax: bigint;
   /** EK certificates of manufacture (manufacture.ts). */
   ekCertificates: EkCertificatesState;
+  /** Part 3 §22.7: one per PCR_POLICY_GROUPS entry; set by PCR_SetAuthPolicy, kept across every reset. */
+  pcrAuthPolicies: PcrAuthPolicy[];
+  /**
+   * Part 3 §22.8: one authValue per PCR_AUTH_VALUE_GROUPS entry. State-clear
+   * data (the reference's gc.pcrAuthValues): emptied by every Startup(CLEAR)
+   * and by Clear, kept only across Shutdown(STATE) + Startup(STATE); stored
+   * here because that path must survive the power-off in between.
+   */
+  pcrAuthValues: Uint8Array[];
+  /** Part 3 §19.2: Commit's counter (the reference's gr.commitCounter, UINT64; Commit answers its low 16 bits). */
+  commitCounter: bigint;
 }
 
 /** What manufacture.ts keeps about the EK certificate indices it provisioned. */
@@ -253,6 +281,16 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     orderlyShutdown: 'clear',
     nvCounterMax: 0n,
     ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 },
+    ...noPcrAuthorization(),
+    commitCounter: 0n,
+  };
+}
+
+/** Reference PCRSimStart: no PCR policy (TPM_ALG_NULL) and empty authValues in every group. */
+function noPcrAuthorization(): Pick<SimulatorState, 'pcrAuthPolicies' | 'pcrAuthValues'> {
+  return {
+    pcrAuthPolicies: PCR_POLICY_GROUPS.map(() => ({ hashAlg: TPM_ALG.NULL, policy: new Uint8Array(0) })),
+    pcrAuthValues: PCR_AUTH_VALUE_GROUPS.map(() => new Uint8Array(0)),
   };
 }
 
@@ -272,4 +310,6 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
     const commands = listed.includes(TPM_CC.SetCommandCodeAuditStatus) ? listed : [...listed, TPM_CC.SetCommandCodeAuditStatus].sort((a, b) => Number(a) - Number(b));
     return { ...old, version: 3, commandAudit: { ...audit, hashAlg, commands, digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 } };
   },
+  // Layout 3 had no PCR authorization (no policy, empty authValues, as manufactured) and kept Commit's counter in memory (restarting at 0).
+  3: (old) => ({ ...old, version: 4, ...noPcrAuthorization(), commitCounter: 0n }),
 };

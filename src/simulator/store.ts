@@ -33,7 +33,16 @@ import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateError } from '../tpm/errors.js';
-import { createSimulatorState, SIMULATOR_STATE_VERSION, STATE_MIGRATIONS, type RandomSource, type SimulatorState } from './state.js';
+import { TPM_ALG } from '../tpm/constants.js';
+import {
+  createSimulatorState,
+  PCR_AUTH_VALUE_GROUPS,
+  PCR_POLICY_GROUPS,
+  SIMULATOR_STATE_VERSION,
+  STATE_MIGRATIONS,
+  type RandomSource,
+  type SimulatorState,
+} from './state.js';
 
 /** The envelope's own format version; a reader refuses any other. */
 export const STATE_FILE_FORMAT_VERSION = 1 as const;
@@ -545,13 +554,15 @@ const SIMULATOR_SHAPE_RULES = {
     'state.persistentObjects': { handle: 0, hierarchy: 0, public: byte0, sensitive: byte0, name: byte0, qualifiedName: byte0 },
     'state.savedState.pcrs': { hashAlg: 0, values: [byte0] },
     'state.savedState.pcrs[].values': byte0,
+    'state.pcrAuthPolicies': { hashAlg: 0, policy: byte0 },
+    'state.pcrAuthValues': byte0,
   } as Record<string, unknown>,
   nullable: new Set(['state.pendingPcrAllocation', 'state.savedState']),
 };
 const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false };
 
 /**
- * Checks a decoded state against SimulatorState v1 field by field (names,
+ * Checks a decoded state against the current SimulatorState field by field (names,
  * kinds, nested arrays) and returns it typed.
  * @throws StateError state.corrupt naming the first field that does not fit
  */
@@ -565,6 +576,16 @@ export function validateSimulatorState(value: VersionedState, file = STATE_FILE_
     if (counterMax < 0n || counterMax > 0xffffffffffffffffn) throw new Error(`state.nvCounterMax ${counterMax} is not a UINT64`);
     const auditCounter = (value as unknown as { commandAudit: { counter: bigint } }).commandAudit.counter;
     if (auditCounter < 0n || auditCounter > 0xffffffffffffffffn) throw new Error(`state.commandAudit.counter ${auditCounter} is not a UINT64`);
+    const { commitCounter, pcrAuthPolicies, pcrAuthValues } = value as unknown as SimulatorState;
+    if (commitCounter < 0n || commitCounter > 0xffffffffffffffffn) throw new Error(`state.commitCounter ${commitCounter} is not a UINT64`);
+    // One entry per group of this build's PCR configuration (a different count is another TPM's state).
+    if (pcrAuthPolicies.length !== PCR_POLICY_GROUPS.length) throw new Error(`state.pcrAuthPolicies has ${pcrAuthPolicies.length} groups, expected ${PCR_POLICY_GROUPS.length}`);
+    if (pcrAuthValues.length !== PCR_AUTH_VALUE_GROUPS.length) throw new Error(`state.pcrAuthValues has ${pcrAuthValues.length} groups, expected ${PCR_AUTH_VALUE_GROUPS.length}`);
+    for (const p of pcrAuthPolicies) {
+      // Part 3 §22.7: a policy is a digest of its hashAlg (SHA-512 at most), or empty with TPM_ALG_NULL.
+      if (p.hashAlg === TPM_ALG.NULL ? p.policy.length !== 0 : p.policy.length > 64) throw new Error(`state.pcrAuthPolicies: a ${p.policy.length}-byte policy with hashAlg 0x${p.hashAlg.toString(16)}`);
+    }
+    for (const v of pcrAuthValues) if (v.length > 64) throw new Error(`state.pcrAuthValues: a ${v.length}-byte authValue`);
   } catch (cause) {
     throw new StateError('state.corrupt', `state does not fit SimulatorState v${SIMULATOR_STATE_VERSION}: ${(cause as Error).message}`, file, { cause });
   }

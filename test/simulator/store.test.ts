@@ -209,8 +209,30 @@ describe('damaged files', () => {
     expect(await codeOf(() => openSimulatorStore(dir))).toBe('state.version');
   });
 
+  it('a version-3 state (before PCR authorization and commitCounter) is migrated on open: no PCR policy, empty PCR authValues, counter 0, the rest kept', async () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const current = modelState(12);
+    const { pcrAuthPolicies: _p, pcrAuthValues: _v, commitCounter: _c, ...v3 } = { ...current, version: 3 };
+    writeFileSync(join(dir, STATE_FILE_NAME), serializeState(v3 as VersionedState));
+    const opened = await openSimulatorStore(dir);
+    try {
+      expect(opened.state).toEqual({ ...current, version: 4, pcrAuthPolicies: [{ hashAlg: 0x0010, policy: new Uint8Array(0) }], pcrAuthValues: [new Uint8Array(0)], commitCounter: 0n });
+      await opened.store.save(opened.state);
+    } finally {
+      await opened.store.close();
+    }
+    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION).version).toBe(4);
+  });
+
   it.each([
     ['a missing field', (s: Record<string, unknown>) => delete s['disableClear']],
+    ['a negative commitCounter', (s: Record<string, unknown>) => (s['commitCounter'] = -1n)],
+    ['a commitCounter above UINT64', (s: Record<string, unknown>) => (s['commitCounter'] = 1n << 64n)],
+    ['no PCR policy group', (s: Record<string, unknown>) => (s['pcrAuthPolicies'] = [])],
+    ['two PCR authValue groups', (s: Record<string, unknown>) => (s['pcrAuthValues'] = [new Uint8Array(0), new Uint8Array(0)])],
+    ['a PCR policy with TPM_ALG_NULL and a digest', (s: Record<string, unknown>) => (s['pcrAuthPolicies'] = [{ hashAlg: 0x0010, policy: new Uint8Array(32) }])],
+    ['a PCR authValue longer than any digest', (s: Record<string, unknown>) => (s['pcrAuthValues'] = [new Uint8Array(65)])],
     ['an unknown field', (s: Record<string, unknown>) => (s['extra'] = 1)],
     ['bytes where a number belongs', (s: Record<string, unknown>) => ((s['clock'] as Record<string, unknown>)['resetCount'] = new Uint8Array(1))],
     ['a number where a bigint belongs', (s: Record<string, unknown>) => ((s['clock'] as Record<string, unknown>)['clock'] = 5)],
