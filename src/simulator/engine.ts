@@ -31,7 +31,7 @@ import { equalBytes } from '../tpm/bytes.js';
 import { TPMA_NV, TPMA_SESSION, TPML_PCR_SELECTION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND, type TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler } from './handlers/handler.js';
-import { nvPublicOf } from './handlers/nv.js';
+import { countPinUse, nvAuthPolicyAvailable, nvAuthValueAvailable, nvPublicOf } from './handlers/nv.js';
 import { findObject } from './handlers/object.js';
 import { checkPolicySession } from './policy-check.js';
 import { isImplementedHash, type SequenceObject } from './sequences.js';
@@ -182,7 +182,7 @@ export class TpmEngine {
   readonly faults: FaultInjector;
   private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
-  /** Set when an authorization failure or self-healing changed the dictionary-attack state (persisted before answering). */
+  /** Set when an authorization failure, self-healing or a PIN index's count changed the state (persisted before answering). */
   private daChanged = false;
 
   constructor(options: TpmEngineOptions = {}) {
@@ -675,19 +675,26 @@ export class TpmEngine {
     }
     const role = use.role!;
     const object = entity.objectAttributes;
+    // An index's own authorization depends on the access and its attributes (and a PIN index's count).
+    const nv = entity.handle >>> 24 === TPM_HT.NV_INDEX ? this.state.nvIndices.find((n) => n.nvIndex === entity.handle) : undefined;
     if (!policy) {
       // Part 1 §19.7.3 roles: DUP always needs a policy; ADMIN unless an object allows its authValue (adminWithPolicy clear).
       if (role === 'DUP' || (role === 'ADMIN' && (object === undefined || object.adminWithPolicy))) return TPM_RC.AUTH_TYPE;
       // USER role with an authValue only when userWithAuth is SET (Part 2 §8.3.3.1).
       if (role === 'USER' && object !== undefined && !object.userWithAuth) return TPM_RC.AUTH_UNAVAILABLE;
+      if (nv !== undefined && !nvAuthValueAvailable(nv, cmd.code)) return TPM_RC.AUTH_UNAVAILABLE;
     } else {
       if (entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
+      if (nv !== undefined && !nvAuthPolicyAvailable(nv, cmd.code, role === 'ADMIN' || role === 'DUP')) return TPM_RC.AUTH_UNAVAILABLE;
       // policy-check.ts holds every policy-session rule (PolicySecret's MODE, the ADMIN/DUP roles, the assertions).
       const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, role, entityHandle: entity.handle, parameters: paramBytes, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });
       if (rc !== 0) return rc;
     }
-    if (use.passwordNeeded) return passwordMatches(use.auth.hmac, entity.authValue) ? 0 : this.authFailure(use, entity);
-    return this.hmacMatches(use, entity.authValue, cpHash, uses) ? 0 : this.authFailure(use, entity);
+    const good = use.passwordNeeded ? passwordMatches(use.auth.hmac, entity.authValue) : this.hmacMatches(use, entity.authValue, cpHash, uses);
+    const rc = good ? 0 : this.authFailure(use, entity);
+    // Part 1 §37.2.3.5: a PIN index counts each use of its authValue, good or bad; durable before the answer.
+    if (nv !== undefined && use.includeAuth && countPinUse(nv, good)) this.daChanged = true;
+    return rc;
   }
 
   /** Part 1 §19.6.10: the command HMAC of an HMAC or policy session (the reference's CheckSessionHMAC). */

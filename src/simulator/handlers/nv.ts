@@ -9,7 +9,7 @@
  * (its password) is the engine's (Part 3 §5.4); whether that handle may read
  * or write this index is checked here (Part 3 §31.13/§31.7 access checks).
  */
-import { TPM_NT, TPM_RH } from '../../tpm/constants.js';
+import { TPM_CC, TPM_NT, TPM_RH } from '../../tpm/constants.js';
 import {
   NV_ChangeAuth,
   NV_DefineSpace,
@@ -29,7 +29,8 @@ import { digestSize, hash } from '../../tpm/crypto/hash.js';
 import { nvName } from '../../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
-import { TPMA_NV, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
+import { TPMA_NV, TPMS_NV_PIN_COUNTER_PARAMETERS, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
+import { decode, encode } from '../../tpm/wire/codec.js';
 import { ENGINE_LIMITS } from '../engine.js';
 import type { TpmEngine } from '../engine.js';
 import type { NvIndexState, SimulatorState } from '../state.js';
@@ -75,22 +76,89 @@ export function nvPublicOf(nv: NvIndexState): TPMS_NV_PUBLIC {
 /**
  * Part 3 §31.7 and §31.13 (the reference's NvWriteAccessChecks /
  * NvReadAccessChecks): the lock first, then whether `authHandle` is one the
- * attributes allow. Only password sessions reach handlers today, so the
- * index itself needs AUTHWRITE/AUTHREAD (POLICYWRITE/POLICYREAD need a
- * policy session, which the engine does not run yet).
+ * attributes allow. The index's own authorization was checked by the engine
+ * (nvAuthValueAvailable, nvAuthPolicyAvailable: AUTHREAD/AUTHWRITE for an
+ * authValue, POLICYREAD/POLICYWRITE for a policy, the PIN rules), so here the
+ * index itself is always allowed.
  */
 function accessRc(nv: NvIndexState, authHandle: number, kind: 'read' | 'write'): number {
   const a = attrs(nv);
   if (kind === 'write' ? a.WRITELOCKED : a.READLOCKED) return TPM_RC.NV_LOCKED;
   let allowed: boolean;
-  if (authHandle === nv.nvIndex) allowed = kind === 'write' ? a.AUTHWRITE : a.AUTHREAD;
-  else if (authHandle === TPM_RH.OWNER) allowed = kind === 'write' ? a.OWNERWRITE : a.OWNERREAD;
+  if (authHandle === TPM_RH.OWNER) allowed = kind === 'write' ? a.OWNERWRITE : a.OWNERREAD;
   else if (authHandle === TPM_RH.PLATFORM) allowed = kind === 'write' ? a.PPWRITE : a.PPREAD;
-  else allowed = false;
+  else allowed = authHandle === nv.nvIndex;
   if (!allowed) return TPM_RC.NV_AUTHORIZATION;
   // Part 3 §31.13: reading an index that was never written is TPM_RC_NV_UNINITIALIZED.
   if (kind === 'read' && !a.WRITTEN) return TPM_RC.NV_UNINITIALIZED;
   return 0;
+}
+
+/**
+ * Commands that write an index: their authorization by the index asks for
+ * AUTHWRITE / POLICYWRITE, every other command's for the read side (the
+ * reference's IsWriteOperation; NV_WriteLock counts as a write).
+ */
+const NV_WRITE_OPERATIONS: ReadonlySet<number> = new Set([TPM_CC.NV_Write, TPM_CC.NV_Increment, TPM_CC.NV_SetBits, TPM_CC.NV_Extend, TPM_CC.NV_WriteLock]);
+
+function isPinIndex(a: TPMA_NV): boolean {
+  return a.TPM_NT === TPM_NT.PIN_PASS || a.TPM_NT === TPM_NT.PIN_FAIL;
+}
+
+/** A PIN index's data (Part 2 §13.5 TPMS_NV_PIN_COUNTER_PARAMETERS). */
+export function pinParameters(nv: NvIndexState): TPMS_NV_PIN_COUNTER_PARAMETERS {
+  return decode(TPMS_NV_PIN_COUNTER_PARAMETERS, nv.data);
+}
+
+/**
+ * Part 1 §19.7 (the reference's IsAuthValueAvailable for an index): a write
+ * needs AUTHWRITE; a read (NV_Read, PolicySecret, PolicyNV, NV_Certify …)
+ * needs AUTHREAD, except on a PIN index (Part 1 §37.2.3.5), whose authValue —
+ * the PIN — is usable once the index is written and while pinCount < pinLimit.
+ */
+export function nvAuthValueAvailable(nv: NvIndexState, commandCode: number): boolean {
+  const a = attrs(nv);
+  if (NV_WRITE_OPERATIONS.has(commandCode)) return a.AUTHWRITE;
+  if (isPinIndex(a)) {
+    if (!a.WRITTEN) return false;
+    const { pinCount, pinLimit } = pinParameters(nv);
+    return pinCount < pinLimit;
+  }
+  return a.AUTHREAD;
+}
+
+/**
+ * The reference's IsAuthPolicyAvailable for an index: it has a policy, and
+ * the command needs one (the ADMIN role) or the attributes allow it for this
+ * kind of access (POLICYWRITE, POLICYREAD).
+ */
+export function nvAuthPolicyAvailable(nv: NvIndexState, commandCode: number, policyRequired: boolean): boolean {
+  if (nv.authPolicy.length === 0) return false;
+  if (policyRequired) return true;
+  const a = attrs(nv);
+  return NV_WRITE_OPERATIONS.has(commandCode) ? a.POLICYWRITE : a.POLICYREAD;
+}
+
+/**
+ * Part 1 §37.2.3.5 (the reference's CheckAuthSession, after the authValue was
+ * used): a written PIN_FAIL index counts a failure (pinCount + 1) and forgets
+ * its failures on a success (pinCount := 0); a written PIN_PASS index counts
+ * each success. Returns whether the index changed (to be made durable before
+ * the answer, like a dictionary-attack failure).
+ */
+export function countPinUse(nv: NvIndexState, success: boolean): boolean {
+  const a = attrs(nv);
+  if (!a.WRITTEN || !isPinIndex(a)) return false;
+  const pin = pinParameters(nv);
+  let pinCount: number;
+  if (a.TPM_NT === TPM_NT.PIN_FAIL) pinCount = success ? 0 : pin.pinCount + 1;
+  else if (success) pinCount = pin.pinCount + 1;
+  else return false;
+  // UINT32 arithmetic, as the reference's counter (a count at 2^32 - 1 wraps; pinLimit stops it long before).
+  pinCount >>>= 0;
+  if (pinCount === pin.pinCount) return false;
+  nv.data = encode(TPMS_NV_PIN_COUNTER_PARAMETERS, { pinCount, pinLimit: pin.pinLimit });
+  return true;
 }
 
 /** The read or write access checks (TPM_RC_NV_LOCKED, _AUTHORIZATION, _UNINITIALIZED); NV_Certify shares the read ones. */
@@ -118,10 +186,12 @@ function changed(ctx: HandlerContext): void {
 }
 
 /**
- * Part 3 §31.3. The checks follow the reference's order: policy and auth
- * sizes, PLATFORMCREATE iff the platform defines it, the size each TPM_NT
- * demands, attributes the TPM alone may set, at least one way to read and
- * one to write, then TPM_RC_NV_DEFINED.
+ * Part 3 §31.3. The checks follow the reference's order (TPM2_NV_DefineSpace):
+ * policy and auth sizes, phEnableNV, the size each TPM_NT demands, the rules
+ * of counters and PIN indices, attributes the TPM alone may set, at least one
+ * way to read and one to write, CLEAR_STCLEAR without WRITEDEFINE,
+ * PLATFORMCREATE iff the platform defines it, POLICY_DELETE, WRITEALL within
+ * the NV buffer, then TPM_RC_NV_DEFINED.
  */
 export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }, { auth, publicInfo }) => {
   const { state } = ctx.engine;
@@ -134,39 +204,44 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   const authValue = trimAuthValue(auth);
   if (authValue.length > dsize) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   const byPlatform = authHandle === TPM_RH.PLATFORM;
-  // libtpms (and the reference) blame the authorizing handle for this mismatch, not publicInfo.
-  if (byPlatform !== a.PLATFORMCREATE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
-  // Part 3 §31.3: POLICY_DELETE only on a platform index (deleted through its policy by UndefineSpaceSpecial).
-  if (a.POLICY_DELETE && !a.PLATFORMCREATE) throw badPublic(TPM_RC.ATTRIBUTES);
   // Part 1 §13.5: the platform cannot create indices while phEnableNV is CLEAR (on authHandle, as libtpms).
-  if (a.PLATFORMCREATE && !state.phEnableNV) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 1));
+  if (byPlatform && !state.phEnableNV) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 1));
   switch (a.TPM_NT) {
     case TPM_NT.ORDINARY:
       if (pub.dataSize > ENGINE_LIMITS.nvIndexMax) throw badPublic(TPM_RC.SIZE);
       break;
-    case TPM_NT.COUNTER:
-    case TPM_NT.BITS:
-      if (pub.dataSize !== EIGHT) throw badPublic(TPM_RC.SIZE);
-      // Part 2 §13.4: CLEAR_STCLEAR would let a counter go back; not allowed for counters.
-      if (a.TPM_NT === TPM_NT.COUNTER && a.CLEAR_STCLEAR) throw badPublic(TPM_RC.ATTRIBUTES);
-      break;
     case TPM_NT.EXTEND:
       if (pub.dataSize !== dsize) throw badPublic(TPM_RC.SIZE);
       break;
+    case TPM_NT.COUNTER:
+    case TPM_NT.BITS:
     case TPM_NT.PIN_FAIL:
     case TPM_NT.PIN_PASS:
       if (pub.dataSize !== EIGHT) throw badPublic(TPM_RC.SIZE);
-      // Part 2 §13.4: a PIN-fail index is its own lockout, so it must be NO_DA.
-      if (a.TPM_NT === TPM_NT.PIN_FAIL && !a.NO_DA) throw badPublic(TPM_RC.ATTRIBUTES);
       break;
     default:
       throw badPublic(TPM_RC.ATTRIBUTES);
   }
+  // Part 2 §13.4: CLEAR_STCLEAR would let a counter go back; not allowed for counters.
+  if (a.TPM_NT === TPM_NT.COUNTER && a.CLEAR_STCLEAR) throw badPublic(TPM_RC.ATTRIBUTES);
+  // Part 2 §13.4: a PIN-fail index is its own lockout, so it must be NO_DA.
+  if (a.TPM_NT === TPM_NT.PIN_FAIL && !a.NO_DA) throw badPublic(TPM_RC.ATTRIBUTES);
+  // Part 2 §13.4: the authValue of a PIN index is the PIN it counts, usable only once written, so it cannot
+  // be the way to write the index (AUTHWRITE); nor may the index be locked for good (GLOBALLOCK, WRITEDEFINE).
+  if ((a.TPM_NT === TPM_NT.PIN_FAIL || a.TPM_NT === TPM_NT.PIN_PASS) && (a.AUTHWRITE || a.GLOBALLOCK || a.WRITEDEFINE)) throw badPublic(TPM_RC.ATTRIBUTES);
   // Part 2 §13.4: WRITTEN and the lock bits are the TPM's to set.
   if (a.WRITTEN || a.WRITELOCKED || a.READLOCKED) throw badPublic(TPM_RC.ATTRIBUTES);
   if (!(a.PPREAD || a.OWNERREAD || a.AUTHREAD || a.POLICYREAD) || !(a.PPWRITE || a.OWNERWRITE || a.AUTHWRITE || a.POLICYWRITE)) {
     throw badPublic(TPM_RC.ATTRIBUTES);
   }
+  // Part 2 §13.4: an index cleared at every TPM Restart cannot be locked until it is defined again.
+  if (a.CLEAR_STCLEAR && a.WRITEDEFINE) throw badPublic(TPM_RC.ATTRIBUTES);
+  // libtpms (and the reference) blame the authorizing handle for this mismatch, not publicInfo.
+  if (byPlatform !== a.PLATFORMCREATE) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
+  // Part 3 §31.3: POLICY_DELETE only on a platform index (deleted through its policy by UndefineSpaceSpecial).
+  if (a.POLICY_DELETE && !byPlatform) throw badPublic(TPM_RC.ATTRIBUTES);
+  // Part 3 §31.3: WRITEALL must be possible in one NV_Write.
+  if (a.WRITEALL && pub.dataSize > ENGINE_LIMITS.nvBufferMax) throw badPublic(TPM_RC.SIZE);
   if (state.nvIndices.some((n) => n.nvIndex === pub.nvIndex)) throw new TpmError(TPM_RC.NV_DEFINED);
   if (nvBytesUsed(state) + pub.dataSize + NV_MEMORY.perIndexOverhead > NV_MEMORY.bytes) throw new TpmError(TPM_RC.NV_SPACE);
   state.nvIndices.push({
@@ -213,7 +288,9 @@ export const nvWriteHandler = handler(NV_Write, (ctx, { authHandle, nvIndex }, {
   if (offset > nv.dataSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, 2));
   if (data.length > nv.dataSize - offset) throw new TpmError(TPM_RC.NV_RANGE);
   if (attrs(nv).WRITEALL && data.length < nv.dataSize) throw new TpmError(TPM_RC.NV_RANGE);
-  const next = nv.data.slice();
+  // A first partial write: libtpms erases an ordinary index (to 0xFF, its fill) and leaves a PIN index as its
+  // NV memory was, which a fresh TPM has zeroed (as swtpm answers).
+  const next = attrs(nv).WRITTEN || nt === TPM_NT.ORDINARY ? nv.data.slice() : new Uint8Array(nv.dataSize);
   next.set(data, offset);
   nv.data = next;
   setAttrs(nv, { WRITTEN: true });

@@ -84,7 +84,7 @@ import type { NvIndexState } from '../state.js';
 import { authTicketDigest, verifiedTicketDigest } from '../tickets.js';
 import { findObject } from './object.js';
 import { handler, ok, type CommandHandler } from './handler.js';
-import { nvPublicOf } from './nv.js';
+import { checkAccess, nvPublicOf } from './nv.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -277,29 +277,6 @@ export function checkCondition(operation: number, a: Uint8Array, b: Uint8Array):
   }
 }
 
-/**
- * Whether `authHandle` may read the index for a policy (the reference's
- * NvReadAccessChecks, as PolicyNV and PolicyAuthorizeNV use it): not read
- * locked, the owner or platform only with OWNERREAD / PPREAD, otherwise the
- * index itself, and written. For the index's own authorization the reference
- * checks AUTHREAD (authValue) or POLICYREAD (policy session) while it
- * authorizes; handlers are not told which kind of session was used, so this
- * asks for AUTHREAD like NV_Read does (nv.ts), never accepting an authValue
- * for an index that allows only its policy.
- */
-function checkNvRead(nv: NvIndexState, authHandle: number): void {
-  const a = TPMA_NV.fromWord(nv.attributes);
-  if (a.READLOCKED) throw new TpmError(TPM_RC.NV_LOCKED);
-  if (authHandle === TPM_RH.OWNER) {
-    if (!a.OWNERREAD) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
-  } else if (authHandle === TPM_RH.PLATFORM) {
-    if (!a.PPREAD) throw new TpmError(TPM_RC.NV_AUTHORIZATION);
-  } else if (authHandle !== nv.nvIndex || !a.AUTHREAD) {
-    throw new TpmError(TPM_RC.NV_AUTHORIZATION);
-  }
-  if (!a.WRITTEN) throw new TpmError(TPM_RC.NV_UNINITIALIZED);
-}
-
 /** The marshaled TPMS_TIME_INFO PolicyCounterTimer compares against (Part 3 §23.10). */
 function timeInfoBytes(engine: TpmEngine): Uint8Array {
   engine.syncClock();
@@ -464,7 +441,8 @@ export const policyNVHandler = handler(PolicyNV, ({ engine }, { authHandle, nvIn
   const s = policySession(engine, h, 3);
   const nv = findNv(engine, nvIndex, 2);
   if (!isTrial(s)) {
-    checkNvRead(nv, authHandle);
+    // NV_Read's checks (the reference's NvReadAccessChecks); the index's own AUTHREAD/POLICYREAD/PIN rules were the engine's.
+    checkAccess(nv, authHandle, 'read');
     if (p.offset > nv.dataSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, 2));
     if (nv.dataSize - p.offset < p.operandB.length) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
     const a = nv.data.subarray(p.offset, p.offset + p.operandB.length);
@@ -618,7 +596,8 @@ export const policyAuthorizeNVHandler = handler(PolicyAuthorizeNV, ({ engine }, 
   const s = policySession(engine, h, 3);
   const nv = findNv(engine, nvIndex, 2);
   if (!isTrial(s)) {
-    checkNvRead(nv, authHandle);
+    // NV_Read's checks (the reference's NvReadAccessChecks); the index's own AUTHREAD/POLICYREAD/PIN rules were the engine's.
+    checkAccess(nv, authHandle, 'read');
     // The index holds a marshaled TPMT_HA (the reference unmarshals it and returns its errors as they are).
     const bytes = nv.data.subarray(0, nv.dataSize);
     if (bytes.length < 2) throw new TpmError(TPM_RC.INSUFFICIENT);
