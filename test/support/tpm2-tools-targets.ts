@@ -8,12 +8,15 @@
  * tools' YAML-ish output, openssl's verdict on a signature.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { canonicalRc } from '../../src/tpm/rc.js';
+import { MssimPlatform, SwtpmControl } from '../../src/tpm/transport/index.js';
 import { startSimServer, type SimServerInstance } from './sim-server.js';
 import { startSwtpm } from './swtpm.js';
-import { startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools } from './tpm2-tools.js';
+import { startTpm2Tools, tpm2ToolsSupport, type Tpm2Tools, type ToolRunOptions } from './tpm2-tools.js';
 
 export type TargetKind = 'ours' | 'swtpm';
 
@@ -26,6 +29,13 @@ export interface Running {
   readonly ctrlPort: number;
   /** Ours: stop abrmd and the server (SIGTERM), serve the same state folder again, restart abrmd. */
   restart?(): Promise<void>;
+  /**
+   * A TPM Reset with the server kept running (issue 7's pcrallocate flow): stop abrmd, which holds the
+   * only platform/control connection, send _TPM_Init (Part 1 §36.4) through the platform (swtpm
+   * protocol: control channel CMD_INIT; mssim: platform port POWER_OFF then POWER_ON), TPM2_Startup(CLEAR),
+   * start abrmd again. Files in `dir` stay; loaded objects and sessions are gone.
+   */
+  powerCycle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,6 +80,26 @@ export async function startupClear(tcti: string): Promise<void> {
   if (r.code !== 0) throw new Error(`tpm2_startup -T ${tcti} -c: ${r.stderr}`);
 }
 
+/** _TPM_Init through port+1: swtpm's control channel (CMD_INIT) or the MS platform port (power off, on). */
+async function tpmInit(protocol: 'swtpm' | 'mssim', ctrlPort: number): Promise<void> {
+  if (protocol === 'swtpm') {
+    const ctl = new SwtpmControl({ port: ctrlPort });
+    try {
+      await ctl.init(0);
+    } finally {
+      await ctl.close();
+    }
+  } else {
+    const platform = new MssimPlatform({ port: ctrlPort });
+    try {
+      await platform.powerOff();
+      await platform.powerOn();
+    } finally {
+      await platform.close();
+    }
+  }
+}
+
 export async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
   const stateDir = join(dir, 'tpm-state');
@@ -110,6 +140,12 @@ export async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
       await down();
       await up();
     },
+    async powerCycle() {
+      await tools?.stop();
+      await tpmInit(protocol, server!.ctrlPort);
+      await startupClear(server!.tcti);
+      tools = await startTpm2Tools(server!, { cwd: dir, backend: protocol, mode: toolsMode() });
+    },
     async stop() {
       await down();
       await rm(dir, { recursive: true, force: true });
@@ -122,12 +158,21 @@ export async function startControl(): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
   try {
     await startupClear(`swtpm:host=127.0.0.1,port=${sw.port}`);
-    const tools = await startTpm2Tools(sw, { cwd: dir, mode: toolsMode() });
+    let tools = await startTpm2Tools(sw, { cwd: dir, mode: toolsMode() });
+    const tcti = `swtpm:host=127.0.0.1,port=${sw.port}`;
     return {
-      tools,
+      get tools() {
+        return tools;
+      },
       dir,
       port: sw.port,
       ctrlPort: sw.ctrlPort,
+      async powerCycle() {
+        await tools.stop();
+        await tpmInit('swtpm', sw.ctrlPort);
+        await startupClear(tcti);
+        tools = await startTpm2Tools(sw, { cwd: dir, mode: toolsMode() });
+      },
       async stop() {
         await tools.stop();
         await sw.stop();
@@ -141,3 +186,54 @@ export async function startControl(): Promise<Running> {
   }
 }
 
+
+/** What a suite's flows use of the target started for them (useTarget). */
+export interface TargetFixture {
+  /** The running target; throws (with the start error) when it did not start. */
+  env(): Running;
+  /** A file in the target's working folder. */
+  f(name: string): string;
+  read(name: string): Promise<Buffer>;
+  write(name: string, data: Uint8Array | string): Promise<void>;
+  /** Runs `tpm2_<name> args…`, rejecting on failure; its stdout. */
+  tool(name: string, args: readonly string[], options?: ToolRunOptions): Promise<string>;
+  /** Runs a tool that must fail; the TPM response code it printed, canonical (no handle/parameter/session number). */
+  toolFails(name: string, args: readonly string[], options?: ToolRunOptions): Promise<number | undefined>;
+}
+
+/**
+ * Inside a `describe`: starts the target in beforeAll (a start error fails each flow, naming `label`)
+ * and stops it in afterAll.
+ */
+export function useTarget(label: string, start: () => Promise<Running>): TargetFixture {
+  let r: Running | undefined;
+  let startError: unknown;
+  beforeAll(async () => {
+    try {
+      r = await start();
+    } catch (e) {
+      startError = e;
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await r?.stop();
+  }, 30_000);
+  const env = (): Running => {
+    if (r === undefined) throw new Error(`${label} did not start: ${String(startError)}`);
+    return r;
+  };
+  const f = (name: string): string => join(env().dir, name);
+  return {
+    env,
+    f,
+    read: (name) => readFile(f(name)),
+    write: (name, data) => writeFile(f(name), data),
+    tool: async (name, args, options) => (await env().tools.run(name, args, options)).stdout,
+    async toolFails(name, args, options) {
+      const res = await env().tools.run(name, args, { ...options, allowFailure: true });
+      expect(res.code, `tpm2_${name} ${args.join(' ')} should fail:\n${res.stdout}`).not.toBe(0);
+      const rc = rcIn(res.stderr);
+      return rc === undefined ? undefined : canonicalRc(rc);
+    },
+  };
+}
