@@ -15,11 +15,13 @@
  * key-exchange values by node:crypto (and @noble/curves for whole points,
  * which node:crypto does not give).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { PolicyCalculator } from '../../src/tpm/policy.js';
+import { TPM_ALG, TPM_CC } from '../../src/tpm/constants.js';
 import { describe, expect, it } from 'vitest';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { opensslVerifies, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
   const h = createHash('sha256');
@@ -37,12 +39,90 @@ function banksOf(getcapPcrs: string): Record<string, number> {
   return out;
 }
 
+/**
+ * One target's flows, in order (they share the TPM). The three targets run side by side (the suite is
+ * `concurrent`, its flows `sequential`): most of the time is the mssim TCTI's delayed-ACK stalls.
+ */
 function part2Suite(_kind: TargetKind, label: string, start: () => Promise<Running>): void {
-  describe(label, () => {
-    const { env, f, read, tool } = useTarget(label, start);
+  describe(label, { concurrent: true }, () => {
+    const { env, f, read, write, tool } = useTarget(label, start);
     const flow = (name: string, body: () => Promise<void>, timeoutMs = 60_000): void => {
-      it(name, body, timeoutMs);
+      it.sequential(name, body, timeoutMs);
     };
+
+    // --- Duplicate (Part 3 §13.1) and Import (§13.3) under another parent ----------------------------
+
+    /** Signs a fresh message with `ctx` and has openssl check it against `pem`. */
+    const signsFor = async (ctx: string, pem: string, tag: string): Promise<boolean> => {
+      await write(`${tag}.msg`, randomBytes(48));
+      await tool('sign', ['-c', f(ctx), '-g', 'sha256', '-f', 'plain', '-o', f(`${tag}.sig`), f(`${tag}.msg`)]);
+      return opensslVerifies(f(pem), f(`${tag}.sig`), f(`${tag}.msg`));
+    };
+    /**
+     * The source parent (owner SRK) and the new parent: a storage primary of the endorsement hierarchy,
+     * ECC (the seed by ECDH) or RSA (the seed by OAEP). Writes src.ctx, `np`.ctx, `np`.pub, `np`.name.
+     */
+    const parents = async (np: string, alg: 'ecc' | 'rsa'): Promise<Buffer> => {
+      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('src.ctx')]);
+      await tool('createprimary', ['-C', 'e', '-g', 'sha256', '-G', alg, '-c', f(`${np}.ctx`)]);
+      await tool('readpublic', ['-c', f(`${np}.ctx`), '-o', f(`${np}.pub`), '-n', f(`${np}.name`)]);
+      return read(`${np}.name`);
+    };
+    /** A duplicable ECDSA key under src.ctx with `policy` (fixedTPM/fixedParent clear): `k`.pub, `k`.priv, `k`.ctx, `k`.pem, its Name. */
+    const duplicable = async (k: string, policy: Uint8Array): Promise<Buffer> => {
+      await write(`${k}.policy`, policy);
+      await tool('create', ['-C', f('src.ctx'), '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256', '-a', 'sign|sensitivedataorigin|userwithauth', '-L', f(`${k}.policy`), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`)]);
+      await tool('load', ['-C', f('src.ctx'), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`), '-n', f(`${k}.name`)]);
+      await tool('readpublic', ['-c', f(`${k}.ctx`), '-f', 'pem', '-o', f(`${k}.pem`)]);
+      return read(`${k}.name`);
+    };
+    /** Import the duplicate under `np` (with the inner wrapper's key when given), load it, sign; openssl verifies with the original key. */
+    const importAndUse = async (k: string, np: string, innerKey?: string): Promise<void> => {
+      await tool('import', ['-C', f(`${np}.ctx`), '-u', f(`${k}.pub`), '-i', f(`${k}.dup`), '-s', f(`${k}.seed`), '-r', f(`${k}.imported`), ...(innerKey === undefined ? [] : ['-k', f(innerKey)])]);
+      await tool('load', ['-C', f(`${np}.ctx`), '-u', f(`${k}.pub`), '-r', f(`${k}.imported`), '-c', f(`${k}.moved.ctx`), '-n', f(`${k}.moved.name`)]);
+      // The same public area under the new parent: the same Name.
+      expect((await read(`${k}.moved.name`)).equals(await read(`${k}.name`))).toBe(true);
+      expect(await signsFor(`${k}.moved.ctx`, `${k}.pem`, `${k}.moved`)).toBe(true);
+    };
+
+    flow('duplicate with PolicyDuplicationSelect and an inner wrapper (-G aes), import under an ECC parent, sign', async () => {
+      const npName = await parents('npe', 'ecc');
+      // Part 3 §23.15, includeObject NO: the policy names the new parent only.
+      const policy = new PolicyCalculator(TPM_ALG.SHA256).policyDuplicationSelect({ objectName: new Uint8Array(0), newParentName: npName, includeObject: false }).digest;
+      const keyName = await duplicable('kd', policy);
+      await tool('startauthsession', ['--policy-session', '-S', f('dsel.session')]);
+      await tool('policyduplicationselect', ['-S', f('dsel.session'), '-n', f('kd.name'), '-N', f('npe.name'), '-L', f('dsel.digest')]);
+      expect((await read('dsel.digest')).equals(policy)).toBe(true);
+      await tool('duplicate', ['-C', f('npe.ctx'), '-c', f('kd.ctx'), '-G', 'aes', '-o', f('kd.inner'), '-p', `session:${f('dsel.session')}`, '-r', f('kd.dup'), '-s', f('kd.seed')]);
+      await tool('flushcontext', [f('dsel.session')]);
+      expect((await read('kd.inner')).length).toBe(16);
+      expect(keyName.length).toBe(34);
+      await importAndUse('kd', 'npe', 'kd.inner');
+    });
+
+    flow('duplicate with PolicyCommandCode(Duplicate), no inner wrapper (-G null), import under an RSA parent, sign', async () => {
+      await parents('npr', 'rsa');
+      const policy = new PolicyCalculator(TPM_ALG.SHA256).policyCommandCode({ code: TPM_CC.Duplicate }).digest;
+      await duplicable('kc', policy);
+      await tool('startauthsession', ['--policy-session', '-S', f('dcc.session')]);
+      await tool('policycommandcode', ['-S', f('dcc.session'), '-L', f('dcc.digest'), 'TPM2_CC_Duplicate']);
+      expect((await read('dcc.digest')).equals(policy)).toBe(true);
+      await tool('duplicate', ['-C', f('npr.ctx'), '-c', f('kc.ctx'), '-G', 'null', '-p', `session:${f('dcc.session')}`, '-r', f('kc.dup'), '-s', f('kc.seed')]);
+      await tool('flushcontext', [f('dcc.session')]);
+      await importAndUse('kc', 'npr');
+    });
+
+    flow('duplicate an external key (openssl P-256) to the public of a parent (-U), import there, sign', async () => {
+      await parents('npx', 'ecc');
+      const ext = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      await write('kx.key.pem', ext.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      await write('kx.pem', ext.publicKey.export({ type: 'spki', format: 'pem' }));
+      // Done in software (-T none): the parent is only a public area, as on another machine.
+      await tool('duplicate', ['-U', f('npx.pub'), '-G', 'ecc', '-k', f('kx.key.pem'), '-u', f('kx.pub'), '-r', f('kx.dup'), '-s', f('kx.seed')], { tcti: 'none' });
+      await tool('import', ['-C', f('npx.ctx'), '-u', f('kx.pub'), '-i', f('kx.dup'), '-s', f('kx.seed'), '-r', f('kx.imported')]);
+      await tool('load', ['-C', f('npx.ctx'), '-u', f('kx.pub'), '-r', f('kx.imported'), '-c', f('kx.ctx')]);
+      expect(await signsFor('kx.ctx', 'kx.pem', 'kx')).toBe(true);
+    });
 
     // --- PCR_Allocate (Part 3 §22.5) and a TPM Reset ------------------------------------------------
 
