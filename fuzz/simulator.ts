@@ -17,6 +17,9 @@
  * serialize and load again through the store's own format (store.ts).
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Tpm, type Entity } from '../src/client/index.js';
 import {
   certify,
@@ -50,6 +53,7 @@ import {
   nvUndefine,
   nvWrite,
   nvWriteLock,
+  pcrAllocate,
   objectChangeAuth,
   pcrEvent,
   pcrExtend,
@@ -75,23 +79,24 @@ import {
   importKey,
 } from '../src/client/index.js';
 import { TpmEngine } from '../src/simulator/engine.js';
-import type { RandomSource } from '../src/simulator/state.js';
-import { parseStateFile, serializeState, validateSimulatorState } from '../src/simulator/store.js';
-import { Clear, ClearControl, MakeCredential, PolicyCounterTimer, PolicyCpHash, PolicyLocality, PolicyNameHash, PolicyNvWritten, PolicyOR, PolicyPassword, PolicyPhysicalPresence, PolicyRestart, PolicySecret, PolicyTemplate, Shutdown, PolicyAuthValue, PolicyCommandCode, PolicyGetDigest, PolicyPCR, Unseal, ClockRateAdjust, DictionaryAttackLockReset, DictionaryAttackParameters, GetRandom, GetTestResult, HierarchyChangeAuth, IncrementalSelfTest, ReadClock, SelfTest, Startup, TestParms } from '../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SU } from '../src/tpm/constants.js';
+import type { RandomSource, SimulatorState } from '../src/simulator/state.js';
+import { openSimulatorStore, parseStateFile, serializeState, validateSimulatorState } from '../src/simulator/store.js';
+import { Clear, ClearControl, MakeCredential, PolicyCounterTimer, PolicyCpHash, PolicyLocality, PolicyNameHash, PolicyNvWritten, PolicyOR, PolicyPassword, PolicyPhysicalPresence, PolicyRestart, PolicySecret, ReadPublic, PolicyTemplate, Shutdown, PolicyAuthValue, PolicyCommandCode, PolicyGetDigest, PolicyPCR, Unseal, ClockRateAdjust, DictionaryAttackLockReset, DictionaryAttackParameters, GetRandom, GetTestResult, HierarchyChangeAuth, IncrementalSelfTest, ReadClock, SelfTest, Startup, TestParms } from '../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_ECC, TPM_EO, TPM_RH, TPM_SU } from '../src/tpm/constants.js';
 import { makeCredential } from '../src/tpm/credential.js';
 import { encodeCommand, parseResponse } from '../src/tpm/frame.js';
 import { pcrSelection } from '../src/tpm/pcr.js';
 import { TPM_RC } from '../src/tpm/rc.js';
 import { inProcessTransport, type SendOptions, type Transport } from '../src/tpm/transport/index.js';
 import { Prng, mutate, validSeeds } from './parsers.js';
+import { recordPart2, recordSeedChanges } from './simulator-part2.js';
 
 /**
  * SHA-256 in counter mode: a documented-insecure random source, so a
  * recording replays. `rewind()` starts the stream over: the next replay gets
  * the recording's nonces again, so its HMAC and policy sessions verify.
  */
-export function deterministicRandom(label: string): { readonly random: RandomSource; rewind(): void } {
+export function deterministicRandom(label: string): { readonly random: RandomSource; rewind(to?: number): void; position(): number } {
   let counter = 0;
   return {
     random: (size) => {
@@ -101,34 +106,73 @@ export function deterministicRandom(label: string): { readonly random: RandomSou
       }
       return out;
     },
+    rewind: (to = 0) => {
+      counter = to;
+    },
+    position: () => counter,
+  };
+}
+
+/** A fixed-rate clock (1 ms per reading), so time-dependent answers replay too; `rewind` sets it back. */
+function steppingClock(): { readonly now: () => number; rewind(to: number): void; position(): number } {
+  let t = 0;
+  return { now: () => (t += 1), rewind: (to) => (t = to), position: () => t };
+}
+
+/**
+ * An engine that replays a recording made with the same label, and how to
+ * rewind its random stream and clock to where they stood when the engine was
+ * made (just after manufacture). A recording starts with a power cycle
+ * (_TPM_Init), so with the state restored too, a replay is the recording
+ * again: the same nonces, seeds and Time, so its HMAC sessions verify and
+ * its tickets (which name the power cycle) are good.
+ */
+export function fuzzEngine(label = 'trustroot-fuzz'): { readonly engine: TpmEngine; rewind(): void } {
+  const source = deterministicRandom(label);
+  const clock = steppingClock();
+  const engine = new TpmEngine({ random: source.random, now: clock.now });
+  const start = { random: source.position(), clock: clock.position() };
+  return {
+    engine,
     rewind: () => {
-      counter = 0;
+      source.rewind(start.random);
+      clock.rewind(start.clock);
     },
   };
 }
 
-/** A fixed-rate clock (1 ms per reading), so time-dependent answers replay too. */
-function steppingClock(): () => number {
-  let t = 0;
-  return () => (t += 1);
+/** One recorded command: its bytes, locality, and whether a power cycle (_TPM_Init) came before it. */
+export interface RecordedCommand {
+  readonly bytes: Uint8Array;
+  readonly locality: number;
+  readonly init?: true;
 }
 
-/** An engine that replays a recording made with the same label, and how to rewind its random stream. */
-export function fuzzEngine(label = 'trustroot-fuzz'): { readonly engine: TpmEngine; rewind(): void } {
-  const source = deterministicRandom(label);
-  return { engine: new TpmEngine({ random: source.random, now: steppingClock() }), rewind: source.rewind };
-}
+const commandCodeOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(6);
+const responseCodeOf = (b: Uint8Array): number => (b.length >= 10 ? new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(6) : -1);
 
-/** Records every command a transport sends (with its locality). */
+/** Records every command a transport sends (with its locality) and the command codes that succeeded. */
 class Recorder implements Transport {
-  readonly commands: { bytes: Uint8Array; locality: number }[] = [];
+  readonly commands: RecordedCommand[] = [];
+  readonly succeeded = new Set<number>();
   readonly #inner: Transport;
-  constructor(inner: Transport) {
-    this.#inner = inner;
+  readonly #engine: TpmEngine;
+  #initBefore = false;
+  constructor(engine: TpmEngine) {
+    this.#engine = engine;
+    this.#inner = inProcessTransport(engine);
   }
-  send(command: Uint8Array, options: SendOptions = {}): Promise<Uint8Array> {
-    this.commands.push({ bytes: command.slice(), locality: options.locality ?? 0 });
-    return this.#inner.send(command, options);
+  /** _TPM_Init now; the replay does the same before the next command. */
+  powerCycle(): void {
+    this.#engine.init();
+    this.#initBefore = true;
+  }
+  async send(command: Uint8Array, options: SendOptions = {}): Promise<Uint8Array> {
+    this.commands.push({ bytes: command.slice(), locality: options.locality ?? 0, ...(this.#initBefore ? { init: true as const } : {}) });
+    this.#initBefore = false;
+    const response = await this.#inner.send(command, options);
+    if (responseCodeOf(response) === 0 && command.length >= 10) this.succeeded.add(commandCodeOf(command));
+    return response;
   }
   close(): Promise<void> {
     return this.#inner.close();
@@ -137,11 +181,13 @@ class Recorder implements Transport {
 
 export interface RecordedSession {
   /** The commands in order, as sent. */
-  readonly commands: readonly { readonly bytes: Uint8Array; readonly locality: number }[];
+  readonly commands: readonly RecordedCommand[];
   /** The client operations that failed (a command not implemented yet, typically): name and error. */
   readonly failedSteps: readonly string[];
   /** Distinct command codes recorded. */
   readonly commandCodes: ReadonlySet<number>;
+  /** Command codes answered with success at least once while recording. */
+  readonly succeeded: ReadonlySet<number>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -155,7 +201,7 @@ const sha256 = (b: Uint8Array | string): Uint8Array => new Uint8Array(createHash
  */
 export async function recordClientSession(label = 'trustroot-fuzz'): Promise<RecordedSession> {
   const { engine } = fuzzEngine(label);
-  const recorder = new Recorder(inProcessTransport(engine));
+  const recorder = new Recorder(engine);
   const tpm = new Tpm(recorder);
   const failed: string[] = [];
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
@@ -170,6 +216,8 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
     if (h !== undefined) await step('flush', () => tpm.flush(h));
   };
 
+  // A power cycle first, as every replay begins.
+  recorder.powerCycle();
   await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
   // Room for the fuzz's wrong authorizations before lockout (each replay resets it at the end).
   await step('DA parameters', () => tpm.run(DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 1000, newRecoveryTime: 1, lockoutRecovery: 1 }));
@@ -320,8 +368,11 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
       await tpm.run(PolicyRestart, { sessionHandle: s }, {});
       await tpm.run(PolicyNameHash, p, { nameHash: sha256('names') });
       await tpm.run(PolicyRestart, { sessionHandle: s }, {});
-      await tpm.run(PolicyCounterTimer, p, { operandB: new Uint8Array(8), offset: 0, operation: 0x0005 }).catch(() => undefined);
-      await tpm.run(PolicyOR, p, { pHashList: [sha256('a'), sha256('b')] }).catch(() => undefined);
+      // Time ≥ 0 (TPM_EO_UNSIGNED_GE), true whenever it runs.
+      await tpm.run(PolicyCounterTimer, p, { operandB: new Uint8Array(8), offset: 0, operation: TPM_EO.UNSIGNED_GE });
+      await tpm.run(PolicyRestart, { sessionHandle: s }, {});
+      // A list holding the digest the session has now (zeros after PolicyRestart), or PolicyOR refuses (Part 3 §23.6).
+      await tpm.run(PolicyOR, p, { pHashList: [new Uint8Array(32), sha256('b')] });
       await tpm.run(PolicyPhysicalPresence, p, {}).catch(() => undefined);
       await tpm.run(PolicyNvWritten, p, { writtenSet: 1 }).catch(() => undefined);
       await tpm.run(PolicyTemplate, p, { templateHash: sha256('template') }).catch(() => undefined);
@@ -332,21 +383,30 @@ export async function recordClientSession(label = 'trustroot-fuzz'): Promise<Rec
       await tpm.run(PolicySecret, { authHandle: TPM_RH.OWNER, policySession: s }, { nonceTPM: s.nonceTPM, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0 } as never);
     }),
   );
+  await recordPart2(tpm, step);
   // Hierarchy and DA commands last: they change what later replays need.
   await step('hierarchy', async () => {
-        await tpm.run(DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT }, {});
+    await tpm.run(DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT }, {});
     await tpm.run(HierarchyChangeAuth, { authHandle: TPM_RH.ENDORSEMENT }, { newAuth: Uint8Array.of(9) });
     await tpm.run(HierarchyChangeAuth, { authHandle: { handle: TPM_RH.ENDORSEMENT, name: EMPTY, authValue: Uint8Array.of(9) } }, { newAuth: EMPTY });
   });
+  await recordSeedChanges(tpm, step);
   await step('ClearControl, Clear', async () => {
     await tpm.run(ClearControl, { auth: TPM_RH.PLATFORM }, { disable: 0 } as never);
     await tpm.run(Clear, { authHandle: TPM_RH.PLATFORM }, {});
   });
-  // The very last command: a replay re-initializes the engine before it starts again.
-  await step('Shutdown', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE }));
+  // An orderly Shutdown(STATE), a power cycle, and a TPM Resume (Part 1 §36.8).
+  await step('Shutdown(STATE), Startup(STATE)', async () => {
+    await tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE });
+    recorder.powerCycle();
+    await tpm.run(Startup, {}, { startupType: TPM_SU.STATE });
+  });
+  // After the Resume: a pending PCR_Allocate refuses Shutdown(STATE) (TPM_RC_TYPE), so Shutdown(CLEAR) ends it.
+  await step('PCR_Allocate', () => pcrAllocate(tpm, [{ hashAlg: TPM_ALG.SHA256 }]));
+  await step('Shutdown(CLEAR)', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.CLEAR }));
   await tpm.close();
-  const codes = new Set(recorder.commands.map((c) => new DataView(c.bytes.buffer, c.bytes.byteOffset).getUint32(6)));
-  return { commands: recorder.commands, failedSteps: failed, commandCodes: codes };
+  const codes = new Set(recorder.commands.map((c) => commandCodeOf(c.bytes)));
+  return { commands: recorder.commands, failedSteps: failed, commandCodes: codes, succeeded: recorder.succeeded };
 }
 
 export interface SimulatorFuzzOptions {
@@ -360,22 +420,115 @@ export interface SimulatorFuzzOptions {
 
 export interface SimulatorFuzzStats {
   inputs: number;
-  /** Answers that were not a well-formed response (size field, tag), or a throw: must stay 0. */
+  /** Answers that were not a well-formed response (size field, tag), TPM_RC_FAILURE, a throw, or a state that does not load: must stay 0. */
   untypedCount: number;
   untyped: { input: string; error: string }[];
   /** Response codes seen, by hex code. */
   codes: Map<string, number>;
   /** Inputs answered with success. */
   successes: number;
+  /** Command codes that succeeded in the first replay of the recording on the fuzz engine: the seeds that reach their handler. */
+  seedCodes: Set<number>;
+  /** Replays of the recording, their commands, and how many of those succeeded. */
+  replays: number;
+  replayedCommands: number;
+  replaySuccesses: number;
+  /** Fuzzed states checked to serialize, load, validate and serialize to the same bytes (one per segment). */
+  stateChecks: number;
+  /** The state after the run saved through the store (store.ts) and opened by a fresh engine that answered: true once done. */
+  reloaded: boolean;
 }
 
 const STARTUP = encodeCommand(Startup, {}, { startupType: TPM_SU.CLEAR });
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+/** Commands between replays of the recording. */
+const SEGMENT = 2000;
+/** Where the final check keeps a platform key (0x81800000–0x81ffffff: platform persistent handles). */
+export const PROBE_PERSISTENT_HANDLE = 0x81800f00;
+
+/** Sets `engine.state` to a copy of `snapshot` (the same object, so nothing holding it goes stale). */
+function restoreState(engine: TpmEngine, snapshot: SimulatorState): void {
+  const target = engine.state as unknown as Record<string, unknown>;
+  for (const key of Object.keys(target)) delete target[key];
+  Object.assign(target, structuredClone(snapshot));
+}
+
+/** The state's bytes in the store's format, read back, validated and written again: equal bytes, or why not. */
+function storeRoundTrip(state: SimulatorState): string | undefined {
+  try {
+    const bytes = serializeState(state);
+    const back = validateSimulatorState(parseStateFile(bytes, state.version));
+    if (hexOf(serializeState(back)) !== hexOf(bytes)) return 'the state read back serializes differently';
+  } catch (e) {
+    return `does not round-trip through the store: ${String(e)}`;
+  }
+  return undefined;
+}
 
 /**
- * Sends `iterations` mutated commands to one engine. Every answer must be a
- * well-formed response; afterwards GetRandom must work and the state must
- * serialize and load back (store.ts) to an equal state.
+ * After the fuzz (issue 7 "its state file loads"): a power cycle, a platform
+ * key made persistent, the state saved through the real store (store.ts, a
+ * temp folder), then opened by a fresh engine that must answer GetRandom and
+ * ReadPublic of that key with its Name. Returns why not, or undefined.
+ */
+async function saveAndReload(engine: TpmEngine): Promise<string | undefined> {
+  // _TPM_Init and Startup(CLEAR): platformAuth empty and phEnable set again, whatever the fuzz did (Part 1 §36.6).
+  engine.init();
+  const tpm = new Tpm(inProcessTransport(engine));
+  let name: Uint8Array;
+  try {
+    await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
+    // The fuzz may have left something there.
+    if ((await tpm.run(ReadPublic, { objectHandle: PROBE_PERSISTENT_HANDLE }, {}).catch(() => undefined)) !== undefined) {
+      await unpersist(tpm, PROBE_PERSISTENT_HANDLE, { auth: TPM_RH.PLATFORM });
+    }
+    const key = await createPrimary(tpm, TPM_RH.PLATFORM, eccSigningTemplate());
+    name = (await persist(tpm, key, PROBE_PERSISTENT_HANDLE, { auth: TPM_RH.PLATFORM })).name;
+    await tpm.flush(key);
+  } catch (e) {
+    return `the fuzzed engine, power-cycled, cannot persist a platform key: ${String(e)}`;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'trustroot-fuzz-state-'));
+  try {
+    engine.syncClock();
+    const created = await openSimulatorStore(dir, { create: true });
+    try {
+      await created.store.save(engine.state);
+    } finally {
+      await created.store.close();
+    }
+    const opened = await openSimulatorStore(dir);
+    try {
+      const again = new Tpm(inProcessTransport(new TpmEngine({ state: opened.state })));
+      await again.run(Startup, {}, { startupType: TPM_SU.CLEAR });
+      if ((await getRandom(again, 16)).length !== 16) return 'GetRandom on the reloaded state: not 16 bytes';
+      const pub = await again.run(ReadPublic, { objectHandle: PROBE_PERSISTENT_HANDLE }, {});
+      if (hexOf(pub.params.name) !== hexOf(name)) return 'ReadPublic on the reloaded state: another Name';
+    } finally {
+      await opened.store.close();
+    }
+  } catch (e) {
+    return `the state saved through the store does not load into a working engine: ${String(e)}`;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return undefined;
+}
+
+/**
+ * Sends `iterations` mutated commands to one engine, in segments of 2,000;
+ * every answer must be a well-formed response and never TPM_RC_FAILURE.
+ *
+ * Each segment starts with _TPM_Init and a replay of the recording. In three
+ * segments of four the durable state is first set back to the one the
+ * recording was made on (and the random stream rewound), so the replay is the
+ * recording again: its HMAC sessions verify, its keys have the recorded Names,
+ * and mutations of every command reach their handler — the recording's Clear,
+ * ChangePPS and ChangeEPS would otherwise change the seeds for good. The
+ * fourth continues on whatever state the fuzz left. Every segment's final
+ * state must round-trip the store's format; after the run GetRandom must
+ * work, and the state, saved through the real store, must load into a fresh
+ * engine that answers (saveAndReload).
  */
 export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<SimulatorFuzzStats> {
   const session = options.session ?? (await recordClientSession());
@@ -383,9 +536,35 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
   const generic = validSeeds(1, options.seed).filter((s) => s.direction === 'command').map((s) => s.bytes);
   const recorded = session.commands.map((c) => c.bytes);
   const { engine, rewind } = fuzzEngine();
-  const stats: SimulatorFuzzStats = { inputs: 0, untypedCount: 0, untyped: [], codes: new Map(), successes: 0 };
+  const snapshot = structuredClone(engine.state);
+  const stats: SimulatorFuzzStats = {
+    inputs: 0,
+    untypedCount: 0,
+    untyped: [],
+    codes: new Map(),
+    successes: 0,
+    seedCodes: new Set(),
+    replays: 0,
+    replayedCommands: 0,
+    replaySuccesses: 0,
+    stateChecks: 0,
+    reloaded: false,
+  };
+  const fail = (input: string, error: string): void => {
+    stats.untypedCount++;
+    if (stats.untyped.length < 20) stats.untyped.push({ input, error });
+  };
   const replay = async (): Promise<void> => {
-    for (const c of session.commands) await engine.execute(c.bytes, c.locality);
+    const first = stats.replays++ === 0;
+    for (const c of session.commands) {
+      if (c.init === true) engine.init();
+      const out = await engine.execute(c.bytes, c.locality);
+      stats.replayedCommands++;
+      if (responseCodeOf(out) === 0) {
+        stats.replaySuccesses++;
+        if (first) stats.seedCodes.add(commandCodeOf(c.bytes));
+      }
+    }
   };
   const check = (input: Uint8Array, out: Uint8Array): void => {
     let problem: string | undefined;
@@ -404,32 +583,33 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
         stats.codes.set(key, (stats.codes.get(key) ?? 0) + 1);
       }
     }
-    if (problem !== undefined) {
-      stats.untypedCount++;
-      if (stats.untyped.length < 20) stats.untyped.push({ input: hexOf(input), error: problem });
-    }
+    if (problem !== undefined) fail(hexOf(input), problem);
   };
 
   await replay();
   for (let i = 0; i < options.iterations; i++) {
     if (i > 0 && i % 10_000 === 0) options.onProgress?.(i);
-    if (i > 0 && i % 2000 === 0) {
-      // _TPM_Init, then the recording from its Startup on, with the recording's random stream.
-      engine.init();
+    if (i > 0 && i % SEGMENT === 0) {
+      const segment = i / SEGMENT;
+      engine.syncClock();
+      stats.stateChecks++;
+      const problem = storeRoundTrip(engine.state);
+      if (problem !== undefined) fail(`state after segment ${segment}`, problem);
+      // The recording again (it begins with _TPM_Init), with its random stream and clock (and state, 3 in 4).
       rewind();
+      if (segment % 4 !== 0) restoreState(engine, snapshot);
       await replay();
     }
     // Three in four from the recorded session (deep), the rest arbitrary commands of every code (wide).
     const pool = rng.below(4) === 0 || recorded.length === 0 ? generic : recorded;
-    const input = rng.below(16) === 0 ? pool[rng.below(pool.length)]! : mutate(pool[rng.below(pool.length)]!, rng);
+    const input = rng.below(16) === 0 ? pool[rng.below(pool.length)]!.slice() : mutate(pool[rng.below(pool.length)]!, rng);
     // Mostly with a consistent size field, so the mutation reaches past the header check (Part 3 §5.2).
     if (input.length >= 10 && rng.below(4) !== 0) new DataView(input.buffer, input.byteOffset, input.byteLength).setUint32(2, input.length);
     let out: Uint8Array;
     try {
       out = await engine.execute(input, rng.below(5));
     } catch (e) {
-      stats.untypedCount++;
-      if (stats.untyped.length < 20) stats.untyped.push({ input: hexOf(input), error: `execute threw: ${String(e)}` });
+      fail(hexOf(input), `execute threw: ${String(e)}`);
       continue;
     } finally {
       stats.inputs++;
@@ -441,19 +621,15 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
 
   // Still a working TPM…
   const r = parseResponse(GetRandom, await engine.execute(encodeCommand(GetRandom, {}, { bytesRequested: 16 })));
-  if (r.params.randomBytes.length !== 16) {
-    stats.untypedCount++;
-    stats.untyped.push({ input: 'GetRandom after the fuzz', error: `${r.params.randomBytes.length} bytes` });
-  }
-  // …whose state survives the store's format: serialize, parse, validate, and serialize to the same bytes.
+  if (r.params.randomBytes.length !== 16) fail('GetRandom after the fuzz', `${r.params.randomBytes.length} bytes`);
+  // …whose state survives the store's format…
   engine.syncClock();
-  try {
-    const bytes = serializeState(engine.state);
-    const back = validateSimulatorState(parseStateFile(bytes, engine.state.version));
-    if (hexOf(serializeState(back)) !== hexOf(bytes)) throw new Error('the state read back serializes differently');
-  } catch (e) {
-    stats.untypedCount++;
-    stats.untyped.push({ input: 'state after the fuzz', error: `does not round-trip through the store: ${String(e)}` });
-  }
+  stats.stateChecks++;
+  const problem = storeRoundTrip(engine.state);
+  if (problem !== undefined) fail('state after the fuzz', problem);
+  // …and, saved through the store, loads into a fresh engine that answers.
+  const reload = await saveAndReload(engine);
+  if (reload !== undefined) fail('state after the fuzz, saved and reloaded', reload);
+  else stats.reloaded = true;
   return stats;
 }
