@@ -41,22 +41,11 @@ import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
 import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
 import { FaultInjector, type FaultOptions } from './faults.js';
+import { profileParamsRc } from './algorithms.js';
+import { resolveProfile, type TpmProfile, type TpmProfileName } from './profiles.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
-
-/** libtpms-like limits (TPM_PT_* values this engine reports and enforces). */
-export const ENGINE_LIMITS = {
-  maxCommandSize: 4096,
-  maxResponseSize: 4096,
-  loadedObjects: 3,
-  loadedSessions: 3,
-  activeSessions: 64,
-  nvBufferMax: 1024,
-  inputBuffer: 1024,
-  persistentObjects: 7,
-  nvIndexMax: 2048,
-} as const;
 
 export interface TpmEngineOptions {
   /** State to resume from (a store's load); a freshly manufactured TPM when omitted. */
@@ -90,6 +79,11 @@ export interface TpmEngineOptions {
    * and verifiers. Never set for a TPM anyone relies on.
    */
   readonly faults?: FaultOptions;
+  /**
+   * The limits and algorithm set (profiles.ts): a built-in profile's name or a
+   * profile of one's own; `libtpms` when omitted.
+   */
+  readonly profile?: TpmProfileName | TpmProfile;
 }
 
 /** What a power cycle loses (_TPM_Init, Part 1 §36.4). */
@@ -180,15 +174,19 @@ export class TpmEngine {
   readonly manufacture: ManufactureOptions | undefined;
   /** Injected faults (TEST ONLY, faults.ts); inert unless the faults option or a test sets some. */
   readonly faults: FaultInjector;
+  /** The limits this TPM reports and enforces and the algorithms it implements (profiles.ts). */
+  readonly profile: TpmProfile;
   private readonly persist: ((state: SimulatorState) => Promise<void>) | undefined;
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
   /** Set when an authorization failure, self-healing or a PIN index's count changed the state (persisted before answering). */
   private daChanged = false;
 
   constructor(options: TpmEngineOptions = {}) {
+    this.profile = resolveProfile(options.profile);
     this.random = options.random ?? pooledRandomSource();
     this.now = options.now ?? (() => performance.now());
     this.state = options.state ?? createSimulatorState(this.random);
+    if (options.state === undefined) this.state.pcrAllocation = this.state.pcrAllocation.filter((b) => this.profile.algorithms.pcrBanks.includes(b.hashAlg));
     this.persist = options.persist;
     this.manufacture = options.manufacture;
     this.faults = new FaultInjector(options.faults);
@@ -196,7 +194,7 @@ export class TpmEngine {
     if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(ENGINE_LIMITS.loadedObjects), sessions: new SessionTable(ENGINE_LIMITS.loadedSessions, ENGINE_LIMITS.activeSessions), daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined };
+    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(this.profile.limits.loadedObjects), sessions: new SessionTable(this.profile.limits.loadedSessions, this.profile.limits.activeSessions), daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
@@ -260,7 +258,7 @@ export class TpmEngine {
     const tag = view.getUint16(0);
     if (tag !== TPM_ST.NO_SESSIONS && tag !== TPM_ST.SESSIONS) return encodeErrorResponse(TPM_RC.BAD_TAG);
     const size = view.getUint32(2);
-    if (size !== bytes.length || size > ENGINE_LIMITS.maxCommandSize) return encodeErrorResponse(TPM_RC.COMMAND_SIZE);
+    if (size !== bytes.length || size > this.profile.limits.maxCommandSize) return encodeErrorResponse(TPM_RC.COMMAND_SIZE);
     const code = view.getUint32(6);
     const entry = this.handlers.get(code);
     if (entry === undefined) return encodeErrorResponse(TPM_RC.COMMAND_CODE);
@@ -314,6 +312,9 @@ export class TpmEngine {
     } catch (e) {
       return encodeErrorResponse(paramParseRc(e, cmd));
     }
+    // An algorithm the profile leaves out fails as libtpms's unmarshaling fails a disabled one (algorithms.ts).
+    const profileRc = profileParamsRc(this.profile, cmd, params as Record<string, unknown>);
+    if (profileRc !== 0) return encodeErrorResponse(profileRc);
     const selectionRc = pcrSelectionParamsRc(cmd, params as Record<string, unknown>);
     if (selectionRc !== 0) return encodeErrorResponse(selectionRc);
     const ctx = { engine: this, locality, persistentChanged: this.daChanged };

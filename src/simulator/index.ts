@@ -1,5 +1,5 @@
 /** trustroot/simulator — a software TPM 2.0 engine (design.md "Software TPM"). */
-export { ENGINE_LIMITS, FIRMWARE_VERSION, TpmEngine, type TpmEngineOptions, type VolatileState } from './engine.js';
+export { FIRMWARE_VERSION, TpmEngine, type TpmEngineOptions, type VolatileState } from './engine.js';
 export {
   PCR_COUNT,
   SEED_SIZE,
@@ -85,7 +85,21 @@ export {
 } from './manufacture.js';
 
 // The algorithms GetCapability reports and TestParms checks
-export { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, publicParmsRc } from './algorithms.js';
+export { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, profileAlgorithms, profileCurves, profileParamsRc, publicParmsRc } from './algorithms.js';
+
+// Named profiles: the limits and algorithm set of a TPM (engine option `profile`)
+export {
+  checkProfile,
+  DEFAULT_PROFILE,
+  isProfileName,
+  profileByName,
+  resolveProfile,
+  TPM_PROFILES,
+  type TpmProfile,
+  type TpmProfileAlgorithms,
+  type TpmProfileLimits,
+  type TpmProfileName,
+} from './profiles.js';
 
 // TEST ONLY: fault injection for tests of clients and verifiers (engine option `faults`)
 export { corruptNvIndex, enterLockout, FaultInjector, type FaultOptions, type RetryFault } from './faults.js';

@@ -149,6 +149,8 @@ function emsaPss(engine: TpmEngine, alg: number, mHash: Uint8Array, modBits: num
  */
 export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedScheme, digest: Uint8Array): TPMT_SIGNATURE {
   const pub = o.publicArea;
+  // A profile may keep a hash but not for RSA/ECC signatures (libtpms's no-sha1-signing: CryptSign's TPM_RC_HASH, no parameter).
+  if ((pub.type === TPM_ALG.RSA || pub.type === TPM_ALG.ECC) && !engine.profile.algorithms.signingHashes.includes(sel.hashAlg)) throw new TpmError(TPM_RC.HASH);
   if (sel.scheme === TPM_ALG.RSASSA && pub.type === TPM_ALG.RSA) {
     const prefix = DIGEST_INFO.get(sel.hashAlg)!;
     const t = new Uint8Array(prefix.length + digest.length);
@@ -237,9 +239,10 @@ function emsaPssVerify(alg: number, mHash: Uint8Array, em0: Uint8Array, modBits:
  * CryptValidateSignature gives: TPM_RC_SIGNATURE (not genuine, or an HMAC
  * scheme other than the key's), TPM_RC_SCHEME (a scheme this key type cannot
  * verify, or a hash it does not know), TPM_RC_HANDLE (an HMAC key loaded
- * without its private part).
+ * without its private part), TPM_RC_HASH (an RSA or ECC signature with a hash
+ * outside the profile's `signingHashes`, libtpms's no-sha1-verification).
  */
-export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'publicOnly'>, digest: Uint8Array, signature: TPMT_SIGNATURE): number {
+export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'publicOnly'>, digest: Uint8Array, signature: TPMT_SIGNATURE, signingHashes?: readonly number[]): number {
   const { publicArea, key } = o;
   const sigAlg = signature.sigAlg;
   if (sigAlg === TPM_ALG.NULL) return TPM_RC.SIGNATURE;
@@ -247,6 +250,7 @@ export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'pu
     if (sigAlg !== TPM_ALG.RSASSA && sigAlg !== TPM_ALG.RSAPSS) return TPM_RC.SCHEME;
     const { hash: hashAlg, sig } = signature.signature as { hash: number; sig: Uint8Array };
     if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    if (signingHashes !== undefined && !signingHashes.includes(hashAlg)) return TPM_RC.HASH;
     const modBytes = publicArea.unique.length;
     if (sig.length !== modBytes || digest.length !== digestSize(hashAlg)) return TPM_RC.SIGNATURE;
     let decoded: Uint8Array;
@@ -267,6 +271,7 @@ export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'pu
     if (sigAlg !== TPM_ALG.ECDSA) return TPM_RC.SCHEME; // TODO(part 2): ECDAA has no verification; SM2, EC-Schnorr
     const { hash: hashAlg, signatureR, signatureS } = signature.signature as { hash: number; signatureR: Uint8Array; signatureS: Uint8Array };
     if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
+    if (signingHashes !== undefined && !signingHashes.includes(hashAlg)) return TPM_RC.HASH;
     return ecdsaVerify(publicArea, digest, signatureR, signatureS) ? 0 : TPM_RC.SIGNATURE;
   }
   if (publicArea.type === TPM_ALG.KEYEDHASH) {

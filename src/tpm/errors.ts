@@ -18,7 +18,8 @@ export type ErrorCode =
   | SessionErrorCode
   | ClientErrorCode
   | EvidenceErrorCode
-  | StateErrorCode;
+  | StateErrorCode
+  | ProfileErrorCode;
 
 /** Base class: `err.code` is stable and safe to switch on. */
 export class TrustrootError extends Error {
@@ -259,5 +260,20 @@ export class StateError extends TrustrootError {
   constructor(code: StateErrorCode, message: string, path: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.path = path;
+  }
+}
+
+export type ProfileErrorCode =
+  | 'profile.unknown' // no software TPM profile has that name
+  | 'profile.invalid' // a profile asks for what the software TPM cannot do (an algorithm, size or curve it lacks, a limit out of range)
+  | 'profile.mismatch'; // a state manufactured under one profile opened with another (a TPM's algorithm set never changes)
+
+/** A software TPM profile (src/simulator/profiles.ts) that cannot be used; `profile` is the name concerned. */
+export class ProfileError extends TrustrootError {
+  declare readonly code: ProfileErrorCode;
+  readonly profile: string;
+  constructor(code: ProfileErrorCode, message: string, profile: string) {
+    super(code, message);
+    this.profile = profile;
   }
 }

@@ -77,6 +77,8 @@ export const rsaEncryptHandler = handler(RSA_Encrypt, ({ engine }, { keyHandle }
   let outData: Uint8Array;
   try {
     if (sel.scheme === TPM_ALG.NULL) {
+      // A profile without raw RSA (libtpms's no-unpadded-encryption): TPM_RC_SCHEME, no parameter.
+      if (!engine.profile.algorithms.unpaddedRsaEncryption) throw new TpmError(TPM_RC.SCHEME);
       // Raw RSA: leading zeros may make the message longer than the modulus; the value must be below it.
       let i = 0;
       while (i < message.length && message[i] === 0) i++;
@@ -133,6 +135,7 @@ export const rsaDecryptHandler = handler(RSA_Decrypt, ({ engine }, { keyHandle }
   // CryptRsaDecrypt: the cipher text is exactly the modulus size (TPM_RC_SIZE), then a decryption scheme (TPM_RC_SCHEME).
   if (cipherText.length !== o.publicArea.unique.length) throw new TpmError(TPM_RC.SIZE);
   if (sel.scheme !== TPM_ALG.NULL && sel.scheme !== TPM_ALG.RSAES && sel.scheme !== TPM_ALG.OAEP) throw new TpmError(TPM_RC.SCHEME);
+  if (sel.scheme === TPM_ALG.NULL && !engine.profile.algorithms.unpaddedRsaEncryption) throw new TpmError(TPM_RC.SCHEME);
   if (o.publicOnly === true || o.key.type !== 'private') throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   let message: Uint8Array | undefined;
   try {
@@ -232,7 +235,7 @@ export const ecdhZGenHandler = handler(ECDH_ZGen, ({ engine }, { keyHandle }, { 
 export const verifySignatureHandler = handler(VerifySignature, ({ engine }, { keyHandle }, { digest, signature }) => {
   const o = loaded(engine, keyHandle);
   if (!o.publicArea.objectAttributes.sign) throw new TpmError(rcForHandle(TPM_RC.ATTRIBUTES, 1));
-  const rc = verifySignature(o, digest, signature);
+  const rc = verifySignature(o, digest, signature, engine.profile.algorithms.signingHashes);
   if (rc !== 0) throw new TpmError(rcForParameter(rc, 2));
   const validation =
     o.hierarchy === TPM_RH.NULL || o.publicArea.nameAlg === TPM_ALG.NULL

@@ -19,7 +19,7 @@ import { pcrIndices } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { TPMS_ATTEST, type TPMS_PCR_SELECTION, type TPMT_SIG_SCHEME, type TPMT_SIGNATURE } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
-import { FIRMWARE_VERSION, ENGINE_LIMITS, type TpmEngine } from '../engine.js';
+import { FIRMWARE_VERSION, type TpmEngine } from '../engine.js';
 import { ensureEkCertificate } from '../manufacture.js';
 import type { LoadedObject } from '../objects.js';
 import { selectScheme, signDigest, type SelectedScheme } from '../signing.js';
@@ -212,7 +212,7 @@ export const nvCertifyHandler = handler(NV_Certify, async (ctx, { signHandle, au
   if (nv === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 3));
   checkAccess(nv, authHandle, 'read');
   if (size + offset > nv.dataSize) throw new TpmError(TPM_RC.NV_RANGE);
-  if (size > ENGINE_LIMITS.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 3));
+  if (size > engine.profile.limits.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 3));
   const header = fillAttest(engine, signer, qualifyingData);
   const indexName = nvName(nvPublicOf(nv));
   const attest = (

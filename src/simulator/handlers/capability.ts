@@ -4,16 +4,16 @@
  * `propertyCount` and at most what fits MAX_CAP_DATA, and moreData says
  * whether any remain (Part 3 §30.2.1).
  */
-import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_HT, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
+import { PT_FIXED, TPM_ALG, TPM_CAP, TPM_CC, TPM_HT, TPM_NT, TPM_PS, TPM_PT, TPM_PT_PCR, TPM_RH, TPM_RS_PW } from '../../tpm/constants.js';
 import { GetCapability, TestParms } from '../../tpm/commands/index.js';
 import { CAP_LIMITS } from '../../tpm/limits.js';
 import { pcrSelection } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import { TPMA_ALGORITHM, TPMA_CC, TPMA_NV, TPMA_PERMANENT, TPMA_STARTUP_CLEAR, type TPMS_CAPABILITY_DATA } from '../../tpm/types/index.js';
-import { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, publicParmsRc } from '../algorithms.js';
-import { ENGINE_LIMITS, FIRMWARE_VERSION, type TpmEngine } from '../engine.js';
+import { profileAlgorithms, profileCurves, publicParmsRc } from '../algorithms.js';
+import { FIRMWARE_VERSION, type TpmEngine } from '../engine.js';
 import { isNoIncrement, isStateSaved, pcrsFor } from '../pcr-rules.js';
-import { PCR_COUNT } from '../state.js';
+import { PCR_AUTH_VALUE_GROUPS, PCR_COUNT, PCR_POLICY_GROUPS } from '../state.js';
 import { handler, ok } from './handler.js';
 
 /** Four ASCII characters packed big-endian, NUL-padded (Part 2 §6.13). */
@@ -28,6 +28,8 @@ const VENDOR = 'trustroot SW TPM';
 function tpmProperties(engine: TpmEngine): [number, number][] {
   const s = engine.state;
   const v = engine.volatile;
+  // The profile's limits (profiles.ts): what the engine enforces is what it reports.
+  const limits = engine.profile.limits;
   const fw1 = ((FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor) >>> 0;
   return [
     // Fixed properties (Part 2 §6.13, PT_FIXED group). Spec revision 1.59 (2019, day 312).
@@ -44,24 +46,24 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.VENDOR_TPM_TYPE, 1],
     [TPM_PT.FIRMWARE_VERSION_1, fw1],
     [TPM_PT.FIRMWARE_VERSION_2, FIRMWARE_VERSION.patch << 16],
-    [TPM_PT.INPUT_BUFFER, ENGINE_LIMITS.inputBuffer],
-    [TPM_PT.HR_TRANSIENT_MIN, ENGINE_LIMITS.loadedObjects],
-    [TPM_PT.HR_PERSISTENT_MIN, ENGINE_LIMITS.persistentObjects],
-    [TPM_PT.HR_LOADED_MIN, ENGINE_LIMITS.loadedSessions],
-    [TPM_PT.ACTIVE_SESSIONS_MAX, ENGINE_LIMITS.activeSessions],
+    [TPM_PT.INPUT_BUFFER, limits.inputBuffer],
+    [TPM_PT.HR_TRANSIENT_MIN, limits.loadedObjects],
+    [TPM_PT.HR_PERSISTENT_MIN, limits.persistentObjects],
+    [TPM_PT.HR_LOADED_MIN, limits.loadedSessions],
+    [TPM_PT.ACTIVE_SESSIONS_MAX, limits.activeSessions],
     [TPM_PT.PCR_COUNT, PCR_COUNT],
     [TPM_PT.PCR_SELECT_MIN, 3],
     [TPM_PT.CONTEXT_GAP_MAX, 0xffff],
     [TPM_PT.NV_COUNTERS_MAX, 0],
-    [TPM_PT.NV_INDEX_MAX, ENGINE_LIMITS.nvIndexMax],
+    [TPM_PT.NV_INDEX_MAX, limits.nvIndexMax],
     [TPM_PT.MEMORY, 0],
     [TPM_PT.CLOCK_UPDATE, 0x16], // log2 of the Clock persistence interval in ms, as the reference code
     [TPM_PT.CONTEXT_HASH, TPM_ALG.SHA512],
     [TPM_PT.CONTEXT_SYM, TPM_ALG.AES],
     [TPM_PT.CONTEXT_SYM_SIZE, 256],
     [TPM_PT.ORDERLY_COUNT, 255],
-    [TPM_PT.MAX_COMMAND_SIZE, ENGINE_LIMITS.maxCommandSize],
-    [TPM_PT.MAX_RESPONSE_SIZE, ENGINE_LIMITS.maxResponseSize],
+    [TPM_PT.MAX_COMMAND_SIZE, limits.maxCommandSize],
+    [TPM_PT.MAX_RESPONSE_SIZE, limits.maxResponseSize],
     [TPM_PT.MAX_DIGEST, 64],
     [TPM_PT.MAX_OBJECT_CONTEXT, 0],
     [TPM_PT.MAX_SESSION_CONTEXT, 0],
@@ -74,7 +76,7 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.TOTAL_COMMANDS, engine.implementedCommands().length],
     [TPM_PT.LIBRARY_COMMANDS, engine.implementedCommands().length],
     [TPM_PT.VENDOR_COMMANDS, 0],
-    [TPM_PT.NV_BUFFER_MAX, ENGINE_LIMITS.nvBufferMax],
+    [TPM_PT.NV_BUFFER_MAX, limits.nvBufferMax],
     [TPM_PT.MODES, 0],
     [TPM_PT.MAX_CAP_BUFFER, 1024],
     // Variable properties (PT_VAR group).
@@ -96,17 +98,17 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     ],
     [TPM_PT.HR_NV_INDEX, s.nvIndices.length],
     [TPM_PT.HR_LOADED, v.sessions.count],
-    [TPM_PT.HR_LOADED_AVAIL, ENGINE_LIMITS.loadedSessions - v.sessions.count],
+    [TPM_PT.HR_LOADED_AVAIL, limits.loadedSessions - v.sessions.count],
     [TPM_PT.HR_ACTIVE, v.sessions.activeCount],
-    [TPM_PT.HR_ACTIVE_AVAIL, ENGINE_LIMITS.activeSessions - v.sessions.activeCount],
-    [TPM_PT.HR_TRANSIENT_AVAIL, ENGINE_LIMITS.loadedObjects - v.objects.count],
+    [TPM_PT.HR_ACTIVE_AVAIL, limits.activeSessions - v.sessions.activeCount],
+    [TPM_PT.HR_TRANSIENT_AVAIL, limits.loadedObjects - v.objects.count],
     [TPM_PT.HR_PERSISTENT, s.persistentObjects.length],
-    [TPM_PT.HR_PERSISTENT_AVAIL, ENGINE_LIMITS.persistentObjects - s.persistentObjects.length],
+    [TPM_PT.HR_PERSISTENT_AVAIL, limits.persistentObjects - s.persistentObjects.length],
     // Part 2 §6.13: the defined indices of type TPM_NT_COUNTER.
     [TPM_PT.NV_COUNTERS, s.nvIndices.filter((n) => TPMA_NV.fromWord(n.attributes).TPM_NT === TPM_NT.COUNTER).length],
     [TPM_PT.NV_COUNTERS_AVAIL, 0],
     [TPM_PT.ALGORITHM_SET, 0],
-    [TPM_PT.LOADED_CURVES, IMPLEMENTED_CURVES.length],
+    [TPM_PT.LOADED_CURVES, engine.profile.algorithms.eccCurves.length],
     [TPM_PT.LOCKOUT_COUNTER, s.dictionaryAttack.failedTries],
     [TPM_PT.MAX_AUTH_FAIL, s.dictionaryAttack.maxTries],
     [TPM_PT.LOCKOUT_INTERVAL, s.dictionaryAttack.recoveryTime],
@@ -115,6 +117,66 @@ function tpmProperties(engine: TpmEngine): [number, number][] {
     [TPM_PT.AUDIT_COUNTER_0, 0],
     [TPM_PT.AUDIT_COUNTER_1, 0],
   ];
+}
+
+/**
+ * TPMA_CC's nv, extensive and flushed bits (Part 2 §8.9), per command as
+ * Part 3's command tables give them (libtpms's CommandAttributeData): nv —
+ * the command may write NV, so it may be refused while NV is rate-limited;
+ * extensive — it may flush many objects; flushed — it flushes its first
+ * handle's object (a sequence) when it completes.
+ */
+const NV_COMMANDS: ReadonlySet<number> = new Set([
+  TPM_CC.NV_UndefineSpaceSpecial,
+  TPM_CC.EvictControl,
+  TPM_CC.HierarchyControl,
+  TPM_CC.NV_UndefineSpace,
+  TPM_CC.ChangeEPS,
+  TPM_CC.ChangePPS,
+  TPM_CC.Clear,
+  TPM_CC.ClearControl,
+  TPM_CC.ClockSet,
+  TPM_CC.HierarchyChangeAuth,
+  TPM_CC.NV_DefineSpace,
+  TPM_CC.PCR_Allocate,
+  TPM_CC.PCR_SetAuthPolicy,
+  TPM_CC.SetPrimaryPolicy,
+  TPM_CC.NV_GlobalWriteLock,
+  TPM_CC.GetCommandAuditDigest,
+  TPM_CC.NV_Increment,
+  TPM_CC.NV_SetBits,
+  TPM_CC.NV_Extend,
+  TPM_CC.NV_Write,
+  TPM_CC.NV_WriteLock,
+  TPM_CC.DictionaryAttackLockReset,
+  TPM_CC.DictionaryAttackParameters,
+  TPM_CC.NV_ChangeAuth,
+  TPM_CC.PCR_Event,
+  TPM_CC.PCR_Reset,
+  TPM_CC.SetCommandCodeAuditStatus,
+  TPM_CC.IncrementalSelfTest,
+  TPM_CC.SelfTest,
+  TPM_CC.Startup,
+  TPM_CC.Shutdown,
+  TPM_CC.StirRandom,
+  TPM_CC.NV_ReadLock,
+  TPM_CC.PCR_Extend,
+  TPM_CC.EventSequenceComplete,
+]);
+const EXTENSIVE_COMMANDS: ReadonlySet<number> = new Set([TPM_CC.HierarchyControl, TPM_CC.ChangeEPS, TPM_CC.ChangePPS, TPM_CC.Clear]);
+const FLUSHED_COMMANDS: ReadonlySet<number> = new Set([TPM_CC.SequenceComplete, TPM_CC.EventSequenceComplete]);
+
+/** The TPMA_CC of an implemented command (TPM_CAP_COMMANDS). */
+export function commandAttributes(engine: TpmEngine, code: number): TPMA_CC {
+  const cmd = engine.commandRecord(code)!;
+  return TPMA_CC.of({
+    commandIndex: code & 0xffff,
+    nv: NV_COMMANDS.has(code),
+    extensive: EXTENSIVE_COMMANDS.has(code),
+    flushed: FLUSHED_COMMANDS.has(code),
+    cHandles: cmd.handleNames.length,
+    rHandle: cmd.responseHandleNames.length > 0,
+  });
 }
 
 /** Permanent handles a TPM lists under TPM_CAP_HANDLES (Part 2 §7.4). */
@@ -137,8 +199,9 @@ function pcrProperties(): [number, ReturnType<typeof pcrSelection>['pcrSelect']]
   }
   out.push([TPM_PT_PCR.NO_INCREMENT, sel(all.filter(isNoIncrement))]);
   out.push([TPM_PT_PCR.DRTM_RESET, sel([17, 18, 19, 20, 21, 22])]);
-  out.push([TPM_PT_PCR.POLICY, sel([])]);
-  out.push([TPM_PT_PCR.AUTH, sel([])]);
+  // The PCRs of the authorization groups (PCR_SetAuthPolicy, PCR_SetAuthValue).
+  out.push([TPM_PT_PCR.POLICY, sel(PCR_POLICY_GROUPS.flat())]);
+  out.push([TPM_PT_PCR.AUTH, sel(PCR_AUTH_VALUE_GROUPS.flat())]);
   return out;
 }
 
@@ -146,7 +209,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
   let result: { moreData: 0 | 1; capabilityData: TPMS_CAPABILITY_DATA };
   switch (capability) {
     case TPM_CAP.ALGS: {
-      const p = page(IMPLEMENTED_ALGORITHMS.map(([alg, algProperties]) => [alg, { alg, algProperties }] as [number, { alg: number; algProperties: TPMA_ALGORITHM }]), property, propertyCount, CAP_LIMITS.MAX_CAP_ALGS);
+      const p = page([...profileAlgorithms(engine.profile)].map(([alg, algProperties]) => [alg, { alg, algProperties }] as [number, { alg: number; algProperties: TPMA_ALGORITHM }]), property, propertyCount, CAP_LIMITS.MAX_CAP_ALGS);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
     }
@@ -169,11 +232,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
       break;
     }
     case TPM_CAP.COMMANDS: {
-      const items = engine.implementedCommands().map((code) => {
-        const cmd = engine.commandRecord(code)!;
-        const attrs = TPMA_CC.of({ commandIndex: code & 0xffff, cHandles: cmd.handleNames.length, rHandle: cmd.responseHandleNames.length > 0 });
-        return [code, attrs] as [number, typeof attrs];
-      });
+      const items = engine.implementedCommands().map((code) => [code, commandAttributes(engine, code)] as [number, TPMA_CC]);
       const p = page(items, property, propertyCount, CAP_LIMITS.MAX_CAP_CC);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
@@ -208,7 +267,7 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
       break;
     }
     case TPM_CAP.ECC_CURVES: {
-      const p = page(IMPLEMENTED_CURVES.map((c) => [c, c] as [number, number]), property, propertyCount, CAP_LIMITS.MAX_ECC_CURVES);
+      const p = page(profileCurves(engine.profile).map((c) => [c, c] as [number, number]), property, propertyCount, CAP_LIMITS.MAX_ECC_CURVES);
       result = { moreData: p.moreData, capabilityData: { capability, data: p.data } as TPMS_CAPABILITY_DATA };
       break;
     }
@@ -223,9 +282,9 @@ export const getCapabilityHandler = handler(GetCapability, ({ engine }, _h, { ca
   return ok<typeof GetCapability>(result);
 });
 
-/** Part 3 §30.3: whether the TPM supports a set of object parameters (algorithms.ts holds the one list it checks). */
-export const testParmsHandler = handler(TestParms, (_ctx, _h, { parameters }) => {
-  const rc = publicParmsRc(parameters);
+/** Part 3 §30.3: whether the TPM supports a set of object parameters (algorithms.ts holds the one list it checks, narrowed by the profile). */
+export const testParmsHandler = handler(TestParms, ({ engine }, _h, { parameters }) => {
+  const rc = publicParmsRc(parameters, engine.profile);
   if (rc !== 0) throw new TpmError(rcForParameter(rc, 1));
   return ok<typeof TestParms>({});
 });

@@ -27,7 +27,7 @@ import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPMA_NV, TPMT_PUBLIC, TPMT_SENSITIVE } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
-import { ENGINE_LIMITS, type TpmEngine } from '../engine.js';
+import type { TpmEngine } from '../engine.js';
 import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
@@ -75,7 +75,7 @@ export const evictControlHandler = handler(EvictControl, (ctx, { auth, objectHan
     state.persistentObjects = state.persistentObjects.filter((p) => p.handle !== objectHandle);
   } else {
     if (state.persistentObjects.some((p) => p.handle === persistentHandle)) throw new TpmError(TPM_RC.NV_DEFINED);
-    if (state.persistentObjects.length >= ENGINE_LIMITS.persistentObjects) throw new TpmError(TPM_RC.NV_SPACE);
+    if (state.persistentObjects.length >= engine.profile.limits.persistentObjects) throw new TpmError(TPM_RC.NV_SPACE);
     state.persistentObjects.push({
       handle: persistentHandle,
       hierarchy: object.hierarchy,

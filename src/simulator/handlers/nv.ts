@@ -31,7 +31,6 @@ import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import { trimAuthValue } from '../../tpm/session-crypto.js';
 import { TPMA_NV, TPMS_NV_PIN_COUNTER_PARAMETERS, type TPMS_NV_PUBLIC } from '../../tpm/types/index.js';
 import { decode, encode } from '../../tpm/wire/codec.js';
-import { ENGINE_LIMITS } from '../engine.js';
 import type { TpmEngine } from '../engine.js';
 import type { NvIndexState, SimulatorState } from '../state.js';
 import { ensureEkCertificate } from '../manufacture.js';
@@ -208,7 +207,7 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   if (byPlatform && !state.phEnableNV) throw new TpmError(rcForHandle(TPM_RC.HIERARCHY, 1));
   switch (a.TPM_NT) {
     case TPM_NT.ORDINARY:
-      if (pub.dataSize > ENGINE_LIMITS.nvIndexMax) throw badPublic(TPM_RC.SIZE);
+      if (pub.dataSize > ctx.engine.profile.limits.nvIndexMax) throw badPublic(TPM_RC.SIZE);
       break;
     case TPM_NT.EXTEND:
       if (pub.dataSize !== dsize) throw badPublic(TPM_RC.SIZE);
@@ -241,7 +240,7 @@ export const nvDefineSpaceHandler = handler(NV_DefineSpace, (ctx, { authHandle }
   // Part 3 §31.3: POLICY_DELETE only on a platform index (deleted through its policy by UndefineSpaceSpecial).
   if (a.POLICY_DELETE && !byPlatform) throw badPublic(TPM_RC.ATTRIBUTES);
   // Part 3 §31.3: WRITEALL must be possible in one NV_Write.
-  if (a.WRITEALL && pub.dataSize > ENGINE_LIMITS.nvBufferMax) throw badPublic(TPM_RC.SIZE);
+  if (a.WRITEALL && pub.dataSize > ctx.engine.profile.limits.nvBufferMax) throw badPublic(TPM_RC.SIZE);
   if (state.nvIndices.some((n) => n.nvIndex === pub.nvIndex)) throw new TpmError(TPM_RC.NV_DEFINED);
   if (nvBytesUsed(state) + pub.dataSize + NV_MEMORY.perIndexOverhead > NV_MEMORY.bytes) throw new TpmError(TPM_RC.NV_SPACE);
   state.nvIndices.push({
@@ -304,7 +303,7 @@ export const nvReadHandler = handler(NV_Read, async (ctx, { authHandle, nvIndex 
   if (await ensureEkCertificate(engine, nvIndex)) changed(ctx);
   const nv = findIndex(engine, nvIndex);
   checkAccess(nv, authHandle, 'read');
-  if (size > ENGINE_LIMITS.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  if (size > engine.profile.limits.nvBufferMax) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
   if (offset > nv.dataSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, 2));
   if (size > nv.dataSize - offset) throw new TpmError(TPM_RC.NV_RANGE);
   return ok<typeof NV_Read>({ data: nv.data.slice(offset, offset + size) });

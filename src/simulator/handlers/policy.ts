@@ -324,7 +324,7 @@ export const policySignedHandler = handler(PolicySigned, ({ engine }, { authObje
     if (sigHash === undefined) throw new TpmError(rcForParameter(TPM_RC.SCHEME, 5));
     // aHash = H_sigHash(nonceTPM ‖ expiration ‖ cpHashA ‖ policyRef) (Part 3 §23.3.1).
     const aHash = policySignedDigest(sigHash, { nonceTPM: p.nonceTPM, expiration: p.expiration, cpHashA: p.cpHashA, policyRef: p.policyRef });
-    const rc = verifySignature(key, aHash, sig);
+    const rc = verifySignature(key, aHash, sig, engine.profile.algorithms.signingHashes);
     if (rc !== 0) throw new TpmError(rcForParameter(rc, 5));
   }
   s.policyDigest = updatePolicySigned(s.authHash, s.policyDigest, { authName: key.name, policyRef: p.policyRef });

@@ -1,0 +1,187 @@
+/**
+ * Named, typed profiles of the software TPM (issue 7 "Profiles"): the
+ * limits it reports and enforces and the algorithm set it implements, so
+ * that a stricter TPM is one engine option (`profile`) away. A profile is
+ * fixed at manufacture: the state records its name and an engine refuses
+ * to open a state with another one (design.md "Software TPM", "Profiles").
+ *
+ * - `libtpms` (the default) is this engine as it always was, mirroring
+ *   libtpms 0.9 / swtpm: 3 loaded objects, 3 sessions, 1024-byte buffers,
+ *   SHA-1/256/384/512, RSA 2048/3072, NIST P-256/P-384, AES in every mode.
+ * - `strict` is for testing that clients do not rely on weak algorithms.
+ *   What it removes is removed as a TPM whose vendor left it out would
+ *   (libtpms's runtime profiles with "sha1" and "ecb" disabled plus its
+ *   `fips-host` attributes), so a client sees the answers a real TPM gives:
+ *   - SHA-1 is not implemented at all: no SHA-1 PCR bank (the bank many
+ *     current TPMs ship deallocated), no SHA-1 nameAlg (an object's or NV
+ *     index's Name would rest on a broken hash), session, hash sequence,
+ *     signing scheme or signature. Every SHA-1 TPMI_ALG_HASH in a command's
+ *     parameters is TPM_RC_HASH on that parameter, as libtpms unmarshals a
+ *     disabled hash. Keeping SHA-1 for PCRs or Names only would let a
+ *     client pass that still breaks on such a TPM.
+ *   - RSA keys of 2048 bits and more (SP 800-131A: 1024-bit RSA is
+ *     disallowed since 2013); NIST P-256 and P-384 only.
+ *   - No ECB mode (TPM_RC_MODE): it leaks equal plaintext blocks and nothing
+ *     a client needs uses it (parameter encryption is CFB).
+ *   - No unpadded ("raw") RSA encryption (RSA_Encrypt/RSA_Decrypt with the
+ *     NULL scheme: TPM_RC_SCHEME, libtpms's no-unpadded-encryption).
+ *   The limits stay libtpms's: a strict profile is about algorithms, and a
+ *   client tuned to 3 object slots must keep working.
+ *
+ * `signingHashes` is separate from `hashes` for profiles that keep a hash
+ * but not for signatures (libtpms's no-sha1-signing / no-sha1-verification:
+ * TPM_RC_HASH when an RSA or ECC key signs or a signature is verified).
+ */
+import { TPM_ALG, TPM_ECC } from '../tpm/constants.js';
+import { ProfileError } from '../tpm/errors.js';
+import { ECC_CURVES, RSA_KEY_BITS } from './keygen.js';
+
+/** The TPM_PT_* limits a profile sets (capability.ts reports them, the engine and handlers enforce them). */
+export interface TpmProfileLimits {
+  /** TPM_PT_MAX_COMMAND_SIZE: a longer command is TPM_RC_COMMAND_SIZE. */
+  readonly maxCommandSize: number;
+  /** TPM_PT_MAX_RESPONSE_SIZE. */
+  readonly maxResponseSize: number;
+  /** TPM_PT_HR_TRANSIENT_MIN: object slots (TPM_RC_OBJECT_MEMORY beyond). */
+  readonly loadedObjects: number;
+  /** TPM_PT_HR_LOADED_MIN: loaded session slots (TPM_RC_SESSION_MEMORY beyond). */
+  readonly loadedSessions: number;
+  /** TPM_PT_ACTIVE_SESSIONS_MAX: loaded and saved sessions together (TPM_RC_SESSION_HANDLES beyond). */
+  readonly activeSessions: number;
+  /** TPM_PT_NV_BUFFER_MAX: bytes of one NV_Read/NV_Write/NV_Certify. */
+  readonly nvBufferMax: number;
+  /** TPM_PT_INPUT_BUFFER: TPM2B_MAX_BUFFER's size here. */
+  readonly inputBuffer: number;
+  /** TPM_PT_HR_PERSISTENT_MIN: persistent objects (EvictControl: TPM_RC_NV_SPACE beyond). */
+  readonly persistentObjects: number;
+  /** TPM_PT_NV_INDEX_MAX: the largest NV index data. */
+  readonly nvIndexMax: number;
+}
+
+/** The algorithm set of a profile; every list is a subset of what the engine can do (checkProfile). */
+export interface TpmProfileAlgorithms {
+  /** Implemented hashes (TPMI_ALG_HASH): PCR banks, nameAlgs, sessions, sequences, schemes. */
+  readonly hashes: readonly number[];
+  /** Hashes an RSA or ECC key may sign or have verified with (a subset of `hashes`). */
+  readonly signingHashes: readonly number[];
+  /** RSA modulus sizes (TPMI_RSA_KEY_BITS). */
+  readonly rsaKeyBits: readonly number[];
+  /** ECC curves (TPMI_ECC_CURVE, TPM_CAP_ECC_CURVES). */
+  readonly eccCurves: readonly number[];
+  /** Block cipher modes (TPMI_ALG_SYM_MODE, TPMI_ALG_CIPHER_MODE). */
+  readonly symmetricModes: readonly number[];
+  /** Whether RSA_Encrypt/RSA_Decrypt do raw RSA (the NULL scheme). */
+  readonly unpaddedRsaEncryption: boolean;
+  /** The PCR banks a new TPM has allocated (each with all 24 PCRs; PCR_Allocate may change them later). */
+  readonly pcrBanks: readonly number[];
+}
+
+export interface TpmProfile {
+  /** Recorded in the state at manufacture. */
+  readonly name: string;
+  readonly description: string;
+  readonly limits: TpmProfileLimits;
+  readonly algorithms: TpmProfileAlgorithms;
+}
+
+/** libtpms's limits (TPM_PT_* as swtpm reports them). */
+const LIBTPMS_LIMITS: TpmProfileLimits = {
+  maxCommandSize: 4096,
+  maxResponseSize: 4096,
+  loadedObjects: 3,
+  loadedSessions: 3,
+  activeSessions: 64,
+  nvBufferMax: 1024,
+  inputBuffer: 1024,
+  persistentObjects: 7,
+  nvIndexMax: 2048,
+};
+
+const SHA2 = [TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];
+
+export const TPM_PROFILES = {
+  libtpms: {
+    name: 'libtpms',
+    description: 'libtpms/swtpm as this engine mirrors them: SHA-1 and SHA-2, RSA 2048/3072, NIST P-256/P-384, AES in every mode; the default',
+    limits: LIBTPMS_LIMITS,
+    algorithms: {
+      hashes: [TPM_ALG.SHA1, ...SHA2],
+      signingHashes: [TPM_ALG.SHA1, ...SHA2],
+      rsaKeyBits: RSA_KEY_BITS,
+      eccCurves: ECC_CURVES,
+      symmetricModes: [TPM_ALG.CTR, TPM_ALG.OFB, TPM_ALG.CBC, TPM_ALG.CFB, TPM_ALG.ECB],
+      unpaddedRsaEncryption: true,
+      pcrBanks: [TPM_ALG.SHA1, ...SHA2],
+    },
+  },
+  strict: {
+    name: 'strict',
+    description: 'no weak algorithms: no SHA-1 anywhere (banks, names, sessions, signatures), RSA of 2048 bits and more, no ECB, no raw RSA encryption',
+    limits: LIBTPMS_LIMITS,
+    algorithms: {
+      hashes: SHA2,
+      signingHashes: SHA2,
+      rsaKeyBits: RSA_KEY_BITS.filter((b) => b >= 2048),
+      eccCurves: ECC_CURVES.filter((c) => c === TPM_ECC.NIST_P256 || c === TPM_ECC.NIST_P384),
+      symmetricModes: [TPM_ALG.CTR, TPM_ALG.OFB, TPM_ALG.CBC, TPM_ALG.CFB],
+      unpaddedRsaEncryption: false,
+      pcrBanks: SHA2,
+    },
+  },
+} as const satisfies Record<string, TpmProfile>;
+
+export type TpmProfileName = keyof typeof TPM_PROFILES;
+
+/** The default profile: the engine as it was before profiles. */
+export const DEFAULT_PROFILE: TpmProfileName = 'libtpms';
+
+export function isProfileName(name: string): name is TpmProfileName {
+  return Object.hasOwn(TPM_PROFILES, name);
+}
+
+/**
+ * The built-in profile called `name`.
+ * @throws ProfileError profile.unknown, naming the profiles there are
+ */
+export function profileByName(name: string): TpmProfile {
+  if (!isProfileName(name)) throw new ProfileError('profile.unknown', `no software TPM profile "${name}" (profiles: ${Object.keys(TPM_PROFILES).join(', ')})`, name);
+  return TPM_PROFILES[name];
+}
+
+/**
+ * Checks that the engine can be what `profile` asks: every algorithm, size
+ * and curve one the libtpms profile has (the engine implements nothing
+ * more), CFB kept (parameter encryption and contexts use it, as libtpms
+ * never disables it), SHA-256 kept (EK templates and the state's own
+ * digests), signing hashes and PCR banks among the hashes, positive limits.
+ * @throws ProfileError profile.invalid
+ */
+export function checkProfile(profile: TpmProfile): TpmProfile {
+  const full = TPM_PROFILES.libtpms.algorithms;
+  const a = profile.algorithms;
+  const bad = (what: string): never => {
+    throw new ProfileError('profile.invalid', `software TPM profile "${profile.name}": ${what}`, profile.name);
+  };
+  const subset = (field: string, list: readonly number[], of: readonly number[]): void => {
+    const extra = list.filter((x) => !of.includes(x));
+    if (extra.length > 0) bad(`${field} has ${extra.map((x) => `0x${x.toString(16)}`).join(', ')}, which this engine does not implement`);
+  };
+  if (profile.name.length === 0) bad('no name');
+  subset('hashes', a.hashes, full.hashes);
+  subset('signingHashes', a.signingHashes, a.hashes);
+  subset('rsaKeyBits', a.rsaKeyBits, full.rsaKeyBits);
+  subset('eccCurves', a.eccCurves, full.eccCurves);
+  subset('symmetricModes', a.symmetricModes, full.symmetricModes);
+  subset('pcrBanks', a.pcrBanks, a.hashes);
+  if (!a.hashes.includes(TPM_ALG.SHA256)) bad('hashes must keep SHA-256');
+  if (!a.symmetricModes.includes(TPM_ALG.CFB)) bad('symmetricModes must keep CFB (parameter encryption)');
+  if (a.pcrBanks.length === 0) bad('no PCR bank');
+  for (const [k, v] of Object.entries(profile.limits)) if (!Number.isSafeInteger(v) || v < 1) bad(`limits.${k} ${String(v)} is not a positive integer`);
+  return profile;
+}
+
+/** A profile option (a name or a profile) as a checked profile. */
+export function resolveProfile(option: TpmProfileName | TpmProfile | undefined): TpmProfile {
+  if (option === undefined) return TPM_PROFILES[DEFAULT_PROFILE];
+  return typeof option === 'string' ? profileByName(option) : checkProfile(option);
+}
