@@ -16,8 +16,12 @@
  * which node:crypto does not give).
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { TPM_ALG, TPM_CC, TPM_ST } from '../../src/tpm/constants.js';
+import { cpHash, rpHash } from '../../src/tpm/cphash.js';
 import { PolicyCalculator } from '../../src/tpm/policy.js';
-import { TPM_ALG, TPM_CC } from '../../src/tpm/constants.js';
+import { extendAuditDigest } from '../../src/tpm/session-crypto.js';
+import { TPMS_ATTEST } from '../../src/tpm/types/index.js';
+import { decode } from '../../src/tpm/wire/codec.js';
 import { describe, expect, it } from 'vitest';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
@@ -28,6 +32,34 @@ const sha256 = (...parts: Uint8Array[]): Buffer => {
   for (const p of parts) h.update(p);
   return h.digest();
 };
+
+const u16 = (v: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(v);
+  return b;
+};
+const u32 = (v: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b;
+};
+const SHA256 = TPM_ALG.SHA256;
+
+/**
+ * One audited TPM2_GetRandom (Part 1 §18.7, §18.8): cpHash = H(CC ‖ bytesRequested), no handles;
+ * rpHash = H(TPM_RC_SUCCESS ‖ CC ‖ TPM2B randomBytes).
+ */
+function getRandomAudit(bytes: Uint8Array): { cp: Uint8Array; rp: Uint8Array } {
+  return {
+    cp: cpHash(SHA256, TPM_CC.GetRandom, [], u16(bytes.length)),
+    rp: rpHash(SHA256, TPM_CC.GetRandom, Buffer.concat([u16(bytes.length), bytes])),
+  };
+}
+
+/** auditDigest_new = H(auditDigest_old ‖ cpHash ‖ rpHash) over `commands`, from a digest of zeros (Part 1 §19.6.14, Part 3 §21). */
+function auditDigestOf(commands: readonly { cp: Uint8Array; rp: Uint8Array }[]): Uint8Array {
+  return commands.reduce<Uint8Array>((d, c) => extendAuditDigest(SHA256, d, c.cp, c.rp), new Uint8Array(32));
+}
 
 /** The banks `tpm2_getcap pcrs` lists, as "alg: [pcrs]" lines → { alg: count of PCRs }. */
 function banksOf(getcapPcrs: string): Record<string, number> {
@@ -122,6 +154,68 @@ function part2Suite(_kind: TargetKind, label: string, start: () => Promise<Runni
       await tool('import', ['-C', f('npx.ctx'), '-u', f('kx.pub'), '-i', f('kx.dup'), '-s', f('kx.seed'), '-r', f('kx.imported')]);
       await tool('load', ['-C', f('npx.ctx'), '-u', f('kx.pub'), '-r', f('kx.imported'), '-c', f('kx.ctx')]);
       expect(await signsFor('kx.ctx', 'kx.pem', 'kx')).toBe(true);
+    });
+
+    // --- Audit: SetCommandCodeAuditStatus, GetCommandAuditDigest, GetSessionAuditDigest (Part 3 §21) ---
+
+    /** An ECDSA P-256 signing primary for the attestations (ak.ctx) and its public key (ak.pem). */
+    const attestationKey = async (): Promise<void> => {
+      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256', '-a', 'sign|fixedtpm|fixedparent|sensitivedataorigin|userwithauth', '-c', f('ak.ctx')]);
+      await tool('readpublic', ['-c', f('ak.ctx'), '-f', 'pem', '-o', f('ak.pem')]);
+    };
+    /** `tpm2_getrandom 16 -o name` (through `session` when given): the bytes. */
+    const random16 = async (name: string, session?: string): Promise<Buffer> => {
+      await tool('getrandom', ['16', '-o', f(name), ...(session === undefined ? [] : ['-S', f(session)])]);
+      return read(name);
+    };
+    /** A signed attestation the tool wrote (-m, -s, -f plain): openssl verifies it with ak.pem; decoded. */
+    const attestation = async (tag: string): Promise<TPMS_ATTEST> => {
+      expect(await opensslVerifies(f('ak.pem'), f(`${tag}.sig`), f(`${tag}.att`))).toBe(true);
+      return decode(TPMS_ATTEST, await read(`${tag}.att`));
+    };
+
+    flow('setcommandauditstatus + getcommandauditdigest: the digest of two audited GetRandoms, computed here; signed', async () => {
+      await attestationKey();
+      await tool('setcommandauditstatus', ['-C', 'o', '-g', 'sha256']);
+      await tool('setcommandauditstatus', ['-C', 'o', 'TPM2_CC_GetRandom']);
+      const nonce = randomBytes(16).toString('hex');
+      const digestArgs = (tag: string): string[] => ['-c', f('ak.ctx'), '-g', 'sha256', '-f', 'plain', '-q', nonce, '-m', f(`${tag}.att`), '-s', f(`${tag}.sig`)];
+      // Reading the digest clears it (Part 3 §21.5): the next audited command starts a new one.
+      await tool('getcommandauditdigest', digestArgs('cad0'));
+      const first = await attestation('cad0');
+      const r1 = await random16('audit-r1.bin');
+      const r2 = await random16('audit-r2.bin');
+      await tool('getcommandauditdigest', digestArgs('cad1'));
+      const a = await attestation('cad1');
+      expect(a.type).toBe(TPM_ST.ATTEST_COMMAND_AUDIT);
+      expect(Buffer.from(a.extraData).toString('hex')).toBe(nonce);
+      const info = a.attested as { auditCounter: bigint; digestAlg: number; auditDigest: Uint8Array; commandDigest: Uint8Array };
+      const before = first.attested as typeof info;
+      expect(info.digestAlg).toBe(SHA256);
+      expect(Buffer.from(info.auditDigest).equals(Buffer.from(auditDigestOf([getRandomAudit(r1), getRandomAudit(r2)])))).toBe(true);
+      // The counter counts audit digests started: one more since the first read.
+      expect(info.auditCounter).toBe(before.auditCounter + 1n);
+      // commandDigest: H(the audited command codes, ascending); SetCommandCodeAuditStatus is always audited.
+      expect(Buffer.from(info.commandDigest).equals(sha256(u32(TPM_CC.SetCommandCodeAuditStatus), u32(TPM_CC.GetRandom)))).toBe(true);
+      await tool('setcommandauditstatus', ['-C', 'o', '--clear-list', 'TPM2_CC_GetRandom']);
+      await tool('getcommandauditdigest', digestArgs('cad2'));
+      const cleared = (await attestation('cad2')).attested as typeof info;
+      expect(Buffer.from(cleared.commandDigest).equals(sha256(u32(TPM_CC.SetCommandCodeAuditStatus)))).toBe(true);
+    });
+
+    flow('getsessionauditdigest: an audit session over two GetRandoms, the digest computed here; signed', async () => {
+      await attestationKey();
+      await tool('startauthsession', ['--audit-session', '-S', f('audit.session')]);
+      const r1 = await random16('saudit-r1.bin', 'audit.session');
+      const r2 = await random16('saudit-r2.bin', 'audit.session');
+      const nonce = randomBytes(16).toString('hex');
+      await tool('getsessionauditdigest', ['-c', f('ak.ctx'), '-g', 'sha256', '-f', 'plain', '-q', nonce, '-S', f('audit.session'), '-m', f('sad.att'), '-s', f('sad.sig')]);
+      await tool('flushcontext', [f('audit.session')]);
+      const a = await attestation('sad');
+      expect(a.type).toBe(TPM_ST.ATTEST_SESSION_AUDIT);
+      expect(Buffer.from(a.extraData).toString('hex')).toBe(nonce);
+      const info = a.attested as { exclusiveSession: number; sessionDigest: Uint8Array };
+      expect(Buffer.from(info.sessionDigest).equals(Buffer.from(auditDigestOf([getRandomAudit(r1), getRandomAudit(r2)])))).toBe(true);
     });
 
     // --- PCR_Allocate (Part 3 §22.5) and a TPM Reset ------------------------------------------------
