@@ -1,6 +1,6 @@
 /**
  * Test helpers for client suites: a transport wrapper that counts commands by
- * code and can play a lying TPM (rewrite the next response to one command),
+ * code, keeps the last exchange, and can play a lying TPM (rewrite the next response to one command),
  * and a helper that returns a promise's rejection.
  */
 import type { SendOptions, Transport } from '../../src/tpm/transport/index.js';
@@ -23,12 +23,14 @@ export async function tpmRejection(p: Promise<unknown>): Promise<TpmError> {
   throw e;
 }
 
-/** Counts commands by command code, and rewrites the next response to the command code given in `edit`. */
+/** Counts commands by command code, keeps the last command and response, and rewrites the next response to the command code given in `edit`. */
 export class WireProbe implements Transport {
   readonly inner: Transport;
   readonly counts = new Map<number, number>();
   /** Applied once, to the next response to a command with code `cc`. */
   edit: { cc: number; fn: (response: Uint8Array) => Uint8Array } | undefined;
+  /** The last command sent and the response it got (as returned to the caller). */
+  last: { readonly command: Uint8Array; readonly response: Uint8Array } | undefined;
 
   constructor(inner: Transport) {
     this.inner = inner;
@@ -37,12 +39,13 @@ export class WireProbe implements Transport {
   async send(command: Uint8Array, options?: SendOptions): Promise<Uint8Array> {
     const cc = new DataView(command.buffer, command.byteOffset, command.byteLength).getUint32(6);
     this.counts.set(cc, (this.counts.get(cc) ?? 0) + 1);
-    const response = await this.inner.send(command, options);
+    let response = await this.inner.send(command, options);
     const edit = this.edit;
     if (edit !== undefined && edit.cc === cc) {
       this.edit = undefined;
-      return edit.fn(response.slice());
+      response = edit.fn(response.slice());
     }
+    this.last = { command, response };
     return response;
   }
 
