@@ -35,7 +35,7 @@ import { countPinUse, nvAuthPolicyAvailable, nvAuthValueAvailable, nvPublicOf } 
 import { findObject } from './handlers/object.js';
 import { checkPolicySession } from './policy-check.js';
 import { isImplementedHash, type SequenceObject } from './sequences.js';
-import { PCR_COUNT, createSimulatorState, pooledRandomSource, type RandomSource, type SimulatorState } from './state.js';
+import { PCR_COUNT, createSimulatorState, pcrAuthPolicyOf, pcrAuthValueGroup, pooledRandomSource, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
@@ -440,8 +440,13 @@ export class TpmEngine {
       // Reference IsDAExempted: every permanent handle but TPM_RH_LOCKOUT is exempt.
       return { handle: h, name: handleName(h), authValue: auth?.authValue ?? EMPTY, authPolicy: auth?.authPolicy ?? EMPTY, daExempt: h !== TPM_RH.LOCKOUT, objectAttributes: undefined };
     }
-    // PCR authValues are empty until PCR_SetAuthValue; PCRs are exempt from DA.
-    if (type === TPM_HT.PCR) return { handle: h, name: handleName(h), authValue: EMPTY, authPolicy: EMPTY, daExempt: true, objectAttributes: undefined };
+    if (type === TPM_HT.PCR) {
+      // Part 3 §22.6–§22.7: a PCR of an authorization group has that group's authValue and policy; others neither.
+      // PCRs are exempt from DA (reference IsDAExempted).
+      const v = pcrAuthValueGroup(h);
+      const authValue = v === undefined ? EMPTY : this.state.pcrAuthValues[v]!;
+      return { handle: h, name: handleName(h), authValue, authPolicy: pcrAuthPolicyOf(this.state, h)?.policy ?? EMPTY, daExempt: true, objectAttributes: undefined };
+    }
     if (type === TPM_HT.NV_INDEX) {
       const nv = this.state.nvIndices.find((n) => n.nvIndex === h);
       if (nv === undefined) return undefined;
@@ -681,11 +686,14 @@ export class TpmEngine {
     if (!policy) {
       // Part 1 §19.7.3 roles: DUP always needs a policy; ADMIN unless an object allows its authValue (adminWithPolicy clear).
       if (role === 'DUP' || (role === 'ADMIN' && (object === undefined || object.adminWithPolicy))) return TPM_RC.AUTH_TYPE;
+      // A PCR whose group has a policy takes only a policy session (reference IsPolicySessionRequired).
+      if (entity.handle >>> 24 === TPM_HT.PCR && (pcrAuthPolicyOf(this.state, entity.handle)?.hashAlg ?? TPM_ALG.NULL) !== TPM_ALG.NULL) return TPM_RC.AUTH_TYPE;
       // USER role with an authValue only when userWithAuth is SET (Part 2 §8.3.3.1).
       if (role === 'USER' && object !== undefined && !object.userWithAuth) return TPM_RC.AUTH_UNAVAILABLE;
       if (nv !== undefined && !nvAuthValueAvailable(nv, cmd.code)) return TPM_RC.AUTH_UNAVAILABLE;
     } else {
-      if (entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
+      // A PCR of a policy group takes a policy session even before its policy is set (reference IsAuthPolicyAvailable).
+      if (entity.handle >>> 24 === TPM_HT.PCR ? pcrAuthPolicyOf(this.state, entity.handle) === undefined : entity.authPolicy.length === 0) return TPM_RC.AUTH_UNAVAILABLE;
       if (nv !== undefined && !nvAuthPolicyAvailable(nv, cmd.code, role === 'ADMIN' || role === 'DUP')) return TPM_RC.AUTH_UNAVAILABLE;
       // policy-check.ts holds every policy-session rule (PolicySecret's MODE, the ADMIN/DUP roles, the assertions).
       const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, role, entityHandle: entity.handle, parameters: paramBytes, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });

@@ -13,6 +13,7 @@ import { TPMA_NV } from '../tpm/types/index.js';
 import type { TpmEngine } from './engine.js';
 import { findObject } from './handlers/object.js';
 import type { SessionState } from './sessions.js';
+import { pcrAuthPolicyOf } from './state.js';
 
 /** The command a policy session is asked to authorize, as the engine sees it. */
 export interface PolicyUse {
@@ -100,7 +101,7 @@ export function checkPolicySession(engine: TpmEngine, session: SessionState, use
 
 /** What the policy check needs to know about the authorized entity. */
 interface EntityFacts {
-  /** The hash of its authPolicy; undefined when it has none to compare (PCRs, TPM_RH_NULL). */
+  /** The hash of its authPolicy; undefined when it has none to compare (PCRs outside a policy group, TPM_RH_NULL). */
   readonly policyAlg: number | undefined;
   /** An NV index's TPMA_NV_WRITTEN; undefined for other entities. */
   readonly nvWritten: boolean | undefined;
@@ -113,6 +114,10 @@ function entityFacts(engine: TpmEngine, h: number): EntityFacts {
     return { policyAlg: nv?.nameAlg, nvWritten: nv === undefined ? undefined : TPMA_NV.fromWord(nv.attributes).WRITTEN };
   }
   if (type === TPM_HT.TRANSIENT || type === TPM_HT.PERSISTENT) return { policyAlg: findObject(engine, h)?.publicArea.nameAlg, nvWritten: undefined };
+  if (type === TPM_HT.PCR) {
+    // A PCR's policy hash is its group's (TPM_ALG_NULL until PCR_SetAuthPolicy: then no session matches).
+    return { policyAlg: pcrAuthPolicyOf(engine.state, h)?.hashAlg, nvWritten: undefined };
+  }
   const a = engine.state.auths;
   const auth = h === TPM_RH.OWNER ? a.owner : h === TPM_RH.ENDORSEMENT ? a.endorsement : h === TPM_RH.PLATFORM ? a.platform : h === TPM_RH.LOCKOUT ? a.lockout : undefined;
   return { policyAlg: auth === undefined || auth.policyAlg === TPM_ALG.NULL ? undefined : auth.policyAlg, nvWritten: undefined };

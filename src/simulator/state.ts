@@ -31,6 +31,24 @@ export const PCR_COUNT = 24;
 export const PCR_POLICY_GROUPS: readonly (readonly number[])[] = [[20, 21, 22]];
 export const PCR_AUTH_VALUE_GROUPS: readonly (readonly number[])[] = [[20, 21, 22]];
 
+/** The policy group holding PCR `pcr` (the reference's PCRBelongsPolicyGroup), or undefined. */
+export function pcrPolicyGroup(pcr: number): number | undefined {
+  const i = PCR_POLICY_GROUPS.findIndex((g) => g.includes(pcr));
+  return i < 0 ? undefined : i;
+}
+
+/** The policy of the group holding PCR `pcr` (the reference's PCRGetAuthPolicy), or undefined outside every policy group. */
+export function pcrAuthPolicyOf(state: SimulatorState, pcr: number): PcrAuthPolicy | undefined {
+  const group = pcrPolicyGroup(pcr);
+  return group === undefined ? undefined : state.pcrAuthPolicies[group];
+}
+
+/** The authValue group holding PCR `pcr` (the reference's PCRBelongsAuthGroup), or undefined. */
+export function pcrAuthValueGroup(pcr: number): number | undefined {
+  const i = PCR_AUTH_VALUE_GROUPS.findIndex((g) => g.includes(pcr));
+  return i < 0 ? undefined : i;
+}
+
 /** Bytes of a primary seed and of a proof value (Part 1 §14.3, sized for SHA-512 keys). */
 export const SEED_SIZE = 64;
 

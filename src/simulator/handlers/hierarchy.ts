@@ -32,7 +32,7 @@ import { SEED_SIZE, type HierarchyAuth } from '../state.js';
 import { TICKET_HASH_ALG } from '../tickets.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
-import { isImplementedHash } from './integrity.js';
+import { clearPcrAuthValues, isImplementedHash } from './integrity.js';
 import { deleteNvIndices } from './nv.js';
 import { findObject, isSequence } from './object.js';
 
@@ -154,6 +154,8 @@ export const clearHandler = handler(Clear, (ctx) => {
   // The owner's indices go through deleteNvIndices so a cleared counter still raises the floor (Part 1 §37.2.3.4).
   deleteNvIndices(state, (n) => !TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
   state.dictionaryAttack = { failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
+  // The reference's TPM2_Clear resets the PCR authValues too (PCR_ClearAuth), not their policies.
+  clearPcrAuthValues(state);
   engine.syncClock();
   state.clock = { ...state.clock, clock: 0n, safe: true, resetCount: 0, restartCount: 0 };
   ctx.persistentChanged = true;

@@ -1,13 +1,20 @@
-/** Part 3 §22 "Integrity Collection (PCR)": Read, Extend, Event, Reset with PC Client locality rules, and Allocate (effective at the next TPM Reset). */
+/**
+ * Part 3 §22 "Integrity Collection (PCR)": Read, Extend, Event, Reset with PC
+ * Client locality rules, Allocate (effective at the next TPM Reset), and the
+ * PCR authorization groups' SetAuthPolicy and SetAuthValue (state.ts
+ * PCR_POLICY_GROUPS / PCR_AUTH_VALUE_GROUPS; the engine authorizes a PCR
+ * handle with its group's authValue and policy).
+ */
 import { TPM_ALG, TPM_RH } from '../../tpm/constants.js';
-import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset } from '../../tpm/commands/index.js';
+import { PCR_Allocate, PCR_Event, PCR_Extend, PCR_Read, PCR_Reset, PCR_SetAuthPolicy, PCR_SetAuthValue } from '../../tpm/commands/index.js';
 import { digestSize, hash } from '../../tpm/crypto/hash.js';
 import { LIMITS } from '../../tpm/limits.js';
 import { pcrIndices } from '../../tpm/pcr.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
+import { trimAuthValue } from '../../tpm/session-crypto.js';
 import type { TPMS_PCR_SELECTION, TPMT_HA } from '../../tpm/types/index.js';
 import type { TpmEngine } from '../engine.js';
-import { PCR_COUNT, type PcrBankAlg, type PcrBankAllocation } from '../state.js';
+import { PCR_COUNT, pcrAuthValueGroup, pcrPolicyGroup, type PcrBankAlg, type PcrBankAllocation, type SimulatorState } from '../state.js';
 import { canExtend, canReset, isNoIncrement } from '../pcr-rules.js';
 import { handler, ok, type CommandHandler } from './handler.js';
 
@@ -130,5 +137,51 @@ export const pcrAllocateHandler = handler(PCR_Allocate, (ctx, _h, { pcrAllocatio
   return ok<typeof PCR_Allocate>({ allocationSuccess: 1, maxPCR: PCR_COUNT, sizeNeeded, sizeAvailable: PCR_BYTES_AVAILABLE });
 });
 
+const P_AUTH_POLICY = 1;
+const P_HASH_ALG = 2;
+const P_PCR_NUM = 3;
+
+/**
+ * Part 3 §22.6: the platform sets the authPolicy (and its hash) of the
+ * policy group holding pcrNum; kept across every reset (the reference's
+ * gp.pcrPolicies). hashAlg TPM_ALG_NULL with an empty digest removes it.
+ * In libtpms's order: pcrNum's range as TPMI_DH_PCR unmarshals it, the
+ * digest size, then the group.
+ */
+export const pcrSetAuthPolicyHandler = handler(PCR_SetAuthPolicy, (ctx, _h, { authPolicy, hashAlg, pcrNum }) => {
+  // TPMI_ALG_HASH+ and TPMI_DH_PCR unmarshaling: a hash this TPM lacks, a PCR it does not have.
+  if (hashAlg !== TPM_ALG.NULL && !isImplementedHash(hashAlg)) throw new TpmError(rcForParameter(TPM_RC.HASH, P_HASH_ALG));
+  if (pcrNum >>> 0 >= PCR_COUNT) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_PCR_NUM));
+  if (authPolicy.length !== (hashAlg === TPM_ALG.NULL ? 0 : digestSize(hashAlg))) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_AUTH_POLICY));
+  const group = pcrPolicyGroup(pcrNum);
+  if (group === undefined) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_PCR_NUM));
+  ctx.engine.state.pcrAuthPolicies[group] = { hashAlg, policy: authPolicy.slice() };
+  ctx.persistentChanged = true;
+  return ok<typeof PCR_SetAuthPolicy>({});
+});
+
+/**
+ * Part 3 §22.7: the authValue of pcrHandle's authValue group, until the next
+ * Startup(CLEAR) or Clear (clearPcrAuthValues). A PCR outside every group is
+ * TPM_RC_VALUE without a parameter number, as the reference answers. The
+ * change is state-clear data, so a Shutdown(STATE) before it no longer
+ * allows a Resume (the reference's RETURN_IF_ORDERLY).
+ */
+export const pcrSetAuthValueHandler = handler(PCR_SetAuthValue, (ctx, { pcrHandle }, { auth }) => {
+  const group = pcrAuthValueGroup(pcrHandle);
+  if (group === undefined) throw new TpmError(TPM_RC.VALUE);
+  const state = ctx.engine.state;
+  if (state.orderlyShutdown !== 'none') state.orderlyShutdown = 'none';
+  // Kept without trailing zeros, as every authValue (Part 1 §19.6.5).
+  state.pcrAuthValues[group] = trimAuthValue(auth);
+  ctx.persistentChanged = true;
+  return ok<typeof PCR_SetAuthValue>({});
+});
+
+/** The reference's PCR_ClearAuth: every Startup but a Resume, and Clear, empty the PCR authValues. */
+export function clearPcrAuthValues(state: SimulatorState): void {
+  state.pcrAuthValues = state.pcrAuthValues.map(() => new Uint8Array(0));
+}
+
 /** The PCR administration commands of part 2 (handlers/index.ts spreads them). */
-export const PCR_ADMIN_HANDLERS: readonly CommandHandler[] = [pcrAllocateHandler] as unknown as readonly CommandHandler[];
+export const PCR_ADMIN_HANDLERS: readonly CommandHandler[] = [pcrAllocateHandler, pcrSetAuthPolicyHandler, pcrSetAuthValueHandler] as unknown as readonly CommandHandler[];

@@ -8,6 +8,7 @@ import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
 import { isStateSaved } from '../pcr-rules.js';
 import { SEED_SIZE } from '../state.js';
 import { handler, ok } from './handler.js';
+import { clearPcrAuthValues } from './integrity.js';
 import { clearNvOnStartup } from './nv.js';
 
 export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
@@ -57,7 +58,10 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
   // platformPolicy — the platform firmware sets its own again on each boot — and all but a
   // Resume enable the platform's NV.
   state.auths.platform = { authValue: new Uint8Array(0), authPolicy: new Uint8Array(0), policyAlg: TPM_ALG.NULL };
-  if (startupType !== TPM_SU.STATE) state.phEnableNV = true;
+  if (startupType !== TPM_SU.STATE) {
+    state.phEnableNV = true;
+    clearPcrAuthValues(state);
+  }
   // Part 1 §36.6: after a power loss without Shutdown the stored Clock may lag, so safe is cleared.
   if (state.orderlyShutdown === 'none') state.clock.safe = false;
   volatile.phEnable = true;
