@@ -1,18 +1,22 @@
 /**
  * `trustroot tpm …`: the software TPM on the command line.
  *
- * `trustroot tpm serve --state DIR --port N [--protocol mssim|swtpm] [--host H]`
+ * `trustroot tpm serve --state DIR --port N [--protocol mssim|swtpm] [--host H] [--profile NAME]`
  * serves a software TPM on N (commands) and N+1 (MS platform port or swtpm
  * control channel, src/simulator/server.ts) until SIGINT/SIGTERM or a
  * client's STOP/SHUTDOWN. The TPM is src/simulator/engine.ts over the state
  * folder's store (src/simulator/store.ts): manufactured on first use, locked
  * while served, saved after every command (the store coalesces writes).
+ * `--profile` (src/simulator/profiles.ts) picks a new TPM's limits and
+ * algorithm set; a stored TPM keeps the one it was made with, and naming
+ * another is an error (profile.mismatch).
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TpmEngine } from '../simulator/engine.js';
 import { startTpmServer, type ServerProtocol, type SimulatorPlatform, type TpmServer } from '../simulator/server.js';
 import { EK_CERTIFICATE_INDICES, defaultSoftwareTpmCaDir, ensureEkCertificate, loadOrCreateSoftwareTpmCa } from '../simulator/manufacture.js';
+import { isProfileName, profileByName, TPM_PROFILES, type TpmProfileName } from '../simulator/profiles.js';
 import { openSimulatorStore } from '../simulator/store.js';
 import { TrustrootError } from '../tpm/errors.js';
 import { EXIT, type CliContext } from './attest.js';
@@ -20,6 +24,8 @@ import { EXIT, type CliContext } from './attest.js';
 /** A TPM opened for serving, and how to put it away. */
 export interface OpenedPlatform {
   readonly platform: SimulatorPlatform;
+  /** The profile the TPM runs under, when known. */
+  readonly profile?: string;
   /** Save and release whatever `platform` holds (called once serving has stopped). */
   close(): Promise<void>;
 }
@@ -28,6 +34,11 @@ export interface OpenedPlatform {
 export interface EnginePlatformOptions {
   /** The installation's CA folder; default defaultSoftwareTpmCaDir(stateDir). */
   readonly caDir?: string;
+  /**
+   * The profile (profiles.ts): a new TPM is manufactured under it (libtpms when
+   * omitted); a stored one must have been (ProfileError profile.mismatch).
+   */
+  readonly profile?: TpmProfileName;
 }
 
 /**
@@ -38,13 +49,21 @@ export interface EnginePlatformOptions {
  * `caDir`): the ECC EK's certificate at once, the RSA EK's when first read;
  * the state is saved before serving starts.
  * @throws StateError when the folder is locked by another server, corrupt or unreadable, or the CA folder is damaged
+ * @throws ProfileError when `profile` is unknown or not the one the stored TPM was manufactured with
  */
 export async function openEnginePlatform(stateDir: string, options: EnginePlatformOptions = {}): Promise<OpenedPlatform> {
   const ca = await loadOrCreateSoftwareTpmCa(options.caDir ?? defaultSoftwareTpmCaDir(stateDir));
-  const { store, state } = await openSimulatorStore(stateDir, { create: true });
+  const profile = options.profile === undefined ? undefined : profileByName(options.profile);
+  const { store, state } = await openSimulatorStore(stateDir, profile === undefined ? { create: true } : { create: true, profile });
   const provisioned = state.ekCertificates.provisioned;
-  // The engine saves before answering any command that changed persistent state (NV, Startup, Shutdown…).
-  const engine = new TpmEngine({ state, persist: (s) => store.save(s), manufacture: { ca } });
+  let engine: TpmEngine;
+  try {
+    // The engine saves before answering any command that changed persistent state (NV, Startup, Shutdown…).
+    engine = new TpmEngine({ state, persist: (s) => store.save(s), manufacture: { ca }, ...(profile === undefined ? {} : { profile }) });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   if (!provisioned) {
     try {
       // The ECC EK's certificate now (cheap); the RSA EK's on first read (manufacture.ts).
@@ -67,6 +86,7 @@ export async function openEnginePlatform(stateDir: string, options: EnginePlatfo
   };
   return {
     platform,
+    profile: engine.profile.name,
     async close() {
       engine.syncClock();
       await store.save(engine.state);
@@ -91,6 +111,8 @@ export interface ServeOptions {
   readonly host: string;
   /** The EK certificate CA's folder (default: see defaultSoftwareTpmCaDir). */
   readonly ca?: string;
+  /** A profile name (profiles.ts). */
+  readonly profile?: string;
 }
 
 function parsePort(text: string): number | undefined {
@@ -109,12 +131,14 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   if (port === undefined) return fail(`--port ${o.port}: expected 0..65534 (port+1 is used as well)`);
   if (o.protocol !== 'mssim' && o.protocol !== 'swtpm') return fail(`--protocol ${o.protocol}: expected mssim or swtpm`);
   const protocol: ServerProtocol = o.protocol;
+  if (o.profile !== undefined && !isProfileName(o.profile)) return fail(`--profile ${o.profile}: expected ${Object.keys(TPM_PROFILES).join(' or ')}`);
+  const profile = o.profile;
   const stateDir = resolve(ctx.io.cwd ?? process.cwd(), o.state);
   const caDir = o.ca !== undefined ? resolve(ctx.io.cwd ?? process.cwd(), o.ca) : defaultSoftwareTpmCaDir(stateDir);
   let server: TpmServer;
   let opened: OpenedPlatform | undefined;
   try {
-    opened = await (hooks.createPlatform ?? openEnginePlatform)(stateDir, { caDir });
+    opened = await (hooks.createPlatform ?? openEnginePlatform)(stateDir, profile === undefined ? { caDir } : { caDir, profile });
     server = await startTpmServer({
       platform: opened.platform,
       protocol,
@@ -133,7 +157,7 @@ async function serveCommand(ctx: CliContext, o: ServeOptions, hooks: TpmCommandH
   }
   ctx.io.stdout(
     `serving a software TPM (${protocol}) on ${server.host}:${server.port}, ` +
-      `${protocol === 'mssim' ? 'platform' : 'control'} port ${server.platformPort}, state ${stateDir}, EK CA ${caDir}\n` +
+      `${protocol === 'mssim' ? 'platform' : 'control'} port ${server.platformPort}, state ${stateDir}, EK CA ${caDir}, profile ${opened.profile ?? 'libtpms'}\n` +
       `  tpm2-tools: TPM2TOOLS_TCTI=${protocol}:host=${server.host},port=${server.port}\n`,
   );
   hooks.onListening?.(server);
@@ -168,6 +192,7 @@ export function addTpmCommands(program: Command, ctx: CliContext, hooks: TpmComm
     .requiredOption('--port <n>', 'command port; the platform/control port is n+1 (0: any free pair)')
     .option('--protocol <name>', 'mssim (MS simulator platform port) or swtpm (swtpm control channel) on port+1', 'mssim')
     .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--profile <name>', `limits and algorithms of a new TPM: ${Object.keys(TPM_PROFILES).join(' or ')} (default: the stored TPM's, else libtpms)`)
     .option('--ca <dir>', "folder of this installation's software TPM CA, which issues the EK certificates (created if missing; default $TRUSTROOT_HOME/sw-tpm-ca, else sw-tpm-ca beside the state folder)")
     .action(async (options: ServeOptions) => serveCommand(ctx, options, hooks));
   return tpm;

@@ -42,7 +42,7 @@ import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessio
 import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
 import { FaultInjector, type FaultOptions } from './faults.js';
 import { profileParamsRc } from './algorithms.js';
-import { resolveProfile, type TpmProfile, type TpmProfileName } from './profiles.js';
+import { profileForState, type TpmProfile, type TpmProfileName } from './profiles.js';
 
 /** The package version; TPM_PT_FIRMWARE_VERSION_1/2 report it (design.md "Identity"). */
 export const FIRMWARE_VERSION = { major: 0, minor: 1, patch: 0 } as const;
@@ -81,7 +81,9 @@ export interface TpmEngineOptions {
   readonly faults?: FaultOptions;
   /**
    * The limits and algorithm set (profiles.ts): a built-in profile's name or a
-   * profile of one's own; `libtpms` when omitted.
+   * profile of one's own; `libtpms` when omitted. A new TPM records it in its
+   * state; a stored TPM runs under the one it was manufactured with, and an
+   * option naming another is a ProfileError (profile.mismatch).
    */
   readonly profile?: TpmProfileName | TpmProfile;
 }
@@ -182,11 +184,10 @@ export class TpmEngine {
   private daChanged = false;
 
   constructor(options: TpmEngineOptions = {}) {
-    this.profile = resolveProfile(options.profile);
     this.random = options.random ?? pooledRandomSource();
     this.now = options.now ?? (() => performance.now());
-    this.state = options.state ?? createSimulatorState(this.random);
-    if (options.state === undefined) this.state.pcrAllocation = this.state.pcrAllocation.filter((b) => this.profile.algorithms.pcrBanks.includes(b.hashAlg));
+    this.profile = profileForState(options.profile, options.state?.profile);
+    this.state = options.state ?? createSimulatorState(this.random, this.profile);
     this.persist = options.persist;
     this.manufacture = options.manufacture;
     this.faults = new FaultInjector(options.faults);

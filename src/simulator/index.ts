@@ -93,6 +93,7 @@ export {
   DEFAULT_PROFILE,
   isProfileName,
   profileByName,
+  profileForState,
   resolveProfile,
   TPM_PROFILES,
   type TpmProfile,

@@ -185,3 +185,23 @@ export function resolveProfile(option: TpmProfileName | TpmProfile | undefined):
   if (option === undefined) return TPM_PROFILES[DEFAULT_PROFILE];
   return typeof option === 'string' ? profileByName(option) : checkProfile(option);
 }
+
+/**
+ * The profile an engine runs under. A stored TPM (`recorded`: its state's
+ * profile) keeps the one it was manufactured with: an option naming another
+ * is refused, and without an option the recorded name must be a built-in
+ * profile. A new TPM takes the option's, or the default.
+ * @throws ProfileError profile.mismatch, profile.unknown or profile.invalid
+ */
+export function profileForState(option: TpmProfileName | TpmProfile | undefined, recorded: string | undefined): TpmProfile {
+  if (recorded === undefined) return resolveProfile(option);
+  if (option === undefined) {
+    if (!isProfileName(recorded)) throw new ProfileError('profile.unknown', `this TPM was manufactured with the profile "${recorded}", which is no built-in one: pass that profile`, recorded);
+    return TPM_PROFILES[recorded];
+  }
+  const profile = resolveProfile(option);
+  if (profile.name !== recorded) {
+    throw new ProfileError('profile.mismatch', `this TPM was manufactured with the profile "${recorded}", not "${profile.name}": a TPM's algorithm set never changes (manufacture a new one for another profile)`, profile.name);
+  }
+  return profile;
+}

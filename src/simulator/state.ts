@@ -16,9 +16,9 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
  * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount;
  * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
- * commitCounter (Commit).
+ * commitCounter (Commit); 5 — profile (profiles.ts).
  */
-export const SIMULATOR_STATE_VERSION = 4 as const;
+export const SIMULATOR_STATE_VERSION = 5 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -224,6 +224,11 @@ export interface SimulatorState {
   pcrAuthValues: Uint8Array[];
   /** Part 3 §19.2: Commit's counter (the reference's gr.commitCounter, UINT64; Commit answers its low 16 bits). */
   commitCounter: bigint;
+  /**
+   * The profile this TPM was manufactured with (profiles.ts): a TPM's algorithm
+   * set and limits never change, so an engine opens the state only under it.
+   */
+  profile: string;
 }
 
 /** What manufacture.ts keeps about the EK certificate indices it provisioned. */
@@ -273,11 +278,19 @@ export function pooledRandomSource(blockSize = 4096): RandomSource {
   };
 }
 
+/** What manufacture reads of a profile (profiles.ts TpmProfile): its name and the banks it allocates. */
+export interface ManufactureProfile {
+  readonly name: string;
+  readonly algorithms: { readonly pcrBanks: readonly number[] };
+}
+
 /**
  * The state of a TPM fresh from manufacturing: new seeds and proofs, empty
- * auths, the default PCR allocation, clock 0 (Part 1 §36.3), no NV indices.
+ * auths, the profile's PCR banks (the libtpms profile's four by default), clock 0
+ * (Part 1 §36.3), no NV indices.
  */
-export function createSimulatorState(random: RandomSource = defaultRandomSource): SimulatorState {
+export function createSimulatorState(random: RandomSource = defaultRandomSource, profile?: ManufactureProfile): SimulatorState {
+  const banks = profile?.algorithms.pcrBanks;
   return {
     version: SIMULATOR_STATE_VERSION,
     seeds: { platform: random(SEED_SIZE), owner: random(SEED_SIZE), endorsement: random(SEED_SIZE), null: random(SEED_SIZE) },
@@ -285,7 +298,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     auths: { owner: emptyAuth(), endorsement: emptyAuth(), platform: emptyAuth(), lockout: emptyAuth() },
     phEnableNV: true,
     disableClear: false,
-    pcrAllocation: defaultPcrAllocation(),
+    pcrAllocation: banks === undefined ? defaultPcrAllocation() : defaultPcrAllocation().filter((b) => banks.includes(b.hashAlg)),
     pendingPcrAllocation: null,
     clock: { clock: 0n, resetCount: 0, restartCount: 0, safe: true },
     // libtpms defaults (TPM_PT_MAX_AUTH_FAIL 3, LOCKOUT_INTERVAL 1000 s, LOCKOUT_RECOVERY 1000 s).
@@ -301,6 +314,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource)
     ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 },
     ...noPcrAuthorization(),
     commitCounter: 0n,
+    profile: profile?.name ?? 'libtpms',
   };
 }
 
@@ -330,4 +344,6 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
   },
   // Layout 3 had no PCR authorization (no policy, empty authValues, as manufactured) and kept Commit's counter in memory (restarting at 0).
   3: (old) => ({ ...old, version: 4, ...noPcrAuthorization(), commitCounter: 0n }),
+  // Every TPM before profiles was the libtpms profile's.
+  4: (old) => ({ ...old, version: 5, profile: 'libtpms' }),
 };

@@ -40,6 +40,7 @@ import {
   PCR_POLICY_GROUPS,
   SIMULATOR_STATE_VERSION,
   STATE_MIGRATIONS,
+  type ManufactureProfile,
   type RandomSource,
   type SimulatorState,
 } from './state.js';
@@ -594,18 +595,18 @@ export function validateSimulatorState(value: VersionedState, file = STATE_FILE_
 
 /**
  * Opens a software TPM's folder: loads and validates its SimulatorState, or,
- * when `create` is true and there is none, manufactures a fresh one (saved
- * before this resolves).
+ * when `create` is true and there is none, manufactures a fresh one under
+ * `profile` (profiles.ts; libtpms when omitted), saved before this resolves.
  */
 export function openSimulatorStore(
   dir: string,
-  options: { create?: boolean; random?: RandomSource } = {},
+  options: { create?: boolean; random?: RandomSource; profile?: ManufactureProfile } = {},
 ): Promise<OpenedStore<SimulatorState>> {
   const storeOptions: StateStoreOptions<SimulatorState> = {
     version: SIMULATOR_STATE_VERSION,
     migrations: STATE_MIGRATIONS,
     validate: (value) => validateSimulatorState(value, join(dir, STATE_FILE_NAME)),
   };
-  if (options.create) storeOptions.create = () => createSimulatorState(options.random);
+  if (options.create) storeOptions.create = () => createSimulatorState(options.random, options.profile);
   return StateStore.open(dir, storeOptions);
 }

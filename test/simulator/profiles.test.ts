@@ -7,7 +7,12 @@
  * flow; a profile of one's own sets limits and which hashes may sign.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSimTransport, parseSimTcti } from '../../src/cli/sim-tcti.js';
+import { parseTcti } from '../../src/client/tcti.js';
 import { verifyQuote } from '../../src/attest/quote.js';
 import { Tpm, createAk, createEk, eccSigningTemplate, quote } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
@@ -30,16 +35,33 @@ import {
   VerifySignature,
 } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_PT, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
-import { ProfileError } from '../../src/tpm/errors.js';
+import { ProfileError, TctiError } from '../../src/tpm/errors.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
-import { IMPLEMENTED_ALGORITHMS, IMPLEMENTED_CURVES, TPM_PROFILES, TpmEngine, profileByName, resolveProfile, type TpmProfile } from '../../src/simulator/index.js';
+import {
+  IMPLEMENTED_ALGORITHMS,
+  IMPLEMENTED_CURVES,
+  SIMULATOR_STATE_VERSION,
+  STATE_FILE_NAME,
+  TPM_PROFILES,
+  TpmEngine,
+  createSimulatorState,
+  openSimulatorStore,
+  parseStateFile,
+  profileByName,
+  resolveProfile,
+  serializeState,
+  type TpmProfile,
+  type VersionedState,
+} from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { tpmRejection } from '../support/probe.js';
+import { startOurs, type Running } from '../support/tpm2-tools-targets.js';
+import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
 
 const EMPTY = new Uint8Array(0);
 const NO_SENSITIVE = { userAuth: EMPTY, data: EMPTY };
@@ -327,5 +349,131 @@ describe('profiles: one of one\'s own', () => {
     expect(ok.params.validation.tag).toBe(TPM_ST.VERIFIED);
     // SHA-256 still signs.
     expect((await signWith(t, key.handles.objectHandle, TPM_ALG.SHA256, new Uint8Array(32))).params.signature.sigAlg as number).toBe(TPM_ALG.ECDSA);
+  });
+});
+
+describe('profiles: fixed at manufacture (the state records the profile)', () => {
+  it('a new TPM records its profile; the stored TPM reopens under it, and another profile is a ProfileError (profile.mismatch)', async () => {
+    const made = new TpmEngine({ profile: 'strict' });
+    expect(made.state.profile).toBe('strict');
+    expect(made.state.pcrAllocation.map((b) => b.hashAlg)).toEqual([TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]);
+    expect(new TpmEngine({ state: made.state }).profile).toBe(TPM_PROFILES.strict);
+    expect(new TpmEngine({ state: made.state, profile: 'strict' }).profile).toBe(TPM_PROFILES.strict);
+    expect(() => new TpmEngine({ state: made.state, profile: 'libtpms' })).toThrow(expect.objectContaining({ code: 'profile.mismatch', profile: 'libtpms' }));
+    expect(() => new TpmEngine({ state: createSimulatorState(), profile: 'strict' })).toThrow(expect.objectContaining({ code: 'profile.mismatch' }));
+    // A profile of one's own is recorded by name; reopening needs it again.
+    const own: TpmProfile = { ...TPM_PROFILES.libtpms, name: 'own', algorithms: { ...TPM_PROFILES.libtpms.algorithms, pcrBanks: [TPM_ALG.SHA256] } };
+    const ownState = new TpmEngine({ profile: own }).state;
+    expect([ownState.profile, ownState.pcrAllocation.map((b) => b.hashAlg)]).toEqual(['own', [TPM_ALG.SHA256]]);
+    expect(() => new TpmEngine({ state: ownState })).toThrow(expect.objectContaining({ code: 'profile.unknown' }));
+    expect(new TpmEngine({ state: ownState, profile: own }).profile).toBe(own);
+  });
+
+  it('the store manufactures under the profile, keeps it across a reopen, and migrates a layout-4 file to the libtpms profile', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'trustroot-profile-'));
+    try {
+      const first = await openSimulatorStore(join(dir, 'strict'), { create: true, profile: TPM_PROFILES.strict });
+      expect(first.state.profile).toBe('strict');
+      await first.store.save(first.state);
+      await first.store.close();
+      const again = await openSimulatorStore(join(dir, 'strict'), { create: true, profile: TPM_PROFILES.libtpms });
+      // An existing state is never remade: the profile given for manufacture does not apply.
+      expect(again.state.profile).toBe('strict');
+      expect(() => new TpmEngine({ state: again.state, profile: 'libtpms' })).toThrow(ProfileError);
+      await again.store.close();
+
+      const old = join(dir, 'v4');
+      const { profile: _p, ...v4 } = { ...createSimulatorState(), version: 4 };
+      await rm(old, { recursive: true, force: true });
+      await import('node:fs/promises').then((fs) => fs.mkdir(old));
+      await writeFile(join(old, STATE_FILE_NAME), serializeState(v4 as VersionedState));
+      const migrated = await openSimulatorStore(old);
+      try {
+        expect(migrated.state.version).toBe(SIMULATOR_STATE_VERSION);
+        expect(migrated.state.profile).toBe('libtpms');
+        expect(new TpmEngine({ state: migrated.state }).profile).toBe(TPM_PROFILES.libtpms);
+        await migrated.store.save(migrated.state);
+      } finally {
+        await migrated.store.close();
+      }
+      const reread = parseStateFile(await readFile(join(old, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION) as unknown as { profile: string };
+      expect(reread.profile).toBe('libtpms');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sim:profile=strict opens a strict TPM (ephemeral or in a folder); an unknown profile is a TctiError; a folder keeps its profile', async () => {
+    expect(parseSimTcti('profile=strict').profile).toBe('strict');
+    expect(parseSimTcti('').profile).toBeUndefined();
+    expect(() => parseSimTcti('profile=weak')).toThrow(TctiError);
+    const dir = await mkdtemp(join(tmpdir(), 'trustroot-profile-'));
+    try {
+      for (const conf of ['profile=strict', `state=${join(dir, 'tpm')},profile=strict`]) {
+        const t = await openSimTransport(parseTcti(`sim:${conf}`));
+        try {
+          await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+          expect(await algorithms(t)).not.toContain(TPM_ALG.SHA1);
+          expect(await banks(t)).toEqual([TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]);
+        } finally {
+          await t.close();
+        }
+      }
+      // The folder's TPM is strict: reopened without a profile it still is; with another it does not open.
+      const t = await openSimTransport(parseTcti(`sim:state=${join(dir, 'tpm')}`));
+      try {
+        await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+        expect(await algorithms(t)).not.toContain(TPM_ALG.SHA1);
+      } finally {
+        await t.close();
+      }
+      await expect(openSimTransport(parseTcti(`sim:state=${join(dir, 'tpm')},profile=libtpms`))).rejects.toThrow(expect.objectContaining({ code: 'profile.mismatch' }));
+      // The refused open released the folder: it opens again.
+      const reopened = await openSimTransport(parseTcti(`sim:state=${join(dir, 'tpm')}`));
+      await reopened.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describeWithTpm2Tools('profiles: tpm2-tools against `trustroot tpm serve --profile strict`', () => {
+  let ours: Running;
+  beforeAll(async () => {
+    ours = await startOurs('swtpm', { profile: 'strict' });
+  }, 120_000);
+  afterAll(async () => {
+    await ours?.stop();
+  });
+  const tool = async (name: string, args: readonly string[]): Promise<string> => (await ours.tools.run(name, args)).stdout;
+  const fails = async (name: string, args: readonly string[]): Promise<string> => {
+    const r = await ours.tools.run(name, args, { allowFailure: true });
+    expect(r.code).not.toBe(0);
+    return r.stderr;
+  };
+  const f = (name: string): string => join(ours.dir, name);
+
+  it('getcap algorithms and pcrread show no SHA-1 and no ECB; testparms refuses SHA-1 schemes and ECB', async () => {
+    const algs = await tool('getcap', ['algorithms']);
+    expect(algs).toMatch(/^sha256:/m);
+    expect(algs).not.toMatch(/^sha1:/m);
+    expect(algs).not.toMatch(/^ecb:/m);
+    const pcrs = await tool('pcrread', []);
+    expect(pcrs).toMatch(/^\s*sha256:/m);
+    expect(pcrs).not.toMatch(/^\s*sha1:/m);
+    for (const ok of ['rsa2048', 'ecc256', 'aes128cfb', 'hmac']) await tool('testparms', [ok]);
+    // The TPM's answer: TPM_RC_MODE on parameter 1 (0x1c9).
+    expect(await fails('testparms', ['aes128ecb'])).toContain('0x000001c9');
+    // tpm2-tools refuses these itself, from getcap's algorithm list ("Specified hash is unsupported").
+    for (const sha1 of ['rsa2048:rsassa-sha1', 'ecc256:ecdsa-sha1', 'hmac:sha1']) expect(await fails('testparms', [sha1])).toMatch(/hash is unsupported/i);
+  });
+
+  it('createek, createak (SHA-256) and a SHA-256 quote work; a SHA-1 quote is refused', async () => {
+    await tool('createek', ['-c', f('ek.ctx'), '-G', 'rsa', '-u', f('ek.pub')]);
+    await tool('createak', ['-C', f('ek.ctx'), '-c', f('ak.ctx'), '-G', 'ecc', '-g', 'sha256', '-s', 'ecdsa', '-u', f('ak.pub'), '-n', f('ak.name')]);
+    const nonce = randomBytes(16).toString('hex');
+    await tool('quote', ['-c', f('ak.ctx'), '-l', 'sha256:0,7', '-q', nonce, '-m', f('q.msg'), '-s', f('q.sig'), '-o', f('q.pcrs'), '-g', 'sha256']);
+    await tool('checkquote', ['-u', f('ak.pub'), '-m', f('q.msg'), '-s', f('q.sig'), '-f', f('q.pcrs'), '-g', 'sha256', '-q', nonce]);
+    await fails('quote', ['-c', f('ak.ctx'), '-l', 'sha1:0', '-q', nonce, '-m', f('q1.msg'), '-s', f('q1.sig'), '-g', 'sha256']);
   });
 });

@@ -217,12 +217,12 @@ describe('damaged files', () => {
     writeFileSync(join(dir, STATE_FILE_NAME), serializeState(v3 as VersionedState));
     const opened = await openSimulatorStore(dir);
     try {
-      expect(opened.state).toEqual({ ...current, version: 4, pcrAuthPolicies: [{ hashAlg: 0x0010, policy: new Uint8Array(0) }], pcrAuthValues: [new Uint8Array(0)], commitCounter: 0n });
+      expect(opened.state).toEqual({ ...current, version: SIMULATOR_STATE_VERSION, pcrAuthPolicies: [{ hashAlg: 0x0010, policy: new Uint8Array(0) }], pcrAuthValues: [new Uint8Array(0)], commitCounter: 0n });
       await opened.store.save(opened.state);
     } finally {
       await opened.store.close();
     }
-    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION).version).toBe(4);
+    expect(parseStateFile(readFileSync(join(dir, STATE_FILE_NAME)), SIMULATOR_STATE_VERSION).version).toBe(SIMULATOR_STATE_VERSION);
   });
 
   it.each([

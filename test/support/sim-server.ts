@@ -27,6 +27,8 @@ export interface SimServerOptions {
   readonly caDir?: string;
   /** Leave the state folder on stop() (default: keep a given stateDir, remove a fresh one). */
   readonly keepState?: boolean;
+  /** `--profile` (src/simulator/profiles.ts); the server's default when omitted. */
+  readonly profile?: string;
   /** How long to wait for the "serving" line (default 20 s: tsx compiles the CLI on first start). */
   readonly startTimeoutMs?: number;
 }
@@ -61,7 +63,7 @@ export async function startSimServer(opts: SimServerOptions = {}): Promise<SimSe
   const keepState = opts.keepState ?? !fresh;
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, 'tpm', 'serve', '--state', stateDir, '--ca', caDir, '--port', '0', '--protocol', protocol],
+    ['--import', 'tsx', CLI, 'tpm', 'serve', '--state', stateDir, '--ca', caDir, '--port', '0', '--protocol', protocol, ...(opts.profile === undefined ? [] : ['--profile', opts.profile])],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -100,13 +100,13 @@ async function tpmInit(protocol: 'swtpm' | 'mssim', ctrlPort: number): Promise<v
   }
 }
 
-export async function startOurs(protocol: 'swtpm' | 'mssim'): Promise<Running> {
+export async function startOurs(protocol: 'swtpm' | 'mssim', options: { readonly profile?: string } = {}): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'trustroot-tools-'));
   const stateDir = join(dir, 'tpm-state');
   let server: SimServerInstance | undefined;
   let tools: Tpm2Tools | undefined;
   const up = async (): Promise<void> => {
-    server = await startSimServer({ protocol, stateDir });
+    server = await startSimServer({ protocol, stateDir, ...(options.profile === undefined ? {} : { profile: options.profile }) });
     try {
       await startupClear(server.tcti);
       tools = await startTpm2Tools(server, { cwd: dir, backend: protocol, mode: toolsMode() });
