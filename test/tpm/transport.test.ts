@@ -15,6 +15,7 @@ import {
   inProcessTransport,
   type Transport,
 } from '../../src/tpm/transport/index.js';
+import { CommandQueue } from '../../src/tpm/transport/channel.js';
 import { startMssimPlatform } from '../support/mssim-platform.js';
 import { describeWithSwtpm, freePort, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
@@ -576,5 +577,55 @@ describe('in-process adapter', () => {
     await t.close();
     await pending;
     await expectCode(t.send(cmd(5)), 'transport.closed');
+  });
+});
+
+describe('CommandQueue signals (channel.ts)', () => {
+  /** A job that never answers by itself; it settles when its signal fires, as a socket exchange would. */
+  const hang = (seen: AbortSignal[]) => (signal: AbortSignal) =>
+    new Promise<string>((resolve) => {
+      seen.push(signal);
+      signal.addEventListener('abort', () => resolve('late'), { once: true });
+    });
+
+  it('a call without a signal of its own still sees its timeout and close through its signal; the next call runs unaborted', async () => {
+    const q = new CommandQueue('test queue', Infinity);
+    const seen: AbortSignal[] = [];
+    await expectCode(q.run(hang(seen), { timeoutMs: 20 }), 'transport.timeout');
+    expect(seen[0]!.aborted).toBe(true);
+    expect((seen[0]!.reason as TransportError).code).toBe('transport.timeout');
+    expect(await q.run(async (signal) => (seen.push(signal), signal.aborted))).toBe(false);
+    expect(await q.run(async (signal) => (seen.push(signal), signal.aborted))).toBe(false);
+    // One call times out while the next waits: only the first call's signal fires.
+    const first = q.run(hang(seen), { timeoutMs: 20 });
+    const second = q.run(async (signal) => (seen.push(signal), signal.aborted));
+    await expectCode(first, 'transport.timeout');
+    expect(await second).toBe(false);
+    const running = q.run(hang(seen));
+    const queued = q.run(hang(seen));
+    q.close();
+    await expectCode(running, 'transport.closed');
+    await expectCode(queued, 'transport.closed');
+    expect((seen.at(-1)!.reason as TransportError).code).toBe('transport.closed');
+    expect(seen.length).toBe(6); // the queued call never ran
+  });
+
+  it('a caller\'s signal aborts its own call only, running or queued, with onAbortInFlight for the running one', async () => {
+    const q = new CommandQueue('test queue', Infinity);
+    const seen: AbortSignal[] = [];
+    const inFlight: string[] = [];
+    const a = new AbortController();
+    const b = new AbortController();
+    const running = q.run(hang(seen), { signal: a.signal }, (r) => inFlight.push(r.code));
+    const queued = q.run(hang(seen), { signal: b.signal }, (r) => inFlight.push(r.code));
+    const after = q.run(async (signal) => (seen.push(signal), signal.aborted));
+    b.abort();
+    await expectCode(queued, 'transport.aborted');
+    a.abort(new Error('caller gave up'));
+    await expectCode(running, 'transport.aborted');
+    expect(await after).toBe(false);
+    expect(inFlight).toEqual(['transport.aborted']);
+    expect(seen.length).toBe(2);
+    expect(seen[0]!.aborted).toBe(true);
   });
 });

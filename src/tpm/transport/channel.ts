@@ -24,23 +24,116 @@ export function closedError(what: string): TransportError {
   return new TransportError('transport.closed', `${what} is closed`);
 }
 
-interface Job {
-  readonly ctl: AbortController;
-  readonly start: () => void;
+/**
+ * One queued call. Without a caller's signal it has no AbortController of its
+ * own (one, with its listener, costs more than an in-process command): it runs
+ * with the queue's shared signal, which only ever reaches the running job.
+ * Its listener on a caller's signal and its timer carry the job itself, so
+ * queueing makes no closures either.
+ */
+class Job {
+  readonly #queue: CommandQueue;
+  readonly #work: (signal: AbortSignal) => Promise<unknown>;
+  readonly #resolve: (v: unknown) => void;
+  readonly #reject: (e: unknown) => void;
+  readonly #onAbortInFlight: ((reason: TransportError) => void) | undefined;
+  readonly #callerSignal: AbortSignal | undefined;
+  /** The job's own controller: only when the caller gave a signal. */
+  readonly #ctl: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  running = false;
+  settled = false;
+
+  constructor(
+    queue: CommandQueue,
+    work: (signal: AbortSignal) => Promise<unknown>,
+    resolve: (v: unknown) => void,
+    reject: (e: unknown) => void,
+    onAbortInFlight: ((reason: TransportError) => void) | undefined,
+    callerSignal: AbortSignal | undefined,
+    timeoutMs: number,
+  ) {
+    this.#queue = queue;
+    this.#work = work;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#onAbortInFlight = onAbortInFlight;
+    this.#callerSignal = callerSignal;
+    if (callerSignal !== undefined) {
+      this.#ctl = new AbortController();
+      callerSignal.addEventListener('abort', this, { once: true });
+    }
+    if (Number.isFinite(timeoutMs) && timeoutMs > 0) this.#timer = setTimeout(onJobTimeout, timeoutMs, this, queue.what, timeoutMs);
+  }
+
+  /** The caller's signal fired (EventListener object: no closure per job). */
+  handleEvent(): void {
+    this.abort(abortError(this.#callerSignal?.reason));
+  }
+
+  /** Timeout, caller's abort or close: reject now; a running job also sees its signal fire. */
+  abort(reason: TransportError): void {
+    if (this.settled) return;
+    if (this.running) this.#onAbortInFlight?.(reason);
+    this.#settle(false, reason);
+    if (this.running) {
+      if (this.#ctl !== undefined) this.#ctl.abort(reason);
+      else this.#queue.abortShared(reason);
+    }
+  }
+
+  start(shared: AbortSignal): void {
+    this.running = true;
+    let p: Promise<unknown>;
+    try {
+      p = this.#work(this.#ctl?.signal ?? shared);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    // After an abort the caller already has its reason; the job's own outcome is dropped.
+    p.then(
+      (v) => this.#finish(true, v),
+      (e: unknown) => this.#finish(false, e),
+    );
+  }
+
+  #finish(ok: boolean, result: unknown): void {
+    this.#settle(ok, result);
+    this.#queue.done();
+  }
+
+  #settle(ok: boolean, result: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#callerSignal?.removeEventListener('abort', this);
+    this.#queue.forget(this);
+    if (ok) this.#resolve(result);
+    else this.#reject(result);
+  }
+}
+
+function onJobTimeout(job: Job, what: string, timeoutMs: number): void {
+  job.abort(new TransportError('transport.timeout', `${what}: no response within ${timeoutMs} ms`));
 }
 
 /**
- * Runs jobs one at a time, in order. Each job gets an internal signal that
- * fires (with a TransportError as reason) on timeout, on the caller's abort or
- * on close; the caller is rejected at once, but the next job starts only
- * after the aborted one has settled (the peer or engine is never handed two
- * commands at once).
+ * Runs jobs one at a time, in order. Each job gets a signal that fires (with
+ * a TransportError as reason) on timeout, on the caller's abort or on close;
+ * the caller is rejected at once, but the next job starts only after the
+ * aborted one has settled (the peer or engine is never handed two commands at
+ * once). A call without a signal of its own runs with the queue's shared
+ * signal (no AbortController per command): it is replaced once fired, so it
+ * fires for the running job that was aborted and never for a later one. A
+ * job must not act on its signal after its promise has settled (an earlier
+ * job's shared signal may fire for a later job).
  */
 export class CommandQueue {
   readonly #what: string;
   readonly #defaultTimeoutMs: number;
   readonly #waiting: Job[] = [];
-  readonly #live = new Set<AbortController>();
+  readonly #live = new Set<Job>();
+  #shared = new AbortController();
   #busy = false;
   #closed = false;
 
@@ -71,59 +164,10 @@ export class CommandQueue {
     const { signal } = deadline;
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
     const timeoutMs = deadline.timeoutMs ?? this.#defaultTimeoutMs;
-
     return new Promise<T>((resolve, reject) => {
-      const ctl = new AbortController();
-      let running = false;
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const onCallerAbort = (): void => ctl.abort(abortError(signal?.reason));
-
-      const settle = (ok: boolean, result: unknown): void => {
-        if (settled) return;
-        settled = true;
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onCallerAbort);
-        this.#live.delete(ctl);
-        if (ok) resolve(result as T);
-        else reject(result);
-      };
-
-      ctl.signal.addEventListener(
-        'abort',
-        () => {
-          const reason = abortError(ctl.signal.reason);
-          if (running) onAbortInFlight?.(reason);
-          settle(false, reason);
-        },
-        { once: true },
-      );
-      signal?.addEventListener('abort', onCallerAbort, { once: true });
-      if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
-        timer = setTimeout(
-          () => ctl.abort(new TransportError('transport.timeout', `${this.#what}: no response within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-      }
-      this.#live.add(ctl);
-
-      const start = (): void => {
-        running = true;
-        let p: Promise<T>;
-        try {
-          p = job(ctl.signal);
-        } catch (e) {
-          p = Promise.reject(e);
-        }
-        p.then(
-          (v) => settle(true, v),
-          (e: unknown) => settle(false, ctl.signal.aborted ? abortError(ctl.signal.reason) : e),
-        ).finally(() => {
-          this.#busy = false;
-          this.#pump();
-        });
-      };
-      this.#waiting.push({ ctl, start });
+      const j = new Job(this, job, resolve as (v: unknown) => void, reject, onAbortInFlight, signal, timeoutMs);
+      this.#live.add(j);
+      this.#waiting.push(j);
       this.#pump();
     });
   }
@@ -133,17 +177,40 @@ export class CommandQueue {
     if (this.#closed) return;
     this.#closed = true;
     const err = closedError(this.#what);
-    for (const ctl of [...this.#live]) ctl.abort(err);
+    for (const j of [...this.#live]) j.abort(err);
     this.#waiting.length = 0;
+  }
+
+  /** @internal The name timeouts report. */
+  get what(): string {
+    return this.#what;
+  }
+
+  /** @internal Fire the shared signal (its holder, the running job, was aborted) and start a fresh one. */
+  abortShared(reason: TransportError): void {
+    const fired = this.#shared;
+    this.#shared = new AbortController();
+    fired.abort(reason);
+  }
+
+  /** @internal A job settled. */
+  forget(job: Job): void {
+    this.#live.delete(job);
+  }
+
+  /** @internal The running job's work has finished: start the next. */
+  done(): void {
+    this.#busy = false;
+    this.#pump();
   }
 
   #pump(): void {
     while (!this.#busy) {
       const next = this.#waiting.shift();
       if (next === undefined) return;
-      if (next.ctl.signal.aborted) continue; // cancelled while queued: never sent
+      if (next.settled) continue; // cancelled while queued: never sent
       this.#busy = true;
-      next.start();
+      next.start(this.#shared.signal);
     }
   }
 }
