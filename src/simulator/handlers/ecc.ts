@@ -148,10 +148,12 @@ export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, 
   }
   const B = curvePoint(curve, P1);
   if (B === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_P1));
-  const none = null as unknown as TPMS_ECC_POINT;
-  let K = none;
-  let L = none;
-  let E = none;
+  // Without s2/y2, K and L are Empty Points (Part 1 §C: x and y both empty), a TPM2B_ECC_POINT of size 4 as
+  // libtpms answers; a size-0 TPM2B is not one (tpm2-tss then reads on into L and E).
+  const emptyPoint: TPMS_ECC_POINT = { x: new Uint8Array(0), y: new Uint8Array(0) };
+  let K = emptyPoint;
+  let L = emptyPoint;
+  let E = emptyPoint;
   if (P2 !== undefined) {
     const ds = bigIntFromBytes(o.sensitive.sensitive as Uint8Array) % curve.order;
     if (ds === 0n) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
