@@ -189,6 +189,8 @@ function listen(host: string, port: number, onConnection: (s: Socket) => void): 
 class EndConnection extends Error {}
 
 /**
+ * The platform and control ports' reader (few, small requests; the command
+ * port parses in place, CommandConnection below).
  * Reads exact byte counts from a paused socket; the socket stays paused
  * while more than a frame's worth is buffered, so a client cannot make the
  * server buffer without bound.
@@ -337,6 +339,259 @@ function send(socket: Socket, bytes: Uint8Array): void {
   if (!socket.destroyed && socket.writable) socket.write(bytes);
 }
 
+/** Bytes a command-port client may have buffered before its socket is paused: two frames' worth. */
+const MAX_BUFFERED = 2 * LIMITS.MAX_COMMAND_SIZE + 64;
+
+/** What CommandConnection's step did with the buffered bytes. */
+const Step = {
+  /** A frame was answered at once: look for the next. */
+  Again: 0,
+  /** A frame went to the TPM (or a hook): parsing waits for its answer. */
+  Busy: 1,
+  /** The next frame is not complete yet. */
+  More: 2,
+  /** The connection is over (SESSION_END, STOP, a frame that cannot be served). */
+  End: 3,
+} as const;
+type Step = (typeof Step)[keyof typeof Step];
+
+/**
+ * One client of the command port (both protocols). Frames are parsed from
+ * the 'data' events as they arrive and a complete command goes to the TPM at
+ * once (commands are framed by their size fields, pitfall 2), its answer
+ * written in one write: no promise per read. Bytes that arrive while the TPM
+ * works wait in the buffer (the socket paused beyond two frames' worth, so a
+ * client cannot make the server buffer without bound). A frame begun must be
+ * complete within frameTimeoutMs. `served` resolves when the connection is
+ * over, never while a command of its is running.
+ */
+class CommandConnection {
+  readonly served: Promise<void>;
+  readonly #socket: Socket;
+  readonly #state: ServerState;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #busy = false;
+  #draining = false;
+  /** No more bytes will come (end, close or error). */
+  #ended = false;
+  #done = false;
+  #timer: NodeJS.Timeout | undefined;
+  #resolveServed!: () => void;
+  /** Answer callbacks made once per connection, not per command. */
+  readonly #rawDone = (rsp: Uint8Array): void => {
+    send(this.#socket, rsp);
+    this.#answered();
+  };
+  readonly #msDone = (rsp: Uint8Array): void => {
+    send(this.#socket, msResponse(rsp));
+    this.#answered();
+  };
+  readonly #hookDone = (rc: number): void => {
+    send(this.#socket, be32(rc));
+    this.#answered();
+  };
+
+  constructor(socket: Socket, state: ServerState) {
+    this.#socket = socket;
+    this.#state = state;
+    this.served = new Promise((resolve) => (this.#resolveServed = resolve));
+    socket.on('data', (chunk: Buffer) => {
+      if (this.#done) return;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered > MAX_BUFFERED) socket.pause();
+      if (!this.#busy) this.#drain();
+    });
+    const ended = (): void => {
+      this.#ended = true;
+      if (!this.#busy) this.#drain();
+    };
+    socket.on('end', ended);
+    socket.on('close', ended);
+    socket.on('error', ended);
+    socket.resume();
+  }
+
+  #drain(): void {
+    if (this.#done || this.#draining) return;
+    this.#draining = true;
+    try {
+      for (;;) {
+        const step = this.#step();
+        if (step === Step.Again) continue;
+        if (step === Step.Busy) {
+          if (this.#busy) return;
+          continue; // answered synchronously
+        }
+        if (step === Step.End || this.#ended) {
+          this.#finish();
+          return;
+        }
+        // Step.More: wait for bytes, within the frame timeout once a frame has begun.
+        if (this.#socket.isPaused()) this.#socket.resume();
+        if (this.#buffered > 0) this.#timer ??= setTimeout(() => this.#finish(), this.#state.frameTimeoutMs);
+        return;
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #answered(): void {
+    this.#busy = false;
+    this.#drain();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearTimer();
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#resolveServed();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** The buffer's head chunk holding at least the next n bytes (chunks joined when a frame spans them), or undefined. */
+  #peek(n: number): Buffer | undefined {
+    if (this.#buffered < n) return undefined;
+    const head = this.#chunks[0]!;
+    if (head.length >= n) return head;
+    const all = Buffer.concat(this.#chunks, this.#buffered);
+    this.#chunks = [all];
+    return all;
+  }
+
+  /** Drop the next n bytes (#peek(n) made them one chunk's). */
+  #skip(n: number): void {
+    const head = this.#chunks[0]!;
+    if (head.length === n) this.#chunks.shift();
+    else this.#chunks[0] = head.subarray(n);
+    this.#buffered -= n;
+  }
+
+  /** The next n bytes as an array of their own (the engine may keep parts of a command), after #peek(n). */
+  #take(n: number): Uint8Array {
+    const head = this.#chunks[0]!;
+    const out = new Uint8Array(n);
+    out.set(new Uint8Array(head.buffer, head.byteOffset, n));
+    this.#skip(n);
+    return out;
+  }
+
+  /** A whole frame is taken: no frame timeout until the next one begins. */
+  #command(command: Uint8Array, locality: number, ms: boolean): Step {
+    this.#clearTimer();
+    this.#busy = true;
+    this.#state.runCommand(command, locality, ms ? this.#msDone : this.#rawDone);
+    return Step.Busy;
+  }
+
+  #hook(fn: (() => void | Promise<void>) | undefined): Step {
+    this.#clearTimer();
+    this.#busy = true;
+    void this.#state.hook(fn).then(this.#hookDone);
+    return Step.Busy;
+  }
+
+  #reply(bytes: Uint8Array): Step {
+    this.#clearTimer();
+    send(this.#socket, bytes);
+    return Step.Again;
+  }
+
+  #step(): Step {
+    const h4 = this.#peek(4);
+    if (h4 === undefined) return Step.More;
+    const first = h4.readUInt32BE(0);
+    const tag = first >>> 16;
+    const max = this.#state.maxCommand();
+    if (tag === TPM_ST_NO_SESSIONS || tag === TPM_ST_SESSIONS) {
+      // Raw command (swtpm TCTI): tag u16, size u32, code u32 — framed by the size (Part 3 §5.2).
+      const h = this.#peek(10);
+      if (h === undefined) return Step.More;
+      const size = h.readUInt32BE(2);
+      if (size < 10 || size > max) {
+        // The frame cannot be found again: answer like a TPM and hang up.
+        send(this.#socket, encodeErrorResponse(TPM_RC.COMMAND_SIZE));
+        return Step.End;
+      }
+      if (this.#peek(size) === undefined) return Step.More;
+      return this.#command(this.#take(size), this.#state.locality, false);
+    }
+    switch (first) {
+      case MSSIM_SIGNAL.SEND_COMMAND: {
+        // u32 SEND_COMMAND, u8 locality, u32 size, the command (§2.2).
+        const h = this.#peek(9);
+        if (h === undefined) return Step.More;
+        const locality = h[4]!;
+        const size = h.readUInt32BE(5);
+        if (size < 10 || size > max || locality > 4) {
+          send(this.#socket, msResponse(encodeErrorResponse(size < 10 || size > max ? TPM_RC.COMMAND_SIZE : TPM_RC.LOCALITY)));
+          return Step.End;
+        }
+        if (this.#peek(9 + size) === undefined) return Step.More;
+        this.#skip(9);
+        return this.#command(this.#take(size), locality, true);
+      }
+      case MSSIM_SIGNAL.SESSION_END:
+        return Step.End;
+      case MSSIM_SIGNAL.STOP:
+        if (this.#state.protocol === 'mssim') this.#state.remoteClose();
+        return Step.End;
+    }
+    if (this.#state.protocol !== 'mssim') return Step.End; // swtpm understands no other MS signal here (§2.3)
+    const p = this.#state.platform;
+    switch (first) {
+      case MSSIM_SIGNAL.HASH_START:
+        this.#skip(4);
+        return this.#hook(p.hashStart?.bind(p));
+      case MSSIM_SIGNAL.HASH_DATA: {
+        const h = this.#peek(8);
+        if (h === undefined) return Step.More;
+        const n = h.readUInt32BE(4);
+        if (n > LIMITS.MAX_COMMAND_SIZE) return Step.End;
+        if (this.#peek(8 + n) === undefined) return Step.More;
+        this.#skip(8);
+        const data = this.#take(n);
+        return this.#hook(p.hashData && (() => p.hashData!(data)));
+      }
+      case MSSIM_SIGNAL.HASH_END:
+        this.#skip(4);
+        return this.#hook(p.hashEnd?.bind(p));
+      case MSSIM_SIGNAL.REMOTE_HANDSHAKE:
+        // The client's version follows: any is served.
+        if (this.#peek(8) === undefined) return Step.More;
+        this.#skip(8);
+        return this.#reply(concat(be32(MS_SERVER_VERSION), be32(MS_FLAGS), be32(0)));
+      case MSSIM_SIGNAL.SET_ALTERNATIVE_RESULT:
+        if (this.#peek(8) === undefined) return Step.More;
+        this.#skip(8);
+        return this.#reply(be32(0));
+      default:
+        return Step.End; // unknown: the MS simulator closes without a reply (§2.2)
+    }
+  }
+}
+
+/** An MS SEND_COMMAND answer: u32 size, the response, u32 0 — one array, one write. */
+function msResponse(rsp: Uint8Array): Uint8Array {
+  const out = new Uint8Array(rsp.length + 8);
+  out[0] = rsp.length >>> 24;
+  out[1] = (rsp.length >>> 16) & 0xff;
+  out[2] = (rsp.length >>> 8) & 0xff;
+  out[3] = rsp.length & 0xff;
+  out.set(rsp, 4);
+  return out;
+}
+
 class ServerState {
   readonly #platform: SimulatorPlatform;
   readonly #protocol: ServerProtocol;
@@ -346,8 +601,11 @@ class ServerState {
   readonly #commandPort: Port;
   readonly #platformPort: Port;
   #servers: Server[] = [];
-  /** Everything that reaches the TPM, in order. */
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Everything that reaches the TPM runs one at a time, in order: the one running, and those waiting. */
+  #busy = false;
+  readonly #queue: (() => void)[] = [];
+  /** Called when the queue is next empty (close() waits for a running command). */
+  #idleWaiters: (() => void)[] = [];
   #closing: Promise<void> | undefined;
   #resolveClosed!: () => void;
   readonly closed: Promise<void>;
@@ -392,7 +650,7 @@ class ServerState {
       this.#commandPort.close();
       this.#platformPort.close();
       await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-      await this.#tail.catch(() => undefined);
+      if (this.#busy) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
       this.#resolveClosed();
     })();
     return this.#closing;
@@ -402,27 +660,77 @@ class ServerState {
     if (this.#remoteStop) void this.close();
   }
 
-  /** Run `fn` after everything queued before it; its failure does not poison the queue. */
-  #serial<T>(fn: () => T | Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn, fn);
-    this.#tail = run.catch(() => undefined);
-    return run;
+  /**
+   * Run `task` once everything queued before it is done (at once when the
+   * TPM is idle); `task` calls #release() when it is done.
+   */
+  #submit(task: () => void): void {
+    if (this.#busy) {
+      this.#queue.push(task);
+      return;
+    }
+    this.#busy = true;
+    task();
   }
 
-  async #execute(command: Uint8Array, locality: number): Promise<Uint8Array> {
-    return this.#serial(async () => {
-      // Powered off / stopped: no TPM to answer; swtpm answers a fatal error the same way (§2.3).
-      if (!this.#running) return encodeErrorResponse(TPM_RC.FAILURE);
-      let rsp: Uint8Array;
-      try {
-        rsp = await this.#platform.execute(command, locality);
-      } catch (e) {
-        this.#onError(e);
-        rsp = encodeErrorResponse(TPM_RC.FAILURE);
-      }
-      this.#lastSizes = [command.length, rsp.length];
-      return rsp;
+  #release(): void {
+    const next = this.#queue.shift();
+    if (next !== undefined) {
+      next();
+      return;
+    }
+    this.#busy = false;
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /** Run `fn` after everything queued before it; its failure does not poison the queue. */
+  #serial<T>(fn: () => T | Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#submit(() => {
+        let p: Promise<T>;
+        try {
+          p = Promise.resolve(fn());
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.then(resolve, reject).finally(() => this.#release());
+      });
     });
+  }
+
+  /**
+   * Execute one command through the queue and hand its response to `done`
+   * (callbacks, not a promise chain: this is every command's path). Powered
+   * off or stopped there is no TPM to answer: swtpm answers a fatal error
+   * the same way (§2.3). An engine that throws is answered TPM_RC_FAILURE.
+   */
+  runCommand(command: Uint8Array, locality: number, done: (response: Uint8Array) => void): void {
+    this.#submit(() => {
+      if (!this.#running) {
+        this.#release();
+        done(encodeErrorResponse(TPM_RC.FAILURE));
+        return;
+      }
+      let p: Promise<Uint8Array>;
+      try {
+        p = this.#platform.execute(command, locality);
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then(
+        (rsp) => this.#answer(command, rsp, done),
+        (e: unknown) => {
+          this.#onError(e);
+          this.#answer(command, encodeErrorResponse(TPM_RC.FAILURE), done);
+        },
+      );
+    });
+  }
+
+  #answer(command: Uint8Array, rsp: Uint8Array, done: (response: Uint8Array) => void): void {
+    this.#lastSizes = [command.length, rsp.length];
+    this.#release();
+    done(rsp);
   }
 
   /** A platform hook through the queue; true when it ran without throwing. */
@@ -439,75 +747,43 @@ class ServerState {
   // -------------------------------------------------------------------------
   // Command port
 
-  async #serveCommand(socket: Socket): Promise<void> {
-    const r = new SocketReader(socket);
-    const t = this.#frameTimeoutMs;
-    for (;;) {
-      const first = await r.u32();
-      const tag = first >>> 16;
-      if (tag === TPM_ST_NO_SESSIONS || tag === TPM_ST_SESSIONS) {
-        // Raw command (swtpm TCTI): tag u16, size u32, code u32 — framed by the size (Part 3 §5.2).
-        const rest = await r.read(6, t);
-        const size = ((first & 0xffff) * 0x10000 + ((rest[0]! << 8) | rest[1]!)) >>> 0;
-        if (size < 10 || size > this.#maxCommand()) {
-          // The frame cannot be found again: answer like a TPM and hang up.
-          send(socket, encodeErrorResponse(TPM_RC.COMMAND_SIZE));
-          return;
-        }
-        const body = await r.read(size - 10, t);
-        const cmd = concat(be32(first), rest, body);
-        send(socket, await this.#execute(cmd, this.#locality));
-        continue;
-      }
-      switch (first) {
-        case MSSIM_SIGNAL.SEND_COMMAND: {
-          const head = await r.read(5, t);
-          const locality = head[0]!;
-          const size = new DataView(head.buffer, head.byteOffset).getUint32(1);
-          if (size < 10 || size > this.#maxCommand() || locality > 4) {
-            const err = encodeErrorResponse(size < 10 || size > this.#maxCommand() ? TPM_RC.COMMAND_SIZE : TPM_RC.LOCALITY);
-            send(socket, concat(be32(err.length), err, be32(0)));
-            return;
-          }
-          const cmd = await r.read(size, t);
-          const rsp = await this.#execute(cmd, locality);
-          send(socket, concat(be32(rsp.length), rsp, be32(0)));
-          continue;
-        }
-        case MSSIM_SIGNAL.SESSION_END:
-          return;
-        case MSSIM_SIGNAL.STOP:
-          if (this.#protocol !== 'mssim') return;
-          this.#remoteClose();
-          return;
-      }
-      if (this.#protocol !== 'mssim') return; // swtpm understands no other MS signal here (§2.3)
-      switch (first) {
-        case MSSIM_SIGNAL.HASH_START:
-          send(socket, be32(await this.#hook(this.#platform.hashStart?.bind(this.#platform))));
-          continue;
-        case MSSIM_SIGNAL.HASH_DATA: {
-          const n = await r.u32(t);
-          if (n > LIMITS.MAX_COMMAND_SIZE) return;
-          const data = await r.read(n, t);
-          send(socket, be32(await this.#hook(this.#platform.hashData && (() => this.#platform.hashData!(data)))));
-          continue;
-        }
-        case MSSIM_SIGNAL.HASH_END:
-          send(socket, be32(await this.#hook(this.#platform.hashEnd?.bind(this.#platform))));
-          continue;
-        case MSSIM_SIGNAL.REMOTE_HANDSHAKE:
-          await r.u32(t); // the client's version: any is served
-          send(socket, concat(be32(MS_SERVER_VERSION), be32(MS_FLAGS), be32(0)));
-          continue;
-        case MSSIM_SIGNAL.SET_ALTERNATIVE_RESULT:
-          await r.u32(t);
-          send(socket, be32(0));
-          continue;
-        default:
-          return; // unknown: the MS simulator closes without a reply (§2.2)
-      }
-    }
+  #serveCommand(socket: Socket): Promise<void> {
+    return new CommandConnection(socket, this).served;
+  }
+
+  /** @internal For CommandConnection: which protocol port+1 speaks. */
+  get protocol(): ServerProtocol {
+    return this.#protocol;
+  }
+
+  /** @internal swtpm: the locality raw commands run at. */
+  get locality(): number {
+    return this.#locality;
+  }
+
+  /** @internal */
+  get frameTimeoutMs(): number {
+    return this.#frameTimeoutMs;
+  }
+
+  /** @internal */
+  get platform(): SimulatorPlatform {
+    return this.#platform;
+  }
+
+  /** @internal MS STOP on the command port. */
+  remoteClose(): void {
+    this.#remoteClose();
+  }
+
+  /** @internal A hook through the queue: 0 when it ran (or there is none to run), 1 when it threw. */
+  hook(fn: (() => void | Promise<void>) | undefined): Promise<number> {
+    return this.#hook(fn);
+  }
+
+  /** @internal The largest command the command port takes. */
+  maxCommand(): number {
+    return this.#maxCommand();
   }
 
   #maxCommand(): number {
