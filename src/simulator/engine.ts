@@ -41,6 +41,7 @@ import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
 import { provisionEkCertificates, type ManufactureOptions } from './manufacture.js';
 import { FaultInjector, type FaultOptions } from './faults.js';
+import { adjustTickRate, newTickTimer, readTickTimer, type TickTimer } from './timer.js';
 import { profileParamsRc } from './algorithms.js';
 import { profileForState, type TpmProfile, type TpmProfileName } from './profiles.js';
 
@@ -93,7 +94,9 @@ export interface VolatileState {
   started: boolean;
   /** now() at _TPM_Init: Time counts from here. */
   initAt: number;
-  /** now() when state.clock.clock was last brought up to date. */
+  /** The tick timer (timer.ts): TPM milliseconds since _TPM_Init at the rate ClockRateAdjust set. */
+  timer: TickTimer;
+  /** The timer's value when state.clock.clock was last brought up to date. */
   clockSyncedAt: number;
   /** Per allocated bank, 24 PCR values. */
   pcrs: Map<number, Uint8Array[]>;
@@ -105,9 +108,9 @@ export interface VolatileState {
   objects: ObjectTable;
   /** Loaded and saved authorization sessions (sessions.ts). */
   sessions: SessionTable;
-  /** now() of the last dictionary-attack failure or self-healing step (the reference's s_selfHealTimer). */
+  /** The timer's value at the last dictionary-attack failure or self-healing step (the reference's s_selfHealTimer; negative for time carried over from before power-on). */
   daSelfHealAt: number;
-  /** now() of the last lockoutAuth failure (the reference's s_lockoutTimer). */
+  /** The timer's value at the last lockoutAuth failure (the reference's s_lockoutTimer). */
   daLockoutAt: number;
   /**
    * The exclusive audit session (Part 1 §19.6.14, the reference's g_exclusiveAuditSession):
@@ -195,16 +198,15 @@ export class TpmEngine {
     if (options.manufacture !== undefined) provisionEkCertificates(this.state, (FIRMWARE_VERSION.major << 16) | FIRMWARE_VERSION.minor);
     this.handlers = new Map(IMPLEMENTED_HANDLERS.map((h) => [h.command.code, h]));
     const t = this.now();
-    this.volatile = { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(this.profile.limits.loadedObjects), sessions: new SessionTable(this.profile.limits.loadedSessions, this.profile.limits.activeSessions), daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined };
+    this.volatile = { started: false, initAt: t, timer: newTickTimer(t), clockSyncedAt: 0, pcrs: new Map(), pcrUpdateCounter: 0, phEnable: true, shEnable: true, ehEnable: true, objects: new ObjectTable(this.profile.limits.loadedObjects), sessions: new SessionTable(this.profile.limits.loadedSessions, this.profile.limits.activeSessions), daSelfHealAt: 0, daLockoutAt: 0, exclusiveAuditSession: undefined };
   }
 
   /** _TPM_Init (Part 1 §36.4): a power cycle. The next command must be Startup. */
   init(): void {
     this.syncClock();
     const t = this.now();
-    Object.assign(this.volatile, { started: false, initAt: t, clockSyncedAt: t, pcrs: new Map(), pcrUpdateCounter: 0, daSelfHealAt: t, daLockoutAt: t, exclusiveAuditSession: undefined });
-    // Part 1 §19.8.6: with lockoutRecovery 0, lockoutAuth is usable again after a power cycle (reference DAStartup).
-    if (this.state.dictionaryAttack.lockoutRecovery === 0) this.state.dictionaryAttack.lockoutAuthLocked = false;
+    // A power cycle resets the tick timer and its rate (libtpms _plat__TimerReset); Startup sets the DA timers (daStartup).
+    Object.assign(this.volatile, { started: false, initAt: t, timer: newTickTimer(t), clockSyncedAt: 0, pcrs: new Map(), pcrUpdateCounter: 0, daSelfHealAt: 0, daLockoutAt: 0, exclusiveAuditSession: undefined });
     this.volatile.objects.clear();
     this.volatile.sessions.clear();
   }
@@ -219,17 +221,30 @@ export class TpmEngine {
     return this.handlers.get(code)?.command;
   }
 
-  /** Brings state.clock.clock up to now (Part 1 §36.3: Clock advances while powered). */
+  /** The tick timer now (timer.ts): TPM milliseconds since _TPM_Init, rate-adjusted. */
+  tick(): number {
+    return readTickTimer(this.volatile.timer, this.now());
+  }
+
+  /** Brings state.clock.clock up to now (Part 1 §36.3: Clock advances with the tick timer while powered). */
   syncClock(): void {
-    const t = this.now();
-    const elapsed = Math.max(0, Math.floor(t - this.volatile.clockSyncedAt));
-    this.state.clock.clock += BigInt(elapsed);
-    this.volatile.clockSyncedAt += elapsed;
+    const t = this.tick();
+    this.state.clock.clock += BigInt(Math.max(0, t - this.volatile.clockSyncedAt));
+    this.volatile.clockSyncedAt = t;
+  }
+
+  /**
+   * Part 3 §29.3 ClockRateAdjust: Clock (and Time, and every timer the TPM
+   * keeps) runs at the new rate from now on; a power cycle restores the nominal one.
+   */
+  adjustClockRate(rateAdjust: number): void {
+    this.syncClock();
+    adjustTickRate(this.volatile.timer, rateAdjust, this.now());
   }
 
   /** Milliseconds since _TPM_Init (Part 1 §36.2 Time). */
   time(): bigint {
-    return BigInt(Math.max(0, Math.floor(this.now() - this.volatile.initAt)));
+    return BigInt(this.tick());
   }
 
   /** Fills every allocated bank with its startup values (Part 1 §36.7 TPM Reset). */
@@ -269,6 +284,8 @@ export class TpmEngine {
     // Part 3 §5.2: only Startup before the TPM is started (Part 1 §36.5).
     if (!this.volatile.started && entry.command.name !== 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
     this.syncClock();
+    // Every command brings dictionary-attack self-healing up to date (the reference's TimeUpdate → DASelfHeal).
+    if (this.volatile.started) this.daSelfHeal();
 
     const cmd = entry.command;
     let split;
@@ -473,35 +490,91 @@ export class TpmEngine {
   }
 
   /**
-   * Part 1 §19.8.6 self-healing (the reference's DASelfHeal): one failure is
-   * forgotten per recoveryTime seconds, and lockoutAuth is usable again
-   * lockoutRecovery seconds after its last failure.
+   * Part 1 §19.8.6 self-healing (the reference's DASelfHeal), on the tick
+   * timer: one failure is forgotten per recoveryTime seconds since the last
+   * failure or step (recoveryTime 0: DA is off, every failure is forgotten at
+   * once), and lockoutAuth is usable again lockoutRecovery seconds after its
+   * last failure (lockoutRecovery 0: only at the next Startup).
    */
   private daSelfHeal(): void {
     const da = this.state.dictionaryAttack;
     const v = this.volatile;
-    const t = this.now();
-    if (da.recoveryTime !== 0 && da.failedTries > 0) {
-      const steps = Math.floor((t - v.daSelfHealAt) / (da.recoveryTime * 1000));
+    const t = this.tick();
+    if (da.failedTries !== 0) {
+      const steps = da.recoveryTime === 0 ? da.failedTries : Math.floor(Math.floor((t - v.daSelfHealAt) / 1000) / da.recoveryTime);
       if (steps > 0) {
         da.failedTries = Math.max(0, da.failedTries - steps);
-        v.daSelfHealAt += steps * da.recoveryTime * 1000;
+        if (da.recoveryTime !== 0) v.daSelfHealAt += steps * da.recoveryTime * 1000;
         this.daChanged = true;
       }
-    } else if (da.failedTries === 0) {
-      v.daSelfHealAt = t;
     }
-    if (da.lockoutAuthLocked && da.lockoutRecovery !== 0 && t - v.daLockoutAt >= da.lockoutRecovery * 1000) {
+    if (da.lockoutAuthLocked && da.lockoutRecovery !== 0 && Math.floor((t - v.daLockoutAt) / 1000) >= da.lockoutRecovery) {
       da.lockoutAuthLocked = false;
       this.daChanged = true;
     }
   }
 
-  /** The reference's CheckLockedOut: TPM_RC_LOCKOUT or 0. */
+  /**
+   * Part 1 §19.8.6 at Startup (the reference's DAStartup, with libtpms's
+   * ACCUMULATE_SELF_HEAL_TIMER and USE_DA_USED). After an orderly shutdown the
+   * self-healing and lockout timers go on where Shutdown left them (powered-off
+   * time does not count); after a disorderly one they start at power-on, and
+   * if a DA-protected authValue was checked since the last Startup or
+   * Shutdown, that counts as one failure — the power loss may have been cut
+   * to hide one — unless DA is off (recoveryTime 0) or the TPM is in lockout
+   * already. With lockoutRecovery 0, lockoutAuth is usable again. `daUsed`
+   * is what takeDaUsed took as the Startup began.
+   */
+  daStartup(daUsed: boolean): void {
+    const da = this.state.dictionaryAttack;
+    const v = this.volatile;
+    const orderly = this.state.orderlyShutdown !== 'none';
+    v.daSelfHealAt = orderly ? -da.selfHealElapsed : 0;
+    v.daLockoutAt = orderly ? -da.lockoutElapsed : 0;
+    if (da.lockoutRecovery === 0) da.lockoutAuthLocked = false;
+    if (!orderly && daUsed && da.recoveryTime !== 0 && da.failedTries < da.maxTries) da.failedTries++;
+    da.selfHealElapsed = 0;
+    da.lockoutElapsed = 0;
+  }
+
+  /**
+   * The DA-used mark (daUsed), cleared. TPM2_Startup takes it before any
+   * check (libtpms), so a refused Startup(STATE) loses it for the Startup(CLEAR)
+   * that follows; it stays cleared in memory until something is persisted.
+   */
+  takeDaUsed(): boolean {
+    const da = this.state.dictionaryAttack;
+    const used = da.daUsed;
+    da.daUsed = false;
+    return used;
+  }
+
+  /** At Shutdown (the reference's TPM2_Shutdown): how far the DA timers ran, for the next Startup; no DA use since. */
+  daShutdown(): void {
+    const da = this.state.dictionaryAttack;
+    const t = this.tick();
+    da.selfHealElapsed = Math.max(0, t - this.volatile.daSelfHealAt);
+    da.lockoutElapsed = Math.max(0, t - this.volatile.daLockoutAt);
+    da.daUsed = false;
+  }
+
+  /**
+   * The reference's CheckLockedOut: TPM_RC_LOCKOUT or 0. The first
+   * DA-protected use after a Startup or Shutdown is recorded (daUsed, durable
+   * before the answer, and the shutdown no longer orderly) so that a power
+   * loss from here counts as a failure at the next Startup (USE_DA_USED;
+   * libtpms answers TPM_RC_RETRY while it records it, this TPM goes on).
+   */
   private lockedOut(lockoutAuth: boolean): number {
     const da = this.state.dictionaryAttack;
     if (lockoutAuth) return da.lockoutAuthLocked ? TPM_RC.LOCKOUT : 0;
-    return da.failedTries >= da.maxTries ? TPM_RC.LOCKOUT : 0;
+    if (da.failedTries >= da.maxTries) return TPM_RC.LOCKOUT;
+    if (!da.daUsed) {
+      da.daUsed = true;
+      this.state.orderlyShutdown = 'none';
+      this.daChanged = true;
+    }
+    return 0;
   }
 
   /**
@@ -521,12 +594,13 @@ export class TpmEngine {
       if (!s.daBound && ((exempt && !lockout) || !use.includeAuth)) return TPM_RC.BAD_AUTH;
     }
     const da = this.state.dictionaryAttack;
+    // Each failure restarts its timer (the reference's DARegisterFailure), so recovery counts from the last one.
     if (lockout) {
       da.lockoutAuthLocked = true;
-      this.volatile.daLockoutAt = this.now();
-    } else if (da.recoveryTime !== 0) {
-      if (da.failedTries === 0) this.volatile.daSelfHealAt = this.now();
-      da.failedTries++;
+      this.volatile.daLockoutAt = this.tick();
+    } else {
+      if (da.recoveryTime !== 0) da.failedTries++;
+      this.volatile.daSelfHealAt = this.tick();
     }
     this.daChanged = true;
     return TPM_RC.AUTH_FAIL;
@@ -611,7 +685,6 @@ export class TpmEngine {
       use.entity = handleValues[h]!;
       use.role = role;
     }
-    this.daSelfHeal();
     // The reference's consistency checks, then each authorization.
     for (const use of uses) {
       const n = use.index + 1;

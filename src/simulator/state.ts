@@ -16,9 +16,10 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
  * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount;
  * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
- * commitCounter (Commit); 5 — profile (profiles.ts).
+ * commitCounter (Commit); 5 — profile (profiles.ts); 6 — dictionaryAttack.daUsed,
+ * selfHealElapsed and lockoutElapsed (DA across power cycles).
  */
-export const SIMULATOR_STATE_VERSION = 5 as const;
+export const SIMULATOR_STATE_VERSION = 6 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -124,6 +125,16 @@ export interface DictionaryAttackState {
   lockoutRecovery: number;
   /** true while lockoutAuth is locked out (until lockoutRecovery elapses). */
   lockoutAuthLocked: boolean;
+  /**
+   * A DA-protected authValue was checked since the last Startup or Shutdown
+   * (libtpms's g_daUsed / SU_DA_USED): a disorderly power loss now counts as
+   * one failure at the next Startup (Part 1 §19.8.6).
+   */
+  daUsed: boolean;
+  /** Milliseconds the self-healing timer had run at the last orderly Shutdown (carried into the next power-on). */
+  selfHealElapsed: number;
+  /** Milliseconds the lockoutAuth recovery timer had run at the last orderly Shutdown. */
+  lockoutElapsed: number;
 }
 
 /** One NV index (Part 1 §37; Part 2 §13.5 TPMS_NV_PUBLIC plus the data and authValue). */
@@ -302,7 +313,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource,
     pendingPcrAllocation: null,
     clock: { clock: 0n, resetCount: 0, restartCount: 0, safe: true },
     // libtpms defaults (TPM_PT_MAX_AUTH_FAIL 3, LOCKOUT_INTERVAL 1000 s, LOCKOUT_RECOVERY 1000 s).
-    dictionaryAttack: { failedTries: 0, maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000, lockoutAuthLocked: false },
+    dictionaryAttack: { failedTries: 0, maxTries: 3, recoveryTime: 1000, lockoutRecovery: 1000, lockoutAuthLocked: false, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
     // Reference CommandAuditPreInstall: SetCommandCodeAuditStatus audited, the context integrity hash (the tickets' SHA-512), counter 0.
     commandAudit: { hashAlg: TPM_ALG.SHA512, commands: [TPM_CC.SetCommandCodeAuditStatus], digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 },
     nvIndices: [],
@@ -346,4 +357,10 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
   3: (old) => ({ ...old, version: 4, ...noPcrAuthorization(), commitCounter: 0n }),
   // Every TPM before profiles was the libtpms profile's.
   4: (old) => ({ ...old, version: 5, profile: 'libtpms' }),
+  // No DA use recorded, no DA timer carried over a power cycle: as a layout-5 TPM behaved.
+  5: (old) => ({
+    ...old,
+    version: 6,
+    dictionaryAttack: { ...(old as { dictionaryAttack?: object }).dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
+  }),
 };

@@ -26,13 +26,14 @@ export const clockSetHandler = handler(ClockSet, (ctx, _h, { newTime }) => {
 
 /**
  * Part 3 §29.3: rateAdjust is a TPM_CLOCK_ADJUST, −3 (coarse slower) to 3
- * (coarse faster); anything else is TPM_RC_VALUE. The simulator's Clock
- * follows the host's monotonic clock, which needs no trimming, so a valid
- * adjustment is accepted and leaves the rate as it is (the specification
- * lets a TPM limit how far the rate moves; here it does not move at all).
+ * (coarse faster); anything else is TPM_RC_VALUE. The tick timer behind
+ * Clock and Time runs 1 % (coarse), 0.1 % (medium) or one part in 30,000
+ * (fine) slower or faster from now on, within ±16.7 % of nominal, until the
+ * next power cycle (timer.ts, as libtpms's platform clock).
  */
-export const clockRateAdjustHandler = handler(ClockRateAdjust, (_ctx, _h, { rateAdjust }) => {
+export const clockRateAdjustHandler = handler(ClockRateAdjust, ({ engine }, _h, { rateAdjust }) => {
   if (rateAdjust < -3 || rateAdjust > 3) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  engine.adjustClockRate(rateAdjust);
   return ok<typeof ClockRateAdjust>({});
 });
 

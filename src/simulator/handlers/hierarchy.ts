@@ -153,7 +153,8 @@ export const clearHandler = handler(Clear, (ctx) => {
   state.persistentObjects = state.persistentObjects.filter((p) => !cleared(p.hierarchy));
   // The owner's indices go through deleteNvIndices so a cleared counter still raises the floor (Part 1 §37.2.3.4).
   deleteNvIndices(state, (n) => !TPMA_NV.fromWord(n.attributes).PLATFORMCREATE);
-  state.dictionaryAttack = { failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
+  // DAPreInstall_Init: defaults again, no failures, lockoutAuth usable; what the power cycles record stays.
+  state.dictionaryAttack = { ...state.dictionaryAttack, failedTries: 0, ...DA_DEFAULTS, lockoutAuthLocked: false };
   // The reference's TPM2_Clear resets the PCR authValues too (PCR_ClearAuth), not their policies.
   clearPcrAuthValues(state);
   engine.syncClock();

@@ -16,6 +16,8 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
   const { state, volatile } = engine;
   // Part 3 §9.3: TPM_RC_INITIALIZE when already started is checked here since the engine lets Startup through.
   if (volatile.started) throw new TpmError(TPM_RC.INITIALIZE);
+  // libtpms takes the DA-used mark as a Startup begins, so a Resume refused below loses it (engine.daStartup).
+  const daUsed = engine.takeDaUsed();
   const saved = state.savedState;
   if (startupType === TPM_SU.STATE) {
     // Part 3 §9.3: STATE needs a preceding Shutdown(STATE).
@@ -54,6 +56,8 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     state.clock.restartCount = 0;
     clearNvOnStartup(state);
   }
+  // Dictionary-attack timers and a disorderly power loss (engine.daStartup, the reference's DAStartup).
+  engine.daStartup(daUsed);
   // Part 1 §13.2 (the reference's HierarchyStartup): every Startup empties platformAuth and
   // platformPolicy — the platform firmware sets its own again on each boot — and all but a
   // Resume enable the platform's NV.
@@ -82,6 +86,8 @@ export const shutdownHandler = handler(Shutdown, (ctx, _h, { shutdownType }) => 
   engine.syncClock();
   // The clock is now stored as current: the next Startup may trust it (Part 1 §36.6).
   state.clock.safe = true;
+  // How far the DA timers ran, carried into the next power-on (engine.daShutdown).
+  engine.daShutdown();
   if (shutdownType === TPM_SU.STATE) {
     state.savedState = {
       pcrs: [...volatile.pcrs].map(([hashAlg, values]) => ({
