@@ -109,12 +109,14 @@ interface Ctx {
   tool(name: string, args: readonly string[], options?: ToolRunOptions): Promise<string>;
   /** Runs a tool that must fail; the TPM response code it printed, canonical (no handle/parameter/session number). */
   toolFails(name: string, args: readonly string[], options?: ToolRunOptions): Promise<number | undefined>;
+  /** Runs a tool that may fail: undefined when it succeeded, else the canonical response code it printed (NaN if none). */
+  attempt(name: string, args: readonly string[]): Promise<number | undefined>;
   /** A fresh session file: `startauthsession` (trial unless `policy`). */
   session(name: string, policy?: boolean): Promise<string>;
   /** Trial session → `steps` → the policy digest written with -L by the last step. */
   trial(name: string, ...steps: [tool: string, args: string[]][]): Promise<Buffer>;
-  /** An ECC P-256 storage primary under the owner (the tools' default template). */
-  srk(ctx?: string): Promise<string>;
+  /** An ECC P-256 storage primary under the owner (the tools' default template), made once per TPM. */
+  srk(): Promise<string>;
   /**
    * Seals `${name} secret` under `parent` with `policy` (written to `${name}.policy`) and password `auth`,
    * no userWithAuth (so USER use needs the policy), CreateLoaded: `${name}.ctx`, `${name}.pub`.
@@ -123,6 +125,8 @@ interface Ctx {
   /** Unseals `name` with `auth` (`session:…`, a password) and checks the secret. */
   unseals(name: string, auth: string): Promise<void>;
 }
+
+type RunningWithSrk = Running & { srk?: Promise<string> };
 
 function ctxOf(kind: TargetKind, full: boolean, r: Running): Ctx {
   const f = (name: string): string => join(r.dir, name);
@@ -140,6 +144,12 @@ function ctxOf(kind: TargetKind, full: boolean, r: Running): Ctx {
       const rc = rcIn(res.stderr);
       return rc === undefined ? undefined : canonicalRc(rc);
     },
+    async attempt(name, args) {
+      const res = await r.tools.run(name, args, { allowFailure: true });
+      if (res.code === 0) return undefined;
+      const rc = rcIn(res.stderr);
+      return rc === undefined ? Number.NaN : canonicalRc(rc);
+    },
     async session(name, policy = false) {
       await tool('startauthsession', [...(policy ? ['--policy-session'] : []), '-S', f(name)]);
       return f(name);
@@ -150,9 +160,9 @@ function ctxOf(kind: TargetKind, full: boolean, r: Running): Ctx {
       await tool('flushcontext', [s]);
       return readFile(f(`${name}.policy`));
     },
-    async srk(ctx = 'srk.ctx') {
-      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f(ctx)]);
-      return f(ctx);
+    srk() {
+      // The context file stays valid: abrmd loads it for each tool and flushes it afterwards.
+      return (r as RunningWithSrk).srk ??= tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('srk.ctx')]).then(() => f('srk.ctx'));
     },
     async seal(name, parent, policy, auth) {
       await writeFile(f(`${name}.policy`), policy);
@@ -446,10 +456,7 @@ describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', ()
       const s = await c.session(`anv-${tag}.session`, true);
       try {
         await c.tool(step[0], ['-S', s, ...step[1]]);
-        const failed = await c.tool('policyauthorizenv', ['-S', s, '-C', idxs, '-P', 'nvpass', '-L', c.f(`anv-${tag}.real`), idxs]).then(
-          () => undefined,
-          async () => c.toolFails('policyauthorizenv', ['-S', s, '-C', idxs, '-P', 'nvpass', idxs]),
-        );
+        const failed = await c.attempt('policyauthorizenv', ['-S', s, '-C', idxs, '-P', 'nvpass', '-L', c.f(`anv-${tag}.real`), idxs]);
         if (failed !== undefined) return failed;
         expect(hex(await c.read(`anv-${tag}.real`))).toBe(hex(policy));
         await c.unseals('anv', `session:${s}${auth}`);
@@ -485,11 +492,7 @@ describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', ()
         await c.tool('policycommandcode', ['-S', s, 'TPM2_CC_NV_Write']);
         await c.tool('policynvwritten', ['-S', s, '-L', c.f(`${tag}.real`), 'c']);
         expect(hex(await c.read(`${tag}.real`))).toBe(hex(policy));
-        const res = await c.tool('nvwrite', [idxs, '-i', c.f(`${tag}.data`), '-P', `session:${s}`]).then(
-          () => undefined,
-          () => c.toolFails('nvwrite', [idxs, '-i', c.f(`${tag}.data`), '-P', `session:${s}`]),
-        );
-        return res;
+        return await c.attempt('nvwrite', [idxs, '-i', c.f(`${tag}.data`), '-P', `session:${s}`]);
       } finally {
         await c.tool('flushcontext', [s]);
       }
@@ -589,17 +592,20 @@ describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', ()
       await c.tool('flushcontext', [s3]);
     }
 
-    const secretTicket = async (tag: string, expiration: string): Promise<void> => {
+    /** Returns when the session had started: the ticket's timeout counts from the session's start (nonceTPM given). */
+    const secretTicket = async (tag: string, expiration: string): Promise<number> => {
       const s = await c.session(`${tag}.session`, true);
+      const started = Date.now();
       await c.tool('policysecret', ['-S', s, '-c', 'o', '-x', '-t', expiration, '--ticket', c.f(`${tag}.ticket`), '--timeout', c.f(`${tag}.timeout`)]);
       await c.tool('flushcontext', [s]);
       expect((await c.read(`${tag}.ticket`)).readUInt16BE(0)).toBe(TPM_ST.AUTH_SECRET);
+      return started;
     };
     await secretTicket('tk4', '-500');
     await useTicket('tk5', 'owner.name', 'tk4', 'tkp', updatePolicyTicket(SHA256, ZERO, { ticket: { tag: TPM_ST.AUTH_SECRET }, authName: OWNER_NAME }));
     // One second (expiration -1) from the session's start, measured by the TPM's own time.
-    await secretTicket('tk6', '-1');
-    await sleep(1500);
+    const started = await secretTicket('tk6', '-1');
+    await sleep(Math.max(0, started + 1200 - Date.now()));
     const s7 = await c.session('tk7.session', true);
     expect(await c.toolFails('policyticket', ['-S', s7, '-n', c.f('owner.name'), '--ticket', c.f('tk6.ticket'), '--timeout', c.f('tk6.timeout')])).toBe(TPM_RC.EXPIRED);
     await c.tool('flushcontext', [s7]);
