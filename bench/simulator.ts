@@ -7,24 +7,28 @@
  *  - in process: a TpmEngine through inProcessTransport; goal ≥ 10× swtpm's
  *    TCP rate for simple commands;
  * for GetRandom, PCR_Read, PCR_Extend, CreatePrimary ECC and RSA-2048, Sign
- * ECDSA and RSA, Quote. Each command's group starts with swtpm, so the table's
- * ratio column is simulator / swtpm.
+ * ECDSA and RSA, Quote; and (issue 7) command audit (SetCommandCodeAuditStatus,
+ * an audited command, GetCommandAuditDigest), session audit (a command in an
+ * HMAC session with the audit attribute, GetSessionAuditDigest) and
+ * duplication (Duplicate of an ECC key with its PolicyCommandCode session,
+ * then Import under another parent, an RSA SRK). Each command's group starts
+ * with swtpm, so the table's ratio column is simulator / swtpm.
  *
  * And a fleet: 1,000 engines started in one process and then each quoted with
  * an ECC AK (test/support/fleet.ts): time per engine, and heap per idle
  * engine (heapUsed after a forced GC, before and after, / 1,000; goal < 200 KB).
  */
 import { createHash } from 'node:crypto';
-import { Tpm, type Entity } from '../src/client/index.js';
+import { duplicateKey, duplicationPolicy, getCommandAuditDigest, getSessionAuditDigest, importDuplicate, Tpm, type AuthSession, type Entity } from '../src/client/index.js';
 import { TpmEngine } from '../src/simulator/engine.js';
-import { CreatePrimary, FlushContext, GetRandom, PCR_Extend, PCR_Read, Quote, Sign, Startup } from '../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../src/tpm/constants.js';
+import { Create, CreatePrimary, FlushContext, GetRandom, Load, PCR_Extend, PCR_Read, Quote, SetCommandCodeAuditStatus, Sign, Startup } from '../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_ECC, TPM_RH, TPM_ST, TPM_SU } from '../src/tpm/constants.js';
 import { objectName } from '../src/tpm/names.js';
 import { pcrSelection } from '../src/tpm/pcr.js';
 import { isRc, TPM_RC } from '../src/tpm/rc.js';
 import { eccAkTemplate, eccSrkTemplate, rsaAkTemplate, rsaSrkTemplate } from '../src/tpm/templates.js';
 import { inProcessTransport, SwtpmTransport, type Transport } from '../src/tpm/transport/index.js';
-import type { TPMT_PUBLIC } from '../src/tpm/types/index.js';
+import { TPMA_OBJECT, type TPMT_PUBLIC } from '../src/tpm/types/index.js';
 import { garbageCollector, quoteWithEccAk, startFleetMember, type FleetMember } from '../test/support/fleet.js';
 import { startSimServer } from '../test/support/sim-server.js';
 import { startSwtpm } from '../test/support/swtpm.js';
@@ -42,8 +46,12 @@ interface Target {
 
 /** CreatePrimary with an empty sensitive; the caller flushes it. */
 async function primary(tpm: Tpm, hierarchy: number, template: TPMT_PUBLIC): Promise<Entity> {
+  return (await primaryWithPublic(tpm, hierarchy, template)).entity;
+}
+
+async function primaryWithPublic(tpm: Tpm, hierarchy: number, template: TPMT_PUBLIC): Promise<{ entity: Entity; publicArea: TPMT_PUBLIC }> {
   const r = await tpm.run(CreatePrimary, { primaryHandle: hierarchy }, { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: template, ...NO_CREATION });
-  return { handle: r.handles.objectHandle, name: objectName(r.params.outPublic) };
+  return { entity: { handle: r.handles.objectHandle, name: objectName(r.params.outPublic) }, publicArea: r.params.outPublic };
 }
 
 /** libtpms answers TPM_RC_RETRY now and then (first RSA use): send again, as a client must. */
@@ -58,13 +66,46 @@ async function again<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const OPS = ['GetRandom(8)', 'PCR_Read(sha256 0-7)', 'PCR_Extend(sha256)', 'CreatePrimary ECC P-256', 'CreatePrimary RSA-2048', 'Sign ECDSA P-256', 'Sign RSASSA-2048', 'Quote ECC AK'] as const;
+const OPS = [
+  'GetRandom(8)',
+  'PCR_Read(sha256 0-7)',
+  'PCR_Extend(sha256)',
+  'CreatePrimary ECC P-256',
+  'CreatePrimary RSA-2048',
+  'Sign ECDSA P-256',
+  'Sign RSASSA-2048',
+  'Quote ECC AK',
+  'SetCommandCodeAuditStatus (PCR_Read in, out)',
+  'GetRandom(8), command-audited',
+  'GetCommandAuditDigest ECC AK',
+  'GetRandom(8), audit session',
+  'GetSessionAuditDigest ECC AK',
+  'Duplicate + Import (ECC key, RSA parent)',
+] as const;
 
-/** ops/s of every OPS entry on one target, in order; Sign and Quote keys are created once, as a client keeps them. */
+/** An ECDSA P-256 signing key that may be duplicated under PolicyCommandCode(Duplicate): fixedTPM and fixedParent clear. */
+function duplicableKey(): TPMT_PUBLIC {
+  return {
+    type: TPM_ALG.ECC,
+    nameAlg: TPM_ALG.SHA256,
+    objectAttributes: TPMA_OBJECT.of({ sensitiveDataOrigin: true, userWithAuth: true, noDA: true, sign: true }),
+    authPolicy: duplicationPolicy(TPM_ALG.SHA256),
+    parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }, curveID: TPM_ECC.NIST_P256, kdf: { scheme: TPM_ALG.NULL } },
+    unique: { x: EMPTY, y: EMPTY },
+  } as TPMT_PUBLIC;
+}
+
+/**
+ * ops/s of every OPS entry on one target, in order; keys and sessions are made once, before the rows that use
+ * them, as a client keeps them, and flushed when no longer needed (three object slots, as libtpms).
+ */
 async function measure(target: Target, ms: number): Promise<Map<string, number>> {
   const { transport, close } = await target.open();
   const tpm = new Tpm(transport);
   const out = new Map<string, number>();
+  const flush = async (e: Entity | undefined): Promise<void> => {
+    if (e !== undefined) await tpm.run(FlushContext, {}, { flushHandle: e.handle });
+  };
   try {
     await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR }).catch((e: unknown) => {
       if (!isRc(e, TPM_RC.INITIALIZE)) throw e; // already started
@@ -76,7 +117,11 @@ async function measure(target: Target, ms: number): Promise<Map<string, number>>
     const nullTicket = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY };
     // Keys for Sign and Quote, made after the CreatePrimary rows (three object slots): an ECC AK, and unrestricted
     // signing keys of the AKs' algorithms and schemes (an AK, being restricted, signs only digests the TPM made).
+    // The AK also signs the audit digests; the duplication rows need all three slots (parent, key, new parent).
     const keys: { eccAk?: Entity; ecc?: Entity; rsa?: Entity } = {};
+    let auditSession: AuthSession | undefined;
+    const dup: { parent?: Entity; key?: Entity; keyPublic?: TPMT_PUBLIC; newParent?: Entity; newParentPublic?: TPMT_PUBLIC } = {};
+    let auditToggle = false;
     const cases: Record<(typeof OPS)[number], () => Promise<unknown>> = {
       'GetRandom(8)': () => tpm.run(GetRandom, {}, { bytesRequested: 8 }),
       'PCR_Read(sha256 0-7)': () => tpm.run(PCR_Read, {}, { pcrSelectionIn: SEL }),
@@ -86,12 +131,52 @@ async function measure(target: Target, ms: number): Promise<Map<string, number>>
       'Sign ECDSA P-256': () => tpm.run(Sign, { keyHandle: keys.ecc! }, { digest: DIGEST, inScheme: { scheme: TPM_ALG.NULL }, validation: nullTicket } as never),
       'Sign RSASSA-2048': () => tpm.run(Sign, { keyHandle: keys.rsa! }, { digest: DIGEST, inScheme: { scheme: TPM_ALG.NULL }, validation: nullTicket } as never),
       'Quote ECC AK': () => tpm.run(Quote, { signHandle: keys.eccAk! }, { qualifyingData: EMPTY, inScheme: { scheme: TPM_ALG.NULL }, PCRselect: SEL }),
+      // A change of the audited list is a change of persistent state: the TPM saves it before answering.
+      'SetCommandCodeAuditStatus (PCR_Read in, out)': () => {
+        auditToggle = !auditToggle;
+        const list = [PCR_Read.code];
+        return tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: auditToggle ? list : [], clearList: auditToggle ? [] : list });
+      },
+      'GetRandom(8), command-audited': () => tpm.run(GetRandom, {}, { bytesRequested: 8 }),
+      // Signed by a key, the read also clears the digest (Part 3 §18.6).
+      'GetCommandAuditDigest ECC AK': () => getCommandAuditDigest(tpm, keys.eccAk!, EMPTY),
+      'GetRandom(8), audit session': () => tpm.run(GetRandom, {}, { bytesRequested: 8 }, { sessions: [auditSession!.use({ audit: true })] }),
+      'GetSessionAuditDigest ECC AK': () => getSessionAuditDigest(tpm, keys.eccAk!, auditSession!, EMPTY),
+      // StartAuthSession, PolicyCommandCode and Duplicate (the policy session ends with it), then Import.
+      'Duplicate + Import (ECC key, RSA parent)': async () => {
+        const blob = await duplicateKey(tpm, dup.key!, dup.keyPublic!, dup.newParent!);
+        return importDuplicate(tpm, dup.newParent!, dup.newParentPublic!, blob);
+      },
     };
     for (const op of OPS) {
       if (op === 'Sign ECDSA P-256') {
         keys.eccAk = await again(() => primary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate()));
         keys.ecc = await again(() => primary(tpm, TPM_RH.OWNER, signingTemplate(eccAkTemplate())));
         keys.rsa = await again(() => primary(tpm, TPM_RH.OWNER, signingTemplate(rsaAkTemplate())));
+      } else if (op === 'SetCommandCodeAuditStatus (PCR_Read in, out)') {
+        await flush(keys.ecc);
+        await flush(keys.rsa);
+        keys.ecc = keys.rsa = undefined;
+        // The audit hash first, alone (Part 3 §21.2: with a hash given the lists are not looked at).
+        await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.SHA256, setList: [], clearList: [] });
+      } else if (op === 'GetRandom(8), command-audited') {
+        await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [GetRandom.code], clearList: [PCR_Read.code] });
+      } else if (op === 'GetRandom(8), audit session') {
+        await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [], clearList: [GetRandom.code] });
+        auditSession = await tpm.startAuthSession({ type: 'hmac' });
+      } else if (op === 'Duplicate + Import (ECC key, RSA parent)') {
+        await auditSession?.flush();
+        auditSession = undefined;
+        await flush(keys.eccAk);
+        keys.eccAk = undefined;
+        dup.parent = await again(() => primary(tpm, TPM_RH.OWNER, eccSrkTemplate()));
+        const c = await tpm.run(Create, { parentHandle: dup.parent }, { inSensitive: { userAuth: EMPTY, data: EMPTY }, inPublic: duplicableKey(), ...NO_CREATION });
+        const l = await tpm.run(Load, { parentHandle: dup.parent }, { inPrivate: c.params.outPrivate, inPublic: c.params.outPublic });
+        dup.key = { handle: l.handles.objectHandle, name: l.params.name };
+        dup.keyPublic = c.params.outPublic;
+        const np = await again(() => primaryWithPublic(tpm, TPM_RH.OWNER, rsaSrkTemplate()));
+        dup.newParent = np.entity;
+        dup.newParentPublic = np.publicArea;
       }
       // RSA key generation on swtpm takes a large part of a second: a longer budget so the mean covers several.
       const budget = op === 'CreatePrimary RSA-2048' ? Math.max(ms, 3000) : ms;
@@ -101,7 +186,8 @@ async function measure(target: Target, ms: number): Promise<Map<string, number>>
         console.error(`${target.name} ${op} skipped: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    for (const h of Object.values(keys)) await tpm.run(FlushContext, {}, { flushHandle: h.handle });
+    await auditSession?.flush();
+    for (const h of [...Object.values(keys), dup.key, dup.newParent, dup.parent]) await flush(h);
   } finally {
     await tpm.close().catch(() => undefined);
     await close();
