@@ -19,6 +19,7 @@ import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tp
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { rcOf } from '../support/probe.js';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -29,15 +30,7 @@ async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }>
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const b64 = (s: unknown): Uint8Array => new Uint8Array(Buffer.from(String(s), 'base64url'));
-const rc = async (p: Promise<unknown>): Promise<number> => {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
-};
+const rc = rcOf;
 const EMPTY = new Uint8Array(0);
 const label = (s: string): Uint8Array => new Uint8Array(Buffer.from(s + '\0'));
 

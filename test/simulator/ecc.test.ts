@@ -13,7 +13,7 @@ import { ECDH_KeyGen, ECDH_ZGen, Sign, Startup, VerifySignature } from '../../sr
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { nodeHashName } from '../../src/tpm/crypto/hash.js';
 import { objectName } from '../../src/tpm/names.js';
-import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
+import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
@@ -21,6 +21,7 @@ import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CURVE_ORDERS, curvePoint } from '../../src/simulator/keygen.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { rcOf } from '../support/probe.js';
 
 /** FIPS 186-4 D.1.2.3 / D.1.2.4: field primes p and orders n. */
 const FIPS = {
@@ -46,15 +47,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const b64 = (s: unknown): Uint8Array => new Uint8Array(Buffer.from(String(s), 'base64url'));
 const big = (b: Uint8Array): bigint => (b.length === 0 ? 0n : BigInt('0x' + hex(b)));
 const fixed = (v: bigint, size: number): Uint8Array => new Uint8Array(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
-const rc = async (p: Promise<unknown>): Promise<number> => {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
-};
+const rc = rcOf;
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();

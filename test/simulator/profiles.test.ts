@@ -37,7 +37,7 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_PT, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { ProfileError, TctiError } from '../../src/tpm/errors.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
-import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
+import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
@@ -59,7 +59,7 @@ import {
   type VersionedState,
 } from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
-import { tpmRejection } from '../support/probe.js';
+import { rcOf, tpmRejection } from '../support/probe.js';
 import { startOurs, type Running } from '../support/tpm2-tools-targets.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
 
@@ -72,17 +72,6 @@ async function started(profile?: TpmProfile | 'libtpms' | 'strict'): Promise<{ e
   const t = inProcessTransport(engine);
   await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
   return { engine, t };
-}
-
-/** The response code `p` fails with; 0 when it succeeds. */
-async function rcOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
 }
 
 const LIMIT_PROPERTIES = [

@@ -58,3 +58,14 @@ export class WireProbe implements Transport {
     return this.inner.close();
   }
 }
+
+/** The response code `p` fails with (TpmError.rc), or 0 when it succeeds; any other error fails the test. */
+export async function rcOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof TpmError) return e.rc;
+    throw e;
+  }
+  return 0;
+}
