@@ -16,8 +16,14 @@
  * it is not satisfied, with the response code the tool printed.
  *
  * The three TPMs run each flow at the same time (one flow at a time per TPM):
- * the mssim TCTI costs ~45 ms a command, so in series the file would not fit
- * its CI budget.
+ * the mssim TCTI costs ~45 ms a command (~0.4 s a tool through abrmd), so in
+ * series the file would not fit its CI budget. For the same reason the mssim
+ * target runs each flow's use and refusal but leaves out the extra checks of
+ * the engine alone (more digest forms, more refusals: `Ctx.full`), which the
+ * swtpm-protocol target makes on the same engine.
+ *
+ * Localities: the tools (and abrmd) send every command at locality 0, so
+ * PolicyLocality is proven at locality 0 and refused for locality 3 only.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -97,7 +103,6 @@ interface Target {
 
 /** What a flow gets: its TPM's tools and working folder. */
 interface Ctx {
-  readonly kind: TargetKind;
   /**
    * False on the mssim target: checks of the engine alone (more digest forms, more refusals), which the
    * swtpm-protocol target already makes on the same engine, are left out there to keep the file in its CI budget.
@@ -126,13 +131,13 @@ interface Ctx {
   unseals(name: string, auth: string): Promise<void>;
 }
 
-type RunningWithSrk = Running & { srk?: Promise<string> };
+/** Each TPM's SRK context file, made by the first flow that needs one. */
+const srks = new WeakMap<Running, Promise<string>>();
 
-function ctxOf(kind: TargetKind, full: boolean, r: Running): Ctx {
+function ctxOf(full: boolean, r: Running): Ctx {
   const f = (name: string): string => join(r.dir, name);
   const tool = async (name: string, args: readonly string[], options?: ToolRunOptions): Promise<string> => (await r.tools.run(name, args, options)).stdout;
   const c: Ctx = {
-    kind,
     full,
     f,
     read: (name) => readFile(f(name)),
@@ -161,8 +166,13 @@ function ctxOf(kind: TargetKind, full: boolean, r: Running): Ctx {
       return readFile(f(`${name}.policy`));
     },
     srk() {
-      // The context file stays valid: abrmd loads it for each tool and flushes it afterwards.
-      return (r as RunningWithSrk).srk ??= tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('srk.ctx')]).then(() => f('srk.ctx'));
+      // The saved context stays valid: abrmd loads it for each tool and flushes it afterwards.
+      let p = srks.get(r);
+      if (p === undefined) {
+        p = tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('srk.ctx')]).then(() => f('srk.ctx'));
+        srks.set(r, p);
+      }
+      return p;
     },
     async seal(name, parent, policy, auth) {
       await writeFile(f(`${name}.policy`), policy);
@@ -233,7 +243,7 @@ describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', ()
       for (const t of targets) {
         if (t.kind === 'ours' && NOT_YET[name] !== undefined) continue;
         const r = running.get(t.label);
-        const p = r === undefined ? Promise.reject(new Error(`${t.label} did not start: ${String(startErrors.get(t.label))}`)) : body(ctxOf(t.kind, t.full, r));
+        const p = r === undefined ? Promise.reject(new Error(`${t.label} did not start: ${String(startErrors.get(t.label))}`)) : body(ctxOf(t.full, r));
         p.catch(() => undefined); // awaited by its own test; not an unhandled rejection meanwhile
         runs.set(t.label, p);
       }
