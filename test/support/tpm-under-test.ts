@@ -9,7 +9,8 @@
  *
  * - `swtpm`: a private Debian swtpm (libtpms) process, as before.
  * - `simulator`: our TpmEngine (src/simulator) behind our swtpm-protocol
- *   server (src/simulator/server.ts), in this process, with no state folder.
+ *   server (src/simulator/server.ts), in this process, with no state folder;
+ *   its profile is TRUSTROOT_SIM_PROFILE's (default libtpms).
  *
  * Tests that cannot pass on the simulator are named in two lists, matched
  * against the test's path ("describe > nested describe > test", the top
@@ -27,6 +28,7 @@
 import { describe, beforeEach, type TestContext } from 'vitest';
 import { TpmEngine } from '../../src/simulator/engine.js';
 import { createSoftwareTpmCa } from '../../src/simulator/manufacture.js';
+import { profileByName } from '../../src/simulator/profiles.js';
 import { startTpmServer, type SimulatorPlatform, type TpmServer } from '../../src/simulator/server.js';
 import { describeWithSwtpm, startSwtpm, swtpmSupport, type SwtpmOptions } from './swtpm.js';
 
@@ -90,7 +92,9 @@ export async function startTpm(kind: TpmKind, options: TpmUnderTestOptions = {})
 async function startSimulator(): Promise<TpmUnderTest> {
   // Manufactured like `trustroot tpm serve`: EK certificates (made on first read) from a CA of its own.
   const ca = createSoftwareTpmCa();
-  const engine = new TpmEngine({ manufacture: { ca } });
+  // TRUSTROOT_SIM_PROFILE=strict runs the suite against another profile (src/simulator/profiles.ts): which tests rely on SHA-1?
+  const profile = process.env['TRUSTROOT_SIM_PROFILE'];
+  const engine = new TpmEngine({ manufacture: { ca }, ...(profile === undefined || profile === '' ? {} : { profile: profileByName(profile) }) });
   let gate: { promise: Promise<void>; open: () => void } | undefined;
   const platform: SimulatorPlatform = {
     async execute(command, locality) {
