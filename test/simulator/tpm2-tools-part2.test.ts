@@ -15,17 +15,28 @@
  * key-exchange values by node:crypto (and @noble/curves for whole points,
  * which node:crypto does not give).
  */
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createECDH, createHash, generateKeyPairSync, randomBytes, type ECDH } from 'node:crypto';
+import { p256 } from '@noble/curves/nist.js';
 import { TPM_ALG, TPM_CC, TPM_ST } from '../../src/tpm/constants.js';
 import { cpHash, rpHash } from '../../src/tpm/cphash.js';
+import { TPM_RC } from '../../src/tpm/rc.js';
 import { PolicyCalculator } from '../../src/tpm/policy.js';
 import { extendAuditDigest } from '../../src/tpm/session-crypto.js';
-import { TPMS_ATTEST } from '../../src/tpm/types/index.js';
-import { decode } from '../../src/tpm/wire/codec.js';
+import { TPM2B_ECC_POINT, TPM2B_PUBLIC, TPMS_ALGORITHM_DETAIL_ECC, TPMS_ATTEST, TPMT_SIGNATURE, type TPMS_ECC_POINT } from '../../src/tpm/types/index.js';
+import { decode, encode } from '../../src/tpm/wire/codec.js';
 import { describe, expect, it } from 'vitest';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { opensslVerifies, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { field, opensslVerifies, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+
+/**
+ * Flows that fail on our simulator today, by the flow name's part before its first colon, with the reason
+ * (they run on swtpm always; TRUSTROOT_TOOLS_RUN_NOT_YET=1 runs them on ours too).
+ */
+const NOT_YET: Readonly<Record<string, string>> = {
+  'commit with P1 (ECDAA key from a PEM), then an ECDAA sign at its counter': 'Sign with ECDAA is not implemented (signing.ts: TPM_RC_SCHEME)',
+};
+const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
 
 const sha256 = (...parts: Uint8Array[]): Buffer => {
   const h = createHash('sha256');
@@ -61,6 +72,22 @@ function auditDigestOf(commands: readonly { cp: Uint8Array; rp: Uint8Array }[]):
   return commands.reduce<Uint8Array>((d, c) => extendAuditDigest(SHA256, d, c.cp, c.rp), new Uint8Array(32));
 }
 
+const big = (b: Uint8Array): bigint => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
+const be32 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+/** A TPM point as node:crypto's uncompressed encoding. */
+const uncompressed = (P: TPMS_ECC_POINT): Buffer => Buffer.concat([Buffer.of(4), P.x, P.y]);
+/** A node:crypto key pair's public point. */
+function pointOf(ecdh: ECDH): TPMS_ECC_POINT {
+  const pub = ecdh.getPublicKey();
+  return { x: pub.subarray(1, 33), y: pub.subarray(33) };
+}
+/** [k]P on P-256, whole (node:crypto gives only x of a product): @noble/curves. */
+function times(k: bigint, P: TPMS_ECC_POINT): TPMS_ECC_POINT {
+  const Q = p256.Point.fromAffine({ x: big(P.x), y: big(P.y) }).multiply(k).toAffine();
+  return { x: be32(Q.x), y: be32(Q.y) };
+}
+const samePoint = (a: TPMS_ECC_POINT, b: TPMS_ECC_POINT): boolean => Buffer.from(a.x).equals(Buffer.from(b.x)) && Buffer.from(a.y).equals(Buffer.from(b.y));
+
 /** The banks `tpm2_getcap pcrs` lists, as "alg: [pcrs]" lines → { alg: count of PCRs }. */
 function banksOf(getcapPcrs: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -75,11 +102,13 @@ function banksOf(getcapPcrs: string): Record<string, number> {
  * One target's flows, in order (they share the TPM). The three targets run side by side (the suite is
  * `concurrent`, its flows `sequential`): most of the time is the mssim TCTI's delayed-ACK stalls.
  */
-function part2Suite(_kind: TargetKind, label: string, start: () => Promise<Running>): void {
+function part2Suite(kind: TargetKind, label: string, start: () => Promise<Running>): void {
   describe(label, { concurrent: true }, () => {
-    const { env, f, read, write, tool } = useTarget(label, start);
+    const { env, f, read, write, tool, toolFails } = useTarget(label, start);
     const flow = (name: string, body: () => Promise<void>, timeoutMs = 60_000): void => {
-      it.sequential(name, body, timeoutMs);
+      const why = kind === 'ours' ? NOT_YET[name.split(':')[0]!] : undefined;
+      if (why !== undefined && !RUN_NOT_YET) it.skip(`${name} [NOT_YET: ${why}]`, body, timeoutMs);
+      else it.sequential(name, body, timeoutMs);
     };
 
     // --- Duplicate (Part 3 §13.1) and Import (§13.3) under another parent ----------------------------
@@ -216,6 +245,189 @@ function part2Suite(_kind: TargetKind, label: string, start: () => Promise<Runni
       expect(Buffer.from(a.extraData).toString('hex')).toBe(nonce);
       const info = a.attested as { exclusiveSession: number; sessionDigest: Uint8Array };
       expect(Buffer.from(info.sessionDigest).equals(Buffer.from(auditDigestOf([getRandomAudit(r1), getRandomAudit(r2)])))).toBe(true);
+    });
+
+    // --- ECC: ECC_Parameters (Part 3 §14.6), EC_Ephemeral (§19.3), ZGen_2Phase (§14.7), Commit (§19.2) ---
+
+    /** An ECC point file the tools write or read (TPM2B_ECC_POINT). */
+    const pointFile = async (name: string): Promise<TPMS_ECC_POINT> => decode(TPM2B_ECC_POINT, await read(name));
+    const writePoint = (name: string, P: TPMS_ECC_POINT): Promise<void> => write(name, encode(TPM2B_ECC_POINT, P));
+    /** `tpm2_ecephemeral ecc256`: Q and the commit counter (the tools write it as a big-endian UINT16). */
+    const ephemeral = async (tag: string): Promise<{ Q: TPMS_ECC_POINT; counter: number }> => {
+      await tool('ecephemeral', ['-u', f(`${tag}.q`), '-t', f(`${tag}.ctr`), 'ecc256']);
+      const ctr = await read(`${tag}.ctr`);
+      expect(ctr.length).toBe(2);
+      return { Q: await pointFile(`${tag}.q`), counter: ctr.readUInt16BE(0) };
+    };
+
+    flow('geteccparameters ecc256: P-256 as node:crypto knows it (G = [1]G, [n-1]G = -G, points on y² = x³ + ax + b)', async () => {
+      await tool('geteccparameters', ['ecc256', '-o', f('p256.params')]);
+      const c = decode(TPMS_ALGORITHM_DETAIL_ECC, await read('p256.params'));
+      expect([c.curveID, c.keySize]).toEqual([0x0003, 256]);
+      const p = big(c.p);
+      const onCurve = (P: TPMS_ECC_POINT): boolean => {
+        const x = big(P.x);
+        const y = big(P.y);
+        return (y * y - (x * x * x + big(c.a) * x + big(c.b))) % p === 0n;
+      };
+      expect(big(c.a)).toBe(p - 3n);
+      const node = createECDH('prime256v1');
+      node.setPrivateKey(be32(1n));
+      const G = pointOf(node);
+      expect(Buffer.from(c.gX).equals(Buffer.from(G.x)) && Buffer.from(c.gY).equals(Buffer.from(G.y))).toBe(true);
+      // The order: [n-1]G = -G = (Gx, p - Gy).
+      node.setPrivateKey(be32(big(c.n) - 1n));
+      const minusG = pointOf(node);
+      expect(Buffer.from(minusG.x).equals(Buffer.from(G.x)) && big(minusG.y) === p - big(G.y)).toBe(true);
+      node.generateKeys();
+      expect(onCurve(G) && onCurve(pointOf(node))).toBe(true);
+      expect(big(c.h)).toBe(1n);
+    });
+
+    flow('ecephemeral + zgen2phase (ECDH): two TPM keys agree on Z1 and Z2; against a party in node:crypto, Z is its ECDH', async () => {
+      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('zsrk.ctx')]);
+      const exchangeKey = async (k: string): Promise<TPMS_ECC_POINT> => {
+        await tool('create', ['-C', f('zsrk.ctx'), '-G', 'ecc256:ecdh', '-a', 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth', '-u', f(`${k}.pub`), '-r', f(`${k}.priv`)]);
+        await tool('load', ['-C', f('zsrk.ctx'), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`)]);
+        const pub = decode(TPM2B_PUBLIC, await read(`${k}.pub`));
+        const Q = (pub.unique as TPMS_ECC_POINT);
+        await writePoint(`${k}.qs`, Q);
+        return Q;
+      };
+      const zgen = async (k: string, staticB: string, ephB: string, counter: number, out: string): Promise<[TPMS_ECC_POINT, TPMS_ECC_POINT]> => {
+        // -s left out: ECDH is the tools' default (5.4 parses -s as a signing scheme and refuses "ecdh").
+        await tool('zgen2phase', ['-c', f(`${k}.ctx`), '--static-public', f(staticB), '--ephemeral-public', f(ephB), '-t', String(counter), '--output-Z1', f(`${out}.z1`), '--output-Z2', f(`${out}.z2`)]);
+        return [await pointFile(`${out}.z1`), await pointFile(`${out}.z2`)];
+      };
+      const QsA = await exchangeKey('za');
+      await exchangeKey('zb');
+      // A against B, both in this TPM: Z1 = [dsA]QsB = [dsB]QsA, Z2 = [deA]QeB = [deB]QeA (SP 800-56A C(2e, 2s)).
+      const eA = await ephemeral('zeA');
+      const eB = await ephemeral('zeB');
+      const [z1A, z2A] = await zgen('za', 'zb.qs', 'zeB.q', eA.counter, 'zAB');
+      const [z1B, z2B] = await zgen('zb', 'za.qs', 'zeA.q', eB.counter, 'zBA');
+      expect(samePoint(z1A, z1B)).toBe(true);
+      expect(samePoint(z2A, z2B)).toBe(true);
+      expect(samePoint(z1A, z2A)).toBe(false);
+      // A counter is used once (Part 3 §14.7: the ephemeral key is gone after use).
+      expect(await toolFails('zgen2phase', ['-c', f('za.ctx'), '--static-public', f('zb.qs'), '--ephemeral-public', f('zeB.q'), '-t', String(eA.counter), '--output-Z1', f('zAgain.z1'), '--output-Z2', f('zAgain.z2')])).toBe(TPM_RC.VALUE);
+      // A against a party in node:crypto, with its static and ephemeral keys.
+      const staticN = createECDH('prime256v1');
+      const ephN = createECDH('prime256v1');
+      staticN.generateKeys();
+      ephN.generateKeys();
+      await writePoint('zN.qs', pointOf(staticN));
+      await writePoint('zN.qe', pointOf(ephN));
+      const eA2 = await ephemeral('zeA2');
+      const [z1, z2] = await zgen('za', 'zN.qs', 'zN.qe', eA2.counter, 'zAN');
+      expect(Buffer.from(z1.x).equals(staticN.computeSecret(uncompressed(QsA)))).toBe(true);
+      expect(Buffer.from(z2.x).equals(ephN.computeSecret(uncompressed(eA2.Q)))).toBe(true);
+      // Whole points (node:crypto gives x only).
+      expect(samePoint(z1, times(big(staticN.getPrivateKey()), QsA))).toBe(true);
+      expect(samePoint(z2, times(big(ephN.getPrivateKey()), eA2.Q))).toBe(true);
+    });
+
+    flow('commit with P1 (ECDAA key from a PEM), then an ECDAA sign at its counter: [s]P1 = E + [H(nonceK ‖ digest)·d]P1', async () => {
+      const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      await write('daa.pem', key.export({ type: 'pkcs8', format: 'pem' }));
+      const d = big(Buffer.from(key.export({ format: 'jwk' }).d!, 'base64url'));
+      await tool('loadexternal', ['-C', 'n', '-G', 'ecc:ecdaa', '-a', 'sign|userwithauth', '-r', f('daa.pem'), '-c', f('daa.ctx')]);
+      const node = createECDH('prime256v1');
+      node.generateKeys();
+      const P1 = pointOf(node);
+      await writePoint('daa.p1', P1);
+      // tpm2-tools 5.4 reads the s2 argument into a zero-sized buffer, so s2 and y2 go out empty and
+      // K and L come back empty; the argument is still needed for --eccpoint-P to be read.
+      await write('daa.s2', randomBytes(8));
+      await tool('commit', ['-c', f('daa.ctx'), '--eccpoint-P', f('daa.p1'), f('daa.s2'), '--eccpoint-K', f('daa.K'), '--eccpoint-L', f('daa.L'), '-u', f('daa.E'), '-t', f('daa.ctr')]);
+      expect([(await pointFile('daa.K')).x.length, (await pointFile('daa.L')).x.length]).toEqual([0, 0]);
+      const E = await pointFile('daa.E');
+      const counter = (await read('daa.ctr')).readUInt16BE(0);
+      // Part 3 §20.2 with ECDAA (Part 1 §C.4): s = r + T·d mod n, T = H(nonceK ‖ digest) mod n, r the commit's.
+      const msg = randomBytes(40);
+      await write('daa.msg', msg);
+      await tool('sign', ['-c', f('daa.ctx'), '-g', 'sha256', '-s', 'ecdaa', '--commit-index', String(counter), '-o', f('daa.sig'), f('daa.msg')]);
+      const sig = decode(TPMT_SIGNATURE, await read('daa.sig'));
+      expect(sig.sigAlg).toBe(TPM_ALG.ECDAA);
+      const { signatureR: nonceK, signatureS } = (sig as unknown as { signature: { signatureR: Uint8Array; signatureS: Uint8Array } }).signature;
+      const n = p256.Point.CURVE().n;
+      const T = big(sha256(nonceK, sha256(msg))) % n;
+      const toPoint = (P: TPMS_ECC_POINT) => p256.Point.fromAffine({ x: big(P.x), y: big(P.y) });
+      expect(toPoint(P1).multiply(big(signatureS)).equals(toPoint(E).add(toPoint(P1).multiply((T * d) % n)))).toBe(true);
+    });
+
+    // --- Administration: HierarchyControl, SetPrimaryPolicy, ChangePPS, ChangeEPS (Part 3 §24), ClockSet,
+    // ClockRateAdjust (§29); moved here from admin.test.ts so they run on all three targets.
+
+    /** A flag of `tpm2_getcap properties-variable` (TPMA_STARTUP_CLEAR's shEnable, phEnableNV…). */
+    const startupFlag = async (name: string): Promise<string> => field(await tool('getcap', ['properties-variable']), name);
+    /** The Name of a primary the tools make in `hierarchy` (default ECC template), read back with readpublic. */
+    const primaryName = async (hierarchy: string, tag: string, extra: readonly string[] = []): Promise<string> => {
+      await tool('createprimary', ['-C', hierarchy, '-G', 'ecc', '-c', f(`${tag}.ctx`), ...extra]);
+      await tool('readpublic', ['-c', f(`${tag}.ctx`), '-n', f(`${tag}.name`)]);
+      return (await read(`${tag}.name`)).toString('hex');
+    };
+
+    flow('hierarchycontrol: the platform turns shEnable and phEnableNV off and on; meanwhile the owner and platform NV are gone', async () => {
+      try {
+        await tool('hierarchycontrol', ['-C', 'p', 'shEnable', 'clear']);
+        expect(await startupFlag('shEnable')).toBe('0');
+        // Part 3 §24.2: with shEnable CLEAR the owner hierarchy is gone, for its primaries and its own authorization.
+        expect(await toolFails('createprimary', ['-C', 'o', '-c', f('hc-o.ctx')])).toBe(TPM_RC.HIERARCHY);
+        expect(await toolFails('setprimarypolicy', ['-C', 'o', '-g', 'sha256'])).toBe(TPM_RC.HIERARCHY);
+        await tool('hierarchycontrol', ['-C', 'p', 'shEnable', 'set']);
+        expect(await startupFlag('shEnable')).toBe('1');
+        await tool('hierarchycontrol', ['-C', 'p', 'phEnableNV', 'clear']);
+        expect(await startupFlag('phEnableNV')).toBe('0');
+        expect(await toolFails('nvdefine', ['-C', 'p', '-s', '8', '-a', 'ppwrite|ppread|platformcreate', '0x01400110'])).toBe(TPM_RC.HIERARCHY);
+        await tool('hierarchycontrol', ['-C', 'p', 'phEnableNV', 'set']);
+        expect(await startupFlag('phEnableNV')).toBe('1');
+      } finally {
+        // The flows after this one need both back, whatever failed above.
+        for (const flag of ['shEnable', 'phEnableNV']) await env().tools.run('hierarchycontrol', ['-C', 'p', flag, 'set'], { allowFailure: true });
+      }
+    });
+
+    flow('setprimarypolicy: an owner policy (PolicyCommandCode(CreatePrimary), computed here) authorizes createprimary; a digest of the wrong size is refused', async () => {
+      const policy = new PolicyCalculator(SHA256).policyCommandCode({ code: TPM_CC.CreatePrimary }).digest;
+      await write('spp.policy', policy);
+      await tool('setprimarypolicy', ['-C', 'o', '-L', f('spp.policy'), '-g', 'sha256']);
+      // Part 3 §24.3: authPolicy must be the size of hashAlg's digest.
+      expect(await toolFails('setprimarypolicy', ['-C', 'e', '-L', f('spp.policy'), '-g', 'sha1'])).toBe(TPM_RC.SIZE);
+      await tool('startauthsession', ['--policy-session', '-S', f('spp.session')]);
+      await tool('policycommandcode', ['-S', f('spp.session'), 'TPM2_CC_CreatePrimary']);
+      await tool('createprimary', ['-C', 'o', '-P', `session:${f('spp.session')}`, '-G', 'ecc', '-c', f('spp.ctx')]);
+      await tool('flushcontext', [f('spp.session')]);
+      // A policy session for another command does not match the owner's policy. (Password authorization is
+      // unaffected by it, so the flows after this one need not remove it; tpm2-tools 5.4 cannot send hashAlg NULL.)
+      await tool('startauthsession', ['--policy-session', '-S', f('spp2.session')]);
+      await tool('policycommandcode', ['-S', f('spp2.session'), 'TPM2_CC_Clear']);
+      expect(await toolFails('createprimary', ['-C', 'o', '-P', `session:${f('spp2.session')}`, '-G', 'ecc', '-c', f('spp2.ctx')])).toBe(TPM_RC.POLICY_FAIL);
+      await tool('flushcontext', [f('spp2.session')]);
+    });
+
+    flow('changepps and changeeps: new platform and endorsement primaries; ChangeEPS empties the endorsement authValue', async () => {
+      const pp1 = await primaryName('p', 'cpp1');
+      expect(await primaryName('p', 'cpp1b')).toBe(pp1); // primaries come from the seed: the same key again
+      await tool('changepps', []);
+      expect(await primaryName('p', 'cpp2')).not.toBe(pp1);
+      const ek1 = await primaryName('e', 'cep1');
+      await tool('changeauth', ['-c', 'e', 'endorsement-secret']);
+      await tool('changeeps', []);
+      // Part 3 §24.5: a new EPS, and endorsementAuth/endorsementPolicy emptied: no password needed now.
+      expect(await primaryName('e', 'cep2')).not.toBe(ek1);
+    });
+
+    flow('setclock forward (readclock follows), backward refused; clockrateadjust slower and faster', async () => {
+      const c0 = BigInt(field(await tool('readclock', []), 'clock'));
+      const target = c0 + 1_000_000_000n;
+      await tool('setclock', [String(target)]);
+      const c1 = BigInt(field(await tool('readclock', []), 'clock'));
+      expect(c1 >= target && c1 < target + 60_000n).toBe(true);
+      // Part 3 §29.2: Clock never goes back.
+      expect(await toolFails('setclock', ['1'])).toBe(TPM_RC.VALUE);
+      for (const rate of ['ss', 'fff', 'f']) await tool('clockrateadjust', [rate]);
+      expect(BigInt(field(await tool('readclock', []), 'clock')) >= c1).toBe(true);
     });
 
     // --- PCR_Allocate (Part 3 §22.5) and a TPM Reset ------------------------------------------------
