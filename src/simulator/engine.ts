@@ -621,14 +621,8 @@ export class TpmEngine {
     paramBytes: Uint8Array,
     locality: number,
   ): Authorization | number {
-    const cpHashes = new Map<number, Uint8Array>();
-    let names: Uint8Array[] | undefined;
-    const handleNames = (): Uint8Array[] => (names ??= handleValues.map((h) => this.nameOf(h)));
-    const cpHash = (alg: number): Uint8Array => {
-      let h = cpHashes.get(alg);
-      if (h === undefined) cpHashes.set(alg, (h = computeCpHash(alg, cmd.code, handleNames(), paramBytes)));
-      return h;
-    };
+    const handleNames = onceNames(handleValues, (h) => this.nameOf(h));
+    const cpHash = hashOncePerAlg((alg) => computeCpHash(alg, cmd.code, handleNames(), paramBytes));
     if (tag === TPM_ST.NO_SESSIONS) {
       if (cmd.authCount > 0) return TPM_RC.AUTH_MISSING;
       return { uses: [], decryptIndex: -1, encryptIndex: -1, auditIndex: -1, paramBytes, cpHash };
@@ -808,6 +802,11 @@ export class TpmEngine {
     return equalBytes(expected, given);
   }
 
+  /** The authValue after the command: a changed one (HierarchyChangeAuth), none for a deleted entity. */
+  private authAfter(use: SessionUse): Uint8Array | undefined {
+    return use.entity === undefined ? undefined : (this.entityOf(use.entity)?.authValue ?? EMPTY);
+  }
+
   /**
    * The response authorization area (the reference's BuildResponseSession):
    * new nonces, the first response parameter encrypted, response HMACs over
@@ -815,24 +814,18 @@ export class TpmEngine {
    */
   private respond(cmd: AnyCommand, auth: Authorization, responseParams: Uint8Array): { paramBytes: Uint8Array; sessions: AuthResponse[] } {
     const table = this.volatile.sessions;
-    // The authValue after the command: a changed one (HierarchyChangeAuth), none for a deleted entity.
-    const authAfter = (use: SessionUse): Uint8Array | undefined => (use.entity === undefined ? undefined : (this.entityOf(use.entity)?.authValue ?? EMPTY));
     for (const use of auth.uses) if (use.session !== undefined) use.session.nonceTPM = this.random(use.session.nonceTPM.length);
     let paramBytes = responseParams;
     if (auth.encryptIndex >= 0) {
       const use = auth.uses[auth.encryptIndex]!;
       const s = use.session!;
       paramBytes = encryptResponseParameter(
-        { hashAlg: s.authHash, symmetric: s.symmetric, key: sessionHmacKey(s.sessionKey, authAfter(use)), nonceCaller: use.auth.nonce, nonceTPM: s.nonceTPM },
+        { hashAlg: s.authHash, symmetric: s.symmetric, key: sessionHmacKey(s.sessionKey, this.authAfter(use)), nonceCaller: use.auth.nonce, nonceTPM: s.nonceTPM },
         responseParams,
       );
     }
-    const rpHashes = new Map<number, Uint8Array>();
-    const rpHash = (alg: number): Uint8Array => {
-      let h = rpHashes.get(alg);
-      if (h === undefined) rpHashes.set(alg, (h = computeRpHash(alg, cmd.code, paramBytes)));
-      return h;
-    };
+    const sentParams = paramBytes;
+    const rpHash = hashOncePerAlg((alg) => computeRpHash(alg, cmd.code, sentParams));
     const out: AuthResponse[] = auth.uses.map((use) => {
       const s = use.session;
       // Part 1 §19.8.4: a password's acknowledgement is empty, continueSession always SET.
@@ -857,7 +850,7 @@ export class TpmEngine {
       if (s.kind !== 'hmac' && use.passwordNeeded && use.entity !== undefined) {
         hmac = EMPTY; // PolicyPassword: no response HMAC (reference BuildSingleResponseAuth)
       } else {
-        const key = sessionHmacKey(s.sessionKey, use.includeAuth ? authAfter(use) : undefined);
+        const key = sessionHmacKey(s.sessionKey, use.includeAuth ? this.authAfter(use) : undefined);
         hmac =
           key.length === 0 && use.auth.hmac.length === 0
             ? EMPTY
@@ -875,6 +868,35 @@ export class TpmEngine {
     });
     return { paramBytes, sessions: out };
   }
+}
+
+/**
+ * The Names of a command's handles, looked up once and only if needed. The
+ * per-command closures are made here and returned, not assigned to a name in
+ * the engine: under tsx (keepNames) every named closure costs an
+ * Object.defineProperty, a tenth of a small command's time.
+ */
+function onceNames(handleValues: readonly number[], nameOf: (h: number) => Uint8Array): () => Uint8Array[] {
+  let names: Uint8Array[] | undefined;
+  return () => (names ??= handleValues.map(nameOf));
+}
+
+/** `compute` memoised per hash algorithm (cpHash, rpHash: each computed at most once per algorithm and command). */
+function hashOncePerAlg(compute: (alg: number) => Uint8Array): (alg: number) => Uint8Array {
+  let alg0 = 0;
+  let h0: Uint8Array | undefined;
+  let more: Map<number, Uint8Array> | undefined;
+  return (alg) => {
+    if (h0 === undefined) {
+      alg0 = alg;
+      return (h0 = compute(alg));
+    }
+    if (alg === alg0) return h0;
+    more ??= new Map();
+    let h = more.get(alg);
+    if (h === undefined) more.set(alg, (h = compute(alg)));
+    return h;
+  };
 }
 
 /**
