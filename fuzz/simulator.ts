@@ -79,6 +79,7 @@ import {
   importKey,
 } from '../src/client/index.js';
 import { TpmEngine } from '../src/simulator/engine.js';
+import type { TpmProfileName } from '../src/simulator/profiles.js';
 import type { RandomSource, SimulatorState } from '../src/simulator/state.js';
 import { openSimulatorStore, parseStateFile, serializeState, validateSimulatorState } from '../src/simulator/store.js';
 import { Clear, ClearControl, MakeCredential, PolicyCounterTimer, PolicyCpHash, PolicyLocality, PolicyNameHash, PolicyNvWritten, PolicyOR, PolicyPassword, PolicyPhysicalPresence, PolicyRestart, PolicySecret, ReadPublic, PolicyTemplate, Shutdown, PolicyAuthValue, PolicyCommandCode, PolicyGetDigest, PolicyPCR, Unseal, ClockRateAdjust, DictionaryAttackLockReset, DictionaryAttackParameters, GetRandom, GetTestResult, HierarchyChangeAuth, IncrementalSelfTest, ReadClock, SelfTest, Startup, TestParms } from '../src/tpm/commands/index.js';
@@ -127,10 +128,10 @@ function steppingClock(): { readonly now: () => number; rewind(to: number): void
  * again: the same nonces, seeds and Time, so its HMAC sessions verify and
  * its tickets (which name the power cycle) are good.
  */
-export function fuzzEngine(label = 'trustroot-fuzz'): { readonly engine: TpmEngine; rewind(): void } {
+export function fuzzEngine(label = 'trustroot-fuzz', profile?: TpmProfileName): { readonly engine: TpmEngine; rewind(): void } {
   const source = deterministicRandom(label);
   const clock = steppingClock();
-  const engine = new TpmEngine({ random: source.random, now: clock.now });
+  const engine = new TpmEngine({ random: source.random, now: clock.now, ...(profile === undefined ? {} : { profile }) });
   const start = { random: source.position(), clock: clock.position() };
   return {
     engine,
@@ -416,6 +417,8 @@ export interface SimulatorFuzzOptions {
   readonly session?: RecordedSession;
   /** Called every 10,000 inputs with the count so far. */
   readonly onProgress?: (done: number) => void;
+  /** The fuzzed engine's profile (src/simulator/profiles.ts); libtpms when omitted. */
+  readonly profile?: TpmProfileName;
 }
 
 export interface SimulatorFuzzStats {
@@ -535,7 +538,7 @@ export async function fuzzSimulator(options: SimulatorFuzzOptions): Promise<Simu
   const rng = new Prng(options.seed);
   const generic = validSeeds(1, options.seed).filter((s) => s.direction === 'command').map((s) => s.bytes);
   const recorded = session.commands.map((c) => c.bytes);
-  const { engine, rewind } = fuzzEngine();
+  const { engine, rewind } = fuzzEngine(undefined, options.profile);
   const snapshot = structuredClone(engine.state);
   const stats: SimulatorFuzzStats = {
     inputs: 0,
