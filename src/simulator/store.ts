@@ -33,10 +33,16 @@ import { constants as fsConstants } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateError } from '../tpm/errors.js';
-import { TPM_ALG } from '../tpm/constants.js';
+import { equalBytes } from '../tpm/bytes.js';
+import { TPM_ALG, TPM_HT, TPM_RH } from '../tpm/constants.js';
+import { isHashSupported } from '../tpm/crypto/hash.js';
+import { objectName } from '../tpm/names.js';
+import { TPMT_PUBLIC, TPMT_SENSITIVE } from '../tpm/types/index.js';
+import { decode } from '../tpm/wire/codec.js';
 import {
   createSimulatorState,
   PCR_AUTH_VALUE_GROUPS,
+  PCR_COUNT,
   PCR_POLICY_GROUPS,
   SIMULATOR_STATE_VERSION,
   STATE_MIGRATIONS,
@@ -106,9 +112,17 @@ function toTagged(value: unknown, path: string, file: string): unknown {
 const HEX = /^(?:[0-9a-f]{2})*$/;
 const DECIMAL = /^-?(?:0|[1-9][0-9]*)$/;
 
-function fromTagged(value: unknown, path: string, file: string): unknown {
+/**
+ * How deep a state file's JSON may nest: a state is a few levels deep; a file
+ * nested deeper is damaged, and recursing into it would overflow the stack
+ * (a RangeError, not a StateError: found by fuzz/store.ts).
+ */
+const MAX_NESTING = 32;
+
+function fromTagged(value: unknown, path: string, file: string, depth = 0): unknown {
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((item: unknown, i) => fromTagged(item, `${path}[${i}]`, file));
+  if (depth >= MAX_NESTING) throw new StateError('state.corrupt', `${path}: nested more than ${MAX_NESTING} levels deep`, file);
+  if (Array.isArray(value)) return value.map((item: unknown, i) => fromTagged(item, `${path}[${i}]`, file, depth + 1));
   const entries = Object.entries(value as Record<string, unknown>);
   const tagged = entries.filter(([key]) => key.startsWith('$'));
   if (tagged.length > 0) {
@@ -125,7 +139,7 @@ function fromTagged(value: unknown, path: string, file: string): unknown {
     throw new StateError('state.corrupt', `${path}: unknown tag ${key}`, file);
   }
   const out: Record<string, unknown> = {};
-  for (const [key, item] of entries) out[key] = fromTagged(item, `${path}.${key}`, file);
+  for (const [key, item] of entries) out[key] = fromTagged(item, `${path}.${key}`, file, depth + 1);
   return out;
 }
 
@@ -309,6 +323,30 @@ export class StateLock {
   }
 }
 
+/**
+ * A state file's bytes as `StateStore.open` reads them: parsed and checked
+ * (parseStateFile), migrated from an older layout, validated. A migrated
+ * state is written back in the current layout by the next save.
+ * @throws StateError state.corrupt, state.checksum or state.version
+ */
+export function decodeStateFile<S extends VersionedState>(
+  bytes: Uint8Array,
+  options: Pick<StateStoreOptions<S>, 'version' | 'validate' | 'migrations'>,
+  file = STATE_FILE_NAME,
+): S {
+  const migrations = options.migrations ?? {};
+  let oldest = options.version;
+  while (migrations[oldest - 1] !== undefined) oldest--;
+  let raw = parseStateFile(bytes, options.version, file, oldest);
+  try {
+    while (raw.version < options.version) raw = migrations[raw.version]!(raw);
+    return options.validate ? options.validate(raw) : (raw as S);
+  } catch (cause) {
+    if (cause instanceof StateError) throw cause;
+    throw new StateError('state.corrupt', `state does not fit its layout: ${cause instanceof Error ? cause.message : String(cause)}`, file, { cause });
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Store
 
@@ -391,20 +429,7 @@ export class StateStore<S extends VersionedState> {
         await store.save(state);
         return { store, state, created: true };
       }
-      const migrations = options.migrations ?? {};
-      let oldest = options.version;
-      while (migrations[oldest - 1] !== undefined) oldest--;
-      let raw = parseStateFile(bytes, options.version, file, oldest);
-      let state: S;
-      try {
-        // A migrated state is written back in the current layout by the next save.
-        while (raw.version < options.version) raw = migrations[raw.version]!(raw);
-        state = options.validate ? options.validate(raw) : (raw as S);
-      } catch (cause) {
-        if (cause instanceof StateError) throw cause;
-        throw new StateError('state.corrupt', `state does not fit its layout: ${cause instanceof Error ? cause.message : String(cause)}`, file, { cause });
-      }
-      return { store, state, created: false };
+      return { store, state: decodeStateFile(bytes, options, file), created: false };
     } catch (error) {
       await lock.release();
       throw error;
@@ -562,6 +587,55 @@ const SIMULATOR_SHAPE_RULES = {
 };
 const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false };
 
+/** A whole number from 0 to max, or throws naming `what`. */
+function checkWhole(n: number, max: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) throw new Error(`${what} is ${n}, not a whole number from 0 to ${max}`);
+}
+
+function checkHash(alg: number, what: string): void {
+  checkWhole(alg, 0xffff, what);
+  if (!isHashSupported(alg)) throw new Error(`${what} 0x${alg.toString(16)} is not a hash algorithm`);
+}
+
+const PERSISTENT_HIERARCHIES: ReadonlySet<number> = new Set([TPM_RH.OWNER, TPM_RH.ENDORSEMENT, TPM_RH.PLATFORM]);
+
+/**
+ * What the shape does not say and the engine relies on (each found by
+ * fuzz/store.ts as a state that loaded and then failed a command with
+ * TPM_RC_FAILURE): PCR banks of real hashes and PCR numbers, NV indices and
+ * persistent objects with handles of their range and whole sizes, and
+ * persistent objects whose areas unmarshal and whose Name is their public area's.
+ */
+function checkEntities(s: SimulatorState): void {
+  const banks = [...s.pcrAllocation, ...(s.pendingPcrAllocation ?? [])];
+  banks.forEach((b, i) => {
+    checkHash(b.hashAlg, `state.pcrAllocation[${i}].hashAlg`);
+    for (const pcr of b.pcrs) checkWhole(pcr, PCR_COUNT - 1, `a PCR of bank 0x${b.hashAlg.toString(16)}`);
+  });
+  s.savedState?.pcrs.forEach((b, i) => checkHash(b.hashAlg, `state.savedState.pcrs[${i}].hashAlg`));
+  s.nvIndices.forEach((nv, i) => {
+    checkWhole(nv.nvIndex, 0xffffffff, `state.nvIndices[${i}].nvIndex`);
+    if (nv.nvIndex >>> 24 !== TPM_HT.NV_INDEX) throw new Error(`state.nvIndices[${i}].nvIndex 0x${nv.nvIndex.toString(16)} is not an NV index handle`);
+    checkHash(nv.nameAlg, `state.nvIndices[${i}].nameAlg`);
+    checkWhole(nv.attributes, 0xffffffff, `state.nvIndices[${i}].attributes`);
+    checkWhole(nv.dataSize, 0xffff, `state.nvIndices[${i}].dataSize`);
+  });
+  s.persistentObjects.forEach((o, i) => {
+    const at = `state.persistentObjects[${i}]`;
+    checkWhole(o.handle, 0xffffffff, `${at}.handle`);
+    if (o.handle >>> 24 !== TPM_HT.PERSISTENT) throw new Error(`${at}.handle 0x${o.handle.toString(16)} is not a persistent handle`);
+    if (!PERSISTENT_HIERARCHIES.has(o.hierarchy)) throw new Error(`${at}.hierarchy 0x${o.hierarchy.toString(16)} is not a hierarchy`);
+    let name: Uint8Array;
+    try {
+      name = objectName(decode(TPMT_PUBLIC, o.public));
+      decode(TPMT_SENSITIVE, o.sensitive);
+    } catch (e) {
+      throw new Error(`${at}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!equalBytes(name, o.name)) throw new Error(`${at}.name is not the Name of its public area`);
+  });
+}
+
 /**
  * Checks a decoded state against the current SimulatorState field by field (names,
  * kinds, nested arrays) and returns it typed.
@@ -587,10 +661,16 @@ export function validateSimulatorState(value: VersionedState, file = STATE_FILE_
       if (p.hashAlg === TPM_ALG.NULL ? p.policy.length !== 0 : p.policy.length > 64) throw new Error(`state.pcrAuthPolicies: a ${p.policy.length}-byte policy with hashAlg 0x${p.hashAlg.toString(16)}`);
     }
     for (const v of pcrAuthValues) if (v.length > 64) throw new Error(`state.pcrAuthValues: a ${v.length}-byte authValue`);
+    checkEntities(value as unknown as SimulatorState);
   } catch (cause) {
     throw new StateError('state.corrupt', `state does not fit SimulatorState v${SIMULATOR_STATE_VERSION}: ${(cause as Error).message}`, file, { cause });
   }
   return value as SimulatorState;
+}
+
+/** How a software TPM's state file is read (for `decodeStateFile`, `StateStore.open`): layout version, migrations, validation. */
+export function simulatorStateOptions(file = STATE_FILE_NAME): StateStoreOptions<SimulatorState> {
+  return { version: SIMULATOR_STATE_VERSION, migrations: STATE_MIGRATIONS, validate: (value) => validateSimulatorState(value, file) };
 }
 
 /**
@@ -602,11 +682,7 @@ export function openSimulatorStore(
   dir: string,
   options: { create?: boolean; random?: RandomSource; profile?: ManufactureProfile } = {},
 ): Promise<OpenedStore<SimulatorState>> {
-  const storeOptions: StateStoreOptions<SimulatorState> = {
-    version: SIMULATOR_STATE_VERSION,
-    migrations: STATE_MIGRATIONS,
-    validate: (value) => validateSimulatorState(value, join(dir, STATE_FILE_NAME)),
-  };
+  const storeOptions = simulatorStateOptions(join(dir, STATE_FILE_NAME));
   if (options.create) storeOptions.create = () => createSimulatorState(options.random, options.profile);
   return StateStore.open(dir, storeOptions);
 }

@@ -9,6 +9,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createSimulatorState, type RandomSource, type SimulatorState } from '../../src/simulator/state.js';
+import { TPM_ALG } from '../../src/tpm/constants.js';
+import { objectName } from '../../src/tpm/names.js';
+import { TPMA_OBJECT, TPMT_PUBLIC, TPMT_SENSITIVE } from '../../src/tpm/types/index.js';
+import { encode } from '../../src/tpm/wire/codec.js';
 
 function sha256(...parts: (string | Uint8Array)[]): Uint8Array {
   const h = createHash('sha256');
@@ -90,9 +94,17 @@ export function applyUpdate(state: SimulatorState, n: number): void {
       const at = state.persistentObjects.findIndex((o) => o.handle === handle);
       if (at >= 0) state.persistentObjects.splice(at, 1);
       else {
-        const pub = new Uint8Array(1024);
-        for (let off = 0; off < 1024; off += 32) pub.set(sha256('public', String(n), String(off)), off);
-        state.persistentObjects.push({ handle, hierarchy: 0x40000001, public: pub, sensitive: sha256('sensitive', String(n)), name: sha256('name', String(n)), qualifiedName: sha256('qn', String(n)) });
+        // Areas that unmarshal, with the Name of the public area: the store refuses anything else (validateSimulatorState).
+        const publicArea = {
+          type: TPM_ALG.KEYEDHASH,
+          nameAlg: TPM_ALG.SHA256,
+          objectAttributes: TPMA_OBJECT.of({ userWithAuth: true, noDA: true }),
+          authPolicy: sha256('policy', String(n)),
+          parameters: { scheme: { scheme: TPM_ALG.NULL } },
+          unique: sha256('public', String(n)),
+        } as TPMT_PUBLIC;
+        const sensitive = encode(TPMT_SENSITIVE, { sensitiveType: TPM_ALG.KEYEDHASH, authValue: new Uint8Array(0), seedValue: sha256('seed', String(n)), sensitive: sha256('sensitive', String(n)) } as never);
+        state.persistentObjects.push({ handle, hierarchy: 0x40000001, public: encode(TPMT_PUBLIC, publicArea), sensitive, name: objectName(publicArea), qualifiedName: sha256('qn', String(n)) });
       }
       break;
     }
