@@ -18,13 +18,12 @@
  */
 import { createHash, createHmac, createPublicKey, createCipheriv, createECDH, publicEncrypt, constants as cryptoConstants, verify as cryptoVerify, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SwtpmControl } from '../../src/tpm/transport/index.js';
-import { canonicalRc, TPM_RC } from '../../src/tpm/rc.js';
+import { TPM_RC } from '../../src/tpm/rc.js';
 import { swtpmSupport } from '../support/swtpm.js';
-import { describeWithTpm2Tools, type ToolRunOptions } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, rcIn, sh, startControl, startOurs, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
+import { field, opensslVerifies, rcIn, sh, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
 
 /**
  * Flows known to fail on our simulator, with the reason (command not yet
@@ -100,35 +99,7 @@ function nameOfPublicFile(pub: Buffer): Buffer {
 
 function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Running>): void {
   describe(label, () => {
-    let r: Running | undefined;
-    let startError: unknown;
-    beforeAll(async () => {
-      try {
-        r = await start();
-      } catch (e) {
-        startError = e;
-      }
-    }, 60_000);
-    afterAll(async () => {
-      await r?.stop();
-    }, 30_000);
-
-    const env = (): Running => {
-      if (r === undefined) throw new Error(`${label} did not start: ${String(startError)}`);
-      return r;
-    };
-    const f = (name: string): string => join(env().dir, name);
-    const read = (name: string): Promise<Buffer> => readFile(f(name));
-    const write = (name: string, data: Uint8Array | string): Promise<void> => writeFile(f(name), data);
-    const tool = async (name: string, args: readonly string[], options?: ToolRunOptions): Promise<string> =>
-      (await env().tools.run(name, args, options)).stdout;
-    /** Runs a tool that must fail; returns the TPM response code it printed (canonical, without the handle/parameter/session number). */
-    const toolFails = async (name: string, args: readonly string[], options?: ToolRunOptions): Promise<number | undefined> => {
-      const res = await env().tools.run(name, args, { ...options, allowFailure: true });
-      expect(res.code, `tpm2_${name} ${args.join(' ')} should fail:\n${res.stdout}`).not.toBe(0);
-      const rc = rcIn(res.stderr);
-      return rc === undefined ? undefined : canonicalRc(rc);
-    };
+    const { env, f, read, write, tool, toolFails } = useTarget(label, start);
     /** Reads sha256 PCRs as raw bytes (tpm2_pcrread -o). */
     const pcrs = async (list: readonly number[], out: string): Promise<Buffer[]> => {
       await tool('pcrread', [`sha256:${list.join(',')}`, '-o', f(out)]);
@@ -1183,24 +1154,7 @@ function toolsSuite(kind: TargetKind, label: string, start: () => Promise<Runnin
 /** The smoke subset over the MS simulator protocol (`mssim` TCTI), ours only (swtpm has no MS platform port). */
 function mssimSmoke(): void {
   describe('our simulator over the mssim protocol (smoke subset, tpm2-abrmd with the mssim TCTI)', () => {
-    let r: Running | undefined;
-    let startError: unknown;
-    beforeAll(async () => {
-      try {
-        r = await startOurs('mssim');
-      } catch (e) {
-        startError = e;
-      }
-    }, 60_000);
-    afterAll(async () => {
-      await r?.stop();
-    }, 30_000);
-    const env = (): Running => {
-      if (r === undefined) throw new Error(`mssim server did not start: ${String(startError)}`);
-      return r;
-    };
-    const f = (name: string): string => join(env().dir, name);
-    const tool = async (name: string, args: readonly string[], options?: ToolRunOptions): Promise<string> => (await env().tools.run(name, args, options)).stdout;
+    const { env, f, tool } = useTarget('mssim server', () => startOurs('mssim'));
     const flow = (name: string, body: () => Promise<void>): void => {
       const why = NOT_YET[`mssim: ${name}`];
       if (why !== undefined && !RUN_NOT_YET) it.skip(`${name} [NOT_YET: ${why}]`, body, 30_000);
