@@ -283,6 +283,8 @@ export class TpmEngine {
     if (injected !== undefined) return injected;
     // Part 3 §5.2: only Startup before the TPM is started (Part 1 §36.5).
     if (!this.volatile.started && entry.command.name !== 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
+    // …and Startup once started is TPM_RC_INITIALIZE before its parameter is read (Part 3 §5.2, as libtpms).
+    if (this.volatile.started && entry.command.name === 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
     this.syncClock();
     // Every command brings dictionary-attack self-healing up to date (the reference's TimeUpdate → DASelfHeal).
     if (this.volatile.started) this.daSelfHeal();
@@ -944,13 +946,20 @@ export function unmarshalRc(e: ParseError, selectorRc: number = TPM_RC.SELECTOR)
       return TPM_RC.RESERVED_BITS;
     case 'parse.tag':
       return TPM_RC.TAG;
+    case 'parse.value': {
+      // A Part 2 interface type with a response code of its own ("#TPM_RC_…"), as libtpms unmarshals it.
+      const type = /is not a (TPMI_\w+)/.exec(e.message)?.[1];
+      return (type === undefined ? undefined : INTERFACE_RC[type]) ?? TPM_RC.VALUE;
+    }
     case 'parse.handle':
-    case 'parse.value':
     case 'parse.constant':
     case 'parse.command':
       return TPM_RC.VALUE;
   }
 }
+
+/** Interface types whose bad value is not TPM_RC_VALUE (Part 2 §9.27 TPMI_ALG_HASH, §11.2.5.5 TPMI_ECC_CURVE). */
+const INTERFACE_RC: Readonly<Record<string, number>> = { TPMI_ALG_HASH: TPM_RC.HASH, TPMI_ECC_CURVE: TPM_RC.CURVE };
 
 /** Errors of the authorization area (the only thing splitCommand reads beyond our own header checks). */
 function splitErrorRc(e: unknown, cmd: AnyCommand): number {

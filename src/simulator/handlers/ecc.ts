@@ -146,7 +146,8 @@ export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, 
     if (P2 === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_S2));
     if (o.publicOnly === true) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   }
-  const B = curvePoint(curve, P1);
+  // An Empty Point (x and y both empty, a TPM2B of size 4) is no P1: E = [r]G (the reference checks P1 only when its size > 4).
+  const B = P1.x.length === 0 && P1.y.length === 0 ? curve.noble.Point.BASE : curvePoint(curve, P1);
   if (B === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_P1));
   // Without s2/y2, K and L are Empty Points (Part 1 §C: x and y both empty), a TPM2B_ECC_POINT of size 4 as
   // libtpms answers; a size-0 TPM2B is not one (tpm2-tss then reads on into L and E).
