@@ -15,7 +15,8 @@
  * index, persists a key or duplicates one, and the same policy is refused when
  * it is not satisfied, with the response code the tool printed.
  *
- * The three TPMs run each flow at the same time (one flow at a time per TPM):
+ * The three TPMs run side by side, each its flows in order (useTarget from
+ * test/support/tpm2-tools-targets.ts, as tpm2-tools-part2.test.ts does):
  * the mssim TCTI costs ~45 ms a command (~0.4 s a tool through abrmd), so in
  * series the file would not fit its CI budget. For the same reason the mssim
  * target runs each flow's use and refusal but leaves out the extra checks of
@@ -26,9 +27,7 @@
  * PolicyLocality is proven at locality 0 and refused for locality 3 only.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cpHash,
   encode,
@@ -62,8 +61,19 @@ import {
 import { bytesFromBigInt } from '../../src/tpm/bytes.js';
 import { canonicalRc, TPM_RC } from '../../src/tpm/rc.js';
 import { swtpmSupport } from '../support/swtpm.js';
-import { describeWithTpm2Tools, type ToolRunOptions } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, rcIn, sh, startControl, startOurs, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
+import {
+  field,
+  opensslVerifies,
+  rcIn,
+  sh,
+  startControl,
+  startOurs,
+  useTarget,
+  type Running,
+  type TargetFixture,
+  type TargetKind,
+} from '../support/tpm2-tools-targets.js';
 
 const { TPMA_NV, TPM2B_NV_PUBLIC, TPMT_PUBLIC } = structures;
 const SHA256 = TPM_ALG.SHA256;
@@ -94,26 +104,13 @@ function nameOfPublicFile(pub: Buffer): Buffer {
 // ---------------------------------------------------------------------------
 // One flow at a time per TPM, the three TPMs side by side
 
-interface Target {
-  readonly kind: TargetKind;
-  readonly full: boolean;
-  readonly label: string;
-  readonly start: () => Promise<Running>;
-}
-
-/** What a flow gets: its TPM's tools and working folder. */
-interface Ctx {
+/** What a flow gets: its TPM's tools and working folder (useTarget's fixture) and a few steps of its own. */
+interface Ctx extends TargetFixture {
   /**
    * False on the mssim target: checks of the engine alone (more digest forms, more refusals), which the
    * swtpm-protocol target already makes on the same engine, are left out there to keep the file in its CI budget.
    */
   readonly full: boolean;
-  f(name: string): string;
-  read(name: string): Promise<Buffer>;
-  write(name: string, data: Uint8Array | string): Promise<void>;
-  tool(name: string, args: readonly string[], options?: ToolRunOptions): Promise<string>;
-  /** Runs a tool that must fail; the TPM response code it printed, canonical (no handle/parameter/session number). */
-  toolFails(name: string, args: readonly string[], options?: ToolRunOptions): Promise<number | undefined>;
   /** Runs a tool that may fail: undefined when it succeeded, else the canonical response code it printed (NaN if none). */
   attempt(name: string, args: readonly string[]): Promise<number | undefined>;
   /** A fresh session file: `startauthsession` (trial unless `policy`). */
@@ -131,26 +128,15 @@ interface Ctx {
   unseals(name: string, auth: string): Promise<void>;
 }
 
-/** Each TPM's SRK context file, made by the first flow that needs one. */
-const srks = new WeakMap<Running, Promise<string>>();
-
-function ctxOf(full: boolean, r: Running): Ctx {
-  const f = (name: string): string => join(r.dir, name);
-  const tool = async (name: string, args: readonly string[], options?: ToolRunOptions): Promise<string> => (await r.tools.run(name, args, options)).stdout;
+/** Ctx over useTarget's fixture, for a target whose flows run one after the other. */
+function ctxOf(t: TargetFixture, full: boolean): Ctx {
+  const { f, read, write, tool } = t;
+  let srk: Promise<string> | undefined;
   const c: Ctx = {
+    ...t,
     full,
-    f,
-    read: (name) => readFile(f(name)),
-    write: (name, data) => writeFile(f(name), data),
-    tool,
-    async toolFails(name, args, options) {
-      const res = await r.tools.run(name, args, { ...options, allowFailure: true });
-      expect(res.code, `tpm2_${name} ${args.join(' ')} should fail:\n${res.stdout}`).not.toBe(0);
-      const rc = rcIn(res.stderr);
-      return rc === undefined ? undefined : canonicalRc(rc);
-    },
     async attempt(name, args) {
-      const res = await r.tools.run(name, args, { allowFailure: true });
+      const res = await t.env().tools.run(name, args, { allowFailure: true });
       if (res.code === 0) return undefined;
       const rc = rcIn(res.stderr);
       return rc === undefined ? Number.NaN : canonicalRc(rc);
@@ -161,29 +147,24 @@ function ctxOf(full: boolean, r: Running): Ctx {
     },
     async trial(name, ...steps) {
       const s = await c.session(`${name}.trial`);
-      for (const [t, a] of steps) await tool(t, ['-S', s, ...a]);
+      for (const [tl, a] of steps) await tool(tl, ['-S', s, ...a]);
       await tool('flushcontext', [s]);
-      return readFile(f(`${name}.policy`));
+      return read(`${name}.policy`);
     },
     srk() {
       // The saved context stays valid: abrmd loads it for each tool and flushes it afterwards.
-      let p = srks.get(r);
-      if (p === undefined) {
-        p = tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('srk.ctx')]).then(() => f('srk.ctx'));
-        srks.set(r, p);
-      }
-      return p;
+      return (srk ??= tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('srk.ctx')]).then(() => f('srk.ctx')));
     },
     async seal(name, parent, policy, auth) {
-      await writeFile(f(`${name}.policy`), policy);
-      await writeFile(f(`${name}.in`), `${name} secret`);
+      await write(`${name}.policy`, policy);
+      await write(`${name}.in`, `${name} secret`);
       const pw = auth === undefined ? [] : ['-p', auth];
       await tool('create', ['-C', parent, '-i', f(`${name}.in`), ...pw, '-L', f(`${name}.policy`), '-a', 'fixedtpm|fixedparent|noda', '-u', f(`${name}.pub`), '-c', f(`${name}.ctx`)]);
     },
     async unseals(name, auth) {
       const out = `${name}.${randomBytes(4).toString('hex')}.out`;
       await tool('unseal', ['-c', f(`${name}.ctx`), '-p', auth, '-o', f(out)]);
-      expect((await readFile(f(out))).toString()).toBe(`${name} secret`);
+      expect((await read(out)).toString()).toBe(`${name} secret`);
     },
   };
   return c;
@@ -205,57 +186,25 @@ async function opensslSign(key: string, msg: string, out: string): Promise<void>
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
-describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', () => {
-  const targets: Target[] = [
-    { kind: 'ours', full: true, label: 'ours, swtpm protocol', start: () => startOurs('swtpm') },
-    { kind: 'ours', full: false, label: 'ours, mssim protocol', start: () => startOurs('mssim') },
-  ];
-  const sw = swtpmSupport();
-  if (sw.available) targets.push({ kind: 'swtpm', full: true, label: 'control: Debian swtpm', start: startControl });
-  else if (sw.required) it('swtpm is installed (the control TPM)', () => expect.fail(sw.reason));
+/** A flow: its name and its body, run on each target in turn. */
+type Flow = (name: string, body: (c: Ctx) => Promise<void>, timeoutMs?: number) => void;
 
-  const running = new Map<string, Running>();
-  const startErrors = new Map<string, unknown>();
-  beforeAll(async () => {
-    await Promise.all(
-      targets.map(async (t) => {
-        try {
-          running.set(t.label, await t.start());
-        } catch (e) {
-          startErrors.set(t.label, e);
-        }
-      }),
-    );
-  }, 90_000);
-  afterAll(async () => {
-    await Promise.all([...running.values()].map((r) => r.stop()));
-  }, 30_000);
+/**
+ * One target's flows, in order (they share the TPM). The targets run side by side: the suite is
+ * `concurrent`, its flows `sequential` (as in tpm2-tools-part2.test.ts).
+ */
+function policiesSuite(kind: TargetKind, full: boolean, label: string, start: () => Promise<Running>): void {
+  describe(label, { concurrent: true }, () => {
+    const c = ctxOf(useTarget(label, start), full);
+    policyFlows((name, body, timeoutMs = 60_000) => {
+      const why = kind === 'ours' ? NOT_YET[name] : undefined;
+      if (why !== undefined) it.skip(`${name} [NOT_YET: ${why}]`, () => undefined);
+      else it.sequential(name, () => body(c), timeoutMs);
+    });
+  });
+}
 
-  /**
-   * One `it` per TPM; the first of them starts the flow on all three TPMs at
-   * once and each awaits its own TPM's run, so a report names the TPM that failed.
-   */
-  function flow(name: string, body: (c: Ctx) => Promise<void>, timeoutMs = 90_000): void {
-    let runs: Map<string, Promise<void>> | undefined;
-    const startAll = (): Map<string, Promise<void>> => {
-      if (runs !== undefined) return runs;
-      runs = new Map();
-      for (const t of targets) {
-        if (t.kind === 'ours' && NOT_YET[name] !== undefined) continue;
-        const r = running.get(t.label);
-        const p = r === undefined ? Promise.reject(new Error(`${t.label} did not start: ${String(startErrors.get(t.label))}`)) : body(ctxOf(t.full, r));
-        p.catch(() => undefined); // awaited by its own test; not an unhandled rejection meanwhile
-        runs.set(t.label, p);
-      }
-      return runs;
-    };
-    for (const t of targets) {
-      const why = t.kind === 'ours' ? NOT_YET[name] : undefined;
-      if (why !== undefined) it.skip(`${name} [${t.label}] [NOT_YET: ${why}]`, () => undefined);
-      else it(`${name} [${t.label}]`, () => startAll().get(t.label)!, timeoutMs);
-    }
-  }
-
+function policyFlows(flow: Flow): void {
   // --- PolicyLocality (Part 3 §23.8) ------------------------------------------
 
   flow('policylocality: locality 0 opens the object; a locality-3 policy is TPM_RC_LOCALITY at locality 0', async (c) => {
@@ -728,4 +677,13 @@ describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', ()
     await c.tool('dictionarylockout', ['-c']);
     await c.tool('dictionarylockout', ['-s', '-n', '32', '-t', '600', '-l', '700']);
   });
+}
+
+describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', () => {
+  policiesSuite('ours', true, 'ours over the swtpm protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('swtpm'));
+  policiesSuite('ours', false, 'ours over the mssim protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('mssim'));
+  const sw = swtpmSupport();
+  if (sw.available) policiesSuite('swtpm', true, 'control: Debian swtpm (libtpms), same flows', startControl);
+  else if (sw.required) it('swtpm is installed (the control TPM)', () => expect.fail(sw.reason));
+  else describe.skip(`control: swtpm [skipped: ${sw.reason}]`, () => undefined);
 });
