@@ -22,6 +22,7 @@ import { TPM_ALG } from './constants.js';
 import { digestSize, hash, hmac, isHashAlg } from './crypto/hash.js';
 import { kdfa } from './crypto/kdf.js';
 import { ArgumentError, CryptoError, ParseError, UnsupportedAlgorithmError } from './errors.js';
+import { LIMITS } from './limits.js';
 import { objectName } from './names.js';
 import { decryptSecret, eccCurve, eccPointOf, encryptSecret, type EncryptSecretOptions } from './secret.js';
 import { TPMA_OBJECT, TPMT_SENSITIVE, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from './types/index.js';
@@ -449,7 +450,8 @@ export interface DuplicateBlob {
  * @param parentPublic the new parent's public area (nameAlg, symmetric, and the KEM's parameters).
  * @throws CryptoError `crypto.integrity` when the outer HMAC or the inner integrity digest does not match,
  *   `crypto.decrypt` when the seed does not decrypt, `crypto.key` for an unusable parent or private key;
- *   ParseError when the decrypted sensitive area does not decode (a TPM answers TPM_RC_SIZE / INSUFFICIENT).
+ *   ParseError when the inner integrity's size or the decrypted sensitive area does not decode (a TPM answers
+ *   TPM_RC_SIZE / INSUFFICIENT).
  */
 export function unwrapDuplicate(parentPrivate: KeyObject | null, parentPublic: TPMT_PUBLIC, blob: DuplicateBlob): TPMT_SENSITIVE {
   if (blob === null || typeof blob !== 'object') throw new ArgumentError('blob: expected a DuplicateBlob');
@@ -475,9 +477,13 @@ export function unwrapDuplicate(parentPrivate: KeyObject | null, parentPublic: T
     const plain = cfb(false, cipher, key, new Uint8Array(BLOCK), data);
     const nameAlg = blob.objectPublic.nameAlg;
     const dsize = digestSize(nameAlg);
-    // CheckInnerIntegrity: TPM2B_DIGEST, then compare with H(rest ‖ Name).
-    const isize = plain.length >= 2 ? (plain[0]! << 8) | plain[1]! : -1;
-    if (isize !== dsize || plain.length < 2 + dsize) throw new CryptoError('crypto.integrity', 'inner integrity is missing or of the wrong size');
+    // CheckInnerIntegrity: the TPM2B_DIGEST unmarshals first (as the reference and libtpms do: a size over
+    // sizeof(TPMU_HA) is TPM_RC_SIZE, too few bytes TPM_RC_INSUFFICIENT), then it is compared with H(rest ‖ Name).
+    if (plain.length < 2) throw new ParseError('parse.truncated', 'no inner integrity size', 'innerIntegrity', 0);
+    const isize = (plain[0]! << 8) | plain[1]!;
+    if (isize > LIMITS.MAX_DIGEST) throw new ParseError('parse.size', `inner integrity size ${isize}, allowed 0..${LIMITS.MAX_DIGEST}`, 'innerIntegrity', 0);
+    if (plain.length < 2 + isize) throw new ParseError('parse.truncated', `inner integrity of ${isize} byte(s) but ${plain.length - 2} follow`, 'innerIntegrity', 0);
+    if (isize !== dsize) throw new CryptoError('crypto.integrity', 'inner integrity of the wrong size');
     const want = hash(nameAlg, plain.subarray(2 + dsize), name);
     if (!timingSafeEqual(plain.subarray(2, 2 + dsize), want)) throw new CryptoError('crypto.integrity', 'inner integrity digest does not match');
     data = plain.subarray(2 + dsize);

@@ -9,6 +9,7 @@ import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, eccSrkTemplate, rsaEkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
+import { divergence } from '../../src/simulator/divergences.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
@@ -64,9 +65,9 @@ describe('simulator credentials: MakeCredential and ActivateCredential', () => {
     const credential = new Uint8Array(32).fill(5);
     const forRsa = makeCredential(rsa.publicArea, ak.name, credential);
     expect((await activate(tpm, ak, rsa, forRsa)).params.certInfo).toEqual(credential);
-    // The secret of another key: RSA-OAEP fails (libtpms: TPM_RC_FAILURE); an RSA ciphertext is no ECC point (TPM_RC_SIZE on secret).
+    // The secret of another key: RSA-OAEP fails (TPM_RC_VALUE on secret; libtpms differs, see the table); an RSA ciphertext is no ECC point (TPM_RC_SIZE on secret).
     await expect(activate(tpm, ak, ecc, forRsa)).rejects.toMatchObject({ rc: rcForParameter(TPM_RC.SIZE, 2) });
-    await expect(activate(tpm, ak, rsa, makeCredential(rsaOther(rsa), ak.name, credential))).rejects.toMatchObject({ rc: TPM_RC.FAILURE });
+    await expect(activate(tpm, ak, rsa, makeCredential(rsaOther(rsa), ak.name, credential))).rejects.toMatchObject({ rc: divergence('activate-credential-seed-undecodable').ours });
     const forEcc = makeCredential(ecc.publicArea, ak.name, credential);
     expect((await activate(tpm, ak, ecc, forEcc)).params.certInfo).toEqual(credential);
     // A point of another key's curve decrypts to another seed: the HMAC fails.
@@ -158,6 +159,10 @@ describeWithSwtpm('simulator credentials agree with swtpm', () => {
   it('the same credential commands give the same codes and credentials', async () => {
     const expected = await credentialScenario(new Tpm(t!));
     const { tpm } = await started();
-    expect(await credentialScenario(tpm)).toEqual(expected);
+    // An RSA secret that does not decode: the one known difference (src/simulator/divergences.ts).
+    const row = divergence('activate-credential-seed-undecodable');
+    const theirs = `rc 0x${row.libtpms.toString(16)}`;
+    expect(expected.filter((l) => l.endsWith(theirs)).length).toBeGreaterThan(0);
+    expect(await credentialScenario(tpm)).toEqual(expected.map((l) => (l.endsWith(theirs) ? l.replace(theirs, `rc 0x${row.ours.toString(16)}`) : l)));
   }, 30_000);
 });

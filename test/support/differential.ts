@@ -103,8 +103,13 @@ export function diffLog(side: DiffSide): DiffLog {
   const step = async <T>(label: string, f: () => Promise<T>, value?: (r: T) => unknown): Promise<T | undefined> => {
     if (label in base.log) throw new Error(`step "${label}" logged twice`);
     side.probe.last = undefined;
-    const r = await base.step(label, f, value);
-    const cc = lastCode();
+    // The command a step is known by: the one that failed (a helper may send more after it), else the last one sent.
+    let failed: number | undefined;
+    const r = await base.step(label, () => f().catch((e: unknown) => {
+      if (e instanceof TpmError && e.commandCode !== undefined) failed ??= e.commandCode;
+      throw e;
+    }), value);
+    const cc = failed ?? lastCode();
     if (cc !== undefined) commands[label] = cc;
     return r;
   };
@@ -122,7 +127,7 @@ export function diffLog(side: DiffSide): DiffLog {
           response = await side.probe.send(command);
           const rc = response.length >= 10 ? new DataView(response.buffer, response.byteOffset).getUint32(6) : -1;
           if (rc < 0) throw new Error(`${label}: a response of ${response.length} bytes`);
-          if (rc !== 0) throw new TpmError(rc);
+          if (rc !== 0) throw new TpmError(rc, { commandCode: new DataView(command.buffer, command.byteOffset, command.byteLength).getUint32(6) });
         },
         deterministic ? () => responseParams({ command, response }) : undefined,
       );

@@ -57,7 +57,8 @@ function secretOf(key: LoadedObject, secret: Uint8Array): Uint8Array {
  * then the blob's HMAC must match activateHandle's Name (TPM_RC_INTEGRITY on
  * credentialBlob). A secret that does not decrypt is, as in libtpms, an ECC
  * point off the curve (TPM_RC_ECC_POINT on secret) or an RSA-OAEP failure
- * (TPM_RC_FAILURE: libtpms reports its RSA decryption error as such).
+ * (TPM_RC_VALUE on secret, Part 3 §12.5; libtpms answers TPM_RC_FAILURE:
+ * divergences.ts 'activate-credential-seed-undecodable').
  * activateHandle's ADMIN role and keyHandle's USER role are the engine's to
  * authorize.
  */
@@ -70,7 +71,7 @@ export const activateCredentialHandler = handler(ActivateCredential, ({ engine }
     return ok<typeof ActivateCredential>({ certInfo: activateCredential(key.key, key.publicArea, activate.name, credentialBlob, encrypted) });
   } catch (e) {
     if (e instanceof CryptoError && e.code === 'crypto.decrypt') {
-      throw new TpmError(key.publicArea.type === TPM_ALG.ECC ? rcForParameter(TPM_RC.ECC_POINT, P_SECRET) : TPM_RC.FAILURE);
+      throw new TpmError(rcForParameter(key.publicArea.type === TPM_ALG.ECC ? TPM_RC.ECC_POINT : TPM_RC.VALUE, P_SECRET));
     }
     if (e instanceof CryptoError && e.code === 'crypto.integrity') throw new TpmError(rcForParameter(TPM_RC.INTEGRITY, P_CREDENTIAL_BLOB));
     if (e instanceof ParseError) throw new TpmError(rcForParameter(unmarshalRc(e), P_CREDENTIAL_BLOB));

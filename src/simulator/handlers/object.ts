@@ -32,6 +32,7 @@ import { derivePrimaryObject, type DerivedObject } from '../keygen.js';
 import type { PersistentObjectState } from '../state.js';
 import { creationTicketDigest, hierarchyKey } from '../tickets.js';
 import type { LoadedObject } from '../objects.js';
+import { isImplementedHash } from '../sequences.js';
 import { handler, ok } from './handler.js';
 
 const P_SENSITIVE = 1;
@@ -48,7 +49,8 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
   };
   // Only LoadExternal takes an object without a Name (nullNameAlg); its "digest size" is then 0.
   const nameless = nullNameAlg && t.nameAlg === TPM_ALG.NULL;
-  if (!nameless && (t.nameAlg === TPM_ALG.NULL || !isHashAlg(t.nameAlg))) bad(TPM_RC.HASH);
+  // A hash this TPM does not implement (SHA-3, SM3) is TPM_RC_HASH too, as libtpms unmarshals TPMI_ALG_HASH.
+  if (!nameless && (t.nameAlg === TPM_ALG.NULL || !isHashAlg(t.nameAlg) || !isImplementedHash(t.nameAlg))) bad(TPM_RC.HASH);
   const nameDigest = nameless ? 0 : digestSize(t.nameAlg);
   // Part 1 §19.6.4 (AdjustAuthSize): an authValue no longer than the nameAlg's digest.
   if (userAuth.length > nameDigest) bad(TPM_RC.SIZE, P_SENSITIVE);
@@ -60,10 +62,11 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
   if (a.restricted && a.sign && a.decrypt) bad(TPM_RC.ATTRIBUTES);
   const asymmetric = t.type === TPM_ALG.RSA || t.type === TPM_ALG.ECC;
   if (asymmetric) {
-    // Part 3 §12.1: the TPM makes an asymmetric key's private part itself.
-    if (data.length !== 0) bad(TPM_RC.SIZE, P_SENSITIVE);
     // An imported key (Load) may come from outside the TPM; one created here never does.
     if (creating && !a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
+    // Part 3 §12.1: the TPM makes an asymmetric key's private part itself; caller's data contradicts
+    // sensitiveDataOrigin (TPM_RC_ATTRIBUTES on inPublic, as libtpms answers Create).
+    if (data.length !== 0) bad(a.sensitiveDataOrigin ? TPM_RC.ATTRIBUTES : TPM_RC.SIZE, a.sensitiveDataOrigin ? P_PUBLIC : P_SENSITIVE);
     const p = t.parameters;
     const storage = a.restricted && a.decrypt;
     // Part 2 §12.2.3.5: a storage parent names its children's symmetric cipher and no asymmetric scheme.

@@ -584,7 +584,10 @@ export const policyNvWrittenHandler = handler(PolicyNvWritten, ({ engine }, { po
 /** Part 3 §23.21: the creation command must use the template with this hash. */
 export const policyTemplateHandler = handler(PolicyTemplate, ({ engine }, { policySession: h }, { templateHash }) => {
   const s = policySession(engine, h, 1);
-  if (cpHashUnionOccupied(s) && !(s.policy.templateHash !== undefined && equalBytes(templateHash, s.policy.templateHash))) throw new TpmError(TPM_RC.CPHASH);
+  // Part 3 §23.21: another templateHash than the one set is TPM_RC_VALUE (as libtpms); a cpHash or nameHash set is TPM_RC_CPHASH.
+  if (s.policy.templateHash !== undefined) {
+    if (!equalBytes(templateHash, s.policy.templateHash)) throw new TpmError(rcForParameter(TPM_RC.VALUE, 1));
+  } else if (cpHashUnionOccupied(s)) throw new TpmError(TPM_RC.CPHASH);
   if (templateHash.length !== digestSize(s.authHash)) throw new TpmError(rcForParameter(TPM_RC.SIZE, 1));
   s.policyDigest = updatePolicyTemplate(s.authHash, s.policyDigest, { templateHash });
   s.policy.templateHash = templateHash.slice();
