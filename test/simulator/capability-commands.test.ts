@@ -10,10 +10,11 @@ import { ALL_COMMANDS, commandByCode, Startup } from '../../src/tpm/commands/ind
 import { TPM_CAP, TPM_SU } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_CC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { startSide, type DiffSide } from '../support/differential.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 const nameOf = (code: number): string => commandByCode(code)?.name ?? hex(code);
@@ -60,37 +61,30 @@ describe('simulator command set', () => {
 });
 
 describeWithSwtpm('simulator GetCapability(COMMANDS, PP_COMMANDS, AUDIT_COMMANDS) agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let swt: SwtpmTransport | undefined;
+  const sides: DiffSide[] = [];
   afterAll(async () => {
-    await swt?.close();
-    await sw?.stop();
+    for (const side of sides) await side.stop();
   });
 
   it('the same TPMA_CC word for every command both implement; swtpm has no core command we lack', async () => {
-    sw = await startSwtpm();
-    swt = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(swt, Startup, {}, { startupType: TPM_SU.CLEAR });
-    const theirs = await commandWords(swt);
-    const { t } = await started();
-    try {
-      const ours = await commandWords(t);
-      const both = [...ours.keys()].filter((c) => theirs.has(c));
-      // Every core command is a library command libtpms implements too.
-      expect(ALL_COMMANDS.filter((c) => !theirs.has(c.code & 0xffff)).map((c) => c.name)).toEqual([]);
-      expect(both.length).toBe(ours.size);
-      const differ = both.filter((c) => theirs.get(c) !== ours.get(c)).map((c) => `${nameOf(c)}: swtpm ${hex(theirs.get(c)!)}, ours ${hex(ours.get(c)!)}`);
-      expect(differ).toEqual([]);
-      // What libtpms has beyond the core: library commands the core has no record of (none vendor-specific).
-      const extra = [...theirs.keys()].filter((c) => !ours.has(c));
-      for (const c of extra) expect(TPMA_CC.fromWord(theirs.get(c)!).V).toBe(false);
+    const sw = await startSide('swtpm');
+    sides.push(sw);
+    const sim = await startSide('simulator');
+    sides.push(sim);
+    const theirs = await commandWords(sw.probe);
+    const ours = await commandWords(sim.probe);
+    const both = [...ours.keys()].filter((c) => theirs.has(c));
+    // Every core command is a library command libtpms implements too.
+    expect(ALL_COMMANDS.filter((c) => !theirs.has(c.code & 0xffff)).map((c) => c.name)).toEqual([]);
+    expect(both.length).toBe(ours.size);
+    const differ = both.filter((c) => theirs.get(c) !== ours.get(c)).map((c) => `${nameOf(c)}: swtpm ${hex(theirs.get(c)!)}, ours ${hex(ours.get(c)!)}`);
+    expect(differ).toEqual([]);
+    // What libtpms has beyond the core: library commands the core has no record of (none vendor-specific).
+    for (const c of [...theirs.keys()].filter((c) => !ours.has(c))) expect(TPMA_CC.fromWord(theirs.get(c)!).V).toBe(false);
 
-      // PP_COMMANDS: libtpms lists only PP_Commands (not in the core); restricted to what we implement, both empty.
-      const ppTheirs = (await codeList(swt, TPM_CAP.PP_COMMANDS)).filter((c) => ours.has(c & 0xffff));
-      expect(await codeList(t, TPM_CAP.PP_COMMANDS)).toEqual(ppTheirs);
-      expect(await codeList(t, TPM_CAP.AUDIT_COMMANDS)).toEqual(await codeList(swt, TPM_CAP.AUDIT_COMMANDS));
-    } finally {
-      await t.close();
-    }
+    // PP_COMMANDS: libtpms lists only PP_Commands (not in the core); restricted to what we implement, both empty.
+    const ppTheirs = (await codeList(sw.probe, TPM_CAP.PP_COMMANDS)).filter((c) => ours.has(c & 0xffff));
+    expect(await codeList(sim.probe, TPM_CAP.PP_COMMANDS)).toEqual(ppTheirs);
+    expect(await codeList(sim.probe, TPM_CAP.AUDIT_COMMANDS)).toEqual(await codeList(sw.probe, TPM_CAP.AUDIT_COMMANDS));
   });
 });

@@ -12,21 +12,19 @@
  */
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createPrimary, duplicateKey, importDuplicate, importKey, load, password, sign, Tpm, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
+import { createPrimary, duplicateKey, importDuplicate, importKey, load, password, sign, verifyWithNode, type LoadedKey, type Tpm } from '../../src/client/index.js';
 import { duplicationPolicy } from '../../src/client/duplication.js';
 import type { Handle } from '../../src/client/tpm.js';
-import { Rewrap, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { Rewrap } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH } from '../../src/tpm/constants.js';
 import { SIZEOF_PRIVATE } from '../../src/tpm/limits.js';
 import { TPM_RC, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
-import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMA_OBJECT, TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { tpmRejection } from '../support/probe.js';
 import { scenarioLog, type ScenarioLog } from '../support/scenario.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { startSide, type DiffSide } from '../support/differential.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 
 const SHA256 = TPM_ALG.SHA256;
 const EMPTY = new Uint8Array(0);
@@ -121,17 +119,12 @@ async function scenario(tpm: Tpm): Promise<ScenarioLog> {
   return log;
 }
 
-async function started(): Promise<{ tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(new TpmEngine());
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { tpm: new Tpm(t), t };
-}
-
 const rc = (code: number): string => `0x${code.toString(16)}`;
 
 describe('simulator Rewrap', () => {
   it('moves the outer wrapper (the imports sign), leaves the inner one, and refuses with the reference codes', async () => {
-    const { tpm, t } = await started();
+    const side = await startSide('simulator');
+    const tpm = side.tpm;
     try {
       const { log } = await scenario(tpm);
       const [plain, seed] = log['NULL → NULL'] as [string, string];
@@ -159,30 +152,24 @@ describe('simulator Rewrap', () => {
       const fits = await rewrap(tpm, TPM_RH.NULL, srk, { inDuplicate: full.subarray(0, SIZEOF_PRIVATE - 34), name: srk.name, inSymSeed: EMPTY });
       expect(fits.outDuplicate.length).toBe(SIZEOF_PRIVATE);
     } finally {
-      await t.close();
+      await side.stop();
     }
   });
 });
 
 describeWithSwtpm('simulator Rewrap agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
+  const sides: DiffSide[] = [];
   afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
+    for (const side of sides) await side.stop();
   });
 
   it('the same bytes without a new outer wrapper, the same sizes and imports with one, and the same codes', async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-    const expected = await scenario(new Tpm(t));
-    const { tpm, t: own } = await started();
-    try {
-      const got = await scenario(tpm);
-      expect(got.log).toEqual(expected.log);
-    } finally {
-      await own.close();
-    }
+    const sw = await startSide('swtpm');
+    sides.push(sw);
+    const expected = await scenario(sw.tpm);
+    const sim = await startSide('simulator');
+    sides.push(sim);
+    const got = await scenario(sim.tpm);
+    expect(got.log).toEqual(expected.log);
   });
 });
