@@ -113,6 +113,8 @@ async function scenario(tpm: Tpm): Promise<ScenarioLog> {
   oversized[0] = 0;
   oversized[1] = 65; // an integrity larger than any digest
   await log.step('an integrity of 65 bytes', () => rewrap(tpm, old, TPM_RH.NULL, { ...good, inDuplicate: oversized }));
+  await log.step('an integrity of 65 bytes in a 10-byte blob', () => rewrap(tpm, old, TPM_RH.NULL, { ...good, inDuplicate: oversized.subarray(0, 10) }));
+  await log.step('an integrity of 32 bytes in a 10-byte blob', () => rewrap(tpm, old, TPM_RH.NULL, { ...good, inDuplicate: Uint8Array.of(0, 32, 1, 2, 3, 4, 5, 6, 7, 8) }));
   await log.step('a wrong password for oldParent', () => rewrap(tpm, old, TPM_RH.NULL, good, Uint8Array.of(1, 2, 3)));
   await tpm.flush(old.handle);
   await tpm.flush(srk.handle);

@@ -142,8 +142,8 @@ export const rewrapHandler = handler(Rewrap, ({ engine }, { oldParent, newParent
 
 /** UnwrapOuter's codes on inDuplicate: a short blob TPM_RC_INSUFFICIENT, an oversized integrity TPM_RC_SIZE, a wrong HMAC TPM_RC_INTEGRITY. */
 function openOuter(params: OuterWrapParams, blob: Uint8Array): Uint8Array {
-  // TPM2B_DIGEST unmarshaling of the integrity: at most the largest digest.
-  if (blob.length >= 2 && ((blob[0]! << 8) | blob[1]!) > LIMITS.MAX_DIGEST && blob.length >= 2 + LIMITS.MAX_DIGEST) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_IN_DUPLICATE));
+  // TPM2B_DIGEST unmarshaling of the integrity: a size over the largest digest is TPM_RC_SIZE before any bytes are read.
+  if (blob.length >= 2 && ((blob[0]! << 8) | blob[1]!) > LIMITS.MAX_DIGEST) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_IN_DUPLICATE));
   try {
     return unwrapOuter(params, blob);
   } catch (e) {
