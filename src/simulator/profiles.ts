@@ -153,7 +153,8 @@ export function profileByName(name: string): TpmProfile {
  * and curve one the libtpms profile has (the engine implements nothing
  * more), CFB kept (parameter encryption and contexts use it, as libtpms
  * never disables it), SHA-256 kept (EK templates and the state's own
- * digests), signing hashes and PCR banks among the hashes, positive limits.
+ * digests), signing hashes and PCR banks among the hashes, positive limits,
+ * and no built-in profile's name on other contents.
  * @throws ProfileError profile.invalid
  */
 export function checkProfile(profile: TpmProfile): TpmProfile {
@@ -167,6 +168,8 @@ export function checkProfile(profile: TpmProfile): TpmProfile {
     if (extra.length > 0) bad(`${field} has ${extra.map((x) => `0x${x.toString(16)}`).join(', ')}, which this engine does not implement`);
   };
   if (profile.name.length === 0) bad('no name');
+  // A built-in profile's name means that profile: a state records only the name.
+  if (isProfileName(profile.name) && JSON.stringify(profile) !== JSON.stringify(TPM_PROFILES[profile.name])) bad('a built-in profile\'s name with other contents');
   subset('hashes', a.hashes, full.hashes);
   subset('signingHashes', a.signingHashes, a.hashes);
   subset('rsaKeyBits', a.rsaKeyBits, full.rsaKeyBits);

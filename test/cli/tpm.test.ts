@@ -11,7 +11,8 @@ import { EXIT, main, type CliIo } from '../../src/cli/main.js';
 import { addTpmCommands, type TpmCommandHooks } from '../../src/cli/tpm.js';
 import type { CliContext } from '../../src/cli/attest.js';
 import type { SimulatorPlatform, TpmServer } from '../../src/simulator/server.js';
-import { GetRandom, Startup } from '../../src/tpm/commands/index.js';
+import { GetRandom, Hash, Startup } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH } from '../../src/tpm/constants.js';
 import { encodeCommand, encodeResponse } from '../../src/tpm/frame.js';
 import { MssimTransport, SwtpmTransport } from '../../src/tpm/transport/index.js';
 
@@ -34,6 +35,7 @@ describe('trustroot tpm serve', () => {
     [['--port', '65535'], /--port 65535/],
     [['--port', 'x'], /--port x/],
     [['--port', '0', '--protocol', 'tcp'], /--protocol tcp/],
+    [['--port', '0', '--profile', 'weak'], /--profile weak: expected libtpms or strict/],
   ])('%j exits 2 with a reason', async (args, reason) => {
     const io = capture();
     expect(await main(['tpm', 'serve', '--state', dir, ...args], io)).toBe(EXIT.UNUSABLE);
@@ -128,5 +130,30 @@ describe('trustroot tpm serve with the engine', () => {
     expect(third.server).toBeDefined();
     await third.stop();
     expect(third.ctx.exitCode).toBe(EXIT.ACCEPT);
+  });
+
+  it('--profile strict manufactures a strict TPM; the folder keeps it, and another --profile is refused (profile.mismatch)', async () => {
+    const first = await serveInProcess(['--state', 'strict-state', '--port', '0', '--profile', 'strict']);
+    expect(first.server).toBeDefined();
+    expect(first.io.out.join('')).toContain('profile strict');
+    const t = new MssimTransport({ port: first.server!.port });
+    await t.send(encodeCommand(Startup, {}, { startupType: 0 }));
+    // Hash with SHA-1: TPM_RC_HASH on parameter 2 (0x2c3).
+    const sha1 = await t.send(encodeCommand(Hash, {}, { data: Uint8Array.of(1), hashAlg: TPM_ALG.SHA1, hierarchy: TPM_RH.NULL }));
+    expect(Buffer.from(sha1).readUInt32BE(6)).toBe(0x2c3);
+    await t.close();
+    await first.stop();
+
+    const again = await serveInProcess(['--state', 'strict-state', '--port', '0']);
+    expect(again.io.out.join('')).toContain('profile strict');
+    await again.stop();
+    const other = await serveInProcess(['--state', 'strict-state', '--port', '0', '--profile', 'libtpms']);
+    expect(other.server).toBeUndefined();
+    expect(other.ctx.exitCode).toBe(EXIT.UNUSABLE);
+    expect(other.io.err.join('')).toMatch(/manufactured with the profile "strict".*\[profile\.mismatch\]/);
+    // The refused open released the folder's lock.
+    const last = await serveInProcess(['--state', 'strict-state', '--port', '0', '--profile', 'strict']);
+    expect(last.server).toBeDefined();
+    await last.stop();
   });
 });

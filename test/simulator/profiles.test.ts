@@ -158,6 +158,8 @@ describe('profiles: names and checks', () => {
     expect(invalid({ ...base, name: 'no-slots', limits: { ...base.limits, loadedObjects: 0 } })).toBe('profile.invalid');
     expect(invalid({ ...base, name: 'fine', algorithms: { ...base.algorithms, signingHashes: [TPM_ALG.SHA256] } })).toBeUndefined();
     for (const p of Object.values(TPM_PROFILES)) expect(invalid(p)).toBeUndefined();
+    expect(invalid({ ...TPM_PROFILES.strict, algorithms: { ...TPM_PROFILES.strict.algorithms, hashes: [TPM_ALG.SHA1, ...TPM_PROFILES.strict.algorithms.hashes] } })).toBe('profile.invalid');
+    expect(invalid({ ...TPM_PROFILES.strict })).toBeUndefined();
   });
 });
 
