@@ -104,3 +104,6 @@ export {
 
 // TEST ONLY: fault injection for tests of clients and verifiers (engine option `faults`)
 export { corruptNvIndex, enterLockout, FaultInjector, type FaultOptions, type RetryFault } from './faults.js';
+
+// Where this TPM knowingly answers otherwise than libtpms (swtpm), each with why; the differential suite reads it
+export { divergence, DIVERGENCES, findDivergence, type CommandName, type Divergence, type DivergenceId, type DivergenceRow } from './divergences.js';
