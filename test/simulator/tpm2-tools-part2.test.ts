@@ -119,12 +119,19 @@ function part2Suite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('sign', ['-c', f(ctx), '-g', 'sha256', '-f', 'plain', '-o', f(`${tag}.sig`), f(`${tag}.msg`)]);
       return opensslVerifies(f(pem), f(`${tag}.sig`), f(`${tag}.msg`));
     };
+    /** An owner ECC SRK (src.ctx), made once per target: the parent keys are created under. */
+    let sourceMade: Promise<void> | undefined;
+    const sourceParent = async (): Promise<string> => {
+      sourceMade ??= tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('src.ctx')]).then(() => undefined);
+      await sourceMade;
+      return f('src.ctx');
+    };
     /**
-     * The source parent (owner SRK) and the new parent: a storage primary of the endorsement hierarchy,
-     * ECC (the seed by ECDH) or RSA (the seed by OAEP). Writes src.ctx, `np`.ctx, `np`.pub, `np`.name.
+     * The source parent and the new parent: a storage primary of the endorsement hierarchy, ECC (the seed
+     * by ECDH) or RSA (the seed by OAEP). Writes `np`.ctx, `np`.pub, `np`.name.
      */
     const parents = async (np: string, alg: 'ecc' | 'rsa'): Promise<Buffer> => {
-      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('src.ctx')]);
+      await sourceParent();
       await tool('createprimary', ['-C', 'e', '-g', 'sha256', '-G', alg, '-c', f(`${np}.ctx`)]);
       await tool('readpublic', ['-c', f(`${np}.ctx`), '-o', f(`${np}.pub`), '-n', f(`${np}.name`)]);
       return read(`${np}.name`);
@@ -132,9 +139,9 @@ function part2Suite(kind: TargetKind, label: string, start: () => Promise<Runnin
     /** A duplicable ECDSA key under src.ctx with `policy` (fixedTPM/fixedParent clear): `k`.pub, `k`.priv, `k`.ctx, `k`.pem, its Name. */
     const duplicable = async (k: string, policy: Uint8Array): Promise<Buffer> => {
       await write(`${k}.policy`, policy);
-      await tool('create', ['-C', f('src.ctx'), '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256', '-a', 'sign|sensitivedataorigin|userwithauth', '-L', f(`${k}.policy`), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`)]);
-      await tool('load', ['-C', f('src.ctx'), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`), '-n', f(`${k}.name`)]);
-      await tool('readpublic', ['-c', f(`${k}.ctx`), '-f', 'pem', '-o', f(`${k}.pem`)]);
+      // -c: CreateLoaded, the key is loaded as it is made.
+      await tool('create', ['-C', f('src.ctx'), '-g', 'sha256', '-G', 'ecc256:ecdsa-sha256', '-a', 'sign|sensitivedataorigin|userwithauth', '-L', f(`${k}.policy`), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`)]);
+      await tool('readpublic', ['-c', f(`${k}.ctx`), '-f', 'pem', '-o', f(`${k}.pem`), '-n', f(`${k}.name`)]);
       return read(`${k}.name`);
     };
     /** Import the duplicate under `np` (with the inner wrapper's key when given), load it, sign; openssl verifies with the original key. */
@@ -285,10 +292,9 @@ function part2Suite(kind: TargetKind, label: string, start: () => Promise<Runnin
     });
 
     flow('ecephemeral + zgen2phase (ECDH): two TPM keys agree on Z1 and Z2; against a party in node:crypto, Z is its ECDH', async () => {
-      await tool('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('zsrk.ctx')]);
+      const srk = await sourceParent();
       const exchangeKey = async (k: string): Promise<TPMS_ECC_POINT> => {
-        await tool('create', ['-C', f('zsrk.ctx'), '-G', 'ecc256:ecdh', '-a', 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth', '-u', f(`${k}.pub`), '-r', f(`${k}.priv`)]);
-        await tool('load', ['-C', f('zsrk.ctx'), '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`)]);
+        await tool('create', ['-C', srk, '-G', 'ecc256:ecdh', '-a', 'decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth', '-u', f(`${k}.pub`), '-r', f(`${k}.priv`), '-c', f(`${k}.ctx`)]);
         const pub = decode(TPM2B_PUBLIC, await read(`${k}.pub`));
         const Q = (pub.unique as TPMS_ECC_POINT);
         await writePoint(`${k}.qs`, Q);
