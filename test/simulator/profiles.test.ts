@@ -17,15 +17,21 @@ import { verifyQuote } from '../../src/attest/quote.js';
 import { Tpm, createAk, createEk, eccSigningTemplate, quote } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
+  Certify,
+  Create,
   CreatePrimary,
   EncryptDecrypt,
   FlushContext,
   GetCapability,
   Hash,
+  Import,
+  Load,
+  LoadExternal,
   NV_DefineSpace,
   PCR_Allocate,
   PCR_Extend,
   PCR_Read,
+  Quote,
   RSA_Decrypt,
   RSA_Encrypt,
   Sign,
@@ -256,6 +262,29 @@ describe('profiles: strict', () => {
       expect([what, await rcOf(run(t))]).toEqual([what, rc]);
       // The default profile accepts each (PCR_Allocate's pending allocation is harmless here).
       expect([what, await rcOf(run(d))]).toEqual([what, 0]);
+    }
+  });
+
+  it('every command kind that takes a template or a scheme refuses SHA-1 in it on that parameter: Create, Load, LoadExternal, Import, Quote, Certify', async () => {
+    for (const profile of ['strict', 'libtpms'] as const) {
+      const { t } = await started(profile);
+      const srk = (await primary(t, eccSrkTemplate())).handles.objectHandle;
+      const signer = (await primary(t, eccSigner())).handles.objectHandle;
+      const sha1Key = { ...eccSigner(), nameAlg: TPM_ALG.SHA1 } as never;
+      const sha1Scheme = { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA1 } } as never;
+      const pw = { sessions: [passwordAuth()] };
+      const got = [
+        await rcOf(runCommand(t, Create, { parentHandle: srk }, { inSensitive: NO_SENSITIVE, inPublic: sha1Key, outsideInfo: EMPTY, creationPCR: [] }, pw)),
+        await rcOf(runCommand(t, Load, { parentHandle: srk }, { inPrivate: new Uint8Array(48).fill(1), inPublic: sha1Key }, pw)),
+        await rcOf(runCommand(t, LoadExternal, {}, { inPrivate: null, inPublic: { ...sha1Key as object, unique: { x: new Uint8Array(32).fill(1), y: new Uint8Array(32).fill(2) } } as never, hierarchy: TPM_RH.NULL })),
+        await rcOf(runCommand(t, Import, { parentHandle: srk }, { encryptionKey: EMPTY, objectPublic: sha1Key, duplicate: new Uint8Array(48).fill(1), inSymSeed: EMPTY, symmetricAlg: { algorithm: TPM_ALG.NULL } as never }, pw)),
+        await rcOf(runCommand(t, Quote, { signHandle: signer }, { qualifyingData: EMPTY, inScheme: sha1Scheme, PCRselect: [pcrSelection(TPM_ALG.SHA256, [0])] }, pw)),
+        await rcOf(runCommand(t, Certify, { objectHandle: srk, signHandle: signer }, { qualifyingData: EMPTY, inScheme: sha1Scheme }, { sessions: [passwordAuth(), passwordAuth()] })),
+      ];
+      const hash2 = rcForParameter(TPM_RC.HASH, 2);
+      if (profile === 'strict') expect(got).toEqual([hash2, hash2, hash2, hash2, hash2, hash2]);
+      // On the default profile SHA-1 is no reason to refuse: the commands get as far as their own checks (or succeed).
+      else expect(got.filter((rc) => rc === hash2)).toEqual([]);
     }
   });
 
