@@ -3,11 +3,13 @@
  * limits it reports and enforces and the algorithm set it implements, so
  * that a stricter TPM is one engine option (`profile`) away. A profile is
  * fixed at manufacture: the state records its name and an engine refuses
- * to open a state with another one (design.md "Software TPM", "Profiles").
+ * to open a state with another one (README "Using the software TPM").
  *
  * - `libtpms` (the default) is this engine as it always was, mirroring
  *   libtpms 0.9 / swtpm: 3 loaded objects, 3 sessions, 1024-byte buffers,
  *   SHA-1/256/384/512, RSA 2048/3072, NIST P-256/P-384, AES in every mode.
+ *   (libtpms also has RSA-1024, which this engine never made: TestParms
+ *   answers TPM_RC_VALUE and CreatePrimary TPM_RC_KEY_SIZE for it.)
  * - `strict` is for testing that clients do not rely on weak algorithms.
  *   What it removes is removed as a TPM whose vendor left it out would
  *   (libtpms's runtime profiles with "sha1" and "ecb" disabled plus its
@@ -20,7 +22,8 @@
  *     disabled hash. Keeping SHA-1 for PCRs or Names only would let a
  *     client pass that still breaks on such a TPM.
  *   - RSA keys of 2048 bits and more (SP 800-131A: 1024-bit RSA is
- *     disallowed since 2013); NIST P-256 and P-384 only.
+ *     disallowed since 2013); NIST P-256 and P-384 only. Both hold for the
+ *     default too, today; strict keeps them should the engine grow.
  *   - No ECB mode (TPM_RC_MODE): it leaks equal plaintext blocks and nothing
  *     a client needs uses it (parameter encryption is CFB).
  *   - No unpadded ("raw") RSA encryption (RSA_Encrypt/RSA_Decrypt with the
