@@ -14,11 +14,14 @@ import type { TPMT_PUBLIC, TPMT_SIG_SCHEME, TPMT_SIGNATURE } from '../tpm/types/
 import type { TpmEngine } from './engine.js';
 import { CURVE_ORDERS, curvePoint, type SimulatorCurve } from './keygen.js';
 import type { LoadedObject } from './objects.js';
+import { commitScalar, committedCount, endCommit } from './commit.js';
 
 /** A scheme and its hash, as selectScheme resolves it. */
 export interface SelectedScheme {
   readonly scheme: number;
   readonly hashAlg: number;
+  /** ECDAA: the commit counter the signature uses (TPMS_SCHEME_ECDAA.count of inScheme). */
+  readonly count?: number;
 }
 
 /** The DER DigestInfo prefix of EMSA-PKCS1-v1_5 (RFC 8017 §9.2 note 1). */
@@ -43,10 +46,12 @@ export function selectScheme(pub: TPMT_PUBLIC, inScheme: TPMT_SIG_SCHEME): Selec
     pub.type === TPM_ALG.KEYEDHASH ? pub.parameters.scheme : pub.type === TPM_ALG.RSA || pub.type === TPM_ALG.ECC ? pub.parameters.scheme : undefined;
   if (keyScheme === undefined) return undefined;
   const ks = keyScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: keyScheme.scheme, hashAlg: schemeHash(keyScheme) };
-  const is = inScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: inScheme.scheme, hashAlg: schemeHash(inScheme) };
+  const count = (inScheme as { details?: { count?: number } | null }).details?.count;
+  const is = inScheme.scheme === TPM_ALG.NULL ? undefined : { scheme: inScheme.scheme, hashAlg: schemeHash(inScheme), ...(count === undefined ? {} : { count }) };
   if (ks === undefined) return is;
-  if (is === undefined) return ks;
-  return ks.scheme === is.scheme && ks.hashAlg === is.hashAlg ? ks : undefined;
+  // A split scheme (ECDAA) needs the caller's commit counter: the key's scheme alone will not do (reference CryptIsSplitSign).
+  if (is === undefined) return ks.scheme === TPM_ALG.ECDAA ? undefined : ks;
+  return ks.scheme === is.scheme && ks.hashAlg === is.hashAlg ? is : undefined;
 }
 
 /** The hash of a scheme (every signing scheme's details start with hashAlg); NULL when it has none (RSAES). */
@@ -104,6 +109,38 @@ function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uin
     const s = (invert(k, n) * ((e + r * d) % n)) % n;
     if (s === 0n) continue;
     return { r: bytesFromBigInt(r, curve.size), s: bytesFromBigInt(s, curve.size) };
+  }
+}
+
+/**
+ * ECDAA's second phase over a given digest (Part 1 §C.4; the reference's
+ * BnSignEcdaa): r is the scalar committed under `sel.count` for this key
+ * (commit.ts; TPM_RC_VALUE when that commitment is not outstanding), k a
+ * fresh nonce in [1, n−1], T = H_hashAlg(k ‖ digest) with k in its minimal
+ * big-endian bytes, s = r + T·d mod n. The signature is (k, s), k as hashed;
+ * the commitment is used up. A verifier who knows E = [r]P1 from Commit
+ * checks [s]P1 = E + [T]([d]P1).
+ */
+function ecdaa(engine: TpmEngine, o: LoadedObject, sel: SelectedScheme, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
+  const pub = o.publicArea;
+  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
+  const n = curve.order;
+  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
+  if (d === 0n || d >= n) throw new TpmError(TPM_RC.KEY);
+  const count = sel.count === undefined ? undefined : committedCount(engine.state, sel.count);
+  if (sel.count === undefined || count === undefined) throw new TpmError(TPM_RC.VALUE);
+  const r = commitScalar(engine.state, curve, o.name, count);
+  for (;;) {
+    const k = (bigIntFromBytes(engine.random(curve.size + 8)) % (n - 1n)) + 1n;
+    const kBytes = bytesFromBigInt(k, Math.ceil(k.toString(16).length / 2));
+    const t = bigIntFromBytes(hash(sel.hashAlg, kBytes, digest)) % n;
+    const s = (r + t * d) % n;
+    // The reference's BnSchnorrSign: T ≡ 0 or s = 0 is no result, and a new k is drawn.
+    if (t === 0n || s === 0n) continue;
+    endCommit(engine.state, sel.count);
+    return { r: kBytes, s: bytesFromBigInt(s, curve.size) };
   }
 }
 
@@ -165,11 +202,14 @@ export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedSche
   } else if (sel.scheme === TPM_ALG.ECDSA && pub.type === TPM_ALG.ECC) {
     const { r, s } = ecdsa(engine, o, digest);
     return { sigAlg: TPM_ALG.ECDSA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
+  } else if (sel.scheme === TPM_ALG.ECDAA && pub.type === TPM_ALG.ECC) {
+    const { r, s } = ecdaa(engine, o, sel, digest);
+    return { sigAlg: TPM_ALG.ECDAA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
   } else if (sel.scheme === TPM_ALG.HMAC && pub.type === TPM_ALG.KEYEDHASH) {
     const mac = hmac(sel.hashAlg, o.sensitive.sensitive as Uint8Array, digest);
     return { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: sel.hashAlg, digest: mac } } as TPMT_SIGNATURE;
   } else {
-    // TODO(next slice): ECDAA, SM2, EC-Schnorr.
+    // SM2 and EC-Schnorr: not implemented (TestParms says so).
     throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
   }
 }

@@ -17,9 +17,10 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount;
  * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
  * commitCounter (Commit); 5 — profile (profiles.ts); 6 — dictionaryAttack.daUsed,
- * selfHealElapsed and lockoutElapsed (DA across power cycles).
+ * selfHealElapsed and lockoutElapsed (DA across power cycles); 7 — commitArray
+ * (commitments across TPM Restart and Resume, commit.ts).
  */
-export const SIMULATOR_STATE_VERSION = 6 as const;
+export const SIMULATOR_STATE_VERSION = 7 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -235,6 +236,8 @@ export interface SimulatorState {
   pcrAuthValues: Uint8Array[];
   /** Part 3 §19.2: Commit's counter (the reference's gr.commitCounter, UINT64; Commit answers its low 16 bits). */
   commitCounter: bigint;
+  /** One bit per outstanding commitment, by counter mod 128 (the reference's gr.commitArray, 16 bytes). */
+  commitArray: Uint8Array;
   /**
    * The profile this TPM was manufactured with (profiles.ts): a TPM's algorithm
    * set and limits never change, so an engine opens the state only under it.
@@ -325,6 +328,7 @@ export function createSimulatorState(random: RandomSource = defaultRandomSource,
     ekCertificates: { provisioned: false, pending: [], firmwareVersion1: 0 },
     ...noPcrAuthorization(),
     commitCounter: 0n,
+    commitArray: new Uint8Array(16),
     profile: profile?.name ?? 'libtpms',
   };
 }
@@ -363,4 +367,6 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
     version: 6,
     dictionaryAttack: { ...(old as { dictionaryAttack?: object }).dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
   }),
+  // Layout 6 kept commitments in memory only: none is outstanding.
+  6: (old) => ({ ...old, version: 7, commitCounter: 0n, commitArray: new Uint8Array(16) }),
 };

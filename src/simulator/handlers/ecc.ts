@@ -5,10 +5,9 @@
  * @noble/curves' (keygen.ts CURVE_ORDERS, curvePoint): node:crypto gives
  * neither whole points nor curve constants.
  *
- * The ephemeral scalars live in the engine's volatile memory (a commit
- * counter and the outstanding counters, at most COMMIT_WINDOW of them); the
- * reference keeps the counter across restarts (gr.commitCounter), so here a
- * counter from before a restart is no longer usable (TPM_RC_VALUE).
+ * The ephemeral scalars are commitments (commit.ts): derived from the
+ * counter they are answered with, outstanding until used, kept across TPM
+ * Restart and Resume and forgotten by a TPM Reset, as libtpms keeps them.
  */
 import { bigIntFromBytes, bytesFromBigInt } from '../../tpm/bytes.js';
 import { Commit, ECC_Parameters, EC_Ephemeral, ZGen_2Phase } from '../../tpm/commands/index.js';
@@ -16,11 +15,13 @@ import { TPM_ALG } from '../../tpm/constants.js';
 import { hash } from '../../tpm/crypto/hash.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import type { TPMS_ECC_POINT } from '../../tpm/types/index.js';
-import type { TpmEngine } from '../engine.js';
 import { CURVE_ORDERS, curvePoint, type SimulatorCurve } from '../keygen.js';
 import type { CommandHandler } from './handler.js';
 import { handler, ok } from './handler.js';
 import { findObject } from './object.js';
+import { commitScalar, committedCount, endCommit, newCommit } from '../commit.js';
+
+const EMPTY = new Uint8Array(0);
 
 function curveOf(curveID: number): SimulatorCurve {
   const curve = CURVE_ORDERS.get(curveID);
@@ -60,54 +61,13 @@ export const eccParametersHandler = handler(ECC_Parameters, (_ctx, _h, { curveID
   } as never);
 });
 
-/** How many commit counters may be outstanding (the reference's commitArray has 128 bits). */
-const COMMIT_WINDOW = 128;
-
-interface CommitState {
-  /** The last counter handed out (16 bits on the wire). */
-  counter: number;
-  /** Outstanding counters and the random bytes their scalar is reduced from (on the curve of the key that uses it). */
-  readonly pending: Map<number, Uint8Array>;
-}
-
-const commits = new WeakMap<TpmEngine, CommitState>();
-
-function commitState(engine: TpmEngine): CommitState {
-  let s = commits.get(engine);
-  if (s === undefined) {
-    s = { counter: 0, pending: new Map() };
-    commits.set(engine, s);
-  }
-  return s;
-}
-
-/** 1 ≤ r < n from random bytes 8 bytes longer than n (FIPS 186-4 §B.4.1). */
-function scalarOf(curve: SimulatorCurve, bytes: Uint8Array): bigint {
-  return (bigIntFromBytes(bytes) % (curve.order - 1n)) + 1n;
-}
-
-/** Random bytes for a fresh ephemeral scalar: enough for any curve's (P-521's 66 bytes, plus 8). */
-function freshSeed(engine: TpmEngine): Uint8Array {
-  return engine.random(66 + 8);
-}
-
-/** Records `seed` under the next counter (the reference's CryptCommit) and returns the counter. */
-function commitSeed(engine: TpmEngine, seed: Uint8Array): number {
-  const s = commitState(engine);
-  s.counter = (s.counter + 1) & 0xffff;
-  s.pending.delete(s.counter);
-  s.pending.set(s.counter, seed);
-  // Only the last COMMIT_WINDOW counters stay usable (Map keeps insertion order: the oldest first).
-  while (s.pending.size > COMMIT_WINDOW) s.pending.delete(s.pending.keys().next().value as number);
-  return s.counter;
-}
-
 /** Part 3 §19.3: Q = [r]G for a fresh r, and the counter that names r for ZGen_2Phase. */
 export const ecEphemeralHandler = handler(EC_Ephemeral, ({ engine }, _h, { curveID }) => {
   const curve = curveOf(curveID);
-  const seed = freshSeed(engine);
-  const Q = curve.noble.Point.BASE.multiply(scalarOf(curve, seed)).toAffine();
-  return ok<typeof EC_Ephemeral>({ Q: pointBytes(curve, Q), counter: commitSeed(engine, seed) });
+  // The reference's CryptGenerateR with no Name, then CryptCommit.
+  const { count, counter } = newCommit(engine.state);
+  const Q = curve.noble.Point.BASE.multiply(commitScalar(engine.state, curve, EMPTY, count)).toAffine();
+  return ok<typeof EC_Ephemeral>({ Q: pointBytes(curve, Q), counter });
 });
 
 const P_P1 = 1;
@@ -136,8 +96,8 @@ export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, 
   const curve = CURVE_ORDERS.get(pub.parameters.curveID);
   if (curve === undefined) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
   const field = curve.noble.Point.CURVE().p;
-  const seed = freshSeed(engine);
-  const r = scalarOf(curve, seed);
+  // r for the count about to be committed, bound to the key's Name (the reference's CryptGenerateR(&r, NULL, curve, name)).
+  const r = commitScalar(engine.state, curve, o.name, engine.state.commitCounter);
   let P2;
   if (s2.length !== 0) {
     // x2 = H_nameAlg(s2) mod p, padded to the size of p.
@@ -162,7 +122,7 @@ export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, 
     L = pointBytes(curve, P2.multiply(r).toAffine());
   }
   E = pointBytes(curve, B.multiply(r).toAffine());
-  return ok<typeof Commit>({ K, L, E, counter: commitSeed(engine, seed) } as never);
+  return ok<typeof Commit>({ K, L, E, counter: newCommit(engine.state).counter } as never);
 });
 
 /** The associate value function of SP 800-56A §5.7.2.2: (x mod 2^⌈f/2⌉) + 2^⌈f/2⌉, f = ⌈log2 n⌉. */
@@ -200,13 +160,12 @@ export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { i
   if (QsB === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_IN_QSB));
   const QeB = curvePoint(curve, inQeB);
   if (QeB === undefined) throw new TpmError(rcForParameter(TPM_RC.ECC_POINT, P_IN_QEB));
-  const s = commitState(engine);
-  const seed = s.pending.get(counter);
-  if (seed === undefined) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_COUNTER));
+  const count = committedCount(engine.state, counter);
+  if (count === undefined) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_COUNTER));
   if (scheme !== TPM_ALG.ECDH && scheme !== TPM_ALG.ECMQV) throw new TpmError(rcForParameter(TPM_RC.SCHEME, P_IN_SCHEME));
   const ds = bigIntFromBytes(o.sensitive.sensitive as Uint8Array) % curve.order;
   if (ds === 0n) throw new TpmError(rcForHandle(TPM_RC.KEY, 1));
-  const de = scalarOf(curve, seed);
+  const de = commitScalar(engine.state, curve, EMPTY, count);
   let outZ1: TPMS_ECC_POINT;
   let outZ2: TPMS_ECC_POINT;
   if (scheme === TPM_ALG.ECDH) {
@@ -223,7 +182,7 @@ export const zGen2PhaseHandler = handler(ZGen_2Phase, ({ engine }, { keyA }, { i
     outZ2 = { x: new Uint8Array(0), y: new Uint8Array(0) };
   }
   // A counter is good for one exchange (the reference's CryptEndCommit).
-  s.pending.delete(counter);
+  endCommit(engine.state, counter);
   return ok<typeof ZGen_2Phase>({ outZ1, outZ2 });
 });
 

@@ -10,6 +10,7 @@ import { SEED_SIZE } from '../state.js';
 import { handler, ok } from './handler.js';
 import { clearPcrAuthValues } from './integrity.js';
 import { clearNvOnStartup } from './nv.js';
+import { resetCommits } from '../commit.js';
 
 export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
   const { engine } = ctx;
@@ -54,6 +55,8 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     state.proofs.null = engine.random(SEED_SIZE);
     state.clock.resetCount++;
     state.clock.restartCount = 0;
+    // Outstanding commitments end with the null proof they were derived from (commit.ts; reference CryptStartup).
+    resetCommits(state);
     clearNvOnStartup(state);
   }
   // Dictionary-attack timers and a disorderly power loss (engine.daStartup, the reference's DAStartup).
