@@ -23,8 +23,10 @@
  * the engine alone (more digest forms, more refusals: `Ctx.full`), which the
  * swtpm-protocol target makes on the same engine.
  *
- * Localities: the tools (and abrmd) send every command at locality 0, so
- * PolicyLocality is proven at locality 0 and refused for locality 3 only.
+ * Localities: the tools (and abrmd) send every command at locality 0; on the
+ * swtpm-protocol targets the test moves the TPM to locality 3 through swtpm's
+ * control channel (CMD_SET_LOCALITY), so PolicyLocality is proven and refused
+ * at both; over mssim at locality 0 only.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -59,6 +61,7 @@ import {
   decode,
 } from '../../src/tpm/index.js';
 import { bytesFromBigInt } from '../../src/tpm/bytes.js';
+import { SwtpmControl } from '../../src/tpm/transport/index.js';
 import { canonicalRc, TPM_RC } from '../../src/tpm/rc.js';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
@@ -111,6 +114,12 @@ interface Ctx extends TargetFixture {
    * swtpm-protocol target already makes on the same engine, are left out there to keep the file in its CI budget.
    */
   readonly full: boolean;
+  /**
+   * Runs `body` with the TPM's locality for raw commands set to `locality` through swtpm's control channel
+   * (CMD_SET_LOCALITY: it outlives clients, so abrmd's commands run there too), then back to 0.
+   * Undefined on the mssim target (its locality travels with each command, and abrmd sends 0).
+   */
+  readonly atLocality: ((locality: number, body: () => Promise<void>) => Promise<void>) | undefined;
   /** Runs a tool that may fail: undefined when it succeeded, else the canonical response code it printed (NaN if none). */
   attempt(name: string, args: readonly string[]): Promise<number | undefined>;
   /** A fresh session file: `startauthsession` (trial unless `policy`). */
@@ -129,12 +138,30 @@ interface Ctx extends TargetFixture {
 }
 
 /** Ctx over useTarget's fixture, for a target whose flows run one after the other. */
-function ctxOf(t: TargetFixture, full: boolean): Ctx {
+function ctxOf(t: TargetFixture, full: boolean, swtpmControl: boolean): Ctx {
   const { f, read, write, tool } = t;
   let srk: Promise<string> | undefined;
   const c: Ctx = {
     ...t,
     full,
+    atLocality: swtpmControl
+      ? async (locality, body) => {
+          const set = async (l: number): Promise<void> => {
+            const ctl = new SwtpmControl({ port: t.env().ctrlPort });
+            try {
+              await ctl.setLocality(l);
+            } finally {
+              await ctl.close();
+            }
+          };
+          await set(locality);
+          try {
+            await body();
+          } finally {
+            await set(0);
+          }
+        }
+      : undefined,
     async attempt(name, args) {
       const res = await t.env().tools.run(name, args, { allowFailure: true });
       if (res.code === 0) return undefined;
@@ -193,9 +220,9 @@ type Flow = (name: string, body: (c: Ctx) => Promise<void>, timeoutMs?: number) 
  * One target's flows, in order (they share the TPM). The targets run side by side: the suite is
  * `concurrent`, its flows `sequential` (as in tpm2-tools-part2.test.ts).
  */
-function policiesSuite(kind: TargetKind, full: boolean, label: string, start: () => Promise<Running>): void {
+function policiesSuite(kind: TargetKind, protocol: 'swtpm' | 'mssim', label: string, start: () => Promise<Running>): void {
   describe(label, { concurrent: true }, () => {
-    const c = ctxOf(useTarget(label, start), full);
+    const c = ctxOf(useTarget(label, start), protocol === 'swtpm', protocol === 'swtpm');
     policyFlows((name, body, timeoutMs = 60_000) => {
       const why = kind === 'ours' ? NOT_YET[name] : undefined;
       if (why !== undefined) it.skip(`${name} [NOT_YET: ${why}]`, () => undefined);
@@ -207,8 +234,7 @@ function policiesSuite(kind: TargetKind, full: boolean, label: string, start: ()
 function policyFlows(flow: Flow): void {
   // --- PolicyLocality (Part 3 §23.8) ------------------------------------------
 
-  flow('policylocality: locality 0 opens the object; a locality-3 policy is TPM_RC_LOCALITY at locality 0', async (c) => {
-    // The tools (and abrmd) send every command at locality 0: the only locality a tool can prove.
+  flow('policylocality: each of a locality-0 and a locality-3 policy opens its object at its locality and is TPM_RC_LOCALITY at the other', async (c) => {
     const zero = await c.trial('loc0', ['policylocality', ['-L', c.f('loc0.policy'), 'zero']]);
     expect(hex(zero)).toBe(hex(updatePolicyLocality(SHA256, ZERO, { locality: 1 })));
     const three = await c.trial('loc3', ['policylocality', ['-L', c.f('loc3.policy'), 'three']]);
@@ -225,6 +251,18 @@ function policyFlows(flow: Flow): void {
     await c.tool('policylocality', ['-S', s3, 'three']);
     expect(await c.toolFails('unseal', ['-c', c.f('l3.ctx'), '-p', `session:${s3}`])).toBe(TPM_RC.LOCALITY);
     await c.tool('flushcontext', [s3]);
+    if (c.atLocality === undefined) return;
+    // At locality 3 (swtpm's control channel): the locality-3 policy is satisfied and the locality-0 one refused.
+    await c.atLocality(3, async () => {
+      const t3 = await c.session('loc3b.session', true);
+      await c.tool('policylocality', ['-S', t3, 'three']);
+      await c.unseals('l3', `session:${t3}`);
+      await c.tool('flushcontext', [t3]);
+      const t0 = await c.session('loc0b.session', true);
+      await c.tool('policylocality', ['-S', t0, 'zero']);
+      expect(await c.toolFails('unseal', ['-c', c.f('l0.ctx'), '-p', `session:${t0}`])).toBe(TPM_RC.LOCALITY);
+      await c.tool('flushcontext', [t0]);
+    });
   });
 
   // --- PolicyCounterTimer (Part 3 §23.10) -------------------------------------
@@ -680,10 +718,10 @@ function policyFlows(flow: Flow): void {
 }
 
 describeWithTpm2Tools('tpm2-tools policies and dictionary lockout (issue 7)', () => {
-  policiesSuite('ours', true, 'ours over the swtpm protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('swtpm'));
-  policiesSuite('ours', false, 'ours over the mssim protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('mssim'));
+  policiesSuite('ours', 'swtpm', 'ours over the swtpm protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('swtpm'));
+  policiesSuite('ours', 'mssim', 'ours over the mssim protocol (trustroot tpm serve, tpm2-abrmd)', () => startOurs('mssim'));
   const sw = swtpmSupport();
-  if (sw.available) policiesSuite('swtpm', true, 'control: Debian swtpm (libtpms), same flows', startControl);
+  if (sw.available) policiesSuite('swtpm', 'swtpm', 'control: Debian swtpm (libtpms), same flows', startControl);
   else if (sw.required) it('swtpm is installed (the control TPM)', () => expect.fail(sw.reason));
   else describe.skip(`control: swtpm [skipped: ${sw.reason}]`, () => undefined);
 });
