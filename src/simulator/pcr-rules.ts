@@ -1,8 +1,9 @@
 /**
  * PC Client PCR attributes (PC Client Platform TPM Profile, "PCR
- * attributes"; the reference implementation's PC Client table): which
- * localities may extend and reset each PCR, which PCRs a Shutdown(STATE)
- * saves, and their reset values.
+ * attributes"), as libtpms has them (the reference's s_initAttributes and
+ * PCRIsResetAllowed, checked against swtpm): which localities may extend and
+ * reset each PCR, which PCRs a Shutdown(STATE) saves, which changes leave
+ * pcrUpdateCounter alone, and their reset values.
  */
 
 /** Localities as a bit mask: bit n = locality n. */
@@ -14,17 +15,24 @@ interface PcrRule {
 
 function rule(index: number): PcrRule {
   if (index <= 15) return { stateSave: true, extend: 0x1f, reset: 0 }; // SRTM: reset only by TPM Reset
-  if (index === 16 || index === 23) return { stateSave: false, extend: 0x1f, reset: 0x1f }; // debug and application: anyone
-  if (index <= 19) return { stateSave: false, extend: 0x1c, reset: 0x10 }; // DRTM 17–19: extend 2–4, reset 4
-  return { stateSave: false, extend: 0x1c, reset: 0x14 }; // 20–22: extend 2–4, reset 2 and 4
+  if (index === 16 || index === 23) return { stateSave: false, extend: 0x1f, reset: 0x0f }; // debug and application
+  if (index <= 18) return { stateSave: false, extend: 0x1c, reset: 0x10 }; // DRTM 17–18: extend 2–4
+  if (index === 19) return { stateSave: false, extend: 0x0c, reset: 0x10 }; // extend 2–3
+  if (index === 20) return { stateSave: false, extend: 0x0e, reset: 0x14 }; // extend 1–3, reset 2 (and 4 by DRTM)
+  return { stateSave: false, extend: 0x04, reset: 0x14 }; // 21–22: extend 2, reset 2 (and 4 by DRTM)
 }
 
 export function canExtend(index: number, locality: number): boolean {
   return locality <= 4 && (rule(index).extend & (1 << locality)) !== 0;
 }
 
+/**
+ * PCR_Reset's rule. Locality 4 never resets with PCR_Reset on a TPM that
+ * does DRTM (the reference's PCRIsResetAllowed): PCRs whose attributes name
+ * locality 4 are reset by the DRTM sequence (_TPM_Hash_Start) instead.
+ */
 export function canReset(index: number, locality: number): boolean {
-  return locality <= 4 && (rule(index).reset & (1 << locality)) !== 0;
+  return locality <= 3 && (rule(index).reset & (1 << locality)) !== 0;
 }
 
 /** Saved by Shutdown(STATE), restored by the next Startup(STATE) (Part 1 §36.8 TPM Resume). */
@@ -32,9 +40,13 @@ export function isStateSaved(index: number): boolean {
   return rule(index).stateSave;
 }
 
-/** PCRs whose changes do not bump pcrUpdateCounter (TPM_PT_PCR_NO_INCREMENT): debug and application PCRs. */
+/**
+ * PCRs whose changes do not bump pcrUpdateCounter (TPM_PT_PCR_NO_INCREMENT):
+ * debug, application and the dynamic OS's 21–22, as libtpms counts (and
+ * reports) them.
+ */
 export function isNoIncrement(index: number): boolean {
-  return index === 16 || index === 23;
+  return index === 16 || index === 21 || index === 22 || index === 23;
 }
 
 /**
@@ -45,9 +57,13 @@ export function startupValue(index: number, size: number): Uint8Array {
   return new Uint8Array(size).fill(index >= 17 && index <= 22 ? 0xff : 0);
 }
 
-/** The localities mask of a TPM_PT_PCR property: which PCRs a locality may extend/reset. */
+/**
+ * The PCRs of a TPM_PT_PCR_EXTEND_Ln / RESET_Ln property: from the attributes
+ * (the reference's PCRGetProperty), so RESET_L4 lists the DRTM PCRs though
+ * PCR_Reset never resets at locality 4.
+ */
 export function pcrsFor(kind: 'extend' | 'reset', locality: number, count: number): number[] {
   const out: number[] = [];
-  for (let i = 0; i < count; i++) if ((kind === 'extend' ? canExtend(i, locality) : canReset(i, locality))) out.push(i);
+  for (let i = 0; i < count; i++) if ((kind === 'extend' ? rule(i).extend : rule(i).reset) & (1 << locality)) out.push(i);
   return out;
 }

@@ -120,12 +120,15 @@ describe('TpmEngine', () => {
     await expect(runCommand(t, PCR_Reset, { pcrHandle: 17 }, {}, { locality: 3 })).rejects.toSatisfy((e) => isRc(e, TPM_RC.LOCALITY));
     await expect(runCommand(t, PCR_Extend, { pcrHandle: 17 }, { digests: dig })).rejects.toSatisfy((e) => isRc(e, TPM_RC.LOCALITY));
     await runCommand(t, PCR_Extend, { pcrHandle: 17 }, { digests: dig }, { locality: 2 });
-    await runCommand(t, PCR_Reset, { pcrHandle: 17 }, {}, { locality: 4 });
+    // Locality 4 resets the DRTM PCRs only through the DRTM sequence, never with PCR_Reset (reference PCRIsResetAllowed).
+    await expect(runCommand(t, PCR_Reset, { pcrHandle: 17 }, {}, { locality: 4 })).rejects.toSatisfy((e) => isRc(e, TPM_RC.LOCALITY));
     await runCommand(t, PCR_Reset, { pcrHandle: 20 }, {}, { locality: 2 });
     await expect(runCommand(t, PCR_Reset, { pcrHandle: 20 }, {}, { locality: 1 })).rejects.toSatisfy((e) => isRc(e, TPM_RC.LOCALITY));
     const v = await readPcrs(t, [pcrSelection(TPM_ALG.SHA256, [17, 18, 20])]);
-    expect(v.get(TPM_ALG.SHA256)!.get(17)).toEqual(new Uint8Array(32));
-    expect(v.get(TPM_ALG.SHA256)!.get(18)).toEqual(new Uint8Array(32).fill(0xff));
+    const ones = new Uint8Array(32).fill(0xff);
+    expect(v.get(TPM_ALG.SHA256)!.get(17)).toEqual(new Uint8Array(createHash('sha256').update(ones).update(dig[0]!.digest).digest()));
+    expect(v.get(TPM_ALG.SHA256)!.get(18)).toEqual(ones);
+    expect(v.get(TPM_ALG.SHA256)!.get(20)).toEqual(new Uint8Array(32));
   });
 
   it('ReadClock follows the clock option and counts resets and restarts', async () => {
