@@ -16,6 +16,7 @@ import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tp
 import type { TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { rcOf } from '../support/probe.js';
 
 const NULL_SYM = { algorithm: TPM_ALG.NULL, keyBits: null, mode: null };
 const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null };
@@ -27,14 +28,8 @@ const aes = (keyBits: number, mode: number): TPMT_PUBLIC_PARMS => ({ type: TPM_A
 const hmacKey = (hashAlg: number): TPMT_PUBLIC_PARMS => ({ type: TPM_ALG.KEYEDHASH, parameters: { scheme: { scheme: TPM_ALG.HMAC, details: { hashAlg } } } }) as never;
 
 /** 0 or the response code TestParms answers. */
-async function testParms(t: Transport, parameters: TPMT_PUBLIC_PARMS): Promise<number> {
-  try {
-    await runCommand(t, TestParms, {}, { parameters });
-    return 0;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
+function testParms(t: Transport, parameters: TPMT_PUBLIC_PARMS): Promise<number> {
+  return rcOf(runCommand(t, TestParms, {}, { parameters }));
 }
 
 const param1 = (rc: number): number => (rc | 0x0c0 | 0x100) >>> 0; // format 1, parameter 1

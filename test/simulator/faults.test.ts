@@ -10,6 +10,7 @@ import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { corruptNvIndex, enterLockout } from '../../src/simulator/faults.js';
 import { EK_CERTIFICATE_INDICES, createSoftwareTpmCa, type SoftwareTpmCa } from '../../src/simulator/manufacture.js';
+import { rcOf } from '../support/probe.js';
 
 const FAST_RETRY = { initialDelayMs: 1, maxDelayMs: 2, jitter: 0 } as const;
 
@@ -19,15 +20,6 @@ async function started(engine: TpmEngine, retry: ConstructorParameters<typeof Tp
   return new Tpm(t, retry);
 }
 
-async function rcOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
-  return TPM_RC.SUCCESS;
-}
 
 describe('simulator faults: RETRY / YIELDED', () => {
   it('the client retries through TPM_RC_RETRY answered 3 times and gets the command done', async () => {

@@ -51,7 +51,7 @@ import { TPM_ALG, TPM_CC, TPM_ECC, TPM_EO, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from
 import { handleName, nvName } from '../../src/tpm/names.js';
 import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy } from '../../src/tpm/policy.js';
-import { TPM_RC, TpmError, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
+import { TPM_RC, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, TPMT_HA, TPMT_PUBLIC, type TPMS_NV_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
@@ -64,6 +64,7 @@ import type { SessionState } from '../../src/simulator/sessions.js';
 import { verifySignature } from '../../src/simulator/signing.js';
 import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 import { rejection } from '../support/probe.js';
+import { rcOf } from '../support/probe.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
@@ -76,15 +77,7 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
 };
 
 
-async function rc(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof TpmError) return e.rc;
-    throw e;
-  }
-  return 0;
-}
+const rc = rcOf;
 
 interface Env {
   readonly engine: TpmEngine;
