@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { HANDLE_RANGE, TPM_HT } from '../tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../tpm/rc.js';
 import type { TPMT_SYM_DEF } from '../tpm/types/index.js';
+import type { SavedSessionSlot } from './state.js';
 
 export type SessionKind = 'hmac' | 'policy' | 'trial';
 
@@ -273,7 +274,26 @@ export class SessionTable {
     return this.slots.length;
   }
 
-  /** Forgets every session, loaded or saved (_TPM_Init: saved contexts die with the sessions, Part 1 §30.5). */
+  /** The saved sessions and the context counter, for Shutdown(STATE) (state.ts SavedState). */
+  savedContexts(): { sessions: SavedSessionSlot[]; sessionSequence: bigint } {
+    const sessions = this.slots.flatMap((s) => (s !== undefined && s.loaded === undefined ? [{ handle: s.handle, sequence: s.sequence }] : []));
+    return { sessions, sessionSequence: this.sessionSequence };
+  }
+
+  /**
+   * After a TPM Resume or Restart (Part 1 §30.5; the reference's
+   * SessionStartup): the sessions saved at Shutdown(STATE) are active again,
+   * their contexts loadable once; sessions that were loaded then are gone.
+   */
+  restoreSavedContexts(saved: { sessions: readonly SavedSessionSlot[]; sessionSequence: bigint }): void {
+    for (const { handle, sequence } of saved.sessions) {
+      const i = this.slotOf(handle);
+      if (i >= 0 && this.slots[i] === undefined) this.slots[i] = { sequence, handle };
+    }
+    if (saved.sessionSequence > this.sessionSequence) this.sessionSequence = saved.sessionSequence;
+  }
+
+  /** Forgets every session, loaded or saved (_TPM_Init; a Resume or Restart brings the saved ones back, restoreSavedContexts). */
   clear(): void {
     this.slots.fill(undefined);
     this.loadedCount = 0;

@@ -18,9 +18,10 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
  * commitCounter (Commit); 5 — profile (profiles.ts); 6 — dictionaryAttack.daUsed,
  * selfHealElapsed and lockoutElapsed (DA across power cycles); 7 — commitArray
- * (commitments across TPM Restart and Resume, commit.ts).
+ * (commitments across TPM Restart and Resume, commit.ts); 8 — savedState.sessions
+ * and sessionSequence (saved sessions across TPM Restart and Resume).
  */
-export const SIMULATOR_STATE_VERSION = 7 as const;
+export const SIMULATOR_STATE_VERSION = 8 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -176,6 +177,20 @@ export interface SavedState {
   /** Hierarchy enables at shutdown (Part 1 §13.5; restored on Resume). */
   shEnable: boolean;
   ehEnable: boolean;
+  /**
+   * Sessions whose context was saved when Shutdown(STATE) came (Part 1 §30.5,
+   * the reference's gr.contextArray): their contexts load again after the
+   * Resume or Restart; loaded sessions are lost.
+   */
+  sessions: SavedSessionSlot[];
+  /** The session context counter then (the reference's gr.contextCounter), so no context sequence repeats. */
+  sessionSequence: bigint;
+}
+
+/** A session saved by ContextSave: its handle and the sequence of its one valid context. */
+export interface SavedSessionSlot {
+  handle: number;
+  sequence: bigint;
 }
 
 /** Command audit (Part 1 §32, Part 3 §21.2 SetCommandCodeAuditStatus). */
@@ -369,4 +384,9 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
   }),
   // Layout 6 kept commitments in memory only: none is outstanding.
   6: (old) => ({ ...old, version: 7, commitCounter: 0n, commitArray: new Uint8Array(16) }),
+  // Layout 7 lost saved sessions at every power cycle: a state saved by Shutdown(STATE) holds none.
+  7: (old) => {
+    const saved = (old as { savedState?: object | null }).savedState;
+    return { ...old, version: 8, savedState: saved === null || saved === undefined ? saved : { ...saved, sessions: [], sessionSequence: 0n } };
+  },
 };

@@ -580,12 +580,13 @@ const SIMULATOR_SHAPE_RULES = {
     'state.persistentObjects': { handle: 0, hierarchy: 0, public: byte0, sensitive: byte0, name: byte0, qualifiedName: byte0 },
     'state.savedState.pcrs': { hashAlg: 0, values: [byte0] },
     'state.savedState.pcrs[].values': byte0,
+    'state.savedState.sessions': { handle: 0, sequence: 0n },
     'state.pcrAuthPolicies': { hashAlg: 0, policy: byte0 },
     'state.pcrAuthValues': byte0,
   } as Record<string, unknown>,
   nullable: new Set(['state.pendingPcrAllocation', 'state.savedState']),
 };
-const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false };
+const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false, sessions: [], sessionSequence: 0n };
 
 /** A whole number from 0 to max, or throws naming `what`. */
 function checkWhole(n: number, max: number, what: string): void {

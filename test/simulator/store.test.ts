@@ -107,7 +107,13 @@ describe('tagged JSON round trip', () => {
     expect(first.created).toBe(true);
     const state = first.state;
     for (let n = 1; n <= 36; n++) applyUpdate(state, n); // NV indices, persistent objects, auths, DA, clock
-    state.savedState = { pcrs: [{ hashAlg: 0x000b, values: [new Uint8Array(32).fill(1), new Uint8Array(32)] }], shEnable: true, ehEnable: false };
+    state.savedState = {
+      pcrs: [{ hashAlg: 0x000b, values: [new Uint8Array(32).fill(1), new Uint8Array(32)] }],
+      shEnable: true,
+      ehEnable: false,
+      sessions: [{ handle: 0x02000001, sequence: 5n }],
+      sessionSequence: 7n,
+    };
     state.pendingPcrAllocation = [{ hashAlg: 0x000c, pcrs: [0, 1, 23] }];
     state.orderlyShutdown = 'state';
     await first.store.save(state);

@@ -34,10 +34,12 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     }
     volatile.shEnable = saved.shEnable;
     volatile.ehEnable = saved.ehEnable;
+    volatile.sessions.restoreSavedContexts(saved);
     state.clock.restartCount++;
   } else if (state.orderlyShutdown === 'state') {
-    // TPM Restart (Part 1 §36.8): Startup(CLEAR) after Shutdown(STATE).
+    // TPM Restart (Part 1 §36.8): Startup(CLEAR) after Shutdown(STATE); saved sessions stay (reference SessionStartup).
     engine.resetPcrs();
+    if (saved !== null) volatile.sessions.restoreSavedContexts(saved);
     volatile.shEnable = true;
     volatile.ehEnable = true;
     state.clock.restartCount++;
@@ -99,6 +101,8 @@ export const shutdownHandler = handler(Shutdown, (ctx, _h, { shutdownType }) => 
       })),
       shEnable: volatile.shEnable,
       ehEnable: volatile.ehEnable,
+      // Saved session contexts stay loadable after the Resume or Restart (the reference's gr.contextArray).
+      ...volatile.sessions.savedContexts(),
     };
     state.orderlyShutdown = 'state';
   } else {
