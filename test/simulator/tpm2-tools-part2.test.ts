@@ -143,29 +143,14 @@ function part2Suite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('readpublic', ['-c', f(`${k}.ctx`), '-f', 'pem', '-o', f(`${k}.pem`), '-n', f(`${k}.name`)]);
       return read(`${k}.name`);
     };
-    /** Import the duplicate under `np` (with the inner wrapper's key when given), load it, sign; openssl verifies with the original key. */
-    const importAndUse = async (k: string, np: string, innerKey?: string): Promise<void> => {
-      await tool('import', ['-C', f(`${np}.ctx`), '-u', f(`${k}.pub`), '-i', f(`${k}.dup`), '-s', f(`${k}.seed`), '-r', f(`${k}.imported`), ...(innerKey === undefined ? [] : ['-k', f(innerKey)])]);
+    /** Import the duplicate under `np`, load it, sign; openssl verifies with the original key. */
+    const importAndUse = async (k: string, np: string): Promise<void> => {
+      await tool('import', ['-C', f(`${np}.ctx`), '-u', f(`${k}.pub`), '-i', f(`${k}.dup`), '-s', f(`${k}.seed`), '-r', f(`${k}.imported`)]);
       await tool('load', ['-C', f(`${np}.ctx`), '-u', f(`${k}.pub`), '-r', f(`${k}.imported`), '-c', f(`${k}.moved.ctx`), '-n', f(`${k}.moved.name`)]);
       // The same public area under the new parent: the same Name.
       expect((await read(`${k}.moved.name`)).equals(await read(`${k}.name`))).toBe(true);
       expect(await signsFor(`${k}.moved.ctx`, `${k}.pem`, `${k}.moved`)).toBe(true);
     };
-
-    flow('duplicate with PolicyDuplicationSelect and an inner wrapper (-G aes), import under an ECC parent, sign', async () => {
-      const npName = await parents('npe', 'ecc');
-      // Part 3 §23.15, includeObject NO: the policy names the new parent only.
-      const policy = new PolicyCalculator(TPM_ALG.SHA256).policyDuplicationSelect({ objectName: new Uint8Array(0), newParentName: npName, includeObject: false }).digest;
-      const keyName = await duplicable('kd', policy);
-      await tool('startauthsession', ['--policy-session', '-S', f('dsel.session')]);
-      await tool('policyduplicationselect', ['-S', f('dsel.session'), '-n', f('kd.name'), '-N', f('npe.name'), '-L', f('dsel.digest')]);
-      expect((await read('dsel.digest')).equals(policy)).toBe(true);
-      await tool('duplicate', ['-C', f('npe.ctx'), '-c', f('kd.ctx'), '-G', 'aes', '-o', f('kd.inner'), '-p', `session:${f('dsel.session')}`, '-r', f('kd.dup'), '-s', f('kd.seed')]);
-      await tool('flushcontext', [f('dsel.session')]);
-      expect((await read('kd.inner')).length).toBe(16);
-      expect(keyName.length).toBe(34);
-      await importAndUse('kd', 'npe', 'kd.inner');
-    });
 
     flow('duplicate with PolicyCommandCode(Duplicate), no inner wrapper (-G null), import under an RSA parent, sign', async () => {
       await parents('npr', 'rsa');
@@ -177,6 +162,34 @@ function part2Suite(kind: TargetKind, label: string, start: () => Promise<Runnin
       await tool('duplicate', ['-C', f('npr.ctx'), '-c', f('kc.ctx'), '-G', 'null', '-p', `session:${f('dcc.session')}`, '-r', f('kc.dup'), '-s', f('kc.seed')]);
       await tool('flushcontext', [f('dcc.session')]);
       await importAndUse('kc', 'npr');
+    });
+
+    flow('duplicate with PolicyDuplicationSelect and an inner wrapper (-G aes) to a parent on a second TPM of the same kind (its public loaded here), import and sign there', async () => {
+      const other = await start();
+      const there = async (name: string, args: readonly string[]): Promise<void> => {
+        await other.tools.run(name, args);
+      };
+      try {
+        await sourceParent();
+        // The other TPM's storage key; only its public area comes here.
+        await there('createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', f('remote.ctx')]);
+        await there('readpublic', ['-c', f('remote.ctx'), '-o', f('remote.pub'), '-n', f('remote.name')]);
+        await tool('loadexternal', ['-C', 'o', '-u', f('remote.pub'), '-c', f('remote-here.ctx')]);
+        const policy = new PolicyCalculator(SHA256).policyDuplicationSelect({ objectName: new Uint8Array(0), newParentName: await read('remote.name'), includeObject: false }).digest;
+        await duplicable('kr', policy);
+        await tool('startauthsession', ['--policy-session', '-S', f('rsel.session')]);
+        await tool('policyduplicationselect', ['-S', f('rsel.session'), '-n', f('kr.name'), '-N', f('remote.name'), '-L', f('rsel.digest')]);
+        expect((await read('rsel.digest')).equals(policy)).toBe(true);
+        await tool('duplicate', ['-C', f('remote-here.ctx'), '-c', f('kr.ctx'), '-G', 'aes', '-o', f('kr.inner'), '-p', `session:${f('rsel.session')}`, '-r', f('kr.dup'), '-s', f('kr.seed')]);
+        await tool('flushcontext', [f('rsel.session')]);
+        await there('import', ['-C', f('remote.ctx'), '-u', f('kr.pub'), '-i', f('kr.dup'), '-s', f('kr.seed'), '-k', f('kr.inner'), '-r', f('kr.imported')]);
+        await there('load', ['-C', f('remote.ctx'), '-u', f('kr.pub'), '-r', f('kr.imported'), '-c', f('kr.moved.ctx')]);
+        await write('kr.msg', randomBytes(48));
+        await there('sign', ['-c', f('kr.moved.ctx'), '-g', 'sha256', '-f', 'plain', '-o', f('kr.sig'), f('kr.msg')]);
+        expect(await opensslVerifies(f('kr.pem'), f('kr.sig'), f('kr.msg'))).toBe(true);
+      } finally {
+        await other.stop();
+      }
     });
 
     flow('duplicate an external key (openssl P-256) to the public of a parent (-U), import there, sign', async () => {
