@@ -39,6 +39,8 @@ export const IMPLEMENTED_ALGORITHMS: readonly (readonly [number, TPMA_ALGORITHM]
   [TPM_ALG.ECDH, A({ asymmetric: true, method: true })],
   // Part 1 §C.4: Commit, then Sign with the commit counter (signing.ts ecdaa).
   [TPM_ALG.ECDAA, A({ asymmetric: true, signing: true })],
+  // Part 1 §C.5 (signing.ts ecSchnorr).
+  [TPM_ALG.ECSCHNORR, A({ asymmetric: true, signing: true })],
   [TPM_ALG.KDF1_SP800_56A, A({ hash: true, method: true })],
   [TPM_ALG.KDF1_SP800_108, A({ hash: true, method: true })],
   [TPM_ALG.ECC, A({ asymmetric: true, object: true })],

@@ -101,9 +101,9 @@ export const DIVERGENCES = [
     id: 'capability-algorithms',
     command: 'GetCapability',
     case: 'TPM_CAP_ALGS: the algorithms libtpms lists that ours does not',
-    libtpms: 'TDES SM2 ECSCHNORR ECMQV KDF2 CAMELLIA CMAC',
+    libtpms: 'TDES SM2 ECMQV KDF2 CAMELLIA CMAC',
     ours: '(none)',
-    why: 'Part 2 §10.1: a TPM implements a subset; ours is what node:crypto and @noble/curves give (algorithms.ts): no TDES, Camellia, SM2, CMAC, KDF2 or EC-Schnorr; ECMQV works in ZGen_2Phase but is not listed yet (algorithms.ts)',
+    why: 'Part 2 §10.1: a TPM implements a subset; ours is what node:crypto and @noble/curves give (algorithms.ts): no TDES, Camellia, SM2, CMAC or KDF2; ECMQV works in ZGen_2Phase but is not listed yet (algorithms.ts)',
   },
   {
     id: 'capability-commands',

@@ -81,6 +81,17 @@ function baseX(curve: SimulatorCurve, k: bigint): bigint {
   return bigIntFromBytes(ecdh.getPublicKey().subarray(1, 1 + curve.size));
 }
 
+/** An ECC signing key's curve, order and private scalar (Load and CreatePrimary made sure of 1 ≤ d < n). */
+function eccSigningKey(o: LoadedObject): { curve: SimulatorCurve; n: bigint; d: bigint } {
+  const pub = o.publicArea;
+  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
+  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
+  if (d === 0n || d >= curve.order) throw new TpmError(TPM_RC.KEY);
+  return { curve, n: curve.order, d };
+}
+
 /**
  * ECDSA over a given digest (FIPS 186-4 §6.4; the reference's BnSignEcdsa),
  * since node:crypto hashes whatever it signs: [k]G by node:crypto (baseX),
@@ -91,14 +102,7 @@ function baseX(curve: SimulatorCurve, k: bigint): bigint {
  * not make one). Not constant-time: this TPM is for tests, never production.
  */
 function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
-  const pub = o.publicArea;
-  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
-  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
-  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
-  const n = curve.order;
-  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
-  // Load and CreatePrimary made sure of 1 ≤ d < n.
-  if (d === 0n || d >= n) throw new TpmError(TPM_RC.KEY);
+  const { curve, n, d } = eccSigningKey(o);
   const orderBits = n.toString(2).length;
   let e = bigIntFromBytes(digest);
   if (digest.length * 8 > orderBits) e >>= BigInt(digest.length * 8 - orderBits);
@@ -122,13 +126,7 @@ function ecdsa(engine: TpmEngine, o: LoadedObject, digest: Uint8Array): { r: Uin
  * checks [s]P1 = E + [T]([d]P1).
  */
 function ecdaa(engine: TpmEngine, o: LoadedObject, sel: SelectedScheme, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
-  const pub = o.publicArea;
-  if (pub.type !== TPM_ALG.ECC) throw new TpmError(TPM_RC.KEY);
-  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
-  if (curve === undefined) throw new TpmError(TPM_RC.CURVE);
-  const n = curve.order;
-  const d = bigIntFromBytes(o.sensitive.sensitive as Uint8Array);
-  if (d === 0n || d >= n) throw new TpmError(TPM_RC.KEY);
+  const { curve, n, d } = eccSigningKey(o);
   const count = sel.count === undefined ? undefined : committedCount(engine.state, sel.count);
   if (sel.count === undefined || count === undefined) throw new TpmError(TPM_RC.VALUE);
   const r = commitScalar(engine.state, curve, o.name, count);
@@ -142,6 +140,33 @@ function ecdaa(engine: TpmEngine, o: LoadedObject, sel: SelectedScheme, digest: 
     endCommit(engine.state, sel.count);
     return { r: kBytes, s: bytesFromBigInt(s, curve.size) };
   }
+}
+
+/**
+ * EC-Schnorr over a given digest (Part 1 §C.5; the reference's
+ * BnSignEcSchnorr): a fresh k, R = [k]G, r = the leading order-size bytes of
+ * H_hashAlg(R.x ‖ digest) (R.x in order-size bytes), s = k + r·d mod n.
+ */
+function ecSchnorr(engine: TpmEngine, o: LoadedObject, hashAlg: number, digest: Uint8Array): { r: Uint8Array; s: Uint8Array } {
+  const { curve, n, d } = eccSigningKey(o);
+  const size = orderBytes(n);
+  for (;;) {
+    const k = (bigIntFromBytes(engine.random(curve.size + 8)) % (n - 1n)) + 1n;
+    const e = schnorrChallenge(hashAlg, baseX(curve, k), size, digest);
+    const s = (k + (e % n) * d) % n;
+    // The reference's BnSchnorrSign: r ≡ 0 or s = 0 is no result, and a new k is drawn.
+    if (e % n === 0n || s === 0n) continue;
+    return { r: bytesFromBigInt(e, size), s: bytesFromBigInt(s, size) };
+  }
+}
+
+function orderBytes(n: bigint): number {
+  return Math.ceil(n.toString(2).length / 8);
+}
+
+/** H_hashAlg(x ‖ digest) cut to its leading `size` bytes (the reference's SchnorrReduce), as a number. */
+function schnorrChallenge(hashAlg: number, x: bigint, size: number, digest: Uint8Array): bigint {
+  return bigIntFromBytes(hash(hashAlg, bytesFromBigInt(x, size), digest).subarray(0, size));
 }
 
 /** MGF1 (RFC 8017 §B.2.1). */
@@ -205,11 +230,14 @@ export function signDigest(engine: TpmEngine, o: LoadedObject, sel: SelectedSche
   } else if (sel.scheme === TPM_ALG.ECDAA && pub.type === TPM_ALG.ECC) {
     const { r, s } = ecdaa(engine, o, sel, digest);
     return { sigAlg: TPM_ALG.ECDAA, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
+  } else if (sel.scheme === TPM_ALG.ECSCHNORR && pub.type === TPM_ALG.ECC) {
+    const { r, s } = ecSchnorr(engine, o, sel.hashAlg, digest);
+    return { sigAlg: TPM_ALG.ECSCHNORR, signature: { hash: sel.hashAlg, signatureR: r, signatureS: s } } as TPMT_SIGNATURE;
   } else if (sel.scheme === TPM_ALG.HMAC && pub.type === TPM_ALG.KEYEDHASH) {
     const mac = hmac(sel.hashAlg, o.sensitive.sensitive as Uint8Array, digest);
     return { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: sel.hashAlg, digest: mac } } as TPMT_SIGNATURE;
   } else {
-    // SM2 and EC-Schnorr: not implemented (TestParms says so).
+    // SM2: not implemented (TestParms says so).
     throw new TpmError(rcForParameter(TPM_RC.SCHEME, 2));
   }
 }
@@ -242,6 +270,27 @@ function ecdsaVerify(pub: TPMT_PUBLIC, digest: Uint8Array, rBytes: Uint8Array, s
   } catch {
     return false; // a digest noble refuses (longer than it takes) is no valid signature
   }
+}
+
+/**
+ * EC-Schnorr verification (the reference's BnValidateSignatureEcSchnorr):
+ * E = [s]G − [r mod n]Q, then H(E.x ‖ digest) cut to order size must equal
+ * r mod n. Like the reference, an r the signer left at or above n (a hash cut
+ * to the order's bytes can exceed it) does not verify.
+ */
+function ecSchnorrVerify(pub: TPMT_PUBLIC, hashAlg: number, digest: Uint8Array, rBytes: Uint8Array, sBytes: Uint8Array): boolean {
+  if (pub.type !== TPM_ALG.ECC) return false;
+  const curve = CURVE_ORDERS.get(pub.parameters.curveID);
+  if (curve === undefined) return false;
+  const n = curve.order;
+  const r = bigIntFromBytes(rBytes) % n;
+  const s = bigIntFromBytes(sBytes);
+  if (r === 0n || s <= 0n || s >= n) return false;
+  const Q = curvePoint(curve, pub.unique);
+  if (Q === undefined) return false;
+  const E = curve.noble.Point.BASE.multiply(s).add(Q.multiply(n - r));
+  if (E.is0()) return false;
+  return schnorrChallenge(hashAlg, E.toAffine().x, orderBytes(n), digest) === r;
 }
 
 /** EMSA-PSS-VERIFY (RFC 8017 §9.1.2) over a given digest; any salt length, as the reference's PssDecode accepts. */
@@ -308,11 +357,13 @@ export function verifySignature(o: Pick<LoadedObject, 'publicArea' | 'key' | 'pu
     return equalBytes(decoded, expected) ? 0 : TPM_RC.SIGNATURE;
   }
   if (publicArea.type === TPM_ALG.ECC) {
-    if (sigAlg !== TPM_ALG.ECDSA) return TPM_RC.SCHEME; // TODO(part 2): ECDAA has no verification; SM2, EC-Schnorr
+    // ECDAA has no verification in the TPM (the reference's CryptValidateSignature); SM2 is not implemented.
+    if (sigAlg !== TPM_ALG.ECDSA && sigAlg !== TPM_ALG.ECSCHNORR) return TPM_RC.SCHEME;
     const { hash: hashAlg, signatureR, signatureS } = signature.signature as { hash: number; signatureR: Uint8Array; signatureS: Uint8Array };
     if (!isHashAlg(hashAlg)) return TPM_RC.SCHEME;
     if (signingHashes !== undefined && !signingHashes.includes(hashAlg)) return TPM_RC.HASH;
-    return ecdsaVerify(publicArea, digest, signatureR, signatureS) ? 0 : TPM_RC.SIGNATURE;
+    const good = sigAlg === TPM_ALG.ECDSA ? ecdsaVerify(publicArea, digest, signatureR, signatureS) : ecSchnorrVerify(publicArea, hashAlg, digest, signatureR, signatureS);
+    return good ? 0 : TPM_RC.SIGNATURE;
   }
   if (publicArea.type === TPM_ALG.KEYEDHASH) {
     // Without its private part there is no key to check an HMAC with.

@@ -5,12 +5,13 @@
  * random, so both TPMs' are checked algebraically — [s]P1 = E + [T]([d]P1)
  * with @noble/curves — and the codes, counters and life of a commitment
  * (used once, kept by Restart and Resume, gone after a TPM Reset) are
- * compared with swtpm's.
+ * compared with swtpm's. EC-Schnorr (Part 1 §C.5): each TPM verifies the
+ * other's signatures (VerifySignature), and refuses a changed digest alike.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Commit, FlushContext, LoadExternal, Shutdown, Sign, Startup, TestParms } from '../../src/tpm/commands/index.js';
+import { Commit, FlushContext, LoadExternal, Shutdown, Sign, Startup, TestParms, VerifySignature } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { runCommand } from '../../src/tpm/run.js';
@@ -138,6 +139,18 @@ describe('simulator ECDAA', () => {
   });
 });
 
+/** The same key with no scheme of its own, for EC-Schnorr through inScheme. */
+const PLAIN_PUBLIC = { ...PUB, parameters: { ...(PUB as { parameters: object }).parameters, scheme: { scheme: TPM_ALG.NULL } } } as TPMT_PUBLIC;
+
+async function schnorrSign(t: Transport, key: number, digest: Uint8Array) {
+  const inScheme = { scheme: TPM_ALG.ECSCHNORR, details: { hashAlg: TPM_ALG.SHA256 } };
+  return (await runCommand(t, Sign, { keyHandle: key }, { digest, inScheme, validation: { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY } } as never)).params.signature;
+}
+
+function verifyOn(t: Transport, key: number, digest: Uint8Array, signature: unknown) {
+  return runCommand(t, VerifySignature, { keyHandle: key }, { digest, signature } as never);
+}
+
 describeWithSwtpm('simulator ECDAA agrees with swtpm', () => {
   let sw: SwtpmInstance | undefined;
   let t: SwtpmTransport | undefined;
@@ -162,6 +175,30 @@ describeWithSwtpm('simulator ECDAA agrees with swtpm', () => {
     // Not vacuous: swtpm's signatures verified.
     expect(expected['sign after commit G']).toBe(true);
     expect(expected['sign after a Restart']).toBe(true);
+  }, 60_000);
+
+  it('EC-Schnorr: each TPM verifies the other\'s signatures and refuses a changed digest with the same code', async () => {
+    const swt = t!;
+    const sim = inProcessTransport(new TpmEngine());
+    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const load = async (tt: Transport) => (await runCommand(tt, LoadExternal, {}, { inPrivate: SENSITIVE, inPublic: PLAIN_PUBLIC, hierarchy: TPM_RH.NULL })).handles.objectHandle;
+    const swKey = await load(swt);
+    const simKey = await load(sim);
+    const other = new Uint8Array(createHash('sha256').update('another message').digest());
+    const { log, step } = scenarioLog();
+    for (let i = 0; i < 4; i++) {
+      const ours = await schnorrSign(sim, simKey, DIGEST);
+      const theirs = await schnorrSign(swt, swKey, DIGEST);
+      await step(`swtpm verifies ours ${i}`, () => verifyOn(swt, swKey, DIGEST, ours));
+      await step(`we verify swtpm's ${i}`, () => verifyOn(sim, simKey, DIGEST, theirs));
+      await step(`swtpm: ours over another digest ${i}`, () => verifyOn(swt, swKey, other, ours));
+      await step(`we: swtpm's over another digest ${i}`, () => verifyOn(sim, simKey, other, theirs));
+    }
+    for (let i = 0; i < 4; i++) {
+      expect([log[`swtpm verifies ours ${i}`], log[`we verify swtpm's ${i}`]]).toEqual([0, 0]);
+      expect(log[`swtpm: ours over another digest ${i}`]).toBe(log[`we: swtpm's over another digest ${i}`]);
+    }
+    await runCommand(swt, FlushContext, {}, { flushHandle: swKey });
   }, 60_000);
 });
 
