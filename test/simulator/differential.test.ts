@@ -10,7 +10,7 @@
  * seed-made unique, capability lists). A difference is allowed only as a row
  * of src/simulator/divergences.ts; each row must still be seen to differ.
  */
-import { createHash, createHmac, generateKeyPairSync, createCipheriv } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync, createCipheriv, sign as nodeSign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { password } from '../../src/client/index.js';
 import type { AuthSession } from '../../src/client/session.js';
@@ -25,7 +25,7 @@ import { objectName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { passwordAuth } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { TPMA_NV, TPMA_OBJECT, templateFromPublic, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
+import { TPMA_LOCALITY, TPMA_NV, TPMA_OBJECT, templateFromPublic, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { DIVERGENCES, findDivergence, type DivergenceId } from '../../src/simulator/divergences.js';
 import { IMPLEMENTED_ALGORITHMS } from '../../src/simulator/algorithms.js';
 import { responseParams, runDifferential, startSide, type DiffLog, type DiffSide, type Sequence } from '../support/differential.js';
@@ -124,12 +124,15 @@ const startupAndTesting: Sequence = async (log, side) => {
   await log.step('Startup when started', () => tpm.run(C.Startup, {}, { startupType: TPM_SU.CLEAR }));
   await log.raw('Startup of a bad type', encodeRawStartup(0x0002));
   await log.step('SelfTest full', () => tpm.run(C.SelfTest, {}, { fullTest: 1 }));
+  await log.raw('SelfTest with fullTest 2', rawCommand(TPM_CC.SelfTest, Uint8Array.of(2)));
   await log.step('IncrementalSelfTest SHA256, AES', () => tpm.run(C.IncrementalSelfTest, {}, { toTest: [SHA256, TPM_ALG.AES] as never }), (r) => r.params.toDoList.length);
   await log.step('IncrementalSelfTest of a non-algorithm', () => tpm.run(C.IncrementalSelfTest, {}, { toTest: [0x7fff] as never }));
   await log.step('GetTestResult', () => tpm.run(C.GetTestResult, {}, {}), (r) => r.params.testResult);
+  await log.raw('GetTestResult with a trailing byte', rawCommand(TPM_CC.GetTestResult, Uint8Array.of(0)));
   await log.raw('Shutdown of a bad type', rawCommand(TPM_CC.Shutdown, u16(7)));
   await log.step('Shutdown STATE', () => tpm.run(C.Shutdown, {}, { shutdownType: TPM_SU.STATE }));
-  await side.reset();
+  await side.init();
+  await log.step('Startup(STATE) after a Shutdown(STATE)', () => tpm.run(C.Startup, {}, { startupType: TPM_SU.STATE }));
   await log.step('ReadClock after a reset', () => tpm.run(C.ReadClock, {}, {}), (r) => [r.params.currentTime.clockInfo.resetCount.toString(), r.params.currentTime.clockInfo.restartCount, r.params.currentTime.clockInfo.safe]);
 };
 
@@ -168,6 +171,7 @@ const tpm2b = (b: Uint8Array): Uint8Array => Uint8Array.of(b.length >> 8, b.leng
 const randomAndCapability: Sequence = async (log, side) => {
   const { tpm } = side;
   await log.step('GetRandom 16', () => tpm.run(C.GetRandom, {}, { bytesRequested: 16 }), (r) => r.params.randomBytes.length);
+  await log.raw('GetRandom without its parameter', rawCommand(TPM_CC.GetRandom, EMPTY));
   await log.step('GetRandom 100 (capped at a digest)', () => tpm.run(C.GetRandom, {}, { bytesRequested: 100 }), (r) => r.params.randomBytes.length);
   await log.step('StirRandom', () => tpm.run(C.StirRandom, {}, { inData: bytes(32, 9) }));
   await log.raw('StirRandom over 128 bytes', rawCommand(TPM_CC.StirRandom, tpm2b(bytes(129, 1))));
@@ -189,6 +193,7 @@ const randomAndCapability: Sequence = async (log, side) => {
   await log.step('TestParms RSA 1000 bits', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.RSA, parameters: { symmetric: NO_SYM, scheme: NULL_SCHEME, keyBits: 1024, exponent: 0 } } as never }));
   await log.step('TestParms AES-192-CFB', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.SYMCIPHER, parameters: { sym: { algorithm: TPM_ALG.AES, keyBits: 192, mode: TPM_ALG.CFB } } } as never }));
   await log.step('ReadClock', () => tpm.run(C.ReadClock, {}, {}), (r) => r.params.currentTime.clockInfo.safe);
+  await log.raw('ReadClock with a trailing byte', rawCommand(TPM_CC.ReadClock, Uint8Array.of(0)));
   await log.step('ClockSet forward', () => tpm.run(C.ClockSet, { auth: TPM_RH.OWNER }, { newTime: 1n << 40n }));
   await log.step('ClockSet backward', () => tpm.run(C.ClockSet, { auth: TPM_RH.OWNER }, { newTime: 100n }));
   await log.raw('ClockSet with the endorsement hierarchy', withHandle(C.ClockSet, { auth: TPM_RH.OWNER }, { newTime: 1n << 41n }, 0, TPM_RH.ENDORSEMENT));
@@ -443,11 +448,11 @@ const duplicationImportCredential: Sequence = async (log, side) => {
   const dup = async (newParent: number | { handle: number; name: Uint8Array }, encryptionKeyIn: Uint8Array, symmetricAlg: object) => {
     const s = await policySession(side);
     await tpm.run(C.PolicyCommandCode, { policySession: s }, { code: TPM_CC.Duplicate as never });
-    try {
-      return await tpm.run(C.Duplicate, { objectHandle: keyEntity, newParentHandle: newParent }, { encryptionKeyIn, symmetricAlg: symmetricAlg as never }, { sessions: [s] });
-    } finally {
+    // continueSession clear: the TPM ends the session with the command, so Duplicate is the step's last command.
+    return tpm.run(C.Duplicate, { objectHandle: keyEntity, newParentHandle: newParent }, { encryptionKeyIn, symmetricAlg: symmetricAlg as never }, { sessions: [s.use({ continueSession: false })] }).catch(async (e: unknown) => {
       await tpm.flush(s).catch(() => undefined);
-    }
+      throw e;
+    });
   };
   const parent = await primary(side, TPM_RH.OWNER, { ...rsaSrkTemplate(), objectAttributes: TPMA_OBJECT.of({ ...rsaSrkTemplate().objectAttributes, noDA: true }) } as unknown as TPMT_PUBLIC);
   await log.step('Duplicate to NULL', () => dup(TPM_RH.NULL, EMPTY, NO_SYM), (r) => [r.params.encryptionKeyOut.length, r.params.outSymSeed.length]);
@@ -543,6 +548,7 @@ const signingAttestationAudit: Sequence = async (log, side) => {
   };
   await log.step('Certify (unsigned)', () => tpm.run(C.Certify, { objectHandle: obj, signHandle: TPM_RH.NULL as never }, { qualifyingData: Uint8Array.of(9), inScheme: NULL_SCHEME }), attested);
   await log.step('Certify with the AK', () => tpm.run(C.Certify, { objectHandle: obj, signHandle: ak.handle }, { qualifyingData: Uint8Array.of(9), inScheme: NULL_SCHEME }), attested);
+  await log.step('Certify with a wrong password for the object', () => tpm.run(C.Certify, { objectHandle: obj, signHandle: ak.handle }, { qualifyingData: EMPTY, inScheme: NULL_SCHEME }, { sessions: [password(Uint8Array.of(9)), undefined] }));
   await log.step('Certify with an oversize qualifyingData', () => tpm.run(C.Certify, { objectHandle: obj, signHandle: ak.handle }, { qualifyingData: bytes(65, 1), inScheme: NULL_SCHEME }));
   await log.step('CertifyCreation', () => tpm.run(C.CertifyCreation, { signHandle: ak.handle, objectHandle: obj }, { qualifyingData: EMPTY, creationHash: created.params.creationHash, inScheme: NULL_SCHEME, creationTicket: created.params.creationTicket }), attested);
   await log.step('CertifyCreation with another creationHash', () => tpm.run(C.CertifyCreation, { signHandle: ak.handle, objectHandle: obj }, { qualifyingData: EMPTY, creationHash: flipped(created.params.creationHash, 0), inScheme: NULL_SCHEME, creationTicket: created.params.creationTicket }));
@@ -596,12 +602,16 @@ const pcrs: Sequence = async (log, side) => {
   await log.step('PCR_Extend 24 (no such PCR)', () => tpm.run(C.PCR_Extend, { pcrHandle: 24 as never }, { digests: [] as never }));
   await log.step('PCR_Extend 17 at locality 0', () => tpm.run(C.PCR_Extend, { pcrHandle: 17 as never }, { digests: [] as never }));
   await log.bytes('PCR_Event 16', () => tpm.run(C.PCR_Event, { pcrHandle: 16 as never }, { eventData: bytes(10, 3) }));
+  await log.raw('PCR_Event 24 (no such PCR)', withHandle(C.PCR_Event, { pcrHandle: 16 as never }, { eventData: bytes(10, 3) }, 0, 24));
+  await log.raw('PCR_Read of a SHA3-256 bank', rawCommand(TPM_CC.PCR_Read, Uint8Array.of(...u32(1), ...u16(0x27), 3, 1, 0, 0)));
   await log.step('PCR values after', () => tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [pcrSelection(SHA256, [0, 16]), pcrSelection(TPM_ALG.SHA1, [16])] }), (r) => r.params.pcrValues.map(hex).join(','));
   await log.step('PCR_Reset 16', () => tpm.run(C.PCR_Reset, { pcrHandle: 16 as never }, {}));
   await log.step('PCR_Reset 0', () => tpm.run(C.PCR_Reset, { pcrHandle: 0 as never }, {}));
   await log.step('PCR_Reset 23', () => tpm.run(C.PCR_Reset, { pcrHandle: 23 as never }, {}));
   await read('PCR_Read 16 after reset', [16]);
   await log.step('PCR_SetAuthValue 16', () => tpm.run(C.PCR_SetAuthValue, { pcrHandle: 16 as never }, { auth: Uint8Array.of(1) }));
+  await log.step('PCR_SetAuthValue 20 (its group takes one)', () => tpm.run(C.PCR_SetAuthValue, { pcrHandle: 20 as never }, { auth: Uint8Array.of(1) }));
+  await log.step('PCR_SetAuthPolicy 20', () => tpm.run(C.PCR_SetAuthPolicy, { authHandle: TPM_RH.PLATFORM as never }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never, pcrNum: 20 as never }));
   await log.step('PCR_SetAuthValue 0', () => tpm.run(C.PCR_SetAuthValue, { pcrHandle: 0 as never }, { auth: Uint8Array.of(1) }));
   await log.step('PCR_SetAuthPolicy 16 (no policy group)', () => tpm.run(C.PCR_SetAuthPolicy, { authHandle: TPM_RH.PLATFORM as never }, { authPolicy: bytes(32, 1), hashAlg: SHA256, pcrNum: 16 as never }));
   await log.raw('PCR_SetAuthPolicy with the owner', withHandle(C.PCR_SetAuthPolicy, { authHandle: TPM_RH.PLATFORM as never }, { authPolicy: bytes(32, 1), hashAlg: SHA256, pcrNum: 16 as never }, 0, TPM_RH.OWNER));
@@ -619,12 +629,18 @@ const policies: Sequence = async (log, side) => {
   await log.step('PolicyPassword', () => tpm.run(C.PolicyPassword, t, {}));
   await log.step('PolicyCommandCode Unseal', () => tpm.run(C.PolicyCommandCode, t, { code: TPM_CC.Unseal as never }));
   await log.step('PolicyCommandCode of an unknown command', () => tpm.run(C.PolicyCommandCode, t, { code: 0x1ff as never }));
-  await log.step('PolicyLocality 0, 3', () => tpm.run(C.PolicyLocality, t, { locality: 0b01001 as never }));
-  await log.step('PolicyLocality 0 (none)', () => tpm.run(C.PolicyLocality, t, { locality: 0 as never }));
+  await log.step('PolicyLocality 0, 3', () => tpm.run(C.PolicyLocality, t, { locality: TPMA_LOCALITY.of({ TPM_LOC_ZERO: true, TPM_LOC_THREE: true }) }));
+  await log.step('PolicyLocality none', () => tpm.run(C.PolicyLocality, t, { locality: TPMA_LOCALITY.of({}) }));
   await log.step('PolicyPCR 0-7 (current values)', () => tpm.run(C.PolicyPCR, t, { pcrDigest: EMPTY, pcrs: [pcrSelection(SHA256, [0, 1, 2, 3, 4, 5, 6, 7])] }));
   await log.step('PolicyPCR with a digest of the wrong size', () => tpm.run(C.PolicyPCR, t, { pcrDigest: bytes(20, 1), pcrs: [pcrSelection(SHA256, [0])] }));
   await log.step('PolicyCounterTimer', () => tpm.run(C.PolicyCounterTimer, t, { operandB: u32(5), offset: 0, operation: 0x0009 as never }));
   await log.step('PolicyPhysicalPresence', () => tpm.run(C.PolicyPhysicalPresence, t, {}));
+  // The policy commands on a handle that is no loaded session, and PolicyCounterTimer past the end of TPMS_TIME_INFO.
+  for (const cmd of [C.PolicyAuthValue, C.PolicyPassword, C.PolicyPhysicalPresence, C.PolicyRestart] as const) {
+    await log.raw(`${cmd.name} of a session never started`, withHandle(cmd as typeof C.PolicyAuthValue, { [cmd.handleNames[0]!]: trial.handle } as never, {}, 0, 0x03000009));
+  }
+  await log.step('PolicyCounterTimer past the end', () => tpm.run(C.PolicyCounterTimer, t, { operandB: u32(5), offset: 60, operation: 0x0009 as never }));
+  await log.step('PolicyPCR of a SHA-384 bank that has no PCRs allocated', () => tpm.run(C.PolicyPCR, t, { pcrDigest: EMPTY, pcrs: [pcrSelection(TPM_ALG.SHA384, [0])] }));
   await log.step('PolicyNvWritten yes', () => tpm.run(C.PolicyNvWritten, t, { writtenSet: 1 as never }));
   await log.step('PolicyNvWritten again, no', () => tpm.run(C.PolicyNvWritten, t, { writtenSet: 0 as never }));
   await policyDigest(log, 'trial digest A', trial);
@@ -671,8 +687,24 @@ const policies: Sequence = async (log, side) => {
   const aHash = sha256(approved, EMPTY);
   const vsig = { sigAlg: TPM_ALG.HMAC, signature: { hashAlg: SHA256, digest: new Uint8Array(createHmac('sha256', HMAC_KEY).update(aHash).digest()) } } as never;
   const ticket = await tpm.run(C.VerifySignature, { keyHandle: signer.handle }, { digest: aHash, signature: vsig });
+  // Approving the session's current digest (all zeros in a fresh session) with an ECDSA key in the owner hierarchy
+  // (a NULL-hierarchy ticket is no ticket): node signs H(approvedPolicy ‖ policyRef).
+  const zeros = new Uint8Array(32);
+  const zHash = sha256(zeros, EMPTY);
+  const p1363 = nodeSign('sha256', zeros, { key: EC_KEY, dsaEncoding: 'ieee-p1363' });
+  const approver = (await tpm.run(C.LoadExternal, {}, { inPrivate: null as never, inPublic: EXT.ecc.publicArea, hierarchy: TPM_RH.OWNER as never })).params.name;
+  const approverHandle = (await tpm.run(C.GetCapability, {}, { capability: TPM_CAP.HANDLES, property: 0x80000000, propertyCount: 16 } as never)).params.capabilityData as { data: readonly number[] };
+  const ah = approverHandle.data[approverHandle.data.length - 1]!;
+  const zSig = { sigAlg: TPM_ALG.ECDSA, signature: { hash: SHA256, signatureR: p1363.subarray(0, 32), signatureS: p1363.subarray(32) } } as never;
+  const zTicket = await tpm.run(C.VerifySignature, { keyHandle: ah }, { digest: zHash, signature: zSig });
+  await flush(side, ah);
+  const fresh = await policySession(side);
+  await log.step('PolicyAuthorize of the session\'s digest', () => tpm.run(C.PolicyAuthorize, { policySession: fresh }, { approvedPolicy: zeros, policyRef: EMPTY, keySign: approver, checkTicket: zTicket.params.validation }));
+  await policyDigest(log, 'policy digest after PolicyAuthorize', fresh);
+  await tpm.flush(fresh);
   await log.step('PolicyAuthorize of a digest that is not the session\'s', () => tpm.run(C.PolicyAuthorize, { policySession: real }, { approvedPolicy: approved, policyRef: EMPTY, keySign: signer.name, checkTicket: ticket.params.validation }));
-  await log.step('PolicyLocality in a real session', () => tpm.run(C.PolicyLocality, { policySession: real }, { locality: 0b00001 as never }));
+  await log.step('PolicyPCR with a digest the PCRs do not have', () => tpm.run(C.PolicyPCR, { policySession: real }, { pcrDigest: bytes(32, 9), pcrs: [pcrSelection(SHA256, [0])] }));
+  await log.step('PolicyLocality 2 in a real session', () => tpm.run(C.PolicyLocality, { policySession: real }, { locality: TPMA_LOCALITY.of({ TPM_LOC_TWO: true }) }));
   await log.raw('PolicyGetDigest of a non-session handle', withHandle(C.PolicyGetDigest, { policySession: real.handle as never }, {}, 0, 0x80000001));
   await tpm.flush(real);
   await flush(side, signer.handle);
@@ -710,7 +742,8 @@ const hierarchyAndDa: Sequence = async (log, side) => {
   await log.step('HierarchyChangeAuth owner', () => tpm.run(C.HierarchyChangeAuth, { authHandle: TPM_RH.OWNER as never }, { newAuth: Uint8Array.of(1, 2) }));
   await log.step('HierarchyChangeAuth with the old (empty) password', () => tpm.run(C.HierarchyChangeAuth, { authHandle: TPM_RH.OWNER as never }, { newAuth: EMPTY }));
   await log.step('HierarchyChangeAuth too long', () => tpm.run(C.HierarchyChangeAuth, { authHandle: TPM_RH.OWNER as never }, { newAuth: bytes(33, 1) }, { sessions: [password(Uint8Array.of(1, 2))] }));
-  await log.step('HierarchyChangeAuth owner back', () => tpm.run(C.HierarchyChangeAuth, { authHandle: TPM_RH.OWNER as never }, { newAuth: EMPTY }, { sessions: [password(Uint8Array.of(1, 2))] }));
+  // 33 bytes are accepted for a hierarchy (up to a TPMU_HA): the owner's auth is those now.
+  await log.step('HierarchyChangeAuth owner back', () => tpm.run(C.HierarchyChangeAuth, { authHandle: TPM_RH.OWNER as never }, { newAuth: EMPTY }, { sessions: [password(bytes(33, 1))] }));
   await log.step('SetPrimaryPolicy owner', () => tpm.run(C.SetPrimaryPolicy, { authHandle: TPM_RH.OWNER as never }, { authPolicy: bytes(32, 1), hashAlg: SHA256 }));
   await log.step('SetPrimaryPolicy of the wrong size', () => tpm.run(C.SetPrimaryPolicy, { authHandle: TPM_RH.OWNER as never }, { authPolicy: bytes(20, 1), hashAlg: SHA256 }));
   await log.step('SetPrimaryPolicy owner back', () => tpm.run(C.SetPrimaryPolicy, { authHandle: TPM_RH.OWNER as never }, { authPolicy: EMPTY, hashAlg: TPM_ALG.NULL as never }));
@@ -729,6 +762,7 @@ const hierarchyAndDa: Sequence = async (log, side) => {
   await log.step('ClearControl enable by platform', () => tpm.run(C.ClearControl, { auth: TPM_RH.PLATFORM as never }, { disable: 0 as never }));
   await log.raw('Clear by the owner', withHandle(C.Clear, { authHandle: TPM_RH.LOCKOUT as never }, {}, 0, TPM_RH.OWNER));
   await log.step('Clear', () => tpm.run(C.Clear, { authHandle: TPM_RH.LOCKOUT as never }, {}));
+  await log.step('DictionaryAttackLockReset', () => tpm.run(C.DictionaryAttackLockReset, { lockHandle: TPM_RH.LOCKOUT as never }, {}));
   await log.step('DictionaryAttackParameters', () => tpm.run(C.DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT as never }, { newMaxTries: 3, newRecoveryTime: 1000, lockoutRecovery: 1000 }));
   await log.raw('DictionaryAttackParameters by the owner', withHandle(C.DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT as never }, { newMaxTries: 3, newRecoveryTime: 1000, lockoutRecovery: 1000 }, 0, TPM_RH.OWNER));
   // A DA-protected object and three wrong passwords: lockout.
@@ -767,11 +801,8 @@ const contexts: Sequence = async (log, side) => {
   await log.step('StartAuthSession with a short nonce', () => tpm.run(C.StartAuthSession, { tpmKey: TPM_RH.NULL as never, bind: TPM_RH.NULL as never }, { nonceCaller: bytes(8, 1), encryptedSalt: EMPTY, sessionType: TPM_SE.HMAC, symmetric: NO_SYM, authHash: SHA256 }));
   await log.step('StartAuthSession with a salt but no key', () => tpm.run(C.StartAuthSession, { tpmKey: TPM_RH.NULL as never, bind: TPM_RH.NULL as never }, { nonceCaller: bytes(16, 1), encryptedSalt: bytes(16, 1), sessionType: TPM_SE.HMAC, symmetric: NO_SYM, authHash: SHA256 }));
   await log.raw('StartAuthSession of an unknown type', rawCommand(TPM_CC.StartAuthSession, Uint8Array.of(...u32(TPM_RH.NULL), ...u32(TPM_RH.NULL), ...tpm2b(bytes(16, 1)), 0, 0, 7, ...u16(TPM_ALG.NULL), ...u16(SHA256))));
-  await log.step('StartAuthSession bound to the owner', async () => {
-    const r = await tpm.run(C.StartAuthSession, { tpmKey: TPM_RH.NULL as never, bind: TPM_RH.OWNER as never }, { nonceCaller: bytes(16, 1), encryptedSalt: EMPTY, sessionType: TPM_SE.POLICY, symmetric: NO_SYM, authHash: SHA256 });
-    await flush(side, r.handles.sessionHandle);
-    return r;
-  }, (r) => [r.handles.sessionHandle >>> 24, r.params.nonceTPM.length]);
+  const bound = await log.step('StartAuthSession bound to the owner', () => tpm.run(C.StartAuthSession, { tpmKey: TPM_RH.NULL as never, bind: TPM_RH.OWNER as never }, { nonceCaller: bytes(16, 1), encryptedSalt: EMPTY, sessionType: TPM_SE.POLICY, symmetric: NO_SYM, authHash: SHA256 }), (r) => [r.handles.sessionHandle >>> 24, r.params.nonceTPM.length]);
+  if (bound !== undefined) await flush(side, bound.handles.sessionHandle);
   // EvictControl.
   const srk = await primary(side, TPM_RH.OWNER, ECC_SRK);
   await log.step('EvictControl persist the SRK', () => tpm.run(C.EvictControl, { auth: TPM_RH.OWNER as never, objectHandle: srk.handle as never }, { persistentHandle: 0x81000001 as never }));
@@ -792,7 +823,7 @@ const contexts: Sequence = async (log, side) => {
 };
 
 const OWNER_NV = 0x01500010;
-const nvAttrs = (a: Record<string, boolean | number>) => TPMA_NV.of({ authRead: true, authWrite: true, noDA: true, ownerRead: true, ownerWrite: true, ...a } as never);
+const nvAttrs = (a: Record<string, boolean | number>) => TPMA_NV.of({ AUTHREAD: true, AUTHWRITE: true, NO_DA: true, OWNERREAD: true, OWNERWRITE: true, ...a } as never);
 const nvPublic = (nvIndex: number, attributes: unknown, dataSize: number, authPolicy: Uint8Array = EMPTY) => ({ nvIndex, nameAlg: SHA256, attributes, authPolicy, dataSize }) as never;
 
 const nv: Sequence = async (log, side) => {
@@ -805,9 +836,9 @@ const nv: Sequence = async (log, side) => {
   await log.step('NV_DefineSpace ordinary', () => define(OWNER_NV, nvAttrs({}), 32, Uint8Array.of(1)));
   await log.step('NV_DefineSpace again', () => define(OWNER_NV, nvAttrs({}), 32));
   await log.step('NV_DefineSpace too big', () => define(OWNER_NV + 1, nvAttrs({}), 4096));
-  await log.step('NV_DefineSpace platform index by the owner', () => define(0x01400001, nvAttrs({ platformCreate: true }), 8));
+  await log.step('NV_DefineSpace platform index by the owner', () => define(0x01400001, nvAttrs({ PLATFORMCREATE: true }), 8));
   await log.step('NV_DefineSpace counter with a size', () => define(OWNER_NV + 2, nvAttrs({ TPM_NT: 1 }), 4));
-  await log.step('NV_DefineSpace with no read attribute', () => define(OWNER_NV + 3, TPMA_NV.of({ authWrite: true } as never), 4));
+  await log.step('NV_DefineSpace with no read attribute', () => define(OWNER_NV + 3, TPMA_NV.of({ AUTHWRITE: true } as never), 4));
   await log.step('NV_DefineSpace with a wrong password', () => tpm.run(C.NV_DefineSpace, { authHandle: TPM_RH.OWNER as never }, { auth: EMPTY, publicInfo: nvPublic(OWNER_NV + 4, nvAttrs({}), 4) }, wrong));
   await pub('NV_ReadPublic ordinary', OWNER_NV);
   await log.step('NV_ReadPublic of nothing', () => tpm.run(C.NV_ReadPublic, { nvIndex: (OWNER_NV + 9) as never }, {}));
@@ -821,6 +852,17 @@ const nv: Sequence = async (log, side) => {
   await pub('NV_ReadPublic after the write (WRITTEN)', OWNER_NV);
   await log.step('NV_ChangeAuth', () => tpm.run(C.NV_ChangeAuth, { nvIndex: OWNER_NV as never }, { newAuth: Uint8Array.of(2) }, { sessions: [password(Uint8Array.of(1))] }));
   await log.step('NV_ChangeAuth with a password (needs a policy)', () => tpm.run(C.NV_ChangeAuth, { nvIndex: OWNER_NV as never }, { newAuth: Uint8Array.of(2) }, { sessions: [password(Uint8Array.of(1))] }));
+  // NV_ChangeAuth takes a policy session (ADMIN role): an index whose policy allows it.
+  const changeable = OWNER_NV + 8;
+  const changePolicy = sha256(new Uint8Array(32), u32(TPM_CC.PolicyCommandCode), u32(TPM_CC.NV_ChangeAuth));
+  await tpm.run(C.NV_DefineSpace, { authHandle: TPM_RH.OWNER as never }, { auth: EMPTY, publicInfo: nvPublic(changeable, nvAttrs({}), 8, changePolicy) });
+  await log.step('NV_ChangeAuth through its policy', async () => {
+    const s = await policySession(side);
+    await tpm.run(C.PolicyCommandCode, { policySession: s }, { code: TPM_CC.NV_ChangeAuth as never });
+    const name = (await tpm.run(C.NV_ReadPublic, { nvIndex: changeable as never }, {})).params.nvName;
+    return tpm.run(C.NV_ChangeAuth, { nvIndex: { handle: changeable, name } as never }, { newAuth: Uint8Array.of(3) }, { sessions: [s.use({ continueSession: false })] });
+  });
+  await tpm.run(C.NV_UndefineSpace, { authHandle: TPM_RH.OWNER as never, nvIndex: changeable as never }, {});
   await log.step('NV_ReadLock (no READ_STCLEAR)', () => tpm.run(C.NV_ReadLock, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, {}));
   await log.step('NV_WriteLock (no WRITEDEFINE/STCLEAR)', () => tpm.run(C.NV_WriteLock, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, {}));
   await log.step('NV_Increment of an ordinary index', () => tpm.run(C.NV_Increment, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, {}));
@@ -828,19 +870,19 @@ const nv: Sequence = async (log, side) => {
   const counter = OWNER_NV + 5;
   const bits = OWNER_NV + 6;
   const extend = OWNER_NV + 7;
-  await log.step('define counter', () => define(counter, nvAttrs({ TPM_NT: 1, readStClear: true }), 8));
+  await log.step('define counter', () => define(counter, nvAttrs({ TPM_NT: 1, READ_STCLEAR: true }), 8));
   await log.step('NV_Read of a counter never incremented', () => tpm.run(C.NV_Read, { authHandle: TPM_RH.OWNER as never, nvIndex: counter as never }, { size: 8, offset: 0 }));
   await log.step('NV_Increment', () => tpm.run(C.NV_Increment, { authHandle: TPM_RH.OWNER as never, nvIndex: counter as never }, {}));
   await log.step('NV_ReadLock of the counter', () => tpm.run(C.NV_ReadLock, { authHandle: TPM_RH.OWNER as never, nvIndex: counter as never }, {}));
   await log.step('NV_Read of a read-locked counter', () => tpm.run(C.NV_Read, { authHandle: TPM_RH.OWNER as never, nvIndex: counter as never }, { size: 8, offset: 0 }));
   await log.step('NV_Write to a counter', () => tpm.run(C.NV_Write, { authHandle: TPM_RH.OWNER as never, nvIndex: counter as never }, { data: bytes(8, 0), offset: 0 }));
-  await log.step('define bits', () => define(bits, nvAttrs({ TPM_NT: 2, writeStClear: true }), 8));
+  await log.step('define bits', () => define(bits, nvAttrs({ TPM_NT: 2, WRITE_STCLEAR: true }), 8));
   await log.step('NV_SetBits', () => tpm.run(C.NV_SetBits, { authHandle: TPM_RH.OWNER as never, nvIndex: bits as never }, { bits: 0x8001n }));
   await log.bytes('NV_Read of the bits', () => tpm.run(C.NV_Read, { authHandle: TPM_RH.OWNER as never, nvIndex: bits as never }, { size: 8, offset: 0 }));
   await log.step('NV_SetBits on an ordinary index', () => tpm.run(C.NV_SetBits, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, { bits: 1n }));
   await log.step('NV_WriteLock of the bits', () => tpm.run(C.NV_WriteLock, { authHandle: TPM_RH.OWNER as never, nvIndex: bits as never }, {}));
   await log.step('NV_SetBits when write-locked', () => tpm.run(C.NV_SetBits, { authHandle: TPM_RH.OWNER as never, nvIndex: bits as never }, { bits: 2n }));
-  await log.step('define extend', () => define(extend, nvAttrs({ TPM_NT: 4, globalLock: true }), 32));
+  await log.step('define extend', () => define(extend, nvAttrs({ TPM_NT: 4, GLOBALLOCK: true }), 32));
   await log.step('NV_Extend', () => tpm.run(C.NV_Extend, { authHandle: TPM_RH.OWNER as never, nvIndex: extend as never }, { data: bytes(5, 1) }));
   await log.bytes('NV_Read of the extend index', () => tpm.run(C.NV_Read, { authHandle: TPM_RH.OWNER as never, nvIndex: extend as never }, { size: 32, offset: 0 }));
   await log.step('NV_Extend of an ordinary index', () => tpm.run(C.NV_Extend, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, { data: bytes(5, 1) }));
@@ -856,7 +898,16 @@ const nv: Sequence = async (log, side) => {
   await tpm.flush(trial);
   const real = await policySession(side);
   await log.step('PolicyNV unequal in a real session', () => tpm.run(C.PolicyNV, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never, policySession: real }, { operandB: bytes(4, 0x00), offset: 4, operation: 0 as never }));
-  await log.step('PolicyAuthorizeNV of an ordinary index holding no digest', () => tpm.run(C.PolicyAuthorizeNV, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never, policySession: real }, {}));
+  // PolicyAuthorizeNV: an index holding a TPMT_HA of the session's digest (still empty: all zeros).
+  const policyIndex = OWNER_NV + 9;
+  await tpm.run(C.NV_DefineSpace, { authHandle: TPM_RH.OWNER as never }, { auth: EMPTY, publicInfo: nvPublic(policyIndex, nvAttrs({}), 34) });
+  await log.step('write a TPMT_HA of the empty digest', () => tpm.run(C.NV_Write, { authHandle: TPM_RH.OWNER as never, nvIndex: policyIndex as never }, { data: Uint8Array.of(...u16(SHA256), ...new Uint8Array(32)), offset: 0 }));
+  const fresh = await policySession(side);
+  await log.step('PolicyAuthorizeNV', () => tpm.run(C.PolicyAuthorizeNV, { authHandle: TPM_RH.OWNER as never, nvIndex: policyIndex as never, policySession: fresh }, {}));
+  await policyDigest(log, 'policy digest after PolicyAuthorizeNV', fresh);
+  await tpm.flush(fresh);
+  await tpm.run(C.NV_UndefineSpace, { authHandle: TPM_RH.OWNER as never, nvIndex: policyIndex as never }, {});
+  await log.step('PolicyAuthorizeNV of a digest that is not the session\'s', () => tpm.run(C.PolicyAuthorizeNV, { authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never, policySession: real }, {}));
   await tpm.flush(real);
   // NV_Certify of the ordinary index, unsigned: the attested body is deterministic.
   await log.step('NV_Certify', () => tpm.run(C.NV_Certify, { signHandle: TPM_RH.NULL as never, authHandle: TPM_RH.OWNER as never, nvIndex: OWNER_NV as never }, { qualifyingData: Uint8Array.of(1), inScheme: NULL_SCHEME, size: 8, offset: 4 }), (r) => JSON.stringify((r.params.certifyInfo as { attested: unknown }).attested, (_k, v) => (v instanceof Uint8Array ? hex(v) : v)));
@@ -864,7 +915,7 @@ const nv: Sequence = async (log, side) => {
   // Platform index with POLICY_DELETE: NV_UndefineSpaceSpecial.
   const special = 0x01400002;
   const delPolicy = sha256(new Uint8Array(32), u32(TPM_CC.PolicyCommandCode), u32(TPM_CC.NV_UndefineSpaceSpecial));
-  await log.step('define a POLICY_DELETE platform index', () => tpm.run(C.NV_DefineSpace, { authHandle: TPM_RH.PLATFORM as never }, { auth: EMPTY, publicInfo: nvPublic(special, TPMA_NV.of({ authRead: true, authWrite: true, noDA: true, platformCreate: true, policyDelete: true, ppRead: true, ppWrite: true } as never), 4, delPolicy) }));
+  await log.step('define a POLICY_DELETE platform index', () => tpm.run(C.NV_DefineSpace, { authHandle: TPM_RH.PLATFORM as never }, { auth: EMPTY, publicInfo: nvPublic(special, TPMA_NV.of({ AUTHREAD: true, AUTHWRITE: true, NO_DA: true, PLATFORMCREATE: true, POLICY_DELETE: true, PPREAD: true, PPWRITE: true } as never), 4, delPolicy) }));
   await log.step('NV_UndefineSpace of it', () => tpm.run(C.NV_UndefineSpace, { authHandle: TPM_RH.PLATFORM as never, nvIndex: special as never }, {}));
   await log.step('NV_UndefineSpaceSpecial with a password', () => tpm.run(C.NV_UndefineSpaceSpecial, { nvIndex: special as never, platform: TPM_RH.PLATFORM as never }, {}));
   await log.step('NV_UndefineSpaceSpecial', async () => {
@@ -885,6 +936,8 @@ const nv: Sequence = async (log, side) => {
 /** Command codes each TPM received over the whole file, and the table rows seen. */
 const RECEIVED = { swtpm: new Set<number>(), simulator: new Set<number>() };
 const SEEN = new Set<DivergenceId>();
+/** Per command code: a logged step of it succeeded / was refused. */
+const OUTCOMES = new Map<number, { ok: boolean; refused: boolean }>();
 
 function differential(name: string, sequences: Readonly<Record<string, Sequence>>): void {
   describe(name, () => {
@@ -906,6 +959,14 @@ function differential(name: string, sequences: Readonly<Record<string, Sequence>
         for (const side of [swtpm!, simulator!]) for (const first of [0x80000000, 0x02000000, 0x03000000]) await flushAll(side, [], first);
         const report = await runDifferential(sequence, { swtpm: swtpm!, simulator: simulator! });
         for (const id of report.divergences) SEEN.add(id);
+        // Per command, whether a step succeeded and whether one failed (on swtpm, the reference).
+        const { codes, commands } = report.logs.swtpm;
+        for (const [label, cc] of Object.entries(commands)) {
+          const o = OUTCOMES.get(cc) ?? { ok: false, refused: false };
+          if (codes[label] === 0) o.ok = true;
+          else o.refused = true;
+          OUTCOMES.set(cc, o);
+        }
         if (process.env['DIFF_LOG'] === '1') console.log(title, JSON.stringify({ swtpm: report.logs.swtpm.log, simulator: report.logs.simulator.log }, null, 1));
         expect(report.differences).toEqual([]);
       }, 60_000);
@@ -929,6 +990,13 @@ describeWithSwtpm('differential: swtpm and the simulator, command by command', (
       const all = ALL_COMMANDS.map((c) => c.code);
       expect(all.filter((cc) => !RECEIVED.swtpm.has(cc)).map(name)).toEqual([]);
       expect(all.filter((cc) => !RECEIVED.simulator.has(cc)).map(name)).toEqual([]);
+    });
+
+    it('every command has a logged success and a logged refusal', () => {
+      const name = (cc: number): string => ALL_COMMANDS.find((c) => c.code === cc)?.name ?? `0x${cc.toString(16)}`;
+      const missing = (k: 'ok' | 'refused') => ALL_COMMANDS.filter((c) => OUTCOMES.get(c.code)?.[k] !== true).map((c) => c.name);
+      void name;
+      expect({ noSuccess: missing('ok'), noRefusal: missing('refused') }).toEqual({ noSuccess: [], noRefusal: [] });
     });
 
     it('every row of the divergence table was seen to differ', () => {

@@ -35,6 +35,8 @@ export interface DiffSide {
   readonly engine: TpmEngine | undefined;
   /** _TPM_Init then Startup(CLEAR): a TPM Reset. */
   reset(): Promise<void>;
+  /** _TPM_Init alone: the next command must be Startup. */
+  init(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startSide(kind: TpmKind): Promise<DiffSide> {
         await t.control.init();
         await runCommand(probe, Startup, {}, { startupType: TPM_SU.CLEAR });
       },
+      init: () => t.control.init(),
       stop: async () => {
         await t.close();
         await sw.stop();
@@ -71,6 +74,7 @@ export async function startSide(kind: TpmKind): Promise<DiffSide> {
         engine.init();
         await runCommand(probe, Startup, {}, { startupType: TPM_SU.CLEAR });
       },
+      init: async () => engine.init(),
       stop: () => probe.close(),
     };
   }
