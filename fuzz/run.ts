@@ -6,8 +6,11 @@
  *  - attest-*: ≥ 1 million inputs each for TPMS_ATTEST/quotes, EK certificates,
  *    event logs, IMA lists, policies and the CLI's evidence files (issue 5);
  *  - simulator: ≥ 1 million mutated commands to one software TPM engine, seeded
- *    from a recorded client session, then GetRandom and a store round trip
- *    (issue 6, fuzz/simulator.ts);
+ *    from a recording in which every implemented command succeeds, then
+ *    GetRandom, and the state saved through the store and loaded by a fresh
+ *    engine that answers (issues 6 and 7, fuzz/simulator.ts);
+ *  - sim-state: 200,000 mutated state files to the state loader: a StateError
+ *    or a working TPM (issue 7, fuzz/store.ts);
  *  - sim-crash: 1,000 SIGKILLs of `trustroot tpm serve` during persistent-state
  *    commands, nothing acknowledged lost (issue 6, test/support/sim-crash.ts).
  * Exits non-zero on any untyped exception (or an accepted mutant quote).
@@ -21,6 +24,9 @@ import { fuzzIma } from './attest-ima.js';
 import { fuzzPolicy } from './attest-policy.js';
 import { fuzzParsers } from './parsers.js';
 import { fuzzSimulator, recordClientSession, type RecordedSession } from './simulator.js';
+import { fuzzStateFiles, stateFileSeeds } from './store.js';
+import { TpmEngine } from '../src/simulator/engine.js';
+import { commandByCode } from '../src/tpm/commands/index.js';
 import { runSimulatorCrashTest } from '../test/support/sim-crash.js';
 
 function arg(name: string): string | undefined {
@@ -58,6 +64,7 @@ targets.push(
 
 // One engine for the whole simulator run (issue 6: ≥ 1 million commands to one engine): chunks continue on it.
 let simulatorSession: RecordedSession | undefined;
+let stateSeeds: Uint8Array[] | undefined;
 targets.push(
   {
     name: 'simulator',
@@ -77,7 +84,24 @@ targets.push(
           }
         },
       });
+      // Issue 7: which commands' seeds reached their handler, and what the run ended with.
+      const implemented = new TpmEngine().implementedCommands();
+      const missing = implemented.filter((c) => !stats.seedCodes.has(c)).map((c) => commandByCode(c)?.name ?? `0x${c.toString(16)}`);
+      console.log(`    simulator: seeds of ${implemented.length - missing.length} of ${implemented.length} implemented commands succeed in the recording${missing.length > 0 ? ` (not: ${missing.join(', ')})` : ''}`);
+      console.log(`    simulator: ${stats.replays} replays (${stats.replaySuccesses.toLocaleString('en-US')} of ${stats.replayedCommands.toLocaleString('en-US')} commands succeeded), ${stats.successes.toLocaleString('en-US')} fuzzed commands succeeded, ${stats.codes.size} distinct response codes`);
+      console.log(`    simulator: ${stats.stateChecks} states round-tripped the store; saved through the store and reloaded by a fresh engine: ${stats.reloaded ? 'yes' : 'NO'}`);
       return { ...stats, codes: stats.codes };
+    },
+  },
+  {
+    name: 'sim-state',
+    inputs: 200_000,
+    chunk: 50_000,
+    run: async (seed, n) => {
+      stateSeeds ??= await stateFileSeeds();
+      const stats = await fuzzStateFiles({ seed, iterations: n, seeds: stateSeeds });
+      console.log(`    sim-state: ${stats.valid.toLocaleString('en-US')} accepted (each ran a session), ${stats.onDisk} through the folder loader; ${[...stats.codes].map(([c, k]) => `${c} ${k}`).join(', ')}`);
+      return stats;
     },
   },
   {

@@ -115,7 +115,7 @@ export function deterministicRandom(label: string): { readonly random: RandomSou
 }
 
 /** A fixed-rate clock (1 ms per reading), so time-dependent answers replay too; `rewind` sets it back. */
-function steppingClock(): { readonly now: () => number; rewind(to: number): void; position(): number } {
+export function steppingClock(): { readonly now: () => number; rewind(to: number): void; position(): number } {
   let t = 0;
   return { now: () => (t += 1), rewind: (to) => (t = to), position: () => t };
 }

@@ -40,7 +40,7 @@ import { TPM_RC } from '../src/tpm/rc.js';
 import { inProcessTransport } from '../src/tpm/transport/index.js';
 import { eccSrkTemplate } from '../src/tpm/templates.js';
 import { Prng, mutate, type FuzzStats } from './parsers.js';
-import { deterministicRandom } from './simulator.js';
+import { deterministicRandom, steppingClock } from './simulator.js';
 
 export interface StoreFuzzStats extends FuzzStats {
   /** Inputs the loader accepted (each then ran a session on an engine). */
@@ -72,7 +72,8 @@ function split(file: Uint8Array): { header: Record<string, unknown>; payload: Ui
  */
 export async function stateFileSeeds(): Promise<Uint8Array[]> {
   const fresh = createSimulatorState(deterministicRandom('store-fuzz-fresh').random);
-  const engine = new TpmEngine({ random: deterministicRandom('store-fuzz').random });
+  // Deterministic (random source and clock), so a seed number names the same inputs on every run.
+  const engine = new TpmEngine({ random: deterministicRandom('store-fuzz').random, now: steppingClock().now });
   const tpm = new Tpm(inProcessTransport(engine));
   await tpm.run(Startup, {}, { startupType: TPM_SU.CLEAR });
   const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
@@ -242,7 +243,7 @@ export function mutateStateFile(seed: Uint8Array, rng: Prng): Uint8Array {
 async function exercise(state: SimulatorState): Promise<string | undefined> {
   let engine: TpmEngine;
   try {
-    engine = new TpmEngine({ state, random: deterministicRandom('store-fuzz-engine').random });
+    engine = new TpmEngine({ state, random: deterministicRandom('store-fuzz-engine').random, now: steppingClock().now });
   } catch (e) {
     // An engine may refuse a state with a typed error (a profile it does not know): not a crash.
     if (e instanceof TrustrootError) return undefined;

@@ -35,9 +35,10 @@ import { join } from 'node:path';
 import { StateError } from '../tpm/errors.js';
 import { equalBytes } from '../tpm/bytes.js';
 import { TPM_ALG, TPM_HT, TPM_RH } from '../tpm/constants.js';
-import { isHashSupported } from '../tpm/crypto/hash.js';
+import { digestSize, isHashSupported } from '../tpm/crypto/hash.js';
+import { keyFromSensitive } from '../tpm/duplication.js';
 import { objectName } from '../tpm/names.js';
-import { TPMT_PUBLIC, TPMT_SENSITIVE } from '../tpm/types/index.js';
+import { TPMA_NV, TPMT_PUBLIC, TPMT_SENSITIVE } from '../tpm/types/index.js';
 import { decode } from '../tpm/wire/codec.js';
 import {
   createSimulatorState,
@@ -613,13 +614,27 @@ function checkEntities(s: SimulatorState): void {
     checkHash(b.hashAlg, `state.pcrAllocation[${i}].hashAlg`);
     for (const pcr of b.pcrs) checkWhole(pcr, PCR_COUNT - 1, `a PCR of bank 0x${b.hashAlg.toString(16)}`);
   });
-  s.savedState?.pcrs.forEach((b, i) => checkHash(b.hashAlg, `state.savedState.pcrs[${i}].hashAlg`));
+  s.savedState?.pcrs.forEach((b, i) => {
+    checkHash(b.hashAlg, `state.savedState.pcrs[${i}].hashAlg`);
+    if (b.values.some((v) => v.length !== digestSize(b.hashAlg))) throw new Error(`state.savedState.pcrs[${i}]: a value that is not a digest of its bank`);
+  });
+  // An authValue or authPolicy is at most the largest digest (Part 1 §19.6.5).
+  for (const [h, a] of Object.entries(s.auths)) {
+    if (a.authValue.length > 64 || a.authPolicy.length > 64) throw new Error(`state.auths.${h}: an authValue or authPolicy longer than any digest`);
+  }
   s.nvIndices.forEach((nv, i) => {
     checkWhole(nv.nvIndex, 0xffffffff, `state.nvIndices[${i}].nvIndex`);
     if (nv.nvIndex >>> 24 !== TPM_HT.NV_INDEX) throw new Error(`state.nvIndices[${i}].nvIndex 0x${nv.nvIndex.toString(16)} is not an NV index handle`);
     checkHash(nv.nameAlg, `state.nvIndices[${i}].nameAlg`);
     checkWhole(nv.attributes, 0xffffffff, `state.nvIndices[${i}].attributes`);
+    try {
+      // Reserved bits refused as TPMA_NV unmarshals them, every time the engine reads the attributes.
+      TPMA_NV.fromWord(nv.attributes);
+    } catch (e) {
+      throw new Error(`state.nvIndices[${i}].attributes: ${e instanceof Error ? e.message : String(e)}`);
+    }
     checkWhole(nv.dataSize, 0xffff, `state.nvIndices[${i}].dataSize`);
+    if (nv.data.length > nv.dataSize || nv.authValue.length > 64 || nv.authPolicy.length > 64) throw new Error(`state.nvIndices[${i}]: data longer than dataSize, or an authValue or authPolicy longer than any digest`);
   });
   s.persistentObjects.forEach((o, i) => {
     const at = `state.persistentObjects[${i}]`;
@@ -628,12 +643,18 @@ function checkEntities(s: SimulatorState): void {
     if (!PERSISTENT_HIERARCHIES.has(o.hierarchy)) throw new Error(`${at}.hierarchy 0x${o.hierarchy.toString(16)} is not a hierarchy`);
     let name: Uint8Array;
     try {
-      name = objectName(decode(TPMT_PUBLIC, o.public));
-      decode(TPMT_SENSITIVE, o.sensitive);
+      const publicArea = decode(TPMT_PUBLIC, o.public);
+      name = objectName(publicArea);
+      // The key the engine makes of the two areas when the object is used (object.ts persistentLoadedObject).
+      keyFromSensitive(publicArea, decode(TPMT_SENSITIVE, o.sensitive));
     } catch (e) {
       throw new Error(`${at}: ${e instanceof Error ? e.message : String(e)}`);
     }
     if (!equalBytes(name, o.name)) throw new Error(`${at}.name is not the Name of its public area`);
+    // A qualified Name is a Name too: nameAlg ‖ digest (Part 1 §16), which ReadPublic answers in a TPM2B_NAME.
+    const qn = o.qualifiedName;
+    const qnAlg = qn.length >= 2 ? (qn[0]! << 8) | qn[1]! : -1;
+    if (!isHashSupported(qnAlg) || qn.length !== 2 + digestSize(qnAlg)) throw new Error(`${at}.qualifiedName is not a Name`);
   });
 }
 

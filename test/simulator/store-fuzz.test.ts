@@ -62,6 +62,16 @@ describe('state file loader fuzz', () => {
         const pub = at(j, 'persistentObjects', 0, 'public');
         pub['$bytes'] = `${(pub['$bytes'] as string).slice(0, -2)}ff`;
       }],
+      ['a persistent object whose private scalar is not its public point\'s', (j) => {
+        const sens = at(j, 'persistentObjects', 0, 'sensitive');
+        const hex = sens['$bytes'] as string;
+        sens['$bytes'] = `${hex.slice(0, -2)}${hex.endsWith('00') ? '01' : '00'}`;
+      }],
+      ['a persistent object whose qualified Name is no Name', (j) => {
+        const qn = at(j, 'persistentObjects', 0, 'qualifiedName');
+        qn['$bytes'] = `${qn['$bytes'] as string}${'00'.repeat(53)}`;
+      }],
+      ['an NV index with a reserved attribute bit', (j) => (at(j, 'nvIndices', 0)['attributes'] = 0x100)],
       ['a persistent object with trailing bytes after its sensitive area', (j) => {
         const sens = at(j, 'persistentObjects', 0, 'sensitive');
         sens['$bytes'] = `${sens['$bytes'] as string}00`;

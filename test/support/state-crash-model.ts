@@ -94,17 +94,21 @@ export function applyUpdate(state: SimulatorState, n: number): void {
       const at = state.persistentObjects.findIndex((o) => o.handle === handle);
       if (at >= 0) state.persistentObjects.splice(at, 1);
       else {
-        // Areas that unmarshal, with the Name of the public area: the store refuses anything else (validateSimulatorState).
+        // A keyedHash object that could be real (unique = H(seedValue ‖ key), its Name, a qualified Name that is a Name):
+        // the store refuses anything else (validateSimulatorState).
+        const seedValue = sha256('seed', String(n));
+        const key = sha256('sensitive', String(n));
         const publicArea = {
           type: TPM_ALG.KEYEDHASH,
           nameAlg: TPM_ALG.SHA256,
           objectAttributes: TPMA_OBJECT.of({ userWithAuth: true, noDA: true }),
           authPolicy: sha256('policy', String(n)),
           parameters: { scheme: { scheme: TPM_ALG.NULL } },
-          unique: sha256('public', String(n)),
+          unique: sha256(seedValue, key),
         } as TPMT_PUBLIC;
-        const sensitive = encode(TPMT_SENSITIVE, { sensitiveType: TPM_ALG.KEYEDHASH, authValue: new Uint8Array(0), seedValue: sha256('seed', String(n)), sensitive: sha256('sensitive', String(n)) } as never);
-        state.persistentObjects.push({ handle, hierarchy: 0x40000001, public: encode(TPMT_PUBLIC, publicArea), sensitive, name: objectName(publicArea), qualifiedName: sha256('qn', String(n)) });
+        const sensitive = encode(TPMT_SENSITIVE, { sensitiveType: TPM_ALG.KEYEDHASH, authValue: new Uint8Array(0), seedValue, sensitive: key } as never);
+        const qualifiedName = Uint8Array.of(0x00, 0x0b, ...sha256('qn', String(n)));
+        state.persistentObjects.push({ handle, hierarchy: 0x40000001, public: encode(TPMT_PUBLIC, publicArea), sensitive, name: objectName(publicArea), qualifiedName });
       }
       break;
     }
