@@ -155,7 +155,7 @@ describe('simulator audit', () => {
 /**
  * One scenario; codes and attested audit fields logged (clock fields left out).
  * PCR_Read answers the TPM's pcrUpdateCounter (swtpm's differs after its own
- * start-up), so its digests are logged as "equal to H(… ‖ cpHash ‖ rpHash)
+ * start-up: src/simulator/divergences.ts 'pcr-update-counter-startup'), so its digests are logged as "equal to H(… ‖ cpHash ‖ rpHash)
  * recomputed here from that TPM's responses", and raw otherwise.
  */
 async function scenario(t: Transport): Promise<string[]> {

@@ -10,7 +10,7 @@
  * seed-made unique, capability lists). A difference is allowed only as a row
  * of src/simulator/divergences.ts; each row must still be seen to differ.
  */
-import { createHash, createHmac, generateKeyPairSync, createCipheriv, sign as nodeSign } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync, sign as nodeSign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { password } from '../../src/client/index.js';
 import type { AuthSession } from '../../src/client/session.js';
@@ -254,7 +254,6 @@ const hashing: Sequence = async (log, side) => {
   await log.step('HMAC_Start with an ECC key', () => tpm.run(C.HMAC_Start, { handle: signer.handle }, { auth: EMPTY, hashAlg: SHA256 }));
   await flush(side, signer.handle);
   await flush(side, key.handle);
-  void createHmac;
 };
 
 const symmetric: Sequence = async (log, side) => {
@@ -272,7 +271,6 @@ const symmetric: Sequence = async (log, side) => {
   await log.step('EncryptDecrypt with an HMAC key', () => tpm.run(C.EncryptDecrypt, { keyHandle: hmacKey.handle }, { decrypt: 0 as never, mode: TPM_ALG.CFB as never, ivIn: iv, inData: data }));
   await flush(side, hmacKey.handle);
   await flush(side, key.handle);
-  void createCipheriv;
 };
 
 const asymmetric: Sequence = async (log, side) => {
@@ -386,10 +384,9 @@ const objects: Sequence = async (log, side) => {
     await log.step('ReadPublic of the sealed object', () => tpm.run(C.ReadPublic, { objectHandle: h }, {}), (r) => [shape(r.params.outPublic), hex(r.params.name) === hex(objectName(r.params.outPublic)), r.params.qualifiedName.length]);
     await log.bytes('Unseal', () => tpm.run(C.Unseal, { itemHandle: h }, {}, { sessions: [password(Uint8Array.of(5))] }));
     await log.step('Unseal with a wrong password', () => tpm.run(C.Unseal, { itemHandle: h }, {}, wrong));
-    const changed = await log.step('ObjectChangeAuth', () => tpm.run(C.ObjectChangeAuth, { objectHandle: h, parentHandle: srk.handle }, { newAuth: Uint8Array.of(6) }, { sessions: [password(Uint8Array.of(5))] }), () => 0);
+    await log.step('ObjectChangeAuth', () => tpm.run(C.ObjectChangeAuth, { objectHandle: h, parentHandle: srk.handle }, { newAuth: Uint8Array.of(6) }, { sessions: [password(Uint8Array.of(5))] }), () => 0);
     await log.step('ObjectChangeAuth with a wrong parent', () => tpm.run(C.ObjectChangeAuth, { objectHandle: h, parentHandle: h }, { newAuth: Uint8Array.of(6) }, { sessions: [password(Uint8Array.of(5))] }));
     await log.step('ObjectChangeAuth with a too long auth', () => tpm.run(C.ObjectChangeAuth, { objectHandle: h, parentHandle: srk.handle }, { newAuth: bytes(33, 1) }, { sessions: [password(Uint8Array.of(5))] }));
-    void changed;
     await flush(side, h);
   }
   await log.step('Unseal of a signing key', async () => {
@@ -673,10 +670,8 @@ const policies: Sequence = async (log, side) => {
   await policyDigest(log, 'trial digest E', trial);
   await tpm.flush(trial);
   const real = await policySession(side);
-  const nonceTPM = (real as unknown as { nonceTPM: Uint8Array }).nonceTPM ?? EMPTY;
   await log.step('PolicySigned with a bad signature', () => tpm.run(C.PolicySigned, { authObject: signer.handle, policySession: real }, { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: 0, auth: hmacAuth(EMPTY, 1, EMPTY, EMPTY) }));
   const signed = await log.step('PolicySigned with expiration (ticket)', () => tpm.run(C.PolicySigned, { authObject: signer.handle, policySession: real }, { nonceTPM: EMPTY, cpHashA: EMPTY, policyRef: EMPTY, expiration: -100, auth: hmacAuth(EMPTY, -100 >>> 0, EMPTY, EMPTY) }), (r) => r.params.timeout.length);
-  void nonceTPM;
   if (signed !== undefined) {
     await log.step('PolicyTicket of it', () => tpm.run(C.PolicyTicket, { policySession: real }, { timeout: signed.params.timeout, cpHashA: EMPTY, policyRef: EMPTY, authName: signer.name, ticket: signed.params.policyTicket }));
     await log.step('PolicyTicket with another policyRef', () => tpm.run(C.PolicyTicket, { policySession: real }, { timeout: signed.params.timeout, cpHashA: EMPTY, policyRef: Uint8Array.of(1), authName: signer.name, ticket: signed.params.policyTicket }));
@@ -830,8 +825,6 @@ const nv: Sequence = async (log, side) => {
   const { tpm } = side;
   const define = (nvIndex: number, attributes: unknown, dataSize: number, auth: Uint8Array = EMPTY, h: number = TPM_RH.OWNER) =>
     tpm.run(C.NV_DefineSpace, { authHandle: h as never }, { auth, publicInfo: nvPublic(nvIndex, attributes, dataSize) });
-  const nvh = (i: number) => ({ handle: i, name: EMPTY });
-  void nvh;
   const pub = (label: string, i: number) => log.bytes(label, () => tpm.run(C.NV_ReadPublic, { nvIndex: i as never }, {}));
   await log.step('NV_DefineSpace ordinary', () => define(OWNER_NV, nvAttrs({}), 32, Uint8Array.of(1)));
   await log.step('NV_DefineSpace again', () => define(OWNER_NV, nvAttrs({}), 32));
@@ -993,9 +986,7 @@ describeWithSwtpm('differential: swtpm and the simulator, command by command', (
     });
 
     it('every command has a logged success and a logged refusal', () => {
-      const name = (cc: number): string => ALL_COMMANDS.find((c) => c.code === cc)?.name ?? `0x${cc.toString(16)}`;
       const missing = (k: 'ok' | 'refused') => ALL_COMMANDS.filter((c) => OUTCOMES.get(c.code)?.[k] !== true).map((c) => c.name);
-      void name;
       expect({ noSuccess: missing('ok'), noRefusal: missing('refused') }).toEqual({ noSuccess: [], noRefusal: [] });
     });
 
