@@ -4,6 +4,8 @@
  * ratio to the first row of its group (machines are noisy; ratios within one
  * run are what to compare).
  */
+import { readFileSync } from 'node:fs';
+
 export interface BenchRow {
   readonly group: string;
   readonly name: string;
@@ -12,9 +14,23 @@ export interface BenchRow {
 
 /** Runs `fn` repeatedly for about `ms` milliseconds and returns operations per second. */
 export async function rate(fn: () => unknown | Promise<unknown>, ms = 1000): Promise<number> {
+  return (await rateAndCpu(fn, ms)).opsPerSec;
+}
+
+/**
+ * As rate(), and with `cpuMicros` (a CPU clock in µs, e.g. a server process's)
+ * the CPU time per operation over the timed part: unlike wall time, it stays
+ * meaningful on a machine shared with other work.
+ */
+export async function rateAndCpu(
+  fn: () => unknown | Promise<unknown>,
+  ms = 1000,
+  cpuMicros?: () => number | undefined,
+): Promise<{ opsPerSec: number; cpuMicrosPerOp: number | undefined }> {
   const warm = performance.now() + Math.min(200, ms / 5);
   while (performance.now() < warm) await fn();
   let n = 0;
+  const cpu0 = cpuMicros?.();
   const start = performance.now();
   const end = start + ms;
   let now = start;
@@ -24,7 +40,23 @@ export async function rate(fn: () => unknown | Promise<unknown>, ms = 1000): Pro
     n += 16;
     now = performance.now();
   }
-  return n / ((now - start) / 1000);
+  const cpu1 = cpu0 === undefined ? undefined : cpuMicros?.();
+  return { opsPerSec: n / ((now - start) / 1000), cpuMicrosPerOp: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / n };
+}
+
+/**
+ * CPU time (user + system, µs) of a process's main thread, from Linux's
+ * /proc/PID/task/PID/stat (clock ticks, 100 per second); undefined elsewhere.
+ */
+export function mainThreadCpuMicros(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    // After "pid (comm) ": state is field 3, utime 14 and stime 15.
+    const rest = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 export function printTable(rows: readonly BenchRow[]): void {

@@ -8,6 +8,7 @@
  *  - IMA list parsing and replay, entries per second (bench/attest-ima.ts);
  *  - the software TPM's primary-key derivation, keys per second (bench/simulator-keygen.ts);
  *  - the software TPM next to swtpm, same commands, same client: over TCP (our `tpm serve` vs swtpm) and in process,
+ *    with the CPU time per command beside (server main thread; steadier than wall time on a shared machine),
  *    and a fleet of 1,000 engines in one process: time and heap per engine (bench/simulator.ts).
  */
 import { benchEventLog } from './attest-eventlog.js';
@@ -32,8 +33,10 @@ rows.push(...(await benchQuoteVerify(ms).catch((e: unknown) => (console.error(`q
 rows.push(...(await benchEventLog(ms)));
 rows.push(...(await benchIma(ms)));
 rows.push(...(await benchKeygen(ms)));
-rows.push(...(await benchSimulatorVsSwtpm(ms).catch((e: unknown) => (console.error(`simulator vs swtpm skipped: ${String(e)}`), []))));
+const simulator = await benchSimulatorVsSwtpm(ms).catch((e: unknown) => (console.error(`simulator vs swtpm skipped: ${String(e)}`), undefined));
+if (simulator !== undefined) rows.push(...simulator.rows);
 const fleet = await benchFleet(1000).catch((e: unknown) => (console.error(`simulator fleet skipped: ${String(e)}`), undefined));
 if (fleet !== undefined) rows.push(...fleetRows(fleet));
 printTable(rows);
+if (simulator !== undefined) console.log(`\n${simulator.cpu}`);
 if (fleet !== undefined) console.log(`\n${fleetSummary(fleet)}`);

@@ -32,7 +32,7 @@ import { TPMA_OBJECT, type TPMT_PUBLIC } from '../src/tpm/types/index.js';
 import { garbageCollector, quoteWithEccAk, startFleetMember, type FleetMember } from '../test/support/fleet.js';
 import { startSimServer } from '../test/support/sim-server.js';
 import { startSwtpm } from '../test/support/swtpm.js';
-import { rate, type BenchRow } from './measure.js';
+import { mainThreadCpuMicros, rateAndCpu, type BenchRow } from './measure.js';
 
 const EMPTY = new Uint8Array(0);
 const NO_CREATION = { outsideInfo: EMPTY, creationPCR: [] };
@@ -41,7 +41,14 @@ const SEL = [pcrSelection(TPM_ALG.SHA256, [0, 1, 2, 3, 4, 5, 6, 7])];
 
 interface Target {
   readonly name: string;
-  open(): Promise<{ transport: Transport; close(): Promise<void> }>;
+  /** `cpuMicros`: the CPU clock that shows what a command costs the TPM's side (see benchSimulatorVsSwtpm). */
+  open(): Promise<{ transport: Transport; close(): Promise<void>; cpuMicros(): number | undefined }>;
+}
+
+/** One row's outcome on one target. */
+interface Measured {
+  readonly opsPerSec: number;
+  readonly cpuMicrosPerOp: number | undefined;
 }
 
 /** CreatePrimary with an empty sensitive; the caller flushes it. */
@@ -99,10 +106,10 @@ function duplicableKey(): TPMT_PUBLIC {
  * ops/s of every OPS entry on one target, in order; keys and sessions are made once, before the rows that use
  * them, as a client keeps them, and flushed when no longer needed (three object slots, as libtpms).
  */
-async function measure(target: Target, ms: number): Promise<Map<string, number>> {
-  const { transport, close } = await target.open();
+async function measure(target: Target, ms: number): Promise<Map<string, Measured>> {
+  const { transport, close, cpuMicros } = await target.open();
   const tpm = new Tpm(transport);
-  const out = new Map<string, number>();
+  const out = new Map<string, Measured>();
   const flush = async (e: Entity | undefined): Promise<void> => {
     if (e !== undefined) await tpm.run(FlushContext, {}, { flushHandle: e.handle });
   };
@@ -148,6 +155,9 @@ async function measure(target: Target, ms: number): Promise<Map<string, number>>
         return importDuplicate(tpm, dup.newParent!, dup.newParentPublic!, blob);
       },
     };
+    // Warm up as a server that has been running a while would be (V8 compiles the hot paths of `tpm serve` and of the
+    // in-process engine during the first thousands of commands; swtpm has nothing to warm): half a budget of each simple command.
+    for (const op of ['GetRandom(8)', 'PCR_Read(sha256 0-7)', 'PCR_Extend(sha256)'] as const) await rateAndCpu(cases[op], ms / 2);
     for (const op of OPS) {
       if (op === 'Sign ECDSA P-256') {
         keys.eccAk = await again(() => primary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate()));
@@ -181,7 +191,7 @@ async function measure(target: Target, ms: number): Promise<Map<string, number>>
       // RSA key generation on swtpm takes a large part of a second: a longer budget so the mean covers several.
       const budget = op === 'CreatePrimary RSA-2048' ? Math.max(ms, 3000) : ms;
       try {
-        out.set(op, await rate(() => again(cases[op]), budget));
+        out.set(op, await rateAndCpu(() => again(cases[op]), budget, cpuMicros));
       } catch (e) {
         console.error(`${target.name} ${op} skipped: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -200,15 +210,22 @@ function signingTemplate(t: TPMT_PUBLIC): TPMT_PUBLIC {
   return { ...t, objectAttributes: { ...t.objectAttributes, restricted: false } } as TPMT_PUBLIC;
 }
 
-/** Simulator vs swtpm rows, grouped per command: swtpm TCP, simulator TCP, simulator in process. */
-export async function benchSimulatorVsSwtpm(ms = 1000): Promise<BenchRow[]> {
+/**
+ * Simulator vs swtpm rows, grouped per command: swtpm TCP, simulator TCP,
+ * simulator in process; and a CPU table. Wall-clock rates over TCP depend on
+ * how soon each process gets a core, which a shared machine decides more than
+ * the code does, so the CPU time per command is measured alongside: of the
+ * server's main thread over TCP (swtpm's, and `tpm serve`'s, whose engine runs
+ * there), and of this whole process in process (client and engine).
+ */
+export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow[]; cpu: string }> {
   const targets: Target[] = [
     {
       name: 'swtpm TCP',
       open: async () => {
         const sw = await startSwtpm();
         const transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-        return { transport, close: () => sw.stop() };
+        return { transport, close: () => sw.stop(), cpuMicros: () => mainThreadCpuMicros(sw.pid) };
       },
     },
     {
@@ -216,15 +233,23 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<BenchRow[]> {
       open: async () => {
         const sim = await startSimServer({ protocol: 'swtpm' });
         const transport = new SwtpmTransport({ port: sim.port, ctrlPort: sim.ctrlPort });
-        return { transport, close: () => sim.stop() };
+        return { transport, close: () => sim.stop(), cpuMicros: () => mainThreadCpuMicros(sim.pid) };
       },
     },
     {
       name: 'simulator in process',
-      open: () => Promise.resolve({ transport: inProcessTransport(new TpmEngine()), close: () => Promise.resolve() }),
+      open: () =>
+        Promise.resolve({
+          transport: inProcessTransport(new TpmEngine()),
+          close: () => Promise.resolve(),
+          cpuMicros: () => {
+            const u = process.cpuUsage();
+            return u.user + u.system;
+          },
+        }),
     },
   ];
-  const results = new Map<string, Map<string, number>>();
+  const results = new Map<string, Map<string, Measured>>();
   for (const t of targets) {
     try {
       results.set(t.name, await measure(t, ms));
@@ -236,10 +261,31 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<BenchRow[]> {
   for (const op of OPS) {
     for (const t of targets) {
       const v = results.get(t.name)?.get(op);
-      if (v !== undefined) rows.push({ group: `${op}, ops/s`, name: t.name, opsPerSec: v });
+      if (v !== undefined) rows.push({ group: `${op}, ops/s`, name: t.name, opsPerSec: v.opsPerSec });
     }
   }
-  return rows;
+  return { rows, cpu: cpuTable(targets.map((t) => t.name), results) };
+}
+
+/** µs of CPU per command for each target, and swtpm's server CPU over `tpm serve`'s (≥ 1: ours costs less). */
+function cpuTable(names: readonly string[], results: ReadonlyMap<string, ReadonlyMap<string, Measured>>): string {
+  const [sw, ours, inProcess] = names;
+  const us = (name: string | undefined, op: string): number | undefined => (name === undefined ? undefined : results.get(name)?.get(op)?.cpuMicrosPerOp);
+  const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
+  const head = ['command', 'swtpm server µs', 'tpm serve server µs', 'swtpm / tpm serve', 'in process µs (client + engine)'];
+  const lines = OPS.map((op) => {
+    const a = us(sw, op);
+    const b = us(ours, op);
+    return [op, fmt(a), fmt(b), a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–', fmt(us(inProcess, op))];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const row = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [
+    'CPU per command, µs (over TCP the server process\'s main thread; in process this whole process; Linux clocks in 10 ms ticks):',
+    row(head),
+    `|${widths.map((w, i) => (i > 0 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`,
+    ...lines.map(row),
+  ].join('\n');
 }
 
 export interface FleetBench {
