@@ -6,7 +6,7 @@
  * simulator; its log (response codes and the values that must agree) is
  * compared whole. Simulator-only tests check the state behind the answers.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, eccSigningTemplate, type AuthSession } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
@@ -44,13 +44,14 @@ import { PolicyCalculator } from '../../src/tpm/policy.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccEkTemplate, eccSrkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_STARTUP_CLEAR, type TPMS_PCR_SELECTION, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { scenarioLog } from '../support/scenario.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
@@ -467,29 +468,13 @@ describe('simulator administration commands under mutated input', () => {
 });
 
 describeWithSwtpm('simulator administration commands agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same sequence gives the same codes and values', async () => {
-    const swt = t!;
-    const expected = await scenario(swt, async () => {
-      await swt.control.init();
-      await runCommand(swt, Startup, {}, { startupType: TPM_SU.CLEAR });
-    });
-    const { engine, t: sim } = await started();
-    const got = await scenario(sim, async () => {
-      engine.init();
-      await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
-    });
+    const sw = tpms.swtpm;
+    const expected = await scenario(sw.probe, () => sw.reset());
+    const sim = await tpms.simulator();
+    const got = await scenario(sim.probe, () => sim.reset());
     if (process.env['ADMIN_LOG'] === '1') console.log(JSON.stringify({ expected, got }, null, 1));
     // No administration command is in the table of known differences (src/simulator/divergences.ts): all must agree.
     expect(got).toEqual(expected);

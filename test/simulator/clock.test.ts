@@ -6,17 +6,18 @@
  * follow it. Exact on a test clock; against swtpm, the measured rate of a
  * slowed Clock over real time.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
 import { ClockRateAdjust, DictionaryAttackParameters, NV_DefineSpace, NV_Read, ReadClock, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CLOCK_RATE, adjustTickRate, newTickTimer, readTickTimer } from '../../src/simulator/timer.js';
 import { tpmRejection } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const COARSE_SLOWER = -3;
 const MEDIUM_SLOWER = -2;
@@ -108,17 +109,7 @@ describe('simulator ClockRateAdjust', () => {
 });
 
 describeWithSwtpm('simulator ClockRateAdjust agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   /** Clock's rate over host time across a 1.2 s wait, at the slowest rate the TPM allows. */
   async function slowestRate(tt: Transport): Promise<number> {
@@ -132,10 +123,9 @@ describeWithSwtpm('simulator ClockRateAdjust agrees with swtpm', () => {
   }
 
   it('twenty coarse steps slow Clock to the same limit on both TPMs (30,000 / 35,000 of host time)', async () => {
-    const sim = inProcessTransport(new TpmEngine());
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const sim = await tpms.simulator();
     const want = CLOCK_RATE.nominal / (CLOCK_RATE.nominal + CLOCK_RATE.limit);
-    for (const rate of [await slowestRate(t!), await slowestRate(sim)]) {
+    for (const rate of [await slowestRate(tpms.swtpm.probe), await slowestRate(sim.probe)]) {
       // The host-side window includes two round trips, so Clock's share is at most a few per cent below the rate.
       expect(rate).toBeGreaterThan(want - 0.04);
       expect(rate).toBeLessThan(want + 0.02);

@@ -8,7 +8,7 @@
  * timers carried across an orderly shutdown (ACCUMULATE_SELF_HEAL_TIMER), all
  * of it persisted. The power-cycle scenario is compared with swtpm's.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
   DictionaryAttackLockReset,
@@ -23,14 +23,15 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { tpmRejection } from '../support/probe.js';
 import { scenarioLog } from '../support/scenario.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const PIN = Uint8Array.of(7, 7);
@@ -239,24 +240,12 @@ describe('simulator dictionary-attack protection over time and power cycles', ()
 });
 
 describeWithSwtpm('simulator dictionary-attack protection agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same power cycles, failures and recoveries give the same codes and counts', async () => {
-    const swt = t!;
-    const expected = await scenario({ t: swt, powerCycle: () => swt.control.init() });
-    const engine = new TpmEngine();
-    const sim = inProcessTransport(engine);
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
-    expect(await scenario({ t: sim, powerCycle: async () => engine.init() })).toEqual(expected);
+    const sw = tpms.swtpm;
+    const expected = await scenario({ t: sw.probe, powerCycle: () => sw.init() });
+    const sim = await tpms.simulator();
+    expect(await scenario({ t: sim.probe, powerCycle: () => sim.init() })).toEqual(expected);
   }, 60_000);
 });

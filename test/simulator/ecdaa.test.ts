@@ -10,17 +10,18 @@
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Commit, FlushContext, LoadExternal, Shutdown, Sign, Startup, TestParms, VerifySignature } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMA_OBJECT, TPMS_ECC_POINT, TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { scenarioLog } from '../support/scenario.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const n = p256.Point.CURVE().n;
@@ -152,25 +153,13 @@ function verifyOn(t: Transport, key: number, digest: Uint8Array, signature: unkn
 }
 
 describeWithSwtpm('simulator ECDAA agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same commitments and signatures: codes, counters, and signatures that verify on both', async () => {
-    const swt = t!;
-    const expected = await scenario(swt, () => swt.control.init());
-    const engine = new TpmEngine();
-    const sim = inProcessTransport(engine);
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
-    const got = await scenario(sim, async () => engine.init());
+    const sw = tpms.swtpm;
+    const expected = await scenario(sw.probe, () => sw.init());
+    const sim = await tpms.simulator();
+    const got = await scenario(sim.probe, () => sim.init());
     expect(got).toEqual(expected);
     // Not vacuous: swtpm's signatures verified.
     expect(expected['sign after commit G']).toBe(true);
@@ -178,9 +167,8 @@ describeWithSwtpm('simulator ECDAA agrees with swtpm', () => {
   }, 60_000);
 
   it('EC-Schnorr: each TPM verifies the other\'s signatures and refuses a changed digest with the same code', async () => {
-    const swt = t!;
-    const sim = inProcessTransport(new TpmEngine());
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const swt = tpms.swtpm.probe;
+    const sim = (await tpms.simulator()).probe;
     const load = async (tt: Transport) => (await runCommand(tt, LoadExternal, {}, { inPrivate: SENSITIVE, inPublic: PLAIN_PUBLIC, hierarchy: TPM_RH.NULL })).handles.objectHandle;
     const swKey = await load(swt);
     const simKey = await load(sim);

@@ -8,7 +8,7 @@
  * them — one scenario's codes and values compared with swtpm's.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
   DictionaryAttackLockReset,
@@ -28,13 +28,14 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_EO, TPM_NT, TPM_PT, TPM_RH, TPM_SE, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMS_NV_PIN_COUNTER_PARAMETERS } from '../../src/tpm/types/index.js';
 import { decode, encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { scenarioLog } from '../support/scenario.js';
 import { tpmRejection } from '../support/probe.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -215,22 +216,10 @@ describe('simulator PIN indices', () => {
 });
 
 describeWithSwtpm('simulator PIN indices agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same PIN scenario gives the same codes, counts and digests', async () => {
-    const expected = await scenario(t!);
-    const sim = inProcessTransport(new TpmEngine());
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
-    expect(await scenario(sim)).toEqual(expected);
+    const expected = await scenario(tpms.swtpm.probe);
+    expect(await scenario((await tpms.simulator()).probe)).toEqual(expected);
   }, 60_000);
 });

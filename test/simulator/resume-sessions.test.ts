@@ -6,17 +6,18 @@
  * context loads. Compared with swtpm.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
 import { ContextLoad, ContextSave, FlushContext, PolicyGetDigest, Shutdown, StartAuthSession, Startup } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_RH, TPM_SE, TPM_SU } from '../../src/tpm/constants.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_CONTEXT } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { scenarioLog } from '../support/scenario.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -101,25 +102,13 @@ describe('simulator saved sessions across Shutdown(STATE)', () => {
 });
 
 describeWithSwtpm('simulator saved sessions across Shutdown(STATE) agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('Resume and Restart keep saved sessions, Reset and power loss do not: the same codes and handles', async () => {
-    const swt = t!;
-    const expected = await scenario(swt, () => swt.control.init());
-    const engine = new TpmEngine();
-    const sim = inProcessTransport(engine);
-    await runCommand(sim, Startup, {}, { startupType: TPM_SU.CLEAR });
-    expect(await scenario(sim, async () => engine.init())).toEqual(expected);
+    const sw = tpms.swtpm;
+    const expected = await scenario(sw.probe, () => sw.init());
+    const sim = await tpms.simulator();
+    expect(await scenario(sim.probe, () => sim.init())).toEqual(expected);
     expect(expected['resume: load the saved session']).toBe(true);
   }, 60_000);
 });
