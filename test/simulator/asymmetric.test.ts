@@ -6,7 +6,7 @@
  * and response codes (and, for one shared key, points) compared with swtpm.
  */
 import { constants, createECDH, createHash, createHmac, createPublicKey, generateKeyPairSync, publicEncrypt, sign as nodeSign, type KeyObject } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, eccEcdhTemplate, eccSigningTemplate, loadExternal, rsaDecryptTemplate, rsaSigningTemplate } from '../../src/client/index.js';
 import { ECDH_KeyGen, ECDH_ZGen, RSA_Decrypt, RSA_Encrypt, Sign, Startup, VerifySignature } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
@@ -15,12 +15,13 @@ import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -332,27 +333,17 @@ describe('simulator VerifySignature with LoadExternal keys', () => {
 });
 
 describeWithSwtpm('simulator asymmetric primitives agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let st: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    st = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await st?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the RSA and ECC error cases give the same codes (but the padding failures of the divergence table)', async () => {
-    const swTpm = new Tpm(st!);
+    const swTpm = tpms.swtpm.tpm;
     // Where libtpms knowingly differs (src/simulator/divergences.ts): ours are the table's, libtpms's these.
     const decrypt = divergence('rsa-decrypt-padding');
     const encrypt = divergence('rsa-encrypt-too-long');
     expect([EXPECTED_RSA_CODES.badPadding, EXPECTED_RSA_CODES.tooLongForOaep, EXPECTED_RSA_CODES.rawTooLong]).toEqual([decrypt.ours, encrypt.ours, encrypt.ours]);
     const libtpms = { badPadding: decrypt.libtpms, tooLongForOaep: encrypt.libtpms, rawTooLong: encrypt.libtpms };
-    expect(await rsaErrorCodes(st!, swTpm)).toEqual({ ...EXPECTED_RSA_CODES, ...libtpms });
-    expect(await eccErrorCodes(st!, swTpm)).toEqual(EXPECTED_ECC_CODES);
+    expect(await rsaErrorCodes(tpms.swtpm.probe, swTpm)).toEqual({ ...EXPECTED_RSA_CODES, ...libtpms });
+    expect(await eccErrorCodes(tpms.swtpm.probe, swTpm)).toEqual(EXPECTED_ECC_CODES);
   });
 
   it('VerifySignature and RSA_Encrypt with the same public keys (LoadExternal on both) give the same codes, ticket shapes and raw cipher texts', async () => {
@@ -400,17 +391,17 @@ describeWithSwtpm('simulator asymmetric primitives agree with swtpm', () => {
       await tpm.flush(e);
       return out;
     }
-    const expected = await scenario(st!, new Tpm(st!));
-    const { t, tpm } = await started();
+    const expected = await scenario(tpms.swtpm.probe, tpms.swtpm.tpm);
+    const { probe: t, tpm } = await tpms.simulator();
     expect(await scenario(t, tpm)).toEqual(expected);
   });
 
   it('ECDH_ZGen with the same private key (LoadExternal on swtpm) gives the same points', async () => {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const template = eccEcdhTemplate({ attributes: { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false, noDA: true } });
-    const { engine, t } = await started();
+    const { engine, probe: t } = await tpms.simulator();
     const { handle, publicArea } = loadNodeKey(engine, template, privateKey);
-    const swKey = await loadExternal(new Tpm(st!), publicArea, {
+    const swKey = await loadExternal(tpms.swtpm.tpm, publicArea, {
       sensitive: { sensitiveType: TPM_ALG.ECC, authValue: EMPTY, seedValue: EMPTY, sensitive: b64(privateKey.export({ format: 'jwk' }).d) } as never,
     });
     for (let i = 0; i < 3; i++) {
@@ -418,10 +409,10 @@ describeWithSwtpm('simulator asymmetric primitives agree with swtpm', () => {
       peer.generateKeys();
       const p = peer.getPublicKey();
       const inPoint = { x: new Uint8Array(p.subarray(1, 33)), y: new Uint8Array(p.subarray(33)) };
-      const a = (await runCommand(st!, ECDH_ZGen, { keyHandle: swKey.handle }, { inPoint })).params.outPoint;
+      const a = (await runCommand(tpms.swtpm.probe, ECDH_ZGen, { keyHandle: swKey.handle }, { inPoint })).params.outPoint;
       const b = (await runCommand(t, ECDH_ZGen, { keyHandle: handle }, { inPoint })).params.outPoint;
       expect(b).toEqual(a);
     }
-    await new Tpm(st!).flush(swKey);
+    await tpms.swtpm.tpm.flush(swKey);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyCertify, verifyCertifyCreation, verifyQuote, verifyTime } from '../../src/attest/quote.js';
 import {
   Tpm,
@@ -26,12 +26,13 @@ import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccSrkTemplate, rsaAkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMS_CREATION_DATA, TPMS_ATTEST } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState } from '../../src/simulator/state.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
   const t = inProcessTransport(engine);
@@ -293,21 +294,11 @@ async function attestScenario(tpm: Tpm): Promise<string[]> {
 }
 
 describeWithSwtpm('simulator attestation agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same attestation commands give the same response codes', async () => {
-    const expected = await attestScenario(new Tpm(t!));
-    const { tpm } = await started();
+    const expected = await attestScenario(tpms.swtpm.tpm);
+    const { tpm } = await tpms.simulator();
     expect(await attestScenario(tpm)).toEqual(expected);
   });
 });

@@ -5,7 +5,7 @@
  * one scenario's codes and attested audit fields compared with swtpm.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, verifyWithNode, type Entity } from '../../src/client/index.js';
 import { getCommandAuditDigest, getSessionAuditDigest } from '../../src/client/attestation.js';
 import { CreatePrimary, GetCommandAuditDigest, GetRandom, GetSessionAuditDigest, PCR_Read, SetCommandCodeAuditStatus, Startup, StartAuthSession } from '../../src/tpm/commands/index.js';
@@ -15,12 +15,13 @@ import { objectName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMS_ATTEST, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState, SIMULATOR_STATE_VERSION, STATE_MIGRATIONS } from '../../src/simulator/state.js';
 import { validateSimulatorState } from '../../src/simulator/store.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const empty = new Uint8Array(0);
 const u32 = (n: number): Buffer => {
@@ -245,28 +246,18 @@ async function exclusiveScenario(t: Transport): Promise<string[]> {
 }
 
 describeWithSwtpm('simulator audit agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('codes, hashes, audit digests, command digests and counter steps of one scenario', async () => {
-    const ours = await scenario((await started()).t);
-    const theirs = await scenario(t!);
+    const ours = await scenario((await tpms.simulator()).probe);
+    const theirs = await scenario(tpms.swtpm.probe);
     expect(ours).toEqual(theirs);
     expect(ours.filter((l) => l.includes('digest recomputed true'))).toHaveLength(2);
   });
 
   it('exclusive audit: taken by a first or reset audit, lost to a command outside the session, TPM_RC_EXCLUSIVE when claimed after', async () => {
-    const ours = await exclusiveScenario((await started()).t);
-    const theirs = await exclusiveScenario(t!);
+    const ours = await exclusiveScenario((await tpms.simulator()).probe);
+    const theirs = await exclusiveScenario(tpms.swtpm.probe);
     expect(ours).toEqual(theirs);
     expect(ours).toContain('after reset: exclusive 1 matches true');
     expect(ours).toContain('claims exclusive: 121'); // TPM_RC_EXCLUSIVE

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, activateCredential, createPrimary, loadExternal, type PrimaryKey } from '../../src/client/index.js';
 import { ActivateCredential, MakeCredential, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
@@ -7,10 +7,11 @@ import { makeCredential } from '../../src/tpm/credential.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, eccSrkTemplate, rsaEkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
   const t = inProcessTransport(engine);
@@ -144,21 +145,11 @@ async function credentialScenario(tpm: Tpm): Promise<string[]> {
 }
 
 describeWithSwtpm('simulator credentials agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same credential commands give the same codes and credentials', async () => {
-    const expected = await credentialScenario(new Tpm(t!));
-    const { tpm } = await started();
+    const expected = await credentialScenario(tpms.swtpm.tpm);
+    const { tpm } = await tpms.simulator();
     // An RSA secret that does not decode: the one known difference (src/simulator/divergences.ts).
     const row = divergence('activate-credential-seed-undecodable');
     const theirs = `rc 0x${row.libtpms.toString(16)}`;

@@ -7,19 +7,20 @@
  * byte with swtpm's, which derives the same keys; refusals answer swtpm's codes.
  */
 import { createECDH, createHash, createHmac } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, createLoaded, flush, sign, verifyWithNode } from '../../src/client/index.js';
 import { Create, CreateLoaded, FlushContext, Load, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { kdfa, kdfaBlock } from '../../src/tpm/crypto/kdf.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_DERIVE, templateFromPublic, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { DerivationKdf, MAX_DERIVATION_BITS, deriveObject } from '../../src/simulator/keygen.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const SHA256 = TPM_ALG.SHA256;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -288,21 +289,11 @@ describe('simulator derived objects', () => {
 });
 
 describeWithSwtpm('simulator derived objects agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same parent key, labels and contexts give the same public areas, and the refusals the same codes', async () => {
-    const expected = await scenario(t!);
-    const { t: sim } = await started();
+    const expected = await scenario(tpms.swtpm.probe);
+    const { probe: sim } = await tpms.simulator();
     const got = await scenario(sim);
     expect(got).toEqual(expected);
   });

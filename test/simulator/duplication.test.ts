@@ -9,7 +9,7 @@
  * node:crypto verifies.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, password, createPrimary, importDuplicate, importKey, load, sign, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
 import { duplicationPolicy } from '../../src/client/duplication.js';
 import type { Handle } from '../../src/client/tpm.js';
@@ -19,10 +19,11 @@ import { externalObject, keyFromSensitive, unwrapDuplicate, wrapDuplicate } from
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(): Promise<{ tpm: Tpm; t: Transport }> {
   const t = inProcessTransport(new TpmEngine());
@@ -217,21 +218,11 @@ describe('simulator Duplicate', () => {
 });
 
 describeWithSwtpm('simulator Duplicate agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same duplicates to TPM_RH_NULL byte for byte, the same sizes to the SRK, and the same codes', async () => {
-    const expected = await scenario(new Tpm(t!));
-    const { tpm } = await started();
+    const expected = await scenario(tpms.swtpm.tpm);
+    const { tpm } = await tpms.simulator();
     const got = await scenario(tpm);
     expect(got).toEqual(expected);
   });

@@ -8,19 +8,20 @@
  */
 import { createECDH, createHash, generateKeyPairSync, type ECDH } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, type LoadedKey } from '../../src/client/index.js';
 import { Commit, ECC_Parameters, EC_Ephemeral, GetCapability, LoadExternal, Startup, ZGen_2Phase } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMS_ALGORITHM_DETAIL_ECC, type TPMA_OBJECT, type TPMS_ECC_POINT, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { encodeCommand } from '../../src/tpm/frame.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(): Promise<{ tpm: Tpm; t: Transport }> {
   const t = inProcessTransport(new TpmEngine());
@@ -281,21 +282,11 @@ describe('simulator Commit', () => {
 });
 
 describeWithSwtpm('simulator ECC two-phase commands agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('ECC_Parameters byte for byte for P-256 and P-384, and the same codes', async () => {
-    const expected = await scenario(new Tpm(t!), t!);
-    const { tpm, t: sim } = await started();
+    const expected = await scenario(tpms.swtpm.tpm, tpms.swtpm.probe);
+    const { tpm, probe: sim } = await tpms.simulator();
     const got = await scenario(tpm, sim);
     // An unknown TPMI_ECC_CURVE is TPM_RC_CURVE on parameter 1 on both (engine.ts unmarshalRc, as libtpms unmarshals).
     for (const k of ['ECC_Parameters of curve 0', 'ECC_Parameters of curve 0x99', 'EC_Ephemeral of curve 0']) expect(got[k]).toBe('0x1e6');

@@ -7,7 +7,7 @@
  * points against node:crypto's scalar products, and both against swtpm.
  */
 import { createECDH, createHash, generateKeyPairSync, getCurves, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, eccEcdhTemplate, eccSigningTemplate, loadExternal } from '../../src/client/index.js';
 import { ECDH_KeyGen, ECDH_ZGen, Sign, Startup, VerifySignature } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_ECC, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
@@ -16,12 +16,13 @@ import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CURVE_ORDERS, curvePoint } from '../../src/simulator/keygen.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 /** FIPS 186-4 D.1.2.3 / D.1.2.4: field primes p and orders n. */
 const FIPS = {
@@ -241,17 +242,7 @@ describe('simulator ECDH on P-384 (noble whole-point multiplication)', () => {
 });
 
 describeWithSwtpm('simulator ECC agrees with swtpm (P-384)', () => {
-  let sw: SwtpmInstance | undefined;
-  let st: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    st = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await st?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   const external = { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false, noDA: true } as const;
 
@@ -259,14 +250,14 @@ describeWithSwtpm('simulator ECC agrees with swtpm (P-384)', () => {
     const curveID = TPM_ECC.NIST_P384;
     const { n, size } = FIPS[curveID];
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
-    const { engine, t } = await started();
+    const { engine, probe: t } = await tpms.simulator();
     const { handle, publicArea } = loadNodeKey(engine, eccSigningTemplate({ curveID, scheme: { scheme: TPM_ALG.NULL } as never, attributes: external }), ec);
-    const swKey = await loadExternal(new Tpm(st!), publicArea, {
+    const swKey = await loadExternal(tpms.swtpm.tpm, publicArea, {
       sensitive: { sensitiveType: TPM_ALG.ECC, authValue: EMPTY, seedValue: EMPTY, sensitive: b64(ec.export({ format: 'jwk' }).d) } as never,
     });
     const digest = new Uint8Array(createHash('sha512').update('both TPMs').digest());
     const fromSim = await tpmSign(t, handle, TPM_ALG.SHA512, digest);
-    const fromSw = await tpmSign(st!, swKey.handle, TPM_ALG.SHA512, digest);
+    const fromSw = await tpmSign(tpms.swtpm.probe, swKey.handle, TPM_ALG.SHA512, digest);
     const other = digest.slice();
     other[1]! ^= 1;
     const results = async (tr: Transport, h: number) => [
@@ -275,26 +266,26 @@ describeWithSwtpm('simulator ECC agrees with swtpm (P-384)', () => {
       await tpmVerify(tr, h, digest, ecdsaSignature(TPM_ALG.SHA512, fromSw.r, fixed(n - big(fromSw.s), size))),
       await tpmVerify(tr, h, other, ecdsaSignature(TPM_ALG.SHA512, fromSim.r, fromSim.s)),
     ];
-    const sw384 = await results(st!, swKey.handle);
+    const sw384 = await results(tpms.swtpm.probe, swKey.handle);
     expect(sw384).toEqual([0, 0, 0, rcForParameter(TPM_RC.SIGNATURE, 2)]);
     expect(await results(t, handle)).toEqual(sw384);
-    await new Tpm(st!).flush(swKey);
+    await tpms.swtpm.tpm.flush(swKey);
   });
 
   it('ECDH_ZGen with the same private key gives the same points', async () => {
     const curveID = TPM_ECC.NIST_P384;
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-    const { engine, t } = await started();
+    const { engine, probe: t } = await tpms.simulator();
     const { handle, publicArea } = loadNodeKey(engine, eccEcdhTemplate({ curveID, attributes: external }), privateKey);
-    const swKey = await loadExternal(new Tpm(st!), publicArea, {
+    const swKey = await loadExternal(tpms.swtpm.tpm, publicArea, {
       sensitive: { sensitiveType: TPM_ALG.ECC, authValue: EMPTY, seedValue: EMPTY, sensitive: b64(privateKey.export({ format: 'jwk' }).d) } as never,
     });
     for (let i = 0; i < 2; i++) {
       const inPoint = pointOf(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey);
-      const a = (await runCommand(st!, ECDH_ZGen, { keyHandle: swKey.handle }, { inPoint })).params.outPoint;
+      const a = (await runCommand(tpms.swtpm.probe, ECDH_ZGen, { keyHandle: swKey.handle }, { inPoint })).params.outPoint;
       const b = (await runCommand(t, ECDH_ZGen, { keyHandle: handle }, { inPoint })).params.outPoint;
       expect(b).toEqual(a);
     }
-    await new Tpm(st!).flush(swKey);
+    await tpms.swtpm.tpm.flush(swKey);
   });
 });

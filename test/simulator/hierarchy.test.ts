@@ -4,7 +4,7 @@
  * the client and raw commands, one scenario's codes compared with swtpm's.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, create, createPrimary, eccSigningTemplate, load, persist, readPublic, sign, unpersist, verifyWithNode } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
@@ -30,14 +30,15 @@ import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { handleName } from '../../src/tpm/names.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { scenarioLog } from '../support/scenario.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
   const t = inProcessTransport(engine);
@@ -385,21 +386,11 @@ describe('simulator evict and hierarchy state through the state file', () => {
 });
 
 describeWithSwtpm('simulator evict and hierarchy commands agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same sequence gives the same codes and values', async () => {
-    const expected = await scenario(t!);
-    const { t: sim } = await started();
+    const expected = await scenario(tpms.swtpm.probe);
+    const { probe: sim } = await tpms.simulator();
     expect(await scenario(sim)).toEqual(expected);
   });
 });

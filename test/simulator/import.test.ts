@@ -6,7 +6,7 @@
  * refused. The codes and outcomes of one scenario are compared with swtpm's.
  */
 import { createHash, createHmac, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, importKey, load, persist, sign, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
 import { Import, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
@@ -14,11 +14,12 @@ import { externalObject, wrapDuplicate, wrapExternalKey, type ExternalKey, type 
 import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
   const t = inProcessTransport(engine);
@@ -181,21 +182,11 @@ describe('simulator Import', () => {
 });
 
 describeWithSwtpm('simulator Import agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same imports and damaged blobs give the same outcomes and codes', async () => {
-    const expected = await scenario(new Tpm(t!), t!);
-    const { tpm, t: sim } = await started();
+    const expected = await scenario(tpms.swtpm.tpm, tpms.swtpm.probe);
+    const { tpm, probe: sim } = await tpms.simulator();
     const got = await scenario(tpm, sim);
     // The one known difference (src/simulator/divergences.ts): an undecodable OAEP seed.
     const row = divergence('import-seed-undecodable');

@@ -13,11 +13,11 @@ import { TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants
 import { TPM_RC, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
-import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { openEnginePlatform } from '../../src/cli/tpm.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import {
   EK_CERTIFICATE_INDICES,
   createSoftwareTpmCa,
@@ -27,6 +27,7 @@ import {
 } from '../../src/simulator/manufacture.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { SIMULATOR_STATE_VERSION, type SimulatorState } from '../../src/simulator/state.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine: TpmEngine): Promise<Tpm> {
   const t = inProcessTransport(engine);
@@ -270,21 +271,11 @@ async function counterScenario(tpm: Tpm): Promise<string[]> {
 }
 
 describeWithSwtpm('simulator NV counter floor agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('gives the same counter values', async () => {
-    const expected = await counterScenario(new Tpm(t!));
-    expect(await counterScenario(await started(new TpmEngine()))).toEqual(expected);
+    const expected = await counterScenario(tpms.swtpm.tpm);
+    expect(await counterScenario((await tpms.simulator()).tpm)).toEqual(expected);
   });
 });
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   NvIndex,
   Tpm,
@@ -28,14 +28,15 @@ import { TPM_ALG, TPM_NT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { nvName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
 import { NV_MEMORY } from '../../src/simulator/handlers/nv.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { STATE_FILE_NAME, openSimulatorStore, parseStateFile, validateSimulatorState } from '../../src/simulator/store.js';
 import { openEnginePlatform } from '../../src/cli/tpm.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const BASE = 0x01500000;
 const root = mkdtempSync(join(tmpdir(), 'trustroot-nv-'));
@@ -380,21 +381,11 @@ async function nvScenario(tpm: Tpm): Promise<string[]> {
 }
 
 describeWithSwtpm('simulator NV indices agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same NV command sequence gives the same codes, values and Names', async () => {
-    const expected = await nvScenario(new Tpm(t!));
-    const { tpm } = await started();
+    const expected = await nvScenario(tpms.swtpm.tpm);
+    const { tpm } = await tpms.simulator();
     expect(await nvScenario(tpm)).toEqual(expected);
   });
 });

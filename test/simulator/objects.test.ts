@@ -1,5 +1,5 @@
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Tpm,
   aesKeyTemplate,
@@ -19,9 +19,9 @@ import {
 import { readCapability } from '../../src/tpm/capability.js';
 import { Clear, CreateLoaded, CreatePrimary, EvictControl, FlushContext, HashSequenceStart, LoadExternal, ObjectChangeAuth, ReadPublic as ReadPublicCmd, Sign, Startup, Unseal } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
-import { SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { templateFromPublic } from '../../src/tpm/types/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
@@ -32,6 +32,7 @@ import { encode } from '../../src/tpm/wire/codec.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { scenarioLog } from '../support/scenario.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: ReturnType<typeof inProcessTransport> }> {
   const t = inProcessTransport(engine);
@@ -476,21 +477,11 @@ async function objectScenario(t: Transport): Promise<Record<string, unknown>> {
 
 
 describeWithSwtpm('simulator object commands agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let t: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('CreateLoaded, LoadExternal, Unseal and ObjectChangeAuth give the same codes', async () => {
-    const expected = await objectScenario(t!);
-    const { t: sim } = await started();
+    const expected = await objectScenario(tpms.swtpm.probe);
+    const { probe: sim } = await tpms.simulator();
     expect(await objectScenario(sim)).toEqual(expected);
   });
 });

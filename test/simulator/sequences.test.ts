@@ -7,17 +7,18 @@
  * password, parameters), and the large-data flows through the client.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, eventSequence as clientEventSequence, hash as clientHash, hmac as clientHmac, hmacKeyTemplate } from '../../src/client/index.js';
 import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, Hash, HMAC, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForSession } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { EVENT_SEQUENCE_HASHES, HmacState, sequenceAuthValue } from '../../src/simulator/sequences.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -337,25 +338,15 @@ async function sequenceScenario(t: Transport): Promise<unknown[]> {
 }
 
 describeWithSwtpm('simulator sequences agree with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let st: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    st = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await st?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same sequence commands give the same digests, ticket shapes and codes', async () => {
-    const expected = await sequenceScenario(st!);
+    const expected = await sequenceScenario(tpms.swtpm.probe);
     // SequenceUpdate on an object that is no sequence: the known difference (src/simulator/divergences.ts).
     const row = divergence('sequence-update-not-a-sequence');
     expect(expected[SEQUENCE_UPDATE_ON_OBJECT]).toEqual({ rc: row.libtpms });
     expected[SEQUENCE_UPDATE_ON_OBJECT] = { rc: row.ours };
-    const { t } = await started();
+    const { probe: t } = await tpms.simulator();
     expect(await sequenceScenario(t)).toEqual(expected);
   });
 });

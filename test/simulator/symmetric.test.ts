@@ -6,16 +6,17 @@
  * CreatePrimary with the caller's key bits.
  */
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, aesKeyTemplate, createPrimary, hmacKeyTemplate } from '../../src/client/index.js';
 import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, FlushContext, Hash, HMAC, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
   const engine = new TpmEngine();
@@ -214,17 +215,7 @@ describe('simulator Hash and HMAC', () => {
 });
 
 describeWithSwtpm('simulator EncryptDecrypt agrees with swtpm', () => {
-  let sw: SwtpmInstance | undefined;
-  let st: SwtpmTransport | undefined;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    st = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR });
-  });
-  afterAll(async () => {
-    await st?.close();
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   /** Every mode, partial blocks, chaining, and the error cases, on one TPM. */
   async function scenario(t: Transport, h: number): Promise<Outcome[]> {
@@ -251,12 +242,12 @@ describeWithSwtpm('simulator EncryptDecrypt agrees with swtpm', () => {
 
   it('the same key bits (CreatePrimary on both) give the same bytes, IVs and codes', async () => {
     const key = bytes(16, 42);
-    const swTpm = new Tpm(st!);
+    const swTpm = tpms.swtpm.tpm;
     const template = aesTemplate(128, TPM_ALG.NULL);
     const swKey = await createPrimary(swTpm, TPM_RH.OWNER, template, { sensitiveData: key });
-    const expected = await scenario(st!, swKey.handle);
+    const expected = await scenario(tpms.swtpm.probe, swKey.handle);
     await swTpm.flush(swKey);
-    const { t } = await started();
+    const { probe: t } = await tpms.simulator();
     expect(await scenario(t, await createSymKey(t, template, key))).toEqual(expected);
   });
 });
