@@ -5,18 +5,19 @@
  * engine lacks is refused with the code libtpms gives, checked against swtpm
  * where libtpms lacks it too.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
 import { CreatePrimary, FlushContext, PCR_Read, Startup, TestParms } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const NULL_SYM = { algorithm: TPM_ALG.NULL, keyBits: null, mode: null };
 const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null };
@@ -78,20 +79,10 @@ describe('simulator TestParms', () => {
 });
 
 describeWithSwtpm('simulator TestParms vs swtpm', () => {
-  let swtpm: SwtpmInstance;
-  let st: SwtpmTransport;
-  beforeAll(async () => {
-    swtpm = await startSwtpm();
-    st = new SwtpmTransport({ host: '127.0.0.1', port: swtpm.port });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR }).catch(() => undefined);
-  });
-  afterAll(async () => {
-    await st?.close();
-    await swtpm?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('PCR selections: an unimplemented bank is TPM_RC_HASH and a sizeofSelect other than 3 TPM_RC_VALUE, on the parameter, in every command', async () => {
-    const t = await simulator();
+    const t = (await tpms.simulator()).probe;
     const outcome = async (tr: Transport, f: (tr: Transport) => Promise<unknown>): Promise<string> => {
       try {
         await f(tr);
@@ -119,7 +110,7 @@ describeWithSwtpm('simulator TestParms vs swtpm', () => {
     for (const sel of selections) {
       for (const f of [read(sel), primary(sel)]) {
         got.push(await outcome(t, f));
-        want.push(await outcome(st, f));
+        want.push(await outcome(tpms.swtpm.probe, f));
       }
     }
     expect(got).toEqual(want);
@@ -129,8 +120,8 @@ describeWithSwtpm('simulator TestParms vs swtpm', () => {
   });
 
   it('answers as libtpms where both implement (or both lack) the algorithm', async () => {
-    const t = await simulator();
+    const t = (await tpms.simulator()).probe;
     const cases = [rsa(2048), rsa(3072), rsa(4096), ecc(TPM_ECC.NIST_P256), ecc(TPM_ECC.NIST_P384), aes(128, TPM_ALG.CFB), aes(256, TPM_ALG.CBC), hmacKey(TPM_ALG.SHA256), rsa(2048, { scheme: { scheme: TPM_ALG.RSASSA, details: { hashAlg: TPM_ALG.SHA3_256 } } })];
-    for (const p of cases) expect(await testParms(t, p)).toBe(await testParms(st, p));
+    for (const p of cases) expect(await testParms(t, p)).toBe(await testParms(tpms.swtpm.probe, p));
   });
 });

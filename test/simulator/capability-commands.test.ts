@@ -5,7 +5,7 @@
  * compared word for word with swtpm for every command both implement.
  * PP_COMMANDS and AUDIT_COMMANDS agree with swtpm on the commands we have.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ALL_COMMANDS, commandByCode, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_CAP, TPM_SU } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
@@ -13,8 +13,8 @@ import { runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_CC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
-import { startSide, type DiffSide } from '../support/differential.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 const nameOf = (code: number): string => commandByCode(code)?.name ?? hex(code);
@@ -61,16 +61,11 @@ describe('simulator command set', () => {
 });
 
 describeWithSwtpm('simulator GetCapability(COMMANDS, PP_COMMANDS, AUDIT_COMMANDS) agrees with swtpm', () => {
-  const sides: DiffSide[] = [];
-  afterAll(async () => {
-    for (const side of sides) await side.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same TPMA_CC word for every command both implement; swtpm has no core command we lack', async () => {
-    const sw = await startSide('swtpm');
-    sides.push(sw);
-    const sim = await startSide('simulator');
-    sides.push(sim);
+    const sw = tpms.swtpm;
+    const sim = await tpms.simulator();
     const theirs = await commandWords(sw.probe);
     const ours = await commandWords(sim.probe);
     const both = [...ours.keys()].filter((c) => theirs.has(c));

@@ -37,13 +37,14 @@ import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, SwtpmTransport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMS_CONTEXT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { startSimServer, type SimServerInstance } from '../support/sim-server.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { describeWithTpm2Tools, startTpm2Tools, type Tpm2Tools } from '../support/tpm2-tools.js';
 import { tpmRejection } from '../support/probe.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const NO_CREATION = { outsideInfo: new Uint8Array(0), creationPCR: [] };
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) } as const;
@@ -320,28 +321,16 @@ async function contextCodes(tpm: Tpm): Promise<Record<string, string>> {
 }
 
 describeWithSwtpm('simulator contexts match swtpm', () => {
-  let sw: SwtpmInstance;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-  }, 60_000);
-  afterAll(async () => {
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('tampered, replayed, flushed and over-limit contexts get the same codes', async () => {
-    const t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    try {
-      await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-      const theirs = await contextCodes(new Tpm(t));
-      const ours = await contextCodes((await setUp()).tpm);
-      expect(ours).toEqual(theirs);
-      expect(ours.tamperedObject).toBe('0x1df'); // TPM_RC_INTEGRITY, parameter 1
-      expect(ours.replaySession).toBe('0x1cb'); // TPM_RC_HANDLE, parameter 1
-      expect(ours.saveSavedSession).toBe('0x910'); // TPM_RC_REFERENCE_H0: not loaded
-      expect(ours.shortBlob).toBe('0x9a'); // TPM_RC_INSUFFICIENT, no parameter number
-    } finally {
-      await t.close();
-    }
+    const theirs = await contextCodes(tpms.swtpm.tpm);
+    const ours = await contextCodes((await setUp()).tpm);
+    expect(ours).toEqual(theirs);
+    expect(ours.tamperedObject).toBe('0x1df'); // TPM_RC_INTEGRITY, parameter 1
+    expect(ours.replaySession).toBe('0x1cb'); // TPM_RC_HANDLE, parameter 1
+    expect(ours.saveSavedSession).toBe('0x910'); // TPM_RC_REFERENCE_H0: not loaded
+    expect(ours.shortBlob).toBe('0x9a'); // TPM_RC_INSUFFICIENT, no parameter number
   });
 });
 

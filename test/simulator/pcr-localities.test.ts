@@ -4,14 +4,15 @@
  * pcrUpdateCounter, and GetCapability(PCR_PROPERTIES) whole — one
  * scenarioLog per TPM, compared.
  */
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { PCR_Extend, PCR_Read, PCR_Reset } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
-import { startSide, type DiffSide } from '../support/differential.js';
+import { type DiffSide } from '../support/differential.js';
 import { scenarioLog, type ScenarioLog } from '../support/scenario.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const SHA256 = TPM_ALG.SHA256;
 
@@ -42,17 +43,12 @@ async function scenario(side: DiffSide): Promise<ScenarioLog> {
 }
 
 describeWithSwtpm('simulator PCR localities agree with swtpm', () => {
-  const sides: DiffSide[] = [];
-  afterAll(async () => {
-    for (const side of sides) await side.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('every PCR at every locality: the same codes for PCR_Extend and PCR_Reset, the same counter moves, the same PCR_PROPERTIES', async () => {
-    const sw = await startSide('swtpm');
-    sides.push(sw);
+    const sw = tpms.swtpm;
     const expected = await scenario(sw);
-    const sim = await startSide('simulator');
-    sides.push(sim);
+    const sim = await tpms.simulator();
     const got = await scenario(sim);
     expect(got.log).toEqual(expected.log);
     // Not vacuous: some of each kind succeed and some are refused.

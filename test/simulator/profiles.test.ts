@@ -46,7 +46,7 @@ import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
 import {
   IMPLEMENTED_ALGORITHMS,
@@ -64,11 +64,12 @@ import {
   type TpmProfile,
   type VersionedState,
 } from '../../src/simulator/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf, tpmRejection } from '../support/probe.js';
 import { startOurs, type Running } from '../support/tpm2-tools-targets.js';
 import { fuzzSimulator } from '../../fuzz/simulator.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const NO_SENSITIVE = { userAuth: EMPTY, data: EMPTY };
@@ -191,28 +192,18 @@ describe('profiles: the default (libtpms) is the engine as before', () => {
 });
 
 describeWithSwtpm('profiles: the libtpms profile against swtpm', () => {
-  let swtpm: SwtpmInstance;
-  let st: SwtpmTransport;
-  beforeAll(async () => {
-    swtpm = await startSwtpm();
-    st = new SwtpmTransport({ host: '127.0.0.1', port: swtpm.port });
-    await runCommand(st, Startup, {}, { startupType: TPM_SU.CLEAR }).catch(() => undefined);
-  });
-  afterAll(async () => {
-    await st?.close();
-    await swtpm?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('reports the limits swtpm reports (TPM_PT_* of objects, sessions, buffers, NV)', async () => {
     const { t } = await started('libtpms');
-    expect(await properties(t, LIMIT_PROPERTIES)).toEqual(await properties(st, LIMIT_PROPERTIES));
+    expect(await properties(t, LIMIT_PROPERTIES)).toEqual(await properties(tpms.swtpm.probe, LIMIT_PROPERTIES));
   });
 
   it('every algorithm and curve the libtpms profile lists, swtpm lists too, with the same properties', async () => {
     const { t } = await started('libtpms');
-    const theirs = new Map(((await readCapability(st, TPM_CAP.ALGS)) as { alg: number; algProperties: unknown }[]).map((a) => [a.alg, a.algProperties]));
+    const theirs = new Map(((await readCapability(tpms.swtpm.probe, TPM_CAP.ALGS)) as { alg: number; algProperties: unknown }[]).map((a) => [a.alg, a.algProperties]));
     for (const a of (await readCapability(t, TPM_CAP.ALGS)) as { alg: number; algProperties: unknown }[]) expect([a.alg, theirs.get(a.alg)]).toEqual([a.alg, a.algProperties]);
-    const curves = await readCapability(st, TPM_CAP.ECC_CURVES);
+    const curves = await readCapability(tpms.swtpm.probe, TPM_CAP.ECC_CURVES);
     for (const c of await readCapability(t, TPM_CAP.ECC_CURVES)) expect(curves).toContain(c);
   });
 });

@@ -11,7 +11,7 @@
  * short and oversized blobs) gives the same code on both.
  */
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPrimary, duplicateKey, importDuplicate, importKey, load, password, sign, verifyWithNode, type LoadedKey, type Tpm } from '../../src/client/index.js';
 import { duplicationPolicy } from '../../src/client/duplication.js';
 import type { Handle } from '../../src/client/tpm.js';
@@ -23,8 +23,9 @@ import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import type { TPMA_OBJECT, TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
 import { tpmRejection } from '../support/probe.js';
 import { scenarioLog, type ScenarioLog } from '../support/scenario.js';
-import { startSide, type DiffSide } from '../support/differential.js';
+import { startSide } from '../support/differential.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 const SHA256 = TPM_ALG.SHA256;
 const EMPTY = new Uint8Array(0);
@@ -160,17 +161,12 @@ describe('simulator Rewrap', () => {
 });
 
 describeWithSwtpm('simulator Rewrap agrees with swtpm', () => {
-  const sides: DiffSide[] = [];
-  afterAll(async () => {
-    for (const side of sides) await side.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same bytes without a new outer wrapper, the same sizes and imports with one, and the same codes', async () => {
-    const sw = await startSide('swtpm');
-    sides.push(sw);
+    const sw = tpms.swtpm;
     const expected = await scenario(sw.tpm);
-    const sim = await startSide('simulator');
-    sides.push(sim);
+    const sim = await tpms.simulator();
     const got = await scenario(sim.tpm);
     expect(got.log).toEqual(expected.log);
   });

@@ -9,7 +9,7 @@
  * (libtpms, the reference this simulator imitates).
  */
 import { createHash, randomBytes, verify } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tpm, type AuthSession, type Authorization, type Entity } from '../../src/client/index.js';
 import {
   Create,
@@ -36,12 +36,13 @@ import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
+import { inProcessTransport, type SendOptions, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMA_SESSION, type TPMT_PUBLIC, type TPMT_SIGNATURE, type TPMT_SYM_DEF } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import type { SimulatorState } from '../../src/simulator/state.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { tpmRejection } from '../support/probe.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 
 /** Records every exchange, so a test can look for a secret on the wire. */
 class Probe implements Transport {
@@ -508,44 +509,32 @@ const EXPECTED_BAD_SESSION_CODES = {
 };
 
 describeWithSwtpm('simulator sessions match swtpm', () => {
-  let sw: SwtpmInstance;
-  beforeAll(async () => {
-    sw = await startSwtpm();
-  }, 60_000);
-  afterAll(async () => {
-    await sw?.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same bad session areas get the same codes from swtpm', async () => {
-    const t = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    try {
-      await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-      const tpm = new Tpm(t);
-      const p = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
-      const srk: Entity = { handle: p.handles.objectHandle, name: p.params.name };
-      const { key } = await signingKey({ tpm, srk } as Fixture, utf8('k'), { noDA: true });
-      await tpm.flush(srk.handle);
-      const sim = await setUp();
-      const simKey = await signingKey(sim, utf8('k'), { noDA: true });
-      await sim.tpm.flush(sim.srk.handle);
-      const theirs = await badSessionCodes((b) => t.send(b), key, { tpm });
-      const ours = await badSessionCodes((b) => sim.engine.execute(b), simKey.key, sim);
-      expect(ours).toEqual(theirs);
-      const srk2 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
-      const theirMode = await policySecretWithoutAuthValue(tpm, { handle: srk2.handles.objectHandle, name: srk2.params.name });
-      await tpm.flush(srk2.handles.objectHandle);
-      const sim2 = await setUp();
-      expect((await policySecretWithoutAuthValue(sim2.tpm, sim2.srk)).rc).toBe(theirMode.rc);
-      // Dictionary-attack accounting, step by step (this locks the swtpm instance out: last in the test).
-      const srk3 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
-      const theirDa = await daSequence(tpm, { handle: srk3.handles.objectHandle, name: srk3.params.name });
-      const sim3 = await setUp();
-      const ourDa = await daSequence(sim3.tpm, sim3.srk);
-      expect(ourDa).toEqual(theirDa);
-      expect(ourDa).toEqual(['0x98e', 'counter 1', '0x98e', 'counter 2', 'ok', 'counter 2', '0x98e', 'counter 3', '0x921', 'counter 3']);
-      await tpm.flush(key.handle);
-    } finally {
-      await t.close();
-    }
+    const { probe: t, tpm } = tpms.swtpm;
+    const p = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+    const srk: Entity = { handle: p.handles.objectHandle, name: p.params.name };
+    const { key } = await signingKey({ tpm, srk } as Fixture, utf8('k'), { noDA: true });
+    await tpm.flush(srk.handle);
+    const sim = await setUp();
+    const simKey = await signingKey(sim, utf8('k'), { noDA: true });
+    await sim.tpm.flush(sim.srk.handle);
+    const theirs = await badSessionCodes((b) => t.send(b), key, { tpm });
+    const ours = await badSessionCodes((b) => sim.engine.execute(b), simKey.key, sim);
+    expect(ours).toEqual(theirs);
+    const srk2 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+    const theirMode = await policySecretWithoutAuthValue(tpm, { handle: srk2.handles.objectHandle, name: srk2.params.name });
+    await tpm.flush(srk2.handles.objectHandle);
+    const sim2 = await setUp();
+    expect((await policySecretWithoutAuthValue(sim2.tpm, sim2.srk)).rc).toBe(theirMode.rc);
+    // Dictionary-attack accounting, step by step (this locks the swtpm instance out: last in the test).
+    const srk3 = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
+    const theirDa = await daSequence(tpm, { handle: srk3.handles.objectHandle, name: srk3.params.name });
+    const sim3 = await setUp();
+    const ourDa = await daSequence(sim3.tpm, sim3.srk);
+    expect(ourDa).toEqual(theirDa);
+    expect(ourDa).toEqual(['0x98e', 'counter 1', '0x98e', 'counter 2', 'ok', 'counter 2', '0x98e', 'counter 3', '0x921', 'counter 3']);
+    await tpm.flush(key.handle);
   });
 });
