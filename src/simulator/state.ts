@@ -15,13 +15,15 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * The current layout. A store migrates older layouts (STATE_MIGRATIONS) and
  * refuses newer ones. History: 1 — first layout; 2 — nvCounterMax and
  * ekCertificates added; 3 — commandAudit.digest, counter and digestResetCount;
- * 4 — pcrAuthPolicies, pcrAuthValues (PCR_SetAuthPolicy/PCR_SetAuthValue) and
- * commitCounter (Commit); 5 — profile (profiles.ts); 6 — dictionaryAttack.daUsed,
- * selfHealElapsed and lockoutElapsed (DA across power cycles); 7 — commitArray
- * (commitments across TPM Restart and Resume, commit.ts); 8 — savedState.sessions
- * and sessionSequence (saved sessions across TPM Restart and Resume).
+ * 4 — part 2 of the software TPM: pcrAuthPolicies and pcrAuthValues
+ * (PCR_SetAuthPolicy/PCR_SetAuthValue), commitCounter and commitArray (Commit,
+ * commit.ts), profile (profiles.ts), dictionaryAttack.daUsed, selfHealElapsed and
+ * lockoutElapsed (DA across power cycles), savedState.sessions and
+ * sessionSequence (saved sessions across TPM Restart and Resume). Layouts are
+ * numbered by release, not by commit: a layout nobody could have stored gets no
+ * migration of its own.
  */
-export const SIMULATOR_STATE_VERSION = 8 as const;
+export const SIMULATOR_STATE_VERSION = 4 as const;
 
 /** Number of PCRs in every bank (PC Client platform profile). */
 export const PCR_COUNT = 24;
@@ -372,21 +374,20 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
     const commands = listed.includes(TPM_CC.SetCommandCodeAuditStatus) ? listed : [...listed, TPM_CC.SetCommandCodeAuditStatus].sort((a, b) => Number(a) - Number(b));
     return { ...old, version: 3, commandAudit: { ...audit, hashAlg, commands, digest: new Uint8Array(0), counter: 0n, digestResetCount: 0 } };
   },
-  // Layout 3 had no PCR authorization (no policy, empty authValues, as manufactured) and kept Commit's counter in memory (restarting at 0).
-  3: (old) => ({ ...old, version: 4, ...noPcrAuthorization(), commitCounter: 0n }),
-  // Every TPM before profiles was the libtpms profile's.
-  4: (old) => ({ ...old, version: 5, profile: 'libtpms' }),
-  // No DA use recorded, no DA timer carried over a power cycle: as a layout-5 TPM behaved.
-  5: (old) => ({
-    ...old,
-    version: 6,
-    dictionaryAttack: { ...(old as { dictionaryAttack?: object }).dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
-  }),
-  // Layout 6 kept commitments in memory only: none is outstanding.
-  6: (old) => ({ ...old, version: 7, commitCounter: 0n, commitArray: new Uint8Array(16) }),
-  // Layout 7 lost saved sessions at every power cycle: a state saved by Shutdown(STATE) holds none.
-  7: (old) => {
-    const saved = (old as { savedState?: object | null }).savedState;
-    return { ...old, version: 8, savedState: saved === null || saved === undefined ? saved : { ...saved, sessions: [], sessionSequence: 0n } };
+  // Layout 3 is the TPM before part 2: no PCR authorization (no policy, empty authValues, as manufactured), Commit's
+  // counter in memory only (none outstanding), the libtpms profile (the only one), no DA use recorded nor DA timer
+  // carried over a power cycle, no saved session kept across Shutdown(STATE).
+  3: (old) => {
+    const { dictionaryAttack, savedState } = old as { dictionaryAttack?: object; savedState?: object | null };
+    return {
+      ...old,
+      version: 4,
+      ...noPcrAuthorization(),
+      commitCounter: 0n,
+      commitArray: new Uint8Array(16),
+      profile: 'libtpms',
+      dictionaryAttack: { ...dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
+      savedState: savedState === null || savedState === undefined ? savedState : { ...savedState, sessions: [], sessionSequence: 0n },
+    };
   },
 };

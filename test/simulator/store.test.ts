@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { digestSize } from '../../src/tpm/crypto/hash.js';
 import { StateError } from '../../src/tpm/errors.js';
 import { createSimulatorState, SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import {
@@ -215,12 +216,17 @@ describe('damaged files', () => {
     expect(await codeOf(() => openSimulatorStore(dir))).toBe('state.version');
   });
 
-  it('a version-3 state (before PCR authorization and commitCounter) is migrated on open: no PCR policy, empty PCR authValues, counter 0, the rest kept', async () => {
+  it('a version-3 state (before part 2) is migrated on open: no PCR policy, empty PCR authValues, no commitment, the libtpms profile, no DA use, no saved session; the rest kept', async () => {
     const dir = freshDir();
     mkdirSync(dir);
     const current = createSimulatorState();
     current.auths.owner.authValue = Uint8Array.of(7, 7);
-    const { pcrAuthPolicies: _p, pcrAuthValues: _v, commitCounter: _c, ...v3 } = { ...current, version: 3 };
+    // A layout-3 TPM shut down with Shutdown(STATE): PCRs and enables saved, no session.
+    const savedPcrs = current.pcrAllocation.map((b) => ({ hashAlg: b.hashAlg, values: b.pcrs.map(() => new Uint8Array(digestSize(b.hashAlg))) }));
+    current.savedState = { pcrs: savedPcrs, shEnable: true, ehEnable: false } as never;
+    const { pcrAuthPolicies: _p, pcrAuthValues: _v, commitCounter: _c, commitArray: _a, profile: _f, ...rest } = { ...current, version: 3 };
+    const { daUsed: _u, selfHealElapsed: _s, lockoutElapsed: _l, ...da3 } = current.dictionaryAttack;
+    const v3 = { ...rest, dictionaryAttack: da3 };
     writeFileSync(join(dir, STATE_FILE_NAME), serializeState(v3 as VersionedState));
     const opened = await openSimulatorStore(dir);
     try {
@@ -228,6 +234,10 @@ describe('damaged files', () => {
       expect(opened.state.pcrAuthPolicies).toEqual([{ hashAlg: 0x0010, policy: new Uint8Array(0) }]);
       expect(opened.state.pcrAuthValues).toEqual([new Uint8Array(0)]);
       expect(opened.state.commitCounter).toBe(0n);
+      expect(opened.state.commitArray).toEqual(new Uint8Array(16));
+      expect(opened.state.profile).toBe('libtpms');
+      expect(opened.state.savedState).toEqual({ pcrs: savedPcrs, shEnable: true, ehEnable: false, sessions: [], sessionSequence: 0n });
+      expect(opened.state.dictionaryAttack).toEqual({ ...current.dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 });
       expect(opened.state.auths.owner.authValue).toEqual(Uint8Array.of(7, 7));
       expect(opened.state.seeds).toEqual(current.seeds);
       await opened.store.save(opened.state);
