@@ -358,9 +358,13 @@ export class TpmEngine {
     // A command that takes sessions but audits none ends the exclusive audit (reference UpdateAuditSessionStatus).
     if (auth.auditIndex < 0 && !NO_SESSION_COMMANDS.has(cmd.code)) this.volatile.exclusiveAuditSession = undefined;
     if (auditAlg !== undefined && auditCpHash !== undefined) {
+      const counterBefore = this.state.commandAudit.counter;
       // rpHash over the response parameters as sent (encrypted when a session encrypts them).
       this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response.paramBytes));
-      if (this.persist !== undefined) {
+      // Only the audit counter is NV here (reference CommandAudit: NV_SYNC_PERSISTENT(auditCounter) when a
+      // digest starts). The digest is state-reset data (gr): a restart after a crash is a TPM Reset, which
+      // clears it (CommandAuditStartup), and Shutdown saves it; so an extend alone is not written out.
+      if ((ctx.persistentChanged || this.state.commandAudit.counter !== counterBefore) && this.persist !== undefined) {
         try {
           await this.persist(this.state);
         } catch {

@@ -66,10 +66,9 @@ export const getCommandAuditDigestHandler = handler(GetCommandAuditDigest, (ctx,
   const header = fillAttest(engine, signer, qualifyingData);
   const attested = { auditCounter: audit.counter, digestAlg: audit.hashAlg, auditDigest: engine.commandAuditDigest(), commandDigest: hash(audit.hashAlg, codes) };
   const r = signAttest(engine, signer, { ...header, type: TPM_ST.ATTEST_COMMAND_AUDIT, attested } as TPMS_ATTEST);
-  if (signer.key !== undefined) {
-    audit.digest = EMPTY;
-    ctx.persistentChanged = true;
-  }
+  // Not persisted: the digest is state-reset data (reference gr.commandAuditDigest), which the TPM Reset
+  // after a crash clears anyway; Shutdown saves it with the rest of the state.
+  if (signer.key !== undefined) audit.digest = EMPTY;
   return ok<typeof GetCommandAuditDigest>({ auditInfo: r.attest, signature: r.signature } as never);
 });
 
