@@ -10,8 +10,8 @@
  * Shutdown(STATE) + Startup(STATE); Clear empties the authValue.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
-import { password, Tpm, type Entity } from '../../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { password, type Entity } from '../../src/client/index.js';
 import {
   Clear,
   GetCapability,
@@ -31,14 +31,15 @@ import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
 import { PolicyCalculator } from '../../src/tpm/policy.js';
 import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, SwtpmTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { openSimulatorStore } from '../../src/simulator/store.js';
 import { scenarioLog, type ScenarioLog } from '../support/scenario.js';
-import { describeWithSwtpm, startSwtpm } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DiffSide } from '../support/differential.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const SHA256 = TPM_ALG.SHA256;
 const EMPTY = new Uint8Array(0);
@@ -47,33 +48,13 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 /** PCR 20–22 extend at locality 2 on both TPMs (PC Client: 20 at 1–3, 21–22 at 2). */
 const LOC = { locality: 2 };
 
-/** One TPM of the pair: a client, and _TPM_Init (power cycle) without a Startup. */
-interface Side {
-  readonly tpm: Tpm;
-  readonly transport: Transport;
-  init(): Promise<void>;
-  stop(): Promise<void>;
-}
+/** One TPM of the pair (a differential side): a client, and _TPM_Init (power cycle) without a Startup. */
+type Side = Pick<DiffSide, 'tpm' | 'init' | 'stop'>;
 
+/** `engine` after Startup(CLEAR), as a side (the tests of the simulator alone pass engines of their own). */
 async function simulatorSide(engine = new TpmEngine()): Promise<Side> {
-  const transport = inProcessTransport(engine);
-  await runCommand(transport, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { tpm: new Tpm(transport), transport, init: async () => engine.init(), stop: async () => transport.close() };
-}
-
-async function swtpmSide(): Promise<Side> {
-  const sw = await startSwtpm();
-  const transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-  await runCommand(transport, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return {
-    tpm: new Tpm(transport),
-    transport,
-    init: () => transport.control.init(),
-    stop: async () => {
-      await transport.close();
-      await sw.stop();
-    },
-  };
+  const { t, tpm } = await startedEngine(engine);
+  return { tpm, init: async () => engine.init(), stop: () => t.close() };
 }
 
 /** A PCR handle with the authValue the client should use for it (HMAC sessions, passwords by default). */
@@ -163,11 +144,11 @@ async function scenario(side: Side): Promise<ScenarioLog> {
   // The policy survives a TPM Restart and a TPM Resume.
   await log.step('Shutdown(CLEAR)', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.CLEAR }));
   await side.init();
-  await log.step('Startup(CLEAR)', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.CLEAR }));
+  await log.step('Startup(CLEAR)', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.CLEAR }));
   await extendByPolicy('after Startup(CLEAR): Extend PCR 21 by the policy', 21, TPM_CC.PCR_Extend);
   await log.step('Shutdown(STATE)', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE }));
   await side.init();
-  await log.step('Startup(STATE)', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.STATE }));
+  await log.step('Startup(STATE)', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.STATE }));
   await extendByPolicy('after Startup(STATE): Extend PCR 21 by the policy', 21, TPM_CC.PCR_Extend);
   await setPolicy('SetAuthPolicy PCR 22: none (NULL)', 22, TPM_ALG.NULL, EMPTY);
   await extendByPolicy('Extend PCR 21 by policy after it was removed', 21, TPM_CC.PCR_Extend);
@@ -176,21 +157,21 @@ async function scenario(side: Side): Promise<ScenarioLog> {
   await setValue('SetAuthValue PCR 20 before Shutdown(CLEAR)', 20, bytes('kept?'));
   await log.step('Shutdown(CLEAR) 2', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.CLEAR }));
   await side.init();
-  await log.step('Startup(CLEAR) 2', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.CLEAR }));
+  await log.step('Startup(CLEAR) 2', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.CLEAR }));
   await extend('after Startup(CLEAR): Extend PCR 20, the old authValue', 20, bytes('kept?'));
   await extend('after Startup(CLEAR): Extend PCR 20, empty password', 20, EMPTY);
   await setValue('SetAuthValue PCR 20 before Shutdown(STATE)', 20, bytes('resumed'));
   await log.step('Shutdown(STATE) 2', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE }));
   await side.init();
-  await log.step('Startup(STATE) 2', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.STATE }));
+  await log.step('Startup(STATE) 2', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.STATE }));
   await extend('after Startup(STATE): Extend PCR 20, the authValue', 20, bytes('resumed'));
 
   // PCR_SetAuthValue after Shutdown(STATE) changes state-clear data: no Resume then.
   await log.step('Shutdown(STATE) 3', () => tpm.run(Shutdown, {}, { shutdownType: TPM_SU.STATE }));
   await setValue('SetAuthValue PCR 20 after Shutdown(STATE)', 20, bytes('late'), bytes('resumed'));
   await side.init();
-  await log.step('Startup(STATE) after the change', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.STATE }));
-  await log.step('Startup(CLEAR) instead', () => runCommand(side.transport, Startup, {}, { startupType: TPM_SU.CLEAR }));
+  await log.step('Startup(STATE) after the change', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.STATE }));
+  await log.step('Startup(CLEAR) instead', () => runCommand(side.tpm.channel, Startup, {}, { startupType: TPM_SU.CLEAR }));
 
   // Clear empties the authValue and keeps the policy.
   await setValue('SetAuthValue PCR 20 before Clear', 20, bytes('cleared?'));
@@ -270,18 +251,11 @@ describe('simulator PCR_SetAuthPolicy / PCR_SetAuthValue', () => {
 });
 
 describeWithSwtpm('simulator PCR authorization agrees with swtpm', () => {
-  const sides: Side[] = [];
-  afterAll(async () => {
-    for (const s of sides) await s.stop();
-  });
+  const tpms = swtpmAndSimulator();
 
   it('the same codes at every step and the same PCR values', async () => {
-    const sw = await swtpmSide();
-    sides.push(sw);
-    const expected = await scenario(sw);
-    const sim = await simulatorSide();
-    sides.push(sim);
-    const got = await scenario(sim);
+    const expected = await scenario(tpms.swtpm);
+    const got = await scenario(await tpms.simulator());
     expect(got.log).toEqual(expected.log);
   });
 });

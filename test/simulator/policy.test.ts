@@ -13,7 +13,7 @@
  * a VerifySignature ticket, PolicySigned and its ticket, a cpHashA).
  */
 import { constants as cryptoConstants, createHash, createHmac, createSecretKey, generateKeyPairSync, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Tpm, create, createPrimary, eccSigningTemplate, hmacKeyTemplate, load, loadExternal, rsaSigningTemplate, sign, verifySignature as verifySignatureOnTpm } from '../../src/client/index.js';
 import { seal, unseal } from '../../src/client/seal.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
@@ -43,17 +43,16 @@ import {
   PolicyTemplate,
   PolicyTicket,
   StartAuthSession,
-  Startup,
   FlushContext,
   Unseal,
 } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CC, TPM_ECC, TPM_EO, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CC, TPM_ECC, TPM_EO, TPM_RH, TPM_SE, TPM_ST } from '../../src/tpm/constants.js';
 import { handleName, nvName } from '../../src/tpm/names.js';
 import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy } from '../../src/tpm/policy.js';
 import { TPM_RC, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport, inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, TPMT_HA, TPMT_PUBLIC, type TPMS_NV_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { cpHash } from '../../src/tpm/cphash.js';
@@ -62,9 +61,10 @@ import { checkCondition } from '../../src/simulator/handlers/policy.js';
 import { checkPolicySession, type PolicyUse } from '../../src/simulator/policy-check.js';
 import type { SessionState } from '../../src/simulator/sessions.js';
 import { verifySignature } from '../../src/simulator/signing.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 import { rejection } from '../support/probe.js';
 import { rcOf } from '../support/probe.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
@@ -85,11 +85,6 @@ interface Env {
   readonly tpm: Tpm;
 }
 
-async function started(engine = new TpmEngine()): Promise<Env> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t, tpm: new Tpm(t) };
-}
 
 /** A policy or trial session started with StartAuthSession (unsalted, unbound, no parameter encryption). */
 async function startSession(env: Env, kind: 'policy' | 'trial', authHash: number = SHA256): Promise<number> {
@@ -167,7 +162,7 @@ function externalPublic(kind: 'ecc256' | 'ecc384' | 'rsa', pub: KeyObject): TPMT
 describe('simulator policy: digests', () => {
   let env: Env;
   beforeAll(async () => {
-    env = await started();
+    env = await startedEngine();
   });
 
   it('a trial session follows the core calculator command by command, and known vectors', async () => {
@@ -270,7 +265,7 @@ describe('simulator policy: digests', () => {
 
 describe('simulator policy: conditions in a real policy session', () => {
   it('PolicyPCR: the current values pass, a wrong pcrDigest is TPM_RC_VALUE, a PCR change afterwards is TPM_RC_PCR_CHANGED', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t, engine } = env;
     // PCR 10 counts in pcrUpdateCounter (16 and 23 do not, PC Client).
     const sel = [pcrSelection(SHA256, [10])];
@@ -294,7 +289,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicyOR: only a listed digest passes; fewer than two branches is TPM_RC_SIZE', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t } = env;
     const h = await startSession(env, 'policy');
     const branchA = new PolicyCalculator(SHA256).policyAuthValue().digest;
@@ -312,7 +307,7 @@ describe('simulator policy: conditions in a real policy session', () => {
 
   it('PolicySecret: nonce, cpHashA size, a ticket that PolicyTicket accepts, an expiration that runs out', async () => {
     let clock = 1_000;
-    const env = await started(new TpmEngine({ now: () => clock }));
+    const env = await startedEngine(new TpmEngine({ now: () => clock }));
     const { t, engine } = env;
     const h = await startSession(env, 'policy');
     const s = sessionAt(env, h);
@@ -362,7 +357,7 @@ describe('simulator policy: conditions in a real policy session', () => {
 
   it('PolicySecret: the ticket is HMAC-SHA512 under the hierarchy proof, as recomputed with node:crypto', async () => {
     const clock = 5_000;
-    const env = await started(new TpmEngine({ now: () => clock }));
+    const env = await startedEngine(new TpmEngine({ now: () => clock }));
     const h = await startSession(env, 'policy');
     const s = sessionAt(env, h);
     const r = await runCommand(env.t, PolicySecret, { authHandle: TPM_RH.ENDORSEMENT, policySession: h }, { nonceTPM: s.nonceTPM, cpHashA: EMPTY, policyRef: EMPTY, expiration: -10 });
@@ -390,7 +385,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicySigned: node:crypto signatures (ECDSA P-256/P-384, RSASSA, RSA-PSS) verify; altered ones are TPM_RC_SIGNATURE', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t, tpm } = env;
     const keys = [
       { kind: 'ecc256' as const, pair: generateKeyPairSync('ec', { namedCurve: 'P-256' }), sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256, node: 'sha256' },
@@ -429,7 +424,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicyNV: TPM_EO comparisons against the index, offset and size checks, and the read rules', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t } = env;
     const index = 0x01500010;
     await defineAndWrite(t, nvPublic(index, {}, 8), Uint8Array.of(0, 0, 0, 0, 0, 0, 0x01, 0x00));
@@ -482,7 +477,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicyAuthorize: a VerifySignature ticket (HMAC-SHA512 under the proof) for approvedPolicy ‖ policyRef by keySign', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t, engine } = env;
     const keySign = Uint8Array.of(0, 0x0b, ...sha256(Uint8Array.of(0x55)));
     const policyRef = Uint8Array.of(0xab);
@@ -512,7 +507,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicyAuthorizeNV: the digest must be the TPMT_HA the index holds', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t } = env;
     const approved = new PolicyCalculator(SHA256).policyCommandCode({ code: TPM_CC.NV_Read });
     const index = 0x01500020;
@@ -530,7 +525,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('PolicyCommandCode, PolicyLocality, PolicyCpHash/NameHash/Template exclusivity, PolicyNvWritten, PolicyPhysicalPresence', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { t, engine } = env;
     const h = await startSession(env, 'policy');
     await runCommand(t, PolicyCommandCode, { policySession: h }, { code: TPM_CC.NV_Read });
@@ -599,7 +594,7 @@ describe('simulator policy: conditions in a real policy session', () => {
   });
 
   it('checkPolicySession: digest and its hash, ADMIN role without a command code, PolicySecret through a policy without the authValue', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const h = await startSession(env, 'policy');
     const s = sessionAt(env, h);
     const zero = zeroPolicy(SHA256);
@@ -623,7 +618,7 @@ describe('simulator policy: conditions in a real policy session', () => {
 
   it('PolicyCounterTimer: compares against Time; offsets past TPMS_TIME_INFO are refused even in a trial', async () => {
     let clock = 0;
-    const env = await started(new TpmEngine({ now: () => clock }));
+    const env = await startedEngine(new TpmEngine({ now: () => clock }));
     const { t } = env;
     const h = await startSession(env, 'policy');
     clock = 5_000;
@@ -646,7 +641,7 @@ describe('simulator policy: conditions in a real policy session', () => {
 
 describe('simulator policy sessions authorize commands (seal/unseal with a PCR policy)', () => {
   it('a PCR-sealed secret unseals until the PCR changes; PolicyAuthValue and PolicyPassword need the password', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { tpm, t } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const sel = [pcrSelection(SHA256, [10])];
@@ -670,7 +665,7 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
   });
 
   it('a PCR change between PolicyPCR and the command is TPM_RC_PCR_CHANGED; replayed afresh, the policy unseals', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { tpm, t } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const sel = [pcrSelection(SHA256, [10])];
@@ -693,7 +688,7 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
   });
 
   it('PolicyAuthorize with a VerifySignature ticket: a secret sealed to an authority unseals under each PCR policy it signs', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { tpm, t } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const authority = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate());
@@ -725,7 +720,7 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
   });
 
   it('cpHashA of PolicySecret binds the session to one command: Unseal of the named object only', async () => {
-    const env = await started();
+    const env = await startedEngine();
     const { tpm } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     // cpHashA does not enter the digest (Part 3 §23.4): both objects have the same policy.
@@ -746,7 +741,7 @@ describe('simulator policy sessions authorize commands (seal/unseal with a PCR p
 
   it('PolicySigned (a node:crypto key) with PolicyCommandCode authorizes Unseal; its ticket does so again in a new session until it expires', async () => {
     let clock = 0;
-    const env = await started(new TpmEngine({ now: () => clock }));
+    const env = await startedEngine(new TpmEngine({ now: () => clock }));
     const { tpm } = env;
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -845,20 +840,13 @@ describe('simulator verifySignature', () => {
 // ---------------------------------------------------------------------------
 
 describeWithSwtpm('simulator policy digests agree with swtpm', () => {
-  let sw: SwtpmInstance;
+  const tpms = swtpmAndSimulator();
   let swt: Transport;
   let swTpm: Tpm;
   let env: Env;
   beforeAll(async () => {
-    sw = await startSwtpm();
-    swt = new SwtpmTransport({ port: sw.port });
-    await runCommand(swt, Startup, {}, { startupType: TPM_SU.CLEAR });
-    swTpm = new Tpm(swt);
-    env = await started();
-  }, 30_000);
-  afterAll(async () => {
-    await swt?.close();
-    await sw?.stop();
+    ({ probe: swt, tpm: swTpm } = tpms.swtpm);
+    env = await startedEngine();
   });
 
   it('the same trial sequence gives the same digest after every command, in SHA-256 and SHA-384', async () => {
