@@ -51,17 +51,12 @@ import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { scenarioLog } from '../support/scenario.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const SHA256 = TPM_ALG.SHA256;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; t: Transport }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t };
-}
 
 function primary(t: Transport, hierarchy: number, inPublic: TPMT_PUBLIC, auth = EMPTY) {
   return runCommand(
@@ -368,7 +363,7 @@ async function scenario(t: Transport, reset: () => Promise<void>): Promise<Recor
 
 describe('simulator administration commands', () => {
   it('HierarchyControl: shEnable/ehEnable are lost at Startup(CLEAR), phEnableNV survives a restart of the state', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     await control(t, TPM_RH.PLATFORM, TPM_RH.PLATFORM_NV, false);
     await control(t, TPM_RH.OWNER, TPM_RH.OWNER, false);
     expect(engine.state.phEnableNV).toBe(false);
@@ -382,7 +377,7 @@ describe('simulator administration commands', () => {
   });
 
   it('ChangePPS empties the platform policy but keeps its authValue; ChangeEPS empties both for the endorsement', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     await runCommand(t, SetPrimaryPolicy, { authHandle: TPM_RH.PLATFORM }, { authPolicy: new Uint8Array(32).fill(1), hashAlg: SHA256 });
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.PLATFORM }, { newAuth: Uint8Array.of(3) });
     const seed = engine.state.seeds.platform.slice();
@@ -398,7 +393,7 @@ describe('simulator administration commands', () => {
   });
 
   it('PCR_Allocate is kept in the state file until the next TPM Reset, not applied by a Restart', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const all = Array.from({ length: 24 }, (_, i) => i);
     const r = await runCommand(t, PCR_Allocate, { authHandle: TPM_RH.PLATFORM }, { pcrAllocation: [pcrSelection(TPM_ALG.SHA1, []), pcrSelection(TPM_ALG.SHA384, all.slice(0, 18))] });
     // 24 SHA-256 + 24 SHA-512 + 18 SHA-384 digests.
@@ -416,7 +411,7 @@ describe('simulator administration commands', () => {
   it('ClockSet moves Clock forward for good: ReadClock and a restored state agree', async () => {
     let now = 0;
     const engine = new TpmEngine({ now: () => now });
-    const { t } = await started(engine);
+    const { t } = await startedEngine(engine);
     now += 500;
     await expect(runCommand(t, ClockSet, { auth: TPM_RH.OWNER }, { newTime: 100n })).rejects.toSatisfy((e) => e instanceof TpmError && e.rc === (TPM_RC.VALUE | 0x1c0));
     await runCommand(t, ClockSet, { auth: TPM_RH.OWNER }, { newTime: 10_000n });
@@ -428,7 +423,7 @@ describe('simulator administration commands', () => {
 
 describe('simulator administration commands under mutated input', () => {
   it('2,000 byte-mutated commands: every answer is a whole response, the engine still answers, the state still loads', async () => {
-    const { engine } = await started();
+    const { engine } = await startedEngine();
     const all = Array.from({ length: 24 }, (_, i) => i);
     const pw = { sessions: [passwordAuth()] };
     const seeds: Uint8Array[] = [

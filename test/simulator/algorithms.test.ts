@@ -7,17 +7,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
-import { CreatePrimary, FlushContext, PCR_Read, Startup, TestParms } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { CreatePrimary, FlushContext, PCR_Read, TestParms } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const NULL_SYM = { algorithm: TPM_ALG.NULL, keyBits: null, mode: null };
 const NULL_SCHEME = { scheme: TPM_ALG.NULL, details: null };
@@ -35,15 +34,9 @@ function testParms(t: Transport, parameters: TPMT_PUBLIC_PARMS): Promise<number>
 
 const param1 = (rc: number): number => (rc | 0x0c0 | 0x100) >>> 0; // format 1, parameter 1
 
-async function simulator(): Promise<Transport> {
-  const t = inProcessTransport(new TpmEngine());
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return t;
-}
-
 describe('simulator TestParms', () => {
   it('accepts what the engine implements, and each listed curve makes a key', async () => {
-    const t = await simulator();
+    const { t } = await startedEngine();
     for (const p of [rsa(2048), rsa(3072), rsa(2048, { scheme: { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA384 } } }), aes(128, TPM_ALG.CFB), aes(256, TPM_ALG.CTR), aes(192, TPM_ALG.ECB), hmacKey(TPM_ALG.SHA512), hmacKey(TPM_ALG.SHA1)]) {
       expect(await testParms(t, p)).toBe(0);
     }
@@ -67,7 +60,7 @@ describe('simulator TestParms', () => {
   });
 
   it('refuses what the engine lacks, with the code of the field that names it', async () => {
-    const t = await simulator();
+    const { t } = await startedEngine();
     expect(await testParms(t, rsa(1024))).toBe(param1(TPM_RC.VALUE));
     expect(await testParms(t, rsa(4096))).toBe(param1(TPM_RC.VALUE));
     expect(await testParms(t, ecc(TPM_ECC.BN_P256))).toBe(param1(TPM_RC.CURVE));

@@ -8,27 +8,21 @@
 import { constants, createECDH, createHash, createHmac, createPublicKey, generateKeyPairSync, publicEncrypt, sign as nodeSign, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, eccEcdhTemplate, eccSigningTemplate, loadExternal, rsaDecryptTemplate, rsaSigningTemplate } from '../../src/client/index.js';
-import { ECDH_KeyGen, ECDH_ZGen, RSA_Decrypt, RSA_Encrypt, Sign, Startup, VerifySignature } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { ECDH_KeyGen, ECDH_ZGen, RSA_Decrypt, RSA_Encrypt, Sign, VerifySignature } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t, tpm: new Tpm(t) };
-}
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const b64 = (s: unknown): Uint8Array => new Uint8Array(Buffer.from(String(s), 'base64url'));
@@ -80,7 +74,7 @@ const big = (b: Uint8Array): bigint => BigInt('0x' + Buffer.from(b).toString('he
 
 describe('simulator RSA_Encrypt / RSA_Decrypt', () => {
   it('decrypts node:crypto\'s OAEP (with label), PKCS#1 v1.5 and raw cipher texts; encrypts raw like node:crypto', async () => {
-    const { t, tpm } = await started();
+    const { t, tpm } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, rsaDecryptTemplate({ attributes: { noDA: true } }));
     const pub = publicKeyFromArea(key.publicArea);
     const message = new Uint8Array(Buffer.from('the secret message'));
@@ -110,7 +104,7 @@ describe('simulator RSA_Encrypt / RSA_Decrypt', () => {
   });
 
   it('answers the codes of Part 3 §14.2/§14.3 for labels, sizes, schemes and keys', async () => {
-    const { engine, t, tpm } = await started();
+    const { engine, t, tpm } = await startedEngine();
     const codes = await rsaErrorCodes(t, tpm);
     expect(codes).toEqual(EXPECTED_RSA_CODES);
     expect(engine.volatile.objects.count).toBe(0);
@@ -158,7 +152,7 @@ const EXPECTED_RSA_CODES = {
 
 describe('simulator ECDH_ZGen / ECDH_KeyGen', () => {
   it('ZGen gives the whole point [d]P: x as node:crypto\'s ECDH, and [d·e]G for P = [e]G', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const d = big(b64(privateKey.export({ format: 'jwk' }).d));
     const { handle, publicArea } = loadNodeKey(engine, eccEcdhTemplate(), privateKey);
@@ -178,7 +172,7 @@ describe('simulator ECDH_ZGen / ECDH_KeyGen', () => {
   });
 
   it('KeyGen: zPoint = [d_e]Q, which the key\'s owner gets back from ZGen(pubPoint)', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const { handle } = loadNodeKey(engine, eccEcdhTemplate(), privateKey);
     const { zPoint, pubPoint } = (await runCommand(t, ECDH_KeyGen, { keyHandle: handle }, {})).params;
@@ -190,7 +184,7 @@ describe('simulator ECDH_ZGen / ECDH_KeyGen', () => {
   });
 
   it('answers the codes of Part 3 §14.4/§14.5', async () => {
-    const { t, tpm } = await started();
+    const { t, tpm } = await startedEngine();
     expect(await eccErrorCodes(t, tpm)).toEqual(EXPECTED_ECC_CODES);
   });
 });
@@ -233,7 +227,7 @@ describe('simulator VerifySignature', () => {
   }
 
   it('verifies node:crypto\'s RSASSA, RSAPSS and ECDSA signatures with a ticket; a changed digest is TPM_RC_SIGNATURE', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const cases: [TPMT_PUBLIC, KeyObject, TPMT_SIGNATURE][] = [
@@ -266,7 +260,7 @@ describe('simulator VerifySignature', () => {
   });
 
   it('verifies the TPM\'s own signatures; the NULL hierarchy gives a NULL ticket; a key without sign is TPM_RC_ATTRIBUTES', async () => {
-    const { engine, t, tpm } = await started();
+    const { engine, t, tpm } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate({ attributes: { noDA: true } }));
     const sig = (await runCommand(t, Sign, { keyHandle: key.handle }, { digest, inScheme: { scheme: TPM_ALG.NULL } as never, validation: { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: EMPTY } })).params.signature;
     const v = (await runCommand(t, VerifySignature, { keyHandle: key.handle }, { digest, signature: sig })).params.validation;
@@ -296,7 +290,7 @@ describe('simulator VerifySignature with LoadExternal keys', () => {
   const digest = new Uint8Array(createHash('sha384').update(msg).digest());
 
   it('a public-only RSA key in the owner hierarchy gives a ticket; in the NULL hierarchy a NULL ticket', async () => {
-    const { engine, tpm, t } = await started();
+    const { engine, tpm, t } = await startedEngine();
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const jwk = rsa.export({ format: 'jwk' });
     const publicArea = { ...rsaSigningTemplate({ scheme: { scheme: TPM_ALG.NULL } as never, attributes: { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false } }), unique: b64(jwk.n) } as TPMT_PUBLIC;
@@ -314,7 +308,7 @@ describe('simulator VerifySignature with LoadExternal keys', () => {
   });
 
   it('RSA_Encrypt and ECDH_KeyGen work with public-only keys', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const attrs = { fixedTPM: false, fixedParent: false, sensitiveDataOrigin: false };
     const rsaPub = await loadExternal(tpm, { ...rsaDecryptTemplate({ attributes: attrs }), unique: b64(rsa.export({ format: 'jwk' }).n) } as TPMT_PUBLIC);

@@ -19,26 +19,19 @@ import {
   verifyWithNode,
   type PrimaryKey,
 } from '../../src/client/index.js';
-import { CertifyCreation, Certify, FlushContext, GetTime, NV_Certify, NV_UndefineSpace, Quote, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { CertifyCreation, Certify, FlushContext, GetTime, NV_Certify, NV_UndefineSpace, Quote } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { handleName, nvName, qualifiedName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
-import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccSrkTemplate, rsaAkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMS_CREATION_DATA, TPMS_ATTEST } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState } from '../../src/simulator/state.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t) };
-}
 
 function challenge(): { nonce: Uint8Array; issuedAt: number; expiresAt: number } {
   const now = Date.now();
@@ -58,7 +51,7 @@ function kdfaSha512(key: Uint8Array, label: string, context: Uint8Array, bits: n
 
 describe('simulator attestation: Quote', () => {
   it('quotes the selected PCRs with an endorsement-hierarchy AK: verifyQuote accepts, clockInfo is the TPM clock in the clear', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     await pcrExtend(tpm, 7, [{ hashAlg: TPM_ALG.SHA256, digest: new Uint8Array(32).fill(0xaa) }]);
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     const c = challenge();
@@ -87,7 +80,7 @@ describe('simulator attestation: Quote', () => {
   });
 
   it('obfuscates resetCount, restartCount and firmwareVersion for an owner-hierarchy AK (KDFa "OBFUSCATE" over shProof), RSASSA signature verifies', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.OWNER, rsaAkTemplate());
     const c = challenge();
     const q = await quote(tpm, ak, [pcrSelection(TPM_ALG.SHA256, [0])], c.nonce);
@@ -108,7 +101,7 @@ describe('simulator attestation: Quote', () => {
     // A TPM whose SHA-384 bank is not allocated.
     const state = createSimulatorState();
     state.pcrAllocation = state.pcrAllocation.filter((b) => b.hashAlg !== TPM_ALG.SHA384);
-    const { tpm } = await started(new TpmEngine({ state }));
+    const { tpm } = await startedEngine(new TpmEngine({ state }));
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     // A bank the TPM implements but has not allocated comes back deselected (FilterPcr)…
     const quote = (PCRselect: ReturnType<typeof pcrSelection>[]) => tpm.run(Quote, { signHandle: ak }, { qualifyingData: new Uint8Array(0), inScheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }, PCRselect });
@@ -132,7 +125,7 @@ describe('simulator attestation: Quote', () => {
 
 describe('simulator attestation: persistent signers', () => {
   it('a persistent AK in the endorsement hierarchy quotes with plain counters; a persistent owner AK with obfuscated ones', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const ek = await persist(tpm, await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate()), 0x81010020);
     const ok = await persist(tpm, await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate()), 0x81000020);
     await tpm.run(FlushContext, {}, { flushHandle: 0x80000000 });
@@ -149,7 +142,7 @@ describe('simulator attestation: persistent signers', () => {
 
 describe('simulator attestation: Certify, CertifyCreation, GetTime, NV_Certify', () => {
   it('Certify: the attested Name and Qualified Name are the object\'s; verifyCertify accepts', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const nonce = new Uint8Array(randomBytes(20));
@@ -163,7 +156,7 @@ describe('simulator attestation: Certify, CertifyCreation, GetTime, NV_Certify',
   });
 
   it('CertifyCreation: checks the creation ticket (TPM_RC_TICKET for another hash), verifyCertifyCreation accepts the creation data', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate(), { outsideInfo: Uint8Array.of(9) });
     const nonce = new Uint8Array(randomBytes(16));
@@ -179,7 +172,7 @@ describe('simulator attestation: Certify, CertifyCreation, GetTime, NV_Certify',
 
   it('GetTime: the attested clock is never obfuscated; verifyTime accepts; TPM_RH_NULL gives a NULL signature', async () => {
     let ms = 5_000;
-    const { engine, tpm } = await started(new TpmEngine({ now: () => ms }));
+    const { engine, tpm } = await startedEngine(new TpmEngine({ now: () => ms }));
     ms += 1234;
     const ak = await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate());
     const nonce = new Uint8Array(randomBytes(16));
@@ -199,7 +192,7 @@ describe('simulator attestation: Certify, CertifyCreation, GetTime, NV_Certify',
   });
 
   it('NV_Certify: a range of the data, or (size 0, offset 0) a digest of the whole index; access checks as NV_Read', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     const nv = await nvDefine(tpm, { index: 0x01500010, size: 16 });
     const data = Uint8Array.from({ length: 16 }, (_, i) => i * 3);

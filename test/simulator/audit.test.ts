@@ -21,7 +21,7 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState, SIMULATOR_STATE_VERSION, STATE_MIGRATIONS } from '../../src/simulator/state.js';
 import { validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const empty = new Uint8Array(0);
 const u32 = (n: number): Buffer => {
@@ -45,11 +45,6 @@ const ECC_AK: TPMT_PUBLIC = {
   unique: { x: empty, y: empty },
 };
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t), t };
-}
 
 async function akOf(tpm: Tpm): Promise<{ ak: Entity; pub: TPMT_PUBLIC }> {
   const r = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT }, { inSensitive: { userAuth: empty, data: empty }, inPublic: ECC_AK, outsideInfo: empty, creationPCR: [] });
@@ -63,7 +58,7 @@ function codeOf(e: unknown): number {
 
 describe('simulator audit', () => {
   it('GetSessionAuditDigest: H(H(0 ‖ cp1 ‖ rp1) ‖ cp2 ‖ rp2) of two audited GetRandom calls, signed by the AK', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const { ak, pub } = await akOf(tpm);
     const session = await tpm.startAuthSession({ type: 'hmac' });
     let digest: Buffer = Buffer.alloc(32);
@@ -83,7 +78,7 @@ describe('simulator audit', () => {
   });
 
   it('GetCommandAuditDigest: commandDigest over the audited codes; a signed read clears the digest; the next is H(0 ‖ cpHash ‖ rpHash) and counts a new sequence', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const { ak, pub } = await akOf(tpm);
     await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.SHA256, setList: [], clearList: [] });
     await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [GetRandom.code], clearList: [] });
@@ -106,7 +101,7 @@ describe('simulator audit', () => {
   });
 
   it('rules: hash and lists together are TPM_RC_VALUE on auditAlg; Shutdown and unknown codes are not set; SetCommandCodeAuditStatus cannot be cleared; a session that never audited is TPM_RC_TYPE', async () => {
-    const { tpm, engine, t } = await started();
+    const { tpm, engine, t } = await startedEngine();
     const e = await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.SHA384, setList: [GetRandom.code], clearList: [] }).catch((x: unknown) => x);
     expect(codeOf(e)).toBe(0x1c4); // TPM_RC_VALUE + RC_P + RC_1
     await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.PLATFORM }, { auditAlg: TPM_ALG.NULL, setList: [TPM_CC.Shutdown, 0x2000_0001, PCR_Read.code], clearList: [TPM_CC.SetCommandCodeAuditStatus] });
@@ -118,7 +113,7 @@ describe('simulator audit', () => {
   });
 
   it('the digest and counter survive a restart (state), a TPM Reset clears the digest but not the counter', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     await tpm.run(SetCommandCodeAuditStatus, { auth: TPM_RH.OWNER }, { auditAlg: TPM_ALG.NULL, setList: [PCR_Read.code], clearList: [] });
     await tpm.run(PCR_Read, {}, { pcrSelectionIn: [pcrSelection(TPM_ALG.SHA256, [0])] });
     const before = engine.commandAuditDigest();

@@ -6,25 +6,18 @@
  * PP_COMMANDS and AUDIT_COMMANDS agree with swtpm on the commands we have.
  */
 import { describe, expect, it } from 'vitest';
-import { ALL_COMMANDS, commandByCode, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_CAP, TPM_SU } from '../../src/tpm/constants.js';
+import { ALL_COMMANDS, commandByCode } from '../../src/tpm/commands/index.js';
+import { TPM_CAP } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_CC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 const nameOf = (code: number): string => commandByCode(code)?.name ?? hex(code);
 
-async function started(): Promise<{ engine: TpmEngine; t: Transport }> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t };
-}
 
 /** GetCapability(COMMANDS), every page: command code → TPMA_CC word. */
 async function commandWords(t: Transport): Promise<Map<number, number>> {
@@ -44,7 +37,7 @@ describe('simulator command set', () => {
   });
 
   it('GetCapability(COMMANDS) lists exactly implementedCommands(), each with its handle counts', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     try {
       const words = await commandWords(t);
       expect([...words.keys()].map(nameOf)).toEqual(engine.implementedCommands().map((c) => nameOf(c & 0xffff)));

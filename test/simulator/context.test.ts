@@ -34,17 +34,15 @@ import {
 import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { objectName } from '../../src/tpm/names.js';
 import { isRc, TPM_RC, TpmError } from '../../src/tpm/rc.js';
-import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMS_CONTEXT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { startSimServer, type SimServerInstance } from '../support/sim-server.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { describeWithTpm2Tools, startTpm2Tools, type Tpm2Tools } from '../support/tpm2-tools.js';
 import { tpmRejection } from '../support/probe.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const NO_CREATION = { outsideInfo: new Uint8Array(0), creationPCR: [] };
 const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) } as const;
@@ -75,10 +73,7 @@ interface Fixture {
 }
 
 async function setUp(): Promise<Fixture> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  const tpm = new Tpm(t);
+  const { engine, tpm } = await startedEngine();
   const p = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), ...NO_CREATION });
   const srk: Entity = { handle: p.handles.objectHandle, name: p.params.name };
   const authValue = utf8('key-auth');

@@ -1,30 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, activateCredential, createPrimary, loadExternal, type PrimaryKey } from '../../src/client/index.js';
-import { ActivateCredential, MakeCredential, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { ActivateCredential, MakeCredential } from '../../src/tpm/commands/index.js';
+import { TPM_RH } from '../../src/tpm/constants.js';
 import { makeCredential } from '../../src/tpm/credential.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
-import { runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, eccSrkTemplate, rsaEkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t) };
-}
 
 const activate = (tpm: Tpm, ak: PrimaryKey, key: PrimaryKey, blob: { credentialBlob: Uint8Array; secret: Uint8Array }) =>
   tpm.run(ActivateCredential, { activateHandle: ak, keyHandle: key }, { credentialBlob: blob.credentialBlob, secret: blob.secret });
 
 describe('simulator credentials: MakeCredential and ActivateCredential', () => {
   it('activates a credential the core made for the AK Name with the EK (client: PolicySecret session), RSA and ECC EKs', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     for (const template of [eccEkTemplate(), rsaEkTemplate()]) {
       const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, template);
@@ -36,7 +28,7 @@ describe('simulator credentials: MakeCredential and ActivateCredential', () => {
   });
 
   it('MakeCredential on the simulator (public part only needed) round-trips through ActivateCredential; the blob opens only for that Name', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate());
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const credential = new Uint8Array(randomBytes(16));
@@ -48,7 +40,7 @@ describe('simulator credentials: MakeCredential and ActivateCredential', () => {
   });
 
   it('MakeCredential with the EK public area loaded by LoadExternal (no private part), activated with the real EK', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate());
     const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, rsaEkTemplate());
     const external = await loadExternal(tpm, ek.publicArea);
@@ -59,7 +51,7 @@ describe('simulator credentials: MakeCredential and ActivateCredential', () => {
   });
 
   it('answers a wrong EK, a changed blob or secret, a non-decryption key and an oversize credential with libtpms codes', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate());
     const rsa = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const ecc = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccSrkTemplate());

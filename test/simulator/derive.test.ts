@@ -8,19 +8,18 @@
  */
 import { createECDH, createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, createLoaded, flush, sign, verifyWithNode } from '../../src/client/index.js';
-import { Create, CreateLoaded, FlushContext, Load, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { createLoaded, flush, sign, verifyWithNode } from '../../src/client/index.js';
+import { Create, CreateLoaded, FlushContext, Load } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { kdfa, kdfaBlock } from '../../src/tpm/crypto/kdf.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_DERIVE, templateFromPublic, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { DerivationKdf, MAX_DERIVATION_BITS, deriveObject } from '../../src/simulator/keygen.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const SHA256 = TPM_ALG.SHA256;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -126,11 +125,6 @@ function expectedP256(label: Uint8Array, context: Uint8Array): { x: string; y: s
 
 // ---------------------------------------------------------------------------
 
-async function started(): Promise<{ tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(new TpmEngine());
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { tpm: new Tpm(t), t };
-}
 
 async function createParent(t: Transport, a: AttrInit = {}): Promise<number> {
   const r = await runCommand(t, CreateLoaded, { parentHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: EMPTY, data: PARENT_KEY }, inPublic: templateFromPublic(parentTemplate(a)) });
@@ -241,7 +235,7 @@ describe('DerivationKdf and deriveObject (keygen.ts)', () => {
 
 describe('simulator derived objects', () => {
   it('derive the key node:crypto computes from the parent key, label and context; the same inputs the same key, others another', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const log = await scenario(t);
     const unique = (k: string) => (log[k] as { unique: { x: Uint8Array; y: Uint8Array } }).unique;
     const p256 = (k: string) => ({ x: hex(unique(k).x), y: hex(unique(k).y) });
@@ -264,7 +258,7 @@ describe('simulator derived objects', () => {
   });
 
   it('a derived ECC key signs and node:crypto verifies; a derived HMAC key signs as node:crypto computes', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const parentHandle = await createParent(t);
     const parent = { handle: parentHandle } as never;
     const message = enc('derived keys sign this');

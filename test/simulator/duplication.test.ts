@@ -13,23 +13,16 @@ import { describe, expect, it } from 'vitest';
 import { Tpm, password, createPrimary, importDuplicate, importKey, load, sign, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
 import { duplicationPolicy } from '../../src/client/duplication.js';
 import type { Handle } from '../../src/client/tpm.js';
-import { Create, Duplicate, GetCapability, PolicyCommandCode, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { Create, Duplicate, GetCapability, PolicyCommandCode } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH } from '../../src/tpm/constants.js';
 import { externalObject, keyFromSensitive, unwrapDuplicate, wrapDuplicate } from '../../src/tpm/duplication.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(): Promise<{ tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(new TpmEngine());
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { tpm: new Tpm(t), t };
-}
 
 const SHA256 = TPM_ALG.SHA256;
 const EMPTY = new Uint8Array(0);
@@ -141,14 +134,14 @@ async function scenario(tpm: Tpm): Promise<Record<string, unknown>> {
 
 describe('simulator Duplicate', () => {
   it('is listed by GetCapability(COMMANDS)', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const r = await runCommand(t, GetCapability, {}, { capability: TPM_CAP.COMMANDS, property: TPM_CC.Duplicate, propertyCount: 1 });
     const data = r.params.capabilityData.data as readonly { commandIndex: number }[];
     expect(data[0]?.commandIndex).toBe(TPM_CC.Duplicate);
   });
 
   it('to TPM_RH_NULL: the plain blob is u16 ‖ TPMT_SENSITIVE of the key imported, which node:crypto signs with', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const key = await importAndLoad(tpm, srk, ATTRS, false);
     const out = await duplicate(tpm, key, TPM_RH.NULL, {});
@@ -165,7 +158,7 @@ describe('simulator Duplicate', () => {
   });
 
   it('to an RSA SRK with a TPM-made inner key: imported under a second SRK-like parent it signs what node:crypto verifies', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const other = await createPrimary(tpm, TPM_RH.ENDORSEMENT, rsaSrkTemplate());
     const key = await importAndLoad(tpm, srk, ATTRS, false);
@@ -186,7 +179,7 @@ describe('simulator Duplicate', () => {
   });
 
   it('to an ECC SRK (the seed by ECDH, Part 1 §C.6.1): imported there, the key signs what node:crypto verifies', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const ecc = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const key = await importAndLoad(tpm, srk, ATTRS, false);
@@ -202,7 +195,7 @@ describe('simulator Duplicate', () => {
   });
 
   it('refusals: the codes of the reference (without swtpm too)', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const log = await scenario(tpm);
     expect(log['encryptionKeyIn without symmetricAlg']).toBe(`0x${rcForParameter(TPM_RC.SIZE, 1).toString(16)}`);
     expect(log['encryptionKeyIn of the wrong size']).toBe(`0x${rcForParameter(TPM_RC.SIZE, 1).toString(16)}`);

@@ -10,24 +10,18 @@ import { createECDH, createHash, generateKeyPairSync, type ECDH } from 'node:cry
 import { p256 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, type LoadedKey } from '../../src/client/index.js';
-import { Commit, ECC_Parameters, EC_Ephemeral, GetCapability, LoadExternal, Startup, ZGen_2Phase } from '../../src/tpm/commands/index.js';
+import { Commit, ECC_Parameters, EC_Ephemeral, GetCapability, LoadExternal, ZGen_2Phase } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
-import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMS_ALGORITHM_DETAIL_ECC, type TPMA_OBJECT, type TPMS_ECC_POINT, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { encodeCommand } from '../../src/tpm/frame.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(): Promise<{ tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(new TpmEngine());
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { tpm: new Tpm(t), t };
-}
 
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -179,14 +173,14 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
 
 describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
   it('are listed by GetCapability(COMMANDS)', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const r = await runCommand(t, GetCapability, {}, { capability: TPM_CAP.COMMANDS, property: 0, propertyCount: 256 });
     const codes = (r.params.capabilityData.data as readonly { commandIndex: number }[]).map((c) => c.commandIndex);
     for (const cc of [TPM_CC.ECC_Parameters, TPM_CC.EC_Ephemeral, TPM_CC.ZGen_2Phase]) expect(codes).toContain(cc);
   });
 
   it("ECC_Parameters: the generator is node:crypto's [1]G, n and the sizes are the curve's", async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     for (const [curveID, nodeName, size] of [
       [TPM_ECC.NIST_P256, 'prime256v1', 32],
       [TPM_ECC.NIST_P384, 'secp384r1', 48],
@@ -207,7 +201,7 @@ describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
   });
 
   it('a two-phase ECDH exchange with a party in software: both sides get the same Z1 and Z2', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccTemplate({ decrypt: true }));
     if (key.publicArea.type !== TPM_ALG.ECC) throw new Error('unreachable');
     const staticB = createECDH('prime256v1');
@@ -223,7 +217,7 @@ describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
   });
 
   it('refusals: counters are good once, points must be on the curve', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const log = await scenario(tpm, t);
     expect(log['counters step by one']).toBe(1);
     expect(log['inScheme NULL-free ECDH']).toBe(0);
@@ -234,7 +228,7 @@ describe('simulator ECC_Parameters, EC_Ephemeral, ZGen_2Phase', () => {
 
 describe('simulator ZGen_2Phase with ECMQV', () => {
   it('the TPM (A) and a party in software (B) compute the same MQV point (SP 800-56A §5.7.2.3, computed here from B\'s side)', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccTemplate({ decrypt: true }));
     if (key.publicArea.type !== TPM_ALG.ECC) throw new Error('unreachable');
     const { n } = p256.Point.CURVE();
@@ -260,7 +254,7 @@ describe('simulator ZGen_2Phase with ECMQV', () => {
 
 describe('simulator Commit', () => {
   it('K = [d]P2 as node:crypto computes it, L = E when P1 = P2; without s2 only E; an empty P1 refused', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const { key, d } = await loadEcdaaKey(tpm);
     const { s2, y2, P2 } = p2Of('independent');
     const c = await commit(tpm, key, P2, s2, y2);

@@ -8,21 +8,21 @@
  */
 import { createECDH, createHash, generateKeyPairSync, getCurves, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, createPrimary, eccEcdhTemplate, eccSigningTemplate, loadExternal } from '../../src/client/index.js';
-import { ECDH_KeyGen, ECDH_ZGen, Sign, Startup, VerifySignature } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_ECC, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { createPrimary, eccEcdhTemplate, eccSigningTemplate, loadExternal } from '../../src/client/index.js';
+import { ECDH_KeyGen, ECDH_ZGen, Sign, VerifySignature } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_ECC, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { nodeHashName } from '../../src/tpm/crypto/hash.js';
 import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CURVE_ORDERS, curvePoint } from '../../src/simulator/keygen.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 /** FIPS 186-4 D.1.2.3 / D.1.2.4: field primes p and orders n. */
 const FIPS = {
@@ -50,12 +50,6 @@ const big = (b: Uint8Array): bigint => (b.length === 0 ? 0n : BigInt('0x' + hex(
 const fixed = (v: bigint, size: number): Uint8Array => new Uint8Array(Buffer.from(v.toString(16).padStart(size * 2, '0'), 'hex'));
 const rc = rcOf;
 
-async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t, tpm: new Tpm(t) };
-}
 
 /** [k]G by node:crypto. */
 function timesG(curve: Curve, k: bigint): TPMS_ECC_POINT {
@@ -140,7 +134,7 @@ describe('simulator curve table (keygen.ts CURVE_ORDERS, curvePoint)', () => {
 
 describe('simulator ECDSA over a digest (noble, prehash off)', () => {
   it('signs digests shorter and longer than the order; node:crypto verifies (it truncates as FIPS 186-4 §6.4); VerifySignature agrees', async () => {
-    const { t, tpm } = await started();
+    const { t, tpm } = await startedEngine();
     const cases: [Curve, number][] = [
       [TPM_ECC.NIST_P256, TPM_ALG.SHA256],
       [TPM_ECC.NIST_P256, TPM_ALG.SHA384],
@@ -166,7 +160,7 @@ describe('simulator ECDSA over a digest (noble, prehash off)', () => {
   });
 
   it('draws a fresh k each time (from the TPM\'s RNG, as a TPM\'s ECDSA does), so the same digest gives different signatures', async () => {
-    const { t, tpm } = await started();
+    const { t, tpm } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate({ attributes: { noDA: true } }));
     const digest = new Uint8Array(createHash('sha256').update('same digest').digest());
     const a = await tpmSign(t, key.handle, TPM_ALG.SHA256, digest);
@@ -176,7 +170,7 @@ describe('simulator ECDSA over a digest (noble, prehash off)', () => {
   });
 
   it('verifies high-s signatures (r, n − s) as OpenSSL does; r or s out of [1, n−1] are TPM_RC_SIGNATURE', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     for (const curveID of [TPM_ECC.NIST_P256, TPM_ECC.NIST_P384] as const) {
       const { n, size, jwk } = FIPS[curveID];
       const ec = generateKeyPairSync('ec', { namedCurve: jwk }).privateKey;
@@ -206,7 +200,7 @@ describe('simulator ECDH on P-384 (noble whole-point multiplication)', () => {
   const { n, p, size, jwk, node } = FIPS[curveID];
 
   it('ZGen: [d]P is [d·e]G for P = [e]G; x as node:crypto\'s ECDH; [d](−P) = −[d]P', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: jwk });
     const d = big(b64(privateKey.export({ format: 'jwk' }).d));
     const { handle, publicArea } = loadNodeKey(engine, eccEcdhTemplate({ curveID }), privateKey);
@@ -227,7 +221,7 @@ describe('simulator ECDH on P-384 (noble whole-point multiplication)', () => {
   });
 
   it('KeyGen: zPoint = [d_e]Q with pubPoint = [d_e]G; the owner gets zPoint back from ZGen(pubPoint)', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: jwk });
     const { handle } = loadNodeKey(engine, eccEcdhTemplate({ curveID }), privateKey);
     const { zPoint, pubPoint } = (await runCommand(t, ECDH_KeyGen, { keyHandle: handle }, {})).params;

@@ -11,6 +11,7 @@ import { runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { fuzzSimulator, recordClientSession } from '../../fuzz/simulator.js';
+import { startedEngine } from '../support/fixture.js';
 
 const ALGS = { [TPM_ALG.SHA1]: 'sha1', [TPM_ALG.SHA256]: 'sha256', [TPM_ALG.SHA384]: 'sha384', [TPM_ALG.SHA512]: 'sha512' } as const;
 type Bank = keyof typeof ALGS;
@@ -22,13 +23,6 @@ const h = (alg: Bank, ...parts: Uint8Array[]): Uint8Array => {
 
 function rcOf(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset).getUint32(6);
-}
-
-async function started(now?: () => number): Promise<{ engine: TpmEngine; t: ReturnType<typeof inProcessTransport> }> {
-  const engine = new TpmEngine(now ? { now } : {});
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t };
 }
 
 describe('TpmEngine', () => {
@@ -44,7 +38,7 @@ describe('TpmEngine', () => {
   });
 
   it('GetRandom returns at most a SHA-512 digest of fresh bytes', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const a = (await runCommand(t, GetRandom, {}, { bytesRequested: 32 })).params.randomBytes;
     const b = (await runCommand(t, GetRandom, {}, { bytesRequested: 32 })).params.randomBytes;
     expect(a.length).toBe(32);
@@ -53,7 +47,7 @@ describe('TpmEngine', () => {
   });
 
   it('describes itself through GetCapability as trustroot\'s software TPM', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const d = await describeClient(new Tpm(t));
     expect(d.manufacturer).toBe('TRST');
     expect(d.vendorString).toMatch(/trustroot/);
@@ -84,7 +78,7 @@ describe('TpmEngine', () => {
   });
 
   it('PCR_Extend, PCR_Event and PCR_Read agree with hashes computed here', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const before = await readPcrs(t);
     expect(before.get(TPM_ALG.SHA256)!.get(0)).toEqual(new Uint8Array(32));
     expect(before.get(TPM_ALG.SHA256)!.get(17)).toEqual(new Uint8Array(32).fill(0xff));
@@ -109,7 +103,7 @@ describe('TpmEngine', () => {
   });
 
   it('PCR_Reset and PCR_Extend follow the PC Client locality rules', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const dig = [{ hashAlg: TPM_ALG.SHA256, digest: new Uint8Array(32).fill(1) }];
     for (const pcr of [16, 23]) {
       await runCommand(t, PCR_Extend, { pcrHandle: pcr }, { digests: dig });
@@ -133,7 +127,7 @@ describe('TpmEngine', () => {
 
   it('ReadClock follows the clock option and counts resets and restarts', async () => {
     let ms = 1000;
-    const { engine, t } = await started(() => ms);
+    const { engine, t } = await startedEngine(new TpmEngine({ now: () => ms }));
     ms += 2500;
     const c1 = (await runCommand(t, ReadClock, {}, {})).params.currentTime;
     expect(c1.time).toBe(2500n);
@@ -158,7 +152,7 @@ describe('TpmEngine', () => {
   });
 
   it('answers framing errors with the right response codes', async () => {
-    const { engine } = await started();
+    const { engine } = await startedEngine();
     const good = encodeCommand(GetRandom, {}, { bytesRequested: 8 });
     expect(rcOf(await engine.execute(new Uint8Array(3)))).toBe(TPM_RC.BAD_TAG);
     const badSize = good.slice();

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, create, createPrimary, eccSigningTemplate, load, persist, readPublic, sign, unpersist, verifyWithNode } from '../../src/client/index.js';
+import { create, createPrimary, eccSigningTemplate, load, persist, readPublic, sign, unpersist, verifyWithNode } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import {
   Clear,
@@ -30,7 +30,7 @@ import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { handleName } from '../../src/tpm/names.js';
 import { TpmEngine } from '../../src/simulator/index.js';
@@ -38,13 +38,8 @@ import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { scenarioLog } from '../support/scenario.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t), t };
-}
 
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -204,7 +199,7 @@ async function scenario(t: Transport): Promise<Record<string, unknown>> {
 
 describe('simulator EvictControl', () => {
   it('persists a key that then signs, is a parent, survives a restart and a flush; unpersist removes it', async () => {
-    const { engine, tpm, t } = await started();
+    const { engine, tpm, t } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const p = await persist(tpm, srk, 0x81000001);
     expect(engine.state.persistentObjects.map((o) => o.handle)).toEqual([0x81000001]);
@@ -219,7 +214,7 @@ describe('simulator EvictControl', () => {
     expect((await readPublic(tpm, child.handle)).name).toEqual(child.name);
     await tpm.flush(child);
     // Another engine on the same state (a restart): the persistent key is there and is the same parent.
-    const again = await started(new TpmEngine({ state: engine.state }));
+    const again = await startedEngine(new TpmEngine({ state: engine.state }));
     const pub = await readPublic(again.tpm, 0x81000001);
     expect(pub.name).toEqual(srk.name);
     const reloaded = await load(again.tpm, { handle: 0x81000001, name: pub.name }, blob);
@@ -232,7 +227,7 @@ describe('simulator EvictControl', () => {
   });
 
   it('the owner persists an endorsement key (the EK at 0x81010002, as tpm2_createek does); ReadPublic answers with its QN', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const ek = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccEkTemplate());
     const before = await readPublic(tpm, ek.handle);
     await persist(tpm, ek, 0x81010002);
@@ -245,7 +240,7 @@ describe('simulator EvictControl', () => {
 
   it('holds seven persistent objects: the eighth is TPM_RC_NV_SPACE; each change is persisted before the answer', async () => {
     let saves = 0;
-    const { engine, t } = await started(new TpmEngine({ persist: async () => void saves++ }));
+    const { engine, t } = await startedEngine(new TpmEngine({ persist: async () => void saves++ }));
     const key = (await primary(t, TPM_RH.OWNER, eccSigningTemplate())).handles.objectHandle;
     saves = 0;
     for (let i = 0; i < 7; i++) await evict(t, TPM_RH.OWNER, key, 0x81000010 + i);
@@ -261,7 +256,7 @@ describe('simulator EvictControl', () => {
 
 describe('simulator hierarchy commands', () => {
   it('HierarchyChangeAuth: the new owner, endorsement, platform and lockout values authorize, the old ones do not', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const cases = [
       [TPM_RH.OWNER, () => primary(t, TPM_RH.OWNER, eccSrkTemplate(), newAuth)],
       [TPM_RH.ENDORSEMENT, () => primary(t, TPM_RH.ENDORSEMENT, eccSrkTemplate(), newAuth)],
@@ -283,7 +278,7 @@ describe('simulator hierarchy commands', () => {
   });
 
   it('every Startup empties platformAuth (Part 1 §13.2: firmware sets it anew each boot); ownerAuth survives', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const newAuth = Uint8Array.of(7, 7, 7);
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.PLATFORM }, { newAuth });
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth });
@@ -301,7 +296,7 @@ describe('simulator hierarchy commands', () => {
   });
 
   it('HierarchyChangeAuth under an HMAC session: the response HMAC is keyed with the new authValue, which the client checks', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const owner = { handle: TPM_RH.OWNER, name: handleName(TPM_RH.OWNER), authValue: EMPTY };
     const session = await tpm.startAuthSession({ type: 'hmac' });
     await tpm.run(HierarchyChangeAuth, { authHandle: owner }, { newAuth: Uint8Array.of(4, 2) }, { sessions: [session] });
@@ -311,7 +306,7 @@ describe('simulator hierarchy commands', () => {
   });
 
   it('Clear: new SRK, owner persistent objects and NV gone, the PLATFORMCREATE index (EK certificate) and the EK kept', async () => {
-    const { engine, tpm, t } = await started();
+    const { engine, tpm, t } = await startedEngine();
     const ekBefore = await createPrimary(tpm, TPM_RH.ENDORSEMENT, rsaEkTemplate());
     await tpm.flush(ekBefore);
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
@@ -346,9 +341,9 @@ describe('simulator hierarchy commands', () => {
   });
 
   it('DictionaryAttackParameters are read back by GetCapability and survive a restart; LockReset clears the counter', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     await runCommand(t, DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 7, newRecoveryTime: 60, lockoutRecovery: 600 });
-    const again = await started(new TpmEngine({ state: engine.state }));
+    const again = await startedEngine(new TpmEngine({ state: engine.state }));
     expect(await property(again.t, TPM_PT.MAX_AUTH_FAIL)).toBe(7);
     expect(await property(again.t, TPM_PT.LOCKOUT_INTERVAL)).toBe(60);
     expect(await property(again.t, TPM_PT.LOCKOUT_RECOVERY)).toBe(600);
@@ -364,14 +359,14 @@ describe('simulator hierarchy commands', () => {
 
 describe('simulator evict and hierarchy state through the state file', () => {
   it('a persistent key, hierarchy auths, DA parameters and disableClear survive serialize → parse → validate', async () => {
-    const { engine, tpm, t } = await started();
+    const { engine, tpm, t } = await startedEngine();
     const key = await createPrimary(tpm, TPM_RH.OWNER, eccSigningTemplate());
     await persist(tpm, key, 0x81000005);
     await runCommand(t, HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: Uint8Array.of(8, 8) });
     await runCommand(t, DictionaryAttackParameters, { lockHandle: TPM_RH.LOCKOUT }, { newMaxTries: 11, newRecoveryTime: 12, lockoutRecovery: 13 });
     await runCommand(t, ClearControl, { auth: TPM_RH.LOCKOUT }, { disable: 1 });
     const reloaded = validateSimulatorState(parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION));
-    const again = await started(new TpmEngine({ state: reloaded }));
+    const again = await startedEngine(new TpmEngine({ state: reloaded }));
     const message = Buffer.from('from the state file');
     const sig = await sign(again.tpm, { handle: 0x81000005, name: key.name }, new Uint8Array(createHash('sha256').update(message).digest()));
     expect(verifyWithNode(key.publicArea, message, sig)).toBe(true);

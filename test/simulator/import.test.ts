@@ -8,24 +8,19 @@
 import { createHash, createHmac, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, createPrimary, importKey, load, persist, sign, verifyWithNode, type LoadedKey } from '../../src/client/index.js';
-import { Import, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
+import { Import } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH } from '../../src/tpm/constants.js';
 import { externalObject, wrapDuplicate, wrapExternalKey, type ExternalKey, type ImportBlob } from '../../src/tpm/duplication.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: Transport }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t), t };
-}
 
 const SHA256 = TPM_ALG.SHA256;
 const MESSAGE = Buffer.from('imported keys sign this');
@@ -150,7 +145,7 @@ async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>
 
 describe('simulator Import', () => {
   it('imports RSA, ECC and HMAC keys with and without an inner wrapper under RSA and ECC parents; the keys sign correctly', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const log = await scenario(tpm, t);
     for (const [pKind] of [['rsa'], ['ecc']]) {
       for (const kind of Object.keys(KEYS)) {
@@ -171,12 +166,12 @@ describe('simulator Import', () => {
   });
 
   it('an imported key made persistent is usable from its persistent handle after a restart', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const imported = await importKey(tpm, srk, srk.publicArea, KEYS['rsa']!, { innerWrap: true });
     const loaded = await load(tpm, srk, { privateBlob: imported.privateArea, publicArea: imported.publicArea });
     const p = await persist(tpm, loaded, 0x81000042);
-    const again = await started(new TpmEngine({ state: engine.state }));
+    const again = await startedEngine(new TpmEngine({ state: engine.state }));
     expect(await signsCorrectly(again.tpm, 'rsa', { ...p, handle: 0x81000042 })).toBe(true);
   });
 });

@@ -27,13 +27,7 @@ import {
 } from '../../src/simulator/manufacture.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { SIMULATOR_STATE_VERSION, type SimulatorState } from '../../src/simulator/state.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
-
-async function started(engine: TpmEngine): Promise<Tpm> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return new Tpm(t);
-}
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 async function started0(platform: { execute(command: Uint8Array, locality: number): Promise<Uint8Array> }): Promise<Tpm> {
   const t = inProcessTransport({ execute: (c: Uint8Array, l?: number) => platform.execute(c, l ?? 0) } as never);
@@ -85,7 +79,7 @@ describe('simulator manufacture: the software TPM CA', () => {
 
 describe('simulator manufacture: EK certificates', () => {
   it('a fresh TPM lists both certificate indices with the EK profile attributes; an engine without a CA has none', async () => {
-    const tpm = await started(new TpmEngine({ manufacture: { ca } }));
+    const tpm = (await startedEngine(new TpmEngine({ manufacture: { ca } }))).tpm;
     expect(await nvHandles(tpm)).toEqual([EK_CERTIFICATE_INDICES.rsa2048, EK_CERTIFICATE_INDICES.eccP256]);
     const pub = await nvReadPublic(tpm, EK_CERTIFICATE_INDICES.eccP256);
     const a = pub.attributes;
@@ -93,11 +87,11 @@ describe('simulator manufacture: EK certificates', () => {
     expect(pub.size).toBeGreaterThan(300);
     // Locked for good: even the platform cannot overwrite it.
     await expect(tpm.run(NV_Write, { authHandle: TPM_RH.PLATFORM, nvIndex: pub }, { data: Uint8Array.of(1), offset: 0 })).rejects.toSatisfy((e: unknown) => isRc(e, TPM_RC.NV_LOCKED));
-    expect(await nvHandles(await started(new TpmEngine()))).toEqual([]);
+    expect(await nvHandles((await startedEngine(new TpmEngine())).tpm)).toEqual([]);
   });
 
   it('certifies the EKs CreatePrimary derives from the L-1 and L-2 templates; the chain verifies to the installation CA; classified as a software TPM', async () => {
-    const tpm = await started(new TpmEngine({ manufacture: { ca } }));
+    const tpm = (await startedEngine(new TpmEngine({ manufacture: { ca } }))).tpm;
     const certs = await readEkCertificates(tpm);
     expect(certs.map((c) => c.template).sort()).toEqual(['L-1', 'L-2']);
     const description = await describeTpm(tpm);
@@ -136,7 +130,7 @@ describe('simulator manufacture: EK certificates', () => {
     const saved: SimulatorState[] = [];
     const engine = new TpmEngine({ manufacture: { ca }, persist: async (s) => void saved.push(structuredClone(s)) });
     expect(engine.state.ekCertificates.pending.sort()).toEqual([EK_CERTIFICATE_INDICES.rsa2048, EK_CERTIFICATE_INDICES.eccP256].sort());
-    const tpm = await started(engine);
+    const tpm = (await startedEngine(engine)).tpm;
     saved.length = 0;
     const first = await tpm.run(NV_ReadPublic, { nvIndex: EK_CERTIFICATE_INDICES.eccP256 }, {});
     expect(first.params.nvPublic.dataSize).toBeGreaterThan(0);
@@ -144,7 +138,7 @@ describe('simulator manufacture: EK certificates', () => {
     const before = (await readEkCertificates(tpm)).map((c) => Buffer.from(c.der).toString('hex'));
     // The state file holds the certificates and the pending list; a restarted engine answers the same bytes.
     const file = parseStateFile(serializeState(engine.state), SIMULATOR_STATE_VERSION);
-    const restarted = await started(new TpmEngine({ state: validateSimulatorState(file), manufacture: { ca } }));
+    const restarted = (await startedEngine(new TpmEngine({ state: validateSimulatorState(file), manufacture: { ca } }))).tpm;
     expect((await readEkCertificates(restarted)).map((c) => Buffer.from(c.der).toString('hex'))).toEqual(before);
     await tpm.run(Clear, { authHandle: TPM_RH.LOCKOUT }, {});
     const afterClear = await readEkCertificates(tpm);
@@ -155,7 +149,7 @@ describe('simulator manufacture: EK certificates', () => {
 
   it('a pending certificate without a CA to issue it answers TPM_RC_NV_UNAVAILABLE; an engine given a CA later provisions once', async () => {
     const engine = new TpmEngine({ manufacture: { ca } });
-    const noCa = await started(new TpmEngine({ state: engine.state }));
+    const noCa = (await startedEngine(new TpmEngine({ state: engine.state }))).tpm;
     await expect(noCa.run(NV_ReadPublic, { nvIndex: EK_CERTIFICATE_INDICES.eccP256 }, {})).rejects.toSatisfy((e: unknown) => isRc(e, TPM_RC.NV_UNAVAILABLE));
     const plain = new TpmEngine();
     expect(plain.state.ekCertificates.provisioned).toBe(false);
@@ -214,7 +208,7 @@ describe('tpm serve: the platform over a state folder gets its EK certificates f
 describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
   it('a new counter starts above the highest value of a counter since undefined (libtpms maxCount); TPM_PT_NV_COUNTERS counts them', async () => {
     const engine = new TpmEngine();
-    const tpm = await started(engine);
+    const tpm = (await startedEngine(engine)).tpm;
     const a = await nvDefine(tpm, { index: 0x01500100, type: 'counter' });
     for (let i = 0; i < 5; i++) await nvIncrement(tpm, a);
     expect(await nvReadCounter(tpm, a)).toBe(5n);
@@ -241,7 +235,7 @@ describe('simulator NV counters: Part 1 §37.2.3.4 floor', () => {
 describe('simulator NV counters: the floor across TPM2_Clear', () => {
   it('a counter removed by Clear raises the floor like one undefined (the reference deletes both through NvDeleteIndex)', async () => {
     const engine = new TpmEngine();
-    const tpm = await started(engine);
+    const tpm = (await startedEngine(engine)).tpm;
     const a = await nvDefine(tpm, { index: 0x01500102, type: 'counter' });
     for (let i = 0; i < 3; i++) await nvIncrement(tpm, a);
     await runCommand(tpm.channel, Clear, { authHandle: TPM_RH.LOCKOUT }, {}, { sessions: [passwordAuth()] });

@@ -30,31 +30,24 @@ import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
-import { TpmEngine, type TpmEngineOptions } from '../../src/simulator/index.js';
+import { TpmEngine } from '../../src/simulator/index.js';
 import { NV_MEMORY } from '../../src/simulator/handlers/nv.js';
 import { SIMULATOR_STATE_VERSION } from '../../src/simulator/state.js';
 import { STATE_FILE_NAME, openSimulatorStore, parseStateFile, validateSimulatorState } from '../../src/simulator/store.js';
 import { openEnginePlatform } from '../../src/cli/tpm.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const BASE = 0x01500000;
 const root = mkdtempSync(join(tmpdir(), 'trustroot-nv-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-async function started(options: TpmEngineOptions = {}): Promise<{ engine: TpmEngine; tpm: Tpm }> {
-  const engine = new TpmEngine(options);
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t) };
-}
 
 const rc = (code: number) => (e: unknown) => isRc(e, code);
 const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
 describe('simulator NV indices', () => {
   it('defines an ordinary index, writes and reads it back; Names match the client\'s nvName', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const authValue = new TextEncoder().encode('nv-secret');
     const nv = await nvDefine(tpm, { index: BASE, size: 32, authValue });
     const nameBefore = nvName(nv.publicArea);
@@ -75,7 +68,7 @@ describe('simulator NV indices', () => {
   });
 
   it('authorizes by the index authValue (AUTHREAD/AUTHWRITE) or the owner (OWNERREAD/OWNERWRITE)', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const nv = await nvDefine(tpm, { index: BASE + 1, size: 4, authValue: Uint8Array.of(9, 9) });
     const wrong = new NvIndex(nv.publicArea, Uint8Array.of(9, 8));
     // The index lacks NO_DA, so a wrong authValue counts against dictionary attacks (Part 1 §19.8.6): AUTH_FAIL, not BAD_AUTH.
@@ -92,7 +85,7 @@ describe('simulator NV indices', () => {
   });
 
   it('checks definitions: TPM_NT sizes, PLATFORMCREATE iff platform, max size, NV_DEFINED', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const define = (attributes: Record<string, unknown>, dataSize: number, auth: number = TPM_RH.OWNER, nvIndex = BASE + 10) =>
       tpm.run(NV_DefineSpace, { authHandle: auth }, {
         auth: new Uint8Array(0),
@@ -120,7 +113,7 @@ describe('simulator NV indices', () => {
   });
 
   it('refuses ranges past the end (NV_RANGE) and reads a 2048-byte index in 1024-byte chunks', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const nv = await nvDefine(tpm, { index: BASE + 20, size: 2048 });
     const data = bytes(2048, 3);
     await nvWrite(tpm, nv, data);
@@ -137,7 +130,7 @@ describe('simulator NV indices', () => {
   });
 
   it('counters, bit fields and extend indices hold what the spec formulas say', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const counter = await nvDefine(tpm, { index: BASE + 30, type: 'counter' });
     await expect(nvWrite(tpm, counter, new Uint8Array(8))).rejects.toSatisfy(rc(TPM_RC.ATTRIBUTES));
     await nvIncrement(tpm, counter);
@@ -206,13 +199,13 @@ describe('simulator NV indices', () => {
     const dir = join(root, 'persist');
     const first = await openSimulatorStore(dir, { create: true });
     let saves = 0;
-    const { tpm } = await started({
+    const { tpm } = await startedEngine(new TpmEngine({
       state: first.state,
       persist: async (s) => {
         saves++;
         await first.store.save(s);
       },
-    });
+    }));
     const nv = await nvDefine(tpm, { index: BASE + 50, size: 16, authValue: Uint8Array.of(7) });
     const before = saves;
     const data = bytes(16, 42);
@@ -227,7 +220,7 @@ describe('simulator NV indices', () => {
 
     const second = await openSimulatorStore(dir);
     try {
-      const { tpm: tpm2 } = await started({ state: second.state });
+      const { tpm: tpm2 } = await startedEngine(new TpmEngine({ state: second.state }));
       const back = await nvReadPublic(tpm2, BASE + 50, { authValue: Uint8Array.of(7) });
       expect(Buffer.from(back.name).equals(Buffer.from(nv.name))).toBe(true);
       expect(Buffer.from(await nvRead(tpm2, back)).equals(Buffer.from(data))).toBe(true);
@@ -279,7 +272,7 @@ describe('simulator NV indices', () => {
   });
 
   it('runs out of NV memory with TPM_RC_NV_SPACE and gets it back on undefine', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const perIndex = 2048 + NV_MEMORY.perIndexOverhead;
     const fit = Math.floor(NV_MEMORY.bytes / perIndex);
     for (let i = 0; i < fit; i++) await nvDefine(tpm, { index: BASE + 0x1000 + i, size: 2048 });
@@ -290,7 +283,7 @@ describe('simulator NV indices', () => {
 
   it('answers TPM_RC_NV_UNAVAILABLE when persisting fails', async () => {
     let broken = false;
-    const { tpm } = await started({ persist: () => (broken ? Promise.reject(new Error('disk gone')) : Promise.resolve()) });
+    const { tpm } = await startedEngine(new TpmEngine({ persist: () => (broken ? Promise.reject(new Error('disk gone')) : Promise.resolve()) }));
     broken = true;
     await expect(nvDefine(tpm, { index: BASE + 60, size: 4 })).rejects.toSatisfy(rc(TPM_RC.NV_UNAVAILABLE));
   });

@@ -17,35 +17,29 @@ import {
   verifyWithNode,
 } from '../../src/client/index.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { Clear, CreateLoaded, CreatePrimary, EvictControl, FlushContext, HashSequenceStart, LoadExternal, ObjectChangeAuth, ReadPublic as ReadPublicCmd, Sign, Startup, Unseal } from '../../src/tpm/commands/index.js';
+import { Clear, CreateLoaded, CreatePrimary, EvictControl, FlushContext, HashSequenceStart, LoadExternal, ObjectChangeAuth, ReadPublic as ReadPublicCmd, Sign, Unseal } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
 import { type Transport } from '../../src/tpm/transport/index.js';
 import { templateFromPublic } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccAkTemplate, eccEkTemplate, eccSrkTemplate, rsaEkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport } from '../../src/tpm/transport/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { TPMA_OBJECT, TPMS_CREATION_DATA, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { scenarioLog } from '../support/scenario.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(engine = new TpmEngine()): Promise<{ engine: TpmEngine; tpm: Tpm; t: ReturnType<typeof inProcessTransport> }> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, tpm: new Tpm(t), t };
-}
 
 const uniqueBytes = (p: TPMT_PUBLIC): string => Buffer.from(encode(TPMA_OBJECT, p.objectAttributes)).toString('hex') + Buffer.from(JSON.stringify(p.unique, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))).toString();
 const sha256 = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(s).digest());
 
 describe('simulator objects: CreatePrimary', () => {
   it('creates the four EK/SRK templates with Names the client checks, creation data and a ticket under the hierarchy proof', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const cases: [TPMT_PUBLIC, number, keyof TpmEngine['state']['proofs']][] = [
       [rsaEkTemplate(), TPM_RH.ENDORSEMENT, 'endorsement'],
       [eccEkTemplate(), TPM_RH.ENDORSEMENT, 'endorsement'],
@@ -73,7 +67,7 @@ describe('simulator objects: CreatePrimary', () => {
   });
 
   it('answers the Name of the public area it returns: the client accepts it, and refuses it changed in transit', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     let corrupt = true;
     const tampering = {
       send: async (bytes: Uint8Array, options?: Parameters<typeof t.send>[1]) => {
@@ -93,7 +87,7 @@ describe('simulator objects: CreatePrimary', () => {
   });
 
   it('gives the same key for the same template and seed (also after a restart), another key in another hierarchy', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const a = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const b = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     expect(b.handle).not.toBe(a.handle);
@@ -101,16 +95,16 @@ describe('simulator objects: CreatePrimary', () => {
     const c = await createPrimary(tpm, TPM_RH.ENDORSEMENT, eccSrkTemplate());
     expect(uniqueBytes(c.publicArea)).not.toBe(uniqueBytes(a.publicArea));
     // Another TPM from the same state: the same seeds, the same key; a fresh TPM: another key.
-    const restarted = await started(new TpmEngine({ state: engine.state }));
+    const restarted = await startedEngine(new TpmEngine({ state: engine.state }));
     const d = await createPrimary(restarted.tpm, TPM_RH.OWNER, eccSrkTemplate());
     expect(uniqueBytes(d.publicArea)).toBe(uniqueBytes(a.publicArea));
-    const other = await started();
+    const other = await startedEngine();
     const e = await createPrimary(other.tpm, TPM_RH.OWNER, eccSrkTemplate());
     expect(uniqueBytes(e.publicArea)).not.toBe(uniqueBytes(a.publicArea));
   });
 
   it('holds three objects: the fourth is TPM_RC_OBJECT_MEMORY, a flush frees a slot, GetCapability lists them', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const keys = [];
     for (let i = 0; i < 3; i++) keys.push(await createPrimary(tpm, TPM_RH.NULL, eccSigningTemplate()));
     expect(keys.map((k) => k.handle)).toEqual([0x80000000, 0x80000001, 0x80000002]);
@@ -131,7 +125,7 @@ describe('simulator objects: CreatePrimary', () => {
   });
 
   it('refuses templates that break the attribute rules, naming the parameter', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const create = (inPublic: TPMT_PUBLIC, data = new Uint8Array(0)) =>
       runCommand(t, CreatePrimary, { primaryHandle: TPM_RH.OWNER }, { inSensitive: { userAuth: new Uint8Array(0), data }, inPublic, outsideInfo: new Uint8Array(0), creationPCR: [] });
     const srk = eccSrkTemplate();
@@ -152,7 +146,7 @@ describe('simulator objects: CreatePrimary', () => {
 
 describe('simulator objects: Create and Load', () => {
   it('creates a key under a storage parent whose private blob loads only under that parent, unchanged', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const blob = await create(tpm, srk, eccSigningTemplate(), { authValue: Uint8Array.of(5) });
     // Creation data names the parent; the ticket is under the parent's hierarchy.
@@ -186,10 +180,10 @@ describe('simulator objects: Create and Load', () => {
   });
 
   it('wraps RSA children under an RSA parent too, and the same parent re-derived after a restart still loads them', async () => {
-    const { engine, tpm } = await started();
+    const { engine, tpm } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const blob = await create(tpm, srk, rsaSigningTemplate());
-    const restarted = await started(new TpmEngine({ state: engine.state }));
+    const restarted = await startedEngine(new TpmEngine({ state: engine.state }));
     const srk2 = await createPrimary(restarted.tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const key = await load(restarted.tpm, srk2, blob);
     const signature = await sign(restarted.tpm, key, sha256('rsa child'));
@@ -199,7 +193,7 @@ describe('simulator objects: Create and Load', () => {
 
 describe('simulator objects: Sign', () => {
   it('signs with ECDSA and RSASSA keys; node:crypto verifies, and not a changed message', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     for (const template of [eccSigningTemplate(), rsaSigningTemplate()]) {
       const key = await createPrimary(tpm, TPM_RH.OWNER, template, { authValue: Uint8Array.of(7, 7) });
       const signature = await sign(tpm, key, sha256('hello'));
@@ -214,7 +208,7 @@ describe('simulator objects: Sign', () => {
   });
 
   it('signs with RSAPSS (node:crypto verifies) and HMAC (the HMAC of the caller-supplied key)', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     // A key whose scheme is RSASSA refuses RSAPSS (CryptSelectSignScheme); a key without a scheme takes it.
     const rsassa = await createPrimary(tpm, TPM_RH.OWNER, rsaSigningTemplate());
     await expect(sign(tpm, rsassa, sha256('pss'), { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA256 } })).rejects.toSatisfy((e) => isRc(e, TPM_RC.SCHEME));
@@ -236,7 +230,7 @@ describe('simulator objects: Sign', () => {
   });
 
   it('refuses a restricted key without a ticket, a storage key, another scheme and a digest of the wrong size', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const ak = await createPrimary(tpm, TPM_RH.OWNER, eccAkTemplate());
     await expect(sign(tpm, ak, sha256('x'))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.TICKET) && e.parameter === 3);
     await tpm.flush(ak);
@@ -276,7 +270,7 @@ const EMPTY = new Uint8Array(0);
 
 describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAuth', () => {
   it('CreateLoaded makes the same primary as CreatePrimary (empty outPrivate) and an ordinary key whose blob loads again', async () => {
-    const { tpm } = await started();
+    const { tpm } = await startedEngine();
     const viaCreatePrimary = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const primary = await createLoaded(tpm, TPM_RH.OWNER, eccSrkTemplate());
     expect(primary.name).toEqual(viaCreatePrimary.name);
@@ -294,7 +288,7 @@ describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAut
   });
 
   it('LoadExternal: a public key anywhere, a key in the clear only in the NULL hierarchy and not fixedTPM; the key signs', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const ext = externalObject({ type: 'ecc', privateKey, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } } }, { objectAttributes: TPMA_OBJECT.of({ sign: true, userWithAuth: true }) });
     const key = await loadExternal(tpm, ext.publicArea, { sensitive: ext.sensitive });
@@ -320,7 +314,7 @@ describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAut
   });
 
   it('Unseal returns the sealed data; keys that are not sealed data objects are refused', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const secret = Uint8Array.from({ length: 40 }, (_, i) => i);
     const sealed = await create(tpm, srk, sealTemplate(), { sensitiveData: secret, authValue: Uint8Array.of(3) });
@@ -336,7 +330,7 @@ describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAut
   });
 
   it('ObjectChangeAuth: the new blob loads with the new authValue only; the wrong parent is TPM_RC_TYPE', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     const srk = await createPrimary(tpm, TPM_RH.OWNER, eccSrkTemplate());
     const blob = await create(tpm, srk, eccSigningTemplate(), { authValue: Uint8Array.of(1, 1) });
     const key = await load(tpm, srk, blob, { authValue: Uint8Array.of(1, 1) });
@@ -356,7 +350,7 @@ describe('simulator objects: CreateLoaded, LoadExternal, Unseal, ObjectChangeAut
   });
 
   it('caches primary derivations: the second RSA CreatePrimary is fast and identical; a Clear gives another key', async () => {
-    const { tpm, t } = await started();
+    const { tpm, t } = await startedEngine();
     let start = performance.now();
     const first = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
     const firstMs = performance.now() - start;

@@ -8,24 +8,17 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, eventSequence as clientEventSequence, hash as clientHash, hmac as clientHmac, hmacKeyTemplate } from '../../src/client/index.js';
-import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, Hash, HMAC, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate, Startup } from '../../src/tpm/commands/index.js';
-import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { eventSequence as clientEventSequence, hash as clientHash, hmac as clientHmac, hmacKeyTemplate } from '../../src/client/index.js';
+import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushContext, Hash, HMAC, HMAC_Start, HashSequenceStart, PCR_Read, SequenceComplete, SequenceUpdate } from '../../src/tpm/commands/index.js';
+import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForSession } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { EVENT_SEQUENCE_HASHES, HmacState, sequenceAuthValue } from '../../src/simulator/sequences.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t, tpm: new Tpm(t) };
-}
 
 const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 13 + seed) & 0xff);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -56,7 +49,7 @@ async function start(t: Transport, hashAlg: number, auth: Uint8Array = new Uint8
 
 describe('simulator hash sequences', () => {
   it('digest equal to node:crypto over all chunks, with a ticket under the hierarchy proof', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     for (const alg of [TPM_ALG.SHA1, TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512]) {
       const h = await start(t, alg);
       expect(h).toBe(HANDLE_RANGE.TRANSIENT[0]);
@@ -76,7 +69,7 @@ describe('simulator hash sequences', () => {
   });
 
   it('no ticket when the first block starts with TPM_GENERATED_VALUE, is shorter than four bytes, or the hierarchy is NULL', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const NULL_TICKET = { tag: TPM_ST.HASHCHECK, hierarchy: TPM_RH.NULL, digest: new Uint8Array(0) };
     let h = await start(t, TPM_ALG.SHA256);
     await update(t, h, Uint8Array.of(0xff, 0x54, 0x43, 0x47, 0));
@@ -97,7 +90,7 @@ describe('simulator hash sequences', () => {
   });
 
   it('HMAC sequence: node:crypto\'s HMAC with the key bits, never a ticket', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const keyBits = bytes(48, 9);
     const key = await runCommand(
       t,
@@ -128,7 +121,7 @@ describe('simulator hash sequences', () => {
 
 describe('simulator event sequences', () => {
   it('digests of every implemented hash; with a PCR, each bank is extended by its digest', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const pcr = 16; // debug PCR: extendable and resettable at locality 0
     const before = new Map([...engine.volatile.pcrs].map(([alg, bank]) => [alg, bank[pcr]!.slice()]));
     const counter = engine.volatile.pcrUpdateCounter;
@@ -153,7 +146,7 @@ describe('simulator event sequences', () => {
   });
 
   it('TPM_RH_NULL extends nothing; a PCR the locality may not extend is TPM_RC_LOCALITY and keeps the sequence', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const snapshot = JSON.stringify([...engine.volatile.pcrs].map(([a, b]) => [a, b.map(hex)]));
     let h = await start(t, TPM_ALG.NULL);
     await eventComplete(t, TPM_RH.NULL, h, bytes(5, 2));
@@ -168,7 +161,7 @@ describe('simulator event sequences', () => {
 
 describe('simulator sequence objects', () => {
   it('take object slots: the fourth is TPM_RC_OBJECT_MEMORY; FlushContext frees one', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const handles = [await start(t, TPM_ALG.SHA256), await start(t, TPM_ALG.NULL), await start(t, TPM_ALG.SHA1)];
     expect(handles).toEqual([0, 1, 2].map((i) => HANDLE_RANGE.TRANSIENT[0] + i));
     expect(await rcOf(start(t, TPM_ALG.SHA256))).toBe(TPM_RC.OBJECT_MEMORY);
@@ -184,7 +177,7 @@ describe('simulator sequence objects', () => {
   });
 
   it('a wrong kind of handle is TPM_RC_MODE: an object for SequenceUpdate, an event sequence for SequenceComplete and back', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const key = await runCommand(
       t,
       CreatePrimary,
@@ -217,7 +210,7 @@ describe('simulator HMAC sequence state', () => {
   });
 
   it('a saved HMAC sequence context loaded twice gives two independent sequences (ContextSave/ContextLoad)', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const keyBits = bytes(32, 6);
     const key = await runCommand(
       t,
@@ -240,7 +233,7 @@ describe('simulator HMAC sequence state', () => {
 
 describe('simulator sequences through the client', () => {
   it('hash, hmac and eventSequence of data larger than one buffer give node:crypto\'s results', async () => {
-    const { tpm, t, engine } = await started();
+    const { tpm, t, engine } = await startedEngine();
     const data = bytes(5000, 7);
     const r = await clientHash(tpm, data, TPM_ALG.SHA384);
     expect(hex(r.digest)).toBe(createHash('sha384').update(data).digest('hex'));

@@ -7,23 +7,16 @@
  */
 import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Tpm, aesKeyTemplate, createPrimary, hmacKeyTemplate } from '../../src/client/index.js';
-import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, FlushContext, Hash, HMAC, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { aesKeyTemplate, createPrimary, hmacKeyTemplate } from '../../src/client/index.js';
+import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, FlushContext, Hash, HMAC } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../../src/tpm/types/index.js';
-import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
-async function started(): Promise<{ engine: TpmEngine; t: Transport; tpm: Tpm }> {
-  const engine = new TpmEngine();
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return { engine, t, tpm: new Tpm(t) };
-}
 
 const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 29 + seed * 7 + 3) & 0xff);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -75,7 +68,7 @@ function nodeAes(key: Uint8Array, mode: number, iv: Uint8Array, data: Uint8Array
 
 describe('simulator EncryptDecrypt', () => {
   it('encrypts like node:crypto in every mode and key size and decrypts back, through both commands', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     for (const keyBits of [128, 192, 256] as const) {
       const key = bytes(keyBits / 8, keyBits);
       const h = await createSymKey(t, aesTemplate(keyBits, TPM_ALG.NULL), key);
@@ -95,7 +88,7 @@ describe('simulator EncryptDecrypt', () => {
   });
 
   it('returns the chaining value: whole-block chunks continue exactly where one call would', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const key = bytes(16, 1);
     const h = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL), key);
     const data = bytes(96, 2);
@@ -112,7 +105,7 @@ describe('simulator EncryptDecrypt', () => {
   });
 
   it('checks attributes, modes and sizes with the codes of Part 3 §15.2', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const key = bytes(16, 9);
     const any = await createSymKey(t, aesTemplate(128, TPM_ALG.NULL), key);
     const cfb = await createSymKey(t, aesTemplate(128, TPM_ALG.CFB), key);
@@ -141,7 +134,7 @@ describe('simulator EncryptDecrypt', () => {
   });
 
   it('uses a key made by CreatePrimary from the caller\'s key bits (decrypt-only key)', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const key = bytes(32, 77);
     const r = await runCommand(
       t,
@@ -166,7 +159,7 @@ describe('simulator EncryptDecrypt', () => {
 
 describe('simulator Hash and HMAC', () => {
   it('Hash: digests like node:crypto; a ticket under the hierarchy proof, NULL tickets where Part 3 §15.4 says', async () => {
-    const { engine, t } = await started();
+    const { engine, t } = await startedEngine();
     const data = bytes(200, 3);
     for (const [alg, name] of [[TPM_ALG.SHA1, 'sha1'], [TPM_ALG.SHA256, 'sha256'], [TPM_ALG.SHA384, 'sha384'], [TPM_ALG.SHA512, 'sha512']] as const) {
       const r = await runCommand(t, Hash, {}, { data, hashAlg: alg, hierarchy: TPM_RH.OWNER });
@@ -190,7 +183,7 @@ describe('simulator Hash and HMAC', () => {
   });
 
   it('HMAC: node:crypto\'s HMAC with the key bits; scheme hash vs the caller\'s hash; key checks', async () => {
-    const { t } = await started();
+    const { t } = await startedEngine();
     const keyBits = bytes(32, 4);
     const keyed = (hashAlg: number, attributes: Record<string, boolean> = {}): Promise<number> =>
       runCommand(
