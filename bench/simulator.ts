@@ -17,8 +17,14 @@
  * And a fleet: 1,000 engines started in one process and then each quoted with
  * an ECC AK (test/support/fleet.ts): time per engine, and heap per idle
  * engine (heapUsed after a forced GC, before and after, / 1,000; goal < 200 KB).
+ *
+ * And a reference over TCP: a Node server answering canned responses (bench/echo-server.ts), for the simple
+ * commands, the same client: the most any Node server (so `tpm serve`) can reach on this machine.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { duplicateKey, duplicationPolicy, getCommandAuditDigest, getSessionAuditDigest, importDuplicate, Tpm, type AuthSession, type Entity } from '../src/client/index.js';
 import { TpmEngine } from '../src/simulator/engine.js';
 import { Create, CreatePrimary, FlushContext, GetRandom, Load, PCR_Extend, PCR_Read, Quote, SetCommandCodeAuditStatus, Sign, Startup } from '../src/tpm/commands/index.js';
@@ -41,6 +47,8 @@ const SEL = [pcrSelection(TPM_ALG.SHA256, [0, 1, 2, 3, 4, 5, 6, 7])];
 
 interface Target {
   readonly name: string;
+  /** The rows it runs (default all of OPS). */
+  readonly ops?: readonly Op[];
   /** `cpuMicros`: the CPU clock that shows what a command costs the TPM's side (see benchSimulatorVsSwtpm). */
   open(): Promise<{ transport: Transport; close(): Promise<void>; cpuMicros(): number | undefined }>;
 }
@@ -89,6 +97,9 @@ const OPS = [
   'GetSessionAuditDigest ECC AK',
   'Duplicate + Import (ECC key, RSA parent)',
 ] as const;
+type Op = (typeof OPS)[number];
+/** The simple commands: warmed up before the rows, and all the Node echo server answers. */
+const SIMPLE: readonly Op[] = ['GetRandom(8)', 'PCR_Read(sha256 0-7)', 'PCR_Extend(sha256)'];
 
 /** An ECDSA P-256 signing key that may be duplicated under PolicyCommandCode(Duplicate): fixedTPM and fixedParent clear. */
 function duplicableKey(): TPMT_PUBLIC {
@@ -129,7 +140,7 @@ async function measure(target: Target, ms: number): Promise<Map<string, Measured
     let auditSession: AuthSession | undefined;
     const dup: { parent?: Entity; key?: Entity; keyPublic?: TPMT_PUBLIC; newParent?: Entity; newParentPublic?: TPMT_PUBLIC } = {};
     let auditToggle = false;
-    const cases: Record<(typeof OPS)[number], () => Promise<unknown>> = {
+    const cases: Record<Op, () => Promise<unknown>> = {
       'GetRandom(8)': () => tpm.run(GetRandom, {}, { bytesRequested: 8 }),
       'PCR_Read(sha256 0-7)': () => tpm.run(PCR_Read, {}, { pcrSelectionIn: SEL }),
       'PCR_Extend(sha256)': () => tpm.run(PCR_Extend, { pcrHandle: 16 }, { digests: [{ hashAlg: TPM_ALG.SHA256, digest: DIGEST }] }),
@@ -157,8 +168,8 @@ async function measure(target: Target, ms: number): Promise<Map<string, Measured
     };
     // Warm up as a server that has been running a while would be (V8 compiles the hot paths of `tpm serve` and of the
     // in-process engine during the first thousands of commands; swtpm has nothing to warm): half a budget of each simple command.
-    for (const op of ['GetRandom(8)', 'PCR_Read(sha256 0-7)', 'PCR_Extend(sha256)'] as const) await rateAndCpu(cases[op], ms / 2);
-    for (const op of OPS) {
+    for (const op of SIMPLE) await rateAndCpu(cases[op], ms / 2);
+    for (const op of target.ops ?? OPS) {
       if (op === 'Sign ECDSA P-256') {
         keys.eccAk = await again(() => primary(tpm, TPM_RH.ENDORSEMENT, eccAkTemplate()));
         keys.ecc = await again(() => primary(tpm, TPM_RH.OWNER, signingTemplate(eccAkTemplate())));
@@ -248,6 +259,16 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
           },
         }),
     },
+    {
+      // The ceiling of any Node server here: the same client and transport, a server that answers canned bytes.
+      name: 'Node echo server TCP',
+      ops: SIMPLE,
+      open: async () => {
+        const echo = await startEchoServer();
+        const transport = new SwtpmTransport({ port: echo.port, ctrlPort: echo.port + 1 });
+        return { transport, close: () => echo.stop(), cpuMicros: () => mainThreadCpuMicros(echo.pid) };
+      },
+    },
   ];
   const results = new Map<string, Map<string, Measured>>();
   for (const t of targets) {
@@ -267,16 +288,40 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
   return { rows, cpu: cpuTable(targets.map((t) => t.name), results) };
 }
 
+/** bench/echo-server.ts as a child process (its PID for the CPU clock), stopped by that PID. */
+async function startEchoServer(): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'echo-server.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /serving 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m !== null) res(Number(m[1]));
+    });
+    void exited.then(() => rej(new Error(`echo server exited: ${out}`)));
+  });
+  return {
+    port,
+    pid: child.pid!,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /** µs of CPU per command for each target, and swtpm's server CPU over `tpm serve`'s (≥ 1: ours costs less). */
 function cpuTable(names: readonly string[], results: ReadonlyMap<string, ReadonlyMap<string, Measured>>): string {
-  const [sw, ours, inProcess] = names;
+  const [sw, ours, inProcess, echo] = names;
   const us = (name: string | undefined, op: string): number | undefined => (name === undefined ? undefined : results.get(name)?.get(op)?.cpuMicrosPerOp);
   const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
-  const head = ['command', 'swtpm server µs', 'tpm serve server µs', 'swtpm / tpm serve', 'in process µs (client + engine)'];
+  const head = ['command', 'swtpm server µs', 'tpm serve server µs', 'swtpm / tpm serve', 'in process µs (client + engine)', 'Node echo server µs'];
   const lines = OPS.map((op) => {
     const a = us(sw, op);
     const b = us(ours, op);
-    return [op, fmt(a), fmt(b), a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–', fmt(us(inProcess, op))];
+    return [op, fmt(a), fmt(b), a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–', fmt(us(inProcess, op)), fmt(us(echo, op))];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
