@@ -14,7 +14,7 @@
  * `npx tsx fuzz/attest-ekcert.ts --seed N --iterations M`.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { trustBundle, verifyEkChain, verifyEkCertificate } from '../src/attest/chain.js';
 import { classifyTpm } from '../src/attest/classify.js';
@@ -26,6 +26,7 @@ import { rsaEkTemplate } from '../src/tpm/templates.js';
 import type { TPMT_PUBLIC } from '../src/tpm/types/index.js';
 import { hierarchy, pem } from '../test/attest/ekcert-builder.js';
 import { mutate, Prng, type FuzzStats, recordInput } from './parsers.js';
+import { isMain, runStandalone } from './mutate.js';
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/ekcert/', import.meta.url));
 const AT = new Date('2030-01-01T00:00:00Z');
@@ -177,28 +178,5 @@ export function fuzzEkCert(seed: number, iterations: number): FuzzStats {
   return stats;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 // A long run on its own: npx tsx fuzz/attest-ekcert.ts --seed N --iterations M
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const seed = Number(arg('seed') ?? Math.floor(Math.random() * 2 ** 31));
-  const total = Number(arg('iterations') ?? 1_000_000);
-  const chunk = 50_000;
-  console.log(`fuzz attest-ekcert: seed ${seed}, ${total} inputs (replay: npx tsx fuzz/attest-ekcert.ts --seed ${seed} --iterations ${total})`);
-  let done = 0;
-  let failures = 0;
-  const started = Date.now();
-  for (let round = 0; done < total; round++) {
-    const stats = fuzzEkCert(seed + round, Math.min(chunk, total - done));
-    done += stats.inputs;
-    failures += stats.untypedCount;
-    for (const u of stats.untyped) console.log(`UNTYPED (seed ${seed + round}): ${u.input}\n${u.error}`);
-    const rate = Math.round(done / ((Date.now() - started) / 1000));
-    console.log(`  ${done} inputs, ${stats.parsed} parsed in last chunk, ${rate}/s, codes: ${[...stats.codes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  }
-  console.log(failures === 0 ? `fuzz attest-ekcert: ${done} inputs, 0 untyped exceptions` : `fuzz attest-ekcert: ${failures} untyped exception(s)`);
-  process.exit(failures === 0 ? 0 : 1);
-}
+if (isMain(import.meta.url)) runStandalone('attest-ekcert', fuzzEkCert, 50_000);

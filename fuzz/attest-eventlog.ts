@@ -15,7 +15,7 @@
  * record (it shares no code with the parser).
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { EV, EventLogError, MAX_EVENT_SIZE, parseEventLog, replay, compareWithQuote } from '../src/attest/eventlog.js';
 import { bootChain, checkEvents, decodeEvents, kernelCommandLines, secureBootState } from '../src/attest/events.js';
@@ -23,6 +23,7 @@ import { TPM_ALG } from '../src/tpm/constants.js';
 import { TrustrootError } from '../src/tpm/errors.js';
 import { pcrSelection } from '../src/tpm/pcr.js';
 import { Prng, type FuzzStats } from './parsers.js';
+import { appendRandom, duplicateRange, flipBit, isMain, overwriteByte, runStandalone, truncate } from './mutate.js';
 
 // ---------------------------------------------------------------------------
 // A record-by-record encoder (little-endian, PFP §10), for tests and structured fuzzing
@@ -139,7 +140,7 @@ export function mutateEventLog(input: Uint8Array, rng: Prng, fields: readonly nu
   for (let r = 0; r < rounds; r++) {
     switch (rng.below(9)) {
       case 0:
-        if (b.length > 0) b[rng.below(b.length)]! ^= 1 << rng.below(8);
+        flipBit(b, rng);
         break;
       case 1: // a record field (pcrIndex, eventType, count or first digest bytes, eventSize) set to an edge value
         if (fields.length > 0) put32(fields[rng.below(fields.length)]!, EDGE_U32[rng.below(EDGE_U32.length)]!);
@@ -154,26 +155,16 @@ export function mutateEventLog(input: Uint8Array, rng: Prng, fields: readonly nu
         if (fields.length > 0) put32(fields[rng.below(fields.length / 4) * 4 + 1]!, TYPES[rng.below(TYPES.length)]!);
         break;
       case 4: // cut
-        b = b.slice(0, rng.below(b.length + 1));
+        b = truncate(b, rng);
         break;
-      case 5: {
-        // duplicate a slice in place
-        if (b.length > 2) {
-          const from = rng.below(b.length);
-          const len = 1 + rng.below(Math.min(64, b.length - from));
-          b = concat([b.subarray(0, from + len), b.subarray(from, from + len), b.subarray(from + len)]);
-        }
+      case 5:
+        b = duplicateRange(b, rng, 64);
         break;
-      }
-      case 6: {
-        // append random bytes
-        const extra = new Uint8Array(1 + rng.below(40));
-        for (let i = 0; i < extra.length; i++) extra[i] = rng.below(256);
-        b = concat([b, extra]);
+      case 6:
+        b = appendRandom(b, rng, 40);
         break;
-      }
       case 7: // overwrite a byte inside an event body with an interesting value
-        if (b.length > 0) b[rng.below(b.length)] = [0x00, 0xff, 0x7f, 0x80, 0x30][rng.below(5)]!;
+        overwriteByte(b, rng, [0x00, 0xff, 0x7f, 0x80, 0x30]);
         break;
       default: // a u64 length inside a body (variables, image loads, GPT) made huge
         if (b.length > 8) {
@@ -283,19 +274,5 @@ export function fuzzEventLog(seed: number, iterations: number, options: { timeLi
   return stats;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const seed = Number(arg('seed') ?? Math.floor(Math.random() * 2 ** 31));
-  const iterations = Number(arg('iterations') ?? 1_000_000);
-  console.log(`fuzz eventlog: seed ${seed}, ${iterations} inputs (replay: npx tsx fuzz/attest-eventlog.ts --seed ${seed} --iterations ${iterations})`);
-  const started = Date.now();
-  const stats = fuzzEventLog(seed, iterations);
-  const rate = Math.round(stats.inputs / ((Date.now() - started) / 1000));
-  for (const u of stats.untyped) console.log(`UNTYPED: ${u.input}\n${u.error}`);
-  console.log(`  ${stats.inputs} inputs, ${stats.parsed} parsed, ${rate}/s, reasons: ${[...stats.codes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  process.exit(stats.untypedCount === 0 ? 0 : 1);
-}
+// A long run on its own: npx tsx fuzz/attest-eventlog.ts --seed N --iterations M (one chunk: the whole run is one seed's)
+if (isMain(import.meta.url)) runStandalone('attest-eventlog', fuzzEventLog, Infinity);

@@ -12,7 +12,7 @@
  * `npx tsx fuzz/attest-ima.ts --seed N --iterations M`.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import {
   checkImaReplayState,
@@ -30,6 +30,7 @@ import {
 import { TPM_ALG } from '../src/tpm/constants.js';
 import { TrustrootError } from '../src/tpm/errors.js';
 import { Prng, type FuzzStats, recordInput } from './parsers.js';
+import { appendRandom, duplicateRange, flipBit, isMain, overwriteByte, runStandalone, truncate } from './mutate.js';
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/ima/', import.meta.url));
 
@@ -110,13 +111,13 @@ export function mutateIma(input: Uint8Array, rng: Prng): Uint8Array {
   for (let r = 0; r < rounds; r++) {
     switch (rng.below(9)) {
       case 0:
-        if (b.length > 0) b[rng.below(b.length)]! ^= 1 << rng.below(8);
+        flipBit(b, rng);
         break;
       case 1:
-        if (b.length > 0) b[rng.below(b.length)] = [0x00, 0xff, 0x7f, 0x80, 0x01, 0x0a][rng.below(6)]!;
+        overwriteByte(b, rng, [0x00, 0xff, 0x7f, 0x80, 0x01, 0x0a]);
         break;
       case 2:
-        b = b.slice(0, rng.below(b.length + 1));
+        b = truncate(b, rng);
         break;
       case 3: {
         // A little-endian u32 (a length or PCR) made huge, zero, or off by a little.
@@ -128,11 +129,10 @@ export function mutateIma(input: Uint8Array, rng: Prng): Uint8Array {
         }
         break;
       }
-      case 4: {
+      case 4:
         // Text: a byte that matters to the ASCII form.
-        if (b.length > 0) b[rng.below(b.length)] = TEXT_BYTES[rng.below(TEXT_BYTES.length)]!;
+        overwriteByte(b, rng, TEXT_BYTES);
         break;
-      }
       case 5: {
         // Delete a range.
         if (b.length > 1) {
@@ -145,29 +145,12 @@ export function mutateIma(input: Uint8Array, rng: Prng): Uint8Array {
         }
         break;
       }
-      case 6: {
-        // Duplicate a range in place.
-        if (b.length > 2) {
-          const from = rng.below(b.length);
-          const len = 1 + rng.below(Math.min(64, b.length - from));
-          const n = new Uint8Array(b.length + len);
-          n.set(b.subarray(0, from + len));
-          n.set(b.subarray(from, from + len), from + len);
-          n.set(b.subarray(from + len), from + 2 * len);
-          b = n;
-        }
+      case 6:
+        b = duplicateRange(b, rng, 64);
         break;
-      }
-      case 7: {
-        // Append random bytes.
-        const extra = new Uint8Array(1 + rng.below(24));
-        for (let i = 0; i < extra.length; i++) extra[i] = rng.below(256);
-        const n = new Uint8Array(b.length + extra.length);
-        n.set(b);
-        n.set(extra, b.length);
-        b = n;
+      case 7:
+        b = appendRandom(b, rng, 24);
         break;
-      }
       default: {
         // Swap two ranges (reorders entries or lines when they fall on boundaries).
         if (b.length > 8) {
@@ -261,25 +244,5 @@ export function fuzzIma(seed: number, iterations: number): FuzzStats {
   return stats;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 // A long run on its own: npx tsx fuzz/attest-ima.ts --seed N --iterations M
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const seed = Number(arg('seed') ?? Math.floor(Math.random() * 2 ** 31));
-  const total = Number(arg('iterations') ?? 1_000_000);
-  const chunk = 100_000;
-  console.log(`fuzz attest-ima: seed ${seed}, ${total} inputs`);
-  let done = 0;
-  let failures = 0;
-  for (let round = 0; done < total; round++) {
-    const stats = fuzzIma(seed + round, Math.min(chunk, total - done));
-    done += stats.inputs;
-    failures += stats.untypedCount;
-    for (const u of stats.untyped) console.log(`UNTYPED (seed ${seed + round}): ${u.input}\n${u.error}`);
-    console.log(`  ${done} inputs, ${stats.parsed} parsed in last chunk, codes: ${[...stats.codes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  }
-  process.exit(failures === 0 ? 0 : 1);
-}
+if (isMain(import.meta.url)) runStandalone('attest-ima', fuzzIma, 100_000);

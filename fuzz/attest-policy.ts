@@ -13,11 +13,11 @@
  * `npx tsx fuzz/attest-policy.ts --seed N --iterations M`, or through
  * `npm run fuzz` (fuzz/run.ts picks up fuzzPolicy).
  */
-import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { evaluatePolicy, parsePolicy, PolicyError, type PolicyDocument } from '../src/attest/policy.js';
 import { PRODUCTION_POLICY_DOCUMENT, TEST_POLICY_DOCUMENT, withProfile } from '../src/attest/profiles.js';
 import { Prng, type FuzzStats } from './parsers.js';
+import { isMain, runStandalone } from './mutate.js';
 
 const H = (n: number, c = 'a'): string => c.repeat(2 * n);
 
@@ -228,25 +228,5 @@ export function fuzzPolicy(seed: number, iterations: number, options: { timeLimi
   return stats;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 // A long run on its own: npx tsx fuzz/attest-policy.ts --seed N --iterations M
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const seed = Number(arg('seed') ?? Math.floor(Math.random() * 2 ** 31));
-  const total = Number(arg('iterations') ?? 1_000_000);
-  const chunk = 100_000;
-  console.log(`fuzz attest-policy: seed ${seed}, ${total} inputs`);
-  let done = 0;
-  let failures = 0;
-  for (let round = 0; done < total; round++) {
-    const stats = fuzzPolicy(seed + round, Math.min(chunk, total - done));
-    done += stats.inputs;
-    failures += stats.untypedCount;
-    for (const u of stats.untyped) console.log(`UNTYPED (seed ${seed + round}): ${u.input}\n${u.error}`);
-    console.log(`  ${done} inputs, ${stats.parsed} valid in last chunk, codes: ${[...stats.codes].map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  }
-  process.exit(failures === 0 ? 0 : 1);
-}
+if (isMain(import.meta.url)) runStandalone('attest-policy', fuzzPolicy, 100_000);

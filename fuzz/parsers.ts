@@ -14,6 +14,7 @@ import { TrustrootError } from '../src/tpm/errors.js';
 import { encodeCommand, encodeResponse, parseCommand, parseResponse } from '../src/tpm/frame.js';
 import { TPMS_AUTH_COMMAND, TPMS_AUTH_RESPONSE } from '../src/tpm/types/index.js';
 import { arbitraryOf } from '../test/support/arbitrary.js';
+import { appendRandom, duplicateRange, flipBit, overwriteByte, truncate } from './mutate.js';
 
 /** xorshift128+: a small, fast, seedable generator; fuzzing needs repeatability, not secrecy. */
 export class Prng {
@@ -77,24 +78,17 @@ export function mutate(input: Uint8Array, rng: Prng): Uint8Array {
   for (let r = 0; r < rounds; r++) {
     switch (rng.below(8)) {
       case 0: // flip a bit
-        if (b.length > 0) b[rng.below(b.length)]! ^= 1 << rng.below(8);
+        flipBit(b, rng);
         break;
       case 1: // overwrite a byte with an interesting value
-        if (b.length > 0) b[rng.below(b.length)] = [0x00, 0xff, 0x7f, 0x80, 0x01][rng.below(5)]!;
+        overwriteByte(b, rng, [0x00, 0xff, 0x7f, 0x80, 0x01]);
         break;
-      case 2: // truncate
-        b = b.slice(0, rng.below(b.length + 1));
+      case 2:
+        b = truncate(b, rng);
         break;
-      case 3: {
-        // append random bytes
-        const extra = new Uint8Array(1 + rng.below(16));
-        for (let i = 0; i < extra.length; i++) extra[i] = rng.below(256);
-        const n = new Uint8Array(b.length + extra.length);
-        n.set(b);
-        n.set(extra, b.length);
-        b = n;
+      case 3:
+        b = appendRandom(b, rng, 16);
         break;
-      }
       case 4: // a u16 size field somewhere made huge or off by one
         if (b.length > 2) {
           const at = rng.below(b.length - 1);
@@ -109,19 +103,9 @@ export function mutate(input: Uint8Array, rng: Prng): Uint8Array {
           b.set([0xff, 0xff, 0xff, rng.below(256)], at);
         }
         break;
-      case 6: {
-        // duplicate a slice in place (repeats a structure)
-        if (b.length > 2) {
-          const from = rng.below(b.length);
-          const len = 1 + rng.below(Math.min(32, b.length - from));
-          const n = new Uint8Array(b.length + len);
-          n.set(b.subarray(0, from + len));
-          n.set(b.subarray(from, from + len), from + len);
-          n.set(b.subarray(from + len), from + 2 * len);
-          b = n;
-        }
+      case 6:
+        b = duplicateRange(b, rng, 32);
         break;
-      }
       default: {
         // keep the header's size consistent with the new length, so parsing goes deeper
         if (b.length >= 6) {
