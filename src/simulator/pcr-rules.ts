@@ -50,6 +50,19 @@ export function isNoIncrement(index: number): boolean {
 }
 
 /**
+ * How much a Startup moves pcrUpdateCounter: each PCR it resets counts as a
+ * change, as in the reference's PCRStartup (PCRChanged per PCR index, once
+ * for all banks), except the PCRs that never bump it (isNoIncrement) and, on a
+ * TPM Resume, the PCRs whose values it restores. libtpms: 20 after a TPM Reset
+ * or Restart, 4 (PCRs 17–20) after a Resume.
+ */
+export function startupPcrChanges(count: number, resume: boolean): number {
+  let n = 0;
+  for (let i = 0; i < count; i++) if (!isNoIncrement(i) && !(resume && isStateSaved(i))) n++;
+  return n;
+}
+
+/**
  * Value after Startup: the DRTM PCRs 17–22 start at all ones so that a
  * quote proves whether a dynamic launch (which resets them to zero) happened.
  */

@@ -130,10 +130,22 @@ const startupAndTesting: Sequence = async (log, side) => {
   await log.step('GetTestResult', () => tpm.run(C.GetTestResult, {}, {}), (r) => r.params.testResult);
   await log.raw('GetTestResult with a trailing byte', rawCommand(TPM_CC.GetTestResult, Uint8Array.of(0)));
   await log.raw('Shutdown of a bad type', rawCommand(TPM_CC.Shutdown, u16(7)));
+  // pcrUpdateCounter: a TPM Reset counts the PCRs it reset (20 on both); over a Resume and a Restart libtpms carries
+  // the counter on, ours restarts it (divergences.ts 'pcr-update-counter-power-cycle').
+  const counter = async () => (await tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [] })).params.pcrUpdateCounter;
+  const cycles: string[] = [];
+  const before = await log.step('PCR_Read pcrUpdateCounter after a TPM Reset', () => counter(), (n) => n);
   await log.step('Shutdown STATE', () => tpm.run(C.Shutdown, {}, { shutdownType: TPM_SU.STATE }));
   await side.init();
   await log.step('Startup(STATE) after a Shutdown(STATE)', () => tpm.run(C.Startup, {}, { startupType: TPM_SU.STATE }));
   await log.step('ReadClock after a reset', () => tpm.run(C.ReadClock, {}, {}), (r) => [r.params.currentTime.clockInfo.resetCount.toString(), r.params.currentTime.clockInfo.restartCount, r.params.currentTime.clockInfo.safe]);
+  cycles.push(`${before} Resume ${await counter()}`);
+  const beforeRestart = await counter();
+  await tpm.run(C.Shutdown, {}, { shutdownType: TPM_SU.STATE });
+  await side.init();
+  await tpm.run(C.Startup, {}, { startupType: TPM_SU.CLEAR });
+  cycles.push(`${beforeRestart} Restart ${await counter()}`);
+  await log.step('PCR_Read pcrUpdateCounter over a Resume and a Restart', () => tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [] }), () => cycles.join(', '));
 };
 
 function encodeRawStartup(type: number): Uint8Array {
@@ -583,7 +595,7 @@ const nullTicket = () => ({ tag: 0x8024, hierarchy: TPM_RH.NULL, digest: EMPTY }
 
 const pcrs: Sequence = async (log, side) => {
   const { tpm } = side;
-  // The response without pcrUpdateCounter (its own step: divergences.ts 'pcr-update-counter-startup'), and how much it moved.
+  // The response without pcrUpdateCounter (its value depends on power cycles: divergences.ts 'pcr-update-counter-power-cycle'), and how much it moved.
   let counter = 0;
   const read = (label: string, pcrList: number[], hash: number = SHA256) =>
     log.step(label, () => tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [pcrSelection(hash as never, pcrList)] }), (r) => {

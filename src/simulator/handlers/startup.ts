@@ -5,8 +5,8 @@
 import { TPM_ALG, TPM_SU } from '../../tpm/constants.js';
 import { Shutdown, Startup } from '../../tpm/commands/index.js';
 import { TPM_RC, TpmError, rcForParameter } from '../../tpm/rc.js';
-import { isStateSaved } from '../pcr-rules.js';
-import { SEED_SIZE } from '../state.js';
+import { isStateSaved, startupPcrChanges } from '../pcr-rules.js';
+import { PCR_COUNT, SEED_SIZE } from '../state.js';
 import { handler, ok } from './handler.js';
 import { clearPcrAuthValues } from './integrity.js';
 import { clearNvOnStartup } from './nv.js';
@@ -61,6 +61,10 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     resetCommits(state);
     clearNvOnStartup(state);
   }
+  // The PCRs this Startup reset are changes (the reference's PCRStartup → PCRChanged): libtpms reports 20 after a
+  // TPM Reset. resetPcrs() began from 0; libtpms carries the counter over a Resume or Restart, ours does not
+  // (it is not in SavedState: divergences.ts 'pcr-update-counter-power-cycle').
+  volatile.pcrUpdateCounter += startupPcrChanges(PCR_COUNT, startupType === TPM_SU.STATE);
   // Dictionary-attack timers and a disorderly power loss (engine.daStartup, the reference's DAStartup).
   engine.daStartup(daUsed);
   // Part 1 §13.2 (the reference's HierarchyStartup): every Startup empties platformAuth and
