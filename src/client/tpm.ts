@@ -19,7 +19,6 @@
  * whatever the command may have created or left behind before its next
  * command (see `RecoveryOptions`).
  */
-import { randomBytes } from 'node:crypto';
 import { readCapability } from '../tpm/capability.js';
 import type { AnyCommand, CommandHandles, CommandParams, ResponseHandles, ResponseParams } from '../tpm/command.js';
 import {
@@ -44,6 +43,7 @@ import {
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_HT, TPM_RH, TPM_RS_PW, TPM_SE, handleType } from '../tpm/constants.js';
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize, isHashSupported } from '../tpm/crypto/hash.js';
+import { pooledRandomSource } from '../tpm/crypto/random.js';
 import { ParseError, SessionError, TransportError } from '../tpm/errors.js';
 import {
   decodeResponseParams,
@@ -322,6 +322,8 @@ export class Tpm {
   };
   /** Sessions this Tpm started and that are not known to be closed. */
   readonly #sessions = new Map<number, AuthSession>();
+  /** Nonces (nonceCaller) from node:crypto a block at a time: a randomBytes call per command cost ~2 µs. */
+  readonly #random = pooledRandomSource();
   /** `transport` when it retries: the Tpm's own commands take its path for serialized callers. */
   readonly #retry: RetryTransport | undefined;
   readonly #flushUnknown: boolean;
@@ -505,7 +507,7 @@ export class Tpm {
     // Names enter cpHash only, which only HMAC and policy sessions need.
     const names = cmd.handleNames.map((n, i) => nameOf(handleArgs[i]!, `handle ${n}`));
 
-    for (const s of sessionSlots) s.nonceCaller = new Uint8Array(randomBytes(s.state.nonceTPM.length));
+    for (const s of sessionSlots) s.nonceCaller = this.#random(s.state.nonceTPM.length);
 
     // Parameter encryption happens before cpHash: cpHash covers the parameters as sent (Part 1 §18.7).
     const dec = sessionSlots.find((s) => s.attributes.decrypt);
@@ -577,8 +579,15 @@ export class Tpm {
       throw e;
     }
 
+    // rpHash once per hash: the response HMACs and an audit session's digest both use it.
+    const rpHashes = new Map<number, Uint8Array>();
+    const rpHashFor = (alg: number): Uint8Array => {
+      let h = rpHashes.get(alg);
+      if (h === undefined) rpHashes.set(alg, (h = computeRpHash(alg, cmd.code, split.paramBytes)));
+      return h;
+    };
     try {
-      this.#verify(cmd, slots, split, params);
+      this.#verify(cmd, slots, split, params, rpHashFor);
     } catch (e) {
       await this.#abandon(sessionSlots, cmd, response);
       throw e;
@@ -595,7 +604,7 @@ export class Tpm {
           s.state.auditDigest = new Uint8Array(digestSize(s.session.hashAlg));
           s.state.bind = undefined;
         }
-        s.state.auditDigest = extendAuditDigest(s.session.hashAlg, s.state.auditDigest, cpHashFor(s.session.hashAlg), computeRpHash(s.session.hashAlg, cmd.code, split.paramBytes));
+        s.state.auditDigest = extendAuditDigest(s.session.hashAlg, s.state.auditDigest, cpHashFor(s.session.hashAlg), rpHashFor(s.session.hashAlg));
       }
       if (!s.attributes.continueSession) this.#closed(s.session, 'closed');
       // A policy session's data resets when its nonce rolls (reference UpdateInternalSession).
@@ -745,8 +754,7 @@ export class Tpm {
   }
 
   /** Checks every response authorization; throws SessionError `session.hmac` on the first that fails. */
-  #verify(cmd: AnyCommand, slots: readonly Slot[], split: SplitResponse, params: unknown): void {
-    const rpHashes = new Map<number, Uint8Array>();
+  #verify(cmd: AnyCommand, slots: readonly Slot[], split: SplitResponse, params: unknown, rpHashFor: (alg: number) => Uint8Array): void {
     slots.forEach((s, i) => {
       const r: TPMS_AUTH_RESPONSE = split.sessions[i]!;
       if (s.kind === 'password') {
@@ -770,12 +778,10 @@ export class Tpm {
         expected = EMPTY; // reference BuildSingleResponseAuth: no HMAC for a PolicyPassword session
       } else {
         const alg = s.session.hashAlg;
-        let rp = rpHashes.get(alg);
-        if (rp === undefined) rpHashes.set(alg, (rp = computeRpHash(alg, cmd.code, split.paramBytes)));
         expected = responseHmac({
           hashAlg: alg,
           key: sessionHmacKey(s.state.sessionKey, this.#includedAuth(s, this.#responseAuthValue(cmd, s, params))),
-          rpHash: rp,
+          rpHash: rpHashFor(alg),
           nonceTPM: r.nonce,
           nonceCaller: s.nonceCaller,
           attributes: TPMA_SESSION.toWord(got),
@@ -1054,7 +1060,7 @@ export class Tpm {
       encryptedSalt = secret.encryptedSecret;
     }
 
-    const nonceCaller = new Uint8Array(randomBytes(nonceSize));
+    const nonceCaller = this.#random(nonceSize);
     const bindHandle = options.bind === undefined ? TPM_RH.NULL : handleValue(options.bind, 'bind');
     const r = await this.#run(
       StartAuthSession,

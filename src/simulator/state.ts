@@ -9,6 +9,7 @@
  * TPMT_SENSITIVE) are kept as their marshaled bytes for the same reason.
  */
 import { randomBytes } from 'node:crypto';
+import { pooledRandomSource, type RandomSource as CoreRandomSource } from '../tpm/crypto/random.js';
 import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
 
 /**
@@ -283,31 +284,12 @@ function emptyAuth(): HierarchyAuth {
 }
 
 /** A source of secret bytes; node:crypto's randomBytes unless a test gives a deterministic one. */
-export type RandomSource = (size: number) => Uint8Array;
+export type RandomSource = CoreRandomSource;
 
 export const defaultRandomSource: RandomSource = (size) => new Uint8Array(randomBytes(size));
 
-/**
- * node:crypto's randomBytes drawn a block at a time, for one engine: a call
- * into OpenSSL per command cost a quarter of a simple command's time, so
- * small requests are served from the block (each byte handed out once, and
- * wiped from the block as it goes); large ones go straight to randomBytes.
- */
-export function pooledRandomSource(blockSize = 4096): RandomSource {
-  let block: Uint8Array = new Uint8Array(0);
-  let at = 0;
-  return (size) => {
-    if (size > blockSize / 4) return defaultRandomSource(size);
-    if (at + size > block.length) {
-      block = defaultRandomSource(blockSize);
-      at = 0;
-    }
-    const out = block.slice(at, at + size);
-    block.fill(0, at, at + size);
-    at += size;
-    return out;
-  };
-}
+/** The engine's default source: node:crypto drawn a block at a time (src/tpm/crypto/random.ts). */
+export { pooledRandomSource };
 
 /** What manufacture reads of a profile (profiles.ts TpmProfile): its name and the banks it allocates. */
 export interface ManufactureProfile {
