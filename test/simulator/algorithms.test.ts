@@ -12,7 +12,7 @@ import { TPM_ALG, TPM_CAP, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate } from '../../src/tpm/templates.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC_PARMS } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { rcOf } from '../support/probe.js';

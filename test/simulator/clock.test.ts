@@ -11,13 +11,13 @@ import { readCapability } from '../../src/tpm/capability.js';
 import { ClockRateAdjust, DictionaryAttackParameters, NV_DefineSpace, NV_Read, ReadClock, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import { type Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CLOCK_RATE, adjustTickRate, newTickTimer, readTickTimer } from '../../src/simulator/timer.js';
 import { tpmRejection } from '../support/probe.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const COARSE_SLOWER = -3;
 const MEDIUM_SLOWER = -2;
@@ -35,9 +35,7 @@ function adjust(t: Transport, rateAdjust: number) {
 
 async function onTestClock() {
   let now = 0;
-  const engine = new TpmEngine({ now: () => now });
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+  const { engine, t } = await startedEngine(new TpmEngine({ now: () => now }));
   /** How far Clock and Time move while the host's clock moves `ms`. */
   const advance = async (ms: number): Promise<{ clock: bigint; time: bigint }> => {
     const before = await readClock(t);

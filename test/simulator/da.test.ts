@@ -31,7 +31,7 @@ import { parseStateFile, serializeState, validateSimulatorState } from '../../sr
 import { tpmRejection } from '../support/probe.js';
 import { scenarioLog } from '../support/scenario.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const PIN = Uint8Array.of(7, 7);
@@ -218,8 +218,7 @@ describe('simulator dictionary-attack protection over time and power cycles', ()
     await tpmRejection(lockReset(t, WRONG));
     // Through the file format and its validation, as a store would reload it.
     const reloaded = validateSimulatorState(parseStateFile(serializeState(engine.state), engine.state.version));
-    const again = inProcessTransport(new TpmEngine({ state: reloaded, now: () => 0 }));
-    await runCommand(again, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { t: again } = await startedEngine(new TpmEngine({ state: reloaded, now: () => 0 }));
     expect((await tpmRejection(use(again, PIN))).is(TPM_RC.LOCKOUT)).toBe(true);
     expect((await tpmRejection(lockReset(again, LOCKOUT_AUTH))).is(TPM_RC.LOCKOUT)).toBe(true);
     // The power loss after DA use did not add a failure beyond maxTries.

@@ -14,7 +14,7 @@ import { TPM_ALG, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { kdfa, kdfaBlock } from '../../src/tpm/crypto/kdf.js';
 import { TPM_RC, TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, TPMS_DERIVE, templateFromPublic, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { DerivationKdf, MAX_DERIVATION_BITS, deriveObject } from '../../src/simulator/keygen.js';

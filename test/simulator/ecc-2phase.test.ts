@@ -15,7 +15,7 @@ import { externalObject } from '../../src/tpm/duplication.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH } from '../../src/tpm/constants.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMS_ALGORITHM_DETAIL_ECC, type TPMA_OBJECT, type TPMS_ECC_POINT, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { encodeCommand } from '../../src/tpm/frame.js';

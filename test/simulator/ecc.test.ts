@@ -16,7 +16,7 @@ import { objectName } from '../../src/tpm/names.js';
 import { TPM_RC, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import type { TPMS_ECC_POINT, TPMT_PUBLIC, TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CURVE_ORDERS, curvePoint } from '../../src/simulator/keygen.js';

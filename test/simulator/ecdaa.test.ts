@@ -21,7 +21,7 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { scenarioLog } from '../support/scenario.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const n = p256.Point.CURVE().n;
@@ -111,9 +111,7 @@ async function scenario(t: Transport, powerCycle: () => Promise<void>): Promise<
 
 describe('simulator ECDAA', () => {
   it('a commitment made before Shutdown(STATE) signs after the state went through the state file', async () => {
-    const engine = new TpmEngine();
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { engine, t } = await startedEngine();
     const key = await loadKey(t);
     const c = await commit(t, key, p256.Point.BASE.toAffine());
     await runCommand(t, Shutdown, {}, { shutdownType: TPM_SU.STATE });
@@ -126,8 +124,7 @@ describe('simulator ECDAA', () => {
   });
 
   it('128 commitments may be outstanding; the 129th takes the first one\'s place', async () => {
-    const t = inProcessTransport(new TpmEngine());
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { t } = await startedEngine();
     const key = await loadKey(t);
     const G = p256.Point.BASE.toAffine();
     const first = await commit(t, key, G);

@@ -14,7 +14,7 @@ import { externalObject, wrapDuplicate, wrapExternalKey, type ExternalKey, type 
 import { TPM_RC, TpmError, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { divergence } from '../../src/simulator/divergences.js';

@@ -22,20 +22,19 @@ import {
   PolicyGetDigest,
   PolicyNV,
   PolicySecret,
-  Startup,
   StartAuthSession,
 } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CAP, TPM_EO, TPM_NT, TPM_PT, TPM_RH, TPM_SE, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_EO, TPM_NT, TPM_PT, TPM_RH, TPM_SE } from '../../src/tpm/constants.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMS_NV_PIN_COUNTER_PARAMETERS } from '../../src/tpm/types/index.js';
 import { decode, encode } from '../../src/tpm/wire/codec.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { scenarioLog } from '../support/scenario.js';
 import { tpmRejection } from '../support/probe.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -188,25 +187,20 @@ async function scenario(t: Transport): Promise<Record<string, unknown>> {
 
 describe('simulator PIN indices', () => {
   it('a PIN Fail index refuses its PIN at pinLimit failures and its count survives a restart', async () => {
-    const engine = new TpmEngine();
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { engine, t } = await startedEngine();
     await define(t, FAIL, { TPM_NT: TPM_NT.PIN_FAIL, NO_DA: true, OWNERWRITE: true, OWNERREAD: true });
     await ownerWrite(t, FAIL, pinData(0, 3));
     for (let i = 0; i < 3; i++) expect((await tpmRejection(pinRead(t, FAIL, WRONG))).is(TPM_RC.BAD_AUTH)).toBe(true);
     expect((await tpmRejection(pinRead(t, FAIL, PIN))).is(TPM_RC.AUTH_UNAVAILABLE)).toBe(true);
     // The count lives in the index, so another engine on the same state (a restart) still refuses.
-    const again = inProcessTransport(new TpmEngine({ state: engine.state }));
-    await runCommand(again, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { t: again } = await startedEngine(new TpmEngine({ state: engine.state }));
     expect(counts(await ownerRead(again, FAIL))).toBe('3/3');
     expect((await tpmRejection(pinRead(again, FAIL, PIN))).is(TPM_RC.AUTH_UNAVAILABLE)).toBe(true);
   });
 
   it('a failed PIN is made durable before the answer', async () => {
     let saves = 0;
-    const engine = new TpmEngine({ persist: async () => void saves++ });
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { t } = await startedEngine(new TpmEngine({ persist: async () => void saves++ }));
     await define(t, FAIL, { TPM_NT: TPM_NT.PIN_FAIL, NO_DA: true, OWNERWRITE: true, OWNERREAD: true });
     await ownerWrite(t, FAIL, pinData(0, 3));
     saves = 0;

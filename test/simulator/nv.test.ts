@@ -164,9 +164,7 @@ describe('simulator NV indices', () => {
   });
 
   it('write and read locks: WRITE_STCLEAR/READ_STCLEAR clear at Startup(CLEAR), WRITEDEFINE stays', async () => {
-    const engine = new TpmEngine();
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { engine, t } = await startedEngine();
     const tpm = new Tpm(t);
     const st = await nvDefine(tpm, { index: BASE + 40, size: 4, attributes: { WRITE_STCLEAR: true, READ_STCLEAR: true } });
     const def = await nvDefine(tpm, { index: BASE + 41, size: 4, attributes: { WRITEDEFINE: true } });
@@ -252,9 +250,7 @@ describe('simulator NV indices', () => {
   });
 
   it('CLEAR_STCLEAR indices read as unwritten after Startup(CLEAR), others keep their data', async () => {
-    const engine = new TpmEngine();
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { engine, t } = await startedEngine();
     const tpm = new Tpm(t);
     const volatileIndex = await nvDefine(tpm, { index: BASE + 80, size: 2, attributes: { CLEAR_STCLEAR: true } });
     const kept = await nvDefine(tpm, { index: BASE + 81, size: 2 });

@@ -9,7 +9,7 @@ import { PCR_Extend, PCR_Read, PCR_Reset } from '../../src/tpm/commands/index.js
 import { TPM_ALG, TPM_CAP } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { pcrIndices, pcrSelection } from '../../src/tpm/pcr.js';
-import { type DiffSide } from '../support/differential.js';
+import type { DiffSide } from '../support/differential.js';
 import { scenarioLog, type ScenarioLog } from '../support/scenario.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { swtpmAndSimulator } from '../support/fixture.js';

@@ -52,7 +52,7 @@ import { pcrSelection, readPcrs } from '../../src/tpm/pcr.js';
 import { PolicyCalculator, ekPolicyA, pcrDigest, policySignedDigest, zeroPolicy } from '../../src/tpm/policy.js';
 import { TPM_RC, isRc, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, TPMA_OBJECT, TPMT_HA, TPMT_PUBLIC, type TPMS_NV_PUBLIC, type TPMT_SIGNATURE, type TPMT_TK_AUTH, type TPMT_TK_VERIFIED } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { cpHash } from '../../src/tpm/cphash.js';

@@ -17,7 +17,7 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { parseStateFile, serializeState, validateSimulatorState } from '../../src/simulator/store.js';
 import { scenarioLog } from '../support/scenario.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
-import { swtpmAndSimulator } from '../support/fixture.js';
+import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -85,9 +85,7 @@ async function scenario(t: Transport, powerCycle: () => Promise<void>): Promise<
 
 describe('simulator saved sessions across Shutdown(STATE)', () => {
   it('a saved session loads after a Resume of a TPM reloaded from its state file', async () => {
-    const engine = new TpmEngine();
-    const t = inProcessTransport(engine);
-    await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
+    const { engine, t } = await startedEngine();
     const h = await startSession(t, TPM_SE.POLICY);
     const c = await save(t, h);
     await runCommand(t, Shutdown, {}, { shutdownType: TPM_SU.STATE });

@@ -12,7 +12,7 @@ import { CreatePrimary, EncryptDecrypt, EncryptDecrypt2, FlushContext, Hash, HMA
 import { TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import type { TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
