@@ -383,6 +383,20 @@ const objects: Sequence = async (log, side) => {
     }
   });
   await log.step('Create with sensitive data and sensitiveDataOrigin', () => tpm.run(C.Create, { parentHandle: srk.handle }, { inSensitive: sensitive(EMPTY, bytes(8, 1)), inPublic: { ...ECC_SIGN } as never, outsideInfo: EMPTY, creationPCR: [] }));
+  // A primary may take inSensitive.data beside sensitiveDataOrigin (Part 3 §24.1): it joins the derivation, so the key differs.
+  const HMAC_SIGN = { type: TPM_ALG.KEYEDHASH, nameAlg: SHA256, objectAttributes: TPMA_OBJECT.of({ fixedTPM: true, fixedParent: true, sensitiveDataOrigin: true, userWithAuth: true, noDA: true, sign: true }), authPolicy: EMPTY, parameters: { scheme: { scheme: TPM_ALG.HMAC, details: { hashAlg: SHA256 } } }, unique: EMPTY } as unknown as TPMT_PUBLIC;
+  for (const [name, template] of [['ECC', ECC_SIGN], ['HMAC', HMAC_SIGN]] as const) {
+    await log.step(`CreatePrimary ${name} with sensitive data and sensitiveDataOrigin: another key`, async () => {
+      const plain = await primary(side, TPM_RH.OWNER, template);
+      await flush(side, plain.handle);
+      const withData = await primary(side, TPM_RH.OWNER, template, sensitive(EMPTY, bytes(8, 1)));
+      await flush(side, withData.handle);
+      return [shape(withData.publicArea), hex(plain.name) !== hex(withData.name)];
+    }, (r) => r);
+  }
+  await log.step('CreatePrimary HMAC with neither data nor sensitiveDataOrigin', () => primary(side, TPM_RH.OWNER, { ...HMAC_SIGN, objectAttributes: TPMA_OBJECT.of({ ...HMAC_SIGN.objectAttributes, sensitiveDataOrigin: false }) } as never));
+  await log.step('Create a sealed object of no data', () => tpm.run(C.Create, { parentHandle: srk.handle }, { inSensitive: sensitive(), inPublic: SEAL(), outsideInfo: EMPTY, creationPCR: [] }));
+  await log.step('CreatePrimary ECC with sensitive data, sensitiveDataOrigin clear', () => primary(side, TPM_RH.OWNER, { ...ECC_SIGN, objectAttributes: TPMA_OBJECT.of({ ...ECC_SIGN.objectAttributes, sensitiveDataOrigin: false }) } as never, sensitive(EMPTY, bytes(8, 1))));
   await log.step('Create on an empty slot', () => tpm.run(C.Create, { parentHandle: 0x80000010 }, { inSensitive: sensitive(), inPublic: SEAL(), outsideInfo: EMPTY, creationPCR: [] }));
   if (created === undefined) return;
   const blob = { inPrivate: created.params.outPrivate, inPublic: created.params.outPublic };

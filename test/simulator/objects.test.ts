@@ -134,11 +134,17 @@ describe('simulator objects: CreatePrimary', () => {
     await expect(create(noSym)).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.SYMMETRIC) && e.parameter === 2);
     const signAndDecrypt = { ...srk, objectAttributes: { ...srk.objectAttributes, sign: true } } as TPMT_PUBLIC;
     await expect(create(signAndDecrypt)).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2);
-    // Data for a key the TPM makes contradicts sensitiveDataOrigin: TPM_RC_ATTRIBUTES on inPublic, as libtpms answers Create.
-    await expect(create(srk, Uint8Array.of(1))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2);
+    // A primary may take data beside sensitiveDataOrigin (Part 3 §24.1, as libtpms): it joins the derivation, so the key
+    // differs from the one without. An ordinary object may not (differential.test.ts compares both with swtpm).
+    const plain = await create(srk);
+    const withData = await create(srk, Uint8Array.of(1));
+    expect(Buffer.from(withData.params.name).equals(Buffer.from(plain.params.name))).toBe(false);
+    expect(Buffer.from((await create(srk, Uint8Array.of(1))).params.name).equals(Buffer.from(withData.params.name))).toBe(true);
+    for (const h of [plain, withData]) await runCommand(t, FlushContext, {}, { flushHandle: h.handles.objectHandle });
     const hmacKey = hmacKeyTemplate();
-    const withOrigin = { ...hmacKey, objectAttributes: { ...hmacKey.objectAttributes, sensitiveDataOrigin: true } } as TPMT_PUBLIC;
-    await expect(create(withOrigin, Uint8Array.of(1, 2, 3))).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2);
+    const noOrigin = { ...hmacKey, objectAttributes: { ...hmacKey.objectAttributes, sensitiveDataOrigin: false } } as TPMT_PUBLIC;
+    // A keyed hash with neither data nor sensitiveDataOrigin has no key at all.
+    await expect(create(noOrigin)).rejects.toSatisfy((e) => e instanceof TpmError && e.is(TPM_RC.ATTRIBUTES) && e.parameter === 2);
     // Disabled nothing: the valid template still works afterwards.
     expect((await create(srk)).handles.objectHandle).toBe(HANDLE_RANGE.TRANSIENT[0]);
   });

@@ -73,7 +73,7 @@ export const createLoadedHandler = handler(CreateLoaded, async ({ engine }, { pa
   let object: LoadedObject;
   let outPrivate: Uint8Array = new Uint8Array(0);
   if (parentHandle >>> 24 === TPM_HT.PERMANENT) {
-    checkTemplate(template, inSensitive.data, inSensitive.userAuth);
+    checkTemplate(template, inSensitive.data, inSensitive.userAuth, 'primary');
     freeSlot(engine);
     object = primaryLoadedObject(parentHandle, await derivePrimary(engine, parentHandle, template, inSensitive));
   } else {

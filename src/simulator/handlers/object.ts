@@ -41,9 +41,16 @@ const P_PUBLIC = 2;
 /**
  * The attribute rules a template must follow (Part 1 §27.2, Part 2 §8.3.3,
  * the reference's PublicAttributesValidation / CreateChecks), the cheap ones.
+ * `creating` is 'primary' for CreatePrimary and CreateLoaded under a
+ * hierarchy: a primary object may take inSensitive.data with
+ * sensitiveDataOrigin SET, as extra input to its derivation from the seed
+ * (Part 3 §24.1; the reference's CreateChecks refuses it for ordinary objects
+ * only, and libtpms accepts it).
  */
-export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating = true, nullNameAlg = false): void {
+export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8Array, creating: boolean | 'primary' = true, nullNameAlg = false): void {
   const a = t.objectAttributes;
+  // Data beside sensitiveDataOrigin: refused for an ordinary object, derivation input for a primary.
+  const dataWithOrigin = a.sensitiveDataOrigin && data.length !== 0 && creating !== 'primary';
   const bad = (rc: number, p = P_PUBLIC): never => {
     throw new TpmError(rcForParameter(rc, p));
   };
@@ -60,13 +67,17 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
   // Part 2 §8.3.3.1: fixedTPM needs fixedParent; a restricted key is a signer or a decrypter, not both.
   if (a.fixedTPM && !a.fixedParent) bad(TPM_RC.ATTRIBUTES);
   if (a.restricted && a.sign && a.decrypt) bad(TPM_RC.ATTRIBUTES);
+  // The reference's CreateChecks: sensitiveDataOrigin CLEAR says the caller brings the data, so there must be some
+  // (a keyed hash or cipher without a key, a sealed object of nothing: TPM_RC_ATTRIBUTES, as libtpms).
+  if (creating !== false && !a.sensitiveDataOrigin && data.length === 0) bad(TPM_RC.ATTRIBUTES);
   const asymmetric = t.type === TPM_ALG.RSA || t.type === TPM_ALG.ECC;
   if (asymmetric) {
     // An imported key (Load) may come from outside the TPM; one created here never does.
     if (creating && !a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
     // Part 3 §12.1: the TPM makes an asymmetric key's private part itself; caller's data contradicts
     // sensitiveDataOrigin (TPM_RC_ATTRIBUTES on inPublic, as libtpms answers Create).
-    if (data.length !== 0) bad(a.sensitiveDataOrigin ? TPM_RC.ATTRIBUTES : TPM_RC.SIZE, a.sensitiveDataOrigin ? P_PUBLIC : P_SENSITIVE);
+    if (dataWithOrigin) bad(TPM_RC.ATTRIBUTES);
+    if (data.length !== 0 && !a.sensitiveDataOrigin) bad(TPM_RC.SIZE, P_SENSITIVE);
     const p = t.parameters;
     const storage = a.restricted && a.decrypt;
     // Part 2 §12.2.3.5: a storage parent names its children's symmetric cipher and no asymmetric scheme.
@@ -78,7 +89,7 @@ export function checkTemplate(t: TPMT_PUBLIC, data: Uint8Array, userAuth: Uint8A
     if (a.sign !== a.decrypt && p.scheme.scheme !== TPM_ALG.NULL && isSigningScheme(p.scheme.scheme) !== a.sign) bad(TPM_RC.SCHEME);
   } else {
     // Part 3 §12.1: the caller's data and sensitiveDataOrigin exclude each other; sealed data must come from the caller.
-    if (a.sensitiveDataOrigin && data.length !== 0) bad(TPM_RC.ATTRIBUTES);
+    if (dataWithOrigin) bad(TPM_RC.ATTRIBUTES);
     if (creating && t.type === TPM_ALG.KEYEDHASH && !a.sign && !a.decrypt && a.sensitiveDataOrigin) bad(TPM_RC.ATTRIBUTES);
     // For a symmetric key `sign` means encrypt (Part 2 §8.3.3.1.3): an EncryptDecrypt key has both; a restricted
     // one is a storage parent, which only decrypts.
@@ -209,7 +220,7 @@ export function childLoadedObject(parent: LoadedObject, o: Pick<LoadedObject, 'p
 export const createPrimaryHandler = handler(CreatePrimary, async ({ engine, locality }, { primaryHandle }, params) => {
   const template = params.inPublic;
   const { userAuth, data } = params.inSensitive;
-  checkTemplate(template, data, userAuth);
+  checkTemplate(template, data, userAuth, 'primary');
   // The reference finds a free slot before doing any work (TPM_RC_OBJECT_MEMORY).
   if (engine.volatile.objects.count >= engine.volatile.objects.capacity) throw new TpmError(TPM_RC.OBJECT_MEMORY);
   const derived = await derivePrimary(engine, primaryHandle, template, { userAuth, data });
