@@ -11,13 +11,13 @@ import { TpmEngine } from '../../src/simulator/index.js';
 import { corruptNvIndex, enterLockout } from '../../src/simulator/faults.js';
 import { EK_CERTIFICATE_INDICES, createSoftwareTpmCa, type SoftwareTpmCa } from '../../src/simulator/manufacture.js';
 import { rcOf } from '../support/probe.js';
+import { startedEngine } from '../support/fixture.js';
 
 const FAST_RETRY = { initialDelayMs: 1, maxDelayMs: 2, jitter: 0 } as const;
 
+/** startedEngine's engine under a client with the retry options under test. */
 async function started(engine: TpmEngine, retry: ConstructorParameters<typeof Tpm>[1] = {}): Promise<Tpm> {
-  const t = inProcessTransport(engine);
-  await runCommand(t, Startup, {}, { startupType: TPM_SU.CLEAR });
-  return new Tpm(t, retry);
+  return new Tpm((await startedEngine(engine)).t, retry);
 }
 
 

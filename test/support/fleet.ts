@@ -9,15 +9,16 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { TpmEngine } from '../../src/simulator/engine.js';
 import type { RandomSource } from '../../src/simulator/state.js';
-import { CreatePrimary, FlushContext, Quote, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_GENERATED_VALUE, TPM_RH, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { CreatePrimary, FlushContext, Quote } from '../../src/tpm/commands/index.js';
+import { TPM_ALG, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { publicKeyFromArea } from '../../src/tpm/secret.js';
 import { eccAkTemplate } from '../../src/tpm/templates.js';
-import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMS_ATTEST, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { decode, encode } from '../../src/tpm/wire/codec.js';
+import { startedEngine } from './fixture.js';
 
 /** SHA-256 in counter mode from a label: the same label, the same TPM (insecure by design: tests only). */
 export function seededRandom(label: string): RandomSource {
@@ -38,9 +39,7 @@ export interface FleetMember {
 
 /** Engine number `i` of a fleet, started (TPM2_Startup(CLEAR)). */
 export async function startFleetMember(i: number, label = 'fleet'): Promise<FleetMember> {
-  const engine = new TpmEngine({ random: seededRandom(`${label}-${i}`) });
-  const transport = inProcessTransport(engine);
-  await runCommand(transport, Startup, {}, { startupType: TPM_SU.CLEAR });
+  const { engine, t: transport } = await startedEngine(new TpmEngine({ random: seededRandom(`${label}-${i}`) }));
   return { engine, transport };
 }
 
