@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ALL_COMMANDS, commandByCode } from '../../src/tpm/commands/index.js';
 import { TPM_CAP } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_CC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';

@@ -11,7 +11,7 @@ import { readCapability } from '../../src/tpm/capability.js';
 import { ClockRateAdjust, DictionaryAttackParameters, NV_DefineSpace, NV_Read, ReadClock, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SU } from '../../src/tpm/constants.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { CLOCK_RATE, adjustTickRate, newTickTimer, readTickTimer } from '../../src/simulator/timer.js';

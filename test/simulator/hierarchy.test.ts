@@ -30,7 +30,7 @@ import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_NT, TPM_PT, TPM_RH, TPM_SU } from '
 import { TPM_RC, TpmError, isRc } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
 import { eccEkTemplate, eccSrkTemplate, rsaEkTemplate } from '../../src/tpm/templates.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { TPMA_NV, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { handleName } from '../../src/tpm/names.js';
 import { TpmEngine } from '../../src/simulator/index.js';

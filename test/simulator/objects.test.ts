@@ -19,7 +19,7 @@ import {
 import { readCapability } from '../../src/tpm/capability.js';
 import { Clear, CreateLoaded, CreatePrimary, EvictControl, FlushContext, HashSequenceStart, LoadExternal, ObjectChangeAuth, ReadPublic as ReadPublicCmd, Sign, Unseal } from '../../src/tpm/commands/index.js';
 import { externalObject } from '../../src/tpm/duplication.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { templateFromPublic } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { HANDLE_RANGE, TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';

@@ -13,7 +13,7 @@ import { ContextLoad, ContextSave, CreatePrimary, EventSequenceComplete, FlushCo
 import { HANDLE_RANGE, TPM_ALG, TPM_RH, TPM_ST } from '../../src/tpm/constants.js';
 import { TPM_RC, TpmError, rcForHandle, rcForSession } from '../../src/tpm/rc.js';
 import { passwordAuth, runCommand } from '../../src/tpm/run.js';
-import { type Transport } from '../../src/tpm/transport/index.js';
+import type { Transport } from '../../src/tpm/transport/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { divergence } from '../../src/simulator/divergences.js';
 import { EVENT_SEQUENCE_HASHES, HmacState, sequenceAuthValue } from '../../src/simulator/sequences.js';
