@@ -12,7 +12,7 @@ import { TPM_RC, rcForParameter } from '../tpm/rc.js';
 import { TPMA_ALGORITHM, type TPMT_PUBLIC_PARMS } from '../tpm/types/index.js';
 import type { Codec } from '../tpm/wire/codec.js';
 import { ECC_CURVES } from './keygen.js';
-import { TPM_PROFILES, type TpmProfile } from './profiles.js';
+import { AES_KEY_BITS, TPM_PROFILES, type TpmProfile } from './profiles.js';
 
 const A = TPMA_ALGORITHM.of;
 
@@ -133,7 +133,9 @@ export function publicParmsRc(p: TPMT_PUBLIC_PARMS, profile: TpmProfile = TPM_PR
  * one (TPMI_ALG_HASH: TPM_RC_HASH, TPMI_RSA_KEY_BITS: TPM_RC_VALUE,
  * TPMI_ECC_CURVE: TPM_RC_CURVE, the mode types: TPM_RC_MODE). Values
  * outside the libtpms set are not this check's business: the handlers
- * answer for them as they always did.
+ * answer for them as they always did. AES key sizes are the exception: the
+ * libtpms profile itself leaves AES-192 out of the spec's set
+ * (TPMI_AES_KEY_BITS: TPM_RC_VALUE, as libtpms's unmarshaling).
  */
 type Exclusions = ReadonlyMap<string, { readonly values: ReadonlySet<number>; readonly rc: number }>;
 
@@ -149,6 +151,7 @@ function exclusionsOf(profile: TpmProfile): Exclusions {
   const m = new Map<string, { values: ReadonlySet<number>; rc: number }>([
     ['TPMI_ALG_HASH', { values: minus(full.hashes, a.hashes), rc: TPM_RC.HASH }],
     ['TPMI_RSA_KEY_BITS', { values: minus(full.rsaKeyBits, a.rsaKeyBits), rc: TPM_RC.VALUE }],
+    ['TPMI_AES_KEY_BITS', { values: minus(AES_KEY_BITS, a.aesKeyBits), rc: TPM_RC.VALUE }],
     ['TPMI_ECC_CURVE', { values: minus(full.eccCurves, a.eccCurves), rc: TPM_RC.CURVE }],
     ['TPMI_ALG_SYM_MODE', modes],
     ['TPMI_ALG_CIPHER_MODE', modes],
@@ -159,9 +162,39 @@ function exclusionsOf(profile: TpmProfile): Exclusions {
   return ex;
 }
 
-/** Whether `profile` leaves anything of the libtpms profile's algorithm set out (else profileParamsRc has nothing to do). */
+/** Whether `profile` leaves anything of the libtpms profile's algorithm set (or AES-192) out, else profileParamsRc has nothing to do. */
 export function profileExcludes(profile: TpmProfile): boolean {
   return exclusionsOf(profile).size > 0;
+}
+
+const mentionCache = new WeakMap<TpmProfile, Map<AnyCommand, boolean>>();
+
+/** Whether `cmd`'s parameters can hold a value of a TPMI type `ex` names (per profile and command, once): most hold none. */
+function namesExcludedType(profile: TpmProfile, cmd: AnyCommand, ex: Exclusions): boolean {
+  let byCmd = mentionCache.get(profile);
+  if (byCmd === undefined) mentionCache.set(profile, (byCmd = new Map()));
+  let yes = byCmd.get(cmd);
+  if (yes === undefined) {
+    yes = Object.values(cmd.params).some((c) => mentions(c as Codec<unknown>, ex));
+    byCmd.set(cmd, yes);
+  }
+  return yes;
+}
+
+function mentions(c: Codec<unknown>, ex: Exclusions): boolean {
+  const n = c.node;
+  switch (n.kind) {
+    case 'values':
+      return ex.has(c.name.endsWith('+') ? c.name.slice(0, -1) : c.name);
+    case 'sizedOf':
+      return mentions(n.inner, ex);
+    case 'list':
+      return mentions(n.item, ex);
+    case 'struct':
+      return n.fields.some((f) => (f.kind === 'plain' ? mentions(f.codec, ex) : [...f.variants.values()].some((v) => v !== null && mentions(v, ex))));
+    default:
+      return false;
+  }
 }
 
 /** The base code for the first excluded value in `v` (decoded with `c`), in wire order; 0 when there is none. */
@@ -204,7 +237,7 @@ function excludedRc(c: Codec<unknown>, v: unknown, ex: Exclusions): number {
  */
 export function profileParamsRc(profile: TpmProfile, cmd: AnyCommand, params: Record<string, unknown>): number {
   const ex = exclusionsOf(profile);
-  if (ex.size === 0) return 0;
+  if (ex.size === 0 || !namesExcludedType(profile, cmd, ex)) return 0;
   const names = Object.keys(cmd.params);
   for (let i = 0; i < names.length; i++) {
     const rc = excludedRc(cmd.params[names[i]!]!, params[names[i]!], ex);

@@ -129,22 +129,6 @@ export const DIVERGENCES = [
     ours: rcForParameter(RC.CURVE, 1),
     why: 'Part 3 §14.6: TPM_RC_CURVE for a curve the TPM does not implement (see capability-curves, the same choice)',
   },
-  {
-    id: 'test-parms-rsa-1024',
-    command: 'TestParms',
-    case: 'RSA with keyBits 1024',
-    libtpms: 0,
-    ours: rcForParameter(RC.VALUE, 1),
-    why: 'keygen.ts RSA_KEY_BITS: 2048 and 3072 only (NIST SP 800-131A has disallowed 1024-bit RSA since 2013); Part 3 §30.3: an unsupported key size is TPM_RC_VALUE, as libtpms answers for 4096',
-  },
-  {
-    id: 'test-parms-aes-192',
-    command: 'TestParms',
-    case: 'a SYMCIPHER of AES-192',
-    libtpms: rcForParameter(RC.VALUE, 1),
-    ours: 0,
-    why: 'Part 2 §11.1.3 TPMI_AES_KEY_BITS allows 192 and node:crypto has it; libtpms is built with AES-128 and AES-256 only',
-  },
 ] as const satisfies readonly Divergence[];
 
 /** A row of the table. */

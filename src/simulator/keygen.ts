@@ -293,8 +293,11 @@ export function curvePoint(curve: SimulatorCurve, P: TPMS_ECC_POINT): Weierstras
   }
 }
 
-/** RSA modulus sizes primaries may use here. */
-export const RSA_KEY_BITS: readonly number[] = [2048, 3072];
+/**
+ * RSA modulus sizes keys may have here: libtpms's (1024 too; the strict
+ * profile leaves it out, SP 800-131A having disallowed it since 2013).
+ */
+export const RSA_KEY_BITS: readonly number[] = [1024, 2048, 3072];
 /** ECC curves primaries may use here. */
 export const ECC_CURVES: readonly number[] = [...CURVE_ORDERS.keys()];
 

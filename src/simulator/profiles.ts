@@ -7,9 +7,8 @@
  *
  * - `libtpms` (the default) is this engine as it always was, mirroring
  *   libtpms 0.9 / swtpm: 3 loaded objects, 3 sessions, 1024-byte buffers,
- *   SHA-1/256/384/512, RSA 2048/3072, NIST P-256/P-384, AES in every mode.
- *   (libtpms also has RSA-1024, which this engine never made: TestParms
- *   answers TPM_RC_VALUE and CreatePrimary TPM_RC_KEY_SIZE for it.)
+ *   SHA-1/256/384/512, RSA 1024/2048/3072, NIST P-256/P-384, AES-128 and
+ *   AES-256 (libtpms is built without AES-192) in every mode.
  * - `strict` is for testing that clients do not rely on weak algorithms.
  *   What it removes is removed as a TPM whose vendor left it out would
  *   (libtpms's runtime profiles with "sha1" and "ecb" disabled plus its
@@ -22,8 +21,9 @@
  *     disabled hash. Keeping SHA-1 for PCRs or Names only would let a
  *     client pass that still breaks on such a TPM.
  *   - RSA keys of 2048 bits and more (SP 800-131A: 1024-bit RSA is
- *     disallowed since 2013); NIST P-256 and P-384 only. Both hold for the
- *     default too, today; strict keeps them should the engine grow.
+ *     disallowed since 2013: TPM_RC_VALUE wherever a parameter names it);
+ *     NIST P-256 and P-384 only (the default's too, today; strict keeps
+ *     them should the engine grow).
  *   - No ECB mode (TPM_RC_MODE): it leaks equal plaintext blocks and nothing
  *     a client needs uses it (parameter encryption is CFB).
  *   - No unpadded ("raw") RSA encryption (RSA_Encrypt/RSA_Decrypt with the
@@ -69,6 +69,8 @@ export interface TpmProfileAlgorithms {
   readonly signingHashes: readonly number[];
   /** RSA modulus sizes (TPMI_RSA_KEY_BITS). */
   readonly rsaKeyBits: readonly number[];
+  /** AES key sizes (TPMI_AES_KEY_BITS), of AES_KEY_BITS. */
+  readonly aesKeyBits: readonly number[];
   /** ECC curves (TPMI_ECC_CURVE, TPM_CAP_ECC_CURVES). */
   readonly eccCurves: readonly number[];
   /** Block cipher modes (TPMI_ALG_SYM_MODE, TPMI_ALG_CIPHER_MODE). */
@@ -102,15 +104,21 @@ const LIBTPMS_LIMITS: TpmProfileLimits = {
 
 const SHA2 = [TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];
 
+/** Every AES key size (Part 2 §11.1.3 TPMI_AES_KEY_BITS); node:crypto has all three. */
+export const AES_KEY_BITS: readonly number[] = [128, 192, 256];
+/** libtpms is built with AES_128 and AES_256 only (TPMI_AES_KEY_BITS: TPM_RC_VALUE for 192). */
+const LIBTPMS_AES_KEY_BITS: readonly number[] = [128, 256];
+
 export const TPM_PROFILES = {
   libtpms: {
     name: 'libtpms',
-    description: 'libtpms/swtpm as this engine mirrors them: SHA-1 and SHA-2, RSA 2048/3072, NIST P-256/P-384, AES in every mode; the default',
+    description: 'libtpms/swtpm as this engine mirrors them: SHA-1 and SHA-2, RSA 1024/2048/3072, NIST P-256/P-384, AES-128/256 in every mode; the default',
     limits: LIBTPMS_LIMITS,
     algorithms: {
       hashes: [TPM_ALG.SHA1, ...SHA2],
       signingHashes: [TPM_ALG.SHA1, ...SHA2],
       rsaKeyBits: RSA_KEY_BITS,
+      aesKeyBits: LIBTPMS_AES_KEY_BITS,
       eccCurves: ECC_CURVES,
       symmetricModes: [TPM_ALG.CTR, TPM_ALG.OFB, TPM_ALG.CBC, TPM_ALG.CFB, TPM_ALG.ECB],
       unpaddedRsaEncryption: true,
@@ -125,6 +133,7 @@ export const TPM_PROFILES = {
       hashes: SHA2,
       signingHashes: SHA2,
       rsaKeyBits: RSA_KEY_BITS.filter((b) => b >= 2048),
+      aesKeyBits: LIBTPMS_AES_KEY_BITS,
       eccCurves: ECC_CURVES.filter((c) => c === TPM_ECC.NIST_P256 || c === TPM_ECC.NIST_P384),
       symmetricModes: [TPM_ALG.CTR, TPM_ALG.OFB, TPM_ALG.CBC, TPM_ALG.CFB],
       unpaddedRsaEncryption: false,
@@ -176,11 +185,13 @@ export function checkProfile(profile: TpmProfile): TpmProfile {
   subset('hashes', a.hashes, full.hashes);
   subset('signingHashes', a.signingHashes, a.hashes);
   subset('rsaKeyBits', a.rsaKeyBits, full.rsaKeyBits);
+  subset('aesKeyBits', a.aesKeyBits, AES_KEY_BITS);
   subset('eccCurves', a.eccCurves, full.eccCurves);
   subset('symmetricModes', a.symmetricModes, full.symmetricModes);
   subset('pcrBanks', a.pcrBanks, a.hashes);
   if (!a.hashes.includes(TPM_ALG.SHA256)) bad('hashes must keep SHA-256');
   if (!a.symmetricModes.includes(TPM_ALG.CFB)) bad('symmetricModes must keep CFB (parameter encryption)');
+  if (!a.aesKeyBits.includes(128)) bad('aesKeyBits must keep 128 (the TCG EK and SRK templates)');
   if (a.pcrBanks.length === 0) bad('no PCR bank');
   for (const [k, v] of Object.entries(profile.limits)) if (!Number.isSafeInteger(v) || v < 1) bad(`limits.${k} ${String(v)} is not a positive integer`);
   return profile;

@@ -37,7 +37,7 @@ const param1 = (rc: number): number => (rc | 0x0c0 | 0x100) >>> 0; // format 1, 
 describe('simulator TestParms', () => {
   it('accepts what the engine implements, and each listed curve makes a key', async () => {
     const { t } = await startedEngine();
-    for (const p of [rsa(2048), rsa(3072), rsa(2048, { scheme: { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA384 } } }), aes(128, TPM_ALG.CFB), aes(256, TPM_ALG.CTR), aes(192, TPM_ALG.ECB), hmacKey(TPM_ALG.SHA512), hmacKey(TPM_ALG.SHA1)]) {
+    for (const p of [rsa(2048), rsa(3072), rsa(2048, { scheme: { scheme: TPM_ALG.RSAPSS, details: { hashAlg: TPM_ALG.SHA384 } } }), rsa(1024), aes(128, TPM_ALG.CFB), aes(256, TPM_ALG.CTR), aes(256, TPM_ALG.ECB), hmacKey(TPM_ALG.SHA512), hmacKey(TPM_ALG.SHA1)]) {
       expect(await testParms(t, p)).toBe(0);
     }
     // Every listed algorithm is a real one (TPM_ALG_NULL is not listed, as on swtpm).
@@ -61,7 +61,8 @@ describe('simulator TestParms', () => {
 
   it('refuses what the engine lacks, with the code of the field that names it', async () => {
     const { t } = await startedEngine();
-    expect(await testParms(t, rsa(1024))).toBe(param1(TPM_RC.VALUE));
+    // AES-192: the spec's, not libtpms's (built with AES-128 and AES-256 only).
+    expect(await testParms(t, aes(192, TPM_ALG.CFB))).toBe(param1(TPM_RC.VALUE));
     expect(await testParms(t, rsa(4096))).toBe(param1(TPM_RC.VALUE));
     expect(await testParms(t, ecc(TPM_ECC.BN_P256))).toBe(param1(TPM_RC.CURVE));
     expect(await testParms(t, rsa(2048, { scheme: { scheme: TPM_ALG.RSASSA, details: { hashAlg: TPM_ALG.SHA3_256 } } }))).toBe(param1(TPM_RC.HASH));

@@ -202,8 +202,17 @@ const randomAndCapability: Sequence = async (log, side) => {
   await log.raw('GetCapability of an unknown capability', rawCommand(TPM_CC.GetCapability, Uint8Array.of(...u32(0x1234), ...u32(0), ...u32(1))));
   await log.step('GetCapability TPM_PROPERTIES NV_BUFFER_MAX', () => cap(TPM_CAP.TPM_PROPERTIES, TPM_PT.NV_BUFFER_MAX, 1), (r) => JSON.stringify(r.params.capabilityData, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
   await log.step('TestParms ECC P-256', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.ECC, parameters: ECC_SIGN.parameters } as never }));
-  await log.step('TestParms RSA 1000 bits', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.RSA, parameters: { symmetric: NO_SYM, scheme: NULL_SCHEME, keyBits: 1024, exponent: 0 } } as never }));
+  await log.step('TestParms RSA 1024 bits', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.RSA, parameters: { symmetric: NO_SYM, scheme: NULL_SCHEME, keyBits: 1024, exponent: 0 } } as never }));
   await log.step('TestParms AES-192-CFB', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.SYMCIPHER, parameters: { sym: { algorithm: TPM_ALG.AES, keyBits: 192, mode: TPM_ALG.CFB } } } as never }));
+  await log.step('TestParms AES-256-CFB', () => tpm.run(C.TestParms, {}, { parameters: { type: TPM_ALG.SYMCIPHER, parameters: { sym: { algorithm: TPM_ALG.AES, keyBits: 256, mode: TPM_ALG.CFB } } } as never }));
+  // Where else a TPMI_AES_KEY_BITS of 192 or an RSA-1024 key can stand: a session's cipher, a parent's, a key.
+  await log.step('StartAuthSession with AES-192-CFB', () => tpm.run(C.StartAuthSession, { tpmKey: TPM_RH.NULL as never, bind: TPM_RH.NULL as never }, { nonceCaller: bytes(16, 1), encryptedSalt: EMPTY, sessionType: TPM_SE.HMAC, symmetric: { algorithm: TPM_ALG.AES, keyBits: 192, mode: TPM_ALG.CFB } as never, authHash: SHA256 }), (r) => r.handles.sessionHandle >>> 24);
+  await flushAll(side, [], 0x02000000);
+  const srk192 = { ...ECC_SRK, parameters: { ...(ECC_SRK.parameters as object), symmetric: { algorithm: TPM_ALG.AES, keyBits: 192, mode: TPM_ALG.CFB } } } as never;
+  await log.step('CreatePrimary of a storage key with AES-192', () => primary(side, TPM_RH.OWNER, srk192));
+  const rsa1024 = { ...rsaSrkTemplate(), objectAttributes: TPMA_OBJECT.of({ ...rsaSrkTemplate().objectAttributes, noDA: true }), parameters: { ...rsaSrkTemplate().parameters, keyBits: 1024 } } as unknown as TPMT_PUBLIC;
+  await log.step('CreatePrimary RSA-1024 storage key: public area', () => primary(side, TPM_RH.OWNER, rsa1024), (k) => [shape(k.publicArea), (k.publicArea.unique as Uint8Array).length]);
+  await flushAll(side);
   await log.step('ReadClock', () => tpm.run(C.ReadClock, {}, {}), (r) => r.params.currentTime.clockInfo.safe);
   await log.raw('ReadClock with a trailing byte', rawCommand(TPM_CC.ReadClock, Uint8Array.of(0)));
   await log.step('ClockSet forward', () => tpm.run(C.ClockSet, { auth: TPM_RH.OWNER }, { newTime: 1n << 40n }));

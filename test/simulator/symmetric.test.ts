@@ -69,7 +69,8 @@ function nodeAes(key: Uint8Array, mode: number, iv: Uint8Array, data: Uint8Array
 describe('simulator EncryptDecrypt', () => {
   it('encrypts like node:crypto in every mode and key size and decrypts back, through both commands', async () => {
     const { t } = await startedEngine();
-    for (const keyBits of [128, 192, 256] as const) {
+    // AES-192 is no key size here, as on libtpms (algorithms.test.ts, the differential suite).
+    for (const keyBits of [128, 256] as const) {
       const key = bytes(keyBits / 8, keyBits);
       const h = await createSymKey(t, aesTemplate(keyBits, TPM_ALG.NULL), key);
       for (const mode of [TPM_ALG.CFB, TPM_ALG.CBC, TPM_ALG.ECB, TPM_ALG.OFB, TPM_ALG.CTR]) {
