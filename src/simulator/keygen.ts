@@ -262,9 +262,11 @@ export interface SimulatorCurve {
   /** The order n of the base point (FIPS 186-4 D.1.2). */
   readonly order: bigint;
   /**
-   * ECDSA over a digest the caller made, and whole-point multiplication
-   * ([k]P with x and y): node:crypto hashes whatever it signs and its ECDH
-   * gives x only.
+   * What node:crypto lacks: ECDSA verification over a digest the caller
+   * made (node:crypto hashes whatever it verifies) and whole-point
+   * arithmetic ([k]P with x and y, sums, on-curve checks: ECDH_ZGen, Commit,
+   * ZGen_2Phase, EC-Schnorr), since node:crypto's ECDH gives x only.
+   * Signing does not use it: k·G comes from node:crypto's ECDH (signing.ts).
    */
   readonly noble: ECDSA;
 }

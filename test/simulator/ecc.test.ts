@@ -132,7 +132,7 @@ describe('simulator curve table (keygen.ts CURVE_ORDERS, curvePoint)', () => {
   });
 });
 
-describe('simulator ECDSA over a digest (noble, prehash off)', () => {
+describe('simulator ECDSA over a digest (k·G from node:crypto, verified by noble with prehash off)', () => {
   it('signs digests shorter and longer than the order; node:crypto verifies (it truncates as FIPS 186-4 §6.4); VerifySignature agrees', async () => {
     const { t, tpm } = await startedEngine();
     const cases: [Curve, number][] = [
