@@ -466,10 +466,7 @@ describeWithSwtpm('simulator administration commands agree with swtpm', () => {
   const tpms = swtpmAndSimulator();
 
   it('the same sequence gives the same codes and values', async () => {
-    const sw = tpms.swtpm;
-    const expected = await scenario(sw.probe, () => sw.reset());
-    const sim = await tpms.simulator();
-    const got = await scenario(sim.probe, () => sim.reset());
+    const { theirs: expected, ours: got } = await tpms.both((side) => scenario(side.probe, () => side.reset()));
     if (process.env['ADMIN_LOG'] === '1') console.log(JSON.stringify({ expected, got }, null, 1));
     // No administration command is in the table of known differences (src/simulator/divergences.ts): all must agree.
     expect(got).toEqual(expected);

@@ -279,9 +279,7 @@ describeWithSwtpm('simulator ECC two-phase commands agree with swtpm', () => {
   const tpms = swtpmAndSimulator();
 
   it('ECC_Parameters byte for byte for P-256 and P-384, and the same codes', async () => {
-    const expected = await scenario(tpms.swtpm.tpm, tpms.swtpm.probe);
-    const { tpm, probe: sim } = await tpms.simulator();
-    const got = await scenario(tpm, sim);
+    const { theirs: expected, ours: got } = await tpms.both((side) => scenario(side.tpm, side.probe));
     // An unknown TPMI_ECC_CURVE is TPM_RC_CURVE on parameter 1 on both (engine.ts unmarshalRc, as libtpms unmarshals).
     for (const k of ['ECC_Parameters of curve 0', 'ECC_Parameters of curve 0x99', 'EC_Ephemeral of curve 0']) expect(got[k]).toBe('0x1e6');
     expect(got).toEqual(expected);

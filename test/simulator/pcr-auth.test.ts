@@ -254,8 +254,7 @@ describeWithSwtpm('simulator PCR authorization agrees with swtpm', () => {
   const tpms = swtpmAndSimulator();
 
   it('the same codes at every step and the same PCR values', async () => {
-    const expected = await scenario(tpms.swtpm);
-    const got = await scenario(await tpms.simulator());
+    const { theirs: expected, ours: got } = await tpms.both(scenario);
     expect(got.log).toEqual(expected.log);
   });
 });

@@ -164,10 +164,7 @@ describeWithSwtpm('simulator Rewrap agrees with swtpm', () => {
   const tpms = swtpmAndSimulator();
 
   it('the same bytes without a new outer wrapper, the same sizes and imports with one, and the same codes', async () => {
-    const sw = tpms.swtpm;
-    const expected = await scenario(sw.tpm);
-    const sim = await tpms.simulator();
-    const got = await scenario(sim.tpm);
+    const { theirs: expected, ours: got } = await tpms.both((side) => scenario(side.tpm));
     expect(got.log).toEqual(expected.log);
   });
 });

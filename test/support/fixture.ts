@@ -41,6 +41,8 @@ export interface SwtpmAndSimulator {
   readonly swtpm: DiffSide;
   /** A fresh simulator after Startup(CLEAR). */
   simulator(): Promise<SimulatorSide>;
+  /** `scenario` on the describe's swtpm, then on a fresh simulator: what each gave. */
+  both<T>(scenario: (side: DiffSide) => Promise<T>): Promise<{ readonly theirs: T; readonly ours: T }>;
 }
 
 /** Registers the beforeAll/afterAll of one swtpm and the simulators a describe's tests start (see the file comment). */
@@ -54,7 +56,7 @@ export function swtpmAndSimulator(): SwtpmAndSimulator {
     for (const side of simulators.splice(0)) await side.stop();
     await swtpm?.stop();
   });
-  return {
+  const pair: SwtpmAndSimulator = {
     get swtpm(): DiffSide {
       if (swtpm === undefined) throw new Error('swtpmAndSimulator: swtpm is started in beforeAll; use it inside a test');
       return swtpm;
@@ -66,5 +68,11 @@ export function swtpmAndSimulator(): SwtpmAndSimulator {
       if (engine === undefined) throw new Error('startSide(simulator) gave no engine');
       return { ...side, engine };
     },
+    async both<T>(scenario: (side: DiffSide) => Promise<T>): Promise<{ readonly theirs: T; readonly ours: T }> {
+      const theirs = await scenario(pair.swtpm);
+      const ours = await scenario(await pair.simulator());
+      return { theirs, ours };
+    },
   };
+  return pair;
 }
