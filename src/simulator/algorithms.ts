@@ -233,14 +233,20 @@ function excludedRc(c: Codec<unknown>, v: unknown, ex: Exclusions): number {
  * 0, or the response code for the first parameter of `cmd` that names an
  * algorithm, key size, curve or mode `profile` excludes: the base code of
  * its TPMI type with that parameter's number (Part 2 §6.6.3), as libtpms
- * answers when its runtime profile disabled the algorithm.
+ * answers when its runtime profile disabled the algorithm; or that is a
+ * TPM2B_PRIVATE longer than the profile's privateSize (TPM_RC_SIZE, as
+ * libtpms's unmarshaling).
  */
 export function profileParamsRc(profile: TpmProfile, cmd: AnyCommand, params: Record<string, unknown>): number {
   const ex = exclusionsOf(profile);
-  if (ex.size === 0 || !namesExcludedType(profile, cmd, ex)) return 0;
   const names = Object.keys(cmd.params);
+  const excluded = ex.size > 0 && namesExcludedType(profile, cmd, ex);
   for (let i = 0; i < names.length; i++) {
-    const rc = excludedRc(cmd.params[names[i]!]!, params[names[i]!], ex);
+    const codec = cmd.params[names[i]!]!;
+    const value = params[names[i]!];
+    // TPM2B_PRIVATE stands only as a whole parameter (Load, Import, Rewrap).
+    let rc = codec.name === 'TPM2B_PRIVATE' && value instanceof Uint8Array && value.length > profile.limits.privateSize ? TPM_RC.SIZE : 0;
+    if (rc === 0 && excluded) rc = excludedRc(codec, value, ex);
     if (rc !== 0) return rcForParameter(rc, Math.min(i + 1, 15));
   }
   return 0;

@@ -962,8 +962,8 @@ export function unmarshalRc(e: ParseError, selectorRc: number = TPM_RC.SELECTOR)
   }
 }
 
-/** Interface types whose bad value is not TPM_RC_VALUE (Part 2 §9.27 TPMI_ALG_HASH, §11.2.5.5 TPMI_ECC_CURVE). */
-const INTERFACE_RC: Readonly<Record<string, number>> = { TPMI_ALG_HASH: TPM_RC.HASH, TPMI_ECC_CURVE: TPM_RC.CURVE };
+/** Interface types whose bad value is not TPM_RC_VALUE (Part 2 §9.27 TPMI_ALG_HASH, §11.2.5.5 TPMI_ECC_CURVE, §12.2.2 TPMI_ALG_PUBLIC). */
+const INTERFACE_RC: Readonly<Record<string, number>> = { TPMI_ALG_HASH: TPM_RC.HASH, TPMI_ECC_CURVE: TPM_RC.CURVE, TPMI_ALG_PUBLIC: TPM_RC.TYPE };
 
 /** Errors of the authorization area (the only thing splitCommand reads beyond our own header checks). */
 function splitErrorRc(e: unknown, cmd: AnyCommand): number {

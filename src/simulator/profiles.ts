@@ -59,6 +59,13 @@ export interface TpmProfileLimits {
   readonly persistentObjects: number;
   /** TPM_PT_NV_INDEX_MAX: the largest NV index data. */
   readonly nvIndexMax: number;
+  /**
+   * sizeof(_PRIVATE) (Part 2 §12.3.7): the largest TPM2B_PRIVATE Load, Import
+   * and Rewrap take (TPM_RC_SIZE on that parameter beyond). The core parses
+   * up to its own, larger bound (src/tpm/limits.ts SIZEOF_PRIVATE, an
+   * RSA-4096 TPM's), as a client must; this TPM refuses what libtpms does.
+   */
+  readonly privateSize: number;
 }
 
 /** The algorithm set of a profile; every list is a subset of what the engine can do (checkProfile). */
@@ -100,6 +107,9 @@ const LIBTPMS_LIMITS: TpmProfileLimits = {
   inputBuffer: 1024,
   persistentObjects: 7,
   nvIndexMax: 2048,
+  // libtpms's sizeof(_PRIVATE) with MAX_RSA_KEY_BYTES 384 (RSA-3072) and SHA-512: two integrity digests, then the
+  // TPM2B of a TPMT_SENSITIVE (type, authValue, seedValue, RSA_PRIVATE_SIZE = 5 half moduli): 1230.
+  privateSize: 2 * (2 + 64) + 2 + (2 + 2 * (2 + 64) + 2 + (5 * 384) / 2),
 };
 
 const SHA2 = [TPM_ALG.SHA256, TPM_ALG.SHA384, TPM_ALG.SHA512];

@@ -508,6 +508,18 @@ const duplicationImportCredential: Sequence = async (log, side) => {
     await log.step('Rewrap with a wrong password', () => tpm.run(C.Rewrap, { oldParent: parent.handle, newParent: srk.handle }, { inDuplicate: toParent.params.duplicate, name: keyEntity.name, inSymSeed: toParent.params.outSymSeed }, wrong));
   }
   await flush(side, key);
+  // TPM2B_PRIVATE at libtpms's sizeof(_PRIVATE) (1230: RSA-3072, SHA-512) and one byte over, in each command that takes one.
+  // An outer HMAC's size first; for Import (no wrappers) the size of the TPM2B_SENSITIVE that fills it.
+  const privateOf = (n: number, first = 32): Uint8Array => Uint8Array.of(...u16(first), ...bytes(n - 2, 0x5c));
+  for (const n of [1230, 1231]) {
+    await log.step(`Load of a ${n}-byte private`, () => tpm.run(C.Load, { parentHandle: srk.handle }, { inPrivate: privateOf(n), inPublic: made.params.outPublic }));
+    await log.step(`Import of a ${n}-byte duplicate`, () => tpm.run(C.Import, { parentHandle: srk.handle }, { encryptionKey: EMPTY, objectPublic: made.params.outPublic, duplicate: privateOf(n, n - 2), inSymSeed: EMPTY, symmetricAlg: NO_SYM }));
+    await log.step(`Rewrap of a ${n}-byte duplicate`, () => tpm.run(C.Rewrap, { oldParent: parent.handle, newParent: srk.handle }, { inDuplicate: privateOf(n), name: keyEntity.name, inSymSeed: EMPTY }));
+  }
+  // A blob without an outer wrapper gains one (2 + 32 bytes under the SHA-256 SRK): it must still fit 1230 bytes.
+  for (const n of [1196, 1197]) {
+    await log.step(`Rewrap from NULL of ${n} bytes to the SRK`, () => tpm.run(C.Rewrap, { oldParent: TPM_RH.NULL, newParent: srk.handle }, { inDuplicate: bytes(n, 0), name: keyEntity.name, inSymSeed: EMPTY }), (r) => r.params.outDuplicate.length);
+  }
   // Import: an outer-wrapped blob for the outside parent, and an inner-only blob (the same bytes on both TPMs).
   const blob = wrapExternalKey(parent.publicArea, { type: 'ecc', privateKey: EC_KEY }, { innerWrap: { encryptionKey: bytes(16, 0x61) } });
   const imp = (b: typeof blob, h = parent.handle) => tpm.run(C.Import, { parentHandle: h }, { encryptionKey: b.encryptionKey, objectPublic: b.objectPublic, duplicate: b.duplicate, inSymSeed: b.inSymSeed, symmetricAlg: b.symmetricAlg as never });

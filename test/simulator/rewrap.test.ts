@@ -17,7 +17,7 @@ import { duplicationPolicy } from '../../src/client/duplication.js';
 import type { Handle } from '../../src/client/tpm.js';
 import { Rewrap } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_RH } from '../../src/tpm/constants.js';
-import { SIZEOF_PRIVATE } from '../../src/tpm/limits.js';
+import { TPM_PROFILES } from '../../src/simulator/profiles.js';
 import { TPM_RC, rcForHandle, rcForParameter } from '../../src/tpm/rc.js';
 import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import type { TPMA_OBJECT, TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
@@ -146,8 +146,9 @@ describe('simulator Rewrap', () => {
       expect(log['a seed for another parent']).toBe(rc(rcForParameter(TPM_RC.VALUE, 3)));
       expect(log['another Name']).toBe(rc(rcForParameter(TPM_RC.INTEGRITY, 1)));
       expect(log['a changed blob']).toBe(rc(rcForParameter(TPM_RC.INTEGRITY, 1)));
-      // No room for a new integrity after a blob that had no outer wrapper. Not compared with swtpm: libtpms's
-      // TPM2B_PRIVATE holds 1,230 bytes (RSA up to 3072 bits), the core's 1,550, so it refuses this size when unmarshaling.
+      // No room for a new integrity after a blob that had no outer wrapper: this TPM's TPM2B_PRIVATE holds libtpms's
+      // 1,230 bytes (RSA up to 3072 bits; the core parses up to 1,550). The differential suite compares it with swtpm.
+      const SIZEOF_PRIVATE = TPM_PROFILES.libtpms.limits.privateSize;
       const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
       const full = new Uint8Array(SIZEOF_PRIVATE - 30);
       const e = await tpmRejection(rewrap(tpm, TPM_RH.NULL, srk, { inDuplicate: full, name: srk.name, inSymSeed: EMPTY }));

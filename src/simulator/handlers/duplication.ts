@@ -13,7 +13,7 @@ import { TPM_ALG, TPM_RH } from '../../tpm/constants.js';
 import { digestSize } from '../../tpm/crypto/hash.js';
 import { produceOuterWrap, unwrapOuter, wrapDuplicate, type OuterWrapParams } from '../../tpm/duplication.js';
 import { CryptoError, ParseError } from '../../tpm/errors.js';
-import { LIMITS, SIZEOF_PRIVATE } from '../../tpm/limits.js';
+import { LIMITS } from '../../tpm/limits.js';
 import { decryptSecret, encryptSecret } from '../../tpm/secret.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter } from '../../tpm/rc.js';
 import type { TPMT_PUBLIC } from '../../tpm/types/index.js';
@@ -134,8 +134,8 @@ export const rewrapHandler = handler(Rewrap, ({ engine }, { oldParent, newParent
     // CryptSecretEncrypt's code is returned as it is (TPM_RC_KEY for a point it cannot use).
     throw new TpmError(TPM_RC.KEY);
   }
-  // The new integrity (u16 ‖ digest) must still fit a TPM2B_PRIVATE (a blob that had no outer wrapper may not).
-  if (inner.length + 2 + digestSize(parent.nameAlg) > SIZEOF_PRIVATE) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_IN_DUPLICATE));
+  // The new integrity (u16 ‖ digest) must still fit this TPM's TPM2B_PRIVATE (a blob that had no outer wrapper may not).
+  if (inner.length + 2 + digestSize(parent.nameAlg) > engine.profile.limits.privateSize) throw new TpmError(rcForParameter(TPM_RC.VALUE, P_IN_DUPLICATE));
   const outDuplicate = produceOuterWrap({ hashAlg: parent.nameAlg, symmetric: parent.parameters.symmetric, seed: secret.seed, name }, inner);
   return { handles: {}, params: { outDuplicate, outSymSeed: secret.encryptedSecret } } as never;
 });
