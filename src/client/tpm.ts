@@ -47,6 +47,7 @@ import { pooledRandomSource } from '../tpm/crypto/random.js';
 import { ParseError, SessionError, TransportError } from '../tpm/errors.js';
 import {
   decodeResponseParams,
+  encodeCommand,
   encodeParams,
   frameCommand,
   decodeParams,
@@ -457,7 +458,7 @@ export class Tpm {
       for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
       frame = { sessions: auths };
     }
-    const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, encodeParams(cmd, params), frame);
+    const bytes = encodeCommand(cmd, handleValues as CommandHandles<C>, params, frame);
     notAborted(options);
     let response: Uint8Array;
     try {

@@ -12,7 +12,7 @@ import { HANDLE_RANGE, TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize } from '../tpm/crypto/hash.js';
 import { ParseError, TrustrootError } from '../tpm/errors.js';
-import { decodeHandles, decodeParams, encodeErrorResponse, encodeResponseParams, frameResponse, splitCommand, type AuthResponse } from '../tpm/frame.js';
+import { decodeHandles, decodeParams, draftResponse, encodeErrorResponse, splitCommand, type AuthResponse } from '../tpm/frame.js';
 import { handleName, nvName } from '../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter, rcForSession, TPM_RC_S, TPM_RC_N_SHIFT } from '../tpm/rc.js';
 import {
@@ -352,15 +352,15 @@ export class TpmEngine {
         return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
       }
     }
-    const responseParams = encodeResponseParams(cmd, result.params as never);
-    let response: { paramBytes: Uint8Array; sessions?: AuthResponse[] } = { paramBytes: responseParams };
-    if (tag === TPM_ST.SESSIONS) response = this.respond(cmd, auth, responseParams);
+    // The response is marshaled once: parameters in place, then the authorizations (frame.ts draftResponse).
+    const draft = draftResponse(cmd, result.handles as never, result.params as never, tag === TPM_ST.SESSIONS);
+    const response: { paramBytes: Uint8Array; sessions?: AuthResponse[] } | undefined = tag === TPM_ST.SESSIONS ? this.respond(cmd, auth, draft.paramBytes) : undefined;
     // A command that takes sessions but audits none ends the exclusive audit (reference UpdateAuditSessionStatus).
     if (auth.auditIndex < 0 && !NO_SESSION_COMMANDS.has(cmd.code)) this.volatile.exclusiveAuditSession = undefined;
     if (auditAlg !== undefined && auditCpHash !== undefined) {
       const counterBefore = this.state.commandAudit.counter;
       // rpHash over the response parameters as sent (encrypted when a session encrypts them).
-      this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response.paramBytes));
+      this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response?.paramBytes ?? draft.paramBytes));
       // Only the audit counter is NV here (reference CommandAudit: NV_SYNC_PERSISTENT(auditCounter) when a
       // digest starts). The digest is state-reset data (gr): a restart after a crash is a TPM Reset, which
       // clears it (CommandAuditStartup), and Shutdown saves it; so an extend alone is not written out.
@@ -372,8 +372,7 @@ export class TpmEngine {
         }
       }
     }
-    if (response.sessions === undefined) return frameResponse(cmd, result.handles as never, response.paramBytes);
-    return frameResponse(cmd, result.handles as never, response.paramBytes, { sessions: response.sessions });
+    return draft.finish(response?.paramBytes, response?.sessions);
   }
 
   /** Whether a command is command-audited: listed, or SetCommandCodeAuditStatus, which always is (Part 3 §21.2). */

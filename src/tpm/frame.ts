@@ -97,8 +97,18 @@ export function frameCommand<C extends AnyCommand>(
   paramBytes: Uint8Array,
   options: FrameCommandOptions = {},
 ): Uint8Array {
-  const sessions = options.sessions ?? [];
-  const w = new Writer(HEADER_SIZE + 4 * cmd.handleNames.length + paramBytes.length + 64);
+  return writeCommand(cmd, handles, options.sessions ?? [], paramBytes.length, (w) => w.bytes(paramBytes));
+}
+
+/** frameCommand and encodeCommand in one pass: the parameters are written by `params`, in place. */
+function writeCommand<C extends AnyCommand>(
+  cmd: C,
+  handles: CommandHandles<C>,
+  sessions: readonly AuthCommand[],
+  paramSize: number,
+  params: (w: Writer) => void,
+): Uint8Array {
+  const w = new Writer(HEADER_SIZE + 4 * cmd.handleNames.length + paramSize + 64);
   w.within(`${cmd.name}.command`, () => {
     if (sessions.length > LIMITS.MAX_SESSIONS) w.fail('encode.size', `${sessions.length} sessions, at most ${LIMITS.MAX_SESSIONS}`);
     w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
@@ -112,7 +122,7 @@ export function frameCommand<C extends AnyCommand>(
       sessions.forEach((s, i) => w.within(`authorization[${i}]`, () => TPMS_AUTH_COMMAND.write(w, s)));
       w.patchU32(at, w.length - at - 4);
     }
-    w.bytes(paramBytes);
+    params(w);
     if (w.length > LIMITS.MAX_COMMAND_SIZE) w.fail('encode.size', `command of ${w.length} bytes exceeds ${LIMITS.MAX_COMMAND_SIZE}`);
     w.patchU32(2, w.length);
   });
@@ -126,7 +136,8 @@ export function encodeCommand<C extends AnyCommand>(
   params: CommandParams<C>,
   options: FrameCommandOptions = {},
 ): Uint8Array {
-  return frameCommand(cmd, handles, encodeParams(cmd, params), options);
+  // One buffer for the frame (not the parameters' own, then the frame's): a copy and an allocation fewer.
+  return writeCommand(cmd, handles, options.sessions ?? [], 0, (w) => w.within(cmd.paramsCodec.name, () => cmd.paramsCodec.write(w, params as never)));
 }
 
 export interface ParsedResponse<C extends AnyCommand> {
@@ -294,6 +305,80 @@ export function frameResponse<C extends AnyCommand>(
   return w.finish();
 }
 
+/**
+ * A successful response marshaled in one buffer, in two steps: the parameters
+ * first, in place (`paramBytes`, a view for rpHash, HMACs and encryption),
+ * then finish() with the parameters as sent and the authorizations. The
+ * result is frameResponse's, without the parameters' own buffer and copy.
+ */
+export interface ResponseDraft {
+  /** The marshaled parameters: a view into the draft, to read before finish(). */
+  readonly paramBytes: Uint8Array;
+  /** The frame, with `paramBytes` (as drafted when omitted or the view; else as many bytes to put in its place) and the authorizations. */
+  finish(paramBytes?: Uint8Array, sessions?: readonly AuthResponse[]): Uint8Array;
+}
+
+/** Starts a ResponseDraft; `withSessions` must match whether finish() gets authorizations (TPM_ST_SESSIONS). */
+export function draftResponse<C extends AnyCommand>(cmd: C, handles: ResponseHandles<C>, params: ResponseParams<C>, withSessions: boolean): ResponseDraft {
+  return new Draft(cmd, handles as Record<string, number>, params, withSessions);
+}
+
+class Draft implements ResponseDraft {
+  readonly #w = new Writer();
+  readonly #cmd: AnyCommand;
+  readonly #handles: Record<string, number>;
+  readonly #withSessions: boolean;
+  readonly #start: number;
+  readonly #end: number;
+  #view: Uint8Array | undefined;
+
+  constructor(cmd: AnyCommand, handles: Record<string, number>, params: unknown, withSessions: boolean) {
+    const w = this.#w;
+    this.#cmd = cmd;
+    this.#handles = handles;
+    this.#withSessions = withSessions;
+    w.u16(withSessions ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+    w.u32(0);
+    w.u32(0);
+    for (const n of cmd.responseHandleNames) w.u32(handles[n]!);
+    const sizeAt = w.length;
+    if (withSessions) w.u32(0);
+    this.#start = w.length;
+    w.enter(cmd.responseCodec.name);
+    try {
+      cmd.responseCodec.write(w, params as never);
+    } finally {
+      w.leave();
+    }
+    this.#end = w.length;
+    if (withSessions) w.patchU32(sizeAt, this.#end - this.#start);
+  }
+
+  get paramBytes(): Uint8Array {
+    return (this.#view ??= this.#w.view(this.#start, this.#end));
+  }
+
+  finish(paramBytes?: Uint8Array, sessions: readonly AuthResponse[] = []): Uint8Array {
+    const w = this.#w;
+    // Anything else than the draft's shape is framed as frameResponse frames it.
+    if (sessions.length > 0 !== this.#withSessions || (paramBytes !== undefined && paramBytes.length !== this.#end - this.#start)) {
+      return frameResponse(this.#cmd, this.#handles as never, paramBytes ?? this.paramBytes, { sessions });
+    }
+    if (paramBytes !== undefined && paramBytes !== this.#view) w.patchBytes(this.#start, paramBytes);
+    if (sessions.length > 0) {
+      w.enter(`${this.#cmd.name}.response`);
+      try {
+        for (let i = 0; i < sessions.length; i++) w.within(`authorization[${i}]`, () => TPMS_AUTH_RESPONSE.write(w, sessions[i]!));
+      } finally {
+        w.leave();
+      }
+    }
+    if (w.length > LIMITS.MAX_RESPONSE_SIZE) w.fail('encode.size', `response of ${w.length} bytes exceeds ${LIMITS.MAX_RESPONSE_SIZE}`);
+    w.patchU32(2, w.length);
+    return w.finish();
+  }
+}
+
 /** Marshals a whole successful response. */
 export function encodeResponse<C extends AnyCommand>(
   cmd: C,
@@ -301,7 +386,8 @@ export function encodeResponse<C extends AnyCommand>(
   params: ResponseParams<C>,
   options: FrameResponseOptions = {},
 ): Uint8Array {
-  return frameResponse(cmd, handles, encodeResponseParams(cmd, params), options);
+  const sessions = options.sessions ?? [];
+  return draftResponse(cmd, handles, params, sessions.length > 0).finish(undefined, sessions);
 }
 
 /** An error response: the 10-byte header only (Part 3 §5.1), tag NO_SESSIONS. */

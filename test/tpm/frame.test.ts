@@ -17,10 +17,14 @@ import {
 import { PT_FIXED, TPM_CAP, TPM_CC, TPM_RH, TPM_RS_PW, TPM_SU } from '../../src/tpm/constants.js';
 import { EncodeError, ParseError } from '../../src/tpm/errors.js';
 import {
+  draftResponse,
   encodeCommand,
   encodeErrorResponse,
+  encodeParams,
   encodeResponse,
+  encodeResponseParams,
   frameCommand,
+  frameResponse,
   parseCommand,
   parseResponse,
   splitCommand,
@@ -415,5 +419,42 @@ describe('encodeCommand: must-fail', () => {
     const e = thrown(() => encodeCommand(PCR_Reset, { pcrHandle: 0x81000001 }, {}, { sessions: [pw] }));
     expect(e).toBeInstanceOf(EncodeError);
     expect({ code: (e as EncodeError).code, path: (e as EncodeError).path }).toEqual({ code: 'encode.value', path: 'PCR_Reset.command.pcrHandle' });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// One-pass framing (draftResponse, encodeCommand) against the two-step path
+
+describe('draftResponse and encodeCommand frame as the two-step path', () => {
+  const auth = { nonce: new Uint8Array([1, 2, 3, 4]), sessionAttributes: TPMA_SESSION.of({ continueSession: true }), hmac: new Uint8Array([9, 8]) };
+
+  it('without sessions, with sessions, with the parameters replaced in place (encrypted) and with a replacement of another size', () => {
+    const params = { randomBytes: new Uint8Array([5, 6, 7, 8, 9]) };
+    const plain = encodeResponseParams(GetRandom, params);
+    expect(draftResponse(GetRandom, {}, params, false).finish()).toEqual(frameResponse(GetRandom, {}, plain));
+    const d = draftResponse(GetRandom, {}, params, true);
+    expect(d.paramBytes).toEqual(plain);
+    expect(d.finish(d.paramBytes, [auth])).toEqual(frameResponse(GetRandom, {}, plain, { sessions: [auth] }));
+    const encrypted = plain.map((b) => b ^ 0xa5);
+    expect(draftResponse(GetRandom, {}, params, true).finish(encrypted, [auth])).toEqual(frameResponse(GetRandom, {}, encrypted, { sessions: [auth] }));
+    const longer = new Uint8Array(plain.length + 3).fill(7);
+    expect(draftResponse(GetRandom, {}, params, true).finish(longer, [auth])).toEqual(frameResponse(GetRandom, {}, longer, { sessions: [auth] }));
+    // The drafted frame parses back to the same parameters.
+    expect(parseResponse(GetRandom, draftResponse(GetRandom, {}, params, false).finish(), 0).params.randomBytes).toEqual(params.randomBytes);
+  });
+
+  it('response handles are kept, and a larger response after a small error response is unaffected', () => {
+    const params = { nonceTPM: new Uint8Array(16).fill(3) };
+    const twoStep = frameResponse(StartAuthSession, { sessionHandle: 0x03000000 }, encodeResponseParams(StartAuthSession, params));
+    expect(encodeErrorResponse(0x101).length).toBe(10);
+    expect(encodeResponse(StartAuthSession, { sessionHandle: 0x03000000 }, params)).toEqual(twoStep);
+  });
+
+  it('encodeCommand is frameCommand over encodeParams', () => {
+    const pw = passwordAuth();
+    expect(encodeCommand(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, { newAuth: new Uint8Array([1, 2]) }, { sessions: [pw] })).toEqual(
+      frameCommand(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, encodeParams(HierarchyChangeAuth, { newAuth: new Uint8Array([1, 2]) }), { sessions: [pw] }),
+    );
+    expect(encodeCommand(GetRandom, {}, { bytesRequested: 8 })).toEqual(frameCommand(GetRandom, {}, encodeParams(GetRandom, { bytesRequested: 8 })));
   });
 });

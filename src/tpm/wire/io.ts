@@ -241,6 +241,19 @@ export class Writer {
     b[at + 2] = v >>> 8;
     b[at + 3] = v;
   }
+  /** Overwrites bytes written earlier at `at` (a parameter area encrypted after it was marshaled). */
+  patchBytes(at: number, b: Uint8Array): void {
+    if (at < 0 || at + b.length > this.length) this.fail('encode.size', `patch of ${b.length} byte(s) at ${at} is outside the ${this.length} written`);
+    this.unshare();
+    this.buf.set(b, at);
+  }
+  /**
+   * The bytes written at [start, end), not copied: valid to read until the
+   * next write or finish() (after which the buffer may be another writer's).
+   */
+  view(start: number, end: number): Uint8Array {
+    return this.buf.subarray(start, end);
+  }
   private unshare(): void {
     if (this.shared) {
       this.buf = this.buf.slice();
@@ -253,7 +266,10 @@ export class Writer {
     if (!this.shared) {
       // The working buffer becomes the next writer's spare; this writer keeps
       // `out`, which any later write outgrows (room) or copies first (patch*).
-      if (spare === null && this.buf.length <= SPARE_MAX) spare = this.buf;
+      // The larger buffer stays the spare: a small one kept (a 16-byte error
+      // response's) would never fit the next writer and would block the
+      // reuse for good.
+      if (this.buf.length <= SPARE_MAX && (spare === null || spare.length < this.buf.length)) spare = this.buf;
       this.buf = out;
       this.shared = true;
     }
