@@ -970,6 +970,60 @@ const nv: Sequence = async (log, side) => {
   await log.bytes('GetCapability HANDLES NV at the end', () => tpm.run(C.GetCapability, {}, { capability: TPM_CAP.HANDLES, property: 0x01000000, propertyCount: 32 } as never));
 };
 
+/**
+ * NV_ReadLock and NV_WriteLock on every index type (ordinary, counter, bits,
+ * extend, PIN fail, PIN pass), each without lock attributes, with
+ * READ_STCLEAR and WRITE_STCLEAR, and with WRITEDEFINE: the codes, the
+ * public area after each lock (READLOCKED, WRITELOCKED, WRITTEN), what a
+ * read and a write answer then, and the public areas after a TPM Reset
+ * (Part 2 §13.4: the STCLEAR locks go, WRITEDEFINE's stays).
+ */
+const nvLocks: Sequence = async (log, side) => {
+  const { tpm } = side;
+  const owner = { authHandle: TPM_RH.OWNER as never };
+  const types = [
+    { name: 'ordinary', nt: 0, size: 8, write: (i: number) => tpm.run(C.NV_Write, { ...owner, nvIndex: i as never }, { data: bytes(8, 0x11), offset: 0 }) },
+    { name: 'counter', nt: 1, size: 8, write: (i: number) => tpm.run(C.NV_Increment, { ...owner, nvIndex: i as never }, {}) },
+    { name: 'bits', nt: 2, size: 8, write: (i: number) => tpm.run(C.NV_SetBits, { ...owner, nvIndex: i as never }, { bits: 0x101n }) },
+    { name: 'extend', nt: 4, size: 32, write: (i: number) => tpm.run(C.NV_Extend, { ...owner, nvIndex: i as never }, { data: bytes(5, 1) }) },
+    // TPMS_NV_PIN_COUNTER_PARAMETERS: pinCount 0, pinLimit 5.
+    { name: 'pin-fail', nt: 8, size: 8, write: (i: number) => tpm.run(C.NV_Write, { ...owner, nvIndex: i as never }, { data: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 5), offset: 0 }) },
+    { name: 'pin-pass', nt: 9, size: 8, write: (i: number) => tpm.run(C.NV_Write, { ...owner, nvIndex: i as never }, { data: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 5), offset: 0 }) },
+  ];
+  const variants: { name: string; attrs: Record<string, boolean> }[] = [
+    { name: 'no lock attributes', attrs: {} },
+    { name: 'READ_STCLEAR, WRITE_STCLEAR', attrs: { READ_STCLEAR: true, WRITE_STCLEAR: true } },
+    { name: 'WRITEDEFINE', attrs: { WRITEDEFINE: true } },
+  ];
+  const defined: { index: number; label: string }[] = [];
+  let index = 0x01500100;
+  for (const t of types) {
+    for (const v of variants) {
+      const i = index++;
+      const label = `${t.name}, ${v.name}`;
+      // A PIN index takes no AUTHWRITE (Part 2 §13.4: its authValue is the PIN, which only the owner may set).
+      const attributes = t.nt >= 8 ? TPMA_NV.of({ OWNERWRITE: true, OWNERREAD: true, AUTHREAD: true, NO_DA: true, TPM_NT: t.nt, ...v.attrs } as never) : nvAttrs({ TPM_NT: t.nt, ...v.attrs });
+      const ok = await log.step(`${label}: NV_DefineSpace`, () => tpm.run(C.NV_DefineSpace, owner, { auth: EMPTY, publicInfo: nvPublic(i, attributes, t.size) }), () => 0);
+      if (ok === undefined) continue;
+      defined.push({ index: i, label });
+      await log.step(`${label}: written`, () => t.write(i));
+      await log.step(`${label}: NV_ReadLock`, () => tpm.run(C.NV_ReadLock, { ...owner, nvIndex: i as never }, {}));
+      await log.bytes(`${label}: NV_ReadPublic after NV_ReadLock`, () => tpm.run(C.NV_ReadPublic, { nvIndex: i as never }, {}));
+      await log.step(`${label}: NV_Read after NV_ReadLock`, () => tpm.run(C.NV_Read, { ...owner, nvIndex: i as never }, { size: t.size, offset: 0 }), (r) => hex(r.params.data));
+      await log.step(`${label}: NV_WriteLock`, () => tpm.run(C.NV_WriteLock, { ...owner, nvIndex: i as never }, {}));
+      await log.bytes(`${label}: NV_ReadPublic after NV_WriteLock`, () => tpm.run(C.NV_ReadPublic, { nvIndex: i as never }, {}));
+      await log.step(`${label}: written after NV_WriteLock`, () => t.write(i));
+    }
+  }
+  await tpm.run(C.Shutdown, {}, { shutdownType: TPM_SU.CLEAR });
+  await side.reset();
+  for (const { index: i, label } of defined) {
+    await log.bytes(`${label}: NV_ReadPublic after a TPM Reset`, () => tpm.run(C.NV_ReadPublic, { nvIndex: i as never }, {}));
+    await log.step(`${label}: written after a TPM Reset`, () => types.find((t) => label.startsWith(`${t.name},`))!.write(i));
+    await tpm.run(C.NV_UndefineSpace, { ...owner, nvIndex: i as never }, {});
+  }
+};
+
 // ---------------------------------------------------------------------------
 // The suite: one fresh swtpm and one fresh simulator per describe.
 
@@ -1021,6 +1075,7 @@ describeWithSwtpm('differential: swtpm and the simulator, command by command', (
   differential('signing, attestation, audit, PCRs', { signingAttestationAudit, pcrs });
   differential('policies, contexts and sessions, NV', { policies, contexts, nv });
   differential('hierarchies and dictionary attack', { hierarchyAndDa });
+  differential('NV locks on every index type', { nvLocks });
   // Last and alone: libtpms enters failure mode on ECMQV.
   differential('ZGen_2Phase ECMQV', { ecmqv });
 
