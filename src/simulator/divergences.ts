@@ -9,7 +9,9 @@
  * case on a fresh swtpm and a fresh simulator: a difference not in this table
  * fails, and so does a row that no longer differs (a fixed divergence leaves
  * the table). Per-area tests that meet one of these cases take the codes
- * from here, never from a private list.
+ * from here, never from a private list. A step's answer is the one after
+ * TPM_RC_RETRY warnings were resent (test/support/scenario.ts, as clients
+ * do), so libtpms's RETRYs need no rows but the one step that looks for them.
  */
 import { TPM_CC } from '../tpm/constants.js';
 import { rcForHandle, rcForParameter, TPM_RC } from '../tpm/rc.js';
@@ -96,6 +98,14 @@ export const DIVERGENCES = [
     libtpms: '20 Resume 24, 24 Restart 44',
     ours: '20 Resume 4, 4 Restart 20',
     why: 'both count the PCRs a Startup resets as changes (the reference\'s PCRStartup: 20 on a Reset or Restart, PCRs 17–20 on a Resume); libtpms also carries the counter over Shutdown(STATE) in its saved state (gr), ours keeps it in volatile memory (state.ts SavedState has no counter). Part 1 §17 defines it only as moving on every change; what a client can see is a change, never its value (PolicyPCR sessions and audits compare it), and a change across a power cycle is seen on both',
+  },
+  {
+    id: 'da-first-failure-retry',
+    command: 'Sign',
+    case: 'the first authorization failure on a DA-protected object after start-up, resent while the answer is TPM_RC_RETRY',
+    libtpms: '0x922 0x98e',
+    ours: '0x98e',
+    why: 'libtpms must clear its orderly flag in NV before it counts the first DA failure, and answers TPM_RC_RETRY (a warning: Part 2 §6.6.3, "the TPM was not able to start the command", sent again unchanged) to do it; ours keeps its state in memory and stores it after the command, so it never has to wait. The resent command gets the same answer and the same count on both; everywhere else the client (src/client/retry.ts) and scenarioLog resend, so only this step sees the warning',
   },
   {
     id: 'capability-algorithms',
