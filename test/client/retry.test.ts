@@ -2,7 +2,7 @@
  * Retry with back-off, against an in-process fake TPM that answers a scripted
  * list of warnings before it executes the command.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RETRY_DEFAULTS, backoffDelay, isRetryableResponse, withRetry, type RetryEvent, type RetryOptions } from '../../src/client/retry.js';
 import { GetRandom } from '../../src/tpm/commands/index.js';
 import { TransportError } from '../../src/tpm/errors.js';
@@ -117,38 +117,70 @@ describe('retry with back-off', () => {
     expect(fake.seen).toHaveLength(8);
   });
 
+  // Virtual time (vitest's fake timers also fake performance.now, which the wrapper reads), so each budget is checked exactly.
   it('stops when the next back-off would outlast the retry budget or the caller’s deadline', async () => {
-    // Budget 50 ms, waits 20 then 40: the second would end past the budget.
-    const a = fakeTpm([], { forever: TPM_RC.YIELDED });
-    const t1 = withRetry(a.transport, { initialDelayMs: 20, random: () => 0, maxElapsedMs: 50 });
-    const start1 = performance.now();
-    const r1 = await t1.send(command());
-    expect(isRetryableResponse(r1)).toBe(true);
-    expect(a.fake.seen).toHaveLength(2);
-    expect(performance.now() - start1).toBeLessThan(50);
+    vi.useFakeTimers();
+    try {
+      // Budget 50 ms, waits 20 then 40: the second would end at 60, past the budget, so it is never started.
+      for (const [budget, sends] of [
+        [50, 2],
+        [59, 2],
+        [60, 3], // ends exactly at the budget: taken
+      ] as const) {
+        const a = fakeTpm([], { forever: TPM_RC.YIELDED });
+        const waits: number[] = [];
+        const t1 = withRetry(a.transport, { initialDelayMs: 20, maxAttempts: 3, random: () => 0, maxElapsedMs: budget, onRetry: (e) => waits.push(e.delayMs) });
+        const start1 = performance.now();
+        let r1: Uint8Array | undefined;
+        void t1.send(command()).then((r) => (r1 = r));
+        await vi.advanceTimersByTimeAsync(19);
+        expect(a.fake.seen).toHaveLength(1);
+        await vi.advanceTimersByTimeAsync(1);
+        expect(a.fake.seen).toHaveLength(2);
+        await vi.runAllTimersAsync();
+        expect(r1 !== undefined && isRetryableResponse(r1), `budget ${budget}`).toBe(true);
+        expect(a.fake.seen, `budget ${budget}`).toHaveLength(sends);
+        expect(waits, `budget ${budget}`).toEqual([20, 40].slice(0, sends - 1));
+        // The warning came back when the last attempt was answered, not after a wait that was not taken.
+        expect(a.fake.times.map((x) => x - start1)).toEqual([0, 20, 60].slice(0, sends));
+        expect(performance.now() - start1).toBe(sends === 2 ? 20 : 60);
+      }
 
-    // A 30 ms deadline and a first wait of 100 ms: the warning comes back at once.
-    const b = fakeTpm([], { forever: TPM_RC.TESTING });
-    const t2 = withRetry(b.transport, { initialDelayMs: 100, random: () => 0 });
-    const start2 = performance.now();
-    const r2 = await t2.send(command(), { timeoutMs: 30 });
-    expect(isRetryableResponse(r2)).toBe(true);
-    expect(b.fake.seen).toHaveLength(1);
-    expect(performance.now() - start2).toBeLessThan(30);
+      // A 30 ms deadline and a first wait of 100 ms: the warning comes back at once, with no timer left behind.
+      const b = fakeTpm([], { forever: TPM_RC.TESTING });
+      const t2 = withRetry(b.transport, { initialDelayMs: 100, random: () => 0 });
+      const start2 = performance.now();
+      const r2 = await t2.send(command(), { timeoutMs: 30 });
+      expect(isRetryableResponse(r2)).toBe(true);
+      expect(b.fake.seen).toHaveLength(1);
+      expect(performance.now() - start2).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('the caller’s timeout covers all attempts: a slow TPM that keeps asking for retries times out', async () => {
-    // Each answer takes 60 ms: the second attempt is still running when the 100 ms are up.
-    const { fake, transport } = fakeTpm([], { forever: TPM_RC.RETRY, workMs: 60 });
-    const t = withRetry(transport, { initialDelayMs: 1, random: () => 0 });
-    const start = performance.now();
-    const err = await rejection(t.send(command(), { timeoutMs: 100 }));
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('transport.timeout');
-    const elapsed = performance.now() - start;
-    expect(elapsed).toBeGreaterThanOrEqual(95);
-    expect(elapsed).toBeLessThan(200);
-    expect(fake.seen).toHaveLength(2);
+    vi.useFakeTimers();
+    try {
+      // Each answer takes 60 ms: the second attempt (sent at 61) is still running when the 100 ms are up.
+      const { fake, transport } = fakeTpm([], { forever: TPM_RC.RETRY, workMs: 60 });
+      const t = withRetry(transport, { initialDelayMs: 1, random: () => 0 });
+      const start = performance.now();
+      let err: unknown;
+      void rejection(t.send(command(), { timeoutMs: 100 })).then((e) => (err = e));
+      await vi.advanceTimersByTimeAsync(99);
+      expect(err).toBeUndefined();
+      expect(fake.times.map((x) => x - start)).toEqual([0, 61]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(err).toBeInstanceOf(TransportError);
+      expect((err as TransportError).code).toBe('transport.timeout');
+      expect(performance.now() - start).toBe(100);
+      await vi.runAllTimersAsync();
+      expect(fake.seen).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('passes every other response through untouched, after a single send', async () => {
@@ -171,26 +203,35 @@ describe('retry with back-off', () => {
   });
 
   it('an abort during a back-off ends it at once, and nothing more is sent', async () => {
-    const { fake, transport } = fakeTpm([], { forever: TPM_RC.RETRY });
-    let retried: () => void = () => undefined;
-    const firstRetry = new Promise<void>((r) => (retried = r));
-    const t = withRetry(transport, { initialDelayMs: 5000, onRetry: () => retried() });
-    const ctl = new AbortController();
-    const p = rejection(t.send(command(), { signal: ctl.signal }));
-    await firstRetry;
-    const reason = new Error('operator cancelled');
-    const abortedAt = performance.now();
-    ctl.abort(reason);
-    const err = await p;
-    expect(performance.now() - abortedAt).toBeLessThan(50);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('transport.aborted');
-    expect((err as TransportError).cause).toBe(reason);
-    await new Promise((r) => setTimeout(r, 30));
-    expect(fake.seen).toHaveLength(1);
-    // The transport still works for the next command.
-    const ok = fakeTpm([]);
-    expect((await withRetry(ok.transport).send(command(3))).length).toBe(10 + 2 + 3);
+    vi.useFakeTimers();
+    try {
+      const { fake, transport } = fakeTpm([], { forever: TPM_RC.RETRY });
+      let retried: () => void = () => undefined;
+      const firstRetry = new Promise<void>((r) => (retried = r));
+      const t = withRetry(transport, { initialDelayMs: 5000, onRetry: () => retried() });
+      const ctl = new AbortController();
+      const p = rejection(t.send(command(), { signal: ctl.signal }));
+      await firstRetry;
+      const reason = new Error('operator cancelled');
+      let err: unknown;
+      void p.then((e) => (err = e));
+      const abortedAt = performance.now();
+      ctl.abort(reason);
+      // "At once": settled with no virtual time passing, not when the 5 s back-off's timer fires.
+      await vi.advanceTimersByTimeAsync(0);
+      expect(performance.now()).toBe(abortedAt);
+      expect(err).toBeInstanceOf(TransportError);
+      expect((err as TransportError).code).toBe('transport.aborted');
+      expect((err as TransportError).cause).toBe(reason);
+      // Well past the back-off the wrapper would have taken: no second send.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(fake.seen).toHaveLength(1);
+      // The transport still works for the next command.
+      const ok = fakeTpm([]);
+      expect((await withRetry(ok.transport).send(command(3))).length).toBe(10 + 2 + 3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('close() during a back-off rejects with transport.closed and closes the inner transport', async () => {
