@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GetCapability, GetRandom, Startup } from '../../src/tpm/commands/index.js';
 import { TPM_CAP } from '../../src/tpm/constants.js';
 import { decodeParams, encodeCommand, encodeErrorResponse, encodeResponse, splitCommand } from '../../src/tpm/frame.js';
@@ -331,16 +331,31 @@ describe('framing and clients', () => {
   it('a frame left unfinished is cut off after frameTimeoutMs, and the next client is served', async () => {
     const server = await startTpmServer({ platform: new FakeEngine(), protocol: 'swtpm', port: 0, frameTimeoutMs: 100 });
     servers.push(server);
+    // The server's frame timer runs in this process: with its clock faked (sockets stay real), the cut is
+    // checked in virtual time, exactly at frameTimeoutMs, whatever the machine's load.
+    const turns = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
     for (const [port, partial] of [
       [server.port, Buffer.from('80010000000c0000', 'hex')],
       [server.platformPort, be32(5)], // SET_LOCALITY without its byte
     ] as const) {
       const a = await rawClient(port);
-      const start = Date.now();
-      a.socket.write(partial);
-      await a.closed;
-      expect(Date.now() - start).toBeGreaterThanOrEqual(90);
-      expect(Date.now() - start).toBeLessThan(1500);
+      let closed = false;
+      void a.closed.then(() => (closed = true));
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      try {
+        a.socket.write(partial);
+        // The timer is armed once the server has the partial bytes.
+        while (vi.getTimerCount() === 0) await turns(1);
+        await vi.advanceTimersByTimeAsync(99);
+        await turns(20);
+        expect(closed).toBe(false);
+        await vi.advanceTimersByTimeAsync(1);
+        await a.closed;
+      } finally {
+        vi.useRealTimers();
+      }
       expect(a.received().length).toBe(0);
     }
     const t = new SwtpmTransport({ port: server.port });
