@@ -112,26 +112,28 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
 
   it('leaves the event loop and libuv thread pool free while the TPM works', async () => {
     const r = relay();
-    // The stand-in answers after 400 ms; a real TPM takes a while to make an ECC primary.
-    r?.next({ do: 'delay', ms: 400 });
-    let lastTick = performance.now();
-    let maxGap = 0;
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - lastTick);
-      lastTick = now;
-    }, 5);
-    const started = performance.now();
-    const pending = r
-      ? random(t, 16)
-      : runCommand(
-          t,
-          CreatePrimary,
-          { primaryHandle: TPM_RH.OWNER },
-          { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), outsideInfo: new Uint8Array(0), creationPCR: [] },
-        ).then((p) => runCommand(t, FlushContext, {}, { flushHandle: p.handles.objectHandle }));
-    // Eight jobs on libuv's pool (4 threads): they finish promptly, so no pool thread is waiting on the device.
-    const poolStart = performance.now();
+    // The stand-in holds its answer until released, as a real TPM takes a while to make an ECC primary:
+    // everything below happens while the command is still outstanding, by ordering rather than by timing.
+    const mark = r?.mark() ?? 0;
+    r?.next({ do: 'hold' });
+    let answered = false;
+    const pending = (
+      r
+        ? random(t, 16)
+        : runCommand(
+            t,
+            CreatePrimary,
+            { primaryHandle: TPM_RH.OWNER },
+            { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), outsideInfo: new Uint8Array(0), creationPCR: [] },
+          ).then((p) => runCommand(t, FlushContext, {}, { flushHandle: p.handles.objectHandle }))
+    ).then(() => (answered = true));
+    if (r) await r.waitFor('held', mark);
+    // Timers fire (the event loop is not blocked in a read) ...
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 1);
+    while (ticks < 3) await new Promise((res) => setTimeout(res, 1));
+    clearInterval(ticker);
+    // ... and eight jobs on libuv's pool (4 threads) finish: no pool thread is waiting on the device.
     await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
         i % 2 === 0
@@ -139,14 +141,14 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
           : new Promise<void>((resolve, reject) => pbkdf2('pw', 'salt', 1, 32, 'sha256', (e) => (e ? reject(e) : resolve()))),
       ),
     );
-    const poolMs = performance.now() - poolStart;
-    await pending;
-    clearInterval(ticker);
     if (r) {
-      expect(performance.now() - started).toBeGreaterThanOrEqual(390);
-      expect(poolMs).toBeLessThan(200);
+      // The held answer is still unwritten: all of the above happened while the device had the command.
+      expect(answered).toBe(false);
+      expect(r.events.slice(mark).some((e) => e.ev === 'answered' || e.ev === 'released')).toBe(false);
+      r.release();
     }
-    expect(maxGap).toBeLessThan(100);
+    await pending;
+    expect(answered).toBe(true);
   });
 
   it('a transport left open (never closed) does not keep the process alive', async () => {
@@ -166,7 +168,6 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
           `console.log('answered', r.length);`,
         ].join('\n'),
       );
-      const started = performance.now();
       const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -176,8 +177,8 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
       clearTimeout(killer);
       expect(out).toContain('answered 20');
       expect(signal, out).toBeNull();
+      // Had it hung, the 15 s killer would have ended it with SIGKILL, which the checks above reject.
       expect(code, out).toBe(0);
-      expect(performance.now() - started).toBeLessThan(15_000);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -296,9 +297,8 @@ if (REAL_DEVICE) {
           relay.next({ do: 'hold' });
           const started = performance.now();
           const err = await transportError(random(t, 8, { timeoutMs: 300 }), 'transport.timeout');
-          const elapsed = performance.now() - started;
-          expect(elapsed).toBeGreaterThanOrEqual(290);
-          expect(elapsed).toBeLessThan(2000);
+          // A lower bound only (timers never fire early); the relay holds the answer for good, so the timeout is what ended the wait.
+          expect(performance.now() - started).toBeGreaterThanOrEqual(290);
           expect(err.message).toMatch(/300 ms/);
           await relay.waitFor('held', mark);
           // The transport closed its descriptor (the last opener of the slave is gone) ...
@@ -330,10 +330,16 @@ if (REAL_DEVICE) {
           const p = random(t, 8, { signal: ctl.signal });
           await relay.waitFor('held', mark);
           const reason = new Error('caller gave up');
-          const abortedAt = performance.now();
+          let settled = false;
+          void p.then(
+            () => (settled = true),
+            () => (settled = true),
+          );
           ctl.abort(reason);
+          // "At once": settled within this turn of the event loop, with the answer still held by the relay.
+          await new Promise((res) => setImmediate(res));
+          expect(settled).toBe(true);
           const err = await transportError(p, 'transport.aborted');
-          expect(performance.now() - abortedAt).toBeLessThan(100);
           expect(err.cause).toBe(reason);
           await relay.waitFor('closed', mark);
           await relay.waitFor('discarded', mark);
@@ -379,10 +385,9 @@ if (REAL_DEVICE) {
           for (const c of cases) {
             const mark = relay.mark();
             relay.next({ do: 'replace', hex: c.hex });
-            const started = performance.now();
+            // Judged on the header: waiting for bytes that never come would end in transport.timeout instead.
             const err = await transportError(random(t, 8, { timeoutMs: 5000 }), 'transport.protocol');
             expect(err.message).toMatch(c.match);
-            expect(performance.now() - started).toBeLessThan(1000);
             await relay.waitFor('closed', mark);
             await random(t, 8);
           }
