@@ -513,11 +513,13 @@ describe('allowlist and denylist findings', () => {
       ['**', '/anything/at/all', true],
     ];
     for (const [pattern, path, expected] of cases) expect([pattern, path, imaPathPattern(pattern)(path)]).toEqual([pattern, path, expected]);
-    // No backtracking blow-up on hostile patterns.
-    const started = performance.now();
-    expect(imaPathPattern('*a*a*a*a*a*a*a*a*a*a*b')('a'.repeat(4000))).toBe(false);
-    expect(performance.now() - started).toBeLessThan(2000);
   });
+
+  // Hang guard, and the test's timeout is the whole check: the state-set matcher is linear in the path
+  // (times the pattern), a backtracking one would take 4000^10 steps here.
+  it('no backtracking blow-up on a hostile glob', () => {
+    expect(imaPathPattern('*a*a*a*a*a*a*a*a*a*a*b')('a'.repeat(4000))).toBe(false);
+  }, 15_000);
 
   it('refuses malformed lists with evidence.argument', () => {
     expect(thrown(() => evaluateImaAllowlist(entries, { deny: ['sha256:xyz'] })).code).toBe('evidence.argument');

@@ -144,11 +144,13 @@ describe('the schema', () => {
       ['*?*', '', false],
     ];
     for (const [p, s, want] of cases) expect(globMatcher(p)(s), `${p} ~ ${s}`).toBe(want);
-    // Linear: a pathological pattern over a long text returns at once.
-    const t0 = Date.now();
-    expect(globMatcher(`${'*a'.repeat(100)}*b`)('a'.repeat(200_000))).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(2000);
   });
+
+  // Hang guard, and the test's timeout is the whole check: each segment is found once, left to right
+  // (linear), where backtracking over 101 stars in 200,000 characters would never finish.
+  it('globMatcher: a pathological pattern over a long text returns', () => {
+    expect(globMatcher(`${'*a'.repeat(100)}*b`)('a'.repeat(200_000))).toBe(false);
+  }, 15_000);
 });
 
 describe('good policies', () => {
