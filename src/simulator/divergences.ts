@@ -92,14 +92,6 @@ export const DIVERGENCES = [
     why: 'Part 3 §14.7 and SP 800-56A §5.7.2.3 (C(2e, 2s) ECMQV): we compute the shared point; libtpms enters failure mode (every later command TPM_RC_FAILURE until a restart)',
   },
   {
-    id: 'pcr-update-counter-power-cycle',
-    command: 'PCR_Read',
-    case: 'pcrUpdateCounter before → after a TPM Resume (Shutdown(STATE), Startup(STATE)), then a TPM Restart (Shutdown(STATE), Startup(CLEAR)), on a TPM just reset',
-    libtpms: '20 Resume 24, 24 Restart 44',
-    ours: '20 Resume 4, 4 Restart 20',
-    why: 'both count the PCRs a Startup resets as changes (the reference\'s PCRStartup: 20 on a Reset or Restart, PCRs 17–20 on a Resume); libtpms also carries the counter over Shutdown(STATE) in its saved state (gr), ours keeps it in volatile memory (state.ts SavedState has no counter). Part 1 §17 defines it only as moving on every change; what a client can see is a change, never its value (PolicyPCR sessions and audits compare it), and a change across a power cycle is seen on both',
-  },
-  {
     id: 'da-first-failure-retry',
     command: 'Sign',
     case: 'the first authorization failure on a DA-protected object after start-up, resent while the answer is TPM_RC_RETRY',

@@ -19,8 +19,8 @@ import { TPM_ALG, TPM_CC } from '../tpm/constants.js';
  * 4 — part 2 of the software TPM: pcrAuthPolicies and pcrAuthValues
  * (PCR_SetAuthPolicy/PCR_SetAuthValue), commitCounter and commitArray (Commit,
  * commit.ts), profile (profiles.ts), dictionaryAttack.daUsed, selfHealElapsed and
- * lockoutElapsed (DA across power cycles), savedState.sessions and
- * sessionSequence (saved sessions across TPM Restart and Resume). Layouts are
+ * lockoutElapsed (DA across power cycles), savedState.sessions,
+ * sessionSequence and pcrUpdateCounter (across TPM Restart and Resume). Layouts are
  * numbered by release, not by commit: a layout nobody could have stored gets no
  * migration of its own.
  */
@@ -188,6 +188,8 @@ export interface SavedState {
   sessions: SavedSessionSlot[];
   /** The session context counter then (the reference's gr.contextCounter), so no context sequence repeats. */
   sessionSequence: bigint;
+  /** pcrUpdateCounter then (the reference keeps it in gr): a Resume or Restart goes on counting from it. */
+  pcrUpdateCounter: number;
 }
 
 /** A session saved by ContextSave: its handle and the sequence of its one valid context. */
@@ -369,7 +371,7 @@ export const STATE_MIGRATIONS: Readonly<Record<number, (old: { version: number }
       commitArray: new Uint8Array(16),
       profile: 'libtpms',
       dictionaryAttack: { ...dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 },
-      savedState: savedState === null || savedState === undefined ? savedState : { ...savedState, sessions: [], sessionSequence: 0n },
+      savedState: savedState === null || savedState === undefined ? savedState : { ...savedState, sessions: [], sessionSequence: 0n, pcrUpdateCounter: 0 },
     };
   },
 };

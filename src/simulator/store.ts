@@ -587,7 +587,7 @@ const SIMULATOR_SHAPE_RULES = {
   } as Record<string, unknown>,
   nullable: new Set(['state.pendingPcrAllocation', 'state.savedState']),
 };
-const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false, sessions: [], sessionSequence: 0n };
+const SAVED_STATE_TEMPLATE = { pcrs: [], shEnable: false, ehEnable: false, sessions: [], sessionSequence: 0n, pcrUpdateCounter: 0 };
 
 /** A whole number from 0 to max, or throws naming `what`. */
 function checkWhole(n: number, max: number, what: string): void {

@@ -150,8 +150,8 @@ describe('simulator audit', () => {
 
 /**
  * One scenario; codes and attested audit fields logged (clock fields left out).
- * PCR_Read answers the TPM's pcrUpdateCounter (swtpm's differs after a power
- * cycle: src/simulator/divergences.ts 'pcr-update-counter-power-cycle'), so its digests are logged as "equal to H(… ‖ cpHash ‖ rpHash)
+ * PCR_Read answers the TPM's pcrUpdateCounter (which depends on the power
+ * cycles before), so its digests are logged as "equal to H(… ‖ cpHash ‖ rpHash)
  * recomputed here from that TPM's responses", and raw otherwise.
  */
 async function scenario(t: Transport): Promise<string[]> {

@@ -131,8 +131,8 @@ const startupAndTesting: Sequence = async (log, side) => {
   await log.step('GetTestResult', () => tpm.run(C.GetTestResult, {}, {}), (r) => r.params.testResult);
   await log.raw('GetTestResult with a trailing byte', rawCommand(TPM_CC.GetTestResult, Uint8Array.of(0)));
   await log.raw('Shutdown of a bad type', rawCommand(TPM_CC.Shutdown, u16(7)));
-  // pcrUpdateCounter: a TPM Reset counts the PCRs it reset (20 on both); over a Resume and a Restart libtpms carries
-  // the counter on, ours restarts it (divergences.ts 'pcr-update-counter-power-cycle').
+  // pcrUpdateCounter: a TPM Reset counts the PCRs it reset (20); a Resume and a Restart carry the counter on and add
+  // the PCRs they reset (the reference's PCRStartup, gr.pcrCounter).
   const counter = async () => (await tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [] })).params.pcrUpdateCounter;
   const cycles: string[] = [];
   const before = await log.step('PCR_Read pcrUpdateCounter after a TPM Reset', () => counter(), (n) => n);
@@ -631,7 +631,7 @@ const nullTicket = () => ({ tag: 0x8024, hierarchy: TPM_RH.NULL, digest: EMPTY }
 
 const pcrs: Sequence = async (log, side) => {
   const { tpm } = side;
-  // The response without pcrUpdateCounter (its value depends on power cycles: divergences.ts 'pcr-update-counter-power-cycle'), and how much it moved.
+  // The response without pcrUpdateCounter (its value depends on the power cycles before), and how much it moved.
   let counter = 0;
   const read = (label: string, pcrList: number[], hash: number = SHA256) =>
     log.step(label, () => tpm.run(C.PCR_Read, {}, { pcrSelectionIn: [pcrSelection(hash as never, pcrList)] }), (r) => {

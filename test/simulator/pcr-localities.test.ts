@@ -19,7 +19,7 @@ const SHA256 = TPM_ALG.SHA256;
 async function scenario(side: DiffSide): Promise<ScenarioLog> {
   const { tpm } = side;
   const log = scenarioLog();
-  // The counter's value differs after a power cycle (divergences.ts, pcr-update-counter-power-cycle): only its moves are logged.
+  // The counter's value depends on the power cycles before: only its moves are logged.
   const counter = async (): Promise<number> => (await tpm.run(PCR_Read, {}, { pcrSelectionIn: [pcrSelection(SHA256, [0])] })).params.pcrUpdateCounter;
   const moved = async (label: string, f: () => Promise<unknown>): Promise<void> => {
     const before = await counter();

@@ -114,6 +114,7 @@ describe('tagged JSON round trip', () => {
       ehEnable: false,
       sessions: [{ handle: 0x02000001, sequence: 5n }],
       sessionSequence: 7n,
+      pcrUpdateCounter: 31,
     };
     state.pendingPcrAllocation = [{ hashAlg: 0x000c, pcrs: [0, 1, 23] }];
     state.orderlyShutdown = 'state';
@@ -236,7 +237,7 @@ describe('damaged files', () => {
       expect(opened.state.commitCounter).toBe(0n);
       expect(opened.state.commitArray).toEqual(new Uint8Array(16));
       expect(opened.state.profile).toBe('libtpms');
-      expect(opened.state.savedState).toEqual({ pcrs: savedPcrs, shEnable: true, ehEnable: false, sessions: [], sessionSequence: 0n });
+      expect(opened.state.savedState).toEqual({ pcrs: savedPcrs, shEnable: true, ehEnable: false, sessions: [], sessionSequence: 0n, pcrUpdateCounter: 0 });
       expect(opened.state.dictionaryAttack).toEqual({ ...current.dictionaryAttack, daUsed: false, selfHealElapsed: 0, lockoutElapsed: 0 });
       expect(opened.state.auths.owner.authValue).toEqual(Uint8Array.of(7, 7));
       expect(opened.state.seeds).toEqual(current.seeds);

@@ -61,9 +61,9 @@ export const startupHandler = handler(Startup, (ctx, _h, { startupType }) => {
     resetCommits(state);
     clearNvOnStartup(state);
   }
-  // The PCRs this Startup reset are changes (the reference's PCRStartup → PCRChanged): libtpms reports 20 after a
-  // TPM Reset. resetPcrs() began from 0; libtpms carries the counter over a Resume or Restart, ours does not
-  // (it is not in SavedState: divergences.ts 'pcr-update-counter-power-cycle').
+  // The PCRs this Startup reset are changes (the reference's PCRStartup → PCRChanged): 20 after a TPM Reset, on top
+  // of the saved counter after a Resume or Restart (resetPcrs() began from 0).
+  if (startupType === TPM_SU.STATE || state.orderlyShutdown === 'state') volatile.pcrUpdateCounter = saved?.pcrUpdateCounter ?? 0;
   volatile.pcrUpdateCounter += startupPcrChanges(PCR_COUNT, startupType === TPM_SU.STATE);
   // Dictionary-attack timers and a disorderly power loss (engine.daStartup, the reference's DAStartup).
   engine.daStartup(daUsed);
@@ -107,6 +107,7 @@ export const shutdownHandler = handler(Shutdown, (ctx, _h, { shutdownType }) => 
       ehEnable: volatile.ehEnable,
       // Saved session contexts stay loadable after the Resume or Restart (the reference's gr.contextArray).
       ...volatile.sessions.savedContexts(),
+      pcrUpdateCounter: volatile.pcrUpdateCounter,
     };
     state.orderlyShutdown = 'state';
   } else {
