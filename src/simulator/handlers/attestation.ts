@@ -94,9 +94,9 @@ function readU64Le(b: Uint8Array, at: number): bigint {
  * they are read little-endian here: the first adds to firmwareVersion, the
  * second's high half to resetCount and low half to restartCount.
  */
-export function fillAttest(engine: TpmEngine, signer: Signer, qualifyingData: Uint8Array): AttestHeader {
+export function fillAttest(engine: TpmEngine, signer: Signer, qualifyingData: Uint8Array, now: AttestHeader['clockInfo'] = clockInfo(engine)): AttestHeader {
   const qualifiedSigner = signer.key === undefined ? handleName(TPM_RH.NULL) : signer.key.qualifiedName;
-  const info = clockInfo(engine);
+  const info = { ...now };
   let fw = firmwareVersion();
   const h = signer.key?.hierarchy;
   if (h !== TPM_RH.ENDORSEMENT && h !== TPM_RH.PLATFORM) {
@@ -190,8 +190,10 @@ export const certifyCreationHandler = handler(CertifyCreation, ({ engine }, { si
  */
 export const getTimeHandler = handler(GetTime, ({ engine }, { signHandle }, { qualifyingData, inScheme }) => {
   const signer = signerOf(engine, signHandle, 2, inScheme, 2);
-  const header = fillAttest(engine, signer, qualifyingData);
-  const attested = { time: { time: engine.time(), clockInfo: clockInfo(engine) }, firmwareVersion: firmwareVersion() };
+  // One reading of the clock for the header and the attested clockInfo: they must agree (the reference reads it once).
+  const now = clockInfo(engine);
+  const header = fillAttest(engine, signer, qualifyingData, now);
+  const attested = { time: { time: engine.time(), clockInfo: now }, firmwareVersion: firmwareVersion() };
   const attest = { ...header, type: TPM_ST.ATTEST_TIME, attested } as TPMS_ATTEST;
   const r = signAttest(engine, signer, attest);
   return ok<typeof GetTime>({ timeInfo: r.attest, signature: r.signature } as never);
