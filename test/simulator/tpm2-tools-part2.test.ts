@@ -19,7 +19,7 @@
  * A target's flows share its TPM and its folder (distinct file names) and run
  * in order; pcrallocate, which resets the TPM, comes last.
  */
-import { createECDH, createHash, generateKeyPairSync, randomBytes, type ECDH } from 'node:crypto';
+import { createECDH, generateKeyPairSync, randomBytes, type ECDH } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
 import { TPM_ALG, TPM_CC, TPM_ST } from '../../src/tpm/constants.js';
@@ -31,7 +31,7 @@ import { TPM2B_ECC_POINT, TPM2B_PUBLIC, TPMS_ALGORITHM_DETAIL_ECC, TPMS_ATTEST, 
 import { decode, encode } from '../../src/tpm/wire/codec.js';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { field, opensslVerifies, sha256, u16, u32, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
 
 /**
  * Flows that fail on our simulator today, by the flow name's part before its first colon, with the reason
@@ -41,22 +41,7 @@ import { field, opensslVerifies, startControl, startOurs, useTarget, type Runnin
 const NOT_YET: Readonly<Record<string, string>> = {};
 const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
 
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
 
-const u16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-};
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-};
 const SHA256 = TPM_ALG.SHA256;
 
 /**

@@ -23,7 +23,7 @@ import { SwtpmControl } from '../../src/tpm/transport/index.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, rcIn, sh, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { field, opensslVerifies, sha256, u16, u32, rcIn, sh, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
 
 /**
  * Flows known to fail on our simulator, with the reason (command not yet
@@ -40,21 +40,6 @@ const RUN_NOT_YET = process.env['TRUSTROOT_TOOLS_RUN_NOT_YET'] === '1';
 // Independent checks (node:crypto, openssl, Part 3 policy formulas)
 // ---------------------------------------------------------------------------
 
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-};
-const u16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-};
 
 /** Part 3 §23: the policy commands' digest updates, SHA-256 sessions. */
 const CC = {
