@@ -912,6 +912,8 @@ function hashOncePerAlg(compute: (alg: number) => Uint8Array): (alg: number) => 
 function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
   const a = trimAuthValue(given);
   const b = trimAuthValue(expected);
+  // Both empty (the usual authValue of PCRs and hierarchies): equal, and the answer itself says as much.
+  if (a.length === 0 && b.length === 0) return true;
   const n = Math.max(a.length, b.length, 1);
   const pa = new Uint8Array(n);
   const pb = new Uint8Array(n);
