@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, verifyWithNode, type Entity } from '../../src/client/index.js';
-import { getCommandAuditDigest, getSessionAuditDigest } from '../../src/client/attestation.js';
+import { getCommandAuditDigest } from '../../src/client/attestation.js';
 import { CreatePrimary, GetCommandAuditDigest, GetRandom, GetSessionAuditDigest, PCR_Read, SetCommandCodeAuditStatus, Startup, StartAuthSession } from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
@@ -57,26 +57,7 @@ function codeOf(e: unknown): number {
 }
 
 describe('simulator audit', () => {
-  it('GetSessionAuditDigest: H(H(0 ‖ cp1 ‖ rp1) ‖ cp2 ‖ rp2) of two audited GetRandom calls, signed by the AK', async () => {
-    const { tpm } = await startedEngine();
-    const { ak, pub } = await akOf(tpm);
-    const session = await tpm.startAuthSession({ type: 'hmac' });
-    let digest: Buffer = Buffer.alloc(32);
-    for (const n of [8, 16]) {
-      const r = await tpm.run(GetRandom, {}, { bytesRequested: n }, { sessions: [session.use({ audit: true })] });
-      const cp = sha256(u32(TPM_CC.GetRandom), Buffer.from([0, n]));
-      const rp = sha256(u32(0), u32(TPM_CC.GetRandom), Buffer.from([0, r.params.randomBytes.length]), r.params.randomBytes);
-      digest = sha256(digest, cp, rp);
-    }
-    const nonce = new Uint8Array(randomBytes(16));
-    const a = await getSessionAuditDigest(tpm, ak, session, nonce);
-    expect(verifyWithNode(pub, a.attestBytes, a.signature)).toBe(true);
-    expect(Buffer.from(a.attest.attested.sessionDigest)).toEqual(digest);
-    expect(Buffer.from(session.auditDigest!)).toEqual(digest);
-    expect(session.isOpen).toBe(true);
-    await session.flush();
-  });
-
+  // GetSessionAuditDigest over two audited calls is test/client/attestation.test.ts's, on both TPMs.
   it('GetCommandAuditDigest: commandDigest over the audited codes; a signed read clears the digest; the next is H(0 ‖ cpHash ‖ rpHash) and counts a new sequence', async () => {
     const { tpm } = await startedEngine();
     const { ak, pub } = await akOf(tpm);

@@ -22,6 +22,7 @@ import { eccSrkTemplate, rsaSrkTemplate } from '../../src/tpm/templates.js';
 import { TPMA_OBJECT, type TPMT_PUBLIC, type TPMT_SYM_DEF_OBJECT } from '../../src/tpm/types/index.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
+import { scenarioLog } from '../support/scenario.js';
 
 
 const SHA256 = TPM_ALG.SHA256;
@@ -57,16 +58,8 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** The scenario both TPMs run: outputs that do not depend on the TPM's seeds or RNG, and every response code. */
 async function scenario(tpm: Tpm): Promise<Record<string, unknown>> {
-  const log: Record<string, unknown> = {};
-  const code = async (label: string, f: () => Promise<unknown>): Promise<void> => {
-    try {
-      await f();
-      log[label] = 0;
-    } catch (e) {
-      if (!(e instanceof TpmError)) throw e;
-      log[label] = `0x${e.rc.toString(16)}`;
-    }
-  };
+  const { log, step } = scenarioLog();
+  const code = async (label: string, f: () => Promise<unknown>): Promise<void> => void (await step(label, f));
   const srk = await createPrimary(tpm, TPM_RH.OWNER, rsaSrkTemplate());
   const key = await importAndLoad(tpm, srk, ATTRS, false);
   // To TPM_RH_NULL: u16 ‖ TPMT_SENSITIVE, plain or inner-wrapped under a given key: bytes of this key alone.

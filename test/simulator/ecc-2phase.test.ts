@@ -21,6 +21,7 @@ import { encode } from '../../src/tpm/wire/codec.js';
 import { encodeCommand } from '../../src/tpm/frame.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
+import { scenarioLog } from '../support/scenario.js';
 
 
 const EMPTY = new Uint8Array(0);
@@ -97,16 +98,8 @@ async function commit(tpm: Tpm, key: LoadedKey, P1: TPMS_ECC_POINT | null, s2: U
 
 /** Response codes (and what does not depend on the TPM's RNG) of the same sequence on either TPM. */
 async function scenario(tpm: Tpm, t: Transport): Promise<Record<string, unknown>> {
-  const log: Record<string, unknown> = {};
-  const code = async (label: string, f: () => Promise<unknown>): Promise<void> => {
-    try {
-      await f();
-      log[label] = 0;
-    } catch (e) {
-      if (!(e instanceof TpmError)) throw e;
-      log[label] = `0x${e.rc.toString(16)}`;
-    }
-  };
+  const { log, step } = scenarioLog();
+  const code = async (label: string, f: () => Promise<unknown>): Promise<void> => void (await step(label, f));
   for (const curveID of [TPM_ECC.NIST_P256, TPM_ECC.NIST_P384]) {
     const r = await tpm.run(ECC_Parameters, {}, { curveID });
     log[`parameters 0x${curveID.toString(16)}`] = hex(encode(TPMS_ALGORITHM_DETAIL_ECC, r.params.parameters));
