@@ -33,19 +33,10 @@ import { SwtpmTransport, type SendOptions, type Transport } from '../../src/tpm/
 import { TPMA_OBJECT, TPMS_CREATION_DATA, type TPMT_PUBLIC, type TPMT_SIGNATURE } from '../../src/tpm/types/index.js';
 import { encode } from '../../src/tpm/wire/codec.js';
 import { describeEachTpm, startTpm, type TpmUnderTest } from '../support/tpm-under-test.js';
+import { sha256, u32 } from '../support/bytes.js';
 
 const empty = new Uint8Array(0);
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
 
 /** A node:crypto public key from the raw fields of a public area (not through the library's own conversion). */
 function publicKeyOf(pub: TPMT_PUBLIC): KeyObject {

@@ -4,50 +4,34 @@
  * checked with node:crypto, state across restarts and layout migration, and
  * one scenario's codes and attested audit fields compared with swtpm.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Tpm, verifyWithNode, type Entity } from '../../src/client/index.js';
 import { getCommandAuditDigest } from '../../src/client/attestation.js';
 import { CreatePrimary, GetCommandAuditDigest, GetRandom, GetSessionAuditDigest, PCR_Read, SetCommandCodeAuditStatus, Startup, StartAuthSession } from '../../src/tpm/commands/index.js';
-import { TPM_ALG, TPM_CAP, TPM_CC, TPM_ECC, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
+import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_SE, TPM_ST, TPM_SU } from '../../src/tpm/constants.js';
 import { readCapability } from '../../src/tpm/capability.js';
 import { objectName } from '../../src/tpm/names.js';
 import { pcrSelection } from '../../src/tpm/pcr.js';
 import { TpmError } from '../../src/tpm/rc.js';
 import { runCommand } from '../../src/tpm/run.js';
 import { inProcessTransport, type Transport } from '../../src/tpm/transport/index.js';
-import { TPMA_OBJECT, type TPMS_ATTEST, type TPMT_PUBLIC } from '../../src/tpm/types/index.js';
+import { eccAkTemplate } from '../../src/tpm/templates.js';
+import type { TPMS_ATTEST, TPMT_PUBLIC } from '../../src/tpm/types/index.js';
 import { TpmEngine } from '../../src/simulator/index.js';
 import { createSimulatorState, SIMULATOR_STATE_VERSION, STATE_MIGRATIONS } from '../../src/simulator/state.js';
 import { validateSimulatorState } from '../../src/simulator/store.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 import { startedEngine, swtpmAndSimulator } from '../support/fixture.js';
+import { sha256, u32 } from '../support/bytes.js';
 
 const empty = new Uint8Array(0);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-};
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-const ECC_AK: TPMT_PUBLIC = {
-  type: TPM_ALG.ECC,
-  nameAlg: TPM_ALG.SHA256,
-  objectAttributes: TPMA_OBJECT.of({ fixedTPM: true, fixedParent: true, sensitiveDataOrigin: true, userWithAuth: true, restricted: true, sign: true, noDA: true }),
-  authPolicy: empty,
-  parameters: { symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.ECDSA, details: { hashAlg: TPM_ALG.SHA256 } }, curveID: TPM_ECC.NIST_P256, kdf: { scheme: TPM_ALG.NULL } },
-  unique: { x: empty, y: empty },
-};
 
 
 async function akOf(tpm: Tpm): Promise<{ ak: Entity; pub: TPMT_PUBLIC }> {
-  const r = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT }, { inSensitive: { userAuth: empty, data: empty }, inPublic: ECC_AK, outsideInfo: empty, creationPCR: [] });
+  const r = await tpm.run(CreatePrimary, { primaryHandle: TPM_RH.ENDORSEMENT }, { inSensitive: { userAuth: empty, data: empty }, inPublic: eccAkTemplate(), outsideInfo: empty, creationPCR: [] });
   return { ak: { handle: r.handles.objectHandle, name: objectName(r.params.outPublic), authValue: empty }, pub: r.params.outPublic };
 }
 

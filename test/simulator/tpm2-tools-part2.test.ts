@@ -31,7 +31,8 @@ import { TPM2B_ECC_POINT, TPM2B_PUBLIC, TPMS_ALGORITHM_DETAIL_ECC, TPMS_ATTEST, 
 import { decode, encode } from '../../src/tpm/wire/codec.js';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, sha256, u16, u32, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { field, opensslVerifies, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { sha256, u16, u32 } from '../support/bytes.js';
 
 /**
  * Flows that fail on our simulator today, by the flow name's part before its first colon, with the reason

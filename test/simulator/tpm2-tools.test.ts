@@ -23,7 +23,8 @@ import { SwtpmControl } from '../../src/tpm/transport/index.js';
 import { TPM_RC } from '../../src/tpm/rc.js';
 import { swtpmSupport } from '../support/swtpm.js';
 import { describeWithTpm2Tools } from '../support/tpm2-tools.js';
-import { field, opensslVerifies, sha256, u16, u32, rcIn, sh, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { field, opensslVerifies, rcIn, sh, startControl, startOurs, useTarget, type Running, type TargetKind } from '../support/tpm2-tools-targets.js';
+import { sha256, u16, u32 } from '../support/bytes.js';
 
 /**
  * Flows known to fail on our simulator, with the reason (command not yet

@@ -8,7 +8,6 @@
  * tools' YAML-ish output, openssl's verdict on a signature.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,22 +39,6 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Independent checks' byte helpers: SHA-256 of the concatenation, big-endian UINT16 and UINT32. */
-export const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
-export const u16 = (v: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-};
-export const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-};
 
 export function sh(file: string, args: readonly string[], input?: Uint8Array): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
