@@ -464,7 +464,13 @@ class CommandConnection {
     if (this.#buffered < n) return undefined;
     const head = this.#chunks[0]!;
     if (head.length >= n) return head;
-    const all = Buffer.concat(this.#chunks, this.#buffered);
+    // Joined into an ArrayBuffer of its own (Buffer.concat may take a slice of Node's shared pool): see #take.
+    const all = Buffer.allocUnsafeSlow(this.#buffered);
+    let at = 0;
+    for (const c of this.#chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
     this.#chunks = [all];
     return all;
   }
@@ -477,11 +483,14 @@ class CommandConnection {
     this.#buffered -= n;
   }
 
-  /** The next n bytes as an array of their own (the engine may keep parts of a command), after #peek(n). */
+  /**
+   * The next n bytes as a plain Uint8Array, after #peek(n): a view, not a copy. Node gives every read its own
+   * ArrayBuffer and #peek joins spanning frames into a new one, so nothing else ever writes these bytes (the
+   * engine may keep parts of a command), and a copy would be a second off-heap allocation per command.
+   */
   #take(n: number): Uint8Array {
     const head = this.#chunks[0]!;
-    const out = new Uint8Array(n);
-    out.set(new Uint8Array(head.buffer, head.byteOffset, n));
+    const out = new Uint8Array(head.buffer, head.byteOffset, n);
     this.#skip(n);
     return out;
   }
@@ -680,7 +689,7 @@ class ServerState {
       return;
     }
     this.#busy = false;
-    for (const w of this.#idleWaiters.splice(0)) w();
+    if (this.#idleWaiters.length > 0) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   /** Run `fn` after everything queued before it; its failure does not poison the queue. */
