@@ -17,20 +17,32 @@ export async function rate(fn: () => unknown | Promise<unknown>, ms = 1000): Pro
   return (await rateAndCpu(fn, ms)).opsPerSec;
 }
 
+/** CPU time in µs, user and kernel apart: a server's kernel time is mostly the TCP round trip itself. */
+export interface CpuTime {
+  readonly user: number;
+  readonly system: number;
+}
+
+/** CPU µs per operation over a timed run, user and kernel apart. */
+export interface CpuPerOp {
+  readonly total: number;
+  readonly user: number;
+}
+
 /**
- * As rate(), and with `cpuMicros` (a CPU clock in µs, e.g. a server process's)
- * the CPU time per operation over the timed part: unlike wall time, it stays
+ * As rate(), and with `cpu` (a CPU clock, e.g. a server process's) the CPU
+ * time per operation over the timed part: unlike wall time, it stays
  * meaningful on a machine shared with other work.
  */
 export async function rateAndCpu(
   fn: () => unknown | Promise<unknown>,
   ms = 1000,
-  cpuMicros?: () => number | undefined,
-): Promise<{ opsPerSec: number; cpuMicrosPerOp: number | undefined }> {
+  cpu?: () => CpuTime | undefined,
+): Promise<{ opsPerSec: number; cpuPerOp: CpuPerOp | undefined }> {
   const warm = performance.now() + Math.min(200, ms / 5);
   while (performance.now() < warm) await fn();
   let n = 0;
-  const cpu0 = cpuMicros?.();
+  const cpu0 = cpu?.();
   const start = performance.now();
   const end = start + ms;
   let now = start;
@@ -40,20 +52,24 @@ export async function rateAndCpu(
     n += 16;
     now = performance.now();
   }
-  const cpu1 = cpu0 === undefined ? undefined : cpuMicros?.();
-  return { opsPerSec: n / ((now - start) / 1000), cpuMicrosPerOp: cpu0 === undefined || cpu1 === undefined ? undefined : (cpu1 - cpu0) / n };
+  const cpu1 = cpu0 === undefined ? undefined : cpu?.();
+  const perOp =
+    cpu0 === undefined || cpu1 === undefined
+      ? undefined
+      : { total: (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / n, user: (cpu1.user - cpu0.user) / n };
+  return { opsPerSec: n / ((now - start) / 1000), cpuPerOp: perOp };
 }
 
 /**
- * CPU time (user + system, µs) of a process's main thread, from Linux's
+ * CPU time (µs) of a process's main thread, from Linux's
  * /proc/PID/task/PID/stat (clock ticks, 100 per second); undefined elsewhere.
  */
-export function mainThreadCpuMicros(pid: number): number | undefined {
+export function mainThreadCpu(pid: number): CpuTime | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
     // After "pid (comm) ": state is field 3, utime 14 and stime 15.
     const rest = fields.slice(fields.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * 10_000;
+    return { user: Number(rest[11]) * 10_000, system: Number(rest[12]) * 10_000 };
   } catch {
     return undefined;
   }

@@ -38,7 +38,7 @@ import { TPMA_OBJECT, type TPMT_PUBLIC } from '../src/tpm/types/index.js';
 import { garbageCollector, quoteWithEccAk, startFleetMember, type FleetMember } from '../test/support/fleet.js';
 import { startSimServer } from '../test/support/sim-server.js';
 import { startSwtpm } from '../test/support/swtpm.js';
-import { mainThreadCpuMicros, rateAndCpu, type BenchRow } from './measure.js';
+import { mainThreadCpu, rateAndCpu, type BenchRow, type CpuPerOp, type CpuTime } from './measure.js';
 
 const EMPTY = new Uint8Array(0);
 const NO_CREATION = { outsideInfo: EMPTY, creationPCR: [] };
@@ -49,14 +49,14 @@ interface Target {
   readonly name: string;
   /** The rows it runs (default all of OPS). */
   readonly ops?: readonly Op[];
-  /** `cpuMicros`: the CPU clock that shows what a command costs the TPM's side (see benchSimulatorVsSwtpm). */
-  open(): Promise<{ transport: Transport; close(): Promise<void>; cpuMicros(): number | undefined }>;
+  /** `cpu`: the CPU clock that shows what a command costs the TPM's side (see benchSimulatorVsSwtpm). */
+  open(): Promise<{ transport: Transport; close(): Promise<void>; cpu(): CpuTime | undefined }>;
 }
 
 /** One row's outcome on one target. */
 interface Measured {
   readonly opsPerSec: number;
-  readonly cpuMicrosPerOp: number | undefined;
+  readonly cpuPerOp: CpuPerOp | undefined;
 }
 
 /** CreatePrimary with an empty sensitive; the caller flushes it. */
@@ -118,7 +118,7 @@ function duplicableKey(): TPMT_PUBLIC {
  * them, as a client keeps them, and flushed when no longer needed (three object slots, as libtpms).
  */
 async function measure(target: Target, ms: number): Promise<Map<string, Measured>> {
-  const { transport, close, cpuMicros } = await target.open();
+  const { transport, close, cpu } = await target.open();
   const tpm = new Tpm(transport);
   const out = new Map<string, Measured>();
   const flush = async (e: Entity | undefined): Promise<void> => {
@@ -202,7 +202,7 @@ async function measure(target: Target, ms: number): Promise<Map<string, Measured
       // RSA key generation on swtpm takes a large part of a second: a longer budget so the mean covers several.
       const budget = op === 'CreatePrimary RSA-2048' ? Math.max(ms, 3000) : ms;
       try {
-        out.set(op, await rateAndCpu(() => again(cases[op]), budget, cpuMicros));
+        out.set(op, await rateAndCpu(() => again(cases[op]), budget, cpu));
       } catch (e) {
         console.error(`${target.name} ${op} skipped: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -236,7 +236,7 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
       open: async () => {
         const sw = await startSwtpm();
         const transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-        return { transport, close: () => sw.stop(), cpuMicros: () => mainThreadCpuMicros(sw.pid) };
+        return { transport, close: () => sw.stop(), cpu: () => mainThreadCpu(sw.pid) };
       },
     },
     {
@@ -244,7 +244,7 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
       open: async () => {
         const sim = await startSimServer({ protocol: 'swtpm' });
         const transport = new SwtpmTransport({ port: sim.port, ctrlPort: sim.ctrlPort });
-        return { transport, close: () => sim.stop(), cpuMicros: () => mainThreadCpuMicros(sim.pid) };
+        return { transport, close: () => sim.stop(), cpu: () => mainThreadCpu(sim.pid) };
       },
     },
     {
@@ -253,10 +253,7 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
         Promise.resolve({
           transport: inProcessTransport(new TpmEngine()),
           close: () => Promise.resolve(),
-          cpuMicros: () => {
-            const u = process.cpuUsage();
-            return u.user + u.system;
-          },
+          cpu: () => process.cpuUsage(),
         }),
     },
     {
@@ -266,7 +263,7 @@ export async function benchSimulatorVsSwtpm(ms = 1000): Promise<{ rows: BenchRow
       open: async () => {
         const echo = await startEchoServer();
         const transport = new SwtpmTransport({ port: echo.port, ctrlPort: echo.port + 1 });
-        return { transport, close: () => echo.stop(), cpuMicros: () => mainThreadCpuMicros(echo.pid) };
+        return { transport, close: () => echo.stop(), cpu: () => mainThreadCpu(echo.pid) };
       },
     },
   ];
@@ -312,25 +309,48 @@ async function startEchoServer(): Promise<{ port: number; pid: number; stop(): P
   };
 }
 
-/** µs of CPU per command for each target, and swtpm's server CPU over `tpm serve`'s (≥ 1: ours costs less). */
+/**
+ * µs of CPU per command for each target, with the user-space part in brackets, and swtpm's server CPU over
+ * `tpm serve`'s (≥ 1: ours costs less); then, for the simple commands, where the TCP time goes.
+ */
 function cpuTable(names: readonly string[], results: ReadonlyMap<string, ReadonlyMap<string, Measured>>): string {
   const [sw, ours, inProcess, echo] = names;
-  const us = (name: string | undefined, op: string): number | undefined => (name === undefined ? undefined : results.get(name)?.get(op)?.cpuMicrosPerOp);
-  const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
-  const head = ['command', 'swtpm server µs', 'tpm serve server µs', 'swtpm / tpm serve', 'in process µs (client + engine)', 'Node echo server µs'];
+  const at = (name: string | undefined, op: string): CpuPerOp | undefined => (name === undefined ? undefined : results.get(name)?.get(op)?.cpuPerOp);
+  const fmt = (v: CpuPerOp | undefined): string => (v === undefined ? '–' : `${v.total.toFixed(1)} (${v.user.toFixed(1)})`);
+  const head = ['command', 'swtpm server µs (user)', 'tpm serve server µs (user)', 'swtpm / tpm serve', 'in process µs (user), client + engine', 'Node echo server µs (user)'];
   const lines = OPS.map((op) => {
-    const a = us(sw, op);
-    const b = us(ours, op);
-    return [op, fmt(a), fmt(b), a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–', fmt(us(inProcess, op)), fmt(us(echo, op))];
+    const a = at(sw, op);
+    const b = at(ours, op);
+    return [op, fmt(a), fmt(b), a !== undefined && b !== undefined && b.total > 0 ? `${(a.total / b.total).toFixed(2)}×` : '–', fmt(at(inProcess, op)), fmt(at(echo, op))];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
-  return [
-    'CPU per command, µs (over TCP the server process\'s main thread; in process this whole process; Linux clocks in 10 ms ticks):',
+  const out = [
+    "CPU per command, µs, user-space part in brackets (over TCP the server process's main thread; in process this whole process; Linux clocks in 10 ms ticks):",
     row(head),
     `|${widths.map((w, i) => (i > 0 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`,
     ...lines.map(row),
-  ].join('\n');
+  ];
+  // Each server makes the same system calls per command (a poll, a read, a write), so their kernel time is
+  // alike; what a server adds is user time. The echo server does no TPM work: its user time is what Node's
+  // event loop and sockets cost per command, the least any Node server spends.
+  const mean = (name: string | undefined, pick: (c: CpuPerOp) => number): number | undefined => {
+    const v = SIMPLE.map((op) => at(name, op)).filter((c): c is CpuPerOp => c !== undefined);
+    return v.length === SIMPLE.length ? v.reduce((n, c) => n + pick(c), 0) / v.length : undefined;
+  };
+  const swUser = mean(sw, (c) => c.user);
+  const echoUser = mean(echo, (c) => c.user);
+  const oursUser = mean(ours, (c) => c.user);
+  const kernel = [sw, ours, echo].map((n) => mean(n, (c) => c.total - c.user));
+  if (swUser !== undefined && echoUser !== undefined && oursUser !== undefined && kernel.every((k) => k !== undefined)) {
+    out.push(
+      '',
+      `Simple commands over TCP, mean per command: kernel time swtpm ${kernel[0]!.toFixed(1)} µs, tpm serve ${kernel[1]!.toFixed(1)} µs, ` +
+        `Node echo server ${kernel[2]!.toFixed(1)} µs; user time swtpm ${swUser.toFixed(1)} µs, tpm serve ${oursUser.toFixed(1)} µs, ` +
+        `Node echo server (no TPM work) ${echoUser.toFixed(1)} µs — the floor of any Node server, against swtpm's whole command.`,
+    );
+  }
+  return out.join('\n');
 }
 
 export interface FleetBench {
