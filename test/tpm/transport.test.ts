@@ -3,6 +3,7 @@
  * locality through its control channel), and against small local servers that
  * misbehave on purpose (silence, late replies, bad framing, early close).
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from '../../src/tpm/errors.js';
@@ -16,6 +17,7 @@ import {
   type Transport,
 } from '../../src/tpm/transport/index.js';
 import { CommandQueue } from '../../src/tpm/transport/channel.js';
+import { TpmEngine } from '../../src/simulator/engine.js';
 import { startMssimPlatform } from '../support/mssim-platform.js';
 import { describeWithSwtpm, freePort, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
 
@@ -577,6 +579,35 @@ describe('in-process adapter', () => {
     await t.close();
     await pending;
     await expectCode(t.send(cmd(5)), 'transport.closed');
+  });
+  it('a caller may reuse its buffer once send returns: a waiting command is copied, a started one already read', async () => {
+    const e = engine(20);
+    const t = inProcessTransport(e);
+    const first = cmd(1);
+    const running = t.send(first);
+    first.fill(0); // started at once: the engine has read it
+    const second = cmd(2);
+    const queued = t.send(second);
+    second.fill(0); // waits behind the first: the transport holds a copy
+    await Promise.all([running, queued]);
+    expect(e.seen).toEqual([1, 2]); // what execute read when called
+    await t.close();
+  });
+
+  it('TpmEngine keeps the InProcessTpm contract: it reads the whole command before execute returns', async () => {
+    const t = inProcessTransport(new TpmEngine());
+    expect(rcOf(await t.send(STARTUP_CLEAR))).toBe(0);
+    const digest = createHash('sha256').update('reused buffer').digest();
+    // PCR_Extend(PCR 16, SHA-256) with an empty password, overwritten as soon as send returns.
+    const extend = hex(`8002 00000041 00000182 00000010 00000009 40000009 0000 01 0000 00000001 000b ${digest.toString('hex')}`);
+    const sent = t.send(extend);
+    extend.fill(0);
+    expect(rcOf(await sent)).toBe(0);
+    const read = await t.send(hex('8001 00000014 0000017e 00000001 000b 03 000001'));
+    expect(rcOf(read)).toBe(0);
+    const expected = createHash('sha256').update(new Uint8Array(32)).update(digest).digest();
+    expect(Buffer.from(read.subarray(read.length - 32)).toString('hex')).toBe(expected.toString('hex'));
+    await t.close();
   });
 });
 

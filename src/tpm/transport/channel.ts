@@ -28,8 +28,9 @@ export function closedError(what: string): TransportError {
  * One queued call. Without a caller's signal it has no AbortController of its
  * own (one, with its listener, costs more than an in-process command): it runs
  * with the queue's shared signal, which only ever reaches the running job.
- * Its listener on a caller's signal and its timer carry the job itself, so
- * queueing makes no closures either.
+ * Its listener on a caller's signal and its timer carry the job itself, and
+ * its work settles through the queue's two shared callbacks, so queueing
+ * makes no closures either.
  */
 class Job {
   readonly #queue: CommandQueue;
@@ -82,22 +83,17 @@ class Job {
     }
   }
 
-  start(shared: AbortSignal): void {
+  start(shared: AbortSignal): Promise<unknown> {
     this.running = true;
-    let p: Promise<unknown>;
     try {
-      p = this.#work(this.#ctl?.signal ?? shared);
+      return this.#work(this.#ctl?.signal ?? shared);
     } catch (e) {
-      p = Promise.reject(e);
+      return Promise.reject(e);
     }
-    // After an abort the caller already has its reason; the job's own outcome is dropped.
-    p.then(
-      (v) => this.#finish(true, v),
-      (e: unknown) => this.#finish(false, e),
-    );
   }
 
-  #finish(ok: boolean, result: unknown): void {
+  /** Its work has settled (after an abort the caller already has its reason; the outcome is dropped). */
+  finish(ok: boolean, result: unknown): void {
     this.#settle(ok, result);
     this.#queue.done();
   }
@@ -107,7 +103,6 @@ class Job {
     this.settled = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#callerSignal?.removeEventListener('abort', this);
-    this.#queue.forget(this);
     if (ok) this.#resolve(result);
     else this.#reject(result);
   }
@@ -131,11 +126,22 @@ function onJobTimeout(job: Job, what: string, timeoutMs: number): void {
 export class CommandQueue {
   readonly #what: string;
   readonly #defaultTimeoutMs: number;
+  /** Jobs behind the running one, in order (a cancelled one stays until its turn and is skipped). */
   readonly #waiting: Job[] = [];
-  readonly #live = new Set<Job>();
+  /** The job whose work is running (perhaps already aborted): the only one whose work can settle. */
+  #running: Job | undefined;
   #shared = new AbortController();
-  #busy = false;
   #closed = false;
+  /** new Promise(#capture) hands its resolvers over here: no executor closure per call. */
+  #resolve: ((v: unknown) => void) | undefined;
+  #reject: ((e: unknown) => void) | undefined;
+  readonly #capture = (resolve: (v: unknown) => void, reject: (e: unknown) => void): void => {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  };
+  // One pair of settle callbacks for every job: only the running job's work can settle.
+  readonly #workDone = (v: unknown): void => this.#running!.finish(true, v);
+  readonly #workFailed = (e: unknown): void => this.#running!.finish(false, e);
 
   constructor(what: string, defaultTimeoutMs: number) {
     this.#what = what;
@@ -152,6 +158,14 @@ export class CommandQueue {
   }
 
   /**
+   * Nothing is running: a job given to run() now starts before run()
+   * returns (unless the queue is closed or its signal has fired).
+   */
+  get idle(): boolean {
+    return this.#running === undefined;
+  }
+
+  /**
    * Queue `job`. `onAbortInFlight` runs if the job is cancelled while running
    * (a socket transport destroys its connection there).
    */
@@ -164,12 +178,12 @@ export class CommandQueue {
     const { signal } = deadline;
     if (signal?.aborted) return Promise.reject(abortError(signal.reason));
     const timeoutMs = deadline.timeoutMs ?? this.#defaultTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const j = new Job(this, job, resolve as (v: unknown) => void, reject, onAbortInFlight, signal, timeoutMs);
-      this.#live.add(j);
-      this.#waiting.push(j);
-      this.#pump();
-    });
+    const promise = new Promise<unknown>(this.#capture) as Promise<T>;
+    const j = new Job(this, job, this.#resolve!, this.#reject!, onAbortInFlight, signal, timeoutMs);
+    this.#resolve = this.#reject = undefined;
+    if (this.#running === undefined) this.#start(j);
+    else this.#waiting.push(j);
+    return promise;
   }
 
   /** Reject everything queued or running with `transport.closed`; later runs reject too. */
@@ -177,8 +191,9 @@ export class CommandQueue {
     if (this.#closed) return;
     this.#closed = true;
     const err = closedError(this.#what);
-    for (const j of [...this.#live]) j.abort(err);
-    this.#waiting.length = 0;
+    this.#running?.abort(err);
+    const waiting = this.#waiting.splice(0);
+    for (const j of waiting) j.abort(err);
   }
 
   /** @internal The name timeouts report. */
@@ -193,25 +208,20 @@ export class CommandQueue {
     fired.abort(reason);
   }
 
-  /** @internal A job settled. */
-  forget(job: Job): void {
-    this.#live.delete(job);
-  }
-
   /** @internal The running job's work has finished: start the next. */
   done(): void {
-    this.#busy = false;
-    this.#pump();
+    this.#running = undefined;
+    let next: Job | undefined;
+    while ((next = this.#waiting.shift()) !== undefined) {
+      if (next.settled) continue; // cancelled while queued: never sent
+      this.#start(next);
+      return;
+    }
   }
 
-  #pump(): void {
-    while (!this.#busy) {
-      const next = this.#waiting.shift();
-      if (next === undefined) return;
-      if (next.settled) continue; // cancelled while queued: never sent
-      this.#busy = true;
-      next.start(this.#shared.signal);
-    }
+  #start(job: Job): void {
+    this.#running = job;
+    job.start(this.#shared.signal).then(this.#workDone, this.#workFailed);
   }
 }
 

@@ -65,7 +65,13 @@ export function checkCommand(command: Uint8Array): void {
 
 const NO_SEND_OPTIONS: SendOptions = Object.freeze({});
 
-/** Anything that executes whole commands in-process, such as a software TPM engine. */
+/**
+ * Anything that executes whole commands in-process, such as a software TPM
+ * engine. Contract: `execute` has read, or copied, all it needs of `command`
+ * by the time it returns its promise (TpmEngine: everything it keeps from the
+ * frame is decoded into copies before its first await), so the caller may
+ * reuse the buffer as soon as execute returns.
+ */
 export interface InProcessTpm {
   execute(command: Uint8Array, locality: number): Promise<Uint8Array>;
 }
@@ -90,8 +96,9 @@ export function inProcessTransport(tpm: InProcessTpm, options: InProcessOptions 
       } catch (e) {
         return Promise.reject(e);
       }
-      // A copy, so a caller reusing its buffer cannot change a queued command.
-      const bytes = command.slice();
+      // A command that waits is copied, so a caller reusing its buffer cannot change it; one that
+      // starts at once is handed over before send returns, and execute reads it before it returns.
+      const bytes = queue.idle ? command : command.slice();
       // Not async: one promise fewer per command (an aborted job is never started, so the check is a safeguard).
       return queue.run((signal) => (signal.aborted ? Promise.reject(abortError(signal.reason)) : tpm.execute(bytes, locality)), opts);
     },
