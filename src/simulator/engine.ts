@@ -12,7 +12,7 @@ import { HANDLE_RANGE, TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_RS_PW, TPM_ST } from
 import { cpHash as computeCpHash, rpHash as computeRpHash } from '../tpm/cphash.js';
 import { digestSize } from '../tpm/crypto/hash.js';
 import { ParseError, TrustrootError } from '../tpm/errors.js';
-import { decodeHandles, decodeParams, draftResponse, encodeErrorResponse, splitCommand, type AuthResponse } from '../tpm/frame.js';
+import { decodeHandles, decodeParams, draftResponse, encodeErrorResponse, splitCommand, type AuthResponse, type ResponseDraft } from '../tpm/frame.js';
 import { handleName, nvName } from '../tpm/names.js';
 import { TPM_RC, TpmError, rcForHandle, rcForParameter, rcForSession, TPM_RC_S, TPM_RC_N_SHIFT } from '../tpm/rc.js';
 import {
@@ -24,18 +24,17 @@ import {
   isBindEntity,
   responseHmac,
   sessionHmacKey,
-  trimAuthValue,
   type SessionRole,
 } from '../tpm/session-crypto.js';
 import { equalBytes } from '../tpm/bytes.js';
 import { TPMA_NV, TPMA_SESSION, TPML_PCR_SELECTION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND, type TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
-import type { CommandHandler } from './handlers/handler.js';
+import type { CommandHandler, HandlerContext, HandlerResult } from './handlers/handler.js';
 import { countPinUse, nvAuthPolicyAvailable, nvAuthValueAvailable, nvPublicOf } from './handlers/nv.js';
 import { findObject } from './handlers/object.js';
 import { checkPolicySession } from './policy-check.js';
 import { isImplementedHash, type SequenceObject } from './sequences.js';
-import { PCR_COUNT, createSimulatorState, pcrAuthPolicyOf, pcrAuthValueGroup, pooledRandomSource, type RandomSource, type SimulatorState } from './state.js';
+import { PCR_COUNT, createSimulatorState, pcrAuthPolicyOf, pcrAuthValueGroup, pooledRandomSource, type NvIndexState, type RandomSource, type SimulatorState } from './state.js';
 import { startupValue } from './pcr-rules.js';
 import { ObjectTable } from './objects.js';
 import { SessionTable, emptyPolicyAssertions, type SessionState } from './sessions.js';
@@ -141,6 +140,7 @@ interface SessionUse {
   readonly auth: TPMS_AUTH_COMMAND;
   /** undefined for a password (TPM_RS_PW). */
   readonly session: SessionState | undefined;
+  /** The sessionAttributes word for the command HMAC; 0 for a password, which has none. */
   readonly attributes: number;
   /** The handle this session authorizes, or undefined for an extra (encrypt/decrypt/audit) session. */
   entity: number | undefined;
@@ -160,11 +160,14 @@ interface Authorization {
   /** The parameter area after decryption. */
   readonly paramBytes: Uint8Array;
   /** cpHash of the command as received, per hash algorithm. */
-  readonly cpHash: (hashAlg: number) => Uint8Array;
+  readonly cpHash: CpHashes;
 }
 
 const EMPTY = new Uint8Array(0);
 const CONTINUE_ONLY = TPMA_SESSION.of({ continueSession: true });
+/** Part 1 §19.8.4: a password's acknowledgement is empty, continueSession always SET (the same for every password). */
+const PASSWORD_ACK: AuthResponse = Object.freeze({ nonce: EMPTY, sessionAttributes: CONTINUE_ONLY, hmac: EMPTY });
+const NO_USES: readonly SessionUse[] = Object.freeze([]);
 const NO_SESSION_COMMANDS: ReadonlySet<number> = new Set([TPM_CC.Startup, TPM_CC.ContextLoad, TPM_CC.ContextSave, TPM_CC.FlushContext]);
 
 const HEADER_SIZE = 10;
@@ -185,6 +188,8 @@ export class TpmEngine {
   private readonly handlers: ReadonlyMap<number, CommandHandler>;
   /** Set when an authorization failure, self-healing or a PIN index's count changed the state (persisted before answering). */
   private daChanged = false;
+  /** splitCommand's lookup, made once (not a closure per command). */
+  private readonly commandOf = (code: number): AnyCommand | undefined => this.handlers.get(code)?.command;
 
   constructor(options: TpmEngineOptions = {}) {
     this.random = options.random ?? pooledRandomSource();
@@ -228,8 +233,14 @@ export class TpmEngine {
 
   /** Brings state.clock.clock up to now (Part 1 §36.3: Clock advances with the tick timer while powered). */
   syncClock(): void {
-    const t = this.tick();
-    this.state.clock.clock += BigInt(Math.max(0, t - this.volatile.clockSyncedAt));
+    this.syncClockTo(this.tick());
+  }
+
+  /** syncClock at tick `t`, already read. */
+  private syncClockTo(t: number): void {
+    const elapsed = t - this.volatile.clockSyncedAt;
+    // BigInt arithmetic allocates: none when no millisecond has passed since the last command (the usual case under load).
+    if (elapsed > 0) this.state.clock.clock += BigInt(elapsed);
     this.volatile.clockSyncedAt = t;
   }
 
@@ -256,18 +267,18 @@ export class TpmEngine {
   }
 
   /** Runs one command. Never throws: every input gets a response. */
-  async execute(command: Uint8Array, locality = 0): Promise<Uint8Array> {
+  execute(command: Uint8Array, locality = 0): Promise<Uint8Array> {
+    // Not an async function: a command whose handler and persistence are synchronous (most) settles one promise, with no await hops.
     try {
-      return await this.process(command, locality);
+      const response = this.process(command, locality);
+      return response instanceof Uint8Array ? Promise.resolve(response) : response.catch(failureResponse);
     } catch (e) {
-      if (e instanceof TpmError) return encodeErrorResponse(e.rc);
-      if (e instanceof ParseError) return encodeErrorResponse(TPM_RC.FAILURE);
-      // A bug in a handler: the TPM reports a failure rather than crashing its host.
-      return encodeErrorResponse(TPM_RC.FAILURE);
+      return Promise.resolve(failureResponse(e));
     }
   }
 
-  private async process(bytes: Uint8Array, locality: number): Promise<Uint8Array> {
+  /** The response, synchronously unless a handler or a persist must be awaited. */
+  private process(bytes: Uint8Array, locality: number): Uint8Array | Promise<Uint8Array> {
     // Part 3 §5.2: the header.
     if (bytes.length < HEADER_SIZE) return encodeErrorResponse(bytes.length < 2 ? TPM_RC.INSUFFICIENT : checkTagOr(bytes, TPM_RC.INSUFFICIENT));
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -285,14 +296,15 @@ export class TpmEngine {
     if (!this.volatile.started && entry.command.name !== 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
     // …and Startup once started is TPM_RC_INITIALIZE before its parameter is read (Part 3 §5.2, as libtpms).
     if (this.volatile.started && entry.command.name === 'Startup') return encodeErrorResponse(TPM_RC.INITIALIZE);
-    this.syncClock();
+    const t = this.tick();
+    this.syncClockTo(t);
     // Every command brings dictionary-attack self-healing up to date (the reference's TimeUpdate → DASelfHeal).
-    if (this.volatile.started) this.daSelfHeal();
+    if (this.volatile.started) this.daSelfHeal(t);
 
     const cmd = entry.command;
     let split;
     try {
-      split = splitCommand(bytes, () => cmd);
+      split = splitCommand(bytes, this.commandOf);
     } catch (e) {
       return encodeErrorResponse(splitErrorRc(e, cmd));
     }
@@ -315,13 +327,7 @@ export class TpmEngine {
       // A failed authorization may have counted against dictionary-attack protection: that must survive a crash.
       if (this.daChanged) {
         this.daChanged = false;
-        if (this.persist !== undefined) {
-          try {
-            await this.persist(this.state);
-          } catch {
-            return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
-          }
-        }
+        if (this.persist !== undefined) return this.persistThenError(auth);
       }
       return encodeErrorResponse(auth);
     }
@@ -337,14 +343,24 @@ export class TpmEngine {
     if (profileRc !== 0) return encodeErrorResponse(profileRc);
     const selectionRc = pcrSelectionParamsRc(cmd, params as Record<string, unknown>);
     if (selectionRc !== 0) return encodeErrorResponse(selectionRc);
-    const ctx = { engine: this, locality, persistentChanged: this.daChanged };
+    const ctx: HandlerContext = { engine: this, locality, persistentChanged: this.daChanged };
     this.daChanged = false;
     // Command audit (Part 1 §32.2): cpHash with the Names before the command runs, in the audit hash of now.
+    // (auth.cpHash keeps it for the audit after the command.)
     const auditAlg = this.isCommandAudited(cmd.code) ? this.state.commandAudit.hashAlg : undefined;
-    const auditCpHash = auditAlg === undefined ? undefined : auth.cpHash(auditAlg);
-    const result = await entry.run(ctx, handles as never, params as never);
-    // An audited command is persisted once, after its audit digest is extended (below).
-    if (auditCpHash === undefined && ctx.persistentChanged && this.persist !== undefined) {
+    if (auditAlg !== undefined) auth.cpHash.get(auditAlg);
+    const result = entry.run(ctx, handles as never, params as never);
+    // An audited command is persisted once, after its audit digest is extended (answer).
+    if (result instanceof Promise || (auditAlg === undefined && ctx.persistentChanged && this.persist !== undefined)) {
+      return this.answerAfter(result, cmd, tag, auth, ctx, auditAlg);
+    }
+    return this.answer(result, cmd, tag, auth, ctx, auditAlg);
+  }
+
+  /** process's end when the handler is asynchronous or its change must be durable first. */
+  private async answerAfter(pending: Promise<HandlerResult<AnyCommand>> | HandlerResult<AnyCommand>, cmd: AnyCommand, tag: number, auth: Authorization, ctx: HandlerContext, auditAlg: number | undefined): Promise<Uint8Array> {
+    const result = await pending;
+    if (auditAlg === undefined && ctx.persistentChanged && this.persist !== undefined) {
       // Part 2 §6.6.3 TPM_RC_NV_UNAVAILABLE: the change could not be made durable, so it is not reported as done.
       try {
         await this.persist(this.state);
@@ -352,25 +368,46 @@ export class TpmEngine {
         return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
       }
     }
+    return this.answer(result, cmd, tag, auth, ctx, auditAlg);
+  }
+
+  /** The response of a command its handler ran: authorizations, command audit, then the frame. */
+  private answer(result: HandlerResult<AnyCommand>, cmd: AnyCommand, tag: number, auth: Authorization, ctx: HandlerContext, auditAlg: number | undefined): Uint8Array | Promise<Uint8Array> {
     // The response is marshaled once: parameters in place, then the authorizations (frame.ts draftResponse).
     const draft = draftResponse(cmd, result.handles as never, result.params as never, tag === TPM_ST.SESSIONS);
-    const response: { paramBytes: Uint8Array; sessions?: AuthResponse[] } | undefined = tag === TPM_ST.SESSIONS ? this.respond(cmd, auth, draft.paramBytes) : undefined;
+    const response = tag === TPM_ST.SESSIONS ? this.respond(cmd, auth, draft) : undefined;
     // A command that takes sessions but audits none ends the exclusive audit (reference UpdateAuditSessionStatus).
     if (auth.auditIndex < 0 && !NO_SESSION_COMMANDS.has(cmd.code)) this.volatile.exclusiveAuditSession = undefined;
-    if (auditAlg !== undefined && auditCpHash !== undefined) {
+    if (auditAlg !== undefined) {
       const counterBefore = this.state.commandAudit.counter;
       // rpHash over the response parameters as sent (encrypted when a session encrypts them).
-      this.extendCommandAudit(auditAlg, auditCpHash, computeRpHash(auditAlg, cmd.code, response?.paramBytes ?? draft.paramBytes));
+      this.extendCommandAudit(auditAlg, auth.cpHash.get(auditAlg), computeRpHash(auditAlg, cmd.code, response?.paramBytes ?? draft.paramBytes));
       // Only the audit counter is NV here (reference CommandAudit: NV_SYNC_PERSISTENT(auditCounter) when a
       // digest starts). The digest is state-reset data (gr): a restart after a crash is a TPM Reset, which
       // clears it (CommandAuditStartup), and Shutdown saves it; so an extend alone is not written out.
       if ((ctx.persistentChanged || this.state.commandAudit.counter !== counterBefore) && this.persist !== undefined) {
-        try {
-          await this.persist(this.state);
-        } catch {
-          return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
-        }
+        return this.persistThenFinish(draft, response);
       }
+    }
+    return draft.finish(response?.paramBytes, response?.sessions);
+  }
+
+  /** An authorization failure's response once the DA change is durable (TPM_RC_NV_UNAVAILABLE when it cannot be). */
+  private async persistThenError(rc: number): Promise<Uint8Array> {
+    try {
+      await this.persist!(this.state);
+    } catch {
+      return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
+    }
+    return encodeErrorResponse(rc);
+  }
+
+  /** An audited command's frame once the audit counter is durable (TPM_RC_NV_UNAVAILABLE when it cannot be). */
+  private async persistThenFinish(draft: ResponseDraft, response: ResponseAuthorizations | undefined): Promise<Uint8Array> {
+    try {
+      await this.persist!(this.state);
+    } catch {
+      return encodeErrorResponse(TPM_RC.NV_UNAVAILABLE);
     }
     return draft.finish(response?.paramBytes, response?.sessions);
   }
@@ -461,37 +498,31 @@ export class TpmEngine {
         h === TPM_RH.OWNER ? a.owner : h === TPM_RH.ENDORSEMENT ? a.endorsement : h === TPM_RH.PLATFORM || h === TPM_RH.PLATFORM_NV ? a.platform : h === TPM_RH.LOCKOUT ? a.lockout : undefined;
       if (auth === undefined && h !== TPM_RH.NULL) return undefined;
       // Reference IsDAExempted: every permanent handle but TPM_RH_LOCKOUT is exempt.
-      return { handle: h, name: handleName(h), authValue: auth?.authValue ?? EMPTY, authPolicy: auth?.authPolicy ?? EMPTY, daExempt: h !== TPM_RH.LOCKOUT, objectAttributes: undefined };
+      return new Entity(h, undefined, auth?.authValue ?? EMPTY, auth?.authPolicy ?? EMPTY, h !== TPM_RH.LOCKOUT, undefined);
     }
     if (type === TPM_HT.PCR) {
       // Part 3 §22.6–§22.7: a PCR of an authorization group has that group's authValue and policy; others neither.
       // PCRs are exempt from DA (reference IsDAExempted).
       const v = pcrAuthValueGroup(h);
       const authValue = v === undefined ? EMPTY : this.state.pcrAuthValues[v]!;
-      return { handle: h, name: handleName(h), authValue, authPolicy: pcrAuthPolicyOf(this.state, h)?.policy ?? EMPTY, daExempt: true, objectAttributes: undefined };
+      return new Entity(h, undefined, authValue, pcrAuthPolicyOf(this.state, h)?.policy ?? EMPTY, true, undefined);
     }
     if (type === TPM_HT.NV_INDEX) {
       const nv = this.state.nvIndices.find((n) => n.nvIndex === h);
       if (nv === undefined) return undefined;
-      const pub = nvPublicOf(nv);
-      return { handle: h, name: nvName(pub), authValue: nv.authValue, authPolicy: nv.authPolicy, daExempt: TPMA_NV.fromWord(nv.attributes).NO_DA, objectAttributes: undefined };
+      return new Entity(h, undefined, nv.authValue, nv.authPolicy, TPMA_NV.fromWord(nv.attributes).NO_DA, undefined, nv);
     }
     if (type === TPM_HT.TRANSIENT || type === TPM_HT.PERSISTENT) {
       const seq = this.volatile.objects.getSequence(h) as SequenceObject | undefined;
       // A sequence has no Name and is exempt from DA; its auth is always available (reference AllocateSequenceSlot, EntityGetName).
-      if (seq !== undefined) return { handle: h, name: EMPTY, authValue: seq.authValue, authPolicy: EMPTY, daExempt: true, objectAttributes: undefined };
+      if (seq !== undefined) return new Entity(h, EMPTY, seq.authValue, EMPTY, true, undefined);
       // findObject answers for loaded and persistent objects alike.
       const o = findObject(this, h);
       if (o === undefined) return undefined;
       const attrs = o.publicArea.objectAttributes;
-      return { handle: h, name: o.name, authValue: o.sensitive.authValue, authPolicy: o.publicArea.authPolicy, daExempt: attrs.noDA, objectAttributes: attrs };
+      return new Entity(h, o.name, o.sensitive.authValue, o.publicArea.authPolicy, attrs.noDA, attrs);
     }
     return undefined;
-  }
-
-  /** The Name of any command handle (Part 1 §16): an entity's, or the handle itself (sessions). */
-  private nameOf(h: number): Uint8Array {
-    return this.entityOf(h)?.name ?? handleName(h);
   }
 
   /**
@@ -499,12 +530,11 @@ export class TpmEngine {
    * timer: one failure is forgotten per recoveryTime seconds since the last
    * failure or step (recoveryTime 0: DA is off, every failure is forgotten at
    * once), and lockoutAuth is usable again lockoutRecovery seconds after its
-   * last failure (lockoutRecovery 0: only at the next Startup).
+   * last failure (lockoutRecovery 0: only at the next Startup). `t` is the tick timer now.
    */
-  private daSelfHeal(): void {
+  private daSelfHeal(t: number): void {
     const da = this.state.dictionaryAttack;
     const v = this.volatile;
-    const t = this.tick();
     if (da.failedTries !== 0) {
       const steps = da.recoveryTime === 0 ? da.failedTries : Math.floor(Math.floor((t - v.daSelfHealAt) / 1000) / da.recoveryTime);
       if (steps > 0) {
@@ -626,14 +656,13 @@ export class TpmEngine {
     paramBytes: Uint8Array,
     locality: number,
   ): Authorization | number {
-    const handleNames = onceNames(handleValues, (h) => this.nameOf(h));
-    const cpHash = hashOncePerAlg((alg) => computeCpHash(alg, cmd.code, handleNames(), paramBytes));
     if (tag === TPM_ST.NO_SESSIONS) {
       if (cmd.authCount > 0) return TPM_RC.AUTH_MISSING;
-      return { uses: [], decryptIndex: -1, encryptIndex: -1, auditIndex: -1, paramBytes, cpHash };
+      return { uses: NO_USES, decryptIndex: -1, encryptIndex: -1, auditIndex: -1, paramBytes, cpHash: new CpHashes(this, cmd.code, handleValues, paramBytes) };
     }
     // Commands that take no sessions at all (the reference's NO_SESSIONS command attribute).
     if (NO_SESSION_COMMANDS.has(cmd.code)) return TPM_RC.AUTH_CONTEXT;
+    const cpHash = new CpHashes(this, cmd.code, handleValues, paramBytes);
     const table = this.volatile.sessions;
     const uses: SessionUse[] = [];
     let decryptIndex = -1;
@@ -644,12 +673,11 @@ export class TpmEngine {
       const s = sessions[i]!;
       const n = i + 1;
       const a = s.sessionAttributes;
-      const word = TPMA_SESSION.toWord(a);
       if (s.sessionHandle === TPM_RS_PW) {
         // Part 1 §19.8.4: a password only authorizes; its nonce is empty.
         if (a.encrypt || a.decrypt || a.audit || a.auditExclusive || a.auditReset) return rcForSession(TPM_RC.ATTRIBUTES, n);
         if (s.nonce.length !== 0) return rcForSession(TPM_RC.NONCE, n);
-        uses.push({ index: i, auth: s, session: undefined, attributes: word, entity: undefined, role: undefined, includeAuth: true, passwordNeeded: true });
+        uses.push({ index: i, auth: s, session: undefined, attributes: 0, entity: undefined, role: undefined, includeAuth: true, passwordNeeded: true });
         continue;
       }
       const session = table.get(s.sessionHandle);
@@ -672,7 +700,7 @@ export class TpmEngine {
         if (!a.auditReset && session.auditDigest !== undefined && a.auditExclusive && this.volatile.exclusiveAuditSession !== session.handle) return TPM_RC.EXCLUSIVE;
         auditIndex = i;
       }
-      uses.push({ index: i, auth: s, session, attributes: word, entity: undefined, role: undefined, includeAuth: false, passwordNeeded: false });
+      uses.push({ index: i, auth: s, session, attributes: TPMA_SESSION.toWord(a), entity: undefined, role: undefined, includeAuth: false, passwordNeeded: false });
     }
     // Associate sessions with the handles that need authorization, in order.
     let k = 0;
@@ -699,7 +727,7 @@ export class TpmEngine {
         }
       }
       if (use.entity !== undefined) {
-        const rc = this.checkAuthorization(cmd, use, locality, handleNames, cpHash, uses, paramBytes);
+        const rc = this.checkAuthorization(cmd, use, locality, cpHash, uses, paramBytes);
         if (rc !== 0) return withSessionIndex(rc, n);
       } else {
         const a = use.auth.sessionAttributes;
@@ -709,7 +737,7 @@ export class TpmEngine {
       }
     }
     // An audit digest takes cpHash with the Names before the command (NV_Write may change an index's Name).
-    if (auditIndex >= 0) cpHash(uses[auditIndex]!.session!.authHash);
+    if (auditIndex >= 0) cpHash.get(uses[auditIndex]!.session!.authHash);
     // Decrypt the first parameter last (Part 1 §21): the HMACs cover it as sent.
     let params = paramBytes;
     if (decryptIndex >= 0) {
@@ -733,14 +761,13 @@ export class TpmEngine {
     cmd: AnyCommand,
     use: SessionUse,
     locality: number,
-    handleNames: () => Uint8Array[],
-    cpHash: (alg: number) => Uint8Array,
+    cpHash: CpHashes,
     uses: readonly SessionUse[],
     paramBytes: Uint8Array,
   ): number {
     const entity = this.entityOf(use.entity!);
     // A public-only object (LoadExternal of a public area) has no authValue to prove: TPM_RC_AUTH_UNAVAILABLE, as libtpms.
-    if (entity === undefined || findObject(this, entity.handle)?.publicOnly === true) return TPM_RC.AUTH_UNAVAILABLE;
+    if (entity === undefined || (entity.objectAttributes !== undefined && findObject(this, entity.handle)?.publicOnly === true)) return TPM_RC.AUTH_UNAVAILABLE;
     const session = use.session;
     const policy = session !== undefined && session.kind !== 'hmac';
     if (session === undefined) use.includeAuth = true;
@@ -771,7 +798,7 @@ export class TpmEngine {
       if (!policyAvailable) return TPM_RC.AUTH_UNAVAILABLE;
       if (nv !== undefined && !nvAuthPolicyAvailable(nv, cmd.code, role === 'ADMIN' || role === 'DUP')) return TPM_RC.AUTH_UNAVAILABLE;
       // policy-check.ts holds every policy-session rule (PolicySecret's MODE, the ADMIN/DUP roles, the assertions).
-      const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, role, entityHandle: entity.handle, parameters: paramBytes, authPolicy: entity.authPolicy, handleNames: handleNames(), cpHash });
+      const rc = checkPolicySession(this, session!, { commandCode: cmd.code, locality, role, entityHandle: entity.handle, parameters: paramBytes, authPolicy: entity.authPolicy, handleNames: cpHash.handleNames(), cpHash: (alg) => cpHash.get(alg) });
       if (rc !== 0) return rc;
     }
     const good = use.passwordNeeded ? passwordMatches(use.auth.hmac, entity.authValue) : this.hmacMatches(use, entity.authValue, cpHash, uses);
@@ -782,7 +809,7 @@ export class TpmEngine {
   }
 
   /** Part 1 §19.6.10: the command HMAC of an HMAC or policy session (the reference's CheckSessionHMAC). */
-  private hmacMatches(use: SessionUse, authValue: Uint8Array | undefined, cpHash: (alg: number) => Uint8Array, uses: readonly SessionUse[]): boolean {
+  private hmacMatches(use: SessionUse, authValue: Uint8Array | undefined, cpHash: CpHashes, uses: readonly SessionUse[]): boolean {
     const session = use.session!;
     const key = sessionHmacKey(session.sessionKey, use.includeAuth ? authValue : undefined);
     const given = use.auth.hmac;
@@ -798,7 +825,7 @@ export class TpmEngine {
     const expected = commandHmac({
       hashAlg: session.authHash,
       key,
-      cpHash: cpHash(session.authHash),
+      cpHash: cpHash.get(session.authHash),
       nonceCaller: use.auth.nonce,
       nonceTPM: session.nonceTPM,
       ...extraNonces(roles, use.index),
@@ -816,25 +843,34 @@ export class TpmEngine {
    * The response authorization area (the reference's BuildResponseSession):
    * new nonces, the first response parameter encrypted, response HMACs over
    * rpHash, policy sessions reset, sessions without continueSession flushed.
+   * `paramBytes` is set only when a session encrypted the drafted parameters.
    */
-  private respond(cmd: AnyCommand, auth: Authorization, responseParams: Uint8Array): { paramBytes: Uint8Array; sessions: AuthResponse[] } {
+  private respond(cmd: AnyCommand, auth: Authorization, draft: ResponseDraft): ResponseAuthorizations {
     const table = this.volatile.sessions;
-    for (const use of auth.uses) if (use.session !== undefined) use.session.nonceTPM = this.random(use.session.nonceTPM.length);
-    let paramBytes = responseParams;
+    const uses = auth.uses;
+    for (let i = 0; i < uses.length; i++) {
+      const s = uses[i]!.session;
+      if (s !== undefined) s.nonceTPM = this.random(s.nonceTPM.length);
+    }
+    let encrypted: Uint8Array | undefined;
     if (auth.encryptIndex >= 0) {
-      const use = auth.uses[auth.encryptIndex]!;
+      const use = uses[auth.encryptIndex]!;
       const s = use.session!;
-      paramBytes = encryptResponseParameter(
+      encrypted = encryptResponseParameter(
         { hashAlg: s.authHash, symmetric: s.symmetric, key: sessionHmacKey(s.sessionKey, this.authAfter(use)), nonceCaller: use.auth.nonce, nonceTPM: s.nonceTPM },
-        responseParams,
+        draft.paramBytes,
       );
     }
-    const sentParams = paramBytes;
-    const rpHash = hashOncePerAlg((alg) => computeRpHash(alg, cmd.code, sentParams));
-    const out: AuthResponse[] = auth.uses.map((use) => {
+    // Computed only if a session needs it (a password needs none).
+    const rpHash = new RpHashes(cmd.code, encrypted, draft);
+    const out: AuthResponse[] = new Array<AuthResponse>(uses.length);
+    for (let i = 0; i < uses.length; i++) {
+      const use = uses[i]!;
       const s = use.session;
-      // Part 1 §19.8.4: a password's acknowledgement is empty, continueSession always SET.
-      if (s === undefined) return { nonce: EMPTY, sessionAttributes: CONTINUE_ONLY, hmac: EMPTY };
+      if (s === undefined) {
+        out[i] = PASSWORD_ACK;
+        continue;
+      }
       let attributes = use.auth.sessionAttributes;
       if (use.index === auth.auditIndex) {
         const a = use.auth.sessionAttributes;
@@ -847,7 +883,7 @@ export class TpmEngine {
         } else if (this.volatile.exclusiveAuditSession !== s.handle) {
           this.volatile.exclusiveAuditSession = undefined;
         }
-        s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash(s.authHash), rpHash(s.authHash));
+        s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash.get(s.authHash), rpHash.get(s.authHash));
         // The response reports whether the audit is exclusive (reference UpdateAuditSessionStatus); its HMAC covers that.
         attributes = { ...attributes, auditExclusive: this.volatile.exclusiveAuditSession === s.handle };
       }
@@ -859,7 +895,7 @@ export class TpmEngine {
         hmac =
           key.length === 0 && use.auth.hmac.length === 0
             ? EMPTY
-            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: TPMA_SESSION.toWord(attributes) });
+            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash.get(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: TPMA_SESSION.toWord(attributes) });
       }
       const continues = use.auth.sessionAttributes.continueSession;
       if (!continues) table.remove(s.handle);
@@ -869,39 +905,133 @@ export class TpmEngine {
         s.policy = emptyPolicyAssertions();
         s.startTime = this.time();
       }
-      return { nonce: s.nonceTPM, sessionAttributes: attributes, hmac };
-    });
-    return { paramBytes, sessions: out };
+      out[i] = { nonce: s.nonceTPM, sessionAttributes: attributes, hmac };
+    }
+    return { paramBytes: encrypted, sessions: out };
+  }
+}
+
+/** respond's result: the response parameters when a session encrypted them (else the draft's stand), and the authorizations. */
+interface ResponseAuthorizations {
+  readonly paramBytes: Uint8Array | undefined;
+  readonly sessions: AuthResponse[];
+}
+
+/**
+ * A digest computed at most once per hash algorithm and only when first
+ * asked for (cpHash, rpHash). Objects rather than closures: one allocation
+ * per command, and under tsx (keepNames) each named closure also costs an
+ * Object.defineProperty.
+ */
+abstract class DigestPerAlg {
+  private alg0 = 0;
+  private first: Uint8Array | undefined;
+  private more: Map<number, Uint8Array> | undefined;
+
+  protected abstract compute(alg: number): Uint8Array;
+
+  get(alg: number): Uint8Array {
+    if (this.first === undefined) {
+      this.alg0 = alg;
+      return (this.first = this.compute(alg));
+    }
+    if (alg === this.alg0) return this.first;
+    this.more ??= new Map();
+    let h = this.more.get(alg);
+    if (h === undefined) this.more.set(alg, (h = this.compute(alg)));
+    return h;
+  }
+}
+
+/** cpHash of a command as received (Part 1 §18.7), with its handles' Names looked up once, only if needed. */
+class CpHashes extends DigestPerAlg {
+  private readonly engine: TpmEngine;
+  private readonly code: number;
+  private readonly handleValues: readonly number[];
+  private readonly paramBytes: Uint8Array;
+  private names: Uint8Array[] | undefined;
+
+  constructor(engine: TpmEngine, code: number, handleValues: readonly number[], paramBytes: Uint8Array) {
+    super();
+    this.engine = engine;
+    this.code = code;
+    this.handleValues = handleValues;
+    this.paramBytes = paramBytes;
+  }
+
+  /** The Names of the command's handles (Part 1 §16): an entity's, or the handle itself (sessions). */
+  handleNames(): Uint8Array[] {
+    if (this.names === undefined) {
+      const names: Uint8Array[] = [];
+      for (const h of this.handleValues) names.push(this.engine.entityOf(h)?.name ?? handleName(h));
+      this.names = names;
+    }
+    return this.names;
+  }
+
+  protected compute(alg: number): Uint8Array {
+    return computeCpHash(alg, this.code, this.handleNames(), this.paramBytes);
+  }
+}
+
+/** rpHash of a response (Part 1 §18.8) over its parameters as sent: encrypted, or as drafted. */
+class RpHashes extends DigestPerAlg {
+  private readonly code: number;
+  private readonly encrypted: Uint8Array | undefined;
+  private readonly draft: ResponseDraft;
+
+  constructor(code: number, encrypted: Uint8Array | undefined, draft: ResponseDraft) {
+    super();
+    this.code = code;
+    this.encrypted = encrypted;
+    this.draft = draft;
+  }
+
+  protected compute(alg: number): Uint8Array {
+    return computeRpHash(alg, this.code, this.encrypted ?? this.draft.paramBytes);
   }
 }
 
 /**
- * The Names of a command's handles, looked up once and only if needed. The
- * per-command closures are made here and returned, not assigned to a name in
- * the engine: under tsx (keepNames) every named closure costs an
- * Object.defineProperty, a tenth of a small command's time.
+ * An entity for authorization (AuthEntity) whose Name is computed when
+ * first read: a password (Part 1 §19.8.4) and most sessions never need it,
+ * and an NV index's Name is a hash of its public area.
  */
-function onceNames(handleValues: readonly number[], nameOf: (h: number) => Uint8Array): () => Uint8Array[] {
-  let names: Uint8Array[] | undefined;
-  return () => (names ??= handleValues.map(nameOf));
+class Entity implements AuthEntity {
+  readonly handle: number;
+  readonly authValue: Uint8Array;
+  readonly authPolicy: Uint8Array;
+  readonly daExempt: boolean;
+  readonly objectAttributes: TPMA_OBJECT | undefined;
+  private known: Uint8Array | undefined;
+  private readonly nv: NvIndexState | undefined;
+
+  /** `name` undefined: the handle's own (permanent handles, PCRs), or the Name of `nv`'s public area. */
+  constructor(handle: number, name: Uint8Array | undefined, authValue: Uint8Array, authPolicy: Uint8Array, daExempt: boolean, objectAttributes: TPMA_OBJECT | undefined, nv?: NvIndexState) {
+    this.handle = handle;
+    this.known = name;
+    this.authValue = authValue;
+    this.authPolicy = authPolicy;
+    this.daExempt = daExempt;
+    this.objectAttributes = objectAttributes;
+    this.nv = nv;
+  }
+
+  get name(): Uint8Array {
+    return (this.known ??= this.nv === undefined ? handleName(this.handle) : nvName(nvPublicOf(this.nv)));
+  }
 }
 
-/** `compute` memoised per hash algorithm (cpHash, rpHash: each computed at most once per algorithm and command). */
-function hashOncePerAlg(compute: (alg: number) => Uint8Array): (alg: number) => Uint8Array {
-  let alg0 = 0;
-  let h0: Uint8Array | undefined;
-  let more: Map<number, Uint8Array> | undefined;
-  return (alg) => {
-    if (h0 === undefined) {
-      alg0 = alg;
-      return (h0 = compute(alg));
-    }
-    if (alg === alg0) return h0;
-    more ??= new Map();
-    let h = more.get(alg);
-    if (h === undefined) more.set(alg, (h = compute(alg)));
-    return h;
-  };
+/** A response for what `execute` caught: a TpmError's code, else TPM_RC_FAILURE (a bug in a handler must not crash the host). */
+function failureResponse(e: unknown): Uint8Array {
+  return encodeErrorResponse(e instanceof TpmError ? e.rc : TPM_RC.FAILURE);
+}
+
+/** The length of an authValue without its trailing zeros (the core's trimAuthValue, without the copy). */
+function trimmedLength(authValue: Uint8Array): number {
+  let end = authValue.length;
+  while (end > 0 && authValue[end - 1] === 0) end--;
+  return end;
 }
 
 /**
@@ -910,16 +1040,16 @@ function hashOncePerAlg(compute: (alg: number) => Uint8Array): (alg: number) => 
  * so the result says nothing about where the values differ.
  */
 function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
-  const a = trimAuthValue(given);
-  const b = trimAuthValue(expected);
+  const la = trimmedLength(given);
+  const lb = trimmedLength(expected);
   // Both empty (the usual authValue of PCRs and hierarchies): equal, and the answer itself says as much.
-  if (a.length === 0 && b.length === 0) return true;
-  const n = Math.max(a.length, b.length, 1);
+  if (la === 0 && lb === 0) return true;
+  const n = Math.max(la, lb, 1);
   const pa = new Uint8Array(n);
   const pb = new Uint8Array(n);
-  pa.set(a);
-  pb.set(b);
-  return timingSafeEqual(pa, pb) && a.length === b.length;
+  pa.set(given.subarray(0, la));
+  pb.set(expected.subarray(0, lb));
+  return timingSafeEqual(pa, pb) && la === lb;
 }
 
 /** Adds the session number to a format-1 code; other codes stay as they are (the reference's RcSafeAddToResult). */
@@ -995,15 +1125,27 @@ function handleParseRc(e: unknown, cmd: AnyCommand): number {
  * parameter that holds it — as libtpms answers for every such parameter.
  */
 function pcrSelectionParamsRc(cmd: AnyCommand, params: Record<string, unknown>): number {
-  const names = Object.keys(cmd.params);
-  for (let i = 0; i < names.length; i++) {
-    if (cmd.params[names[i]!] !== TPML_PCR_SELECTION) continue;
-    for (const sel of params[names[i]!] as readonly TPMS_PCR_SELECTION[]) {
-      if (!isImplementedHash(sel.hash)) return rcForParameter(TPM_RC.HASH, i + 1);
-      if (sel.pcrSelect.length !== PCR_COUNT / 8) return rcForParameter(TPM_RC.VALUE, i + 1);
+  const selections = selectionParamsOf(cmd);
+  for (let k = 0; k < selections.length; k++) {
+    const { name, number } = selections[k]!;
+    for (const sel of params[name] as readonly TPMS_PCR_SELECTION[]) {
+      if (!isImplementedHash(sel.hash)) return rcForParameter(TPM_RC.HASH, number);
+      if (sel.pcrSelect.length !== PCR_COUNT / 8) return rcForParameter(TPM_RC.VALUE, number);
     }
   }
   return 0;
+}
+
+const selectionParams = new Map<AnyCommand, readonly { readonly name: string; readonly number: number }[]>();
+
+/** A command's TPML_PCR_SELECTION parameters and their numbers, found once per command (most have none). */
+function selectionParamsOf(cmd: AnyCommand): readonly { readonly name: string; readonly number: number }[] {
+  let found = selectionParams.get(cmd);
+  if (found === undefined) {
+    found = Object.keys(cmd.params).flatMap((name, i) => (cmd.params[name] === TPML_PCR_SELECTION ? [{ name, number: i + 1 }] : []));
+    selectionParams.set(cmd, found);
+  }
+  return found;
 }
 
 function paramParseRc(e: unknown, cmd: AnyCommand): number {
