@@ -165,8 +165,22 @@ export class RetryTransport implements Transport {
     if (this.#queue.closed) throw closedError('retrying transport');
     const sentAt = performance.now();
     const first = await this.inner.send(command, options);
-    // Success is the common answer: no need to decode the code to know it is not a warning.
-    if ((first.length >= 10 && getU32(first, 6) === 0) || !isRetryableResponse(first)) return first;
+    return isSuccessResponse(first) ? first : this.retryWarning(command, options, sentAt, first);
+  }
+
+  /** Whether close() has been called (sendSerialized then rejects with `transport.closed`). */
+  get closed(): boolean {
+    return this.#queue.closed;
+  }
+
+  /**
+   * The second half of sendSerialized, for a serialized caller that made the
+   * first attempt itself through `inner` (checking `closed` first, as
+   * sendSerialized does) at `sentAt`, and got `first`: a warning is retried
+   * under the same budgets, any other response is returned as it is.
+   */
+  retryWarning(command: Uint8Array, options: SendOptions, sentAt: number, first: Uint8Array): Promise<Uint8Array> {
+    if (!isRetryableResponse(first)) return Promise.resolve(first);
     const left = options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs) ? { ...options, timeoutMs: Math.max(1, sentAt + options.timeoutMs - performance.now()) } : options;
     return this.#queue.run((signal) => this.#attempts(command.slice(), options, sentAt, signal, first), left);
   }
@@ -213,6 +227,11 @@ export class RetryTransport implements Transport {
 /** Wrap `transport` so that TPM_RC_RETRY, YIELDED and TESTING are retried (see {@link RetryTransport}). */
 export function withRetry(transport: Transport, options: RetryOptions = {}): RetryTransport {
   return new RetryTransport(transport, options);
+}
+
+/** TPM_RC_SUCCESS, the common answer: no need to decode the code to know it is not a warning. */
+export function isSuccessResponse(response: Uint8Array): boolean {
+  return response.length >= 10 && getU32(response, 6) === 0;
 }
 
 /** Whether a response's code asks for the same command again (bytes 6..9 of a response of at least 10 bytes). */

@@ -72,10 +72,10 @@ import {
   sessionKey as computeSessionKey,
   type SessionRole,
 } from '../tpm/session-crypto.js';
-import { abortError, getU32 } from '../tpm/transport/channel.js';
+import { abortError, closedError, getU32 } from '../tpm/transport/channel.js';
 import { sendOptionsOf, type SendOptions, type Transport } from '../tpm/transport/transport.js';
 import { TPMA_SESSION, type TPMS_AUTH_COMMAND, type TPMS_AUTH_RESPONSE, type TPMT_PUBLIC, type TPMT_SYM_DEF } from '../tpm/types/index.js';
-import { RetryTransport, withRetry, type RetryOptions } from './retry.js';
+import { RetryTransport, isSuccessResponse, withRetry, type RetryOptions } from './retry.js';
 import { AuthSession, PasswordSession, sessionState, type SessionState, type SessionType, type SessionUse } from './session.js';
 import { equalBytes } from '../tpm/bytes.js';
 
@@ -216,6 +216,7 @@ type Slot = PasswordSlot | SessionSlot;
 const NO_SLOTS: readonly Slot[] = Object.freeze([]);
 const NO_SESSION_SLOTS: readonly SessionSlot[] = Object.freeze([]);
 const NO_AUTHORIZATIONS: readonly (Authorization | undefined)[] = Object.freeze([]);
+const NO_RUN_OPTIONS: TpmRunOptions = Object.freeze({});
 
 /**
  * Clean-up owed to the TPM after lost responses and responses that could not
@@ -315,11 +316,15 @@ export class Tpm {
    * Handles created or flushed through it are tracked as for run().
    */
   readonly channel: Transport;
-  #queue: Promise<unknown> = Promise.resolve();
-  /** Jobs queued or running in #serialize. */
-  #busy = 0;
-  readonly #done = (): void => {
-    this.#busy--;
+  /** A serialized job (a run(), a flush, a clean-up…) is running. */
+  #busy = false;
+  /** Jobs waiting for the running one, started in order by #release. */
+  readonly #waiting: (() => void)[] = [];
+  /** The running job has settled: start the next. */
+  readonly #release = (): void => {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#busy = false;
+    else next();
   };
   /** Sessions this Tpm started and that are not known to be closed. */
   readonly #sessions = new Map<number, AuthSession>();
@@ -388,25 +393,39 @@ export class Tpm {
    *   marshaled; TransportError from the transport (the sessions the command
    *   used are then broken: the TPM may have run it).
    */
-  run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions = {}): Promise<TpmRunResult<C>> {
-    return this.#serialize(() => this.#run(cmd, handles, params, options));
+  run<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions = NO_RUN_OPTIONS): Promise<TpmRunResult<C>> {
+    if (this.#busy || this.#pending !== undefined) return this.#serialize(() => this.#run(cmd, handles, params, options));
+    // Nothing queued, running or owed: start now, and let the command release the queue itself (no closure, no extra promise).
+    this.#busy = true;
+    try {
+      return this.#start(cmd, handles, params, options, this.#release);
+    } catch (e) {
+      this.#release();
+      return Promise.reject(e);
+    }
   }
 
+  /** Runs `fn` after every job before it has settled, and the next job after `fn`'s promise has settled. */
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
-    let next: Promise<T>;
-    if (this.#busy === 0) {
+    if (!this.#busy) {
       // Nothing queued or running: start now rather than a microtask later.
-      try {
-        next = fn();
-      } catch (e) {
-        next = Promise.reject(e);
-      }
-    } else {
-      next = this.#queue.then(fn, fn);
+      this.#busy = true;
+      return this.#job(fn);
     }
-    this.#busy++;
-    this.#queue = next.then(this.#done, this.#done);
-    return next;
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push(() => this.#job(fn).then(resolve, reject));
+    });
+  }
+
+  #job<T>(fn: () => Promise<T>): Promise<T> {
+    let p: Promise<T>;
+    try {
+      p = fn();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(this.#release, this.#release);
+    return p;
   }
 
   /**
@@ -419,7 +438,8 @@ export class Tpm {
     return this.#start(cmd, handles, params, options);
   }
 
-  #start<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions): Promise<TpmRunResult<C>> {
+  /** `release`, when given, is called once the command has settled (run()'s direct path). */
+  #start<C extends AnyCommand>(cmd: C, handles: RunHandles<C>, params: CommandParams<C>, options: TpmRunOptions, release?: () => void): Promise<TpmRunResult<C>> {
     const handleNames = cmd.handleNames;
     const n = handleNames.length;
     const handleArgs = new Array<Handle>(n);
@@ -435,9 +455,10 @@ export class Tpm {
     const slots = this.#plan(cmd, handleArgs, options.sessions ?? NO_AUTHORIZATIONS);
     let sessionSlots: SessionSlot[] | undefined;
     for (const s of slots) if (s.kind === 'session') (sessionSlots ??= []).push(s);
-    return sessionSlots === undefined
-      ? this.#runPasswords(cmd, handleValues, params, slots as readonly PasswordSlot[], options)
-      : this.#runSessions(cmd, handleArgs, handleValues, params, slots, sessionSlots, options);
+    if (sessionSlots === undefined) return this.#runPasswords(cmd, handleValues, params, slots as readonly PasswordSlot[], options, release);
+    const p = this.#runSessions(cmd, handleArgs, handleValues, params, slots, sessionSlots, options);
+    if (release !== undefined) p.then(release, release);
+    return p;
   }
 
   /**
@@ -450,48 +471,56 @@ export class Tpm {
     params: CommandParams<C>,
     slots: readonly PasswordSlot[],
     options: SendOptions,
+    release?: () => void,
   ): Promise<TpmRunResult<C>> {
-    const count = slots.length;
-    let frame: FrameCommandOptions | undefined;
-    if (count > 0) {
-      const auths = new Array<TPMS_AUTH_COMMAND>(count);
-      for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
-      frame = { sessions: auths };
-    }
-    const bytes = encodeCommand(cmd, handleValues as CommandHandles<C>, params, frame);
-    notAborted(options);
-    let response: Uint8Array;
     try {
-      response = await this.#send(bytes, options);
-    } catch (e) {
-      this.#lost(e, bytes);
-      throw e;
-    }
-
-    let split: SplitResponse;
-    try {
-      split = splitResponse(cmd, response, count);
-      for (let i = 0; i < count; i++) {
-        const r = split.sessions[i]!;
-        // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
-        if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
-          throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
-        }
+      const count = slots.length;
+      let frame: FrameCommandOptions | undefined;
+      if (count > 0) {
+        const auths = new Array<TPMS_AUTH_COMMAND>(count);
+        for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
+        frame = { sessions: auths };
       }
-    } catch (e) {
-      if (e instanceof TpmError) throw e;
-      await this.#abandon(NO_SESSION_SLOTS, cmd, response);
-      throw e;
+      const bytes = encodeCommand(cmd, handleValues as CommandHandles<C>, params, frame);
+      notAborted(options);
+      const sentAt = performance.now();
+      let response: Uint8Array;
+      try {
+        response = await this.#send(bytes, options);
+        if (!isSuccessResponse(response)) response = await this.#retryWarning(bytes, options, sentAt, response);
+      } catch (e) {
+        this.#lost(e, bytes);
+        throw e;
+      }
+
+      let split: SplitResponse;
+      try {
+        split = splitResponse(cmd, response, count);
+        for (let i = 0; i < count; i++) {
+          const r = split.sessions[i]!;
+          // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
+          if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
+            throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
+          }
+        }
+      } catch (e) {
+        if (e instanceof TpmError) throw e;
+        await this.#abandon(NO_SESSION_SLOTS, cmd, response);
+        throw e;
+      }
+      let decoded: ResponseParams<C>;
+      try {
+        decoded = decodeResponseParams(cmd, split.paramBytes);
+      } catch (e) {
+        await this.#flushQuietly(createdHandles(split.handleValues));
+        throw e;
+      }
+      this.#afterSuccess(cmd, handleValues, params, split.handleValues);
+      return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
+    } finally {
+      // After the command has settled in every way (the clean-up it queued, if any, comes next).
+      release?.();
     }
-    let decoded: ResponseParams<C>;
-    try {
-      decoded = decodeResponseParams(cmd, split.paramBytes);
-    } catch (e) {
-      await this.#flushQuietly(createdHandles(split.handleValues));
-      throw e;
-    }
-    this.#afterSuccess(cmd, handleValues, params, split.handleValues);
-    return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
   }
 
   async #runSessions<C extends AnyCommand>(
@@ -561,9 +590,11 @@ export class Tpm {
 
     const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, paramBytes, { sessions: auths });
     notAborted(options);
+    const sentAt = performance.now();
     let response: Uint8Array;
     try {
       response = await this.#send(bytes, options);
+      if (!isSuccessResponse(response)) response = await this.#retryWarning(bytes, options, sentAt, response);
     } catch (e) {
       this.#lost(e, bytes);
       throw e;
@@ -639,13 +670,23 @@ export class Tpm {
   }
 
   /**
-   * Sends one command. A failure of the transport after the command may have
-   * left the client is a lost response: callers hand it to #lost.
+   * Sends one command, the first attempt only: a response that is not a
+   * success goes on to #retryWarning. A failure of the transport after the
+   * command may have left the client is a lost response: callers hand it to #lost.
    */
   #send(bytes: Uint8Array, options: SendOptions): Promise<Uint8Array> {
     const r = this.#retry;
-    // The Tpm sends one command at a time, so a retrying transport needs no queue of its own for it.
-    return r !== undefined ? r.sendSerialized(bytes, options) : this.transport.send(bytes, options);
+    if (r === undefined) return this.transport.send(bytes, options);
+    // The Tpm sends one command at a time, so a retrying transport needs no queue of its own for it
+    // (RetryTransport.sendSerialized, in two halves: no promise of its own around a command that succeeds).
+    if (r.closed) return Promise.reject(closedError('retrying transport'));
+    return r.inner.send(bytes, options);
+  }
+
+  /** A first response other than success, sent at `sentAt`: a warning is retried when the transport retries. */
+  #retryWarning(bytes: Uint8Array, options: SendOptions, sentAt: number, first: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    const r = this.#retry;
+    return r === undefined ? first : r.retryWarning(bytes, options, sentAt, first);
   }
 
   /** A raw command through `channel`: sent in turn, with the same lost-response handling and handle tracking as run(). */
@@ -653,9 +694,11 @@ export class Tpm {
     if (this.#pending !== undefined) options = await this.#settle(options);
     const code = command.length >= 10 ? getU32(command, 6) : 0;
     notAborted(options);
+    const sentAt = performance.now();
     let response: Uint8Array;
     try {
       response = await this.#send(command, options);
+      if (!isSuccessResponse(response)) response = await this.#retryWarning(command, options, sentAt, response);
     } catch (e) {
       this.#lost(e, command);
       throw e;
