@@ -22,14 +22,45 @@ export type AuthResponse = TPMS_AUTH_RESPONSE;
 
 const HEADER_SIZE = 10;
 
+/*
+ * Error paths: every ParseError/EncodeError carries the structure path of the
+ * Reader/Writer when it is made (the engine maps them to response codes). The
+ * framing functions below push their parts with enter/leave rather than
+ * within() closures, and without try/finally where the Reader/Writer is their
+ * own: an error ends it, and the path was already joined into the error.
+ */
+
+/** The per-command parts of error paths, built once per command record rather than per call. */
+interface CommandPaths {
+  /** `${name}.command`: the frame a client writes. */
+  readonly command: string;
+  /** `${name}.handles`: the handle area a TPM checks. */
+  readonly handles: string;
+  /** `${name}.response`: a response, either direction. */
+  readonly response: string;
+}
+const commandPaths = new WeakMap<AnyCommand, CommandPaths>();
+function pathsOf(cmd: AnyCommand): CommandPaths {
+  let p = commandPaths.get(cmd);
+  if (p === undefined) {
+    p = { command: `${cmd.name}.command`, handles: `${cmd.name}.handles`, response: `${cmd.name}.response` };
+    commandPaths.set(cmd, p);
+  }
+  return p;
+}
+
+/** `authorization[i]`, the path of the i-th authorization a Writer marshals. */
+const AUTHORIZATION_PATHS = Array.from({ length: LIMITS.MAX_SESSIONS }, (_, i) => `authorization[${i}]`);
+function authorizationPath(i: number): string {
+  return AUTHORIZATION_PATHS[i] ?? `authorization[${i}]`;
+}
+
 // ---------------------------------------------------------------------------
 // Parameters and handles (shared by both directions)
 
 /** Marshals a command's parameter area (the bytes that go into cpHash). */
 export function encodeParams<C extends AnyCommand>(cmd: C, params: CommandParams<C>): Uint8Array {
-  const w = new Writer();
-  w.within(cmd.paramsCodec.name, () => cmd.paramsCodec.write(w, params as never));
-  return w.finish();
+  return writeAll(cmd.paramsCodec as Codec<unknown>, params);
 }
 
 /** Unmarshals a command's parameter area; all bytes must be used. */
@@ -39,44 +70,67 @@ export function decodeParams<C extends AnyCommand>(cmd: C, paramBytes: Uint8Arra
 
 /** Marshals a response's parameter area (the bytes that go into rpHash). */
 export function encodeResponseParams<C extends AnyCommand>(cmd: C, params: ResponseParams<C>): Uint8Array {
-  const w = new Writer();
-  w.within(cmd.responseCodec.name, () => cmd.responseCodec.write(w, params as never));
-  return w.finish();
+  return writeAll(cmd.responseCodec as Codec<unknown>, params);
 }
 
 export function decodeResponseParams<C extends AnyCommand>(cmd: C, paramBytes: Uint8Array): ResponseParams<C> {
   return readAll(cmd.responseCodec as Codec<unknown>, paramBytes) as ResponseParams<C>;
 }
 
+function writeAll(c: Codec<unknown>, value: unknown): Uint8Array {
+  const w = new Writer();
+  w.enter(c.name);
+  c.write(w, value);
+  w.leave();
+  return w.finish();
+}
+
 /** Reads `c` from exactly bytes[start, end); offsets in errors are offsets in `bytes` (the whole frame, when parsing one). */
 function readAll(c: Codec<unknown>, bytes: Uint8Array, start = 0, end = bytes.length): unknown {
   const r = new Reader(bytes, start, end);
-  return r.within(c.name, () => {
-    const v = c.read(r);
-    r.finish();
-    return v;
-  });
+  r.enter(c.name);
+  const v = c.read(r);
+  r.finish();
+  return v;
 }
+
+/**
+ * Handle values as decodeHandles reads them: a handle area of 4-byte values
+ * (what the handle codecs check), reused by every call since nothing it calls
+ * decodes handles again. Grown for commands with more handles than it holds.
+ */
+let handleArea = new Uint8Array(16);
 
 /** Checks each handle value against the command's declared handle type and names them. */
 export function decodeHandles<C extends AnyCommand>(cmd: C, values: readonly number[]): CommandHandles<C> {
-  const w = new Writer(4 * values.length);
-  cmd.handleNames.forEach((_name, i) => w.u32(values[i]!));
-  return readHandles(cmd, w.finish(), 0);
+  const count = cmd.handleNames.length;
+  if (handleArea.length < 4 * count) handleArea = new Uint8Array(4 * count);
+  const b = handleArea;
+  // As Writer.u32 marshals them (values that are not UINT32s wrap the same way).
+  for (let i = 0, o = 0; i < count; i++, o += 4) {
+    const v = values[i]!;
+    b[o] = v >>> 24;
+    b[o + 1] = v >>> 16;
+    b[o + 2] = v >>> 8;
+    b[o + 3] = v;
+  }
+  // Offsets in errors are offsets in this area (4 × the handle's index), as when it was a marshaled copy.
+  return readHandles(cmd, b, 0, 4 * count);
 }
 
 /** Reads and checks the handle area that starts at bytes[start]. */
-function readHandles<C extends AnyCommand>(cmd: C, bytes: Uint8Array, start: number): CommandHandles<C> {
+function readHandles<C extends AnyCommand>(cmd: C, bytes: Uint8Array, start: number, end = bytes.length): CommandHandles<C> {
   const out: Record<string, number> = {};
-  const r = new Reader(bytes, start);
-  r.within(`${cmd.name}.handles`, () => {
-    for (const name of cmd.handleNames) out[name] = r.within(name, () => cmd.handles[name]!.codec.read(r));
-  });
+  const r = new Reader(bytes, start, end);
+  r.enter(pathsOf(cmd).handles);
+  const names = cmd.handleNames;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    r.enter(name);
+    out[name] = cmd.handles[name]!.codec.read(r);
+    r.leave();
+  }
   return out as CommandHandles<C>;
-}
-
-function handleValues(cmd: AnyCommand, handles: Record<string, number>): number[] {
-  return cmd.handleNames.map((n) => handles[n]!);
 }
 
 // ---------------------------------------------------------------------------
@@ -86,6 +140,8 @@ export interface FrameCommandOptions {
   /** Authorization sessions (TPMS_AUTH_COMMAND), at most three; none means TPM_ST_NO_SESSIONS. */
   readonly sessions?: readonly AuthCommand[];
 }
+
+const NO_SESSIONS: readonly never[] = [];
 
 /**
  * Frames a command from already-marshaled parameters. The client uses this
@@ -97,35 +153,53 @@ export function frameCommand<C extends AnyCommand>(
   paramBytes: Uint8Array,
   options: FrameCommandOptions = {},
 ): Uint8Array {
-  return writeCommand(cmd, handles, options.sessions ?? [], paramBytes.length, (w) => w.bytes(paramBytes));
+  return writeCommand(cmd, handles as Record<string, number>, options.sessions ?? NO_SESSIONS, paramBytes, undefined);
 }
 
-/** frameCommand and encodeCommand in one pass: the parameters are written by `params`, in place. */
-function writeCommand<C extends AnyCommand>(
-  cmd: C,
-  handles: CommandHandles<C>,
+/**
+ * frameCommand and encodeCommand in one pass: the parameters are `paramBytes`
+ * when given, else `params` marshaled in place.
+ */
+function writeCommand(
+  cmd: AnyCommand,
+  handles: Record<string, number>,
   sessions: readonly AuthCommand[],
-  paramSize: number,
-  params: (w: Writer) => void,
+  paramBytes: Uint8Array | undefined,
+  params: unknown,
 ): Uint8Array {
-  const w = new Writer(HEADER_SIZE + 4 * cmd.handleNames.length + paramSize + 64);
-  w.within(`${cmd.name}.command`, () => {
-    if (sessions.length > LIMITS.MAX_SESSIONS) w.fail('encode.size', `${sessions.length} sessions, at most ${LIMITS.MAX_SESSIONS}`);
-    w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+  const names = cmd.handleNames;
+  const w = new Writer(HEADER_SIZE + 4 * names.length + (paramBytes === undefined ? 0 : paramBytes.length) + 64);
+  w.enter(pathsOf(cmd).command);
+  if (sessions.length > LIMITS.MAX_SESSIONS) w.fail('encode.size', `${sessions.length} sessions, at most ${LIMITS.MAX_SESSIONS}`);
+  w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+  w.u32(0);
+  w.u32(cmd.code);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    w.enter(name);
+    cmd.handles[name]!.codec.write(w, handles[name]!);
+    w.leave();
+  }
+  if (sessions.length > 0) {
+    const at = w.length;
     w.u32(0);
-    w.u32(cmd.code);
-    const values = handleValues(cmd, handles as Record<string, number>);
-    cmd.handleNames.forEach((name, i) => w.within(name, () => cmd.handles[name]!.codec.write(w, values[i]!)));
-    if (sessions.length > 0) {
-      const at = w.length;
-      w.u32(0);
-      sessions.forEach((s, i) => w.within(`authorization[${i}]`, () => TPMS_AUTH_COMMAND.write(w, s)));
-      w.patchU32(at, w.length - at - 4);
+    for (let i = 0; i < sessions.length; i++) {
+      w.enter(authorizationPath(i));
+      TPMS_AUTH_COMMAND.write(w, sessions[i]!);
+      w.leave();
     }
-    params(w);
-    if (w.length > LIMITS.MAX_COMMAND_SIZE) w.fail('encode.size', `command of ${w.length} bytes exceeds ${LIMITS.MAX_COMMAND_SIZE}`);
-    w.patchU32(2, w.length);
-  });
+    w.patchU32(at, w.length - at - 4);
+  }
+  if (paramBytes !== undefined) {
+    w.bytes(paramBytes);
+  } else {
+    w.enter(cmd.paramsCodec.name);
+    cmd.paramsCodec.write(w, params as never);
+    w.leave();
+  }
+  if (w.length > LIMITS.MAX_COMMAND_SIZE) w.fail('encode.size', `command of ${w.length} bytes exceeds ${LIMITS.MAX_COMMAND_SIZE}`);
+  w.patchU32(2, w.length);
+  w.leave();
   return w.finish();
 }
 
@@ -137,7 +211,7 @@ export function encodeCommand<C extends AnyCommand>(
   options: FrameCommandOptions = {},
 ): Uint8Array {
   // One buffer for the frame (not the parameters' own, then the frame's): a copy and an allocation fewer.
-  return writeCommand(cmd, handles, options.sessions ?? [], 0, (w) => w.within(cmd.paramsCodec.name, () => cmd.paramsCodec.write(w, params as never)));
+  return writeCommand(cmd, handles as Record<string, number>, options.sessions ?? NO_SESSIONS, undefined, params);
 }
 
 export interface ParsedResponse<C extends AnyCommand> {
@@ -166,42 +240,56 @@ export interface SplitResponse {
  */
 export function splitResponse(cmd: AnyCommand, bytes: Uint8Array, sessionCount = 0): SplitResponse {
   const r = new Reader(bytes);
-  return r.within(`${cmd.name}.response`, () => {
-    const { tag, rc } = readHeader(r, 'response', LIMITS.MAX_RESPONSE_SIZE, [TPM_ST.NO_SESSIONS, TPM_ST.SESSIONS, TPM_ST.RSP_COMMAND]);
-    if (rc !== 0) {
-      if (bytes.length !== HEADER_SIZE) r.fail('parse.size', `error response of ${bytes.length} bytes; an error response is the header only`, 2);
-      throw new TpmError(rc, { commandCode: cmd.code });
+  r.enter(pathsOf(cmd).response);
+  const tag = readHeader(r, 'response', LIMITS.MAX_RESPONSE_SIZE);
+  const rc = r.u32();
+  if (rc !== 0) {
+    if (bytes.length !== HEADER_SIZE) r.fail('parse.size', `error response of ${bytes.length} bytes; an error response is the header only`, 2);
+    throw new TpmError(rc, { commandCode: cmd.code });
+  }
+  const expected = sessionCount > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS;
+  if (tag !== expected) r.fail('parse.tag', `tag 0x${tag.toString(16)} for a command sent with ${sessionCount} session(s)`, 0);
+  // Each response handle is checked against its declared type, as decodeHandles does for command handles.
+  const names = cmd.responseHandleNames;
+  const values: number[] = [];
+  r.enter('handles');
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    r.enter(name);
+    values.push(cmd.responseHandles[name]!.read(r));
+    r.leave();
+  }
+  r.leave();
+  let paramBytes: Uint8Array;
+  const sessions: AuthResponse[] = [];
+  if (tag === TPM_ST.SESSIONS) {
+    const at = r.offset;
+    const size = namedU32(r, 'parameterSize');
+    if (size > r.remaining) r.fail('parse.size', `parameterSize ${size} exceeds the ${r.remaining} remaining byte(s)`, at);
+    paramBytes = bytes.subarray(r.offset, r.offset + size);
+    r.offset += size;
+    r.enter('authorizations');
+    for (let i = 0; i < sessionCount; i++) {
+      r.enter(i); // shown as `[i]`
+      sessions.push(TPMS_AUTH_RESPONSE.read(r));
+      r.leave();
     }
-    const expected = sessionCount > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS;
-    if (tag !== expected) r.fail('parse.tag', `tag 0x${tag.toString(16)} for a command sent with ${sessionCount} session(s)`, 0);
-    // Each response handle is checked against its declared type, as decodeHandles does for command handles.
-    const values = r.within('handles', () => cmd.responseHandleNames.map((n) => r.within(n, () => cmd.responseHandles[n]!.read(r))));
-    let paramBytes: Uint8Array;
-    const sessions: AuthResponse[] = [];
-    if (tag === TPM_ST.SESSIONS) {
-      const at = r.offset;
-      const size = r.within('parameterSize', () => r.u32());
-      if (size > r.remaining) r.fail('parse.size', `parameterSize ${size} exceeds the ${r.remaining} remaining byte(s)`, at);
-      paramBytes = bytes.subarray(r.offset, r.offset + size);
-      r.offset += size;
-      r.within('authorizations', () => {
-        for (let i = 0; i < sessionCount; i++) sessions.push(r.within(`[${i}]`, () => TPMS_AUTH_RESPONSE.read(r)));
-      });
-      r.finish();
-    } else {
-      paramBytes = bytes.subarray(r.offset);
-    }
-    return { tag, handleValues: values, paramBytes, sessions };
-  });
+    r.leave();
+    r.finish();
+  } else {
+    paramBytes = bytes.subarray(r.offset);
+  }
+  return { tag, handleValues: values, paramBytes, sessions };
 }
 
 /** Parses a whole response to `cmd` (sent with `sessionCount` sessions). */
 export function parseResponse<C extends AnyCommand>(cmd: C, bytes: Uint8Array, sessionCount = 0): ParsedResponse<C> {
   const split = splitResponse(cmd, bytes, sessionCount);
+  const names = cmd.responseHandleNames;
   const handles: Record<string, number> = {};
-  cmd.responseHandleNames.forEach((n, i) => (handles[n] = split.handleValues[i]!));
+  for (let i = 0; i < names.length; i++) handles[names[i]!] = split.handleValues[i]!;
   // The parameters are decoded in place, so that a ParseError's offset is an offset in `bytes`.
-  const at = HEADER_SIZE + 4 * cmd.responseHandleNames.length + (split.tag === TPM_ST.SESSIONS ? 4 : 0);
+  const at = HEADER_SIZE + 4 * names.length + (split.tag === TPM_ST.SESSIONS ? 4 : 0);
   return {
     handles: handles as ResponseHandles<C>,
     params: readAll(cmd.responseCodec as Codec<unknown>, bytes, at, at + split.paramBytes.length) as ResponseParams<C>,
@@ -230,30 +318,38 @@ export interface SplitCommand {
  */
 export function splitCommand(bytes: Uint8Array, lookup: (code: number) => AnyCommand | undefined = commandByCode): SplitCommand {
   const r = new Reader(bytes);
-  return r.within('command', () => {
-    const { tag, rc: code } = readHeader(r, 'command', LIMITS.MAX_COMMAND_SIZE, [TPM_ST.NO_SESSIONS, TPM_ST.SESSIONS]);
-    const cmd = lookup(code);
-    if (cmd === undefined) return r.fail('parse.command', `unknown command code 0x${code.toString(16)}`, 6);
-    return r.within(cmd.name, () => {
-      const handleValues = r.within('handles', () => cmd.handleNames.map((n) => r.within(n, () => r.u32())));
-      const sessions: AuthCommand[] = [];
-      if (tag === TPM_ST.SESSIONS) {
-        const at = r.offset;
-        const size = r.within('authorizationSize', () => r.u32());
-        // Part 3 §5.4: the smallest authorization is 9 bytes (handle, two empty TPM2Bs, attributes).
-        if (size < 9 || size > r.remaining) r.fail('parse.size', `authorizationSize ${size} with ${r.remaining} byte(s) left`, at);
-        r.window(size, () =>
-          r.within('authorizations', () => {
-            while (r.remaining > 0) {
-              if (sessions.length === LIMITS.MAX_SESSIONS) r.fail('parse.count', `more than ${LIMITS.MAX_SESSIONS} sessions`);
-              sessions.push(r.within(`[${sessions.length}]`, () => TPMS_AUTH_COMMAND.read(r)));
-            }
-          }),
-        );
-      }
-      return { tag, code, command: cmd, handleValues, sessions, paramBytes: r.take(r.remaining) };
-    });
-  });
+  r.enter('command');
+  const tag = readHeader(r, 'command', LIMITS.MAX_COMMAND_SIZE);
+  const code = r.u32();
+  const cmd = lookup(code);
+  if (cmd === undefined) return r.fail('parse.command', `unknown command code 0x${code.toString(16)}`, 6);
+  r.enter(cmd.name);
+  const names = cmd.handleNames;
+  const handleValues: number[] = [];
+  r.enter('handles');
+  for (let i = 0; i < names.length; i++) handleValues.push(namedU32(r, names[i]!));
+  r.leave();
+  const sessions: AuthCommand[] = [];
+  if (tag === TPM_ST.SESSIONS) {
+    const at = r.offset;
+    const size = namedU32(r, 'authorizationSize');
+    // Part 3 §5.4: the smallest authorization is 9 bytes (handle, two empty TPM2Bs, attributes).
+    if (size < 9 || size > r.remaining) r.fail('parse.size', `authorizationSize ${size} with ${r.remaining} byte(s) left`, at);
+    r.window(size, () => readAuthorizations(r, sessions));
+  }
+  return { tag, code, command: cmd, handleValues, sessions, paramBytes: r.take(r.remaining) };
+}
+
+/** The authorization area of a command: sessions until the end of the Reader's window. */
+function readAuthorizations(r: Reader, sessions: AuthCommand[]): void {
+  r.enter('authorizations');
+  while (r.remaining > 0) {
+    if (sessions.length === LIMITS.MAX_SESSIONS) r.fail('parse.count', `more than ${LIMITS.MAX_SESSIONS} sessions`);
+    r.enter(sessions.length); // shown as `[i]`
+    sessions.push(TPMS_AUTH_COMMAND.read(r));
+    r.leave();
+  }
+  r.leave();
 }
 
 export interface ParsedCommand<C extends AnyCommand = AnyCommand> {
@@ -289,20 +385,29 @@ export function frameResponse<C extends AnyCommand>(
   paramBytes: Uint8Array,
   options: FrameResponseOptions = {},
 ): Uint8Array {
-  const sessions = options.sessions ?? [];
+  const sessions = options.sessions ?? NO_SESSIONS;
   const w = new Writer(HEADER_SIZE + 8 + paramBytes.length + 64);
-  w.within(`${cmd.name}.response`, () => {
-    w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
-    w.u32(0);
-    w.u32(0);
-    for (const n of cmd.responseHandleNames) w.u32((handles as Record<string, number>)[n]!);
-    if (sessions.length > 0) w.u32(paramBytes.length);
-    w.bytes(paramBytes);
-    sessions.forEach((s, i) => w.within(`authorization[${i}]`, () => TPMS_AUTH_RESPONSE.write(w, s)));
-    if (w.length > LIMITS.MAX_RESPONSE_SIZE) w.fail('encode.size', `response of ${w.length} bytes exceeds ${LIMITS.MAX_RESPONSE_SIZE}`);
-    w.patchU32(2, w.length);
-  });
+  w.enter(pathsOf(cmd).response);
+  w.u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
+  w.u32(0);
+  w.u32(0);
+  const names = cmd.responseHandleNames;
+  for (let i = 0; i < names.length; i++) w.u32((handles as Record<string, number>)[names[i]!]!);
+  if (sessions.length > 0) w.u32(paramBytes.length);
+  w.bytes(paramBytes);
+  writeResponseAuthorizations(w, sessions);
+  if (w.length > LIMITS.MAX_RESPONSE_SIZE) w.fail('encode.size', `response of ${w.length} bytes exceeds ${LIMITS.MAX_RESPONSE_SIZE}`);
+  w.patchU32(2, w.length);
+  w.leave();
   return w.finish();
+}
+
+function writeResponseAuthorizations(w: Writer, sessions: readonly AuthResponse[]): void {
+  for (let i = 0; i < sessions.length; i++) {
+    w.enter(authorizationPath(i));
+    TPMS_AUTH_RESPONSE.write(w, sessions[i]!);
+    w.leave();
+  }
 }
 
 /**
@@ -340,7 +445,8 @@ class Draft implements ResponseDraft {
     w.u16(withSessions ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
     w.u32(0);
     w.u32(0);
-    for (const n of cmd.responseHandleNames) w.u32(handles[n]!);
+    const names = cmd.responseHandleNames;
+    for (let i = 0; i < names.length; i++) w.u32(handles[names[i]!]!);
     const sizeAt = w.length;
     if (withSessions) w.u32(0);
     this.#start = w.length;
@@ -358,7 +464,7 @@ class Draft implements ResponseDraft {
     return (this.#view ??= this.#w.view(this.#start, this.#end));
   }
 
-  finish(paramBytes?: Uint8Array, sessions: readonly AuthResponse[] = []): Uint8Array {
+  finish(paramBytes?: Uint8Array, sessions: readonly AuthResponse[] = NO_SESSIONS): Uint8Array {
     const w = this.#w;
     // Anything else than the draft's shape is framed as frameResponse frames it.
     if (sessions.length > 0 !== this.#withSessions || (paramBytes !== undefined && paramBytes.length !== this.#end - this.#start)) {
@@ -366,9 +472,10 @@ class Draft implements ResponseDraft {
     }
     if (paramBytes !== undefined && paramBytes !== this.#view) w.patchBytes(this.#start, paramBytes);
     if (sessions.length > 0) {
-      w.enter(`${this.#cmd.name}.response`);
+      // The draft outlives a failed finish(), so its path is restored on the way out.
+      w.enter(pathsOf(this.#cmd).response);
       try {
-        for (let i = 0; i < sessions.length; i++) w.within(`authorization[${i}]`, () => TPMS_AUTH_RESPONSE.write(w, sessions[i]!));
+        writeResponseAuthorizations(w, sessions);
       } finally {
         w.leave();
       }
@@ -386,31 +493,49 @@ export function encodeResponse<C extends AnyCommand>(
   params: ResponseParams<C>,
   options: FrameResponseOptions = {},
 ): Uint8Array {
-  const sessions = options.sessions ?? [];
+  const sessions = options.sessions ?? NO_SESSIONS;
   return draftResponse(cmd, handles, params, sessions.length > 0).finish(undefined, sessions);
 }
 
 /** An error response: the 10-byte header only (Part 3 §5.1), tag NO_SESSIONS. */
 export function encodeErrorResponse(rc: number): Uint8Array {
-  const w = new Writer(HEADER_SIZE);
-  w.u16(TPM_ST.NO_SESSIONS);
-  w.u32(HEADER_SIZE);
-  w.u32(rc >>> 0);
-  return w.finish();
+  // Written directly: a Writer would marshal into its spare buffer and copy the 10 bytes out.
+  const out = new Uint8Array(HEADER_SIZE);
+  out[0] = TPM_ST.NO_SESSIONS >>> 8;
+  out[1] = TPM_ST.NO_SESSIONS;
+  out[5] = HEADER_SIZE;
+  const code = rc >>> 0;
+  out[6] = code >>> 24;
+  out[7] = code >>> 16;
+  out[8] = code >>> 8;
+  out[9] = code;
+  return out;
 }
 
 // ---------------------------------------------------------------------------
 
-function readHeader(r: Reader, what: string, max: number, tags: readonly number[]): { tag: number; rc: number } {
-  return r.within('header', () => {
-    if (r.remaining < HEADER_SIZE) r.fail('parse.truncated', `a ${what} needs at least ${HEADER_SIZE} bytes, got ${r.remaining}`);
-    const tag = r.within('tag', () => r.u16());
-    if (!tags.includes(tag)) r.fail('parse.tag', `tag 0x${tag.toString(16)}`, 0);
-    const size = r.within(`${what}Size`, () => r.u32());
-    if (size !== r.bytes.length) r.fail('parse.size', `${what}Size ${size} but ${r.bytes.length} byte(s) received`, 2);
-    if (size > max) r.fail('parse.size', `${what}Size ${size} exceeds ${max}`, 2);
-    const rc = r.within(what === 'command' ? 'commandCode' : 'responseCode', () => r.u32());
-    return { tag, rc };
-  });
+/** A u32 read with `name` on the error path. */
+function namedU32(r: Reader, name: string): number {
+  r.enter(name);
+  const v = r.u32();
+  r.leave();
+  return v;
 }
 
+/**
+ * Reads and checks the tag and size of a 10-byte header, leaving the Reader at
+ * its code (a u32 that is always there once the length is checked). Failures
+ * are reported at `header`; its fields cannot fail to read.
+ */
+function readHeader(r: Reader, what: 'command' | 'response', max: number): number {
+  r.enter('header');
+  if (r.remaining < HEADER_SIZE) r.fail('parse.truncated', `a ${what} needs at least ${HEADER_SIZE} bytes, got ${r.remaining}`);
+  const tag = r.u16();
+  // A response may also be TPM_ST_RSP_COMMAND (a TPM's answer to a malformed header).
+  if (tag !== TPM_ST.NO_SESSIONS && tag !== TPM_ST.SESSIONS && (what === 'command' || tag !== TPM_ST.RSP_COMMAND)) r.fail('parse.tag', `tag 0x${tag.toString(16)}`, 0);
+  const size = r.u32();
+  if (size !== r.bytes.length) r.fail('parse.size', `${what}Size ${size} but ${r.bytes.length} byte(s) received`, 2);
+  if (size > max) r.fail('parse.size', `${what}Size ${size} exceeds ${max}`, 2);
+  r.leave();
+  return tag;
+}
