@@ -487,11 +487,11 @@ export class Tpm {
       let response: Uint8Array;
       try {
         response = await this.#send(bytes, options);
-        if (!isSuccessResponse(response)) response = await this.#retryWarning(bytes, options, sentAt, response);
       } catch (e) {
         this.#lost(e, bytes);
         throw e;
       }
+      if (!isSuccessResponse(response)) response = await this.#retried(bytes, options, sentAt, response);
 
       let split: SplitResponse;
       try {
@@ -594,11 +594,11 @@ export class Tpm {
     let response: Uint8Array;
     try {
       response = await this.#send(bytes, options);
-      if (!isSuccessResponse(response)) response = await this.#retryWarning(bytes, options, sentAt, response);
     } catch (e) {
       this.#lost(e, bytes);
       throw e;
     }
+    if (!isSuccessResponse(response)) response = await this.#retried(bytes, options, sentAt, response);
 
     let split: SplitResponse;
     try {
@@ -683,10 +683,19 @@ export class Tpm {
     return r.inner.send(bytes, options);
   }
 
-  /** A first response other than success, sent at `sentAt`: a warning is retried when the transport retries. */
-  #retryWarning(bytes: Uint8Array, options: SendOptions, sentAt: number, first: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  /**
+   * A first response other than success, sent at `sentAt`: a warning is
+   * retried when the transport retries (a failure then is a lost response too).
+   */
+  async #retried(bytes: Uint8Array, options: SendOptions, sentAt: number, first: Uint8Array): Promise<Uint8Array> {
     const r = this.#retry;
-    return r === undefined ? first : r.retryWarning(bytes, options, sentAt, first);
+    if (r === undefined) return first;
+    try {
+      return await r.retryWarning(bytes, options, sentAt, first);
+    } catch (e) {
+      this.#lost(e, bytes);
+      throw e;
+    }
   }
 
   /** A raw command through `channel`: sent in turn, with the same lost-response handling and handle tracking as run(). */
@@ -698,11 +707,11 @@ export class Tpm {
     let response: Uint8Array;
     try {
       response = await this.#send(command, options);
-      if (!isSuccessResponse(response)) response = await this.#retryWarning(command, options, sentAt, response);
     } catch (e) {
       this.#lost(e, command);
       throw e;
     }
+    if (!isSuccessResponse(response)) response = await this.#retried(command, options, sentAt, response);
     if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
     return response;
   }
