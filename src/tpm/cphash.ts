@@ -4,10 +4,18 @@
  */
 import { hash } from './crypto/hash.js';
 
-function u32be(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0);
-  return b;
+/**
+ * The codes that open cpHash (commandCode) and rpHash (responseCode ‖
+ * commandCode), big-endian. Reused by every call: hash() reads them before it
+ * returns and keeps nothing.
+ */
+const cpCode = new Uint8Array(4);
+const rpCodes = new Uint8Array(8);
+function putU32(b: Uint8Array, at: number, n: number): void {
+  b[at] = n >>> 24;
+  b[at + 1] = n >>> 16;
+  b[at + 2] = n >>> 8;
+  b[at + 3] = n;
 }
 
 /**
@@ -15,10 +23,13 @@ function u32be(n: number): Uint8Array {
  * Names without their size, parameters exactly as sent (encrypted if they were).
  */
 export function cpHash(hashAlg: number, commandCode: number, names: readonly Uint8Array[], paramBytes: Uint8Array): Uint8Array {
-  return hash(hashAlg, u32be(commandCode), ...names, paramBytes);
+  putU32(cpCode, 0, commandCode);
+  return hash(hashAlg, cpCode, ...names, paramBytes);
 }
 
 /** rpHash = H(responseCode ‖ commandCode ‖ parameters); only successful responses carry one. */
 export function rpHash(hashAlg: number, commandCode: number, paramBytes: Uint8Array, responseCode = 0): Uint8Array {
-  return hash(hashAlg, u32be(responseCode), u32be(commandCode), paramBytes);
+  putU32(rpCodes, 0, responseCode);
+  putU32(rpCodes, 4, commandCode);
+  return hash(hashAlg, rpCodes, paramBytes);
 }

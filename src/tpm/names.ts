@@ -9,19 +9,12 @@ import { ArgumentError } from './errors.js';
 import { TPMS_NV_PUBLIC, TPMT_PUBLIC } from './types/index.js';
 import { encode } from './wire/codec.js';
 
-function u16be(n: number): Uint8Array {
-  return new Uint8Array([(n >>> 8) & 0xff, n & 0xff]);
-}
-function u32be(n: number): Uint8Array {
-  return new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
-}
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
+/** nameAlg ‖ digest in one new array (a Name or a qualified Name). */
+function algAndDigest(nameAlg: number, digest: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + digest.length);
+  out[0] = nameAlg >>> 8;
+  out[1] = nameAlg;
+  out.set(digest, 2);
   return out;
 }
 
@@ -32,7 +25,7 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 export function nameFromPublicBytes(nameAlg: number, marshaledPublic: Uint8Array): Uint8Array {
   if (nameAlg === TPM_ALG.NULL) return new Uint8Array(0);
   if (!isHashAlg(nameAlg)) throw new ArgumentError(`nameAlg 0x${nameAlg.toString(16)} is not a hash algorithm`);
-  return concat(u16be(nameAlg), hash(nameAlg, marshaledPublic));
+  return algAndDigest(nameAlg, hash(nameAlg, marshaledPublic));
 }
 
 /** The Name of a loaded or persistent object from its TPMT_PUBLIC. */
@@ -54,7 +47,12 @@ export function handleName(handle: number): Uint8Array {
   if (ht === TPM_HT.TRANSIENT || ht === TPM_HT.PERSISTENT || ht === TPM_HT.NV_INDEX) {
     throw new ArgumentError(`handle 0x${(handle >>> 0).toString(16)} is named by its public area, not by its value`);
   }
-  return u32be(handle);
+  const out = new Uint8Array(4);
+  out[0] = handle >>> 24;
+  out[1] = handle >>> 16;
+  out[2] = handle >>> 8;
+  out[3] = handle;
+  return out;
 }
 
 /**
@@ -67,5 +65,5 @@ export function qualifiedName(parentQualifiedName: Uint8Array, name: Uint8Array)
   if (!isHashAlg(nameAlg) || name.length !== 2 + digestSize(nameAlg)) {
     throw new ArgumentError(`Name of ${name.length} byte(s) does not match its nameAlg 0x${nameAlg.toString(16)}`);
   }
-  return concat(u16be(nameAlg), hash(nameAlg, parentQualifiedName, name));
+  return algAndDigest(nameAlg, hash(nameAlg, parentQualifiedName, name));
 }
