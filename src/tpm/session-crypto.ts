@@ -47,10 +47,15 @@ function concat(...parts: Uint8Array[]): Uint8Array {
  * same password.
  */
 export function trimAuthValue(authValue: Uint8Array): Uint8Array {
+  return authValue.slice(0, trimmedLength(authValue));
+}
+
+/** The length of `authValue` without its trailing zero bytes (checked to be a Uint8Array). */
+function trimmedLength(authValue: Uint8Array): number {
   checkBytes(authValue, 'authValue');
   let end = authValue.length;
   while (end > 0 && authValue[end - 1] === 0) end--;
-  return authValue.slice(0, end);
+  return end;
 }
 
 export interface SessionKeyInput {
@@ -91,7 +96,13 @@ export function sessionKey(input: SessionKeyInput): Uint8Array {
  */
 export function sessionHmacKey(sessionKey: Uint8Array, authValue?: Uint8Array): Uint8Array {
   checkBytes(sessionKey, 'sessionKey');
-  return authValue === undefined ? sessionKey.slice() : concat(sessionKey, trimAuthValue(authValue));
+  if (authValue === undefined) return sessionKey.slice();
+  // One array for the key, without the trimmed authValue's own copy.
+  const end = trimmedLength(authValue);
+  const key = new Uint8Array(sessionKey.length + end);
+  key.set(sessionKey);
+  key.set(end === authValue.length ? authValue : authValue.subarray(0, end), sessionKey.length);
+  return key;
 }
 
 /**
@@ -105,19 +116,26 @@ export function isBindEntity(
   bound: { readonly name: Uint8Array; readonly authValue: Uint8Array },
   entity: { readonly name: Uint8Array; readonly authValue: Uint8Array },
 ): boolean {
-  return equalBytes(bound.name, entity.name) && equalBytes(trimAuthValue(bound.authValue), trimAuthValue(entity.authValue));
+  if (!equalBytes(bound.name, entity.name)) return false;
+  const boundEnd = trimmedLength(bound.authValue);
+  const entityEnd = trimmedLength(entity.authValue);
+  // Views, not copies: only the comparison needs them.
+  return equalBytes(bound.authValue.subarray(0, boundEnd), entity.authValue.subarray(0, entityEnd));
 }
 
 
 // ---------------------------------------------------------------------------
 // HMACs
 
+/** Each value of the TPMA_SESSION byte as a 1-byte array, made once: they only ever enter HMACs, which copy them. */
+const ATTRIBUTE_BYTES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
+
 /** The byte of TPMA_SESSION as it enters an HMAC. */
 function attributeByte(attributes: number): Uint8Array {
   if (!Number.isInteger(attributes) || attributes < 0 || attributes > 0xff) {
     throw new ArgumentError(`sessionAttributes: expected a byte, got ${String(attributes)}`);
   }
-  return new Uint8Array([attributes]);
+  return ATTRIBUTE_BYTES[attributes]!;
 }
 
 export interface CommandHmacInput {
@@ -272,14 +290,15 @@ function cryptFirstParameter(c: ParameterCipherInput, paramBytes: Uint8Array, di
   checkBytes(c.key, 'key');
   checkBytes(c.nonceCaller, 'nonceCaller');
   checkBytes(c.nonceTPM, 'nonceTPM');
-  const path = `${direction} parameters`;
-  if (paramBytes.length < 2) throw new ParseError('parse.truncated', 'the first parameter needs a 2-byte size', path, 0);
+  if (paramBytes.length < 2) throw new ParseError('parse.truncated', 'the first parameter needs a 2-byte size', `${direction} parameters`, 0);
   const size = (paramBytes[0]! << 8) | paramBytes[1]!;
   if (size > paramBytes.length - 2) {
-    throw new ParseError('parse.size', `first parameter size ${size} exceeds the ${paramBytes.length - 2} byte(s) that follow`, path, 0);
+    throw new ParseError('parse.size', `first parameter size ${size} exceeds the ${paramBytes.length - 2} byte(s) that follow`, `${direction} parameters`, 0);
   }
   // nonceNewer is the sender's: nonceCaller for a command, nonceTPM for a response (Part 1 §21.3, §21.4).
-  const [newer, older] = direction === 'command' ? [c.nonceCaller, c.nonceTPM] : [c.nonceTPM, c.nonceCaller];
+  const toTpm = direction === 'command';
+  const newer = toTpm ? c.nonceCaller : c.nonceTPM;
+  const older = toTpm ? c.nonceTPM : c.nonceCaller;
   const out = paramBytes.slice();
   const data = out.subarray(2, 2 + size);
   const sym = c.symmetric;
@@ -302,8 +321,11 @@ function cryptFirstParameter(c: ParameterCipherInput, paramBytes: Uint8Array, di
   const k = material.subarray(0, keyBytes);
   const iv = material.subarray(keyBytes, keyBytes + info.block);
   const cipher = encrypt ? createCipheriv(name, k, iv) : createDecipheriv(name, k, iv);
-  const result = Buffer.concat([cipher.update(data), cipher.final()]);
-  data.set(result);
+  // CFB is a stream mode: update() returns every byte and final() none, so no joined copy of the two.
+  const head = cipher.update(data);
+  const tail = cipher.final();
+  data.set(head);
+  if (tail.length > 0) data.set(tail, head.length);
   return out;
 }
 
