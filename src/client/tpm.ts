@@ -366,7 +366,7 @@ export class Tpm {
     this.#recoveryMs = recovery.timeoutMs ?? RECOVERY_DEFAULTS.timeoutMs;
     if (!(this.#recoveryMs > 0)) throw new RangeError(`recovery.timeoutMs must be > 0, got ${String(this.#recoveryMs)}`);
     this.channel = {
-      send: (command, sendOptions) => this.#serialize(() => this.#channelSend(command, sendOptions ?? {})),
+      send: (command, sendOptions) => this.#channelRun(command, sendOptions ?? NO_RUN_OPTIONS),
       close: () => this.close(),
     };
   }
@@ -699,21 +699,32 @@ export class Tpm {
   }
 
   /** A raw command through `channel`: sent in turn, with the same lost-response handling and handle tracking as run(). */
-  async #channelSend(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
-    if (this.#pending !== undefined) options = await this.#settle(options);
-    const code = command.length >= 10 ? getU32(command, 6) : 0;
-    notAborted(options);
-    const sentAt = performance.now();
-    let response: Uint8Array;
+  #channelRun(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
+    if (this.#busy) return this.#serialize(() => this.#channelSend(command, options));
+    // Nothing queued or running: as run(), the command releases the queue itself.
+    this.#busy = true;
+    return this.#channelSend(command, options, this.#release);
+  }
+
+  async #channelSend(command: Uint8Array, options: SendOptions, release?: () => void): Promise<Uint8Array> {
     try {
-      response = await this.#send(command, options);
-    } catch (e) {
-      this.#lost(e, command);
-      throw e;
+      if (this.#pending !== undefined) options = await this.#settle(options);
+      const code = command.length >= 10 ? getU32(command, 6) : 0;
+      notAborted(options);
+      const sentAt = performance.now();
+      let response: Uint8Array;
+      try {
+        response = await this.#send(command, options);
+      } catch (e) {
+        this.#lost(e, command);
+        throw e;
+      }
+      if (!isSuccessResponse(response)) response = await this.#retried(command, options, sentAt, response);
+      if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
+      return response;
+    } finally {
+      release?.();
     }
-    if (!isSuccessResponse(response)) response = await this.#retried(command, options, sentAt, response);
-    if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
-    return response;
   }
 
   /** Resolves and checks the authorization area before anything is sent. */
