@@ -167,18 +167,33 @@ export function profileExcludes(profile: TpmProfile): boolean {
   return exclusionsOf(profile).size > 0;
 }
 
-const mentionCache = new WeakMap<TpmProfile, Map<AnyCommand, boolean>>();
+/** What profileParamsRc checks in one command's parameters under one profile. */
+interface ParamChecks {
+  /** The parameters' names, in order. */
+  readonly names: readonly string[];
+  /** Whether a parameter can hold a value of a TPMI type the profile excludes (most can hold none). */
+  readonly excluded: boolean;
+  /** Whether a parameter is a TPM2B_PRIVATE (Load, Import, Rewrap). */
+  readonly private: boolean;
+}
 
-/** Whether `cmd`'s parameters can hold a value of a TPMI type `ex` names (per profile and command, once): most hold none. */
-function namesExcludedType(profile: TpmProfile, cmd: AnyCommand, ex: Exclusions): boolean {
-  let byCmd = mentionCache.get(profile);
-  if (byCmd === undefined) mentionCache.set(profile, (byCmd = new Map()));
-  let yes = byCmd.get(cmd);
-  if (yes === undefined) {
-    yes = Object.values(cmd.params).some((c) => mentions(c as Codec<unknown>, ex));
-    byCmd.set(cmd, yes);
+const checksCache = new WeakMap<TpmProfile, Map<AnyCommand, ParamChecks>>();
+
+/** ParamChecks per profile and command, worked out once. */
+function paramChecks(profile: TpmProfile, cmd: AnyCommand, ex: Exclusions): ParamChecks {
+  let byCmd = checksCache.get(profile);
+  if (byCmd === undefined) checksCache.set(profile, (byCmd = new Map()));
+  let checks = byCmd.get(cmd);
+  if (checks === undefined) {
+    const codecs = Object.values(cmd.params) as Codec<unknown>[];
+    checks = {
+      names: Object.keys(cmd.params),
+      excluded: ex.size > 0 && codecs.some((c) => mentions(c, ex)),
+      private: codecs.some((c) => c.name === 'TPM2B_PRIVATE'),
+    };
+    byCmd.set(cmd, checks);
   }
-  return yes;
+  return checks;
 }
 
 function mentions(c: Codec<unknown>, ex: Exclusions): boolean {
@@ -239,8 +254,9 @@ function excludedRc(c: Codec<unknown>, v: unknown, ex: Exclusions): number {
  */
 export function profileParamsRc(profile: TpmProfile, cmd: AnyCommand, params: Record<string, unknown>): number {
   const ex = exclusionsOf(profile);
-  const names = Object.keys(cmd.params);
-  const excluded = ex.size > 0 && namesExcludedType(profile, cmd, ex);
+  const { names, excluded, private: hasPrivate } = paramChecks(profile, cmd, ex);
+  // Most commands have nothing to check.
+  if (!excluded && !hasPrivate) return 0;
   for (let i = 0; i < names.length; i++) {
     const codec = cmd.params[names[i]!]!;
     const value = params[names[i]!];

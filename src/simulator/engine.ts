@@ -281,12 +281,12 @@ export class TpmEngine {
   private process(bytes: Uint8Array, locality: number): Uint8Array | Promise<Uint8Array> {
     // Part 3 §5.2: the header.
     if (bytes.length < HEADER_SIZE) return encodeErrorResponse(bytes.length < 2 ? TPM_RC.INSUFFICIENT : checkTagOr(bytes, TPM_RC.INSUFFICIENT));
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const tag = view.getUint16(0);
+    // Big-endian fields read byte by byte: a DataView per command cost more than the reads.
+    const tag = (bytes[0]! << 8) | bytes[1]!;
     if (tag !== TPM_ST.NO_SESSIONS && tag !== TPM_ST.SESSIONS) return encodeErrorResponse(TPM_RC.BAD_TAG);
-    const size = view.getUint32(2);
+    const size = readU32(bytes, 2);
     if (size !== bytes.length || size > this.profile.limits.maxCommandSize) return encodeErrorResponse(TPM_RC.COMMAND_SIZE);
-    const code = view.getUint32(6);
+    const code = readU32(bytes, 6);
     const entry = this.handlers.get(code);
     if (entry === undefined) return encodeErrorResponse(TPM_RC.COMMAND_CODE);
     // TEST ONLY (faults.ts): an injected fault answers instead of the command.
@@ -1055,6 +1055,11 @@ function passwordMatches(given: Uint8Array, expected: Uint8Array): boolean {
 /** Adds the session number to a format-1 code; other codes stay as they are (the reference's RcSafeAddToResult). */
 function withSessionIndex(rc: number, index: number): number {
   return (rc & 0x080) !== 0 && (rc & 0xf00) === 0 ? rc | TPM_RC_S | (index << TPM_RC_N_SHIFT) : rc;
+}
+
+/** The big-endian UINT32 at bytes[at]. */
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
 function checkTagOr(bytes: Uint8Array, rc: number): number {

@@ -34,7 +34,10 @@ export function handler<C extends AnyCommand>(command: C, run: CommandHandler<C>
   return { command, run };
 }
 
+/** The response handles of a command that has none: one object for all (the marshaler only reads it). */
+const NO_HANDLES = Object.freeze({});
+
 /** A result with no response handles. */
 export function ok<C extends AnyCommand>(params: ResponseParams<C>): HandlerResult<C> {
-  return { handles: {} as ResponseHandles<C>, params };
+  return { handles: NO_HANDLES as ResponseHandles<C>, params };
 }

@@ -18,9 +18,16 @@ import { PCR_COUNT, pcrAuthValueGroup, pcrPolicyGroup, type PcrBankAlg, type Pcr
 import { canExtend, canReset, isNoIncrement } from '../pcr-rules.js';
 import { handler, ok, type CommandHandler } from './handler.js';
 
-/** Whether PCR `index` of the `hashAlg` bank is allocated now (PCR_Allocate may leave a bank empty or partial). */
+/** The PCRs of the `hashAlg` bank allocated now (PCR_Allocate may leave a bank empty or partial), bit i for PCR i. */
+function allocatedMask(engine: TpmEngine, hashAlg: number): number {
+  let mask = 0;
+  for (const b of engine.state.pcrAllocation) if (b.hashAlg === hashAlg) for (const i of b.pcrs) if (i < PCR_COUNT) mask |= 1 << i;
+  return mask;
+}
+
+/** Whether PCR `index` of the `hashAlg` bank is allocated now. */
 function isAllocated(engine: TpmEngine, hashAlg: number, index: number): boolean {
-  return engine.state.pcrAllocation.some((b) => b.hashAlg === hashAlg && b.pcrs.includes(index));
+  return index < PCR_COUNT && (allocatedMask(engine, hashAlg) & (1 << index)) !== 0;
 }
 
 /** PCR[i] := H(PCR[i] ‖ digest) (Part 1 §17.5). */
@@ -28,11 +35,8 @@ function extendOne(engine: TpmEngine, index: number, hashAlg: number, digest: Ui
   const bank = engine.volatile.pcrs.get(hashAlg);
   // Part 3 §22.2: digests for banks (and PCRs of a bank) that are not allocated are ignored.
   if (bank === undefined || !isAllocated(engine, hashAlg, index)) return;
-  const old = bank[index]!;
-  const data = new Uint8Array(old.length + digest.length);
-  data.set(old);
-  data.set(digest, old.length);
-  bank[index] = hash(hashAlg as never, data);
+  // A new array, never an update in place: PCR_Read and the saved state hand out the values themselves.
+  bank[index] = hash(hashAlg, bank[index]!, digest);
 }
 
 function bump(engine: TpmEngine, index: number): void {
@@ -70,9 +74,11 @@ export const pcrReadHandler = handler(PCR_Read, ({ engine }, _h, { pcrSelectionI
     const select = new Uint8Array(sel.pcrSelect.length);
     const bank = engine.volatile.pcrs.get(sel.hash);
     if (bank !== undefined) {
+      const allocated = allocatedMask(engine, sel.hash);
       for (const i of pcrIndices(sel)) {
-        if (i >= bank.length || !isAllocated(engine, sel.hash, i) || values.length === LIMITS.MAX_DIGEST_LIST) continue;
-        values.push(bank[i]!.slice());
+        if (i >= bank.length || (allocated & (1 << i)) === 0 || values.length === LIMITS.MAX_DIGEST_LIST) continue;
+        // No copy: a PCR's value is replaced on every change, never written in place (extendOne, PCR_Reset).
+        values.push(bank[i]!);
         select[i >> 3]! |= 1 << (i & 7);
       }
     }
