@@ -333,3 +333,49 @@ describe('Writer and Reader buffers', () => {
     r.finish();
   });
 });
+
+describe('decoded values and error paths after a failure', () => {
+  const PW_AUTH = unhex('40000009 0000 01 0000');
+
+  it('every decode returns fresh arrays with buffers of their own, empty TPM2Bs included', () => {
+    const input = new Uint8Array([0, ...PW_AUTH]).subarray(1);
+    const a = decode(TPMS_AUTH_COMMAND, input);
+    const b = decode(TPMS_AUTH_COMMAND, input);
+    for (const x of [a.nonce, a.hmac, b.nonce, b.hmac]) {
+      expect([x.length, x.byteOffset, x.buffer.byteLength]).toEqual([0, 0, 0]);
+    }
+    expect(new Set([a.nonce, a.hmac, b.nonce, b.hmac]).size).toBe(4);
+    expect(a.sessionAttributes).not.toBe(b.sessionAttributes);
+    const digests = [new Uint8Array(32).fill(1), new Uint8Array([2])];
+    const list = new Uint8Array([0, ...encode(TPML_DIGEST, digests)]).subarray(1);
+    const d = decode(TPML_DIGEST, list);
+    expect(d).toEqual(digests);
+    for (const x of d) expect([x.byteOffset, x.buffer.byteLength, x.buffer === list.buffer]).toEqual([0, x.length, false]);
+  });
+
+  it('a Reader or Writer that caught a failure inside a codec goes on with the path it had', () => {
+    const r = new Reader(unhex('00000002 0001 aa 0041'));
+    r.enter('outer');
+    expect(() => TPML_DIGEST.read(r)).toThrow(ParseError);
+    r.offset = 0;
+    r.u8();
+    expectParseError(() => r.within('inner', () => r.take(9)), 'parse.truncated', 'outer.inner', 1);
+    r.leave();
+    expectParseError(() => r.finish(), 'parse.trailing', '', 1);
+
+    const w = new Writer();
+    w.enter('outer');
+    expect(() => TPMS_AUTH_COMMAND.write(w, { ...decode(TPMS_AUTH_COMMAND, PW_AUTH), hmac: 'x' as unknown as Uint8Array })).toThrow();
+    expect(() => w.within('inner', () => w.fail('encode.value', 'x'))).toThrow(expect.objectContaining({ path: 'outer.inner' }));
+  });
+
+  it('attribute words with flags up to bit 31 and multi-bit fields pack as the spec lays them out', () => {
+    for (const word of [0, 1, 0x80000000, 0xffff0000, 0x12345672, 0xfffffffe]) {
+      const used = word & ~(types.TPMA_NV.node as { readonly reservedMask: number }).reservedMask;
+      const v = types.TPMA_NV.fromWord(used >>> 0);
+      expect(types.TPMA_NV.toWord(v)).toBe(used >>> 0);
+      expect(decode(types.TPMA_NV, encode(types.TPMA_NV, v))).toEqual(v);
+    }
+    expect(() => types.TPMA_NV.toWord({ ...types.TPMA_NV.of({}), TPM_NT: 16 })).toThrow(/TPM_NT out of range/);
+  });
+});

@@ -189,7 +189,14 @@ export function handleSet(
   allowed: readonly number[] = [],
 ): Codec<number> {
   const set = new Set(allowed);
-  const ok = (h: number): boolean => set.has(h) || ranges.some(([lo, hi]) => h >= lo && h <= hi);
+  // The ranges as flat bounds: no callback or destructuring per check.
+  const lows = ranges.map((r) => r[0]);
+  const highs = ranges.map((r) => r[1]);
+  const ok = (h: number): boolean => {
+    if (set.has(h)) return true;
+    for (let i = 0; i < lows.length; i++) if (h >= lows[i]! && h <= highs[i]!) return true;
+    return false;
+  };
   return codec<number>(
     name,
     { kind: 'handle', ranges, values: [...set] },
@@ -224,6 +231,11 @@ export interface BitsCodec<D extends Record<string, BitSpec>> extends Codec<Bits
   fromWord(word: number): BitsValue<D>;
 }
 
+/** Fails on `w`, or without one (public toWord/of) with an EncodeError whose path is empty. */
+function failValue(w: Writer | null, detail: string): never {
+  return (w ?? new Writer(0)).fail('encode.value', detail);
+}
+
 /** A TPMA_* attribute word; set reserved bits are rejected on decode. */
 export function bits<const D extends Record<string, BitSpec>>(name: string, size: 1 | 2 | 4, def: D): BitsCodec<D> {
   const fields: BitField[] = Object.entries(def).map(([n, s]) =>
@@ -235,38 +247,60 @@ export function bits<const D extends Record<string, BitSpec>>(name: string, size
   const reservedMask = (all & ~used) >>> 0;
   type V = BitsValue<D>;
 
-  const toWord = (v: V, fail: (d: string) => never): number => {
+  // The fields as arrays, read per call. Fields that lie apart within 32 bits
+  // (all of Part 2's) are packed with bit operations; anything else keeps the
+  // arithmetic, whose results are the same there.
+  const count = fields.length;
+  const names = fields.map((f) => f.name);
+  const shifts = fields.map((f) => f.shift);
+  const flags = fields.map((f) => f.width === 1);
+  /** Field masks after shifting down; -1 (all 32 bits) for a 32-bit field, read back with `>>> 0`. */
+  const masks = fields.map((f) => (f.width >= 32 ? -1 : 2 ** f.width - 1));
+  const limits = fields.map((f) => 2 ** f.width);
+  let arithmetic = false;
+  for (let i = 0, seen = 0; i < count; i++) {
+    const f = fields[i]!;
+    const m = (masks[i]! << f.shift) >>> 0;
+    if (f.shift + f.width > 32 || (seen & m) !== 0) arithmetic = true;
+    seen |= m;
+  }
+
+  /** The word for `v`, or fails on `w` (a detached Writer for the public toWord/of: an EncodeError with an empty path). */
+  const toWord = (v: V, w: Writer | null): number => {
+    const rec = v as Record<string, boolean | number | undefined>;
     let word = 0;
-    for (const f of fields) {
-      const x = (v as Record<string, boolean | number>)[f.name];
-      if (f.width === 1) {
-        if (x === true) word += 2 ** f.shift;
-        else if (x !== false && x !== undefined) fail(`${f.name} must be a boolean`);
+    for (let i = 0; i < count; i++) {
+      const x = rec[names[i]!];
+      if (flags[i]) {
+        if (x === true) word = arithmetic ? word + 2 ** shifts[i]! : word | (1 << shifts[i]!);
+        else if (x !== false && x !== undefined) failValue(w, `${names[i]!} must be a boolean`);
       } else {
         const n = x ?? 0;
-        if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= 2 ** f.width) fail(`${f.name} out of range`);
-        word += n * 2 ** f.shift;
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= limits[i]!) {
+          failValue(w, `${names[i]!} out of range`);
+        }
+        word = arithmetic ? word + n * 2 ** shifts[i]! : word | (n << shifts[i]!);
       }
     }
     return word >>> 0;
   };
+  /** The value of a word whose reserved bits are clear; one object shape (the fields in declaration order). */
   const fromWord = (word: number): V => {
     const out: Record<string, boolean | number> = {};
-    for (const f of fields) {
-      const x = Math.floor(word / 2 ** f.shift) % 2 ** f.width;
-      out[f.name] = f.width === 1 ? x === 1 : x;
+    for (let i = 0; i < count; i++) {
+      const x = arithmetic ? Math.floor(word / 2 ** shifts[i]!) % limits[i]! : ((word >>> shifts[i]!) & masks[i]!) >>> 0;
+      out[names[i]!] = flags[i] ? x === 1 : x;
     }
     return out as V;
   };
   const base = codec<V>(
     name,
     { kind: 'bits', size, fields, reservedMask },
-    (w, v) => {
-      const word = toWord(v, (d) => w.fail('encode.value', d));
-      if (size === 1) w.u8(word);
-      else if (size === 2) w.u16(word);
-      else w.u32(word);
-    },
+    size === 1
+      ? (w, v) => w.u8(toWord(v, w))
+      : size === 2
+        ? (w, v) => w.u16(toWord(v, w))
+        : (w, v) => w.u32(toWord(v, w)),
     (r) => {
       const at = r.offset;
       const word = size === 1 ? r.u8() : size === 2 ? r.u16() : r.u32();
@@ -278,8 +312,8 @@ export function bits<const D extends Record<string, BitSpec>>(name: string, size
   );
   return {
     ...base,
-    of: (partial) => fromWord(toWord(partial as V, (d) => new Writer(0).fail('encode.value', d))),
-    toWord: (v) => toWord(v, (d) => new Writer(0).fail('encode.value', d)),
+    of: (partial) => fromWord(toWord(partial as V, null)),
+    toWord: (v) => toWord(v, null),
     fromWord: (word) => {
       const r = new Reader(new Uint8Array(0));
       if ((word & reservedMask) >>> 0 !== 0) r.fail('parse.reserved', `reserved bits set in ${name}`);
@@ -361,7 +395,16 @@ export function sizedOf<T>(name: string, inner: Codec<T>, opts: { optional?: boo
         if (optional) return null;
         r.fail('parse.size', `${name} may not be empty`, at);
       }
-      return r.window(n, () => inner.read(r));
+      const outerEnd = r.openWindow(n);
+      let v: T;
+      try {
+        v = inner.read(r);
+        r.closeWindow(outerEnd, n);
+      } catch (e) {
+        r.restoreEnd(outerEnd);
+        throw e;
+      }
+      return v;
     },
   );
 }
@@ -378,13 +421,18 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
       if (!Array.isArray(v)) w.fail('encode.value', 'expected an array');
       if (v.length > max) w.fail('encode.size', `${v.length} item(s), at most ${max}`);
       w.u32(v.length);
-      for (let i = 0; i < v.length; i++) {
-        w.enter(i);
-        try {
+      // The error path is kept without a try/finally per item: a failure
+      // leaves its entries, and the catch cuts them back once.
+      const depth = w.pathDepth;
+      try {
+        for (let i = 0; i < v.length; i++) {
+          w.enter(i);
           item.write(w, v[i]!);
-        } finally {
           w.leave();
         }
+      } catch (e) {
+        w.unwindPath(depth);
+        throw e;
       }
     },
     (r) => {
@@ -393,13 +441,16 @@ export function list<T>(name: string, item: Codec<T>, max: number): Codec<T[]> {
       // Checked before any allocation: a hostile count never sizes an array.
       if (n > max) r.fail('parse.count', `count ${n}, at most ${max}`, at);
       const out: T[] = [];
-      for (let i = 0; i < n; i++) {
-        r.enter(i);
-        try {
+      const depth = r.pathDepth;
+      try {
+        for (let i = 0; i < n; i++) {
+          r.enter(i);
           out.push(item.read(r));
-        } finally {
           r.leave();
         }
+      } catch (e) {
+        r.unwindPath(depth);
+        throw e;
       }
       return out;
     },
@@ -480,44 +531,65 @@ export function struct<const F extends Fields>(name: string, fields: F): StructC
     seen.add(fname);
   }
   type V = StructValue<F>;
+  // The fields as arrays, read per call (the declaration's objects are kept for `node`).
+  const count = list.length;
+  const names = list.map((f) => f.name);
+  /** The codec of each plain field; null for a union. */
+  const plain = list.map((f) => (f.kind === 'plain' ? f.codec : null));
+  const unions = list.map((f) => (f.kind === 'union' ? f : null));
   const base = codec<V>(
     name,
     { kind: 'struct', fields: list },
     (w, v) => {
       if (typeof v !== 'object' || v === null) w.fail('encode.value', `${name} must be an object`);
       const rec = v as Record<string, unknown>;
-      for (const f of list) {
-        w.enter(f.name);
-        try {
-          if (f.kind === 'plain') {
-            f.codec.write(w, rec[f.name]);
-            continue;
+      // As list(): one catch per structure, not a try/finally per field.
+      const depth = w.pathDepth;
+      try {
+        for (let i = 0; i < count; i++) {
+          const fname = names[i]!;
+          w.enter(fname);
+          const c = plain[i];
+          if (c !== null) {
+            c!.write(w, rec[fname]);
+          } else {
+            const f = unions[i]!;
+            const sel = rec[f.selector] as number;
+            const member = f.variants.get(sel);
+            if (member === undefined) return w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
+            if (member !== null) member.write(w, rec[fname]);
           }
-          const sel = rec[f.selector] as number;
-          const member = f.variants.get(sel);
-          if (member === undefined) return w.fail('encode.selector', `${f.unionName} has no member for 0x${Number(sel).toString(16)}`);
-          if (member !== null) member.write(w, rec[f.name]);
-        } finally {
           w.leave();
         }
+      } catch (e) {
+        w.unwindPath(depth);
+        throw e;
       }
     },
     (r) => {
+      // Fields are added in declaration order, so every value of a structure
+      // (with the same union members) has one object shape.
       const out: Record<string, unknown> = {};
-      for (const f of list) {
-        r.enter(f.name);
-        try {
-          if (f.kind === 'plain') {
-            out[f.name] = f.codec.read(r);
-            continue;
+      const depth = r.pathDepth;
+      try {
+        for (let i = 0; i < count; i++) {
+          const fname = names[i]!;
+          r.enter(fname);
+          const c = plain[i];
+          if (c !== null) {
+            out[fname] = c!.read(r);
+          } else {
+            const f = unions[i]!;
+            const sel = out[f.selector] as number;
+            const member = f.variants.get(sel);
+            if (member === undefined) return r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
+            if (member !== null) out[fname] = member.read(r);
           }
-          const sel = out[f.selector] as number;
-          const member = f.variants.get(sel);
-          if (member === undefined) return r.fail('parse.selector', `${f.unionName} has no member for 0x${sel.toString(16)}`);
-          if (member !== null) out[f.name] = member.read(r);
-        } finally {
           r.leave();
         }
+      } catch (e) {
+        r.unwindPath(depth);
+        throw e;
       }
       return out as V;
     },
@@ -531,16 +603,19 @@ export function struct<const F extends Fields>(name: string, fields: F): StructC
 /** Marshals a value. Throws EncodeError for values the schema does not allow. */
 export function encode<T>(c: Codec<T>, value: T): Uint8Array {
   const w = new Writer();
-  w.within(c.name, () => c.write(w, value));
+  // No try/finally: a writer that failed is dropped with its path.
+  w.enter(c.name);
+  c.write(w, value);
+  w.leave();
   return w.finish();
 }
 
 /** Unmarshals exactly one value; trailing bytes are an error. */
 export function decode<T>(c: Codec<T>, bytes: Uint8Array): T {
   const r = new Reader(bytes);
-  return r.within(c.name, () => {
-    const v = c.read(r);
-    r.finish();
-    return v;
-  });
+  // As encode: a reader that failed is dropped with its path.
+  r.enter(c.name);
+  const v = c.read(r);
+  r.finish();
+  return v;
 }

@@ -6,9 +6,9 @@
 import { EncodeError, type EncodeErrorCode, ParseError, type ParseErrorCode } from '../errors.js';
 
 /** An error path as text: names joined by dots, list indices as `[i]` (`TPML_DIGEST.[1]`). */
-function joinPath(path: readonly (string | number)[]): string {
+function joinPath(path: readonly (string | number)[], depth: number): string {
   let out = '';
-  for (let i = 0; i < path.length; i++) {
+  for (let i = 0; i < depth; i++) {
     const p = path[i]!;
     if (i > 0) out += '.';
     out += typeof p === 'number' ? `[${p}]` : p;
@@ -16,14 +16,26 @@ function joinPath(path: readonly (string | number)[]): string {
   return out;
 }
 
+/** The source of Reader.take's empty arrays. */
+const EMPTY: readonly number[] = [];
+
 export class Reader {
   readonly bytes: Uint8Array;
   /** Current position in `bytes`. */
   offset: number;
   /** Exclusive end of the current window. */
   private end: number;
-  /** Names of the structures being read; a number is a list index, shown as `[i]`. Joined only when failing. */
+  /**
+   * The names of the structures being read (a number is a list index, shown
+   * as `[i]`), a stack whose entries from `depth` on are stale: entering and
+   * leaving are a store and a count, and the path is joined only when
+   * failing. A failure may leave entries behind (the codecs pay for no
+   * try/finally per field); within() and the codecs' error handlers set the
+   * depth back (see unwindPath). Reader and Writer each keep their own
+   * fields: a common base class made every construction slower.
+   */
   private readonly path: (string | number)[] = [];
+  private depth = 0;
 
   // Integers are assembled from bytes rather than through a DataView: a
   // Reader lives for one small frame, and a DataView per frame costs more
@@ -39,29 +51,41 @@ export class Reader {
   }
 
   fail(code: ParseErrorCode, detail: string, at = this.offset): never {
-    throw new ParseError(code, detail, joinPath(this.path), at);
+    throw new ParseError(code, detail, joinPath(this.path, this.depth), at);
+  }
+
+  /** The current depth of the error path, to give unwindPath when a read or write fails. */
+  get pathDepth(): number {
+    return this.depth;
+  }
+  /** Cuts the error path back to `depth` (a failed read left its entries behind). */
+  unwindPath(depth: number): void {
+    this.depth = depth;
   }
 
   /** Runs `fn` with `name` appended to the error path. */
   within<T>(name: string, fn: () => T): T {
-    this.path.push(name);
+    const depth = this.depth;
+    this.path[depth] = name;
+    this.depth = depth + 1;
     try {
       return fn();
     } finally {
-      this.path.pop();
+      this.depth = depth;
     }
   }
 
   /**
    * Appends `name` (a list index as a number) to the error path until the
    * matching leave(): `within` without a closure, for the codecs' per-field
-   * loops. Callers pair them with try/finally.
+   * loops. A failure in between leaves the entry; callers that go on after
+   * catching it pair them with try/finally (or unwindPath).
    */
   enter(name: string | number): void {
-    this.path.push(name);
+    this.path[this.depth++] = name;
   }
   leave(): void {
-    this.path.pop();
+    this.depth--;
   }
 
   private need(n: number): void {
@@ -101,9 +125,13 @@ export class Reader {
   /** A copy of the next `n` bytes (copies, so decoded values never alias the input). */
   take(n: number): Uint8Array {
     this.need(n);
-    const out = this.bytes.slice(this.offset, this.offset + n);
-    this.offset += n;
-    return out;
+    const o = this.offset;
+    this.offset = o + n;
+    // Empty TPM2Bs are common (password sessions), and in V8 `new Uint8Array([])`
+    // costs half of `new Uint8Array(0)` or an empty slice. (A Buffer's slice
+    // is its own, so other inputs keep it.)
+    if (n === 0 && this.bytes.constructor === Uint8Array) return new Uint8Array(EMPTY);
+    return this.bytes.slice(o, o + n);
   }
 
   /**
@@ -111,19 +139,38 @@ export class Reader {
    * not read past `size`, and must consume all of it.
    */
   window<T>(size: number, fn: () => T): T {
-    this.need(size);
-    const outerEnd = this.end;
-    const start = this.offset;
-    this.end = start + size;
+    const outerEnd = this.openWindow(size);
     try {
       const v = fn();
-      if (this.offset !== this.end) {
-        this.fail('parse.size', `size field says ${size} byte(s), content used ${this.offset - start}`, start);
-      }
+      this.closeWindow(outerEnd, size);
       return v;
     } finally {
       this.end = outerEnd;
     }
+  }
+
+  /**
+   * `window` without a closure: limits reading to the next `size` bytes and
+   * returns the end to give back to closeWindow (or, when the body failed, to
+   * restoreEnd).
+   */
+  openWindow(size: number): number {
+    this.need(size);
+    const outerEnd = this.end;
+    this.end = this.offset + size;
+    return outerEnd;
+  }
+  /** Ends a window opened with `size`: the body must have used all of it. */
+  closeWindow(outerEnd: number, size: number): void {
+    if (this.offset !== this.end) {
+      const start = this.end - size;
+      this.fail('parse.size', `size field says ${size} byte(s), content used ${this.offset - start}`, start);
+    }
+    this.end = outerEnd;
+  }
+  /** Puts back the end that openWindow returned, after a failure inside the window. */
+  restoreEnd(outerEnd: number): void {
+    this.end = outerEnd;
   }
 
   /** Fails unless the whole input has been consumed. */
@@ -147,7 +194,9 @@ const SPARE_MAX = 16384;
 export class Writer {
   private buf: Uint8Array;
   length = 0;
+  /** As Reader's. */
   private readonly path: (string | number)[] = [];
+  private depth = 0;
   /** `buf` is the array finish() returned: patch* must copy before writing into it. */
   private shared = false;
 
@@ -162,24 +211,31 @@ export class Writer {
   }
 
   fail(code: EncodeErrorCode, detail: string): never {
-    throw new EncodeError(code, detail, joinPath(this.path));
+    throw new EncodeError(code, detail, joinPath(this.path, this.depth));
   }
 
+  /** As Reader's. */
+  get pathDepth(): number {
+    return this.depth;
+  }
+  unwindPath(depth: number): void {
+    this.depth = depth;
+  }
   within<T>(name: string, fn: () => T): T {
-    this.path.push(name);
+    const depth = this.depth;
+    this.path[depth] = name;
+    this.depth = depth + 1;
     try {
       return fn();
     } finally {
-      this.path.pop();
+      this.depth = depth;
     }
   }
-
-  /** As Reader.enter/leave. */
   enter(name: string | number): void {
-    this.path.push(name);
+    this.path[this.depth++] = name;
   }
   leave(): void {
-    this.path.pop();
+    this.depth--;
   }
 
   private room(n: number): void {
@@ -223,9 +279,11 @@ export class Writer {
     this.u32(Number(v & 0xffffffffn));
   }
   bytes(b: Uint8Array): void {
-    this.room(b.length);
+    const n = b.length;
+    if (n === 0) return;
+    this.room(n);
     this.buf.set(b, this.length);
-    this.length += b.length;
+    this.length += n;
   }
   /** Overwrites a u16 written earlier (the size of a TPM2B once its body is known). */
   patchU16(at: number, v: number): void {
