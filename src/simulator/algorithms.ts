@@ -139,11 +139,30 @@ export function publicParmsRc(p: TPMT_PUBLIC_PARMS, profile: TpmProfile = TPM_PR
  */
 type Exclusions = ReadonlyMap<string, { readonly values: ReadonlySet<number>; readonly rc: number }>;
 
-const exclusionCache = new WeakMap<TpmProfile, Exclusions>();
+/** A profile's exclusions and, per command, what profileParamsRc checks under them (worked out on first use). */
+interface ProfileRules {
+  readonly ex: Exclusions;
+  readonly checks: Map<AnyCommand, ParamChecks>;
+}
+
+const rulesCache = new WeakMap<TpmProfile, ProfileRules>();
+/** The last profile asked for: an engine asks for its own on every command, and a WeakMap lookup costs more than this test. */
+let lastProfile: TpmProfile | undefined;
+let lastRules: ProfileRules | undefined;
+
+function rulesOf(profile: TpmProfile): ProfileRules {
+  if (profile === lastProfile) return lastRules!;
+  let rules = rulesCache.get(profile);
+  if (rules === undefined) {
+    rules = { ex: exclusionsOf(profile), checks: new Map() };
+    rulesCache.set(profile, rules);
+  }
+  lastProfile = profile;
+  lastRules = rules;
+  return rules;
+}
 
 function exclusionsOf(profile: TpmProfile): Exclusions {
-  let ex = exclusionCache.get(profile);
-  if (ex !== undefined) return ex;
   const full = TPM_PROFILES.libtpms.algorithms;
   const a = profile.algorithms;
   const minus = (all: readonly number[], kept: readonly number[]): ReadonlySet<number> => new Set(all.filter((x) => !kept.includes(x)));
@@ -157,14 +176,12 @@ function exclusionsOf(profile: TpmProfile): Exclusions {
     ['TPMI_ALG_CIPHER_MODE', modes],
   ]);
   for (const [k, v] of m) if (v.values.size === 0) m.delete(k);
-  ex = m;
-  exclusionCache.set(profile, ex);
-  return ex;
+  return m;
 }
 
 /** Whether `profile` leaves anything of the libtpms profile's algorithm set (or AES-192) out, else profileParamsRc has nothing to do. */
 export function profileExcludes(profile: TpmProfile): boolean {
-  return exclusionsOf(profile).size > 0;
+  return rulesOf(profile).ex.size > 0;
 }
 
 /** What profileParamsRc checks in one command's parameters under one profile. */
@@ -177,21 +194,18 @@ interface ParamChecks {
   readonly private: boolean;
 }
 
-const checksCache = new WeakMap<TpmProfile, Map<AnyCommand, ParamChecks>>();
-
 /** ParamChecks per profile and command, worked out once. */
-function paramChecks(profile: TpmProfile, cmd: AnyCommand, ex: Exclusions): ParamChecks {
-  let byCmd = checksCache.get(profile);
-  if (byCmd === undefined) checksCache.set(profile, (byCmd = new Map()));
-  let checks = byCmd.get(cmd);
+function paramChecks(rules: ProfileRules, cmd: AnyCommand): ParamChecks {
+  let checks = rules.checks.get(cmd);
   if (checks === undefined) {
+    const ex = rules.ex;
     const codecs = Object.values(cmd.params) as Codec<unknown>[];
     checks = {
       names: Object.keys(cmd.params),
       excluded: ex.size > 0 && codecs.some((c) => mentions(c, ex)),
       private: codecs.some((c) => c.name === 'TPM2B_PRIVATE'),
     };
-    byCmd.set(cmd, checks);
+    rules.checks.set(cmd, checks);
   }
   return checks;
 }
@@ -253,8 +267,9 @@ function excludedRc(c: Codec<unknown>, v: unknown, ex: Exclusions): number {
  * libtpms's unmarshaling).
  */
 export function profileParamsRc(profile: TpmProfile, cmd: AnyCommand, params: Record<string, unknown>): number {
-  const ex = exclusionsOf(profile);
-  const { names, excluded, private: hasPrivate } = paramChecks(profile, cmd, ex);
+  const rules = rulesOf(profile);
+  const ex = rules.ex;
+  const { names, excluded, private: hasPrivate } = paramChecks(rules, cmd);
   // Most commands have nothing to check.
   if (!excluded && !hasPrivate) return 0;
   for (let i = 0; i < names.length; i++) {

@@ -861,8 +861,8 @@ export class TpmEngine {
         draft.paramBytes,
       );
     }
-    // Computed only if a session needs it (a password needs none).
-    const rpHash = new RpHashes(cmd.code, encrypted, draft);
+    // Made only if a session needs rpHash (a password needs none).
+    let rpHash: RpHashes | undefined;
     const out: AuthResponse[] = new Array<AuthResponse>(uses.length);
     for (let i = 0; i < uses.length; i++) {
       const use = uses[i]!;
@@ -883,7 +883,7 @@ export class TpmEngine {
         } else if (this.volatile.exclusiveAuditSession !== s.handle) {
           this.volatile.exclusiveAuditSession = undefined;
         }
-        s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash.get(s.authHash), rpHash.get(s.authHash));
+        s.auditDigest = extendAuditDigest(s.authHash, s.auditDigest, auth.cpHash.get(s.authHash), (rpHash ??= new RpHashes(cmd.code, encrypted, draft)).get(s.authHash));
         // The response reports whether the audit is exclusive (reference UpdateAuditSessionStatus); its HMAC covers that.
         attributes = { ...attributes, auditExclusive: this.volatile.exclusiveAuditSession === s.handle };
       }
@@ -895,7 +895,7 @@ export class TpmEngine {
         hmac =
           key.length === 0 && use.auth.hmac.length === 0
             ? EMPTY
-            : responseHmac({ hashAlg: s.authHash, key, rpHash: rpHash.get(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: TPMA_SESSION.toWord(attributes) });
+            : responseHmac({ hashAlg: s.authHash, key, rpHash: (rpHash ??= new RpHashes(cmd.code, encrypted, draft)).get(s.authHash), nonceTPM: s.nonceTPM, nonceCaller: use.auth.nonce, attributes: TPMA_SESSION.toWord(attributes) });
       }
       const continues = use.auth.sessionAttributes.continueSession;
       if (!continues) table.remove(s.handle);
