@@ -16,8 +16,8 @@ function joinPath(path: readonly (string | number)[], depth: number): string {
   return out;
 }
 
-/** The source of Reader.take's empty arrays. */
-const EMPTY: readonly number[] = [];
+/** The source of Reader.take's empty arrays (copied: each has a buffer of its own). */
+const EMPTY = new Uint8Array(0);
 
 export class Reader {
   readonly bytes: Uint8Array;
@@ -32,9 +32,10 @@ export class Reader {
    * failing. A failure may leave entries behind (the codecs pay for no
    * try/finally per field); within() and the codecs' error handlers set the
    * depth back (see unwindPath). Reader and Writer each keep their own
-   * fields: a common base class made every construction slower.
+   * fields: a common base class made every construction slower. Eight slots
+   * up front (deeper paths grow it): an empty array grows on the first entry.
    */
-  private readonly path: (string | number)[] = [];
+  private readonly path: (string | number)[] = new Array<string | number>(8);
   private depth = 0;
 
   // Integers are assembled from bytes rather than through a DataView: a
@@ -127,9 +128,9 @@ export class Reader {
     this.need(n);
     const o = this.offset;
     this.offset = o + n;
-    // Empty TPM2Bs are common (password sessions), and in V8 `new Uint8Array([])`
-    // costs half of `new Uint8Array(0)` or an empty slice. (A Buffer's slice
-    // is its own, so other inputs keep it.)
+    // Empty TPM2Bs are common (password sessions), and in V8 a copy of an
+    // empty array costs a quarter of `new Uint8Array(0)` or an empty slice.
+    // (A Buffer's slice is its own, so other inputs keep it.)
     if (n === 0 && this.bytes.constructor === Uint8Array) return new Uint8Array(EMPTY);
     return this.bytes.slice(o, o + n);
   }
@@ -195,7 +196,7 @@ export class Writer {
   private buf: Uint8Array;
   length = 0;
   /** As Reader's. */
-  private readonly path: (string | number)[] = [];
+  private readonly path: (string | number)[] = new Array<string | number>(8);
   private depth = 0;
   /** `buf` is the array finish() returned: patch* must copy before writing into it. */
   private shared = false;
