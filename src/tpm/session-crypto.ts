@@ -101,7 +101,7 @@ export function sessionHmacKey(sessionKey: Uint8Array, authValue?: Uint8Array): 
   const end = trimmedLength(authValue);
   const key = new Uint8Array(sessionKey.length + end);
   key.set(sessionKey);
-  key.set(end === authValue.length ? authValue : authValue.subarray(0, end), sessionKey.length);
+  key.set(leading(authValue, end), sessionKey.length);
   return key;
 }
 
@@ -119,8 +119,15 @@ export function isBindEntity(
   if (!equalBytes(bound.name, entity.name)) return false;
   const boundEnd = trimmedLength(bound.authValue);
   const entityEnd = trimmedLength(entity.authValue);
-  // Views, not copies: only the comparison needs them.
-  return equalBytes(bound.authValue.subarray(0, boundEnd), entity.authValue.subarray(0, entityEnd));
+  return equalBytes(leading(bound.authValue, boundEnd), leading(entity.authValue, entityEnd));
+}
+
+/**
+ * bytes[0, end) to read from: the array itself when that is all of it (the
+ * usual case; a first view of a small array costs more than reading it), else a view.
+ */
+function leading(bytes: Uint8Array, end: number): Uint8Array {
+  return end === bytes.length ? bytes : bytes.subarray(0, end);
 }
 
 
