@@ -218,6 +218,39 @@ const NO_SESSION_SLOTS: readonly SessionSlot[] = Object.freeze([]);
 const NO_AUTHORIZATIONS: readonly (Authorization | undefined)[] = Object.freeze([]);
 const NO_RUN_OPTIONS: TpmRunOptions = Object.freeze({});
 
+/** What a command with HMAC or policy sessions sends besides its handles. */
+interface SessionArea {
+  /** The parameters as sent (the first one encrypted when a session decrypts). */
+  readonly paramBytes: Uint8Array;
+  readonly auths: readonly TPMS_AUTH_COMMAND[];
+  /** cpHash per session hash, computed once each. */
+  readonly cpHashFor: (alg: number) => Uint8Array;
+}
+
+/** The rpHash of a command with passwords only: never asked for (#verify needs it only for HMAC and policy sessions). */
+const NO_RP_HASH = (): never => {
+  throw new Error('no rpHash is computed for a command without HMAC or policy sessions');
+};
+
+/** `compute` at most once per hash algorithm (cpHash, rpHash). */
+function memoPerHash(compute: (alg: number) => Uint8Array): (alg: number) => Uint8Array {
+  const done = new Map<number, Uint8Array>();
+  return (alg) => {
+    let h = done.get(alg);
+    if (h === undefined) done.set(alg, (h = compute(alg)));
+    return h;
+  };
+}
+
+/** The authorization area of a command with passwords only, or undefined for none. */
+function passwordFrame(slots: readonly PasswordSlot[]): FrameCommandOptions | undefined {
+  const count = slots.length;
+  if (count === 0) return undefined;
+  const auths = new Array<TPMS_AUTH_COMMAND>(count);
+  for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
+  return { sessions: auths };
+}
+
 /**
  * Clean-up owed to the TPM after lost responses and responses that could not
  * be trusted; done before the next command, best effort.
@@ -366,7 +399,7 @@ export class Tpm {
     this.#recoveryMs = recovery.timeoutMs ?? RECOVERY_DEFAULTS.timeoutMs;
     if (!(this.#recoveryMs > 0)) throw new RangeError(`recovery.timeoutMs must be > 0, got ${String(this.#recoveryMs)}`);
     this.channel = {
-      send: (command, sendOptions) => this.#channelRun(command, sendOptions ?? NO_RUN_OPTIONS),
+      send: (command, sendOptions) => this.#serialize(() => this.#channelSend(command, sendOptions ?? NO_RUN_OPTIONS)),
       close: () => this.close(),
     };
   }
@@ -455,33 +488,35 @@ export class Tpm {
     const slots = this.#plan(cmd, handleArgs, options.sessions ?? NO_AUTHORIZATIONS);
     let sessionSlots: SessionSlot[] | undefined;
     for (const s of slots) if (s.kind === 'session') (sessionSlots ??= []).push(s);
-    if (sessionSlots === undefined) return this.#runPasswords(cmd, handleValues, params, slots as readonly PasswordSlot[], options, release);
-    const p = this.#runSessions(cmd, handleArgs, handleValues, params, slots, sessionSlots, options);
-    if (release !== undefined) p.then(release, release);
-    return p;
+    return this.#runPlanned(cmd, handleArgs, handleValues, params, slots, sessionSlots, options, release);
   }
 
   /**
-   * The path of commands without HMAC or policy sessions: no nonces, cpHash or
-   * response HMACs, only the passwords' empty acknowledgements to check.
+   * Sends a planned command and checks its response. A command without HMAC
+   * or policy sessions (`sessionSlots` undefined) has no nonces, cpHash or
+   * response HMACs: it is encoded in one pass, and only the passwords' empty
+   * acknowledgements are checked. `release`, when given, is called once the
+   * command has settled in every way (the clean-up it queued, if any, comes next).
    */
-  async #runPasswords<C extends AnyCommand>(
+  async #runPlanned<C extends AnyCommand>(
     cmd: C,
+    handleArgs: readonly Handle[],
     handleValues: Record<string, number>,
     params: CommandParams<C>,
-    slots: readonly PasswordSlot[],
+    slots: readonly Slot[],
+    sessionSlots: readonly SessionSlot[] | undefined,
     options: SendOptions,
-    release?: () => void,
+    release: (() => void) | undefined,
   ): Promise<TpmRunResult<C>> {
     try {
-      const count = slots.length;
-      let frame: FrameCommandOptions | undefined;
-      if (count > 0) {
-        const auths = new Array<TPMS_AUTH_COMMAND>(count);
-        for (let i = 0; i < count; i++) auths[i] = { sessionHandle: TPM_RS_PW, nonce: EMPTY, sessionAttributes: PASSWORD_ATTRIBUTES, hmac: slots[i]!.authValue };
-        frame = { sessions: auths };
+      let area: SessionArea | undefined;
+      let bytes: Uint8Array;
+      if (sessionSlots === undefined) {
+        bytes = encodeCommand(cmd, handleValues as CommandHandles<C>, params, passwordFrame(slots as readonly PasswordSlot[]));
+      } else {
+        area = this.#sessionArea(cmd, handleArgs, params, slots, sessionSlots);
+        bytes = frameCommand(cmd, handleValues as CommandHandles<C>, area.paramBytes, { sessions: area.auths });
       }
-      const bytes = encodeCommand(cmd, handleValues as CommandHandles<C>, params, frame);
       notAborted(options);
       const sentAt = performance.now();
       let response: Uint8Array;
@@ -495,44 +530,63 @@ export class Tpm {
 
       let split: SplitResponse;
       try {
-        split = splitResponse(cmd, response, count);
-        for (let i = 0; i < count; i++) {
-          const r = split.sessions[i]!;
-          // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
-          if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
-            throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
-          }
-        }
+        split = splitResponse(cmd, response, slots.length);
       } catch (e) {
+        // A TPM error: nothing changed on the TPM's side for the sessions (no new nonce, no flush).
         if (e instanceof TpmError) throw e;
-        await this.#abandon(NO_SESSION_SLOTS, cmd, response);
+        // An unreadable response: the TPM may have rolled the nonces or created an object.
+        await this.#abandon(sessionSlots ?? NO_SESSION_SLOTS, cmd, response);
         throw e;
       }
+
+      // rpHash once per hash: the response HMACs and an audit session's digest both use it.
+      const rpHashFor = area === undefined ? NO_RP_HASH : memoPerHash((alg) => computeRpHash(alg, cmd.code, split.paramBytes));
+      try {
+        this.#verify(cmd, slots, split, params, rpHashFor);
+      } catch (e) {
+        await this.#abandon(sessionSlots ?? NO_SESSION_SLOTS, cmd, response);
+        throw e;
+      }
+
+      // The response verified: adopt the new nonces and session state.
+      if (sessionSlots !== undefined) this.#adopt(sessionSlots, split, area!.cpHashFor, rpHashFor);
+
       let decoded: ResponseParams<C>;
       try {
-        decoded = decodeResponseParams(cmd, split.paramBytes);
+        let responseParams = split.paramBytes;
+        const enc = sessionSlots?.find((s) => s.attributes.encrypt);
+        if (enc !== undefined) {
+          responseParams = decryptResponseParameter(
+            {
+              hashAlg: enc.session.hashAlg,
+              symmetric: enc.session.symmetric,
+              key: sessionHmacKey(enc.state.sessionKey, enc.entity === undefined ? undefined : this.#responseAuthValue(cmd, enc, params)),
+              nonceCaller: enc.nonceCaller,
+              nonceTPM: enc.state.nonceTPM,
+            },
+            responseParams,
+          );
+        }
+        decoded = decodeResponseParams(cmd, responseParams);
       } catch (e) {
+        // The TPM did its work (and the sessions verified), but the caller cannot use the result: drop what it created.
         await this.#flushQuietly(createdHandles(split.handleValues));
         throw e;
       }
       this.#afterSuccess(cmd, handleValues, params, split.handleValues);
       return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
     } finally {
-      // After the command has settled in every way (the clean-up it queued, if any, comes next).
       release?.();
     }
   }
 
-  async #runSessions<C extends AnyCommand>(
-    cmd: C,
-    handleArgs: readonly Handle[],
-    handleValues: Record<string, number>,
-    params: CommandParams<C>,
-    slots: readonly Slot[],
-    sessionSlots: readonly SessionSlot[],
-    options: SendOptions,
-  ): Promise<TpmRunResult<C>> {
-    let paramBytes = encodeParams(cmd, params);
+  /**
+   * The parameters as sent and the authorization area of a command with HMAC
+   * or policy sessions: fresh nonceCallers, the first parameter encrypted,
+   * command HMACs over cpHash.
+   */
+  #sessionArea(cmd: AnyCommand, handleArgs: readonly Handle[], params: unknown, slots: readonly Slot[], sessionSlots: readonly SessionSlot[]): SessionArea {
+    let paramBytes = encodeParams(cmd, params as never);
 
     // Names enter cpHash only, which only HMAC and policy sessions need.
     const names = cmd.handleNames.map((n, i) => nameOf(handleArgs[i]!, `handle ${n}`));
@@ -553,13 +607,8 @@ export class Tpm {
         paramBytes,
       );
     }
-
-    const cpHashes = new Map<number, Uint8Array>();
-    const cpHashFor = (alg: number): Uint8Array => {
-      let h = cpHashes.get(alg);
-      if (h === undefined) cpHashes.set(alg, (h = computeCpHash(alg, cmd.code, names, paramBytes)));
-      return h;
-    };
+    const sentParams = paramBytes;
+    const cpHashFor = memoPerHash((alg) => computeCpHash(alg, cmd.code, names, sentParams));
 
     const roles: SessionRole[] = slots.map((s) =>
       s.kind === 'password'
@@ -587,46 +636,12 @@ export class Tpm {
       });
       return { sessionHandle: s.session.handle, nonce: s.nonceCaller, sessionAttributes: attributes, hmac };
     });
+    return { paramBytes, auths, cpHashFor };
+  }
 
-    const bytes = frameCommand(cmd, handleValues as CommandHandles<C>, paramBytes, { sessions: auths });
-    notAborted(options);
-    const sentAt = performance.now();
-    let response: Uint8Array;
-    try {
-      response = await this.#send(bytes, options);
-    } catch (e) {
-      this.#lost(e, bytes);
-      throw e;
-    }
-    if (!isSuccessResponse(response)) response = await this.#retried(bytes, options, sentAt, response);
-
-    let split: SplitResponse;
-    try {
-      split = splitResponse(cmd, response, slots.length);
-    } catch (e) {
-      // A TPM error: nothing changed on the TPM's side for the sessions (no new nonce, no flush).
-      if (e instanceof TpmError) throw e;
-      // An unreadable response: the TPM may have rolled the nonces or created an object.
-      await this.#abandon(sessionSlots, cmd, response);
-      throw e;
-    }
-
-    // rpHash once per hash: the response HMACs and an audit session's digest both use it.
-    const rpHashes = new Map<number, Uint8Array>();
-    const rpHashFor = (alg: number): Uint8Array => {
-      let h = rpHashes.get(alg);
-      if (h === undefined) rpHashes.set(alg, (h = computeRpHash(alg, cmd.code, split.paramBytes)));
-      return h;
-    };
-    try {
-      this.#verify(cmd, slots, split, params, rpHashFor);
-    } catch (e) {
-      await this.#abandon(sessionSlots, cmd, response);
-      throw e;
-    }
-
-    // The response verified: adopt the new nonces and session state.
-    sessionSlots.forEach((s) => {
+  /** After a verified response: the sessions' new nonces, audit digests, and closed or reset sessions. */
+  #adopt(sessionSlots: readonly SessionSlot[], split: SplitResponse, cpHashFor: (alg: number) => Uint8Array, rpHashFor: (alg: number) => Uint8Array): void {
+    for (const s of sessionSlots) {
       const r = split.sessions[s.index]!;
       s.state.nonceTPM = r.nonce.slice();
       s.state.nonceCaller = s.nonceCaller;
@@ -641,32 +656,7 @@ export class Tpm {
       if (!s.attributes.continueSession) this.#closed(s.session, 'closed');
       // A policy session's data resets when its nonce rolls (reference UpdateInternalSession).
       else if (s.session.type === 'policy') s.state.policyAuthValue = s.state.policyPassword = false;
-    });
-
-    let decoded: ResponseParams<C>;
-    try {
-      let responseParams = split.paramBytes;
-      const enc = sessionSlots.find((s) => s.attributes.encrypt);
-      if (enc !== undefined) {
-        responseParams = decryptResponseParameter(
-          {
-            hashAlg: enc.session.hashAlg,
-            symmetric: enc.session.symmetric,
-            key: sessionHmacKey(enc.state.sessionKey, enc.entity === undefined ? undefined : this.#responseAuthValue(cmd, enc, params)),
-            nonceCaller: enc.nonceCaller,
-            nonceTPM: enc.state.nonceTPM,
-          },
-          responseParams,
-        );
-      }
-      decoded = decodeResponseParams(cmd, responseParams);
-    } catch (e) {
-      // The TPM did its work (and the sessions verified), but the caller cannot use the result: drop what it created.
-      await this.#flushQuietly(createdHandles(split.handleValues));
-      throw e;
     }
-    this.#afterSuccess(cmd, handleValues, params, split.handleValues);
-    return { handles: responseHandles(cmd, split.handleValues) as ResponseHandles<C>, params: decoded };
   }
 
   /**
@@ -699,32 +689,21 @@ export class Tpm {
   }
 
   /** A raw command through `channel`: sent in turn, with the same lost-response handling and handle tracking as run(). */
-  #channelRun(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
-    if (this.#busy) return this.#serialize(() => this.#channelSend(command, options));
-    // Nothing queued or running: as run(), the command releases the queue itself.
-    this.#busy = true;
-    return this.#channelSend(command, options, this.#release);
-  }
-
-  async #channelSend(command: Uint8Array, options: SendOptions, release?: () => void): Promise<Uint8Array> {
+  async #channelSend(command: Uint8Array, options: SendOptions): Promise<Uint8Array> {
+    if (this.#pending !== undefined) options = await this.#settle(options);
+    const code = command.length >= 10 ? getU32(command, 6) : 0;
+    notAborted(options);
+    const sentAt = performance.now();
+    let response: Uint8Array;
     try {
-      if (this.#pending !== undefined) options = await this.#settle(options);
-      const code = command.length >= 10 ? getU32(command, 6) : 0;
-      notAborted(options);
-      const sentAt = performance.now();
-      let response: Uint8Array;
-      try {
-        response = await this.#send(command, options);
-      } catch (e) {
-        this.#lost(e, command);
-        throw e;
-      }
-      if (!isSuccessResponse(response)) response = await this.#retried(command, options, sentAt, response);
-      if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
-      return response;
-    } finally {
-      release?.();
+      response = await this.#send(command, options);
+    } catch (e) {
+      this.#lost(e, command);
+      throw e;
     }
+    if (!isSuccessResponse(response)) response = await this.#retried(command, options, sentAt, response);
+    if (response.length >= 10 && getU32(response, 6) === 0 && tracksHandles(code)) this.#trackRaw(command, response);
+    return response;
   }
 
   /** Resolves and checks the authorization area before anything is sent. */
@@ -819,14 +798,15 @@ export class Tpm {
 
   /** Checks every response authorization; throws SessionError `session.hmac` on the first that fails. */
   #verify(cmd: AnyCommand, slots: readonly Slot[], split: SplitResponse, params: unknown, rpHashFor: (alg: number) => Uint8Array): void {
-    slots.forEach((s, i) => {
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
       const r: TPMS_AUTH_RESPONSE = split.sessions[i]!;
       if (s.kind === 'password') {
         // Part 1 §19.8.4: a password's response carries no nonce and no HMAC.
         if (r.nonce.length !== 0 || r.hmac.length !== 0 || !r.sessionAttributes.continueSession) {
           throw new SessionError('session.hmac', `session ${i}: the password authorization's response is not empty`, { sessionIndex: i });
         }
-        return;
+        continue;
       }
       if (r.nonce.length !== s.state.nonceTPM.length) {
         throw new SessionError('session.hmac', `session ${i}: nonceTPM of ${r.nonce.length} bytes, expected ${s.state.nonceTPM.length}`, { sessionIndex: i });
@@ -854,7 +834,7 @@ export class Tpm {
       if (!equalBytes(r.hmac, expected)) {
         throw new SessionError('session.hmac', `session ${i} (${hex(s.session.handle)}): the response HMAC does not verify`, { sessionIndex: i });
       }
-    });
+    }
   }
 
 
