@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  EvictControl,
   GetCapability,
   GetRandom,
   HashSequenceStart,
@@ -17,6 +18,7 @@ import {
 import { PT_FIXED, TPM_CAP, TPM_CC, TPM_RH, TPM_RS_PW, TPM_SU } from '../../src/tpm/constants.js';
 import { EncodeError, ParseError } from '../../src/tpm/errors.js';
 import {
+  decodeHandles,
   draftResponse,
   encodeCommand,
   encodeErrorResponse,
@@ -456,5 +458,31 @@ describe('draftResponse and encodeCommand frame as the two-step path', () => {
       frameCommand(HierarchyChangeAuth, { authHandle: TPM_RH.OWNER }, encodeParams(HierarchyChangeAuth, { newAuth: new Uint8Array([1, 2]) }), { sessions: [pw] }),
     );
     expect(encodeCommand(GetRandom, {}, { bytesRequested: 8 })).toEqual(frameCommand(GetRandom, {}, encodeParams(GetRandom, { bytesRequested: 8 })));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// decodeHandles and the parameter area of splitResponse
+
+describe('decodeHandles and splitResponse paramBytes', () => {
+  it('decodeHandles names each handle, and reports a bad one at its offset in the handle area (4 × its index)', () => {
+    expect(decodeHandles(EvictControl, [TPM_RH.OWNER, 0x80000001])).toEqual({ auth: TPM_RH.OWNER, objectHandle: 0x80000001 });
+    expectParseError(() => decodeHandles(EvictControl, [TPM_RH.OWNER, TPM_RH.OWNER]), 'parse.handle', 'EvictControl.handles.objectHandle', 4);
+    expectParseError(() => decodeHandles(EvictControl, [0x80000001, 0x80000001]), 'parse.handle', 'EvictControl.handles.auth', 0);
+    // A failed call leaves nothing behind for the next one.
+    expect(decodeHandles(EvictControl, [TPM_RH.PLATFORM, 0x81000001])).toEqual({ auth: TPM_RH.PLATFORM, objectHandle: 0x81000001 });
+  });
+
+  it('paramBytes is the parameter area as received, for a small response and a large one, with and without sessions', () => {
+    const small = new Uint8Array([5, 6, 7]);
+    const large = new Uint8Array(60).map((_, i) => i); // a 72-byte response
+    for (const randomBytes of [small, large]) {
+      const area = encodeResponseParams(GetRandom, { randomBytes });
+      expect(splitResponse(GetRandom, encodeResponse(GetRandom, {}, { randomBytes })).paramBytes).toEqual(area);
+      const auth = { nonce: new Uint8Array(0), sessionAttributes: TPMA_SESSION.of({ continueSession: true }), hmac: new Uint8Array(0) };
+      const withSession = encodeResponse(GetRandom, {}, { randomBytes }, { sessions: [auth] });
+      expect(splitResponse(GetRandom, withSession, 1).paramBytes).toEqual(area);
+      expect(parseResponse(GetRandom, withSession, 1).params.randomBytes).toEqual(randomBytes);
+    }
   });
 });

@@ -3,6 +3,7 @@
  * Known answers: FIPS 180 "abc" digests, RFC 4231 HMAC-SHA-256 test case 2,
  * GB/T 32905 SM3("abc") where the runtime has SM3.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { TPM_ALG } from '../../src/tpm/constants.js';
 import { ArgumentError, UnsupportedAlgorithmError } from '../../src/tpm/errors.js';
@@ -50,6 +51,21 @@ describe('hash and hmac', () => {
 
   it('returns a plain Uint8Array', () => {
     expect(Object.getPrototypeOf(hash(TPM_ALG.SHA256))).toBe(Uint8Array.prototype);
+  });
+
+  it('parts of any size, views with an offset, and results with a buffer of their own that later calls leave alone', () => {
+    const data = new Uint8Array(40000).map((_, i) => (i * 7) & 0xff);
+    // Totals around the joined buffer's sizes (1 KiB, its growth, and the 16 KiB above which parts are streamed).
+    for (const total of [0, 1, 63, 64, 65, 1023, 1024, 1025, 3000, 16383, 16384, 16385, 40000]) {
+      const parts = [data.subarray(0, total >> 2), data.subarray(total >> 2, total >> 1), data.subarray(total >> 1, total)];
+      const expected = new Uint8Array(createHash('sha256').update(data.subarray(0, total)).digest());
+      const d = hash(TPM_ALG.SHA256, ...parts);
+      expect(d).toEqual(expected);
+      expect(d.byteOffset === 0 && d.buffer.byteLength === d.length).toBe(true);
+      hash(TPM_ALG.SHA256, data.subarray(1, 200), data.subarray(5, 900));
+      expect(d).toEqual(expected);
+      expect(hash(TPM_ALG.SHA256, data.subarray(0, total))).toEqual(expected);
+    }
   });
 
   it('RFC 4231 test case 2 (HMAC-SHA-256, key "Jefe")', () => {
