@@ -815,22 +815,9 @@ export class TpmEngine {
     const given = use.auth.hmac;
     // With no key, an empty HMAC is accepted (reference ComputeCommandHMAC).
     if (key.length === 0 && given.length === 0) return true;
-    const roles: SessionRole[] = uses.map((u) => ({
-      authorizes: u.entity !== undefined,
-      password: u.session === undefined,
-      decrypt: u.auth.sessionAttributes.decrypt,
-      encrypt: u.auth.sessionAttributes.encrypt,
-      nonceTPM: u.session?.nonceTPM ?? EMPTY,
-    }));
-    const expected = commandHmac({
-      hashAlg: session.authHash,
-      key,
-      cpHash: cpHash.get(session.authHash),
-      nonceCaller: use.auth.nonce,
-      nonceTPM: session.nonceTPM,
-      ...extraNonces(roles, use.index),
-      attributes: use.attributes,
-    });
+    const input = { hashAlg: session.authHash, key, cpHash: cpHash.get(session.authHash), nonceCaller: use.auth.nonce, nonceTPM: session.nonceTPM, attributes: use.attributes };
+    // Only the first of several sessions can take other sessions' nonces (extraNonces).
+    const expected = use.index === 0 && uses.length > 1 ? commandHmac({ ...input, ...extraNonces(uses.map(sessionRole), 0) }) : commandHmac(input);
     return equalBytes(expected, given);
   }
 
@@ -1020,6 +1007,17 @@ class Entity implements AuthEntity {
   get name(): Uint8Array {
     return (this.known ??= this.nv === undefined ? handleName(this.handle) : nvName(nvPublicOf(this.nv)));
   }
+}
+
+/** What extraNonces needs to know of one session of the command. */
+function sessionRole(u: SessionUse): SessionRole {
+  return {
+    authorizes: u.entity !== undefined,
+    password: u.session === undefined,
+    decrypt: u.auth.sessionAttributes.decrypt,
+    encrypt: u.auth.sessionAttributes.encrypt,
+    nonceTPM: u.session?.nonceTPM ?? EMPTY,
+  };
 }
 
 /** A response for what `execute` caught: a TpmError's code, else TPM_RC_FAILURE (a bug in a handler must not crash the host). */
