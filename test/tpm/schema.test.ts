@@ -351,6 +351,12 @@ describe('decoded values and error paths after a failure', () => {
     const d = decode(TPML_DIGEST, list);
     expect(d).toEqual(digests);
     for (const x of d) expect([x.byteOffset, x.buffer.byteLength, x.buffer === list.buffer]).toEqual([0, x.length, false]);
+    // From a Node Buffer too (its slice would be a view): a later change to the input leaves the values alone.
+    const buf = Buffer.from(encode(TPML_DIGEST, digests));
+    const fromBuffer = decode(TPML_DIGEST, buf);
+    buf.fill(0xee);
+    expect(fromBuffer).toEqual(digests);
+    for (const x of fromBuffer) expect([x.constructor, x.buffer === buf.buffer]).toEqual([Uint8Array, false]);
   });
 
   it('a Reader or Writer that caught a failure inside a codec goes on with the path it had', () => {

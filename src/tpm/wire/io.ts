@@ -42,7 +42,8 @@ export class Reader {
   // Reader lives for one small frame, and a DataView per frame costs more
   // than the reads it would serve.
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
-    this.bytes = bytes;
+    // A Buffer (or other subclass) is read through a plain view: Buffer#slice is a view, and take() must copy.
+    this.bytes = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     this.offset = start;
     this.end = end;
   }
@@ -130,8 +131,7 @@ export class Reader {
     this.offset = o + n;
     // Empty TPM2Bs are common (password sessions), and in V8 a copy of an
     // empty array costs a quarter of `new Uint8Array(0)` or an empty slice.
-    // (A Buffer's slice is its own, so other inputs keep it.)
-    if (n === 0 && this.bytes.constructor === Uint8Array) return new Uint8Array(EMPTY);
+    if (n === 0) return new Uint8Array(EMPTY);
     return this.bytes.slice(o, o + n);
   }
 
