@@ -25,9 +25,10 @@ function allocatedMask(engine: TpmEngine, hashAlg: number): number {
   return mask;
 }
 
-/** Whether PCR `index` of the `hashAlg` bank is allocated now. */
+/** Whether PCR `index` of the `hashAlg` bank is allocated now (one PCR: a search with an early exit beats the mask). */
 function isAllocated(engine: TpmEngine, hashAlg: number, index: number): boolean {
-  return index < PCR_COUNT && (allocatedMask(engine, hashAlg) & (1 << index)) !== 0;
+  for (const b of engine.state.pcrAllocation) if (b.hashAlg === hashAlg && b.pcrs.includes(index)) return true;
+  return false;
 }
 
 /** PCR[i] := H(PCR[i] ‖ digest) (Part 1 §17.5). */
