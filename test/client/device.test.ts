@@ -97,7 +97,7 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
 
   it('refuses locality 1..4 (the kernel interface has none) and a size field that disagrees, before sending', async () => {
     const r = relay();
-    const mark = r?.mark() ?? 0;
+    const mark = (await r?.mark()) ?? 0;
     const err = await transportError(t.send(getRandom(8), { locality: 3 }), 'transport.unsupported');
     expect(err.message).toMatch(/locality/);
     await transportError(t.send(getRandom(8), { locality: 5 }), 'transport.protocol');
@@ -114,8 +114,8 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
     const r = relay();
     // The stand-in holds its answer until released, as a real TPM takes a while to make an ECC primary:
     // everything below happens while the command is still outstanding, by ordering rather than by timing.
-    const mark = r?.mark() ?? 0;
-    r?.next({ do: 'hold' });
+    const mark = (await r?.mark()) ?? 0;
+    await r?.next({ do: 'hold' });
     let answered = false;
     const pending = (
       r
@@ -127,7 +127,8 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
             { inSensitive: { userAuth: new Uint8Array(0), data: new Uint8Array(0) }, inPublic: eccSrkTemplate(), outsideInfo: new Uint8Array(0), creationPCR: [] },
           ).then((p) => runCommand(t, FlushContext, {}, { flushHandle: p.handles.objectHandle }))
     ).then(() => (answered = true));
-    if (r) await r.waitFor('held', mark);
+    // Nothing may be answered or released after this command's "held" (the relay reports in order).
+    const heldAt = r ? r.events.indexOf(await r.waitFor('held', mark)) : 0;
     // Timers fire (the event loop is not blocked in a read) ...
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 1);
@@ -144,7 +145,7 @@ function deviceBehaviour(open: () => DeviceTransport, relay: () => PtyTpm | unde
     if (r) {
       // The held answer is still unwritten: all of the above happened while the device had the command.
       expect(answered).toBe(false);
-      expect(r.events.slice(mark).some((e) => e.ev === 'answered' || e.ev === 'released')).toBe(false);
+      expect(r.events.slice(heldAt + 1).some((e) => e.ev === 'answered' || e.ev === 'released')).toBe(false);
       r.release();
     }
     await pending;
@@ -279,9 +280,9 @@ if (REAL_DEVICE) {
         it('assembles an answer that arrives in pieces, up to the size in its header', async () => {
           const t = fresh();
           await random(t, 1);
-          const mark = relay.mark();
+          const mark = await relay.mark();
           for (const at of [3, 10, 12, 43]) {
-            relay.next({ do: 'split', at, ms: 30 });
+            await relay.next({ do: 'split', at, ms: 30 });
             const started = performance.now();
             await random(t, 32);
             expect(performance.now() - started).toBeGreaterThanOrEqual(25);
@@ -293,8 +294,8 @@ if (REAL_DEVICE) {
         it('times out when the device withholds its answer; the descriptor is closed, the late answer dropped, and the next command works', async () => {
           const t = fresh();
           await random(t, 4);
-          const mark = relay.mark();
-          relay.next({ do: 'hold' });
+          const mark = await relay.mark();
+          await relay.next({ do: 'hold' });
           const started = performance.now();
           const err = await transportError(random(t, 8, { timeoutMs: 300 }), 'transport.timeout');
           // A lower bound only (timers never fire early); the relay holds the answer for good, so the timeout is what ended the wait.
@@ -306,7 +307,7 @@ if (REAL_DEVICE) {
           // ... so the held answer went with it, as a kernel TPM drops a closed file's response.
           await relay.waitFor('discarded', mark);
           // The next command opens the device again and gets its own answer (16 bytes, not the 8 withheld).
-          const after = relay.mark();
+          const after = await relay.mark();
           await random(t, 16);
           // The relay logs 'answered' after writing the answer: the client may have it first (a fast TPM behind the relay).
           await relay.waitFor('answered', after);
@@ -318,14 +319,14 @@ if (REAL_DEVICE) {
           // Each fault test first makes one exchange, so events from earlier tests are behind its marks.
           await random(t, 2);
           // Aborted before sending: nothing reaches the device.
-          const mark0 = relay.mark();
+          const mark0 = await relay.mark();
           const pre = new AbortController();
           pre.abort(new Error('not wanted'));
           await transportError(random(t, 8, { signal: pre.signal }), 'transport.aborted');
           expect(relay.events.slice(mark0).some((e) => e.ev === 'command')).toBe(false);
 
-          const mark = relay.mark();
-          relay.next({ do: 'hold' });
+          const mark = await relay.mark();
+          await relay.next({ do: 'hold' });
           const ctl = new AbortController();
           const p = random(t, 8, { signal: ctl.signal });
           await relay.waitFor('held', mark);
@@ -349,8 +350,8 @@ if (REAL_DEVICE) {
         it('close() with a command in flight and one queued rejects both with transport.closed and closes the descriptor', async () => {
           const t = fresh();
           await random(t, 4);
-          const mark = relay.mark();
-          relay.next({ do: 'hold' });
+          const mark = await relay.mark();
+          await relay.next({ do: 'hold' });
           const inFlight = random(t, 8);
           await relay.waitFor('held', mark);
           const queued = random(t, 9);
@@ -366,8 +367,8 @@ if (REAL_DEVICE) {
           const t = fresh();
           await random(t, 2);
           for (const keep of [6, 15]) {
-            const mark = relay.mark();
-            relay.next({ do: 'truncate', keep });
+            const mark = await relay.mark();
+            await relay.next({ do: 'truncate', keep });
             await transportError(random(t, 10, { timeoutMs: 250 }), 'transport.timeout');
             await relay.waitFor('closed', mark);
             await random(t, 12);
@@ -383,8 +384,8 @@ if (REAL_DEVICE) {
             { hex: 'deadbeef000a00000000', match: /not a TPM response tag/ }, // not a response tag
           ];
           for (const c of cases) {
-            const mark = relay.mark();
-            relay.next({ do: 'replace', hex: c.hex });
+            const mark = await relay.mark();
+            await relay.next({ do: 'replace', hex: c.hex });
             // Judged on the header: waiting for bytes that never come would end in transport.timeout instead.
             const err = await transportError(random(t, 8, { timeoutMs: 5000 }), 'transport.protocol');
             expect(err.message).toMatch(c.match);
@@ -392,8 +393,8 @@ if (REAL_DEVICE) {
             await random(t, 8);
           }
           // A device that says more than the header's size is out of step.
-          const mark = relay.mark();
-          relay.next({ do: 'append', hex: 'ffff' });
+          const mark = await relay.mark();
+          await relay.next({ do: 'append', hex: 'ffff' });
           const err = await transportError(random(t, 8), 'transport.protocol');
           expect(err.message).toMatch(/beyond the response size/);
           await relay.waitFor('closed', mark);
@@ -402,7 +403,7 @@ if (REAL_DEVICE) {
 
         it('a well-formed TPM error response is passed through, not a transport error', async () => {
           const t = fresh();
-          relay.next({ do: 'replace', hex: '80010000000a00000922' });
+          await relay.next({ do: 'replace', hex: '80010000000a00000922' });
           const err = await random(t, 8).catch((e: unknown) => e);
           expect(err).toBeInstanceOf(TpmError);
           expect(isRc(err, TPM_RC.RETRY)).toBe(true);
@@ -442,8 +443,8 @@ if (REAL_DEVICE) {
           // With the first command held, the second waits its turn and times out while still queued.
           const t = fresh();
           await random(t, 2);
-          const mark = relay.mark();
-          relay.next({ do: 'hold' });
+          const mark = await relay.mark();
+          await relay.next({ do: 'hold' });
           const first = random(t, 8, { timeoutMs: 400 });
           await relay.waitFor('held', mark);
           await transportError(random(t, 8, { timeoutMs: 100 }), 'transport.timeout');

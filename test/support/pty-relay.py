@@ -16,7 +16,8 @@ Usage: pty-relay.py HOST PORT [zero-reads]. With zero-reads the slave's read()
 returns 0 when nothing is there (VMIN = VTIME = 0), as a kernel TPM device's
 read does before its answer is ready; otherwise it fails with EAGAIN, as a
 nonblocking terminal's does. Control on stdin, one JSON object per line:
-  {"next": ACTION}    what to do with the next command (queued, in order), where ACTION is
+  {"next": ACTION}    what to do with the next command (queued, in order; acknowledged by a
+                      "queued" event, since stdin and the pty are separate channels), where ACTION is
                       {"do": "pass"}                 forward, answer (the default)
                       {"do": "hold"}                 forward, keep the answer until "release" or close
                       {"do": "truncate", "keep": n}  forward, answer only the first n bytes
@@ -25,8 +26,9 @@ nonblocking terminal's does. Control on stdin, one JSON object per line:
                       {"do": "delay", "ms": n}       forward, answer after n ms
                       {"do": "split", "at": n, "ms": m}  forward, answer n bytes, then the rest m ms later
   {"release": true}   write the held answer now
+  {"sync": true}      answered by a "synced" event: every event before it has been written
 Events on stdout, one JSON object per line: ready (with path), opened, closed,
-command (cc, size), answered, held, released, discarded, truncated.
+queued, synced, command (cc, size), answered, held, released, discarded, truncated.
 Exits when stdin closes.
 """
 import json
@@ -144,6 +146,9 @@ def main():
                     msg = json.loads(line)
                     if "next" in msg:
                         actions.append(msg["next"])
+                        emit("queued")
+                    if msg.get("sync"):
+                        emit("synced")
                     if msg.get("release") and held is not None:
                         data, held = held, None
                         answer(data)

@@ -24,7 +24,7 @@ export type RelayAction =
   | { readonly do: 'split'; readonly at: number; readonly ms: number };
 
 export interface RelayEvent {
-  readonly ev: 'ready' | 'opened' | 'closed' | 'command' | 'answered' | 'held' | 'released' | 'discarded' | 'truncated' | 'garbage';
+  readonly ev: 'ready' | 'opened' | 'closed' | 'queued' | 'synced' | 'command' | 'answered' | 'held' | 'released' | 'discarded' | 'truncated' | 'garbage';
   readonly path?: string;
   readonly cc?: number;
   readonly size?: number;
@@ -34,12 +34,20 @@ export interface PtyTpm {
   /** The slave side: open this as the TPM device. */
   readonly path: string;
   readonly pid: number;
-  /** Queue the relay's action for the next command it receives. */
-  next(action: RelayAction): void;
+  /**
+   * Queue the relay's action for the next command it receives; resolves once the relay has it. Await it before
+   * sending that command: the action travels on the relay's stdin and the command on the pty, and on a busy
+   * machine the command could otherwise be served first (and the action wait for a later one).
+   */
+  next(action: RelayAction): Promise<void>;
   /** Write the held answer now. */
   release(): void;
-  /** Number of events seen so far; pass it to `waitFor` to wait for a later one. */
-  mark(): number;
+  /**
+   * The number of events so far, once the relay has caught up (events come on its stdout, behind the bytes it
+   * writes to the pty: an exchange the test has seen answered may not have reported yet). Everything that
+   * happened before the call is behind the mark; pass it to `waitFor` to wait for a later event.
+   */
+  mark(): Promise<number>;
   /** The first event of kind `ev` at or after index `since` (default: any time). */
   waitFor(ev: RelayEvent['ev'], since?: number, timeoutMs?: number): Promise<RelayEvent>;
   /** Events seen so far. */
@@ -145,9 +153,18 @@ export async function startPtyTpm(swtpmPort: number, mode: PtyReadMode = 'zero',
     path: ready.path!,
     pid: child.pid!,
     events,
-    next: (action) => send({ next: action }),
+    next: async (action) => {
+      const since = events.length;
+      send({ next: action });
+      await waitFor('queued', since);
+    },
     release: () => send({ release: true }),
-    mark: () => events.length,
+    mark: async () => {
+      const since = events.length;
+      send({ sync: true });
+      await waitFor('synced', since);
+      return events.length;
+    },
     waitFor,
     stop() {
       stopping ??= (async () => {
