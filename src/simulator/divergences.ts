@@ -131,6 +131,14 @@ export const DIVERGENCES = [
     ours: rcForParameter(RC.CURVE, 1),
     why: 'Part 3 §14.6: TPM_RC_CURVE for a curve the TPM does not implement (see capability-curves, the same choice)',
   },
+  {
+    id: 'command-tag-not-a-tpm-st',
+    command: 'GetRandom',
+    case: 'a header tag that no TPM_ST names (0x8003, or a TPM 1.2 tag such as 0x00C1)',
+    libtpms: RC.VALUE,
+    ours: RC.BAD_TAG,
+    why: 'Part 3 §5.2 and Part 2 §9.35 (TPMI_ST_COMMAND_TAG, #TPM_RC_BAD_TAG): a tag other than TPM_ST_SESSIONS/NO_SESSIONS is TPM_RC_BAD_TAG, the code a TPM 1.2 stack also reads (TPM_BADTAG); libtpms unmarshals a TPM_ST first and answers TPM_RC_VALUE for a value no TPM_ST names (TPM_RC_BAD_TAG only for other TPM_ST values)',
+  },
 ] as const satisfies readonly Divergence[];
 
 /** A row of the table. */

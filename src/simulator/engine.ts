@@ -27,7 +27,7 @@ import {
   type SessionRole,
 } from '../tpm/session-crypto.js';
 import { equalBytes } from '../tpm/bytes.js';
-import { TPMA_NV, TPMA_SESSION, TPML_PCR_SELECTION, type TPMA_OBJECT, type TPMS_AUTH_COMMAND, type TPMS_PCR_SELECTION } from '../tpm/types/index.js';
+import { TPMA_NV, TPMA_SESSION, TPML_PCR_SELECTION, TPMI_REFUSAL_RC, type TPMA_OBJECT, type TPMS_AUTH_COMMAND, type TPMS_PCR_SELECTION } from '../tpm/types/index.js';
 import { IMPLEMENTED_HANDLERS } from './handlers/index.js';
 import type { CommandHandler, HandlerContext, HandlerResult } from './handlers/handler.js';
 import { countPinUse, nvAuthPolicyAvailable, nvAuthValueAvailable, nvPublicOf } from './handlers/nv.js';
@@ -1087,7 +1087,7 @@ export function unmarshalRc(e: ParseError, selectorRc: number = TPM_RC.SELECTOR)
     case 'parse.value': {
       // A Part 2 interface type with a response code of its own ("#TPM_RC_…"), as libtpms unmarshals it.
       const type = /is not a (TPMI_\w+)/.exec(e.message)?.[1];
-      return (type === undefined ? undefined : INTERFACE_RC[type]) ?? TPM_RC.VALUE;
+      return (type === undefined ? undefined : TPMI_REFUSAL_RC[type]) ?? TPM_RC.VALUE;
     }
     case 'parse.handle':
     case 'parse.constant':
@@ -1095,9 +1095,6 @@ export function unmarshalRc(e: ParseError, selectorRc: number = TPM_RC.SELECTOR)
       return TPM_RC.VALUE;
   }
 }
-
-/** Interface types whose bad value is not TPM_RC_VALUE (Part 2 §9.27 TPMI_ALG_HASH, §11.2.5.5 TPMI_ECC_CURVE, §12.2.2 TPMI_ALG_PUBLIC). */
-const INTERFACE_RC: Readonly<Record<string, number>> = { TPMI_ALG_HASH: TPM_RC.HASH, TPMI_ECC_CURVE: TPM_RC.CURVE, TPMI_ALG_PUBLIC: TPM_RC.TYPE };
 
 /** Errors of the authorization area (the only thing splitCommand reads beyond our own header checks). */
 function splitErrorRc(e: unknown, cmd: AnyCommand): number {

@@ -185,6 +185,10 @@ const randomAndCapability: Sequence = async (log, side) => {
   const { tpm } = side;
   await log.step('GetRandom 16', () => tpm.run(C.GetRandom, {}, { bytesRequested: 16 }), (r) => r.params.randomBytes.length);
   await log.raw('GetRandom without its parameter', rawCommand(TPM_CC.GetRandom, EMPTY));
+  // divergences.ts 'command-tag-not-a-tpm-st': a tag no TPM_ST names (here TPM 1.2's TPM_TAG_RQU_COMMAND).
+  const tpm12Tag = rawCommand(TPM_CC.GetRandom, u16(8));
+  tpm12Tag.set(u16(0x00c1), 0);
+  await log.raw('GetRandom with a TPM 1.2 tag', tpm12Tag);
   await log.step('GetRandom 100 (capped at a digest)', () => tpm.run(C.GetRandom, {}, { bytesRequested: 100 }), (r) => r.params.randomBytes.length);
   await log.step('StirRandom', () => tpm.run(C.StirRandom, {}, { inData: bytes(32, 9) }));
   await log.raw('StirRandom over 128 bytes', rawCommand(TPM_CC.StirRandom, tpm2b(bytes(129, 1))));

@@ -78,6 +78,7 @@ export {
   TPMI_ALG_ECC_SCHEME,
   TPMI_ECC_CURVE,
   TPMI_ALG_PUBLIC,
+  TPMI_REFUSAL_RC,
 } from './interfaces.js';
 export {
   TPMA_ALGORITHM,

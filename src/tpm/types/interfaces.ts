@@ -10,6 +10,7 @@
  * TPMI_SH_AUTH_SESSION_OR_PW.
  */
 import { HANDLE_RANGE as R, TPM_ALG as A, TPM_ECC, TPM_RH as RH, TPM_ST } from '../constants.js';
+import { TPM_RC } from '../rc.js';
 import { handleSet, type Infer, values } from '../wire/codec.js';
 
 /** Part 2 §9.2 */
@@ -213,3 +214,28 @@ export type TPMI_ECC_CURVE = Infer<typeof TPMI_ECC_CURVE>;
 /** §12.2.2: object types. */
 export const TPMI_ALG_PUBLIC = values('TPMI_ALG_PUBLIC', 2, [A.RSA, A.KEYEDHASH, A.ECC, A.SYMCIPHER]);
 export type TPMI_ALG_PUBLIC = Infer<typeof TPMI_ALG_PUBLIC>;
+
+/**
+ * The response code for a value an interface type refuses, where its Part 2
+ * table names one other than TPM_RC_VALUE ("#TPM_RC_…"; the reference's
+ * *_Unmarshal, as libtpms answers). Keyed by the codec's name without the
+ * "+" of orNull. Handle sets, TPMI_YES_NO, TPM_SE, TPM_SU, and the RSA,
+ * keyed-hash and asymmetric scheme sets refuse with TPM_RC_VALUE.
+ */
+export const TPMI_REFUSAL_RC: Readonly<Record<string, number>> = {
+  TPMI_ALG_HASH: TPM_RC.HASH, // §9.27
+  TPMI_ALG_ASYM: TPM_RC.ASYMMETRIC, // §9.28
+  TPMI_ALG_SYM: TPM_RC.SYMMETRIC, // §9.29
+  TPMI_ALG_SYM_OBJECT: TPM_RC.SYMMETRIC, // §9.30
+  TPMI_ALG_SYM_MODE: TPM_RC.MODE, // §9.31
+  TPMI_ALG_KDF: TPM_RC.KDF, // §9.32
+  TPMI_ALG_SIG_SCHEME: TPM_RC.SCHEME, // §9.33
+  TPMI_ECC_KEY_EXCHANGE: TPM_RC.SCHEME, // §9.34
+  TPMI_ST_COMMAND_TAG: TPM_RC.BAD_TAG, // §9.35
+  TPMI_ALG_MAC_SCHEME: TPM_RC.SYMMETRIC, // §9.36
+  TPMI_ALG_CIPHER_MODE: TPM_RC.MODE, // §9.37
+  TPMI_ST_ATTEST: TPM_RC.SELECTOR, // §10.12.7
+  TPMI_ALG_ECC_SCHEME: TPM_RC.SCHEME, // §11.2.5.4
+  TPMI_ECC_CURVE: TPM_RC.CURVE, // §11.2.5.5
+  TPMI_ALG_PUBLIC: TPM_RC.TYPE, // §12.2.2
+};
