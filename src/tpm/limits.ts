@@ -3,7 +3,7 @@
  *
  * Part 2 sizes many buffers by implementation constants (Part 2 §"Implementation
  * parameters", the reference's TpmProfile). We take the values of the largest
- * implementation we support (RSA-4096, P-521, SHA-512, 32 PCRs, a 1024-byte
+ * implementation we support (RSA-4096, BN P-638, SHA-512, 32 PCRs, a 1024-byte
  * capability buffer) so that every TPM we talk to fits, and so that no decoder
  * ever trusts a raw 32-bit size or count from the wire.
  */
@@ -21,8 +21,12 @@ export const LIMITS = {
   PCR_SELECT_MAX: 4,
   /** RSA-4096. */
   MAX_RSA_KEY_BYTES: 512,
-  /** NIST P-521. */
-  MAX_ECC_KEY_BYTES: 66,
+  /**
+   * BN P-638: 80 bytes, libtpms's value (TpmProfile_Common.h builds ECC_BN_P638
+   * in; TpmAlgorithmDefines.h then sets MAX_ECC_KEY_BITS = BN_P638_KEY_SIZE = 638,
+   * MAX_ECC_KEY_BYTES = (638 + 7) / 8), so its ECC_Parameters(BN_P638) fits.
+   */
+  MAX_ECC_KEY_BYTES: 80,
   MAX_SYM_KEY_BYTES: 32,
   MAX_SYM_BLOCK_SIZE: 16,
   /** TPM2B_SENSITIVE_DATA, TPM2B_DATA of seal/derive (Part 2: 128 in the reference profile). */

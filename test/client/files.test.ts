@@ -176,6 +176,15 @@ describe('attestation and signature files', () => {
     );
   });
 
+  it('plain ECDSA: r and s up to 80 bytes (BN P-638, the largest curve), not 81', () => {
+    const der = (rLength: number): Uint8Array => bytes('30' + (rLength + 5).toString(16).padStart(2, '0') + '02' + rLength.toString(16).padStart(2, '0') + '01'.repeat(rLength) + '020101');
+    const sig = signatureFromPlain(der(80), { sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256, size: 80 });
+    if (sig.sigAlg !== TPM_ALG.ECDSA) throw new Error('unreachable');
+    expect([sig.signature.signatureR.length, sig.signature.signatureS.length]).toEqual([80, 80]);
+    expect(parseCode(() => signatureFromPlain(der(81), { sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256 }))).toBe('parse.size');
+    expect(parseCode(() => signatureFromPlain(der(80), { sigAlg: TPM_ALG.ECDSA, hashAlg: TPM_ALG.SHA256, size: 81 }))).toBe('parse.value');
+  });
+
   it('refuses malformed DER with typed errors', () => {
     const ok = plainSignature({ sigAlg: TPM_ALG.ECDSA, signature: { hash: TPM_ALG.SHA256, signatureR: bytes('01'), signatureS: bytes('80') } } as TPMT_SIGNATURE);
     expect(hex(ok)).toBe('3007020101020200' + '80');
