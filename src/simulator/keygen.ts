@@ -280,14 +280,18 @@ function simulatorCurve(curveID: number, noble: ECDSA): [number, SimulatorCurve]
 export const CURVE_ORDERS: ReadonlyMap<number, SimulatorCurve> = new Map([simulatorCurve(TPM_ECC.NIST_P256, p256), simulatorCurve(TPM_ECC.NIST_P384, p384)]);
 
 /**
- * `P` as a point of `curve`, or undefined when it is none: a coordinate
- * empty, longer than the curve's size or not below the field prime, or
- * (x, y) off the curve (the reference's TPM_RC_ECC_POINT / TPM_RC_KEY cases).
+ * `P` as a point of `curve`, or undefined when it is none (the reference's
+ * TPM_RC_ECC_POINT cases). The coordinates are numbers, as the reference
+ * reads them (BnPointFrom2B: any length, leading zeros and all; an empty one
+ * is 0) and tests them (BnIsOnCurve: y² ≡ x³ + ax + b mod p, so a coordinate
+ * past p stands for its residue): (x mod p, y mod p) must be on the curve
+ * and not the point at infinity.
  */
 export function curvePoint(curve: SimulatorCurve, P: TPMS_ECC_POINT): WeierstrassPoint<bigint> | undefined {
-  if (P.x.length === 0 || P.y.length === 0 || P.x.length > curve.size || P.y.length > curve.size) return undefined;
+  const { Point } = curve.noble;
+  const field = Point.CURVE().p;
   try {
-    const point = curve.noble.Point.fromAffine({ x: bigIntFromBytes(P.x), y: bigIntFromBytes(P.y) });
+    const point = Point.fromAffine({ x: bigIntFromBytes(P.x) % field, y: bigIntFromBytes(P.y) % field });
     point.assertValidity(); // on the curve, and not the point at infinity
     return point;
   } catch {

@@ -26,7 +26,8 @@ import {
 } from '../../tpm/types/index.js';
 import { encode } from '../../tpm/wire/codec.js';
 import { unmarshalRc, type TpmEngine } from '../engine.js';
-import { deriveObject } from '../keygen.js';
+import { CURVE_ORDERS, deriveObject } from '../keygen.js';
+import { bigIntFromBytes, bytesFromBigInt } from '../../tpm/bytes.js';
 import type { LoadedObject } from '../objects.js';
 import type { CommandHandler } from './handler.js';
 import { handler } from './handler.js';
@@ -187,6 +188,12 @@ const P_HIERARCHY = 3;
 
 /** The node:crypto key of a public-only object: RSA/ECC public key, or an empty secret for symmetric types. */
 function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
+  if (publicArea.type === TPM_ALG.ECC) {
+    // CryptValidateKeys: a public ECC key has coordinates of exactly the curve's size (leading zeros count here).
+    const size = CURVE_ORDERS.get(publicArea.parameters.curveID)?.size;
+    const { x, y } = publicArea.unique;
+    if (size !== undefined && (x.length !== size || y.length !== size)) throw new TpmError(rcForParameter(TPM_RC.KEY, P_PUBLIC));
+  }
   if (publicArea.type === TPM_ALG.RSA || publicArea.type === TPM_ALG.ECC) {
     try {
       return publicKeyFromArea(publicArea);
@@ -196,6 +203,38 @@ function publicOnlyKey(publicArea: TPMT_PUBLIC): KeyObject {
     }
   }
   return createSecretKey(new Uint8Array(0));
+}
+
+/** The key of an RSA or symmetric object loaded with its sensitive area, which must belong to the public area. */
+function boundKey(publicArea: TPMT_PUBLIC, sensitive: TPMT_SENSITIVE): KeyObject {
+  try {
+    return keyFromSensitive(publicArea, sensitive);
+  } catch {
+    // The sensitive area does not belong to the public area (CryptValidateKeys); libtpms names no parameter.
+    throw new TpmError(TPM_RC.BINDING);
+  }
+}
+
+/**
+ * The key of an ECC object loaded with its private scalar, checked as the
+ * reference's CryptValidateKeys does, on numbers (BnFrom2B, AdjustNumberB):
+ * leading zeros do not count, in d or in the point. 0 < d < n, else
+ * TPM_RC_KEY_SIZE naming no parameter (as libtpms); with a nameAlg, the
+ * public point must be [d]G, else TPM_RC_BINDING. Without one the point is
+ * not looked at (the object has no Name to bind): the key is d's.
+ */
+function eccPrivateKey(publicArea: TPMT_PUBLIC, sensitive: TPMT_SENSITIVE): KeyObject {
+  if (publicArea.type !== TPM_ALG.ECC || sensitive.sensitiveType !== TPM_ALG.ECC) throw new TpmError(rcForParameter(TPM_RC.TYPE, P_PRIVATE));
+  const curve = CURVE_ORDERS.get(publicArea.parameters.curveID);
+  if (curve === undefined) throw new TpmError(rcForParameter(TPM_RC.CURVE, P_PUBLIC));
+  const d = bigIntFromBytes(sensitive.sensitive);
+  if (d === 0n || d >= curve.order) throw new TpmError(TPM_RC.KEY_SIZE);
+  const Q = curve.noble.Point.BASE.multiply(d).toAffine();
+  const { x, y } = publicArea.unique;
+  if (publicArea.nameAlg !== TPM_ALG.NULL && (bigIntFromBytes(x) !== Q.x || bigIntFromBytes(y) !== Q.y)) throw new TpmError(TPM_RC.BINDING);
+  // node:crypto takes values of the curve's size.
+  const unique = { x: bytesFromBigInt(Q.x, curve.size), y: bytesFromBigInt(Q.y, curve.size) };
+  return keyFromSensitive({ ...publicArea, unique }, { ...sensitive, sensitive: bytesFromBigInt(d, curve.size) });
 }
 
 /**
@@ -220,12 +259,7 @@ export const loadExternalHandler = handler(LoadExternal, ({ engine }, _h, { inPr
   if (inPrivate !== null) {
     if (inPrivate.sensitiveType !== inPublic.type) throw new TpmError(rcForParameter(TPM_RC.TYPE, P_PRIVATE));
     sensitive = { ...inPrivate, authValue: trimAuthValue(inPrivate.authValue) };
-    try {
-      key = keyFromSensitive(inPublic, sensitive);
-    } catch {
-      // The sensitive area does not belong to the public area (CryptValidateKeys); libtpms names no parameter.
-      throw new TpmError(TPM_RC.BINDING);
-    }
+    key = inPublic.type === TPM_ALG.ECC ? eccPrivateKey(inPublic, sensitive) : boundKey(inPublic, sensitive);
   } else {
     sensitive = { sensitiveType: inPublic.type, authValue: new Uint8Array(0), seedValue: new Uint8Array(0), sensitive: new Uint8Array(0) } as TPMT_SENSITIVE;
     key = publicOnlyKey(inPublic);
