@@ -77,14 +77,12 @@ const P_Y2 = 3;
 /**
  * Part 3 §19.2, the first phase of an anonymous (ECDAA) signature: with a
  * fresh r, K = [ds]P2 and L = [r]P2 when s2 and y2 give P2 = (H_nameAlg(s2)
- * mod p, y2); E = [r]P1. Part 3 lets P1 be empty (then E = [r]G), but the
- * reference's unmarshal refuses an empty point (TPM_RC_SIZE), and so does
- * this TPM. The key is an ECC key whose scheme is ECDAA (anonymous). Checks
- * in the reference's order.
+ * mod p, y2); E = [r]P1, or [r]G for an Empty Point P1 (a TPM2B_ECC_POINT
+ * of size 0 is refused at unmarshal: the schema's TPM2B_ECC_POINT). The key
+ * is an ECC key whose scheme is ECDAA (anonymous). Checks in the
+ * reference's order.
  */
 export const commitHandler = handler(Commit, ({ engine }, { signHandle }, { P1, s2, y2 }) => {
-  // The reference's unmarshal of a TPM2B_ECC_POINT refuses an empty one, so P1 is never empty there (swtpm agrees).
-  if (P1 === null || P1 === undefined) throw new TpmError(rcForParameter(TPM_RC.SIZE, P_P1));
   const o = findObject(engine, signHandle);
   if (o === undefined) throw new TpmError(rcForHandle(TPM_RC.HANDLE, 1));
   const pub = o.publicArea;

@@ -12,8 +12,10 @@ export const Commit = command({
   code: TPM_CC.Commit,
   spec: 'Part 3 §19.2',
   handles: { signHandle: authHandle(TPMI_DH_OBJECT, 'USER') },
-  // Part 3 §19.2: P1 may be empty (then E is), and s2/y2 may be empty (then K and L are).
-  params: { P1: TPM2B_ECC_POINT_OPTIONAL, s2: TPM2B_SENSITIVE_DATA, y2: TPM2B_ECC_PARAMETER },
+  // Part 3 §19.2: P1 may be the Empty Point (x and y empty: then E = [r]G), but not a TPM2B of size 0, which
+  // Part 2's TPM2B_ECC_POINT (size=) refuses at unmarshal (TPM_RC_SIZE, before s2 and y2 are read); s2/y2 may
+  // be empty (then K and L are Empty Points).
+  params: { P1: TPM2B_ECC_POINT, s2: TPM2B_SENSITIVE_DATA, y2: TPM2B_ECC_PARAMETER },
   responseHandles: {},
   response: { K: TPM2B_ECC_POINT_OPTIONAL, L: TPM2B_ECC_POINT_OPTIONAL, E: TPM2B_ECC_POINT_OPTIONAL, counter: u16 },
 });
