@@ -8,12 +8,13 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import * as C from '../../src/tpm/commands/index.js';
 import { TPM_ALG, TPM_CC, TPM_RH } from '../../src/tpm/constants.js';
 import { externalObject } from '../../src/tpm/duplication.js';
 import { TPMA_OBJECT, type TPMS_ECC_POINT } from '../../src/tpm/types/index.js';
-import { runDifferential, startSide, type DiffSide, type Sequence } from '../support/differential.js';
+import { runDifferential, type DiffSide, type Sequence } from '../support/differential.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
 import { describeWithSwtpm } from '../support/swtpm.js';
 
 const EC_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -114,18 +115,13 @@ const numbers: Sequence = async (log, side) => {
 };
 
 describeWithSwtpm('differential: ECC parameters longer than P-256, up to and past 80 bytes', () => {
-  let swtpm: DiffSide | undefined;
-  let simulator: DiffSide | undefined;
-  beforeAll(async () => {
-    [swtpm, simulator] = await Promise.all([startSide('swtpm'), startSide('simulator')]);
-  }, 30_000);
-  afterAll(async () => {
-    await swtpm?.stop();
-    await simulator?.stop();
-  });
+  // One swtpm and one simulator for both tests, as each sequence leaves the same state on both.
+  const pair = swtpmAndSimulator();
+  let ours: DiffSide | undefined;
+  const sides = async (): Promise<{ swtpm: DiffSide; simulator: DiffSide }> => ({ swtpm: pair.swtpm, simulator: (ours ??= await pair.simulator()) });
 
   it('every response code agrees', async () => {
-    const report = await runDifferential(sizes, { swtpm: swtpm!, simulator: simulator! });
+    const report = await runDifferential(sizes, await sides());
     expect(report.differences).toEqual([]);
     expect(report.divergences).toEqual([]);
     // The cases reach past unmarshal on both (a refusal in the command) up to 80 bytes, and stop there at 81.
@@ -136,7 +132,7 @@ describeWithSwtpm('differential: ECC parameters longer than P-256, up to and pas
   }, 60_000);
 
   it('values longer than the curve are numbers: every answer agrees', async () => {
-    const report = await runDifferential(numbers, { swtpm: swtpm!, simulator: simulator! });
+    const report = await runDifferential(numbers, await sides());
     expect(report.differences).toEqual([]);
     expect(report.divergences).toEqual([]);
     const { codes } = report.logs.swtpm;
