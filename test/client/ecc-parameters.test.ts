@@ -4,42 +4,28 @@
  * parameters included (LIMITS.MAX_ECC_KEY_BYTES), and the values are a
  * curve: the generator satisfies y² = x³ + ax + b mod p.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Tpm } from '../../src/client/index.js';
+import { expect, it } from 'vitest';
 import { readCapability } from '../../src/tpm/capability.js';
-import { ECC_Parameters, Startup } from '../../src/tpm/commands/index.js';
-import { TPM_CAP, TPM_ECC, TPM_SU } from '../../src/tpm/constants.js';
+import { ECC_Parameters } from '../../src/tpm/commands/index.js';
+import { TPM_CAP, TPM_ECC } from '../../src/tpm/constants.js';
 import { LIMITS } from '../../src/tpm/limits.js';
-import { runCommand } from '../../src/tpm/run.js';
-import { SwtpmTransport } from '../../src/tpm/transport/index.js';
 import type { TPMI_ECC_CURVE } from '../../src/tpm/types/index.js';
-import { describeWithSwtpm, startSwtpm, type SwtpmInstance } from '../support/swtpm.js';
+import { swtpmAndSimulator } from '../support/fixture.js';
+import { describeWithSwtpm } from '../support/swtpm.js';
 
 const big = (b: Uint8Array): bigint => (b.length === 0 ? 0n : BigInt('0x' + Buffer.from(b).toString('hex')));
 const mod = (a: bigint, m: bigint): bigint => ((a % m) + m) % m;
 
 describeWithSwtpm('ECC_Parameters of every swtpm curve', () => {
-  let sw: SwtpmInstance;
-  let transport: SwtpmTransport;
-  let tpm: Tpm;
-
-  beforeAll(async () => {
-    sw = await startSwtpm();
-    transport = new SwtpmTransport({ port: sw.port, ctrlPort: sw.ctrlPort });
-    await runCommand(transport, Startup, {}, { startupType: TPM_SU.CLEAR });
-    tpm = new Tpm(transport);
-  });
-  afterAll(async () => {
-    await tpm?.close();
-    await sw?.stop();
-  });
+  // A started swtpm (Startup(CLEAR)) with a client, from the shared fixture.
+  const pair = swtpmAndSimulator();
 
   it('parses each, BN P-638 (80-byte parameters) included', async () => {
-    const curves = await readCapability(transport, TPM_CAP.ECC_CURVES);
+    const curves = await readCapability(pair.swtpm.probe, TPM_CAP.ECC_CURVES);
     expect(curves).toEqual(expect.arrayContaining([TPM_ECC.NIST_P256, TPM_ECC.NIST_P521, TPM_ECC.BN_P638]));
     const sizes: Record<number, number> = {};
     for (const curveID of curves) {
-      const d = (await tpm.run(ECC_Parameters, {}, { curveID: curveID as TPMI_ECC_CURVE })).params.parameters;
+      const d = (await pair.swtpm.tpm.run(ECC_Parameters, {}, { curveID: curveID as TPMI_ECC_CURVE })).params.parameters;
       expect(d.curveID).toBe(curveID);
       const size = Math.ceil(d.keySize / 8);
       sizes[curveID] = size;
